@@ -1,0 +1,17 @@
+/**
+ * The `livekexec` command tree. Each verb group lives in its own file and
+ * registers itself here.
+ */
+import { Command } from 'commander';
+import { packageVersion } from './version.js';
+
+export function buildProgram(): Command {
+  const program = new Command('livekexec')
+    .description(
+      "Keep a process's memory and open sockets alive across an in-place upgrade (Kexec HandOver for processes).",
+    )
+    .version(packageVersion(), '-V, --version')
+    .showHelpAfterError()
+    .exitOverride();
+  return program;
+}

@@ -1,0 +1,3 @@
+/** The Flattened Device Tree codec: `livekexec/fdt`. */
+export * from './errors.js';
+export * from './format.js';

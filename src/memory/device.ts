@@ -1,0 +1,56 @@
+/**
+ * A memory device is the machine's physical memory: a byte range addressed by
+ * physical address (a JS number, exact below 2^53, never a 32-bit int),
+ * split into 4 KiB pages numbered by pfn.
+ *
+ * Views are zero-copy. Code must take a view for each access rather than keep
+ * one, so that an access guard (pages lent to another owner) is honoured.
+ */
+
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 1 << PAGE_SHIFT;
+
+export interface MemoryDevice {
+  /** Size in bytes, a multiple of PAGE_SIZE. */
+  readonly size: number;
+  /** Always PAGE_SIZE; kept as a field so layouts can record it. */
+  readonly pageSize: number;
+  /** Number of pages (size / pageSize). */
+  readonly pages: number;
+  /** A short description for messages ("heap 64 MiB", "/dev/shm/app"). */
+  readonly name: string;
+
+  /**
+   * A zero-copy byte view of [phys, phys + length).
+   * @throws RangeError-free: a range outside the device is a DeviceError (EFAULT);
+   *   a guarded page in the range is a GeneralProtectionFault.
+   */
+  bytes(phys: number, length: number): Uint8Array;
+  /** A DataView over the same range, for little-endian in-device structures. */
+  view(phys: number, length: number): DataView;
+
+  /** Make [phys, phys + length) durable (msync on a mapped device; no-op on the heap). */
+  flush(phys: number, length: number): void;
+  /** Release the mapping and the ownership lock. Further access is an error. */
+  close(): void;
+}
+
+export function pfnToPhys(pfn: number): number {
+  return pfn * PAGE_SIZE;
+}
+
+export function physToPfn(phys: number): number {
+  return Math.floor(phys / PAGE_SIZE);
+}
+
+export function isPageAligned(phys: number): boolean {
+  return phys % PAGE_SIZE === 0;
+}
+
+export function pageAlignUp(n: number): number {
+  return Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+}
+
+export function pageAlignDown(n: number): number {
+  return Math.floor(n / PAGE_SIZE) * PAGE_SIZE;
+}
