@@ -1,0 +1,41 @@
+/** Small timing helpers shared by the benchmarks. */
+
+/** Runs `fn` repeatedly for about `ms` milliseconds and returns calls per second. */
+export function rate(fn: () => void, ms = 500): number {
+  fn(); // warm up
+  let calls = 0;
+  const start = process.hrtime.bigint();
+  const limit = BigInt(ms) * 1_000_000n;
+  let elapsed = 0n;
+  do {
+    fn();
+    calls++;
+    elapsed = process.hrtime.bigint() - start;
+  } while (elapsed < limit);
+  return calls / (Number(elapsed) / 1e9);
+}
+
+/** Milliseconds taken by one call of `fn` (best of `runs`). */
+export function bestMs(fn: () => void, runs = 3): number {
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < runs; i++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return best;
+}
+
+/** Prints rows as an aligned table. */
+export function table(head: string[], rows: (string | number)[][]): void {
+  const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : c)))];
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)));
+  for (const r of cells) {
+    process.stdout.write(`${r.map((c, i) => String(c ?? '').padEnd(widths[i])).join('  ')}\n`);
+  }
+}
+
+function fmt(n: number): string {
+  if (n >= 100) return Math.round(n).toLocaleString('en-US');
+  return n.toPrecision(3);
+}
