@@ -1,0 +1,111 @@
+/**
+ * A DTS printer that prints what `dtc -I dtb -O dts` (dtc 1.6.1) prints for
+ * the same blob, byte for byte, so the two outputs compile to equal trees.
+ *
+ * A blob carries no types, so dtc guesses each value's type from its bytes
+ * (treesource.c, guess_value_type): a string when every byte is printable or
+ * NUL, the last byte is NUL and NULs are at most half the bytes; otherwise
+ * 32-bit cells when the length is a multiple of 4; otherwise bytes.
+ */
+
+/** How dtc shows a property value read from a blob. */
+export type DtsValueType = 'empty' | 'string' | 'cells' | 'bytes';
+
+/** isprint() in the C locale. */
+function isPrint(c: number): boolean {
+  return c >= 0x20 && c <= 0x7e;
+}
+
+/** dtc's isstring(): printable, NUL, or one of the escapes \a \b \t \n \v \f \r. */
+function isStringByte(c: number): boolean {
+  return isPrint(c) || c === 0 || (c >= 0x07 && c <= 0x0d);
+}
+
+/** The type dtc 1.6.1 guesses for a value without type markers. */
+export function guessValueType(value: Uint8Array): DtsValueType {
+  const len = value.length;
+  if (len === 0) return 'empty';
+  let notString = 0;
+  let nul = 0;
+  for (let i = 0; i < len; i++) {
+    const c = value[i];
+    if (!isStringByte(c)) notString++;
+    if (c === 0) nul++;
+  }
+  if (value[len - 1] === 0 && notString === 0 && nul <= len - nul) return 'string';
+  if (len % 4 === 0) return 'cells';
+  return 'bytes';
+}
+
+const ESCAPES: Record<number, string> = {
+  7: '\\a',
+  8: '\\b',
+  9: '\\t',
+  10: '\\n',
+  11: '\\v',
+  12: '\\f',
+  13: '\\r',
+  92: '\\\\',
+  34: '\\"',
+  0: '\\0',
+};
+
+/** One quoted string as dtc writes it: the final NUL dropped, inner NULs as \0. */
+function quoteString(value: Uint8Array): string {
+  let out = '"';
+  for (let i = 0; i < value.length - 1; i++) {
+    const c = value[i];
+    const esc = ESCAPES[c];
+    if (esc !== undefined) out += esc;
+    else if (isPrint(c)) out += String.fromCharCode(c);
+    else out += `\\x${c.toString(16).padStart(2, '0')}`;
+  }
+  return `${out}"`;
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, '0');
+}
+
+/** Big-endian 32-bit cells as dtc writes them: `<0x01 0xdeadbeef>`. */
+function formatCells(value: Uint8Array): string {
+  const parts: string[] = [];
+  for (let i = 0; i + 4 <= value.length; i += 4) {
+    const cell =
+      ((value[i] << 24) | (value[i + 1] << 16) | (value[i + 2] << 8) | value[i + 3]) >>> 0;
+    parts.push(`0x${hex2(cell)}`);
+  }
+  return `<${parts.join(' ')}>`;
+}
+
+/** Bytes as dtc writes them: `[01 ab]`. */
+function formatBytes(value: Uint8Array): string {
+  const parts: string[] = [];
+  for (let i = 0; i < value.length; i++) parts.push(hex2(value[i]));
+  return `[${parts.join(' ')}]`;
+}
+
+/** A value's text after `name = ` (empty for an empty property). */
+export function formatValue(value: Uint8Array): string {
+  switch (guessValueType(value)) {
+    case 'empty':
+      return '';
+    case 'string':
+      return quoteString(value);
+    case 'cells':
+      return formatCells(value);
+    default:
+      return formatBytes(value);
+  }
+}
+
+/** One property line without indentation: `name;` or `name = value;`. */
+export function formatProperty(name: string, value: Uint8Array): string {
+  return value.length === 0 ? `${name};` : `${name} = ${formatValue(value)};`;
+}
+
+/** A memory reservation line: `/memreserve/\t0x<16 hex> 0x<16 hex>;`. */
+export function formatReservation(address: bigint, size: bigint): string {
+  const h = (n: bigint) => `0x${n.toString(16).padStart(16, '0')}`;
+  return `/memreserve/\t${h(address)} ${h(size)};`;
+}
