@@ -88,7 +88,7 @@ describe('formatValue properties', () => {
         (cells) => {
           const v = new Uint8Array(cells.length * 4);
           const dv = new DataView(v.buffer);
-          cells.forEach((c, i) => dv.setUint32(i * 4, c));
+          for (const [i, c] of cells.entries()) dv.setUint32(i * 4, c);
           // A value whose bytes happen to read as a string is printed as one.
           fc.pre(guessValueType(v) === 'cells');
           const want = `<${cells.map((c) => `0x${c.toString(16).padStart(2, '0')}`).join(' ')}>`;
