@@ -1,0 +1,568 @@
+/**
+ * The buddy page allocator, after the kernel's mm/page_alloc.c: free memory is
+ * kept as naturally aligned blocks of 2^order pages, order 0..MAX_PAGE_ORDER,
+ * on one free list per order. Allocation splits a larger block ("expand"),
+ * freeing merges a block with its free buddy as far as it can.
+ *
+ * The allocator deals only in page frame numbers; it never touches device
+ * bytes. All per-page state lives in typed arrays indexed by pfn (the
+ * memmap), and the free lists are threaded through two Int32Arrays, so there
+ * is no object per page and list insert/remove are O(1).
+ */
+import { PageAllocError } from './errors.js';
+
+/** Largest block order, as the kernel's MAX_PAGE_ORDER (a 4 MiB block of 4 KiB pages). */
+export const MAX_PAGE_ORDER = 10;
+/** Number of orders, 0..MAX_PAGE_ORDER. */
+export const NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1;
+/** Largest page count: pfns and free-list links are int32 (8 TiB of 4 KiB pages). */
+export const MAX_PAGES = 0x7fff_ffff;
+
+/** What a page is used for, as `pageState()` reports it for any page of a block. */
+export type PageState = 'free' | 'allocated' | 'reserved' | 'preserved';
+
+/** A run of pages; `base` is a pfn. */
+export interface PageRange {
+  base: number;
+  count: number;
+}
+
+/** One free block, as the free lists hold it. */
+export interface FreeBlock {
+  pfn: number;
+  order: number;
+}
+
+export interface BuddyStats {
+  totalPages: number;
+  freePages: number;
+  allocatedPages: number;
+  reservedPages: number;
+  preservedPages: number;
+  /** Free blocks per order, like /proc/buddyinfo. */
+  freeByOrder: number[];
+}
+
+// Raw page states in the memmap. RESERVED is 0 so a fresh memmap is all reserved.
+const PG_RESERVED = 0;
+const PG_FREE = 1;
+const PG_ALLOCATED = 2;
+const PG_PRESERVED = 3;
+/** Any page of a block other than its head; the head holds the block's state and order. */
+const PG_TAIL = 4;
+
+const NIL = -1;
+
+const STATE_NAMES: readonly PageState[] = ['reserved', 'free', 'allocated', 'preserved'];
+
+export class BuddyAllocator {
+  readonly npages: number;
+
+  /** Raw state per pfn (PG_*). */
+  private readonly state: Uint8Array;
+  /** Order of the block whose head is this pfn; meaningless for tails and reserved pages. */
+  private readonly order: Uint8Array;
+  /** Free-list links, valid only for heads of free blocks. */
+  private readonly next: Int32Array;
+  private readonly prev: Int32Array;
+  private readonly freeHead = new Int32Array(NR_PAGE_ORDERS).fill(NIL);
+  private readonly nrFreeBlocks = new Float64Array(NR_PAGE_ORDERS);
+
+  private nrFree = 0;
+  private nrAllocated = 0;
+  private nrPreserved = 0;
+  private nrReserved: number;
+
+  /**
+   * An allocator for pfns 0..npages-1 with every page reserved; give it memory
+   * with `releaseRange()`, or build one with `fromFreeRanges()`.
+   * @throws PageAllocError EINVAL when npages is not an integer in 0..MAX_PAGES.
+   */
+  constructor(npages: number) {
+    if (!Number.isInteger(npages) || npages < 0 || npages > MAX_PAGES) {
+      throw new PageAllocError(
+        'EINVAL',
+        `page count ${npages} is not an integer in 0..${MAX_PAGES}`,
+      );
+    }
+    this.npages = npages;
+    this.state = new Uint8Array(npages);
+    this.order = new Uint8Array(npages);
+    this.next = new Int32Array(npages);
+    this.prev = new Int32Array(npages);
+    this.nrReserved = npages;
+  }
+
+  /**
+   * Bring-up: every page outside `ranges` is reserved; the ranges (in any
+   * order, overlapping or adjacent ones merged) are carved into maximal
+   * naturally aligned blocks. The work is proportional to the number of
+   * ranges and blocks plus a native fill of the memmap, not to pages.
+   * @throws PageAllocError EINVAL for a bad npages or a non-integer/negative range,
+   *   EFAULT for a range that runs past npages.
+   */
+  static fromFreeRanges(npages: number, ranges: Iterable<PageRange>): BuddyAllocator {
+    const buddy = new BuddyAllocator(npages);
+    const list: PageRange[] = [];
+    for (const r of ranges) {
+      if (typeof r !== 'object' || r === null) {
+        throw new PageAllocError('EINVAL', `free range ${String(r)} is not a {base, count}`);
+      }
+      buddy.checkRange(r.base, r.count, 'free range');
+      if (r.count > 0) list.push({ base: r.base, count: r.count });
+    }
+    list.sort((a, b) => a.base - b.base);
+    let i = 0;
+    while (i < list.length) {
+      const base = list[i].base;
+      let end = base + list[i].count;
+      for (i++; i < list.length && list[i].base <= end; i++) {
+        end = Math.max(end, list[i].base + list[i].count);
+      }
+      // Merged ranges are separated by reserved gaps, so no block can merge across them.
+      buddy.state.fill(PG_TAIL, base, end);
+      buddy.carveFree(base, end);
+      buddy.nrReserved -= end - base;
+      buddy.nrFree += end - base;
+    }
+    return buddy;
+  }
+
+  /**
+   * Takes a free block of 2^order pages, splitting a larger one if needed.
+   * @returns the pfn of the block's head (aligned to 2^order), or null when no block fits.
+   * @throws PageAllocError EBADORDER when order is not in 0..MAX_PAGE_ORDER.
+   */
+  allocPages(order: number): number | null {
+    this.checkOrder(order);
+    for (let o = order; o <= MAX_PAGE_ORDER; o++) {
+      const head = this.freeHead[o];
+      if (head === NIL) continue;
+      this.listDel(head, o);
+      const pfn = this.expand(head, o, order, head);
+      this.state[pfn] = PG_ALLOCATED;
+      this.order[pfn] = order;
+      const n = 2 ** order;
+      this.nrFree -= n;
+      this.nrAllocated += n;
+      return pfn;
+    }
+    return null;
+  }
+
+  /**
+   * Takes the specific free block [pfn, pfn + 2^order) out of the free lists
+   * and returns it allocated.
+   * @throws PageAllocError EBADORDER (order), EFAULT (outside the pages),
+   *   EINVAL (pfn not aligned to 2^order), EBUSY (some of the pages are not free).
+   */
+  allocPagesAt(pfn: number, order: number): void {
+    this.checkBlock(pfn, order);
+    const head = this.freeBlockContaining(pfn);
+    if (head === NIL || this.order[head] < order) {
+      throw new PageAllocError(
+        'EBUSY',
+        `pages ${fmtRange(pfn, 2 ** order)} are not all free (pfn ${pfn} is ${this.pageState(pfn)})`,
+        pfn,
+      );
+    }
+    const o = this.order[head];
+    this.listDel(head, o);
+    this.expand(head, o, order, pfn);
+    this.state[pfn] = PG_ALLOCATED;
+    this.order[pfn] = order;
+    const n = 2 ** order;
+    this.nrFree -= n;
+    this.nrAllocated += n;
+  }
+
+  /**
+   * Returns an allocated block to the free lists and merges it with its free
+   * buddies up to MAX_PAGE_ORDER. Nothing changes when it throws.
+   * @throws PageAllocError EBADORDER (order out of range, or not the order the block
+   *   was allocated with), EFAULT (pfn outside the pages), EDOUBLEFREE, ETAILPAGE,
+   *   ERESERVED, EBUSY (the block is preserved).
+   */
+  freePages(pfn: number, order: number): void {
+    this.checkOrder(order);
+    this.checkPfn(pfn);
+    const st = this.state[pfn];
+    if (st !== PG_ALLOCATED) this.refuseFree(pfn, st);
+    if (this.order[pfn] !== order) {
+      throw new PageAllocError(
+        'EBADORDER',
+        `pfn ${pfn} was allocated with order ${this.order[pfn]}, freed with order ${order}`,
+        pfn,
+      );
+    }
+    const n = 2 ** order;
+    this.nrAllocated -= n;
+    this.nrFree += n;
+    this.mergeFree(pfn, order);
+  }
+
+  /**
+   * Marks a block as preserved for the next kernel, so that it cannot be
+   * freed. The block is either allocated with this order, or made entirely of
+   * reserved pages (memory a predecessor preserved, seen at bring-up).
+   * @throws PageAllocError EBADORDER, EFAULT, EINVAL (misaligned), ETAILPAGE,
+   *   ENOTALLOCATED (free pages, or reserved pages mixed with others), EBUSY (already preserved).
+   */
+  markPreserved(pfn: number, order: number): void {
+    this.checkBlock(pfn, order);
+    const n = 2 ** order;
+    const st = this.state[pfn];
+    if (st === PG_ALLOCATED) {
+      this.checkHeadOrder(pfn, order);
+      this.state[pfn] = PG_PRESERVED;
+      this.nrAllocated -= n;
+    } else if (st === PG_RESERVED) {
+      if (!this.allReserved(pfn, pfn + n)) {
+        throw new PageAllocError(
+          'ENOTALLOCATED',
+          `pages ${fmtRange(pfn, n)} are not one allocated block nor all reserved`,
+          pfn,
+        );
+      }
+      this.state.fill(PG_TAIL, pfn + 1, pfn + n);
+      this.state[pfn] = PG_PRESERVED;
+      this.order[pfn] = order;
+      this.nrReserved -= n;
+    } else if (st === PG_PRESERVED) {
+      throw new PageAllocError('EBUSY', `pfn ${pfn} is already preserved`, pfn);
+    } else if (st === PG_TAIL) {
+      throw new PageAllocError('ETAILPAGE', `pfn ${pfn} is a tail page of a block`, pfn);
+    } else {
+      throw new PageAllocError('ENOTALLOCATED', `pfn ${pfn} is free, cannot preserve it`, pfn);
+    }
+    this.nrPreserved += n;
+  }
+
+  /**
+   * Ends the preservation of a block: it is allocated again (unpreserved, or
+   * restored by the next kernel) and can be freed.
+   * @throws PageAllocError EBADORDER, EFAULT, EINVAL (misaligned), ENOTALLOCATED (not preserved).
+   */
+  clearPreserved(pfn: number, order: number): void {
+    this.checkBlock(pfn, order);
+    if (this.state[pfn] !== PG_PRESERVED) {
+      throw new PageAllocError(
+        'ENOTALLOCATED',
+        `pfn ${pfn} is not the head of a preserved block`,
+        pfn,
+      );
+    }
+    this.checkHeadOrder(pfn, order);
+    const n = 2 ** order;
+    this.state[pfn] = PG_ALLOCATED;
+    this.nrPreserved -= n;
+    this.nrAllocated += n;
+  }
+
+  /**
+   * Late reservation (memblock-style): takes the free pages [pfn, pfn + count)
+   * out of the free lists, splitting blocks at the edges, and marks them
+   * reserved. All or nothing: nothing changes when it throws.
+   * @throws PageAllocError EINVAL (bad count), EFAULT (outside the pages),
+   *   EBUSY (some page in the range is not free, named).
+   */
+  claimRange(pfn: number, count: number): void {
+    this.checkRange(pfn, count, 'range');
+    const end = pfn + count;
+    for (let p = pfn; p < end; ) {
+      const head = this.freeBlockContaining(p);
+      if (head === NIL) {
+        throw new PageAllocError(
+          'EBUSY',
+          `cannot claim ${fmtRange(pfn, count)}: pfn ${p} is ${this.pageState(p)}`,
+          p,
+        );
+      }
+      p = head + 2 ** this.order[head];
+    }
+    for (let p = pfn; p < end; ) {
+      const head = this.freeBlockContaining(p);
+      let o = this.order[head];
+      this.listDel(head, o);
+      const size = 2 ** o;
+      if (head >= pfn && head + size <= end) {
+        p = head + size;
+        continue;
+      }
+      // Straddles an edge: put both halves back and look again at the smaller block.
+      o--;
+      this.pushFree(head, o);
+      this.pushFree(head + 2 ** o, o);
+    }
+    this.state.fill(PG_RESERVED, pfn, end);
+    this.nrFree -= count;
+    this.nrReserved += count;
+  }
+
+  /**
+   * Gives reserved pages [pfn, pfn + count) to the allocator, like the
+   * kernel's free_reserved_area(): they are carved into aligned blocks and
+   * merged with free neighbours.
+   * @throws PageAllocError EINVAL (bad count), EFAULT (outside the pages),
+   *   EBUSY (some page in the range is not reserved).
+   */
+  releaseRange(pfn: number, count: number): void {
+    this.checkRange(pfn, count, 'range');
+    const end = pfn + count;
+    if (!this.allReserved(pfn, end)) {
+      throw new PageAllocError(
+        'EBUSY',
+        `cannot release ${fmtRange(pfn, count)}: not every page in it is reserved`,
+        pfn,
+      );
+    }
+    this.state.fill(PG_TAIL, pfn, end);
+    for (let p = pfn; p < end; ) {
+      const o = maxBlockOrder(p, end);
+      this.mergeFree(p, o);
+      p += 2 ** o;
+    }
+    this.nrReserved -= count;
+    this.nrFree += count;
+  }
+
+  /**
+   * What the page is used for; a tail page reports its block's state.
+   * @throws PageAllocError EFAULT when pfn is outside the pages.
+   */
+  pageState(pfn: number): PageState {
+    this.checkPfn(pfn);
+    return STATE_NAMES[this.state[this.compoundHead(pfn)]];
+  }
+
+  /** @throws PageAllocError EFAULT when pfn is outside the pages. */
+  isFree(pfn: number): boolean {
+    return this.pageState(pfn) === 'free';
+  }
+
+  /**
+   * The order of the block whose head is pfn, or -1 when pfn is a tail page or
+   * a reserved page (which belongs to no block).
+   * @throws PageAllocError EFAULT when pfn is outside the pages.
+   */
+  headOrder(pfn: number): number {
+    this.checkPfn(pfn);
+    const st = this.state[pfn];
+    return st === PG_TAIL || st === PG_RESERVED ? -1 : this.order[pfn];
+  }
+
+  /**
+   * The head pfn of the block holding pfn (pfn itself for a head or a reserved page).
+   * @throws PageAllocError EFAULT when pfn is outside the pages.
+   */
+  compoundHead(pfn: number): number {
+    this.checkPfn(pfn);
+    if (this.state[pfn] !== PG_TAIL) return pfn;
+    // The head is the first aligned-down pfn that is not a tail; at most MAX_PAGE_ORDER steps.
+    for (let o = 1; o <= MAX_PAGE_ORDER; o++) {
+      const h = pfn & ~((1 << o) - 1);
+      if (this.state[h] !== PG_TAIL) return h;
+    }
+    throw new Error(`buddy: memmap corrupt, no head for tail pfn ${pfn}`);
+  }
+
+  stats(): BuddyStats {
+    return {
+      totalPages: this.npages,
+      freePages: this.nrFree,
+      allocatedPages: this.nrAllocated,
+      reservedPages: this.nrReserved,
+      preservedPages: this.nrPreserved,
+      freeByOrder: Array.from(this.nrFreeBlocks),
+    };
+  }
+
+  /** The free blocks, in free-list order; do not change the allocator while iterating. */
+  *freeBlocks(): Generator<FreeBlock> {
+    for (let o = 0; o <= MAX_PAGE_ORDER; o++) {
+      for (let p = this.freeHead[o]; p !== NIL; p = this.next[p]) yield { pfn: p, order: o };
+    }
+  }
+
+  /** Free memory as sorted, coalesced page ranges (for status and tests). */
+  freeExtents(): PageRange[] {
+    const blocks = Array.from(this.freeBlocks()).sort((a, b) => a.pfn - b.pfn);
+    const out: PageRange[] = [];
+    for (const b of blocks) {
+      const last = out[out.length - 1];
+      const size = 2 ** b.order;
+      if (last !== undefined && last.base + last.count === b.pfn) last.count += size;
+      else out.push({ base: b.pfn, count: size });
+    }
+    return out;
+  }
+
+  // --- internals ---
+
+  /** Carves [base, end) (already marked TAIL) into maximal aligned free blocks. */
+  private carveFree(base: number, end: number): void {
+    for (let p = base; p < end; ) {
+      const o = maxBlockOrder(p, end);
+      this.pushFree(p, o);
+      p += 2 ** o;
+    }
+  }
+
+  /**
+   * Splits the free block [head, head + 2^high) down to order `low`, keeping
+   * the half that holds `want` and putting the other halves on the free lists.
+   * Returns the head of the kept block.
+   */
+  private expand(head: number, high: number, low: number, want: number): number {
+    let h = head;
+    for (let o = high - 1; o >= low; o--) {
+      const upper = h + 2 ** o;
+      if (want >= upper) {
+        this.pushFree(h, o);
+        h = upper;
+      } else {
+        this.pushFree(upper, o);
+      }
+    }
+    return h;
+  }
+
+  /** Puts the block at pfn (its tails already marked) on the free lists, merging buddies. */
+  private mergeFree(pfn: number, order: number): void {
+    let p = pfn;
+    let o = order;
+    while (o < MAX_PAGE_ORDER) {
+      const buddy = p ^ (1 << o);
+      if (buddy >= this.npages || this.state[buddy] !== PG_FREE || this.order[buddy] !== o) break;
+      this.listDel(buddy, o);
+      // The pair becomes one block headed by the lower of the two; the upper head is now a tail.
+      p &= buddy;
+      this.state[p | (1 << o)] = PG_TAIL;
+      o++;
+    }
+    this.pushFree(p, o);
+  }
+
+  private pushFree(pfn: number, order: number): void {
+    this.state[pfn] = PG_FREE;
+    this.order[pfn] = order;
+    const first = this.freeHead[order];
+    this.next[pfn] = first;
+    this.prev[pfn] = NIL;
+    if (first !== NIL) this.prev[first] = pfn;
+    this.freeHead[order] = pfn;
+    this.nrFreeBlocks[order]++;
+  }
+
+  private listDel(pfn: number, order: number): void {
+    const n = this.next[pfn];
+    const p = this.prev[pfn];
+    if (p === NIL) this.freeHead[order] = n;
+    else this.next[p] = n;
+    if (n !== NIL) this.prev[n] = p;
+    this.nrFreeBlocks[order]--;
+  }
+
+  /** Head of the free block holding pfn, or NIL when pfn is not free. */
+  private freeBlockContaining(pfn: number): number {
+    const h = this.compoundHead(pfn);
+    return this.state[h] === PG_FREE ? h : NIL;
+  }
+
+  /** Whether every page of [start, end) is reserved, using native scans only. */
+  private allReserved(start: number, end: number): boolean {
+    const span = this.state.subarray(start, end);
+    return (
+      span.indexOf(PG_FREE) < 0 &&
+      span.indexOf(PG_ALLOCATED) < 0 &&
+      span.indexOf(PG_PRESERVED) < 0 &&
+      span.indexOf(PG_TAIL) < 0
+    );
+  }
+
+  private refuseFree(pfn: number, st: number): never {
+    switch (st) {
+      case PG_FREE:
+        throw new PageAllocError('EDOUBLEFREE', `pfn ${pfn} is already free`, pfn);
+      case PG_TAIL:
+        throw new PageAllocError(
+          'ETAILPAGE',
+          `pfn ${pfn} is a tail page of the block at pfn ${this.compoundHead(pfn)}, not its head`,
+          pfn,
+        );
+      case PG_PRESERVED:
+        throw new PageAllocError(
+          'EBUSY',
+          `pfn ${pfn} is preserved for the next kernel; clear the preservation first`,
+          pfn,
+        );
+      default:
+        throw new PageAllocError('ERESERVED', `pfn ${pfn} is reserved, not allocated`, pfn);
+    }
+  }
+
+  private checkHeadOrder(pfn: number, order: number): void {
+    if (this.order[pfn] !== order) {
+      throw new PageAllocError(
+        'EBADORDER',
+        `the block at pfn ${pfn} has order ${this.order[pfn]}, not ${order}`,
+        pfn,
+      );
+    }
+  }
+
+  private checkOrder(order: number): void {
+    if (!Number.isInteger(order) || order < 0 || order > MAX_PAGE_ORDER) {
+      throw new PageAllocError('EBADORDER', `order ${order} is not in 0..${MAX_PAGE_ORDER}`);
+    }
+  }
+
+  private checkPfn(pfn: number): void {
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.npages) {
+      throw new PageAllocError(
+        'EFAULT',
+        `pfn ${pfn} is outside the allocator's pages 0..${this.npages - 1}`,
+      );
+    }
+  }
+
+  private checkBlock(pfn: number, order: number): void {
+    this.checkOrder(order);
+    this.checkPfn(pfn);
+    const n = 2 ** order;
+    if (pfn % n !== 0) {
+      throw new PageAllocError('EINVAL', `pfn ${pfn} is not aligned to order ${order}`, pfn);
+    }
+    if (pfn + n > this.npages) {
+      throw new PageAllocError(
+        'EFAULT',
+        `block ${fmtRange(pfn, n)} runs past the last pfn ${this.npages - 1}`,
+        pfn,
+      );
+    }
+  }
+
+  private checkRange(base: number, count: number, what: string): void {
+    if (!Number.isInteger(base) || !Number.isInteger(count) || base < 0 || count < 0) {
+      throw new PageAllocError('EINVAL', `${what} base ${base} count ${count} is not valid`);
+    }
+    if (base + count > this.npages) {
+      throw new PageAllocError(
+        'EFAULT',
+        `${what} ${fmtRange(base, count)} runs past the allocator's ${this.npages} pages`,
+        base,
+      );
+    }
+  }
+}
+
+/** Order of the largest naturally aligned block starting at p that fits before end. */
+function maxBlockOrder(p: number, end: number): number {
+  const align = p === 0 ? MAX_PAGE_ORDER : 31 - Math.clz32(p & -p);
+  const fit = 31 - Math.clz32(end - p);
+  return Math.min(align, fit, MAX_PAGE_ORDER);
+}
+
+function fmtRange(base: number, count: number): string {
+  return `[pfn ${base}..${base + count - 1}]`;
+}

@@ -1,0 +1,12 @@
+/** The page allocator: a buddy allocator over page frame numbers. */
+export {
+  BuddyAllocator,
+  type BuddyStats,
+  type FreeBlock,
+  MAX_PAGE_ORDER,
+  MAX_PAGES,
+  NR_PAGE_ORDERS,
+  type PageRange,
+  type PageState,
+} from './buddy.js';
+export { PageAllocError, type PageAllocErrorCode } from './errors.js';
