@@ -1,0 +1,88 @@
+/**
+ * The KHO handover ABI: the only place its layout, magic numbers and property
+ * names are written. This is a contract between a kernel and its successor:
+ * ANY change to what is described here (key layout, node sizes, endianness,
+ * property names or meanings) must bump KHO_FDT_COMPATIBLE, so that a
+ * successor never misreads an older or newer handover; it boots cold instead.
+ *
+ * Root handover FDT (a real DTB; values are big-endian devicetree cells):
+ *
+ *   / {
+ *       compatible = "livekexec,kho-v1";
+ *       preserved-memory-map = <u64 phys of the radix tree root, 0 if empty>;
+ *       <subtree-name> {
+ *           fdt = <u64 phys of the subtree's own FDT, in preserved pages>;
+ *       };
+ *       ...
+ *   };
+ *
+ * Preserved-memory map: a radix tree of bitmaps built in place in pages of the
+ * device (little-endian), as the newest Linux KHO does. A block of 2^order
+ * pages at `pfn` (pfn a multiple of 2^order) is the key
+ *
+ *   key = (1 << (52 - order)) | (pfn >> order)        (= pa >> (12 + order))
+ *
+ * so every order has its own marker bit and keys of all orders share one tree.
+ * Keys are below 2^53 (a JS number holds them exactly). The key is split:
+ *
+ *   bit  52 51 | 50 ... 42 | 41 ... 33 | 32 ... 24 | 23 ... 15 | 14 ......... 0
+ *      level 5 |  level 4  |  level 3  |  level 2  |  level 1  | bit in leaf
+ *      (root)  |           |           |           |           |
+ *
+ *   inner node (levels 5..1) = one 4096-byte page: 512 x u64 LE physical
+ *       addresses of children, 0 = no child (so page 0 is never a node).
+ *       Only slots 0..3 of the root are in the key range.
+ *   leaf = one 4096-byte page: a bitmap of 32768 bits, bit n at byte n >> 3,
+ *       bit n & 7 (the same as LE u64 words); bit n set = the block whose key
+ *       has n in bits 14..0 is preserved.
+ *
+ * The root is always a level-5 node; a path is exactly 5 inner nodes then a leaf.
+ */
+
+import { PAGE_SHIFT, PAGE_SIZE } from '../memory/device.js';
+
+/** Root compatible; bump on any layout change described in this file. */
+export const KHO_FDT_COMPATIBLE = 'livekexec,kho-v1';
+/** Root property: u64 physical address of the radix tree root (0 = nothing preserved). */
+export const KHO_FDT_PROP_PRESERVED_MEMORY_MAP = 'preserved-memory-map';
+/** Subtree child property: u64 physical address of that subtree's FDT. */
+export const KHO_FDT_PROP_SUBTREE_FDT = 'fdt';
+
+/**
+ * Scratch areas travel in the boot block's setup_data chain as an array of
+ * `{ u64 phys, u64 size }` (LE), one lowmem area, one global and one per node
+ * (the setup_data type numbers belong to the boot block ABI).
+ */
+export const KHO_SCRATCH_ENTRY_SIZE = 16;
+export const KHO_SCRATCH_OFF_PHYS = 0;
+export const KHO_SCRATCH_OFF_SIZE = 8;
+/** Names used for scratch areas in status output and on the command line (`kho_scratch=`). */
+export const KHO_SCRATCH_KINDS = ['lowmem', 'global', 'pernode'] as const;
+
+/** Marks a restored block (with its order) so that a second restore fails: ASCII "KHOP". */
+export const KHO_PAGE_MAGIC = 0x4b484f50;
+
+/** log2 of the number of order-0 keys: the marker bit of order 0 (64 - PAGE_SHIFT in Linux). */
+export const KHO_ORDER_0_LOG2 = 52;
+/** Bits in a key (the marker bit included). */
+export const KHO_KEY_BITS = KHO_ORDER_0_LOG2 + 1;
+/** Largest order the key layout can hold. */
+export const KHO_MAX_ORDER = KHO_ORDER_0_LOG2;
+
+/** Bytes per inner-node slot (a u64 physical address). */
+export const KHO_TABLE_ENTRY_SIZE = 8;
+/** log2 of the slots per inner node (4096 / 8 = 512). */
+export const KHO_TABLE_SHIFT = 9;
+export const KHO_TABLE_ENTRIES = 1 << KHO_TABLE_SHIFT;
+/** log2 of the bits per leaf bitmap (4096 * 8 = 32768). */
+export const KHO_BITMAP_SHIFT = PAGE_SHIFT + 3;
+export const KHO_BITMAP_BITS = 1 << KHO_BITMAP_SHIFT;
+/** Inner levels above the leaves: ceil((53 - 15) / 9) = 5. */
+export const KHO_INNER_LEVELS = Math.ceil((KHO_KEY_BITS - KHO_BITMAP_SHIFT) / KHO_TABLE_SHIFT);
+/** Nodes on a root-to-leaf path, the leaf included. */
+export const KHO_TREE_DEPTH = KHO_INNER_LEVELS + 1;
+/** Root slots that the key range can reach (keys < 2^53). */
+export const KHO_ROOT_SLOTS_USED =
+  2 ** (KHO_KEY_BITS - KHO_BITMAP_SHIFT - (KHO_INNER_LEVELS - 1) * KHO_TABLE_SHIFT);
+/** Every node, inner or leaf, is exactly one page. */
+export const KHO_NODE_SIZE = PAGE_SIZE;
