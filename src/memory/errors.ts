@@ -1,0 +1,64 @@
+/**
+ * Errors of the memory layer. `DeviceError.code` is an errno name, so a
+ * message reads like the system call that would have failed.
+ */
+export type DeviceErrorCode =
+  /** An access outside the device, or a range that is not a range. */
+  | 'EFAULT'
+  /** The device has another live owner (flock held elsewhere). */
+  | 'EBUSY'
+  /** Bad ownership or mode: owned by another user, group- or world-writable. */
+  | 'EPERM'
+  /** The file cannot be opened or read with our rights. */
+  | 'EACCES'
+  /** The path is a symlink. */
+  | 'ELOOP'
+  /** A bad argument: misaligned range, bad size, bad type. */
+  | 'EINVAL'
+  /** No room: the file system is full, the memory map table is full. */
+  | 'ENOSPC'
+  /** The device was closed. */
+  | 'EBADF'
+  /** The device header is missing, corrupt or of an unknown format. */
+  | 'ENODEV'
+  /** The file already exists. */
+  | 'EEXIST'
+  /** The file does not exist. */
+  | 'ENOENT'
+  /** Not enough memory to create the device. */
+  | 'ENOMEM'
+  /** Another system call failure; the message names the call and errno. */
+  | 'EIO';
+
+export class DeviceError extends Error {
+  override readonly name = 'DeviceError';
+
+  constructor(
+    readonly code: DeviceErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Raised by the heap device's access guard when the kernel touches a page lent
+ * to another owner (the seeds' "pages deposited to the hypervisor").
+ */
+export class GeneralProtectionFault extends Error {
+  override readonly name = 'GeneralProtectionFault';
+
+  constructor(
+    /** Physical address of the first guarded page the access touched. */
+    readonly phys: number,
+    /** The owner the page was lent to. */
+    readonly owner: string,
+  ) {
+    super(`general protection fault: access to 0x${phys.toString(16)} (page lent to ${owner})`);
+  }
+}
+
+/** Hex with a 0x prefix, for messages. */
+export function hex(n: number): string {
+  return `0x${n.toString(16)}`;
+}
