@@ -1,3 +1,5 @@
 /** The Flattened Device Tree codec: `livekexec/fdt`. */
 export * from './errors.js';
 export * from './format.js';
+export * from './header.js';
+export * from './read.js';
