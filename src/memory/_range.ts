@@ -6,9 +6,16 @@ export const MAX_VIEW_LENGTH = 2 ** 32;
 /**
  * Checks that [phys, phys + length) is a range of integers inside a device of
  * `size` bytes, before any typed array sees it.
- * @throws DeviceError EFAULT when it is not; EINVAL when longer than MAX_VIEW_LENGTH.
+ * @throws DeviceError EFAULT when it is not; EINVAL when a view (`isView`) would
+ *   be longer than MAX_VIEW_LENGTH.
  */
-export function checkRange(name: string, size: number, phys: number, length: number): void {
+export function checkRange(
+  name: string,
+  size: number,
+  phys: number,
+  length: number,
+  isView = true,
+): void {
   if (
     !Number.isSafeInteger(phys) ||
     !Number.isSafeInteger(length) ||
@@ -21,7 +28,7 @@ export function checkRange(name: string, size: number, phys: number, length: num
       `${name}: access [${fmt(phys)}, +${fmt(length)}) is outside the device (${hex(size)} bytes)`,
     );
   }
-  if (length > MAX_VIEW_LENGTH) {
+  if (isView && length > MAX_VIEW_LENGTH) {
     throw new DeviceError(
       'EINVAL',
       `${name}: a single view may not exceed 4 GiB (asked ${length})`,

@@ -67,7 +67,7 @@ export class HeapDevice implements MemoryDevice {
   /** Nothing to make durable; still checks the range. @throws DeviceError EBADF, EFAULT. */
   flush(phys: number, length: number): void {
     this.live();
-    checkRange(this.name, this.size, phys, length);
+    checkRange(this.name, this.size, phys, length, false);
   }
 
   close(): void {

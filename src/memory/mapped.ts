@@ -243,7 +243,7 @@ export class MappedDevice implements MemoryDevice {
    */
   flush(phys: number, length: number): void {
     this.live();
-    checkRange(this.name, this.size, phys, length);
+    checkRange(this.name, this.size, phys, length, false);
     if (length === 0) return;
     const start = Math.floor(phys / PAGE_SIZE) * PAGE_SIZE;
     const end = Math.ceil((phys + length) / PAGE_SIZE) * PAGE_SIZE;
