@@ -7,6 +7,10 @@
  * NUL, the last byte is NUL and NULs are at most half the bytes; otherwise
  * 32-bit cells when the length is a multiple of 4; otherwise bytes.
  */
+import { errorFor, nextTag } from './_walk.js';
+import { FdtError } from './errors.js';
+import { FDT_BEGIN_NODE, FDT_END, FDT_END_NODE, FDT_PROP } from './format.js';
+import type { Fdt } from './read.js';
 
 /** How dtc shows a property value read from a blob. */
 export type DtsValueType = 'empty' | 'string' | 'cells' | 'bytes';
@@ -108,4 +112,106 @@ export function formatProperty(name: string, value: Uint8Array): string {
 export function formatReservation(address: bigint, size: bigint): string {
   const h = (n: bigint) => `0x${n.toString(16).padStart(16, '0')}`;
   return `/memreserve/\t${h(address)} ${h(size)};`;
+}
+
+interface DtsNode {
+  name: string;
+  /** Whether the node's first `name` property has been met. */
+  sawName: boolean;
+  props: string[];
+  children: DtsNode[];
+}
+
+/**
+ * The blob as `dtc -I dtb -O dts` prints it: `/dts-v1/;`, the reservations,
+ * then the tree with tab indentation, each node's properties before its
+ * subnodes (dtc's order even when the blob has a property after a subnode),
+ * and an empty line before every subnode.
+ *
+ * @throws FdtError whatever `fdt.checkFull()` throws (TRUNCATED, BADSTRUCTURE,
+ *   BADOFFSET): only a blob that passes libfdt's full check is printed.
+ */
+export function toDts(fdt: Fdt): string {
+  fdt.checkFull();
+  const out: string[] = ['/dts-v1/;\n\n'];
+  for (const r of fdt.reservations()) {
+    out.push(`${formatReservation(BigInt(r.address), BigInt(r.size))}\n`);
+  }
+  printTree(collectTree(fdt), out);
+  return out.join('');
+}
+
+/** One pass over the structure block; the full check has already passed. */
+function collectTree(fdt: Fdt): DtsNode {
+  const s = fdt.s;
+  const stack: DtsNode[] = [];
+  let root: DtsNode | undefined;
+  let offset = 0;
+  for (;;) {
+    const tag = nextTag(s, offset);
+    // Read `next` now: the getters below reuse the walker's scratch field.
+    const next = s.next;
+    if (next < 0) throw errorFor(next, `bad tag at structure offset ${offset}`);
+    if (tag === FDT_END) break;
+    if (tag === FDT_BEGIN_NODE) {
+      const node: DtsNode = { name: fdt.getName(offset), sawName: false, props: [], children: [] };
+      const parent = stack[stack.length - 1];
+      if (parent) parent.children.push(node);
+      else root = node;
+      stack.push(node);
+    } else if (tag === FDT_END_NODE) {
+      stack.pop();
+    } else if (tag === FDT_PROP) {
+      const p = fdt.getPropertyByOffset(offset);
+      const node = stack[stack.length - 1] as DtsNode;
+      let drop = false;
+      if (p.name === 'name' && !node.sawName) {
+        node.sawName = true;
+        drop = isRedundantName(node.name, p.value);
+      }
+      if (!drop) node.props.push(formatProperty(p.name, p.value));
+    }
+    offset = next;
+  }
+  if (root === undefined) throw new FdtError('BADSTRUCTURE', 'no root node');
+  return root;
+}
+
+/**
+ * dtc's name_properties check deletes a node's first `name` property when it
+ * holds the node name up to '@' (old v1-v3 blobs carry one in every node).
+ * An incorrect one makes dtc fail, so any other is printed as it is.
+ */
+function isRedundantName(nodeName: string, value: Uint8Array): boolean {
+  const at = nodeName.indexOf('@');
+  const base = encoder.encode(at < 0 ? nodeName : nodeName.slice(0, at));
+  if (value.length !== base.length + 1) return false;
+  for (let i = 0; i < base.length; i++) if (value[i] !== base[i]) return false;
+  return true;
+}
+
+const encoder = new TextEncoder();
+
+/** Prints without recursion, so no depth of nesting can overflow the stack. */
+function printTree(root: DtsNode, out: string[]): void {
+  type Frame = { node: DtsNode; level: number; next: number };
+  const frames: Frame[] = [{ node: root, level: 0, next: -1 }];
+  while (frames.length > 0) {
+    const f = frames[frames.length - 1] as Frame;
+    const indent = '\t'.repeat(f.level);
+    if (f.next < 0) {
+      out.push(`${indent}${f.node.name === '' ? '/' : f.node.name} {\n`);
+      for (const p of f.node.props) out.push(`${indent}\t${p}\n`);
+      f.next = 0;
+    }
+    const child = f.node.children[f.next];
+    if (child !== undefined) {
+      f.next++;
+      out.push('\n');
+      frames.push({ node: child, level: f.level + 1, next: -1 });
+    } else {
+      out.push(`${indent}};\n`);
+      frames.pop();
+    }
+  }
 }
