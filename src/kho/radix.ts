@@ -204,7 +204,7 @@ export class KhoRadixTree {
    * once, root slots inside the key range, every set bit a block inside the
    * device), and only then calls `visit` for each block: higher orders first,
    * addresses increasing within an order. A corrupt tree visits nothing.
-   * @throws KhoError EFAULT (corrupt tree, with the reason), EINVAL (bad rootPhys or limits).
+   * @throws KhoError EFAULT (corrupt tree or root address, with the reason), EINVAL (bad limits).
    *   Whatever `visit` throws passes through.
    */
   static walk(
@@ -368,8 +368,8 @@ function validateTree(device: MemoryDevice, rootPhys: number, limits: KhoWalkLim
   }
   const out: CheckedTree = { nodePhys: [], leafPhys: [], leafKeys: [], blocks: 0, pages: 0 };
   if (rootPhys === 0) return out;
-  if (!Number.isInteger(rootPhys) || rootPhys < 0) {
-    throw new KhoError('EINVAL', `root address ${rootPhys} is not a physical address`);
+  if (!Number.isSafeInteger(rootPhys) || rootPhys < 0) {
+    throw corrupt(`root address ${rootPhys} is not a physical address`);
   }
   const seen = new Set<number>();
   const enter = (phys: number, where: string): void => {

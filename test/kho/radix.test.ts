@@ -321,6 +321,8 @@ describe('KhoRadixTree.walk: untrusted trees', () => {
   it('refuses an unaligned pointer and an unaligned root', () => {
     const { device, root, path } = oneBlockTree();
     assertRefused(device, root + 8, /unaligned/);
+    assertRefused(device, -PAGE_SIZE, /not a physical address/);
+    assertRefused(device, 2 ** 60, /not a physical address/);
     const slot = path[4].phys + path[4].slot * 8;
     writeU64(device, slot, path[5].phys + 8);
     assertRefused(device, root, /unaligned/);
