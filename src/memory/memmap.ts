@@ -1,0 +1,206 @@
+import { DeviceError } from './errors.js';
+import { type E820Type, e820TypeName, type MemoryRange } from './memmap-types.js';
+
+/**
+ * An e820-style memory map: typed byte ranges, kept sanitized after every
+ * change (sorted, non-overlapping, adjacent ranges of one type merged), as the
+ * kernel's e820__update_table() leaves its table. Where ranges overlap, the
+ * larger type number wins, as in the kernel, so adding "usable" over
+ * "reserved" never frees anything. A plain sorted array: the map is metadata
+ * (tens of entries), not per page.
+ */
+export class MemoryMap {
+  private ranges: MemoryRange[] = [];
+
+  /** A map holding `ranges`, sanitized. @throws DeviceError EINVAL for a bad range. */
+  static from(ranges: Iterable<MemoryRange>): MemoryMap {
+    const map = new MemoryMap();
+    for (const r of ranges) {
+      checkArgs(r.addr, r.size);
+      checkType(r.type);
+      if (r.size > 0) map.ranges.push({ addr: r.addr, size: r.size, type: r.type });
+    }
+    map.sanitize();
+    return map;
+  }
+
+  /**
+   * Adds [addr, addr + size) as `type` (e820__range_add), resolving overlaps.
+   * A zero size is ignored, as the kernel does.
+   * @throws DeviceError EINVAL for a negative, fractional or unsafe range or a bad type.
+   */
+  add(addr: number, size: number, type: E820Type): this {
+    checkArgs(addr, size);
+    checkType(type);
+    if (size === 0) return this;
+    this.ranges.push({ addr, size, type });
+    return this.sanitize();
+  }
+
+  /**
+   * Removes [addr, addr + size) from the map, or only the parts of type `type`
+   * when given (e820__range_remove).
+   * @throws DeviceError EINVAL as add().
+   */
+  remove(addr: number, size: number, type?: E820Type): this {
+    checkArgs(addr, size);
+    if (type !== undefined) checkType(type);
+    const end = addr + size;
+    const out: MemoryRange[] = [];
+    for (const r of this.ranges) {
+      const rEnd = r.addr + r.size;
+      if ((type !== undefined && r.type !== type) || rEnd <= addr || r.addr >= end) {
+        out.push(r);
+        continue;
+      }
+      if (r.addr < addr) out.push({ addr: r.addr, size: addr - r.addr, type: r.type });
+      if (rEnd > end) out.push({ addr: end, size: rEnd - end, type: r.type });
+    }
+    this.ranges = out;
+    return this.sanitize();
+  }
+
+  /**
+   * Retypes the parts of [addr, addr + size) that are `oldType` to `newType`
+   * (e820__range_update), splitting ranges at the edges.
+   * @throws DeviceError EINVAL as add(), or when oldType === newType.
+   */
+  update(addr: number, size: number, oldType: E820Type, newType: E820Type): this {
+    checkArgs(addr, size);
+    checkType(oldType);
+    checkType(newType);
+    if (oldType === newType) {
+      throw new DeviceError(
+        'EINVAL',
+        `memory map update: old and new type are both ${e820TypeName(oldType)}`,
+      );
+    }
+    const end = addr + size;
+    const out: MemoryRange[] = [];
+    for (const r of this.ranges) {
+      const rEnd = r.addr + r.size;
+      if (r.type !== oldType || rEnd <= addr || r.addr >= end) {
+        out.push(r);
+        continue;
+      }
+      const a = Math.max(addr, r.addr);
+      const b = Math.min(end, rEnd);
+      if (r.addr < a) out.push({ addr: r.addr, size: a - r.addr, type: r.type });
+      out.push({ addr: a, size: b - a, type: newType });
+      if (rEnd > b) out.push({ addr: b, size: rEnd - b, type: r.type });
+    }
+    this.ranges = out;
+    return this.sanitize();
+  }
+
+  /**
+   * Resolves overlaps (larger type wins), drops empty ranges, merges adjacent
+   * ranges of one type and sorts: e820__update_table(), by a sweep over the
+   * change points in O(n log n).
+   */
+  sanitize(): this {
+    const points: { at: number; type: E820Type; start: boolean }[] = [];
+    for (const r of this.ranges) {
+      if (r.size <= 0) continue;
+      points.push(
+        { at: r.addr, type: r.type, start: true },
+        { at: r.addr + r.size, type: r.type, start: false },
+      );
+    }
+    points.sort((x, y) => x.at - y.at);
+    const active = new Map<E820Type, number>();
+    const out: MemoryRange[] = [];
+    let current = 0;
+    let from = 0;
+    for (let i = 0; i < points.length; ) {
+      const at = points[i].at;
+      for (; i < points.length && points[i].at === at; i++) {
+        const p = points[i];
+        const n = (active.get(p.type) ?? 0) + (p.start ? 1 : -1);
+        if (n === 0) active.delete(p.type);
+        else active.set(p.type, n);
+      }
+      let top = 0;
+      for (const t of active.keys()) if (t > top) top = t;
+      if (top === current) continue;
+      if (current !== 0 && at > from) push(out, { addr: from, size: at - from, type: current });
+      current = top;
+      from = at;
+    }
+    this.ranges = out;
+    return this;
+  }
+
+  /** The ranges, ascending by address. */
+  entries(): MemoryRange[] {
+    return this.ranges.map((r) => ({ ...r }));
+  }
+
+  get length(): number {
+    return this.ranges.length;
+  }
+
+  /** The range holding `addr`, if any (binary search). */
+  find(addr: number): MemoryRange | undefined {
+    let lo = 0;
+    let hi = this.ranges.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const r = this.ranges[mid];
+      if (addr < r.addr) hi = mid;
+      else if (addr >= r.addr + r.size) lo = mid + 1;
+      else return { ...r };
+    }
+    return undefined;
+  }
+
+  /** Bytes mapped as `type`. */
+  totalOf(type: E820Type): number {
+    let n = 0;
+    for (const r of this.ranges) if (r.type === type) n += r.size;
+    return n;
+  }
+
+  clone(): MemoryMap {
+    const m = new MemoryMap();
+    m.ranges = this.ranges.map((r) => ({ ...r }));
+    return m;
+  }
+
+  /** Lines as the kernel prints its table: `BIOS-e820: [mem 0x...-0x...] usable` (inclusive end). */
+  print(prefix = 'BIOS-e820'): string[] {
+    return this.ranges.map(
+      (r) =>
+        `${prefix}: [mem ${hex16(r.addr)}-${hex16(r.addr + r.size - 1)}] ${e820TypeName(r.type)}`,
+    );
+  }
+}
+
+function push(out: MemoryRange[], r: MemoryRange): void {
+  const last = out[out.length - 1];
+  if (last !== undefined && last.type === r.type && last.addr + last.size === r.addr) {
+    out[out.length - 1] = { addr: last.addr, size: last.size + r.size, type: r.type };
+  } else out.push(r);
+}
+
+function hex16(n: number): string {
+  return `0x${n.toString(16).padStart(16, '0')}`;
+}
+
+function checkArgs(addr: number, size: number): void {
+  if (
+    !Number.isSafeInteger(addr) ||
+    !Number.isSafeInteger(size) ||
+    addr < 0 ||
+    size < 0 ||
+    !Number.isSafeInteger(addr + size)
+  ) {
+    throw new DeviceError('EINVAL', `memory map: bad range [${addr}, +${size})`);
+  }
+}
+
+function checkType(type: E820Type): void {
+  if (!Number.isInteger(type) || type < 1 || type > 0xffffffff) {
+    throw new DeviceError('EINVAL', `memory map: bad type ${type} (a u32 above 0)`);
+  }
+}
