@@ -3,6 +3,7 @@
  * registers itself here.
  */
 import { Command } from 'commander';
+import { registerFdtCommands } from './fdt.js';
 import { packageVersion } from './version.js';
 
 export function buildProgram(): Command {
@@ -13,5 +14,6 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-V, --version')
     .showHelpAfterError()
     .exitOverride();
+  registerFdtCommands(program);
   return program;
 }
