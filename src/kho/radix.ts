@@ -89,6 +89,9 @@ export class KhoRadixTree {
   #cacheLeafKey = -1;
   #cacheSlot = -1;
   #cacheBits: Uint8Array | null = null;
+  /** The level-1 node last passed (parent of up to 512 leaves), so a leaf miss rarely walks from the root. */
+  #l1Key = -1;
+  #l1View: DataView | null = null;
 
   /** Scratch for the last descent: node phys per depth and the slot taken in it. */
   readonly #pathPhys = new Float64Array(DEPTH);
@@ -236,7 +239,14 @@ export class KhoRadixTree {
 
   /** The leaf bitmap for leafKey, made the cached leaf; null if absent and !create. */
   #leaf(leafKey: number, create: boolean): Uint8Array | null {
-    const leaf = this.#descend(leafKey, create);
+    let leaf = 0;
+    const l1Key = Math.floor(leafKey / KHO_TABLE_ENTRIES);
+    if (l1Key === this.#l1Key) {
+      const off = (leafKey - l1Key * KHO_TABLE_ENTRIES) * KHO_TABLE_ENTRY_SIZE;
+      const view = this.#l1View!;
+      leaf = view.getUint32(off, true) + view.getUint32(off + 4, true) * TWO_POW_32;
+    }
+    if (leaf === 0) leaf = this.#descend(leafKey, create);
     if (leaf === 0) return null;
     this.#cacheLeafKey = leafKey;
     this.#cacheSlot = this.#slotOf.get(leaf)!;
@@ -254,12 +264,13 @@ export class KhoRadixTree {
       this.#root = this.#allocNode();
     }
     let node = this.#root;
+    let view: DataView | null = null;
     for (let depth = 0; depth < DEPTH - 1; depth++) {
       const level = KHO_INNER_LEVELS - depth;
       const idx = Math.floor(leafKey / SLOT_LEAVES[level]) % KHO_TABLE_ENTRIES;
       this.#pathPhys[depth] = node;
       this.#pathIdx[depth] = idx;
-      const view = this.device.view(node, PAGE_SIZE);
+      view = this.device.view(node, PAGE_SIZE);
       const off = idx * KHO_TABLE_ENTRY_SIZE;
       let child = view.getUint32(off, true) + view.getUint32(off + 4, true) * TWO_POW_32;
       if (child === 0) {
@@ -277,6 +288,8 @@ export class KhoRadixTree {
       node = child;
     }
     this.#pathPhys[DEPTH - 1] = node;
+    this.#l1Key = Math.floor(leafKey / KHO_TABLE_ENTRIES);
+    this.#l1View = view;
     return node;
   }
 
@@ -336,7 +349,7 @@ export class KhoRadixTree {
   #freeNode(phys: number, slot: number): void {
     this.#slotOf.delete(phys);
     this.#freeSlots.push(slot);
-    if (this.#cacheSlot === slot) this.#invalidate();
+    this.#invalidate();
     this.pageSource.freePage(phys);
   }
 
@@ -344,6 +357,8 @@ export class KhoRadixTree {
     this.#cacheLeafKey = -1;
     this.#cacheSlot = -1;
     this.#cacheBits = null;
+    this.#l1Key = -1;
+    this.#l1View = null;
   }
 }
 
