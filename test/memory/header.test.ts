@@ -1,0 +1,251 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import * as abi from '../../src/memory/abi.js';
+import { crc32c } from '../../src/memory/crc32c.js';
+import { PAGE_SIZE } from '../../src/memory/device.js';
+import { DeviceError } from '../../src/memory/errors.js';
+import {
+  decodeDeviceHeader,
+  formatDevice,
+  readDeviceHeader,
+  writeDeviceHeader,
+} from '../../src/memory/header.js';
+import { HeapDevice } from '../../src/memory/heap.js';
+import { E820 } from '../../src/memory/memmap-types.js';
+
+const UUID = '0123abcd-4567-89ef-0011-223344556677';
+
+function formatted(pages = 16) {
+  const d = new HeapDevice(pages * PAGE_SIZE);
+  formatDevice(d, { uuid: UUID, now: 1_700_000_000_000, ownerPid: 4242 });
+  return d;
+}
+
+/** Applies `edit` to page 0, then (unless told not to) recomputes the crc so later checks are reached. */
+function corrupt(d: HeapDevice, edit: (v: DataView) => void, fixCrc = true): void {
+  const v = d.view(0, PAGE_SIZE);
+  edit(v);
+  if (!fixCrc) return;
+  const size = Math.min(Math.max(v.getUint32(abi.HDR_HEADER_SIZE, true), 0), PAGE_SIZE);
+  v.setUint32(abi.HDR_CRC, 0, true);
+  v.setUint32(abi.HDR_CRC, crc32c(d.bytes(0, size)), true);
+}
+
+function refused(d: HeapDevice, reason: RegExp): void {
+  assert.throws(
+    () => readDeviceHeader(d),
+    (e: unknown) => e instanceof DeviceError && e.code === 'ENODEV' && reason.test(e.message),
+  );
+}
+
+test('header: format then read round-trips every field', () => {
+  const d = formatted();
+  const h = readDeviceHeader(d);
+  assert.deepEqual(h, {
+    version: 1,
+    lastCompatVersion: 1,
+    size: 16 * PAGE_SIZE,
+    pageSize: PAGE_SIZE,
+    uuid: UUID,
+    created: 1_700_000_000_000,
+    generation: 0,
+    bootBlock: 0,
+    ownerPid: 4242,
+    memmap: [
+      { addr: 0, size: PAGE_SIZE, type: E820.RESERVED },
+      { addr: PAGE_SIZE, size: 15 * PAGE_SIZE, type: E820.USABLE },
+    ],
+  });
+  assert.equal(d.view(0, 4).getUint32(0, true), abi.DEVICE_MAGIC);
+  assert.equal(new TextDecoder().decode(d.bytes(0, 4)), 'LKXD');
+  writeDeviceHeader(d, { ...h, generation: 2 ** 40, bootBlock: 3 * PAGE_SIZE, ownerPid: 7 });
+  const h2 = readDeviceHeader(d);
+  assert.equal(h2.generation, 2 ** 40);
+  assert.equal(h2.bootBlock, 3 * PAGE_SIZE);
+  assert.equal(h2.ownerPid, 7);
+  assert.match(formatDevice(new HeapDevice(2 * PAGE_SIZE)).uuid, /^[0-9a-f-]{36}$/);
+});
+
+test('header: too-small devices and bad headers are refused at format/write time', () => {
+  assert.throws(
+    () => formatDevice(new HeapDevice(PAGE_SIZE)),
+    (e: unknown) => e instanceof DeviceError && e.code === 'ENOSPC',
+  );
+  const d = formatted();
+  const h = readDeviceHeader(d);
+  const inval = (f: () => unknown) =>
+    assert.throws(f, (e: unknown) => e instanceof DeviceError && e.code === 'EINVAL');
+  inval(() => writeDeviceHeader(d, { ...h, uuid: 'nope' }));
+  inval(() => writeDeviceHeader(d, { ...h, size: 8 * PAGE_SIZE }));
+  inval(() => writeDeviceHeader(d, { ...h, generation: -1 }));
+  inval(() => writeDeviceHeader(d, { ...h, bootBlock: 5 }));
+  inval(() => writeDeviceHeader(d, { ...h, memmap: [{ addr: 0, size: 17 * PAGE_SIZE, type: 1 }] }));
+  const many = Array.from({ length: abi.DEVICE_MAP_MAX + 1 }, (_, i) => ({
+    addr: i * PAGE_SIZE,
+    size: PAGE_SIZE,
+    type: 1,
+  }));
+  assert.throws(
+    () =>
+      writeDeviceHeader(new HeapDevice(256 * PAGE_SIZE), {
+        ...h,
+        size: 256 * PAGE_SIZE,
+        memmap: many,
+      }),
+    (e: unknown) => e instanceof DeviceError && e.code === 'ENOSPC',
+  );
+  assert.deepEqual(readDeviceHeader(d), h, 'a refused write changes nothing');
+});
+
+test('header: every corrupt field is refused with its reason', () => {
+  const cases: [string, (v: DataView) => void, RegExp, boolean?][] = [
+    ['magic', (v) => v.setUint32(abi.HDR_MAGIC, 0x12345678, true), /bad magic 0x12345678/],
+    [
+      'zero page',
+      (v) => new Uint8Array(v.buffer, v.byteOffset, 64).fill(0),
+      /bad magic 0x0/,
+      false,
+    ],
+    ['version 0', (v) => v.setUint32(abi.HDR_VERSION, 0, true), /bad format version 0/],
+    [
+      'last comp > version',
+      (v) => v.setUint32(abi.HDR_LAST_COMP, 2, true),
+      /bad format version 1 \(last compatible 2\)/,
+    ],
+    [
+      'newer format',
+      (v) => {
+        v.setUint32(abi.HDR_VERSION, 3, true);
+        v.setUint32(abi.HDR_LAST_COMP, 2, true);
+      },
+      /needs a reader of version 2/,
+    ],
+    ['header size small', (v) => v.setUint32(abi.HDR_HEADER_SIZE, 8, true), /header size 8/],
+    [
+      'header size big',
+      (v) => v.setUint32(abi.HDR_HEADER_SIZE, PAGE_SIZE + 1, true),
+      /header size 4097/,
+      false,
+    ],
+    ['checksum', (v) => v.setUint32(abi.HDR_GENERATION, 5, true), /checksum mismatch/, false],
+    [
+      'device size',
+      (v) => v.setBigUint64(abi.HDR_DEVICE_SIZE, BigInt(32 * PAGE_SIZE), true),
+      /header says 131072 bytes, the device has 65536/,
+    ],
+    ['huge u64', (v) => v.setBigUint64(abi.HDR_GENERATION, 2n ** 60n, true), /above 2\^53/],
+    ['page size', (v) => v.setUint32(abi.HDR_PAGE_SIZE, 8192, true), /page size 8192/],
+    [
+      'uuid',
+      (v) => new Uint8Array(v.buffer, v.byteOffset + abi.HDR_UUID, 16).fill(0),
+      /uuid is zero/,
+    ],
+    [
+      'boot block in page 0',
+      (v) => v.setBigUint64(abi.HDR_BOOT_BLOCK, 8n, true),
+      /boot block address 0x8/,
+    ],
+    [
+      'boot block outside',
+      (v) => v.setBigUint64(abi.HDR_BOOT_BLOCK, BigInt(16 * PAGE_SIZE), true),
+      /boot block address 0x10000/,
+    ],
+    [
+      'boot block unaligned',
+      (v) => v.setBigUint64(abi.HDR_BOOT_BLOCK, BigInt(PAGE_SIZE + 3), true),
+      /boot block address 0x1003/,
+    ],
+    ['map count', (v) => v.setUint32(abi.HDR_MAP_COUNT, 1000, true), /1000 entries \(max 128\)/],
+    [
+      'map count past header',
+      (v) => v.setUint32(abi.HDR_MAP_COUNT, 3, true),
+      /overruns the header size/,
+    ],
+    [
+      'entry type 0',
+      (v) => v.setUint32(abi.HDR_MAP + abi.MAP_ENTRY_SIZE + abi.MAP_ENTRY_TYPE, 0, true),
+      /entry 1 has type 0/,
+    ],
+    [
+      'entry size 0',
+      (v) => v.setBigUint64(abi.HDR_MAP + abi.MAP_ENTRY_SIZE_FIELD, 0n, true),
+      /entry 0 .* not whole pages/,
+    ],
+    [
+      'entry unaligned',
+      (v) => v.setBigUint64(abi.HDR_MAP + abi.MAP_ENTRY_ADDR, 1n, true),
+      /entry 0 .* not whole pages/,
+    ],
+    [
+      'entry past end',
+      (v) =>
+        v.setBigUint64(
+          abi.HDR_MAP + abi.MAP_ENTRY_SIZE + abi.MAP_ENTRY_SIZE_FIELD,
+          BigInt(16 * PAGE_SIZE),
+          true,
+        ),
+      /entry 1 ends past the device/,
+    ],
+    [
+      'entries overlap',
+      (v) => v.setBigUint64(abi.HDR_MAP + abi.MAP_ENTRY_SIZE_FIELD, BigInt(2 * PAGE_SIZE), true),
+      /entry 1 is out of order or overlaps/,
+    ],
+  ];
+  for (const [what, edit, reason, fixCrc] of cases) {
+    const d = formatted();
+    corrupt(d, edit, fixCrc ?? true);
+    assert.throws(
+      () => readDeviceHeader(d),
+      (e: unknown) => e instanceof DeviceError && e.code === 'ENODEV' && reason.test(e.message),
+      what,
+    );
+  }
+});
+
+test('header: short page-0 bytes and an unformatted device are refused', () => {
+  refused(new HeapDevice(4 * PAGE_SIZE), /bad magic 0x0/);
+  assert.throws(
+    () => decodeDeviceHeader(new Uint8Array(10), 2 * PAGE_SIZE),
+    (e: unknown) =>
+      e instanceof DeviceError && e.code === 'ENODEV' && /only 10 bytes/.test(e.message),
+  );
+});
+
+test('header: random damage never throws anything but DeviceError', () => {
+  const good = formatted();
+  const page = good.bytes(0, PAGE_SIZE).slice();
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          at: fc.integer({ min: 0, max: 0x50 + 3 * 24 }),
+          value: fc.integer({ min: 0, max: 255 }),
+        }),
+        { minLength: 1, maxLength: 8 },
+      ),
+      fc.boolean(),
+      (edits, fixCrc) => {
+        const d = new HeapDevice(16 * PAGE_SIZE);
+        d.bytes(0, PAGE_SIZE).set(page);
+        corrupt(
+          d,
+          (v) => {
+            for (const { at, value } of edits) v.setUint8(at, value);
+          },
+          fixCrc,
+        );
+        try {
+          const h = readDeviceHeader(d);
+          // What is accepted is self-consistent.
+          assert.equal(h.size, d.size);
+        } catch (e) {
+          assert.ok(e instanceof DeviceError, String(e));
+          assert.equal(e.code, 'ENODEV');
+        }
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
