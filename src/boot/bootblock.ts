@@ -1,0 +1,351 @@
+import { crc32c } from '../memory/crc32c.js';
+import type { MemoryRange } from '../memory/memmap-types.js';
+import {
+  BB_BOOT_ID,
+  BB_CMDLINE_LEN,
+  BB_CMDLINE_OFF,
+  BB_CRC32C,
+  BB_FLAGS,
+  BB_GENERATION,
+  BB_HEADER_SIZE,
+  BB_LAST_COMP_VERSION,
+  BB_MAGIC,
+  BB_MEMMAP_NR,
+  BB_MEMMAP_OFF,
+  BB_PREDECESSOR_BOOT_ID,
+  BB_SETUP_DATA_OFF,
+  BB_TOTAL_SIZE,
+  BB_VERSION,
+  BOOT_BLOCK_HEADER_SIZE,
+  BOOT_BLOCK_LAST_COMP_VERSION,
+  BOOT_BLOCK_MAGIC,
+  BOOT_BLOCK_VERSION,
+  BOOT_ID_SIZE,
+  MAX_BOOT_BLOCK_SIZE,
+  MAX_CMDLINE,
+  MAX_MEMMAP_ENTRIES,
+  MAX_SETUP_DATA_ENTRIES,
+  MEMMAP_ENTRY_SIZE,
+  SETUP,
+  SETUP_DATA_ALIGN,
+  SETUP_DATA_HEADER_SIZE,
+} from './abi.js';
+import { BootError } from './errors.js';
+
+/** Encode and decode the boot block (layout in abi.ts). */
+
+export interface SetupData {
+  readonly type: number;
+  readonly data: Uint8Array;
+}
+
+export interface BootBlockInput {
+  /** The generation the block boots (the device header's next generation). */
+  generation: number;
+  /** The successor's boot id (16 bytes). */
+  bootId: Uint8Array;
+  /** The writer's own boot id (16 bytes). */
+  predecessorBootId: Uint8Array;
+  cmdline: string;
+  /** Sorted, non-overlapping ranges, as the memory map hands them over. */
+  memoryMap: readonly MemoryRange[];
+  setupData?: readonly SetupData[];
+}
+
+export interface BootBlock {
+  readonly version: number;
+  readonly lastCompVersion: number;
+  readonly totalSize: number;
+  readonly generation: number;
+  readonly bootId: Uint8Array;
+  readonly predecessorBootId: Uint8Array;
+  readonly cmdline: string;
+  readonly memoryMap: readonly MemoryRange[];
+  /** In chain order, unknown types included; `data` is a copy. */
+  readonly setupData: readonly SetupData[];
+}
+
+export interface BootBlockExpect {
+  /** The generation the device header says is pending. */
+  generation?: number;
+  /** The boot id of the generation that wrote the block. */
+  predecessorBootId?: Uint8Array;
+}
+
+const ADDR_LIMIT = 2 ** 53;
+const U32 = 2 ** 32;
+const utf8 = new TextEncoder();
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+
+const align8 = (n: number) => Math.ceil(n / SETUP_DATA_ALIGN) * SETUP_DATA_ALIGN;
+
+function hex(n: number): string {
+  return `0x${n.toString(16)}`;
+}
+
+function isU32(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n < U32;
+}
+
+function setU64(dv: DataView, off: number, v: number): void {
+  dv.setUint32(off, v % U32, true);
+  dv.setUint32(off + 4, Math.floor(v / U32), true);
+}
+
+/** A u64 that must be exact as a JS number; `undefined` when it is not. */
+function getU64(dv: DataView, off: number): number | undefined {
+  const hi = dv.getUint32(off + 4, true);
+  if (hi >= 2 ** 21) return undefined;
+  return hi * U32 + dv.getUint32(off, true);
+}
+
+/** Shared by encode (EINVAL) and decode (EBADBOOT): the map's ranges are sane. */
+function checkMemoryMap(map: readonly MemoryRange[], fail: (m: string) => never): void {
+  let prevEnd = 0;
+  map.forEach((r, i) => {
+    if (!Number.isSafeInteger(r.addr) || r.addr < 0) fail(`memory map entry ${i}: bad address`);
+    if (!Number.isSafeInteger(r.size) || r.size <= 0)
+      fail(`memory map entry ${i}: size must be > 0`);
+    if (r.addr + r.size > ADDR_LIMIT) fail(`memory map entry ${i}: ends past 2^53`);
+    if (!isU32(r.type)) fail(`memory map entry ${i}: bad type ${r.type}`);
+    if (i > 0 && r.addr < prevEnd) {
+      fail(
+        `memory map entry ${i} at ${hex(r.addr)} overlaps or is out of order (previous ends at ${hex(prevEnd)})`,
+      );
+    }
+    prevEnd = r.addr + r.size;
+  });
+}
+
+/**
+ * Lays out a boot block.
+ *
+ * @throws BootError EINVAL when a field is out of range: generation not a
+ *   safe integer, ids not 16 bytes, command line too long or containing NUL,
+ *   memory map unsorted/overlapping/too long, setup_data of type 0 or too
+ *   many, or the whole block over MAX_BOOT_BLOCK_SIZE.
+ */
+export function encodeBootBlock(input: BootBlockInput): Uint8Array {
+  const fail: (m: string) => never = (m) => {
+    throw new BootError('EINVAL', `boot block: ${m}`);
+  };
+  const { generation, bootId, predecessorBootId, memoryMap } = input;
+  const setupData = input.setupData ?? [];
+  if (!Number.isSafeInteger(generation) || generation < 0) fail(`bad generation ${generation}`);
+  if (bootId.length !== BOOT_ID_SIZE) fail('boot id must be 16 bytes');
+  if (predecessorBootId.length !== BOOT_ID_SIZE) fail('predecessor boot id must be 16 bytes');
+  const cmdline = utf8.encode(input.cmdline);
+  if (cmdline.length > MAX_CMDLINE)
+    fail(`command line is ${cmdline.length} bytes (limit ${MAX_CMDLINE})`);
+  if (cmdline.includes(0)) fail('command line contains NUL');
+  if (memoryMap.length > MAX_MEMMAP_ENTRIES)
+    fail(`${memoryMap.length} memory map entries (limit ${MAX_MEMMAP_ENTRIES})`);
+  checkMemoryMap(memoryMap, fail);
+  if (setupData.length > MAX_SETUP_DATA_ENTRIES)
+    fail(`${setupData.length} setup_data entries (limit ${MAX_SETUP_DATA_ENTRIES})`);
+  for (const s of setupData) {
+    if (!isU32(s.type) || s.type === SETUP.NONE) fail(`bad setup_data type ${s.type}`);
+  }
+
+  const cmdlineOff = BOOT_BLOCK_HEADER_SIZE;
+  const memmapOff = align8(cmdlineOff + cmdline.length);
+  let end = memmapOff + memoryMap.length * MEMMAP_ENTRY_SIZE;
+  const setupOffs: number[] = [];
+  for (const s of setupData) {
+    end = align8(end);
+    setupOffs.push(end);
+    end += SETUP_DATA_HEADER_SIZE + s.data.length;
+    if (end > MAX_BOOT_BLOCK_SIZE) break;
+  }
+  const totalSize = align8(end);
+  if (totalSize > MAX_BOOT_BLOCK_SIZE)
+    fail(`block would be ${totalSize} bytes (limit ${MAX_BOOT_BLOCK_SIZE})`);
+
+  const out = new Uint8Array(totalSize);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(BB_MAGIC, BOOT_BLOCK_MAGIC, true);
+  dv.setUint16(BB_VERSION, BOOT_BLOCK_VERSION, true);
+  dv.setUint16(BB_LAST_COMP_VERSION, BOOT_BLOCK_LAST_COMP_VERSION, true);
+  dv.setUint32(BB_TOTAL_SIZE, totalSize, true);
+  setU64(dv, BB_GENERATION, generation);
+  out.set(bootId, BB_BOOT_ID);
+  out.set(predecessorBootId, BB_PREDECESSOR_BOOT_ID);
+  dv.setUint32(BB_HEADER_SIZE, BOOT_BLOCK_HEADER_SIZE, true);
+  dv.setUint32(BB_CMDLINE_OFF, cmdlineOff, true);
+  dv.setUint32(BB_CMDLINE_LEN, cmdline.length, true);
+  dv.setUint32(BB_MEMMAP_OFF, memmapOff, true);
+  dv.setUint32(BB_MEMMAP_NR, memoryMap.length, true);
+  dv.setUint32(BB_SETUP_DATA_OFF, setupOffs[0] ?? 0, true);
+  out.set(cmdline, cmdlineOff);
+  memoryMap.forEach((r, i) => {
+    const o = memmapOff + i * MEMMAP_ENTRY_SIZE;
+    setU64(dv, o, r.addr);
+    setU64(dv, o + 8, r.size);
+    dv.setUint32(o + 16, r.type, true);
+  });
+  setupData.forEach((s, i) => {
+    const o = setupOffs[i];
+    setU64(dv, o, setupOffs[i + 1] ?? 0);
+    dv.setUint32(o + 8, s.type, true);
+    dv.setUint32(o + 12, s.data.length, true);
+    out.set(s.data, o + SETUP_DATA_HEADER_SIZE);
+  });
+  dv.setUint32(BB_CRC32C, blockCrc(out, totalSize), true);
+  return out;
+}
+
+/** crc32c over [0, size) with the crc field taken as zero. */
+function blockCrc(bytes: Uint8Array, size: number): number {
+  let c = crc32c(bytes.subarray(0, BB_CRC32C));
+  c = crc32c(new Uint8Array(4), c);
+  return crc32c(bytes.subarray(BB_CRC32C + 4, size), c);
+}
+
+function sameId(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * Reads and validates a boot block at the start of `bytes` (which may run
+ * past the block's end).
+ *
+ * @throws BootError EBADBOOT when the block is truncated, has a bad magic,
+ *   checksum, length, count, memory map entry or setup_data chain;
+ *   EVERSION when it needs a newer reader; ESTALE when its generation or
+ *   predecessor boot id is not what `expect` says (a repeated or old block).
+ */
+export function decodeBootBlock(bytes: Uint8Array, expect: BootBlockExpect = {}): BootBlock {
+  const bad: (m: string) => never = (m) => {
+    throw new BootError('EBADBOOT', `boot block: ${m}`);
+  };
+  if (!(bytes instanceof Uint8Array)) bad('not a byte array');
+  if (bytes.length < BOOT_BLOCK_HEADER_SIZE)
+    bad(`truncated: ${bytes.length} bytes, the header needs ${BOOT_BLOCK_HEADER_SIZE}`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = dv.getUint32(BB_MAGIC, true);
+  if (magic !== BOOT_BLOCK_MAGIC) bad(`bad magic ${hex(magic)}`);
+  const totalSize = dv.getUint32(BB_TOTAL_SIZE, true);
+  if (totalSize < BOOT_BLOCK_HEADER_SIZE || totalSize > MAX_BOOT_BLOCK_SIZE)
+    bad(`bad total size ${totalSize}`);
+  if (totalSize > bytes.length)
+    bad(`truncated: total size ${totalSize}, only ${bytes.length} bytes`);
+  const crc = dv.getUint32(BB_CRC32C, true);
+  const want = blockCrc(bytes, totalSize);
+  if (crc !== want) bad(`checksum ${hex(crc)} does not match ${hex(want)}`);
+
+  // The checksum holds, so a version we cannot read is a genuine newer block.
+  const version = dv.getUint16(BB_VERSION, true);
+  const lastComp = dv.getUint16(BB_LAST_COMP_VERSION, true);
+  if (version === 0 || lastComp === 0 || lastComp > version)
+    bad(`bad version ${version} (last compatible ${lastComp})`);
+  if (lastComp > BOOT_BLOCK_VERSION) {
+    throw new BootError(
+      'EVERSION',
+      `boot block: version ${version} needs a reader of version ${lastComp}; this one reads ${BOOT_BLOCK_VERSION}`,
+    );
+  }
+  const headerSize = dv.getUint32(BB_HEADER_SIZE, true);
+  if (
+    headerSize < BOOT_BLOCK_HEADER_SIZE ||
+    headerSize > totalSize ||
+    headerSize % SETUP_DATA_ALIGN
+  ) {
+    bad(`bad header size ${headerSize}`);
+  }
+  if (
+    version === BOOT_BLOCK_VERSION &&
+    (dv.getUint32(BB_FLAGS, true) !== 0 || headerSize !== BOOT_BLOCK_HEADER_SIZE)
+  ) {
+    bad('version 1 block with flags or a longer header');
+  }
+  const generation = getU64(dv, BB_GENERATION);
+  if (generation === undefined) bad('generation past 2^53');
+  const bootId = bytes.slice(BB_BOOT_ID, BB_BOOT_ID + BOOT_ID_SIZE);
+  const predecessorBootId = bytes.slice(
+    BB_PREDECESSOR_BOOT_ID,
+    BB_PREDECESSOR_BOOT_ID + BOOT_ID_SIZE,
+  );
+
+  /** `[off, off + len)` lies inside the block, after the header. */
+  const inBlock = (off: number, len: number) => off >= headerSize && len <= totalSize - off;
+
+  const cmdlineOff = dv.getUint32(BB_CMDLINE_OFF, true);
+  const cmdlineLen = dv.getUint32(BB_CMDLINE_LEN, true);
+  if (cmdlineLen > MAX_CMDLINE) bad(`command line of ${cmdlineLen} bytes (limit ${MAX_CMDLINE})`);
+  if (!inBlock(cmdlineOff, cmdlineLen))
+    bad(`command line at ${hex(cmdlineOff)}+${cmdlineLen} is outside the block`);
+  const cmdlineBytes = bytes.subarray(cmdlineOff, cmdlineOff + cmdlineLen);
+  if (cmdlineBytes.includes(0)) bad('command line contains NUL');
+  let cmdline = '';
+  try {
+    cmdline = utf8Strict.decode(cmdlineBytes);
+  } catch {
+    bad('command line is not UTF-8');
+  }
+
+  const memmapOff = dv.getUint32(BB_MEMMAP_OFF, true);
+  const memmapNr = dv.getUint32(BB_MEMMAP_NR, true);
+  if (memmapNr > MAX_MEMMAP_ENTRIES)
+    bad(`${memmapNr} memory map entries (limit ${MAX_MEMMAP_ENTRIES})`);
+  if (!inBlock(memmapOff, memmapNr * MEMMAP_ENTRY_SIZE))
+    bad(`memory map at ${hex(memmapOff)} (${memmapNr} entries) is outside the block`);
+  const memoryMap: MemoryRange[] = [];
+  for (let i = 0; i < memmapNr; i++) {
+    const o = memmapOff + i * MEMMAP_ENTRY_SIZE;
+    const addr = getU64(dv, o);
+    const size = getU64(dv, o + 8);
+    if (addr === undefined || size === undefined) bad(`memory map entry ${i} past 2^53`);
+    if (dv.getUint32(o + 20, true) !== 0) bad(`memory map entry ${i}: reserved field is not 0`);
+    memoryMap.push({ addr, size, type: dv.getUint32(o + 16, true) });
+  }
+  checkMemoryMap(memoryMap, bad);
+
+  const setupData: SetupData[] = [];
+  let off = dv.getUint32(BB_SETUP_DATA_OFF, true);
+  while (off !== 0) {
+    if (setupData.length === MAX_SETUP_DATA_ENTRIES)
+      bad(`more than ${MAX_SETUP_DATA_ENTRIES} setup_data entries`);
+    if (off % SETUP_DATA_ALIGN || !inBlock(off, SETUP_DATA_HEADER_SIZE))
+      bad(`setup_data at ${hex(off)} is outside the block`);
+    const type = dv.getUint32(off + 8, true);
+    const len = dv.getUint32(off + 12, true);
+    const dataOff = off + SETUP_DATA_HEADER_SIZE;
+    if (!inBlock(dataOff, len)) bad(`setup_data at ${hex(off)}: ${len} bytes run past the block`);
+    if (type === SETUP.NONE) bad(`setup_data at ${hex(off)} has type 0`);
+    const next = getU64(dv, off);
+    // Each entry must point past itself, so the chain cannot loop.
+    if (next === undefined || (next !== 0 && next < dataOff + len))
+      bad(`setup_data at ${hex(off)}: bad next ${next === undefined ? '(huge)' : hex(next)}`);
+    setupData.push({ type, data: bytes.slice(dataOff, dataOff + len) });
+    off = next;
+  }
+
+  if (expect.generation !== undefined && generation !== expect.generation) {
+    throw new BootError(
+      'ESTALE',
+      `boot block is for generation ${generation}, the device expects ${expect.generation}`,
+    );
+  }
+  if (
+    expect.predecessorBootId !== undefined &&
+    !sameId(predecessorBootId, expect.predecessorBootId)
+  ) {
+    throw new BootError('ESTALE', 'boot block was written by another boot than the device names');
+  }
+  return {
+    version,
+    lastCompVersion: lastComp,
+    totalSize,
+    generation,
+    bootId,
+    predecessorBootId,
+    cmdline,
+    memoryMap,
+    setupData,
+  };
+}
+
+/** The first setup_data entry of `type`, or undefined. */
+export function findSetupData(block: BootBlock, type: number): SetupData | undefined {
+  return block.setupData.find((s) => s.type === type);
+}
