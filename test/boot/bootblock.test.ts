@@ -219,7 +219,7 @@ test('counts, lengths and memory map entries are bounded and checked', () => {
   );
   const e3 = memmapOff + 3 * 24;
   refuses(
-    edit(bytes, (dv) => dv.setUint32(e3 + 12, 0x1fffff, true)),
+    edit(bytes, (dv) => dv.setUint32(e3 + 4, 0x1fffff, true)),
     'EBADBOOT',
     /2\^53/,
   );
