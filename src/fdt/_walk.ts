@@ -208,19 +208,35 @@ export function stringAt(s: StructView, stroffset: number): number {
   return abs;
 }
 
-const latin = new TextDecoder('latin1');
 const utf8 = new TextDecoder('utf-8');
 
-/** Decode bytes [start, end) of the blob: ASCII fast, else UTF-8 (names are ASCII). */
-export function decodeText(u8: Uint8Array, start: number, end: number): string {
-  if (end - start <= 32) {
-    let ascii = true;
-    for (let i = start; i < end; i++) if (u8[i]! >= 0x80) ascii = false;
-    if (ascii)
-      return String.fromCharCode.apply(null, u8.subarray(start, end) as unknown as number[]);
-    return utf8.decode(u8.subarray(start, end));
+/**
+ * A node or property name: one char per byte (names are ASCII by the spec;
+ * a damaged name keeps its exact bytes, so lookups and printers can match them).
+ */
+export function nameText(u8: Uint8Array, start: number, end: number): string {
+  let out = '';
+  for (let i = start; i < end; i += 4096) {
+    out += String.fromCharCode.apply(
+      null,
+      u8.subarray(i, Math.min(end, i + 4096)) as unknown as number[],
+    );
   }
-  const sub = u8.subarray(start, end);
-  for (let i = 0; i < sub.length; i++) if (sub[i]! >= 0x80) return utf8.decode(sub);
-  return latin.decode(sub);
+  return out;
+}
+
+/** The bytes of a name given by a caller; undefined if it has a char above 0xff. */
+export function nameBytes(name: string): Uint8Array | undefined {
+  const out = new Uint8Array(name.length);
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c > 0xff) return undefined;
+    out[i] = c;
+  }
+  return out;
+}
+
+/** A string property value: UTF-8. */
+export function valueText(u8: Uint8Array, start: number, end: number): string {
+  return utf8.decode(u8.subarray(start, end));
 }

@@ -35,20 +35,35 @@ function blockInside(hdrsize: number, totalsize: number, base: number, size: num
 
 /**
  * Check a blob's header as libfdt's fdt_check_full does before walking: the
- * buffer holds the header, the header is sane (fdt_check_header), and the
- * buffer holds totalsize bytes. Blocks may come in any order and may overlap
- * each other (libfdt does not check that); each must lie between the header
- * and totalsize.
+ * buffer holds the header, the header is sane (`checkHeaderFields`), and the
+ * buffer holds totalsize bytes.
  *
- * @throws FdtError TRUNCATED buffer shorter than the header or than totalsize,
- *   totalsize below the header size or above 2^31-1, a block outside
- *   [header end, totalsize]
+ * @throws FdtError TRUNCATED buffer shorter than the header or than totalsize;
+ *   and every code of checkHeaderFields
+ */
+export function checkHeader(u8: Uint8Array): void {
+  checkHeaderFields(u8);
+  const buflen = u8.byteLength;
+  const dv = new DataView(u8.buffer, u8.byteOffset, buflen);
+  const total = dv.getUint32(HDR_TOTALSIZE);
+  if (buflen < total) {
+    throw new FdtError('TRUNCATED', `buffer of ${buflen} bytes is shorter than totalsize ${total}`);
+  }
+}
+
+/**
+ * libfdt's fdt_check_header: the header alone, whatever the buffer's length
+ * beyond it. Blocks may come in any order and may overlap (libfdt does not
+ * check that); each must lie between the end of the header and totalsize.
+ *
  * @throws FdtError ALIGNMENT the bytes do not start at an 8-byte aligned address
  * @throws FdtError BADMAGIC magic is not 0xd00dfeed
  * @throws FdtError BADVERSION version < 2, last_comp_version > 17, or
  *   version < last_comp_version
+ * @throws FdtError TRUNCATED totalsize below the header size or above 2^31-1,
+ *   a block outside [header end, totalsize], or a buffer shorter than the header
  */
-export function checkHeader(u8: Uint8Array): void {
+export function checkHeaderFields(u8: Uint8Array): void {
   const buflen = u8.byteLength;
   if (buflen < V1_HEADER_SIZE) {
     throw new FdtError('TRUNCATED', `buffer of ${buflen} bytes is shorter than any header`);
@@ -98,7 +113,7 @@ export function checkHeader(u8: Uint8Array): void {
       );
     }
   }
-  // libfdt reads size_dt_strings for every version, even a v2 header without one.
+  // libfdt reads size_dt_strings even from a v2 header, which ends before it.
   if (buflen < HDR_SIZE_DT_STRINGS + 4) {
     throw new FdtError('TRUNCATED', `buffer of ${buflen} bytes has no size_dt_strings`);
   }
@@ -109,8 +124,5 @@ export function checkHeader(u8: Uint8Array): void {
       'TRUNCATED',
       `strings block ${offStrings}+${sizeStrings} outside totalsize ${total}`,
     );
-  }
-  if (buflen < total) {
-    throw new FdtError('TRUNCATED', `buffer of ${buflen} bytes is shorter than totalsize ${total}`);
   }
 }

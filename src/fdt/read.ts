@@ -7,15 +7,17 @@
 import {
   checkNodeOffset,
   checkPropOffset,
-  decodeText,
   E_BADOFFSET,
   E_NOTFOUND,
   errorFor,
+  nameBytes,
+  nameText,
   nextNode,
   nextProp,
   nextTag,
   StructView,
   stringAt,
+  valueText,
 } from './_walk.js';
 import { FDT_ERR, FdtError } from './errors.js';
 import {
@@ -68,7 +70,6 @@ export interface WalkEntry {
 }
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-const encoder = new TextEncoder();
 
 /** A number when exact, else the bigint. */
 export function exactInt(v: bigint): FdtInt {
@@ -279,7 +280,7 @@ export class Fdt {
         throw new FdtError('BADSTRUCTURE', `pre-v16 node name at ${offset} is not a path`);
       from = slash + 1;
     }
-    return decodeText(s.u8, from, end);
+    return nameText(s.u8, from, end);
   }
 
   /** Does the node at `offset` have the name `name` (libfdt's fdt_nodename_eq_)? */
@@ -307,8 +308,15 @@ export class Fdt {
    * @throws FdtError BADOFFSET `parent` is not a node; BADSTRUCTURE, TRUNCATED from the walk
    */
   subnodeOffset(parent: number, name: string): number {
-    const r = this.subnodeOffsetBytes(parent, encoder.encode(name));
+    const bytes = nameBytes(name);
+    const r = bytes ? this.subnodeOffsetBytes(parent, bytes) : this.notFoundUnder(parent);
     return orThrow(r, r === E_NOTFOUND ? `no child ${JSON.stringify(name)}` : undefined);
+  }
+
+  /** What a lookup of a name no node can have returns: NOTFOUND, or the parent's error. */
+  private notFoundUnder(parent: number): number {
+    const r = checkNodeOffset(this.s, parent);
+    return r < 0 ? r : E_NOTFOUND;
   }
 
   private subnodeOffsetBytes(parent: number, name: Uint8Array): number {
@@ -353,7 +361,8 @@ export class Fdt {
       }
       let q = path.indexOf('/', p);
       if (q < 0) q = end;
-      offset = this.subnodeOffsetBytes(offset, encoder.encode(path.slice(p, q)));
+      const bytes = nameBytes(path.slice(p, q));
+      offset = bytes ? this.subnodeOffsetBytes(offset, bytes) : this.notFoundUnder(offset);
       if (offset < 0) return offset;
       p = q;
     }
@@ -366,7 +375,7 @@ export class Fdt {
     if (aliases < 0) return undefined;
     const v = this.findProp(aliases, name);
     if (v === undefined || v.length < 2 || v[v.length - 1] !== 0 || v[0] !== 0x2f) return undefined;
-    return decodeText(v, 0, v.length - 1);
+    return valueText(v, 0, v.length - 1);
   }
 
   /**
@@ -488,7 +497,7 @@ export class Fdt {
     orThrow(checkPropOffset(s, offset), `no property at ${offset}`);
     const nameoff = s.u32(offset + 8);
     const start = orThrow(stringAt(s, nameoff), `property name offset ${nameoff}`);
-    const name = decodeText(s.u8, start, s.next);
+    const name = nameText(s.u8, start, s.next);
     const [a, b] = this.valueRange(offset);
     return { name, value: s.u8.subarray(a, b) };
   }
@@ -496,8 +505,9 @@ export class Fdt {
   /** The value of property `name` of the node, or undefined; walk errors propagate. */
   private findProp(node: number, name: string): Uint8Array | undefined {
     const s = this.s;
-    const want = encoder.encode(name);
     const next = orThrow(checkNodeOffset(s, node), `no node at ${node}`);
+    const want = nameBytes(name);
+    if (want === undefined) return undefined;
     for (let p = nextProp(s, next); p !== E_NOTFOUND; ) {
       orThrow(p);
       const after = s.next;
@@ -584,7 +594,7 @@ export class Fdt {
     if (v.length === 0 || v[v.length - 1] !== 0) {
       throw new FdtError('BADVALUE', `${name} is not a NUL-terminated string`);
     }
-    return decodeText(v, 0, v.indexOf(0));
+    return valueText(v, 0, v.indexOf(0));
   }
 
   /**
@@ -599,7 +609,7 @@ export class Fdt {
     const out: string[] = [];
     for (let i = 0; i < v.length; ) {
       const nul = v.indexOf(0, i);
-      out.push(decodeText(v, i, nul));
+      out.push(valueText(v, i, nul));
       i = nul + 1;
     }
     return out;
