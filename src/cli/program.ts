@@ -3,6 +3,7 @@
  * registers itself here.
  */
 import { Command } from 'commander';
+import { registerDeviceCommands } from './device.js';
 import { registerFdtCommands } from './fdt.js';
 import { packageVersion } from './version.js';
 
@@ -15,5 +16,6 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerFdtCommands(program);
+  registerDeviceCommands(program);
   return program;
 }

@@ -1,6 +1,6 @@
 /**
  * The few libc calls the mapped device needs, bound through koffi on first
- * use, so that code using only heap devices never loads the FFI.
+ * use, so that code using only heap devices never loads libc through the FFI.
  */
 import { constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';

@@ -1,0 +1,142 @@
+/**
+ * `livekexec device create|info|rm`: make, inspect and remove memory device
+ * files. Errors (DeviceError, BootError) reach main.ts, which prints
+ * `livekexec: <message>` and exits 1.
+ */
+import { unlinkSync } from 'node:fs';
+import { SingleBar } from 'cli-progress';
+import type { Command } from 'commander';
+import { memparseExact } from '../boot/memparse.js';
+import { PAGE_SIZE } from '../memory/device.js';
+import { DeviceError } from '../memory/errors.js';
+import { decodeDeviceHeader, formatDevice, readDeviceHeader } from '../memory/header.js';
+import { describeSize } from '../memory/heap.js';
+import { MappedDevice } from '../memory/mapped.js';
+import { MemoryMap } from '../memory/memmap.js';
+import { e820TypeName } from '../memory/memmap-types.js';
+
+/** Show a progress bar only once preallocation has run this long (ms). */
+const PROGRESS_AFTER_MS = 300;
+
+export function registerDeviceCommands(program: Command): void {
+  const device = program.command('device').description('create, inspect and remove memory devices');
+
+  device
+    .command('create')
+    .description('create a memory device file (0600), preallocate it and write its header')
+    .argument('<path>', 'device file, e.g. /dev/shm/app')
+    .requiredOption('-s, --size <size>', 'device size, memparse syntax (64M, 1G, 0x100000)')
+    .action((path: string, opts: { size: string }) => create(path, opts.size));
+
+  device
+    .command('info')
+    .description('print the device header and its memory map as the kernel prints it')
+    .argument('<path>', 'device file')
+    .option('--json', 'print a JSON object instead')
+    .action((path: string, opts: { json?: boolean }) => info(path, opts.json === true));
+
+  device
+    .command('rm')
+    .description('remove a device file that no process owns')
+    .argument('<path>', 'device file')
+    .option('-f, --force', 'remove it even when its header is not a valid livekexec header')
+    .action((path: string, opts: { force?: boolean }) => remove(path, opts.force === true));
+}
+
+function create(path: string, sizeText: string): void {
+  const size = memparseExact(sizeText, '--size');
+  if (size < 2 * PAGE_SIZE || size % PAGE_SIZE !== 0) {
+    throw new DeviceError(
+      'EINVAL',
+      `--size: ${size} bytes is not a multiple of ${PAGE_SIZE} of at least 2 pages`,
+    );
+  }
+  const progress = progressReporter();
+  let dev: MappedDevice;
+  try {
+    dev = MappedDevice.open(path, {
+      create: true,
+      exclusive: true,
+      size,
+      onProgress: progress.update,
+    });
+  } finally {
+    progress.stop();
+  }
+  try {
+    const h = formatDevice(dev);
+    process.stdout.write(
+      `created ${path}: ${describeSize(h.size)} (${h.size / PAGE_SIZE} pages), uuid ${h.uuid}\n`,
+    );
+  } catch (err) {
+    unlinkSync(path);
+    throw err;
+  } finally {
+    dev.close();
+  }
+}
+
+/** A cli-progress bar on a TTY that appears only when preallocation is slow. */
+function progressReporter(): { update: (done: number, total: number) => void; stop: () => void } {
+  const start = Date.now();
+  let bar: SingleBar | null = null;
+  return {
+    update(done, total) {
+      if (bar === null) {
+        if (!process.stderr.isTTY || Date.now() - start < PROGRESS_AFTER_MS || done >= total)
+          return;
+        bar = new SingleBar({
+          stream: process.stderr,
+          format: 'preallocating [{bar}] {percentage}% | {value}/{total} MiB',
+          hideCursor: true,
+        });
+        bar.start(Math.ceil(total / 2 ** 20), 0);
+      }
+      bar.update(Math.floor(done / 2 ** 20));
+    },
+    stop() {
+      bar?.stop();
+    },
+  };
+}
+
+function info(path: string, json: boolean): void {
+  const peek = MappedDevice.peek(path);
+  const h = decodeDeviceHeader(peek.page0, peek.size, path);
+  const map = MemoryMap.from(h.memmap);
+  if (json) {
+    const out = {
+      path,
+      ...h,
+      memmap: h.memmap.map((r) => ({ ...r, typeName: e820TypeName(r.type) })),
+      owner: peek.ownerPid ?? null,
+    };
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return;
+  }
+  const lines = [
+    `device:     ${path}`,
+    `uuid:       ${h.uuid}`,
+    `format:     version ${h.version} (compatible back to ${h.lastCompatVersion})`,
+    `size:       ${h.size} bytes (${describeSize(h.size)}), ${h.size / h.pageSize} pages of ${h.pageSize} bytes`,
+    `created:    ${new Date(h.created).toISOString()}`,
+    `generation: ${h.generation}`,
+    `boot block: ${h.bootBlock === 0 ? 'none pending' : `pending at 0x${h.bootBlock.toString(16)}`}`,
+    `owner:      ${peek.ownerPid === undefined ? 'none (not in use)' : `PID ${peek.ownerPid}`}` +
+      (h.ownerPid !== 0 ? `; last written by PID ${h.ownerPid}` : ''),
+    'memory map:',
+    ...map.print(),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function remove(path: string, force: boolean): void {
+  const dev = MappedDevice.open(path);
+  try {
+    if (!force) readDeviceHeader(dev);
+    unlinkSync(path);
+  } finally {
+    dev.close();
+  }
+  process.stdout.write(`removed ${path}\n`);
+}
