@@ -8,6 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { FDT_ERR } from '../../src/fdt/index.js';
+import { badCases } from './_cases.js';
 import {
   cuts,
   headerMangles,
@@ -68,6 +70,22 @@ describe('reader agrees with libfdt', { skip: missing }, () => {
     oracle = buildOracle();
   });
   after(() => oracle?.cleanup());
+
+  it('gives the code our table of broken blobs says', () => {
+    const cases = badCases();
+    const lines = runOracle(
+      oracle.bin,
+      cases.map((c) => c.bytes),
+    );
+    cases.forEach((c, i) => {
+      const want = c.code === 'ok' ? 0 : -FDT_ERR[c.code];
+      assert.match(lines[i]!, new RegExp(`^H-?\\d+ F${want}( |$)`), c.name);
+    });
+    sameAsLibfdt(
+      oracle.bin,
+      cases.map((c) => c.bytes),
+    );
+  });
 
   it('on every fixture, in every layout', () => {
     const blobs = FIXTURES.map(loadDtb);
