@@ -100,12 +100,26 @@ export function checkPropName(name: string): void {
 }
 
 /**
- * Checks a name only for what a blob cannot represent at all (a NUL), as
- * libfdt, which takes C strings, implicitly does.
- * @throws FdtError BADVALUE when the name holds a NUL.
+ * Checks a name only for what a blob cannot represent: a NUL (libfdt takes
+ * C strings), or a character above 0xff. Names are byte strings, one
+ * character per byte, as the reader gives them back (see _walk.ts nameText).
+ * @throws FdtError BADVALUE when the name holds a NUL or a character above 0xff.
  */
 export function checkRawName(name: string): void {
-  if (hasNul(name)) throw new FdtError('BADVALUE', `name ${JSON.stringify(name)} holds a NUL`);
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c === 0 || c > 0xff) {
+      throw new FdtError(
+        'BADVALUE',
+        `name ${JSON.stringify(name)} holds a NUL or a character above 0xff (names are bytes)`,
+      );
+    }
+  }
+}
+
+/** Writes a name that passed a name check, one byte per character. */
+export function writeName(buf: Uint8Array, off: number, name: string): void {
+  for (let i = 0; i < name.length; i++) buf[off + i] = name.charCodeAt(i);
 }
 
 const U64_MAX = (1n << 64n) - 1n;

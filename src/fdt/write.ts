@@ -31,6 +31,7 @@ import {
   hasNul,
   setU64,
   utf8Length,
+  writeName,
   writeUtf8,
 } from './_edit-internal.js';
 import { FdtError } from './errors.js';
@@ -93,7 +94,9 @@ export interface FdtWriterOptions {
    * Check node and property names as dtc would accept them (default true):
    * node `name[@unit]` with a name of 1..31 of [0-9a-zA-Z,._+-], property
    * names 1..31 of [0-9a-zA-Z,._+?#-], an empty name for the root only.
-   * libfdt checks nothing; with false only a NUL in a name is refused.
+   * libfdt checks nothing; with false only what a blob cannot hold is
+   * refused: a NUL, or a character above 0xff (names are byte strings, one
+   * character per byte, as the reader returns them).
    */
   checkNames?: boolean;
 }
@@ -217,13 +220,13 @@ export class FdtWriter {
     }
     if (this.#checkNames) checkNodeName(name, this.#depth === 0);
     else checkRawName(name);
-    const nameLen = utf8Length(name);
+    const nameLen = name.length;
     const end = this.#pos + 4 + alignUp(nameLen + 1, 4);
     this.#reserve(end, 0);
     const buf = this.#buf;
     const pos = this.#pos;
     this.#view.setUint32(pos, FDT_BEGIN_NODE);
-    writeUtf8(buf, pos + 4, name, nameLen);
+    writeName(buf, pos + 4, name);
     for (let i = pos + 4 + nameLen; i < end; i++) buf[i] = 0;
     this.#pos = end;
     this.#depth++;
@@ -416,21 +419,19 @@ export class FdtWriter {
   #propHeader(name: string, len: number): number {
     this.#expect('struct', 'property');
     if (this.#depth === 0) throw new FdtError('BADSTATE', `property "${name}" outside every node`);
-    const nameLen = utf8Length(name);
-    // Keys are byte strings so that a tail is a byte suffix, as in libfdt.
-    const key = nameLen === name.length ? name : Buffer.from(name, 'utf8').toString('latin1');
-    let dist = this.#dedupe ? this.#names.get(key) : undefined;
+    // Names are byte strings (one char per byte), so a tail is a byte suffix.
+    let dist = this.#dedupe ? this.#names.get(name) : undefined;
     // A name found is a tail of one already checked, and so is valid itself.
     if (dist === undefined) {
       if (this.#checkNames) checkPropName(name);
       else checkRawName(name);
     }
-    const strBytes = dist === undefined ? nameLen + 1 : 0;
+    const strBytes = dist === undefined ? name.length + 1 : 0;
     const pos = this.#pos;
     const valueEnd = pos + 12 + len;
     const end = pos + 12 + alignUp(len, 4);
     this.#reserve(end, strBytes);
-    if (dist === undefined) dist = this.#addString(name, key, nameLen);
+    if (dist === undefined) dist = this.#addString(name);
     const view = this.#view;
     view.setUint32(pos, FDT_PROP);
     view.setUint32(pos + 4, len);
@@ -448,7 +449,8 @@ export class FdtWriter {
   }
 
   /** Puts a name below the strings block; returns its distance from the top. */
-  #addString(name: string, key: string, nameLen: number): number {
+  #addString(name: string): number {
+    const nameLen = name.length;
     const size = this.#strSize + nameLen + 1;
     let tab = this.#strtab;
     if (size > tab.length) {
@@ -457,11 +459,11 @@ export class FdtWriter {
       this.#strtab = tab = grown;
     }
     const start = tab.length - size;
-    writeUtf8(tab, start, name, nameLen);
+    writeName(tab, start, name);
     tab[start + nameLen] = 0;
     this.#strSize = size;
     if (this.#dedupe) {
-      for (let i = 0; i < key.length; i++) this.#names.set(key.slice(i), size - i);
+      for (let i = 0; i < nameLen; i++) this.#names.set(name.slice(i), size - i);
     }
     return size;
   }
