@@ -89,6 +89,8 @@ export class MappedDevice implements MemoryDevice {
   private readonly windows: (Mapping | undefined)[] = [];
   /** Mappings for accesses longer than WINDOW, keyed by "offset:length". */
   private readonly extra = new Map<string, Mapping>();
+  /** The one window of a device up to 4 GiB, while open; null otherwise. */
+  private single: Mapping | null = null;
 
   private constructor(
     readonly path: string,
@@ -227,12 +229,23 @@ export class MappedDevice implements MemoryDevice {
 
   /** @throws DeviceError EBADF after close, EFAULT out of range, EINVAL over 4 GiB. */
   bytes(phys: number, length: number): Uint8Array {
+    const single = this.single;
+    if (single !== null) {
+      // Hot path: one window, so only the bounds need checking.
+      checkRange(this.name, this.size, phys, length);
+      return new Uint8Array(single.buffer, phys, length);
+    }
     const m = this.mappingFor(phys, length);
     return new Uint8Array(m.buffer, phys - m.offset, length);
   }
 
   /** @throws as bytes(). */
   view(phys: number, length: number): DataView {
+    const single = this.single;
+    if (single !== null) {
+      checkRange(this.name, this.size, phys, length);
+      return new DataView(single.buffer, phys, length);
+    }
     const m = this.mappingFor(phys, length);
     return new DataView(m.buffer, phys - m.offset, length);
   }
@@ -265,6 +278,7 @@ export class MappedDevice implements MemoryDevice {
     const fd = this.fdOrNull;
     if (fd === null) return;
     this.fdOrNull = null;
+    this.single = null;
     const libc = getLibc();
     for (const m of [...this.windows, ...this.extra.values()]) {
       if (m !== undefined) libc.munmap(m.ptr, m.length);
@@ -308,6 +322,7 @@ export class MappedDevice implements MemoryDevice {
       this.size <= SINGLE_WINDOW_MAX ? this.size : Math.min(2 * WINDOW, this.size - offset);
     const m = this.map(offset, length);
     this.windows[k] = m;
+    if (this.size <= SINGLE_WINDOW_MAX) this.single = m;
     return m;
   }
 
