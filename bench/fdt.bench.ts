@@ -5,7 +5,7 @@
  * libfdt, built into bench/.build/ when libfdt-dev is present.
  * Target: each of ours at least 0.5x libfdt's throughput.
  *
- * Options: --ms=N time per measurement (default 1000).
+ * Options: --ms=N time per measurement (default 500).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
@@ -120,21 +120,37 @@ function runC(bin: string, groups: number, perGroup: number, ms: number): CResul
   return { build: Number(b[1]), bytes: Number(b[2]), walk: Number(w[1]), checksum: Number(w[2]) };
 }
 
+/** Measurements alternate between ours and libfdt, best of ROUNDS, so load from elsewhere hits both alike. */
+const ROUNDS = 3;
+
 export async function run(args: string[]): Promise<void> {
   const msArg = args.find((a) => a.startsWith('--ms='));
-  const ms = msArg ? Number(msArg.slice(5)) : 1000;
+  const ms = msArg ? Number(msArg.slice(5)) : 500;
   const bin = libfdtHarness();
   const rows: (string | number)[][] = [];
   for (const t of TREES) {
     const blob = build(t.groups, t.perGroup);
     const sum = walk(blob);
-    const buildRate = rate(() => build(t.groups, t.perGroup), ms);
-    const walkRate = rate(() => walk(blob), ms);
-    const c = bin ? runC(bin, t.groups, t.perGroup, ms) : undefined;
-    if (c && (c.bytes !== blob.length || c.checksum !== sum)) {
-      throw new Error(
-        `${t.label}: libfdt built ${c.bytes} bytes (sum ${c.checksum}), we built ${blob.length} (sum ${sum})`,
+    let buildRate = 0;
+    let walkRate = 0;
+    let c: CResult | undefined;
+    for (let round = 0; round < ROUNDS; round++) {
+      buildRate = Math.max(
+        buildRate,
+        rate(() => build(t.groups, t.perGroup), ms),
       );
+      walkRate = Math.max(
+        walkRate,
+        rate(() => walk(blob), ms),
+      );
+      if (!bin) continue;
+      const r = runC(bin, t.groups, t.perGroup, ms);
+      if (r.bytes !== blob.length || r.checksum !== sum) {
+        throw new Error(
+          `${t.label}: libfdt built ${r.bytes} bytes (sum ${r.checksum}), we built ${blob.length} (sum ${sum})`,
+        );
+      }
+      c = c ? { ...r, build: Math.max(c.build, r.build), walk: Math.max(c.walk, r.walk) } : r;
     }
     const ratio = (ours: number, theirs: number | undefined) =>
       theirs ? `${(ours / theirs).toFixed(2)}x` : 'n/a';
@@ -152,5 +168,7 @@ export async function run(args: string[]): Promise<void> {
     ]);
   }
   table(['fdt', 'ours ops/s', 'libfdt ops/s', 'ours/libfdt'], rows);
-  process.stdout.write('target: ours/libfdt >= 0.50x for build and parse+walk\n');
+  process.stdout.write(
+    `best of ${ROUNDS} rounds of ${ms} ms each; target: ours/libfdt >= 0.50x for build and parse+walk\n`,
+  );
 }
