@@ -555,10 +555,14 @@ export class CmaPool {
     for (let i = first; i < end; ) {
       const bit = i & 31;
       const n = Math.min(32 - bit, end - i);
-      const mask = n === 32 ? -1 : ((1 << n) - 1) << bit;
       const k = BM + (i >>> 5);
-      const cur = get(w, k);
-      this.store(w, k, used ? cur | mask : cur & ~mask);
+      if (n === 32) {
+        this.store(w, k, used ? -1 : 0); // a whole word: no need to read it
+      } else {
+        const mask = ((1 << n) - 1) << bit;
+        const cur = get(w, k);
+        this.store(w, k, used ? cur | mask : cur & ~mask);
+      }
       i += n;
     }
   }
