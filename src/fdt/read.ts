@@ -708,17 +708,20 @@ export class Fdt {
    * Every node in document order with its depth (root 0) and name. Stops at
    * the end of the root; refuses nesting deeper than FDT_MAX_DEPTH so a
    * printer's stack stays bounded.
-   * @throws FdtError BADSTRUCTURE, TRUNCATED from the walk; BADSTRUCTURE too deep
+   * @throws FdtError NOTFOUND no node at all; BADSTRUCTURE, TRUNCATED from
+   *   the walk; BADSTRUCTURE too deep
    */
   *walk(): Generator<WalkEntry> {
     const s = this.s;
     const d = new Int32Array(1);
-    let off = 0;
-    orThrow(checkNodeOffset(s, 0), 'no root node at structure offset 0');
+    // Like libfdt's fdt_next_node(fdt, -1, ...): NOPs before the root are skipped.
+    let off = orThrow(nextNode(s, -1, d), 'no root node');
+    d[0] = 0;
     while (off >= 0) {
       const depth = d[0]!;
-      if (depth > FDT_MAX_DEPTH)
+      if (depth > FDT_MAX_DEPTH) {
         throw new FdtError('BADSTRUCTURE', `nesting deeper than ${FDT_MAX_DEPTH}`);
+      }
       yield { offset: off, depth, name: this.getName(off) };
       off = nextNode(s, off, d);
       if (d[0]! <= 0) break;

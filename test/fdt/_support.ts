@@ -8,7 +8,9 @@ import { readFileSync } from 'node:fs';
 import { nextNode, nextTag } from '../../src/fdt/_walk.js';
 import {
   checkHeaderFields,
+  FDT_BEGIN_NODE,
   FDT_END,
+  FDT_END_NODE,
   FDT_ERR,
   FDT_NOP,
   Fdt,
@@ -126,7 +128,7 @@ export const ALL_ORDERS: Block[][] = [
 export interface Layout {
   order: Block[];
   version: 16 | 17;
-  /** Put a NOP before every Nth tag (0: none); a NOP also goes right before END. */
+  /** Put a NOP before every Nth tag (0: none). */
   nopEvery: number;
 }
 
@@ -141,10 +143,16 @@ export function relayout(bytes: Uint8Array, layout: Layout): Uint8Array {
   const s = fdt.s;
   const tags: Uint8Array[] = [];
   const nop = new Uint8Array([0, 0, 0, FDT_NOP]);
+  // NOPs anywhere but before the root (libfdt's lookups start at offset 0)
+  // and between the root's END_NODE and END (its full check refuses those).
+  let depth = 0;
+  let rootClosed = false;
   for (let off = 0, n = 0; ; n++) {
     const tag = nextTag(s, off);
-    if (layout.nopEvery > 0 && (n % layout.nopEvery === 0 || tag === FDT_END)) tags.push(nop);
+    if (layout.nopEvery > 0 && n > 0 && n % layout.nopEvery === 0 && !rootClosed) tags.push(nop);
     tags.push(bytes.subarray(s.base + off, s.base + s.next));
+    if (tag === FDT_BEGIN_NODE) depth++;
+    if (tag === FDT_END_NODE && --depth === 0) rootClosed = true;
     if (tag === FDT_END) break;
     off = s.next;
   }
