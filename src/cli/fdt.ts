@@ -82,10 +82,13 @@ function isPrintableString(v: Uint8Array): boolean {
 export function formatFdtgetValue(v: Uint8Array): string {
   if (v.length === 0) return '';
   if (isPrintableString(v)) {
-    return new TextDecoder('latin1')
-      .decode(v.subarray(0, v.length - 1))
-      .split('\0')
-      .join(' ');
+    // Printable ASCII and NULs only: one char per byte.
+    let text = '';
+    // In slices: one call with a huge value would overflow the argument stack.
+    for (let i = 0; i < v.length - 1; i += 4096) {
+      text += String.fromCharCode(...v.subarray(i, Math.min(v.length - 1, i + 4096)));
+    }
+    return text.replaceAll('\0', ' ');
   }
   const parts: number[] = [];
   if (v.length % 4 === 0) {
@@ -99,7 +102,11 @@ export function formatFdtgetValue(v: Uint8Array): string {
 
 function dump(file: string): void {
   const fdt = openChecked(file);
-  process.stdout.write(withFdtErrors(file, () => toDts(fdt)));
+  // Names are one char per byte: latin1 writes them back byte for byte, as dtc does.
+  process.stdout.write(
+    withFdtErrors(file, () => toDts(fdt)),
+    'latin1',
+  );
 }
 
 function check(file: string): void {
@@ -140,7 +147,7 @@ function get(file: string, path: string, prop: string | undefined, opts: GetOpti
     if (both || opts.list) for (const c of fdt.subnodes(node)) lines.push(fdt.getName(c));
     return lines.map((l) => `${l}\n`).join('');
   });
-  process.stdout.write(out);
+  process.stdout.write(out, 'latin1');
 }
 
 /** Adds the `fdt` verb group to the program. */

@@ -175,3 +175,11 @@ describe('formatFdtgetValue', () => {
   test('0x80000000 is negative', () =>
     assert.equal(formatFdtgetValue(b(0x80, 0, 0, 0)), '-2147483648'));
 });
+
+describe('formatFdtgetValue on large values', () => {
+  test('a 1 MiB string prints whole', () => {
+    const v = new Uint8Array(1 << 20).fill(0x61);
+    v[v.length - 1] = 0;
+    assert.equal(formatFdtgetValue(v).length, v.length - 1);
+  });
+});
