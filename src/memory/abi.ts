@@ -22,7 +22,9 @@
  *        | boot_block u64 (phys; 0 = none pending) |
  *   0x48 +--------------------+--------------------+
  *        | owner_pid u32      | map_count u32      |
- *   0x50 +--------------------+--------------------+
+ *   0x50 +-----------------------------------------+
+ *        | boot_id (16 bytes): the running boot's id |   all zero before the first boot
+ *   0x60 +--------------------+--------------------+
  *        | map[0]: addr u64, size u64, type u32, pad u32 (24 bytes)
  *        | ... map_count entries, at most DEVICE_MAP_MAX
  *        +-----------------------------------------+ header_size
@@ -51,7 +53,8 @@ export const HDR_GENERATION = 0x38;
 export const HDR_BOOT_BLOCK = 0x40;
 export const HDR_OWNER_PID = 0x48;
 export const HDR_MAP_COUNT = 0x4c;
-export const HDR_MAP = 0x50;
+export const HDR_BOOT_ID = 0x50;
+export const HDR_MAP = 0x60;
 
 export const MAP_ENTRY_SIZE = 24;
 export const MAP_ENTRY_ADDR = 0;

@@ -5,6 +5,7 @@ import {
   DEVICE_MAGIC,
   DEVICE_MAP_MAX,
   HDR_BOOT_BLOCK,
+  HDR_BOOT_ID,
   HDR_CRC,
   HDR_CREATED,
   HDR_DEVICE_SIZE,
@@ -44,6 +45,11 @@ export interface DeviceHeader {
   readonly generation: number;
   /** Physical address of the pending boot block, 0 when none. */
   readonly bootBlock: number;
+  /**
+   * The running boot's id (32 lowercase hex digits; all zeros before the
+   * first boot). A boot block must name it as its predecessor.
+   */
+  readonly bootId: string;
   /** PID of the process that last wrote the header (0 when unknown). */
   readonly ownerPid: number;
   /** The device's own memory map. */
@@ -78,6 +84,7 @@ export function formatDevice(device: MemoryDevice, options: FormatOptions = {}):
     created: options.now ?? Date.now(),
     generation: 0,
     bootBlock: 0,
+    bootId: NO_BOOT_ID,
     ownerPid: options.ownerPid ?? process.pid,
     memmap: [
       { addr: 0, size: PAGE_SIZE, type: E820.RESERVED },
@@ -129,6 +136,7 @@ export function encodeDeviceHeader(header: DeviceHeader): Uint8Array {
   setU64(v, HDR_GENERATION, header.generation, 'generation');
   setU64(v, HDR_BOOT_BLOCK, header.bootBlock, 'bootBlock');
   setU32(v, HDR_OWNER_PID, header.ownerPid, 'ownerPid');
+  page.set(parseBootId(header.bootId), HDR_BOOT_ID);
   v.setUint32(HDR_MAP_COUNT, count, true);
   header.memmap.forEach((r, i) => {
     const at = HDR_MAP + i * MAP_ENTRY_SIZE;
@@ -231,6 +239,7 @@ function decodeFields(v: DataView): DeviceHeader | null {
     generation,
     bootBlock,
     ownerPid: v.getUint32(HDR_OWNER_PID, true),
+    bootId: Buffer.from(v.buffer, v.byteOffset + HDR_BOOT_ID, 16).toString('hex'),
     memmap,
   };
 }
@@ -281,6 +290,14 @@ function parseUuid(uuid: string): Uint8Array {
     throw new DeviceError('EINVAL', `bad uuid '${uuid}'`);
   }
   return Uint8Array.from(Buffer.from(uuid.replace(/-/g, ''), 'hex'));
+}
+
+/** The boot id of a device that has never booted. */
+export const NO_BOOT_ID = '0'.repeat(32);
+
+function parseBootId(id: string): Uint8Array {
+  if (!/^[0-9a-f]{32}$/.test(id)) throw new DeviceError('EINVAL', `bad boot id '${id}'`);
+  return Uint8Array.from(Buffer.from(id, 'hex'));
 }
 
 function formatUuid(b: Uint8Array): string {

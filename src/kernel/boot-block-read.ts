@@ -1,0 +1,39 @@
+import { BB_TOTAL_SIZE, BOOT_BLOCK_HEADER_SIZE, MAX_BOOT_BLOCK_SIZE } from '../boot/abi.js';
+import { type BootBlock, decodeBootBlock } from '../boot/bootblock.js';
+import { BootError } from '../boot/errors.js';
+import type { MemoryDevice } from '../memory/device.js';
+import type { DeviceHeader } from '../memory/header.js';
+
+/**
+ * Reads and validates the boot block at `phys` against the device header:
+ * it must be the pending one, of the next generation, written by the
+ * running boot. Every failure is a BootError saying why.
+ */
+export function readPendingBootBlock(
+  device: MemoryDevice,
+  header: DeviceHeader,
+  phys: number,
+): BootBlock {
+  if (header.bootBlock === 0) {
+    throw new BootError('ESTALE', `no boot block is pending on ${device.name} (already consumed?)`);
+  }
+  if (phys !== header.bootBlock) {
+    throw new BootError(
+      'ESTALE',
+      `boot block at 0x${phys.toString(16)} is not the pending one (0x${header.bootBlock.toString(16)})`,
+    );
+  }
+  if (!Number.isSafeInteger(phys) || phys < 0 || phys + BOOT_BLOCK_HEADER_SIZE > device.size) {
+    throw new BootError('EBADBOOT', `boot block at 0x${phys.toString(16)} is outside the device`);
+  }
+  const total = device.view(phys, BOOT_BLOCK_HEADER_SIZE).getUint32(BB_TOTAL_SIZE, true);
+  const length = Math.min(
+    Math.max(total, BOOT_BLOCK_HEADER_SIZE),
+    MAX_BOOT_BLOCK_SIZE,
+    device.size - phys,
+  );
+  return decodeBootBlock(device.bytes(phys, length), {
+    generation: header.generation + 1,
+    predecessorBootId: Uint8Array.from(Buffer.from(header.bootId, 'hex')),
+  });
+}

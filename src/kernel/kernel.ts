@@ -1,0 +1,387 @@
+import type { SetupData } from '../boot/bootblock.js';
+import { Cmdline } from '../boot/cmdline.js';
+import { BootError } from '../boot/errors.js';
+import type { Memblock } from '../boot/memblock.js';
+import { CRASHKERNEL, defaultEarlyParams, type EarlyParamValues, MEMMAP } from '../boot/params.js';
+import { KexecError } from '../kexec/errors.js';
+import type { HandoverSubsystem } from '../kexec/handover.js';
+import { Kexec, type KexecHost, type KexecPlatform } from '../kexec/kexec.js';
+import type { PhysRange } from '../kexec/placement.js';
+import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import { type DeviceHeader, readDeviceHeader, writeDeviceHeader } from '../memory/header.js';
+import type { MemoryMap } from '../memory/memmap.js';
+import { E820, type MemoryRange } from '../memory/memmap-types.js';
+import { BuddyAllocator, type BuddyStats } from '../mm/buddy.js';
+import type { Folio } from '../mm/folio.js';
+import { readPendingBootBlock } from './boot-block-read.js';
+import type { BootInfo } from './boot-info.js';
+import { CrashDevice } from './crash-device.js';
+import { buildMemoryMap, freePageRanges, memblockFromMap } from './memory-layout.js';
+
+/** What starts a successor, and learns of a crash kernel taking over. */
+export interface KernelPlatform extends KexecPlatform<Kernel> {
+  adopt?(kernel: Kernel): void;
+}
+
+/** How to boot one generation. */
+export interface BootRequest {
+  readonly device: MemoryDevice;
+  /** The command line of a cold boot (a kexec boot takes the boot block's). */
+  readonly cmdline?: string;
+  /** Physical address of the boot block to consume: a kexec boot. */
+  readonly bootBlock?: number;
+  /** How this generation starts its successor. */
+  readonly platform: KernelPlatform;
+  /** NUMA nodes, as physical ranges; one node spanning the device when absent. */
+  readonly nodes?: readonly PhysRange[];
+}
+
+/** Alignment of the crashkernel= area (the kernel's CRASH_ALIGN is 16 MiB; devices here can be small). */
+const CRASH_ALIGN = 2 * 1024 * 1024;
+
+/**
+ * One booted generation: its memory map, memblock, page allocator and
+ * kexec, on a memory device. The same code runs on the emulated machine and
+ * in a real process; only the platform that starts a successor differs.
+ */
+export class Kernel {
+  readonly device: MemoryDevice;
+  readonly boot: BootInfo;
+  readonly cmdline: Cmdline;
+  readonly params: EarlyParamValues;
+  /** The memory map this generation runs on. */
+  readonly memoryMap: MemoryMap;
+  readonly memblock: Memblock;
+  readonly pages: BuddyAllocator;
+  readonly kexec: Kexec<Kernel>;
+  readonly nodes: readonly PhysRange[];
+  /** The crashkernel= area, when one was reserved. */
+  readonly crashArea: PhysRange | null;
+  readonly subsystems: HandoverSubsystem[] = [];
+  #header: DeviceHeader;
+  #replacedBy: string | null = null;
+  readonly #platform: KernelPlatform;
+
+  private constructor(init: {
+    device: MemoryDevice;
+    boot: BootInfo;
+    cmdline: Cmdline;
+    params: EarlyParamValues;
+    memoryMap: MemoryMap;
+    memblock: Memblock;
+    pages: BuddyAllocator;
+    header: DeviceHeader;
+    platform: KernelPlatform;
+    nodes: readonly PhysRange[];
+    crashArea: PhysRange | null;
+  }) {
+    this.device = init.device;
+    this.boot = init.boot;
+    this.cmdline = init.cmdline;
+    this.params = init.params;
+    this.memoryMap = init.memoryMap;
+    this.memblock = init.memblock;
+    this.pages = init.pages;
+    this.#header = init.header;
+    this.#platform = init.platform;
+    this.nodes = init.nodes;
+    this.crashArea = init.crashArea;
+    this.kexec = new Kexec<Kernel>(this.#kexecHost(), init.platform);
+  }
+
+  /**
+   * Boots a generation on `request.device`. With a boot block it validates
+   * it against the device header and, when it is refused, boots cold (the
+   * reason is in `boot.coldReason`) on the map the predecessor committed, so
+   * nothing it marked reserved or preserved is touched.
+   * @throws BootError EINVAL naming the parameter when the command line is
+   *   bad (nothing on the device is changed); ENOMEM when memory is too small.
+   * @throws DeviceError ENODEV when the device has no valid header.
+   */
+  static boot(request: BootRequest): Kernel {
+    const { device } = request;
+    const header = readDeviceHeader(device);
+    let block = null;
+    let coldReason: string | undefined;
+    if (request.bootBlock !== undefined) {
+      try {
+        block = readPendingBootBlock(device, header, request.bootBlock);
+      } catch (err) {
+        if (!(err instanceof BootError)) throw err;
+        coldReason = err.message;
+      }
+    }
+    let cmdlineText = block ? block.cmdline : (request.cmdline ?? '');
+    let cmdline: Cmdline;
+    let params: EarlyParamValues;
+    try {
+      ({ cmdline, params } = parseCommandLine(cmdlineText));
+    } catch (err) {
+      if (!block || !(err instanceof BootError)) throw err;
+      // A boot block whose command line does not parse is refused like a corrupt one.
+      coldReason = `boot block command line: ${err.message}`;
+      block = null;
+      cmdlineText = request.cmdline ?? '';
+      ({ cmdline, params } = parseCommandLine(cmdlineText));
+    }
+    const baseMap = block ? block.memoryMap : header.memmap;
+    const memoryMap = buildMemoryMap(baseMap, params.getAll(MEMMAP), device.size);
+    const memblock = memblockFromMap(memoryMap);
+    const crashArea = reserveCrashArea(memblock, params);
+    const pages = BuddyAllocator.fromFreeRanges(device.pages, freePageRanges(memblock));
+
+    // Consume the boot block (or the pending one a cold boot ignores): a repeat is then stale.
+    const bootId = block ? Buffer.from(block.bootId).toString('hex') : randomBootId();
+    const next: DeviceHeader = {
+      ...header,
+      generation: header.generation + 1,
+      bootBlock: 0,
+      bootId,
+      ownerPid: process.pid,
+    };
+    writeDeviceHeader(device, next);
+    const boot: BootInfo = {
+      kind: block ? 'kexec' : 'cold',
+      generation: next.generation,
+      bootId,
+      predecessorBootId: block ? Buffer.from(block.predecessorBootId).toString('hex') : undefined,
+      coldReason,
+      bootBlock: block ? request.bootBlock : undefined,
+      setupData: block ? block.setupData : ([] as SetupData[]),
+      cmdline: cmdlineText,
+    };
+    return new Kernel({
+      device,
+      boot,
+      cmdline,
+      params,
+      memoryMap,
+      memblock,
+      pages,
+      header: next,
+      platform: request.platform,
+      nodes: request.nodes ?? [{ base: 0, size: device.size }],
+      crashArea,
+    });
+  }
+
+  /** The running generation's number. */
+  get generation(): number {
+    return this.boot.generation;
+  }
+
+  /** True until a successor (or a crash kernel) has replaced this generation. */
+  get alive(): boolean {
+    return this.#replacedBy === null;
+  }
+
+  /**
+   * Allocates a folio of 2^order pages from the page allocator.
+   * @returns null when no block of that order is free.
+   * @throws PageAllocError EBADORDER; KexecError ESRCH once replaced.
+   */
+  allocPages(order: number): Folio | null {
+    this.assertAlive();
+    const pfn = this.pages.allocPages(order);
+    return pfn === null ? null : { pfn, order };
+  }
+
+  /** Frees a folio allocPages returned. @throws PageAllocError on misuse (double free, ...). */
+  freePages(folio: Folio): void {
+    this.assertAlive();
+    this.pages.freePages(folio.pfn, folio.order);
+  }
+
+  /** A zero-copy view of a folio's bytes. */
+  folioBytes(folio: Folio): Uint8Array {
+    return this.device.bytes(folio.pfn * PAGE_SIZE, 2 ** folio.order * PAGE_SIZE);
+  }
+
+  /** Registers a subsystem that takes part in kexec. */
+  addSubsystem(s: HandoverSubsystem): void {
+    this.subsystems.push(s);
+  }
+
+  /**
+   * Boots the crash (kdump) kernel in the crashkernel= area, as a panic does.
+   * It sees the rest of memory read-only and preserves nothing; this
+   * generation is gone.
+   * @throws KexecError ENOENT when no crashkernel= area was reserved.
+   */
+  panic(reason = 'panic'): Kernel {
+    this.assertAlive();
+    const area = this.crashArea;
+    if (!area)
+      throw new KexecError('ENOENT', 'panic: no crash kernel (boot with crashkernel=SIZE)');
+    this.#replacedBy = `the crash kernel (${reason})`;
+    const device = new CrashDevice(this.device, area);
+    const map = buildMemoryMap(
+      [
+        { addr: 0, size: area.base, type: E820.RESERVED },
+        { addr: area.base, size: area.size, type: E820.USABLE },
+        {
+          addr: area.base + area.size,
+          size: this.device.size - area.base - area.size,
+          type: E820.RESERVED,
+        },
+      ].filter((r) => r.size > 0),
+      [],
+      this.device.size,
+    );
+    const memblock = memblockFromMap(map);
+    const { cmdline, params } = parseCommandLine('');
+    const crash = new Kernel({
+      device,
+      boot: {
+        kind: 'crash',
+        generation: this.generation,
+        bootId: randomBootId(),
+        predecessorBootId: this.boot.bootId,
+        setupData: [],
+        cmdline: '',
+      },
+      cmdline,
+      params,
+      memoryMap: map,
+      memblock,
+      pages: BuddyAllocator.fromFreeRanges(device.pages, freePageRanges(memblock)),
+      header: this.#header,
+      platform: this.#platform,
+      nodes: this.nodes,
+      crashArea: null,
+    });
+    this.#platform.adopt?.(crash);
+    return crash;
+  }
+
+  /** True for a crash (kdump) kernel, which preserves nothing and cannot kexec. */
+  get isCrashKernel(): boolean {
+    return this.boot.kind === 'crash';
+  }
+
+  /** Marks this generation replaced; every later call fails with ESRCH. */
+  retire(by: string): void {
+    this.#replacedBy = by;
+  }
+
+  /** @throws KexecError ESRCH when this generation has been replaced. */
+  assertAlive(): void {
+    if (this.#replacedBy !== null) {
+      throw new KexecError(
+        'ESRCH',
+        `generation ${this.generation} was replaced by ${this.#replacedBy}`,
+      );
+    }
+  }
+
+  /** A plain snapshot for tools and tests. */
+  status(): KernelStatus {
+    const loaded = this.kexec.loaded;
+    return {
+      boot: {
+        ...this.boot,
+        setupData: this.boot.setupData.map((s) => ({ type: s.type, length: s.data.length })),
+      },
+      alive: this.alive,
+      device: { name: this.device.name, size: this.device.size, pages: this.device.pages },
+      memoryMap: { entries: this.memoryMap.entries(), lines: this.memoryMap.print() },
+      memblock: this.memblock.dump(),
+      pages: this.pages.stats(),
+      crashArea: this.crashArea,
+      kexec: loaded ? { cmdline: loaded.cmdline, segment: loaded.segment } : null,
+    };
+  }
+
+  #kexecHost(): KexecHost {
+    const kernel = this;
+    return {
+      get device() {
+        return kernel.device;
+      },
+      get pages() {
+        return kernel.pages;
+      },
+      get generation() {
+        return kernel.#header.generation;
+      },
+      get bootId() {
+        return Uint8Array.from(Buffer.from(kernel.boot.bootId, 'hex'));
+      },
+      get cmdline() {
+        return kernel.boot.cmdline;
+      },
+      get subsystems() {
+        return kernel.subsystems;
+      },
+      handoverMemoryMap: () => this.memoryMap.clone(),
+      checkCanKexec: () => {
+        this.assertAlive();
+        if (this.isCrashKernel) throw new KexecError('ESRCH', 'a crash kernel cannot kexec');
+      },
+      checkCmdline: (text: string) => {
+        parseCommandLine(text);
+      },
+      commitPendingBoot: (phys: number, memoryMap: readonly MemoryRange[]) => {
+        const header = { ...this.#header, bootBlock: phys, memmap: memoryMap };
+        writeDeviceHeader(this.device, header);
+        this.#header = header;
+      },
+      cancelPendingBoot: () => {
+        const header = { ...this.#header, bootBlock: 0 };
+        writeDeviceHeader(this.device, header);
+        this.#header = header;
+      },
+    };
+  }
+}
+
+export interface KernelStatus {
+  boot: Omit<BootInfo, 'setupData'> & { setupData: { type: number; length: number }[] };
+  alive: boolean;
+  device: { name: string; size: number; pages: number };
+  memoryMap: { entries: MemoryRange[]; lines: string[] };
+  memblock: string;
+  pages: BuddyStats;
+  crashArea: PhysRange | null;
+  kexec: { cmdline: string; segment: PhysRange } | null;
+}
+
+function parseCommandLine(text: string): { cmdline: Cmdline; params: EarlyParamValues } {
+  const cmdline = Cmdline.parse(text);
+  return { cmdline, params: defaultEarlyParams().parseAll(cmdline) };
+}
+
+function reserveCrashArea(memblock: Memblock, params: EarlyParamValues): PhysRange | null {
+  const ck = params.get(CRASHKERNEL);
+  if (!ck) return null;
+  const size = Math.ceil(ck.size / PAGE_SIZE) * PAGE_SIZE;
+  if (ck.offset !== undefined) {
+    if (ck.offset % PAGE_SIZE !== 0 || !isFree(memblock, ck.offset, size)) {
+      throw new BootError(
+        'ERANGE',
+        `[0x${ck.offset.toString(16)}, +0x${size.toString(16)}) is not free memory`,
+        'crashkernel',
+      );
+    }
+    memblock.reserve(ck.offset, size);
+    return { base: ck.offset, size };
+  }
+  const base =
+    ck.placement === 'low'
+      ? memblock.tryAllocRange(size, CRASH_ALIGN, 0, 4 * 1024 ** 3)
+      : memblock.tryAlloc(size, CRASH_ALIGN);
+  if (base === null) throw new BootError('ENOMEM', `cannot reserve ${size} bytes`, 'crashkernel');
+  return { base, size };
+}
+
+/** Whether every byte of [base, base + size) is free memory. */
+function isFree(memblock: Memblock, base: number, size: number): boolean {
+  for (const r of memblock.freeRanges()) {
+    if (r.base <= base && base + size <= r.base + r.size) return true;
+  }
+  return false;
+}
+
+function randomBootId(): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('hex');
+}

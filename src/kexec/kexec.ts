@@ -1,0 +1,248 @@
+import { encodeBootBlock, type SetupData } from '../boot/bootblock.js';
+import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import type { MemoryMap } from '../memory/memmap.js';
+import type { MemoryRange } from '../memory/memmap-types.js';
+import type { BuddyAllocator } from '../mm/buddy.js';
+import { KexecError } from './errors.js';
+import type { HandoverPart, HandoverSubsystem } from './handover.js';
+import { locateMemHole, type PhysRange, pagesFor } from './placement.js';
+
+/** What `kexec load` is given. */
+export interface KexecLoadOptions {
+  /** The successor's command line; the running one's when absent. */
+  cmdline?: string;
+  /** Extra room kept in the boot block segment for handover data added at exec. */
+  reserveBytes?: number;
+}
+
+/** The loaded image: the segment holding the boot block, placed and held. */
+export interface LoadedImage {
+  readonly cmdline: string;
+  readonly segment: PhysRange;
+  /** The boot id the successor will have. */
+  readonly bootId: Uint8Array;
+  readonly generation: number;
+}
+
+/** The generation kexec belongs to, seen from below. */
+export interface KexecHost {
+  readonly device: MemoryDevice;
+  readonly pages: BuddyAllocator;
+  readonly generation: number;
+  readonly bootId: Uint8Array;
+  readonly cmdline: string;
+  readonly subsystems: readonly HandoverSubsystem[];
+  /** The memory map handed over, before the subsystems' marks. */
+  handoverMemoryMap(): MemoryMap;
+  /** Checks the successor's command line as it will parse it. @throws BootError naming the parameter. */
+  checkCmdline(cmdline: string): void;
+  /** Whether this generation may kexec at all (a crash kernel may not). */
+  checkCanKexec(): void;
+  /**
+   * Makes the boot block pending in the device header (with the map handed
+   * over, so even a cold boot of a later generation keeps out of preserved
+   * memory). The point of no return.
+   */
+  commitPendingBoot(bootBlockPhys: number, memoryMap: readonly MemoryRange[]): void;
+  /** Undoes commitPendingBoot when the platform could not start the successor. */
+  cancelPendingBoot(): void;
+}
+
+/** Starts the successor from a committed image. */
+export interface KexecPlatform<K> {
+  /** Emulated: boots and returns the successor. Real: execve, never returns on success. */
+  execute(image: LoadedImage): K;
+}
+
+/** Alignment of the boot block segment, like the kernel's page-aligned segments. */
+const SEGMENT_ALIGN = PAGE_SIZE;
+/** Room kept for handover data added at exec (the KHO root FDT, ...). */
+const DEFAULT_RESERVE = 64 * 1024;
+
+/**
+ * kexec for one generation: `load` stages the boot block in free memory
+ * (placed like kexec_locate_mem_hole: top-down, never over reserved or
+ * preserved pages), `exec` freezes the subsystems, writes the final boot
+ * block, commits it and starts the successor, `unload` gives the memory back.
+ */
+export class Kexec<K> {
+  #image: LoadedImage | null = null;
+
+  constructor(
+    private readonly host: KexecHost,
+    private readonly platform: KexecPlatform<K>,
+  ) {}
+
+  /** The loaded image, or null. */
+  get loaded(): LoadedImage | null {
+    return this.#image;
+  }
+
+  /**
+   * Stages the successor: checks the command line, places and claims the
+   * boot block segment. Loading again replaces the previous image.
+   * @throws BootError EINVAL naming the parameter when the command line is bad.
+   * @throws KexecError EINVAL (too large), ENOMEM (no hole), ESRCH (cannot kexec).
+   */
+  load(options: KexecLoadOptions = {}): LoadedImage {
+    this.host.checkCanKexec();
+    const cmdline = options.cmdline ?? this.host.cmdline;
+    this.host.checkCmdline(cmdline);
+    const bootId = randomBootId();
+    const generation = this.host.generation + 1;
+    // Encoding now checks the command line and sizes the block before anything is claimed.
+    const draft = this.#encode(
+      cmdline,
+      bootId,
+      generation,
+      this.host.handoverMemoryMap().entries(),
+      [],
+    );
+    const bytes = draft.length + (options.reserveBytes ?? DEFAULT_RESERVE);
+    if (this.#image) this.unload();
+    const segment = this.#place(bytes);
+    this.#image = { cmdline, segment, bootId, generation };
+    for (const s of this.host.subsystems) s.segmentsPlaced?.([segment]);
+    return this.#image;
+  }
+
+  /** Frees what load placed. @throws KexecError ENOENT when nothing is loaded. */
+  unload(): void {
+    const image = this.#image;
+    if (!image) throw new KexecError('ENOENT', 'kexec unload: no image is loaded');
+    this.host.pages.releaseRange(image.segment.base / PAGE_SIZE, image.segment.size / PAGE_SIZE);
+    this.#image = null;
+  }
+
+  /**
+   * Hands over and starts the successor. Every subsystem is frozen; on any
+   * failure before the successor runs, the frozen ones are unfrozen and this
+   * generation stays fully usable.
+   * @throws KexecError ENOENT (nothing loaded), EAGAIN (a subsystem refused), ENOMEM, EIO.
+   */
+  exec(): K {
+    this.host.checkCanKexec();
+    const image = this.#image;
+    if (!image) throw new KexecError('ENOENT', 'kexec exec: no image is loaded (kexec load first)');
+    const frozen: HandoverSubsystem[] = [];
+    const parts: HandoverPart[] = [];
+    let committed = false;
+    try {
+      for (const s of this.host.subsystems) {
+        if (!s.freeze) continue;
+        try {
+          parts.push(s.freeze());
+        } catch (err) {
+          throw new KexecError(
+            'EAGAIN',
+            `kexec exec: ${s.name} could not freeze: ${messageOf(err)}`,
+            {
+              cause: err,
+            },
+          );
+        }
+        frozen.push(s);
+      }
+      const map = this.host.handoverMemoryMap();
+      for (const p of parts) for (const m of p.marks ?? []) map.add(m.addr, m.size, m.type);
+      const memoryMap = map.sanitize().entries();
+      const setupData = parts.flatMap((p) => p.setupData ?? []);
+      const block = this.#encode(
+        image.cmdline,
+        image.bootId,
+        image.generation,
+        memoryMap,
+        setupData,
+      );
+      const target = this.#fit(image, block.length);
+      this.host.device.bytes(target.segment.base, block.length).set(block);
+      this.host.device.flush(target.segment.base, block.length);
+      this.host.commitPendingBoot(target.segment.base, memoryMap);
+      committed = true;
+      return this.platform.execute(target);
+    } catch (err) {
+      if (committed) this.host.cancelPendingBoot();
+      for (const s of frozen.reverse()) s.unfreeze?.();
+      if (err instanceof KexecError) throw err;
+      throw new KexecError('EIO', `kexec exec: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  #encode(
+    cmdline: string,
+    bootId: Uint8Array,
+    generation: number,
+    memoryMap: readonly MemoryRange[],
+    setupData: readonly SetupData[],
+  ): Uint8Array {
+    try {
+      return encodeBootBlock({
+        generation,
+        bootId,
+        predecessorBootId: this.host.bootId,
+        cmdline,
+        memoryMap,
+        setupData,
+      });
+    } catch (err) {
+      throw new KexecError('EINVAL', `kexec: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  /** The image with a segment big enough for `bytes`, re-placed when the handover grew. */
+  #fit(image: LoadedImage, bytes: number): LoadedImage {
+    if (bytes <= image.segment.size) return image;
+    const segment = this.#place(bytes);
+    this.host.pages.releaseRange(image.segment.base / PAGE_SIZE, image.segment.size / PAGE_SIZE);
+    this.#image = { ...image, segment };
+    return this.#image;
+  }
+
+  #place(bytes: number): PhysRange {
+    const pages = pagesFor(bytes);
+    const size = pages * PAGE_SIZE;
+    const free = this.host.pages.freeExtents().map((e) => ({
+      base: e.base * PAGE_SIZE,
+      size: e.count * PAGE_SIZE,
+    }));
+    const base = locateMemHole(free, size, SEGMENT_ALIGN, this.#windows());
+    if (base === null) {
+      throw new KexecError(
+        'ENOMEM',
+        `kexec load: no free hole of ${size} bytes for the boot block`,
+      );
+    }
+    this.host.pages.claimRange(base / PAGE_SIZE, pages);
+    return { base, size };
+  }
+
+  #windows(): PhysRange[] | undefined {
+    let result: PhysRange[] | undefined;
+    for (const s of this.host.subsystems) {
+      const w = s.segmentWindows?.();
+      if (w === undefined) continue;
+      result = result === undefined ? [...w] : intersect(result, w);
+    }
+    return result;
+  }
+}
+
+function intersect(a: readonly PhysRange[], b: readonly PhysRange[]): PhysRange[] {
+  const out: PhysRange[] = [];
+  for (const x of a) {
+    for (const y of b) {
+      const s = Math.max(x.base, y.base);
+      const e = Math.min(x.base + x.size, y.base + y.size);
+      if (e > s) out.push({ base: s, size: e - s });
+    }
+  }
+  return out;
+}
+
+function randomBootId(): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(16));
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

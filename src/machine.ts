@@ -1,0 +1,93 @@
+import { Kernel, type KernelPlatform } from './kernel/kernel.js';
+import type { LoadedImage } from './kexec/kexec.js';
+import type { PhysRange } from './kexec/placement.js';
+import { PAGE_SIZE } from './memory/device.js';
+import { formatDevice } from './memory/header.js';
+import { HeapDevice } from './memory/heap.js';
+
+export interface MachineOptions {
+  /** Memory size in bytes (a multiple of 4096). */
+  size: number;
+  /** NUMA nodes the memory is split into, equally (default 1). */
+  nodes?: number;
+  name?: string;
+}
+
+/**
+ * An emulated machine: a heap device as its memory and the very kernel code
+ * a real process runs. `kernel.kexec.exec()` returns the successor booted on
+ * the same memory, so a handover can be rehearsed thousands of times a second.
+ */
+export class Machine implements KernelPlatform {
+  readonly device: HeapDevice;
+  readonly nodes: readonly PhysRange[];
+  #kernel: Kernel | null = null;
+
+  private constructor(device: HeapDevice, nodes: number) {
+    this.device = device;
+    this.nodes = splitNodes(device.size, nodes);
+  }
+
+  /**
+   * A machine with fresh, formatted memory.
+   * @throws DeviceError EINVAL for a bad size; RangeError-free.
+   */
+  static create(options: MachineOptions): Machine {
+    const nodes = options.nodes ?? 1;
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 64) {
+      throw new RangeError(`nodes must be an integer in 1..64, got ${nodes}`);
+    }
+    const device = new HeapDevice(options.size, { name: options.name });
+    formatDevice(device);
+    return new Machine(device, nodes);
+  }
+
+  /** The running generation, if any. */
+  get kernel(): Kernel | null {
+    return this.#kernel;
+  }
+
+  /**
+   * Cold boots (a reset: the running generation, if any, is gone; memory
+   * keeps its contents, as after a warm reset).
+   * @throws BootError for a bad command line; the machine then has no kernel.
+   */
+  boot(cmdline = ''): Kernel {
+    this.#kernel?.retire('a reset of the machine');
+    this.#kernel = null;
+    this.#kernel = Kernel.boot({ device: this.device, cmdline, platform: this, nodes: this.nodes });
+    return this.#kernel;
+  }
+
+  /** The platform side of kexec: boots the successor from the committed boot block. */
+  execute(image: LoadedImage): Kernel {
+    const old = this.#kernel;
+    const next = Kernel.boot({
+      device: this.device,
+      cmdline: image.cmdline,
+      bootBlock: image.segment.base,
+      platform: this,
+      nodes: this.nodes,
+    });
+    old?.retire(`generation ${next.generation}`);
+    this.#kernel = next;
+    return next;
+  }
+
+  /** A crash kernel took over (Kernel.panic tells the platform). */
+  adopt(kernel: Kernel): void {
+    this.#kernel = kernel;
+  }
+}
+
+function splitNodes(size: number, n: number): PhysRange[] {
+  const pages = size / PAGE_SIZE;
+  const per = Math.floor(pages / n);
+  const out: PhysRange[] = [];
+  for (let i = 0; i < n; i++) {
+    const first = i * per;
+    const count = i === n - 1 ? pages - first : per;
+    out.push({ base: first * PAGE_SIZE, size: count * PAGE_SIZE });
+  }
+  return out;
+}

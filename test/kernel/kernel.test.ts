@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BootError } from '../../src/boot/errors.js';
+import { Machine } from '../../src/machine.js';
+import { PAGE_SIZE } from '../../src/memory/device.js';
+import { readDeviceHeader } from '../../src/memory/header.js';
+import { E820 } from '../../src/memory/memmap-types.js';
+import { allocateAll, MiB } from './_helpers.js';
+
+test('a cold boot brings up every page but the header page, and prints the map like the kernel', () => {
+  const m = Machine.create({ size: 16 * MiB });
+  const k = m.boot();
+  assert.equal(k.boot.kind, 'cold');
+  assert.equal(k.generation, 1);
+  const st = k.status();
+  assert.deepEqual(st.memoryMap.lines, [
+    'BIOS-e820: [mem 0x0000000000000000-0x0000000000000fff] reserved',
+    'BIOS-e820: [mem 0x0000000000001000-0x0000000000ffffff] usable',
+  ]);
+  assert.equal(st.pages.totalPages, 4096);
+  assert.equal(st.pages.freePages, 4095);
+  assert.equal(st.pages.reservedPages, 1);
+  const pfns = allocateAll(k);
+  assert.equal(pfns.length, 4095);
+  assert.ok(!pfns.includes(0), 'page 0 (the device header) is never handed out');
+  assert.equal(new Set(pfns).size, pfns.length);
+  assert.doesNotThrow(() => JSON.stringify(st));
+});
+
+test('memmap= carves a reserved range that is never allocated', () => {
+  const m = Machine.create({ size: 16 * MiB });
+  const k = m.boot('memmap=1M$4M memmap=2M!8M');
+  const map = k.memoryMap.entries();
+  assert.ok(map.some((r) => r.addr === 4 * MiB && r.size === MiB && r.type === E820.RESERVED));
+  assert.ok(
+    map.some((r) => r.addr === 8 * MiB && r.size === 2 * MiB && r.type === E820.RESERVED_KERN),
+  );
+  const pfns = allocateAll(k);
+  const inside = (pfn: number, base: number, size: number) =>
+    pfn * PAGE_SIZE >= base && pfn * PAGE_SIZE < base + size;
+  assert.ok(!pfns.some((p) => inside(p, 4 * MiB, MiB) || inside(p, 8 * MiB, 2 * MiB)));
+  assert.equal(pfns.length, 4096 - 1 - 256 - 512);
+});
+
+test('memmap=nn limits usable memory', () => {
+  const k = Machine.create({ size: 16 * MiB }).boot('memmap=8M');
+  assert.equal(k.pages.stats().freePages, 2048 - 1);
+});
+
+test('a bad command-line value is a BootError naming the parameter, and changes nothing', () => {
+  const m = Machine.create({ size: 16 * MiB });
+  const before = readDeviceHeader(m.device);
+  for (const bad of ['memmap=1Q$4M', 'crashkernel=', 'kho=maybe', 'reserve_mem=1M:96:x']) {
+    assert.throws(
+      () => m.boot(bad),
+      (e: unknown) =>
+        e instanceof BootError && e.code === 'EINVAL' && e.param === bad.split('=')[0],
+      bad,
+    );
+  }
+  assert.deepEqual(readDeviceHeader(m.device), before);
+  assert.equal(m.boot('quiet').generation, before.generation + 1);
+});
+
+test('unknown parameters and everything after -- stay available to the program', () => {
+  const k = Machine.create({ size: 8 * MiB }).boot(
+    'memmap=1M$4M app.mode=fast debug -- --port 8080',
+  );
+  assert.deepEqual(k.params && k.cmdline.unknown(['memmap']).map((p) => p.name), [
+    'app.mode',
+    'debug',
+  ]);
+  assert.deepEqual(k.cmdline.programArgs, ['--port', '8080']);
+});
+
+test('crashkernel= reserves an area top-down that the page allocator never hands out', () => {
+  const k = Machine.create({ size: 64 * MiB }).boot('crashkernel=8M');
+  assert.ok(k.crashArea);
+  assert.equal(k.crashArea.size, 8 * MiB);
+  assert.equal(k.crashArea.base + k.crashArea.size, 64 * MiB, 'placed at the top');
+  const pfns = allocateAll(k);
+  assert.ok(pfns.every((p) => p * PAGE_SIZE < k.crashArea!.base));
+});
+
+test('crashkernel=size@offset honours the offset, and refuses memory that is not free', () => {
+  const m = Machine.create({ size: 64 * MiB });
+  assert.deepEqual(m.boot('crashkernel=4M@16M').crashArea, { base: 16 * MiB, size: 4 * MiB });
+  assert.throws(
+    () => m.boot('memmap=1M$16M crashkernel=4M@16M'),
+    (e: unknown) => e instanceof BootError && e.param === 'crashkernel',
+  );
+  assert.throws(
+    () => m.boot('crashkernel=128M'),
+    (e: unknown) => e instanceof BootError && e.code === 'ENOMEM',
+  );
+});
+
+test('free pages coalesce back completely after freeing everything', () => {
+  const k = Machine.create({ size: 16 * MiB }).boot();
+  const before = k.pages.freeExtents();
+  const folios = [];
+  for (let i = 0; i < 200; i++) {
+    const f = k.allocPages(i % 5);
+    if (f) folios.push(f);
+  }
+  for (const f of folios.reverse()) k.freePages(f);
+  assert.deepEqual(k.pages.freeExtents(), before);
+});
+
+test('NUMA nodes split memory equally', () => {
+  const m = Machine.create({ size: 16 * MiB, nodes: 4 });
+  assert.deepEqual(
+    m.boot().nodes.map((n) => n.size),
+    [4 * MiB, 4 * MiB, 4 * MiB, 4 * MiB],
+  );
+});
