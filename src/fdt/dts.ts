@@ -9,7 +9,7 @@
  */
 import { errorFor, nextTag } from './_walk.js';
 import { FdtError } from './errors.js';
-import { FDT_BEGIN_NODE, FDT_END, FDT_END_NODE, FDT_PROP } from './format.js';
+import { FDT_BEGIN_NODE, FDT_END, FDT_END_NODE, FDT_MAX_DEPTH, FDT_PROP } from './format.js';
 import type { Fdt } from './read.js';
 
 /** How dtc shows a property value read from a blob. */
@@ -130,6 +130,8 @@ interface DtsNode {
  *
  * @throws FdtError whatever `fdt.checkFull()` throws (TRUNCATED, BADSTRUCTURE,
  *   BADOFFSET): only a blob that passes libfdt's full check is printed.
+ * @throws FdtError BADSTRUCTURE nesting deeper than FDT_MAX_DEPTH below the
+ *   root (the text would grow with the square of the depth).
  */
 export function toDts(fdt: Fdt): string {
   fdt.checkFull();
@@ -154,6 +156,10 @@ function collectTree(fdt: Fdt): DtsNode {
     if (next < 0) throw errorFor(next, `bad tag at structure offset ${offset}`);
     if (tag === FDT_END) break;
     if (tag === FDT_BEGIN_NODE) {
+      // As the reader's walk(): output grows with the square of the depth.
+      if (stack.length > FDT_MAX_DEPTH) {
+        throw new FdtError('BADSTRUCTURE', `nesting deeper than ${FDT_MAX_DEPTH}`);
+      }
       const node: DtsNode = { name: fdt.getName(offset), sawName: false, props: [], children: [] };
       const parent = stack[stack.length - 1];
       if (parent) parent.children.push(node);

@@ -6,7 +6,12 @@ import {
   formatReservation,
   formatValue,
   guessValueType,
+  toDts,
 } from '../../src/fdt/dts.js';
+import { FdtError } from '../../src/fdt/errors.js';
+import { FDT_MAX_DEPTH } from '../../src/fdt/format.js';
+import { Fdt } from '../../src/fdt/read.js';
+import { FdtWriter } from '../../src/fdt/write.js';
 
 const enc = new TextEncoder();
 const bytes = (...b: number[]) => new Uint8Array(b);
@@ -105,6 +110,129 @@ describe('formatValue properties', () => {
         else
           assert.match(s, /^(".*"|<0x[0-9a-f]+( 0x[0-9a-f]+)*>|\[[0-9a-f]{2}( [0-9a-f]{2})*\])$/s);
       }),
+    );
+  });
+});
+
+describe('toDts', () => {
+  function blob(fill: (w: FdtWriter) => void, rsv: [number, number][] = []): Uint8Array {
+    const w = new FdtWriter({ checkNames: false });
+    for (const [a, s] of rsv) w.addReservation(a, s);
+    w.finishReservations();
+    w.beginNode('');
+    fill(w);
+    w.endNode();
+    return w.finish();
+  }
+  const dts = (b: Uint8Array) => toDts(Fdt.from(b));
+
+  test('header, reservations, tabs, an empty line before each subnode', () => {
+    const b = blob(
+      (w) => {
+        w.propertyString('compatible', 'x,y');
+        w.beginNode('a@1');
+        w.propertyEmpty('e');
+        w.beginNode('b');
+        w.endNode();
+        w.endNode();
+        w.beginNode('c');
+        w.endNode();
+      },
+      [[0x1000, 0x20]],
+    );
+    assert.equal(
+      dts(b),
+      [
+        '/dts-v1/;',
+        '',
+        '/memreserve/\t0x0000000000001000 0x0000000000000020;',
+        '/ {',
+        '\tcompatible = "x,y";',
+        '',
+        '\ta@1 {',
+        '\t\te;',
+        '',
+        '\t\tb {',
+        '\t\t};',
+        '\t};',
+        '',
+        '\tc {',
+        '\t};',
+        '};',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('a property after a subnode is printed with the other properties, as dtc does', () => {
+    const b = blob((w) => {
+      w.beginNode('n');
+      w.endNode();
+      w.propertyU32('late', 1);
+    });
+    assert.equal(dts(b), '/dts-v1/;\n\n/ {\n\tlate = <0x01>;\n\n\tn {\n\t};\n};\n');
+  });
+
+  test('a name property equal to the node name (before @) is dropped; another is kept', () => {
+    const b = blob((w) => {
+      w.beginNode('serial@10');
+      w.propertyString('name', 'serial');
+      w.endNode();
+      w.beginNode('other');
+      w.propertyString('label', 'x');
+      w.propertyString('name', 'different');
+      w.endNode();
+    });
+    const text = dts(b);
+    assert.ok(!text.includes('name = "serial"'));
+    assert.ok(text.includes('\t\tname = "different";\n'));
+  });
+
+  /** Raw bytes of a chain of `depth` nodes below the root: the writer stops at FDT_MAX_DEPTH, the full check does not. */
+  function chain(depth: number): Uint8Array {
+    const structSize = 8 + depth * 8 + (depth + 1) * 4 + 4;
+    const total = 56 + structSize;
+    const b = new Uint8Array(total);
+    const dv = new DataView(b.buffer);
+    const header = [0xd00dfeed, total, 56, total, 40, 17, 16, 0, 0, structSize];
+    for (const [i, v] of header.entries()) dv.setUint32(i * 4, v);
+    let p = 56;
+    dv.setUint32(p, 1); // the root: BEGIN_NODE and an empty name
+    p += 8;
+    for (let i = 0; i < depth; i++, p += 8) {
+      dv.setUint32(p, 1);
+      b[p + 4] = 0x6e; // "n"
+    }
+    for (let i = 0; i <= depth; i++, p += 4) dv.setUint32(p, 2);
+    dv.setUint32(p, 9);
+    return b;
+  }
+
+  test('FDT_MAX_DEPTH levels below the root print; one more is BADSTRUCTURE', () => {
+    const text = toDts(Fdt.from(chain(FDT_MAX_DEPTH)));
+    const lines = text.split('\n');
+    assert.equal(lines.filter((l) => l.endsWith('n {')).length, FDT_MAX_DEPTH);
+    assert.equal(lines[lines.length - 2], '};');
+    assert.ok(lines.includes(`${'\t'.repeat(FDT_MAX_DEPTH)}n {`));
+    const deeper = Fdt.from(chain(FDT_MAX_DEPTH + 1));
+    deeper.checkFull();
+    assert.throws(
+      () => toDts(deeper),
+      (e: unknown) => e instanceof FdtError && e.code === 'BADSTRUCTURE',
+    );
+  });
+
+  test('a broken blob raises the full check error, never a partial print', () => {
+    const good = blob((w) => w.propertyU32('a', 1));
+    const cut = new Uint8Array(good);
+    const dv = new DataView(cut.buffer);
+    // Make the root's END_NODE an unknown tag.
+    const structOff = dv.getUint32(8);
+    const structSize = dv.getUint32(36);
+    dv.setUint32(structOff + structSize - 8, 0x55);
+    assert.throws(
+      () => toDts(Fdt.from(cut)),
+      (e: unknown) => e instanceof FdtError && e.code === 'BADSTRUCTURE',
     );
   });
 });
