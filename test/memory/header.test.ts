@@ -51,6 +51,7 @@ test('header: format then read round-trips every field', () => {
     created: 1_700_000_000_000,
     generation: 0,
     bootBlock: 0,
+    bootId: '0'.repeat(32),
     ownerPid: 4242,
     memmap: [
       { addr: 0, size: PAGE_SIZE, type: E820.RESERVED },
@@ -59,8 +60,17 @@ test('header: format then read round-trips every field', () => {
   });
   assert.equal(d.view(0, 4).getUint32(0, true), abi.DEVICE_MAGIC);
   assert.equal(new TextDecoder().decode(d.bytes(0, 4)), 'LKXD');
-  writeDeviceHeader(d, { ...h, generation: 2 ** 40, bootBlock: 3 * PAGE_SIZE, ownerPid: 7 });
+  const bootId = '0123456789abcdef'.repeat(2);
+  writeDeviceHeader(d, {
+    ...h,
+    generation: 2 ** 40,
+    bootBlock: 3 * PAGE_SIZE,
+    ownerPid: 7,
+    bootId,
+  });
   const h2 = readDeviceHeader(d);
+  assert.equal(h2.bootId, bootId);
+  assert.throws(() => writeDeviceHeader(d, { ...h, bootId: 'xyz' }), DeviceError);
   assert.equal(h2.generation, 2 ** 40);
   assert.equal(h2.bootBlock, 3 * PAGE_SIZE);
   assert.equal(h2.ownerPid, 7);
