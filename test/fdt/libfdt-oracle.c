@@ -1,4 +1,4 @@
-/* The libfdt oracle for test/fdt/check-libfdt.test.ts: for each blob on stdin
+/* The libfdt oracle for test/fdt/interop-libfdt-reader.test.ts: for each blob on stdin
  * ([u32 big-endian length][bytes])*, print one line: fdt_check_header,
  * fdt_check_full, then the node and property walk libfdt sees. */
 #include <libfdt.h>
