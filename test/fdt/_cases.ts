@@ -1,7 +1,7 @@
 /**
  * Hand-built blobs, each broken in one way, with the code libfdt's
  * fdt_check_full gives it. check.test.ts holds our reader to these codes;
- * check-libfdt.test.ts holds libfdt itself to them, so the table cannot drift.
+ * interop-libfdt-reader.test.ts holds libfdt itself to them, so the table cannot drift.
  */
 import type { FdtErrorCode } from '../../src/fdt/index.js';
 

@@ -1,6 +1,6 @@
 /**
  * The full check and the walk on broken structure: every case gets the code
- * libfdt's fdt_check_full gives (check-libfdt.test.ts asks libfdt itself
+ * libfdt's fdt_check_full gives (interop-libfdt-reader.test.ts asks libfdt itself
  * about the same table), and every cut of a fixture is TRUNCATED.
  */
 import assert from 'node:assert/strict';
