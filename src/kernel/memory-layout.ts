@@ -2,7 +2,7 @@ import { MEMBLOCK_KHO_SCRATCH, Memblock } from '../boot/memblock.js';
 import type { MemmapValue } from '../boot/params.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import { MemoryMap } from '../memory/memmap.js';
-import { E820, type MemoryRange } from '../memory/memmap-types.js';
+import { E820, isUsableType, type MemoryRange } from '../memory/memmap-types.js';
 import type { PageRange } from '../mm/buddy.js';
 
 /**
@@ -32,7 +32,26 @@ export function buildMemoryMap(
     map.remove(deviceSize, Number.MAX_SAFE_INTEGER - deviceSize);
   }
   map.add(0, PAGE_SIZE, E820.RESERVED);
-  return map;
+  return pageGranular(map);
+}
+
+/**
+ * Rounds every range to whole pages, as the page allocator and the device
+ * header need: usable memory shrinks inwards, anything kept grows outwards
+ * (so a partial reserved page is never handed out).
+ */
+function pageGranular(map: MemoryMap): MemoryMap {
+  const out: MemoryRange[] = [];
+  for (const r of map.entries()) {
+    const usable = isUsableType(r.type);
+    const start = usable ? Math.ceil(r.addr / PAGE_SIZE) : Math.floor(r.addr / PAGE_SIZE);
+    const end = usable
+      ? Math.floor((r.addr + r.size) / PAGE_SIZE)
+      : Math.ceil((r.addr + r.size) / PAGE_SIZE);
+    if (end > start)
+      out.push({ addr: start * PAGE_SIZE, size: (end - start) * PAGE_SIZE, type: r.type });
+  }
+  return MemoryMap.from(out);
 }
 
 /** With exactmap the user's ranges replace the map, but preserved and kernel-kept ranges stay. */

@@ -114,3 +114,18 @@ test('NUMA nodes split memory equally', () => {
     [4 * MiB, 4 * MiB, 4 * MiB, 4 * MiB],
   );
 });
+
+test('memmap= ranges that are not whole pages are rounded: kept ranges outwards, usable inwards', () => {
+  const m = Machine.create({ size: 8 * MiB });
+  const k = m.boot('memmap=1K$4K memmap=6K$1M');
+  const reserved = k.memoryMap.entries().filter((r) => r.type === E820.RESERVED);
+  assert.deepEqual(
+    reserved.map((r) => [r.addr, r.size]),
+    [
+      [0, 2 * PAGE_SIZE],
+      [MiB, 2 * PAGE_SIZE],
+    ],
+  );
+  k.kexec.load();
+  assert.equal(k.kexec.exec().boot.kind, 'kexec', 'the rounded map is a valid handover');
+});
