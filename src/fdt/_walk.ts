@@ -57,6 +57,8 @@ export class StructView {
   readonly stringsSize: number;
   /** Set by nextTag: the offset after the tag, or a negative errno. */
   next = 0;
+  /** Set by nextTag on a BEGIN_NODE: the absolute offset of the name's NUL. */
+  nameEnd = 0;
 
   /** `u8` must hold at least totalsize bytes and a header that passed checkHeader. */
   constructor(u8: Uint8Array) {
@@ -103,6 +105,7 @@ export function nextTag(s: StructView, offset: number): number {
       let a = s.base + p;
       while (a < end && u8[a] !== 0) a++;
       if (a >= end) return FDT_END;
+      s.nameEnd = a;
       p = a + 1 - s.base;
       break;
     }
@@ -216,6 +219,11 @@ const utf8 = new TextDecoder('utf-8');
  */
 export function nameText(u8: Uint8Array, start: number, end: number): string {
   let out = '';
+  if (end - start <= 32) {
+    // Short names (nearly all): cheaper than a subarray and apply.
+    for (let i = start; i < end; i++) out += String.fromCharCode(u8[i]!);
+    return out;
+  }
   for (let i = start; i < end; i += 4096) {
     out += String.fromCharCode.apply(
       null,

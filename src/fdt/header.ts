@@ -23,6 +23,11 @@ import {
 const V1_HEADER_SIZE = 28;
 const INT_MAX = 0x7fffffff;
 
+/** Big-endian u32 at `at`; the caller has checked `at + 4 <= u8.length`. */
+function be32(u8: Uint8Array, at: number): number {
+  return ((u8[at]! << 24) | (u8[at + 1]! << 16) | (u8[at + 2]! << 8) | u8[at + 3]!) >>> 0;
+}
+
 /** libfdt's check_off_: an offset between the end of the header and totalsize. */
 function offsetInside(hdrsize: number, totalsize: number, off: number): boolean {
   return off >= hdrsize && off <= totalsize;
@@ -44,8 +49,7 @@ function blockInside(hdrsize: number, totalsize: number, base: number, size: num
 export function checkHeader(u8: Uint8Array): void {
   checkHeaderFields(u8);
   const buflen = u8.byteLength;
-  const dv = new DataView(u8.buffer, u8.byteOffset, buflen);
-  const total = dv.getUint32(HDR_TOTALSIZE);
+  const total = be32(u8, HDR_TOTALSIZE);
   if (buflen < total) {
     throw new FdtError('TRUNCATED', `buffer of ${buflen} bytes is shorter than totalsize ${total}`);
   }
@@ -68,8 +72,7 @@ export function checkHeaderFields(u8: Uint8Array): void {
   if (buflen < V1_HEADER_SIZE) {
     throw new FdtError('TRUNCATED', `buffer of ${buflen} bytes is shorter than any header`);
   }
-  const dv = new DataView(u8.buffer, u8.byteOffset, buflen);
-  const version = dv.getUint32(HDR_VERSION);
+  const version = be32(u8, HDR_VERSION);
   const hdrsize = headerSize(version);
   if (buflen < hdrsize) {
     throw new FdtError(
@@ -80,32 +83,32 @@ export function checkHeaderFields(u8: Uint8Array): void {
   if (u8.byteOffset & 7) {
     throw new FdtError('ALIGNMENT', `blob starts at byte ${u8.byteOffset}, not 8-byte aligned`);
   }
-  const magic = dv.getUint32(HDR_MAGIC);
+  const magic = be32(u8, HDR_MAGIC);
   if (magic !== FDT_MAGIC) {
     throw new FdtError('BADMAGIC', `magic 0x${magic.toString(16)} is not 0xd00dfeed`);
   }
-  const lastComp = dv.getUint32(HDR_LAST_COMP_VERSION);
+  const lastComp = be32(u8, HDR_LAST_COMP_VERSION);
   if (version < FDT_FIRST_SUPPORTED_VERSION || lastComp > FDT_LAST_SUPPORTED_VERSION) {
     throw new FdtError('BADVERSION', `version ${version}, last_comp_version ${lastComp}`);
   }
   if (version < lastComp) {
     throw new FdtError('BADVERSION', `version ${version} older than last_comp_version ${lastComp}`);
   }
-  const total = dv.getUint32(HDR_TOTALSIZE);
+  const total = be32(u8, HDR_TOTALSIZE);
   if (total < hdrsize || total > INT_MAX) {
     throw new FdtError('TRUNCATED', `totalsize ${total} outside [${hdrsize}, 2^31-1]`);
   }
-  const rsvmap = dv.getUint32(HDR_OFF_MEM_RSVMAP);
+  const rsvmap = be32(u8, HDR_OFF_MEM_RSVMAP);
   if (!offsetInside(hdrsize, total, rsvmap)) {
     throw new FdtError('TRUNCATED', `off_mem_rsvmap ${rsvmap} outside [${hdrsize}, ${total}]`);
   }
-  const offStruct = dv.getUint32(HDR_OFF_DT_STRUCT);
+  const offStruct = be32(u8, HDR_OFF_DT_STRUCT);
   if (version < 17) {
     if (!offsetInside(hdrsize, total, offStruct)) {
       throw new FdtError('TRUNCATED', `off_dt_struct ${offStruct} outside [${hdrsize}, ${total}]`);
     }
   } else {
-    const size = dv.getUint32(HDR_SIZE_DT_STRUCT);
+    const size = be32(u8, HDR_SIZE_DT_STRUCT);
     if (!blockInside(hdrsize, total, offStruct, size)) {
       throw new FdtError(
         'TRUNCATED',
@@ -117,8 +120,8 @@ export function checkHeaderFields(u8: Uint8Array): void {
   if (buflen < HDR_SIZE_DT_STRINGS + 4) {
     throw new FdtError('TRUNCATED', `buffer of ${buflen} bytes has no size_dt_strings`);
   }
-  const offStrings = dv.getUint32(HDR_OFF_DT_STRINGS);
-  const sizeStrings = dv.getUint32(HDR_SIZE_DT_STRINGS);
+  const offStrings = be32(u8, HDR_OFF_DT_STRINGS);
+  const sizeStrings = be32(u8, HDR_SIZE_DT_STRINGS);
   if (!blockInside(hdrsize, total, offStrings, sizeStrings)) {
     throw new FdtError(
       'TRUNCATED',

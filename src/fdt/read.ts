@@ -2,7 +2,9 @@
  * Read-only access to a Flattened Device Tree blob, with libfdt's semantics:
  * node and property offsets are offsets into the structure block (the root is
  * 0), and every function raises the FdtError code libfdt would return.
- * Zero-copy: property values are views into the caller's bytes.
+ * Zero-copy: property values are views into the caller's bytes, which must
+ * not change while an Fdt reads them (header fields and property names are
+ * taken once); the in-place editor has its own view.
  */
 import {
   checkNodeOffset,
@@ -70,14 +72,18 @@ export interface WalkEntry {
 }
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+/** Scratch depth for the public nextNode (nothing re-enters it). */
+const DEPTH = new Int32Array(1);
 
 /** A number when exact, else the bigint. */
 export function exactInt(v: bigint): FdtInt {
   return v <= MAX_SAFE ? Number(v) : v;
 }
 
-function orThrow(r: number, detail?: string): number {
-  if (r < 0) throw errorFor(r, detail);
+/** `r` if it is an offset; else throw its error. The detail is built only on failure. */
+function orThrow(r: number, what?: string, at?: number | string): number {
+  if (r < 0)
+    throw errorFor(r, what === undefined ? undefined : at === undefined ? what : `${what} ${at}`);
   return r;
 }
 
@@ -88,6 +94,54 @@ export class Fdt {
   /** @internal The shared walker over this blob. */
   readonly s: StructView;
   private readonly dv: DataView;
+  /** Property names by name offset: a tree repeats a few names many times. */
+  private names: Map<number, string> | undefined;
+  // The last node and property whose tag was checked, so the usual sequence
+  // (next node, its name, its properties) checks each tag once.
+  private nodeOff = -1;
+  private nodeNext = 0;
+  private nodeNameEnd = 0;
+  private propOff = -1;
+  private propNext = 0;
+
+  /** checkNodeOffset with a one-entry memo; also leaves `s.nameEnd` set. */
+  private checkNode(offset: number): number {
+    if (offset === this.nodeOff) {
+      this.s.nameEnd = this.nodeNameEnd;
+      return this.nodeNext;
+    }
+    const r = checkNodeOffset(this.s, offset);
+    if (r >= 0) this.noteNode(offset);
+    return r;
+  }
+
+  /** Remember `offset` as a node whose tag nextTag has just walked. */
+  private noteNode(offset: number): void {
+    this.nodeOff = offset;
+    this.nodeNext = this.s.next;
+    this.nodeNameEnd = this.s.nameEnd;
+  }
+
+  /** checkPropOffset with a one-entry memo. */
+  private checkProp(offset: number): number {
+    if (offset === this.propOff) return this.propNext;
+    const r = checkPropOffset(this.s, offset);
+    if (r >= 0) {
+      this.propOff = offset;
+      this.propNext = r;
+    }
+    return r;
+  }
+
+  /** nextProp, remembering the property it finds (its tag was just walked). */
+  private nextPropFrom(offset: number): number {
+    const r = nextProp(this.s, offset);
+    if (r >= 0) {
+      this.propOff = r;
+      this.propNext = this.s.next;
+    }
+    return r;
+  }
 
   private constructor(bytes: Uint8Array) {
     this.bytes = bytes;
@@ -222,10 +276,13 @@ export class Fdt {
    * @throws FdtError BADOFFSET, TRUNCATED, BADSTRUCTURE
    */
   nextNode(offset: number, depth: number): { offset: number; depth: number } {
-    const d = new Int32Array([depth]);
+    const d = DEPTH;
+    d[0] = depth;
     const r = nextNode(this.s, offset, d);
     if (r === E_NOTFOUND) return { offset: -1, depth: d[0]! };
-    return { offset: orThrow(r), depth: d[0]! };
+    orThrow(r);
+    if (d[0]! >= 0) this.noteNode(r);
+    return { offset: r, depth: d[0]! };
   }
 
   /**
@@ -233,7 +290,7 @@ export class Fdt {
    * @throws FdtError BADOFFSET `offset` is not a node
    */
   firstSubnode(offset: number): number {
-    orThrow(checkNodeOffset(this.s, offset), `no node at ${offset}`);
+    orThrow(checkNodeOffset(this.s, offset), 'no node at', offset);
     const d = new Int32Array(1);
     const r = nextNode(this.s, offset, d);
     // libfdt folds every failure here into NOTFOUND.
@@ -245,7 +302,7 @@ export class Fdt {
    * @throws FdtError BADOFFSET `offset` is not a node
    */
   nextSubnode(offset: number): number {
-    orThrow(checkNodeOffset(this.s, offset), `no node at ${offset}`);
+    orThrow(checkNodeOffset(this.s, offset), 'no node at', offset);
     const d = new Int32Array([1]);
     let r = offset;
     do {
@@ -268,11 +325,9 @@ export class Fdt {
    */
   getName(offset: number): string {
     const s = this.s;
-    const next = checkNodeOffset(s, offset);
-    orThrow(next, `no node at ${offset}`);
+    orThrow(this.checkNode(offset), 'no node at', offset);
     const start = s.base + offset + 4;
-    let end = start;
-    while (s.u8[end] !== 0) end++;
+    const end = s.nameEnd;
     let from = start;
     if (s.version < 16) {
       const slash = s.u8.lastIndexOf(0x2f, end - 1);
@@ -338,7 +393,7 @@ export class Fdt {
    */
   pathOffset(path: string): number {
     if (path.length === 0) throw new FdtError('BADPATH', 'empty path');
-    return orThrow(this.pathOffsetRaw(path, 0), `path ${JSON.stringify(path)}`);
+    return orThrow(this.pathOffsetRaw(path, 0), 'path', JSON.stringify(path));
   }
 
   private pathOffsetRaw(path: string, aliasDepth: number): number {
@@ -419,7 +474,7 @@ export class Fdt {
    */
   nodeDepth(offset: number): number {
     const r = this.supernode(offset, 0);
-    orThrow(r.super, `no node at ${offset}`);
+    orThrow(r.super, 'no node at', offset);
     return r.depth;
   }
 
@@ -457,8 +512,8 @@ export class Fdt {
    * @throws FdtError BADOFFSET not a node; BADSTRUCTURE, TRUNCATED from the walk
    */
   firstPropertyOffset(offset: number): number {
-    const next = orThrow(checkNodeOffset(this.s, offset), `no node at ${offset}`);
-    const r = nextProp(this.s, next);
+    const next = orThrow(this.checkNode(offset), 'no node at', offset);
+    const r = this.nextPropFrom(next);
     return r === E_NOTFOUND ? -1 : orThrow(r);
   }
 
@@ -467,8 +522,8 @@ export class Fdt {
    * @throws FdtError BADOFFSET not a property; BADSTRUCTURE, TRUNCATED from the walk
    */
   nextPropertyOffset(offset: number): number {
-    const next = orThrow(checkPropOffset(this.s, offset), `no property at ${offset}`);
-    const r = nextProp(this.s, next);
+    const next = orThrow(this.checkProp(offset), 'no property at', offset);
+    const r = this.nextPropFrom(next);
     return r === E_NOTFOUND ? -1 : orThrow(r);
   }
 
@@ -494,10 +549,15 @@ export class Fdt {
    */
   getPropertyByOffset(offset: number): FdtProperty {
     const s = this.s;
-    orThrow(checkPropOffset(s, offset), `no property at ${offset}`);
+    orThrow(this.checkProp(offset), 'no property at', offset);
     const nameoff = s.u32(offset + 8);
-    const start = orThrow(stringAt(s, nameoff), `property name offset ${nameoff}`);
-    const name = nameText(s.u8, start, s.next);
+    this.names ??= new Map();
+    let name = this.names.get(nameoff);
+    if (name === undefined) {
+      const start = orThrow(stringAt(s, nameoff), 'property name offset', nameoff);
+      name = nameText(s.u8, start, s.next);
+      this.names.set(nameoff, name);
+    }
     const [a, b] = this.valueRange(offset);
     return { name, value: s.u8.subarray(a, b) };
   }
@@ -505,7 +565,7 @@ export class Fdt {
   /** The value of property `name` of the node, or undefined; walk errors propagate. */
   private findProp(node: number, name: string): Uint8Array | undefined {
     const s = this.s;
-    const next = orThrow(checkNodeOffset(s, node), `no node at ${node}`);
+    const next = orThrow(checkNodeOffset(s, node), 'no node at', node);
     const want = nameBytes(name);
     if (want === undefined) return undefined;
     for (let p = nextProp(s, next); p !== E_NOTFOUND; ) {
@@ -716,6 +776,7 @@ export class Fdt {
     const d = new Int32Array(1);
     // Like libfdt's fdt_next_node(fdt, -1, ...): NOPs before the root are skipped.
     let off = orThrow(nextNode(s, -1, d), 'no root node');
+    this.noteNode(off);
     d[0] = 0;
     while (off >= 0) {
       const depth = d[0]!;
@@ -725,6 +786,7 @@ export class Fdt {
       yield { offset: off, depth, name: this.getName(off) };
       off = nextNode(s, off, d);
       if (d[0]! <= 0) break;
+      if (off >= 0) this.noteNode(off);
     }
     if (off < 0 && off !== E_NOTFOUND) throw errorFor(off);
   }
