@@ -6,9 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Fdt } from '../../src/fdt/index.js';
-import { fixture } from '../_helpers/paths.js';
+import { fixture, REPO_ROOT } from '../_helpers/paths.js';
 import { INTEROP_REQUIRED } from './_oracle.js';
 import { FIXTURES, loadDtb } from './_support.js';
 
@@ -30,6 +31,15 @@ function fdtget(name: string, [option, ...args]: string[]): string[] {
 
 /** How `fdtget -t bx` prints a value: unpadded hex bytes separated by spaces. */
 const bx = (v: Uint8Array) => Array.from(v, (b) => b.toString(16)).join(' ');
+
+describe('fixtures', { skip: haveFdtget ? false : 'dtc is not installed' }, () => {
+  it('each committed .dtb is what dtc compiles from its .dts today', () => {
+    const r = spawnSync('bash', [join(REPO_ROOT, 'scripts', 'build-fixtures.sh'), '--check'], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+  });
+});
 
 describe('reader agrees with fdtget', {
   skip: haveFdtget ? false : 'fdtget is not installed',
