@@ -1,6 +1,6 @@
-import type { SetupData } from '../boot/bootblock.js';
+import type { PhysRange } from '../memory/device.js';
 import type { MemoryRange } from '../memory/memmap-types.js';
-import type { PhysRange } from './placement.js';
+import type { SetupData } from './bootblock.js';
 
 /** What one subsystem adds to the boot block it hands to the successor. */
 export interface HandoverPart {
@@ -18,11 +18,12 @@ export interface HandoverPart {
 export interface HandoverSubsystem {
   readonly name: string;
   /**
-   * Where kexec may place its segments, when this subsystem restricts it
-   * (KHO: inside the scratch areas). The intersection of all answers is used.
+   * Memory this subsystem sets aside for kexec segments (KHO: the scratch
+   * areas, which the page allocator never hands out). When one is given,
+   * segments go only there and the page allocator is not asked.
    */
-  segmentWindows?(): readonly PhysRange[] | undefined;
-  /** Ranges kexec segments must not overlap, beyond what is already not free. */
+  segmentArena?(): readonly PhysRange[] | undefined;
+  /** Told where the segments went (PKRAM moves preserved pages out of their way). */
   segmentsPlaced?(segments: readonly PhysRange[]): void;
   /** Stops changes and serializes what the successor needs (KHO finalize). Throws to cancel the exec. */
   freeze?(): HandoverPart;

@@ -1,10 +1,10 @@
 import type { SetupData } from '../boot/bootblock.js';
 import { Cmdline } from '../boot/cmdline.js';
 import { BootError } from '../boot/errors.js';
+import type { HandoverSubsystem } from '../boot/handover.js';
 import type { Memblock } from '../boot/memblock.js';
 import { CRASHKERNEL, defaultEarlyParams, type EarlyParamValues, MEMMAP } from '../boot/params.js';
 import { KexecError } from '../kexec/errors.js';
-import type { HandoverSubsystem } from '../kexec/handover.js';
 import { Kexec, type KexecHost, type KexecPlatform } from '../kexec/kexec.js';
 import type { PhysRange } from '../kexec/placement.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';

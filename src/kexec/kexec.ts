@@ -1,10 +1,10 @@
 import { encodeBootBlock, type SetupData } from '../boot/bootblock.js';
+import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import type { MemoryMap } from '../memory/memmap.js';
 import type { MemoryRange } from '../memory/memmap-types.js';
 import type { BuddyAllocator } from '../mm/buddy.js';
 import { KexecError } from './errors.js';
-import type { HandoverPart, HandoverSubsystem } from './handover.js';
 import { locateMemHole, type PhysRange, pagesFor } from './placement.js';
 
 /** What `kexec load` is given. */
@@ -19,6 +19,8 @@ export interface KexecLoadOptions {
 export interface LoadedImage {
   readonly cmdline: string;
   readonly segment: PhysRange;
+  /** True when the segment lies in a subsystem's arena (KHO scratch), not in pages taken from the allocator. */
+  readonly inArena: boolean;
   /** The boot id the successor will have. */
   readonly bootId: Uint8Array;
   readonly generation: number;
@@ -100,8 +102,8 @@ export class Kexec<K> {
     );
     const bytes = draft.length + (options.reserveBytes ?? DEFAULT_RESERVE);
     if (this.#image) this.unload();
-    const segment = this.#place(bytes);
-    this.#image = { cmdline, segment, bootId, generation };
+    const { segment, inArena } = this.#place(bytes, null);
+    this.#image = { cmdline, segment, inArena, bootId, generation };
     for (const s of this.host.subsystems) s.segmentsPlaced?.([segment]);
     return this.#image;
   }
@@ -110,7 +112,7 @@ export class Kexec<K> {
   unload(): void {
     const image = this.#image;
     if (!image) throw new KexecError('ENOENT', 'kexec unload: no image is loaded');
-    this.host.pages.releaseRange(image.segment.base / PAGE_SIZE, image.segment.size / PAGE_SIZE);
+    this.#release(image);
     this.#image = null;
   }
 
@@ -192,50 +194,55 @@ export class Kexec<K> {
   /** The image with a segment big enough for `bytes`, re-placed when the handover grew. */
   #fit(image: LoadedImage, bytes: number): LoadedImage {
     if (bytes <= image.segment.size) return image;
-    const segment = this.#place(bytes);
-    this.host.pages.releaseRange(image.segment.base / PAGE_SIZE, image.segment.size / PAGE_SIZE);
-    this.#image = { ...image, segment };
+    const placed = this.#place(bytes, image.inArena ? image.segment : null);
+    this.#release(image);
+    this.#image = { ...image, ...placed };
     return this.#image;
   }
 
-  #place(bytes: number): PhysRange {
+  /** Places a segment: in a subsystem's arena when there is one, else in pages claimed from the allocator. */
+  #place(bytes: number, busy: PhysRange | null): { segment: PhysRange; inArena: boolean } {
     const pages = pagesFor(bytes);
     const size = pages * PAGE_SIZE;
-    const free = this.host.pages.freeExtents().map((e) => ({
-      base: e.base * PAGE_SIZE,
-      size: e.count * PAGE_SIZE,
-    }));
-    const base = locateMemHole(free, size, SEGMENT_ALIGN, this.#windows());
+    const arena = this.#arena();
+    const free = arena
+      ? arena.flatMap((r) => subtract(r, busy))
+      : this.host.pages
+          .freeExtents()
+          .map((e) => ({ base: e.base * PAGE_SIZE, size: e.count * PAGE_SIZE }));
+    const base = locateMemHole(free, size, SEGMENT_ALIGN);
     if (base === null) {
+      const where = arena ? ' in the scratch areas' : '';
       throw new KexecError(
         'ENOMEM',
-        `kexec load: no free hole of ${size} bytes for the boot block`,
+        `kexec load: no free hole of ${size} bytes for the boot block${where}`,
       );
     }
-    this.host.pages.claimRange(base / PAGE_SIZE, pages);
-    return { base, size };
+    if (!arena) this.host.pages.claimRange(base / PAGE_SIZE, pages);
+    return { segment: { base, size }, inArena: arena !== undefined };
   }
 
-  #windows(): PhysRange[] | undefined {
-    let result: PhysRange[] | undefined;
+  #release(image: LoadedImage): void {
+    if (image.inArena) return;
+    this.host.pages.releaseRange(image.segment.base / PAGE_SIZE, image.segment.size / PAGE_SIZE);
+  }
+
+  #arena(): readonly PhysRange[] | undefined {
     for (const s of this.host.subsystems) {
-      const w = s.segmentWindows?.();
-      if (w === undefined) continue;
-      result = result === undefined ? [...w] : intersect(result, w);
+      const a = s.segmentArena?.();
+      if (a !== undefined) return a;
     }
-    return result;
+    return undefined;
   }
 }
 
-function intersect(a: readonly PhysRange[], b: readonly PhysRange[]): PhysRange[] {
+/** `r` without the part `busy` covers (at most two pieces). */
+function subtract(r: PhysRange, busy: PhysRange | null): PhysRange[] {
+  if (!busy || busy.base >= r.base + r.size || busy.base + busy.size <= r.base) return [r];
   const out: PhysRange[] = [];
-  for (const x of a) {
-    for (const y of b) {
-      const s = Math.max(x.base, y.base);
-      const e = Math.min(x.base + x.size, y.base + y.size);
-      if (e > s) out.push({ base: s, size: e - s });
-    }
-  }
+  if (busy.base > r.base) out.push({ base: r.base, size: busy.base - r.base });
+  const end = busy.base + busy.size;
+  if (end < r.base + r.size) out.push({ base: end, size: r.base + r.size - end });
   return out;
 }
 

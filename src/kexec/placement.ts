@@ -1,37 +1,26 @@
-import { PAGE_SIZE } from '../memory/device.js';
+import { PAGE_SIZE, type PhysRange } from '../memory/device.js';
 
-/** A physical range [base, base + size). */
-export interface PhysRange {
-  readonly base: number;
-  readonly size: number;
-}
+export type { PhysRange };
 
 /**
  * kexec_locate_mem_hole(): the highest `align`-aligned address at which
- * `size` bytes fit entirely inside one of the `free` ranges and inside one of
- * the `windows` (all memory when absent). Ranges may come in any order;
- * adjacent ones are joined first, so a hole may span two free blocks.
+ * `size` bytes fit entirely inside the `free` ranges. Ranges may come in any
+ * order; adjacent ones are joined first, so a hole may span two free blocks.
  * @returns the address, or null when nothing fits.
  */
 export function locateMemHole(
   free: Iterable<PhysRange>,
   size: number,
   align: number,
-  windows?: readonly PhysRange[],
 ): number | null {
   const runs = joinAdjacent(free);
-  const clips = windows ? joinAdjacent(windows) : [{ base: 0, size: Number.MAX_SAFE_INTEGER }];
-  let best: number | null = null;
-  for (const r of runs) {
-    for (const w of clips) {
-      const s = Math.max(r.base, w.base);
-      const e = Math.min(r.base + r.size, w.base + w.size);
-      if (e - s < size) continue;
-      const cand = Math.floor((e - size) / align) * align;
-      if (cand >= s && (best === null || cand > best)) best = cand;
-    }
+  for (let i = runs.length - 1; i >= 0; i--) {
+    const r = runs[i];
+    if (r.size < size) continue;
+    const cand = Math.floor((r.base + r.size - size) / align) * align;
+    if (cand >= r.base) return cand;
   }
-  return best;
+  return null;
 }
 
 function joinAdjacent(ranges: Iterable<PhysRange>): PhysRange[] {
