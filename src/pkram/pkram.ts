@@ -17,6 +17,7 @@ import { coalescedExtents, type KhoExtent, KhoRadixTree } from '../kho/radix.js'
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { getU64, setU64 } from './_u64.js';
 import {
+  NODE_OFF_FLAGS,
   OBJ_OFF_BYTE_HEAD,
   OBJ_OFF_FOLIO_HEAD,
   PKRAM_BOOT_ID_SIZE,
@@ -356,13 +357,17 @@ export class Pkram {
     for (const rec of this.#nodes) {
       if (!this.#nodeCollides(rec.pfn)) continue;
       const rebuilt = this.#rebuild(rec.pfn, rec.name, rec.inherited);
+      // Carried-over folios are in both nodes: preserve only what is new, then unpreserve what went.
+      const oldBlocks = this.#nodeBlocks(rec.pfn);
+      const newBlocks = this.#nodeBlocks(rebuilt.pfn);
       try {
-        this.#preserveNode(this.#tree, rebuilt.pfn);
+        this.#preserveBlocks(this.#tree, blocksMinus(newBlocks, oldBlocks));
       } catch (err) {
         this.#dropRebuild(rebuilt);
         throw err;
       }
-      this.#unpreserveNode(rec.pfn);
+      const gone = blocksMinus(oldBlocks, newBlocks);
+      for (let i = 0; i < gone.length; i += 2) this.#tree.unpreserve(gone[i], gone[i + 1]);
       this.#commitRebuild(rec.pfn, rebuilt);
       rec.pfn = rebuilt.pfn;
       out.nodes++;
@@ -571,6 +576,8 @@ export class Pkram {
     const device = this.device;
     const newPfn = this._allocPage();
     initNodePage(device, newPfn, encoder.encode(name));
+    const flags = device.view(oldPfn * PAGE_SIZE, PAGE_SIZE).getUint32(NODE_OFF_FLAGS, true);
+    device.view(newPfn * PAGE_SIZE, PAGE_SIZE).setUint32(NODE_OFF_FLAGS, flags, true);
     const fresh = new PkramNode(this, newPfn, name, 'save', inherited);
     const objects: PkramObject[] = [];
     const oldOwned: number[] = [];
@@ -622,6 +629,18 @@ export class Pkram {
     this._freeNodePages(oldPfn, false, () => false);
     for (let i = 0; i < r.oldOwned.length; i += 2) this._free(r.oldOwned[i], r.oldOwned[i + 1]);
   }
+}
+
+/** The (pfn, order) pairs of `a` that are not in `b`. */
+function blocksMinus(a: number[], b: number[]): number[] {
+  const keys = new Set<number>();
+  // pfn < 2^47 on any device a JS number can address, so pfn * 32 + order is exact.
+  for (let i = 0; i < b.length; i += 2) keys.add(b[i] * 32 + b[i + 1]);
+  const out: number[] = [];
+  for (let i = 0; i < a.length; i += 2) {
+    if (!keys.has(a[i] * 32 + a[i + 1])) out.push(a[i], a[i + 1]);
+  }
+  return out;
 }
 
 function encodeName(name: string): Uint8Array {

@@ -39,7 +39,7 @@ function saveSample(
   const bytes = pattern(10_000 + seed, seed);
   const node = m.pkram.prepareSave(name);
   const obj = node.prepareSaveObj();
-  folios.forEach((f, i) => obj.saveFolio(f, i * 1000));
+  for (const [i, f] of folios.entries()) obj.saveFolio(f, i * 1000);
   obj.write(bytes);
   obj.finishSaveObj();
   node.prepareSaveObj().finishSaveObj(); // an empty object too
