@@ -13,6 +13,14 @@ export interface KexecLoadOptions {
   cmdline?: string;
   /** Extra room kept in the boot block segment for handover data added at exec. */
   reserveBytes?: number;
+  /** The successor program, for a real process (the running one's when absent). */
+  program?: string;
+  /** Its arguments, argv[1..]. */
+  argv?: readonly string[];
+  /** Its environment (the running one's when absent). */
+  env?: Readonly<Record<string, string>>;
+  /** Start the successor now, ready to take over, instead of at exec (real processes). */
+  preload?: boolean;
 }
 
 /** The loaded image: the segment holding the boot block, placed and held. */
@@ -24,6 +32,11 @@ export interface LoadedImage {
   /** The boot id the successor will have. */
   readonly bootId: Uint8Array;
   readonly generation: number;
+  /** What a real process execs, as given to load. */
+  readonly program?: string;
+  readonly argv?: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+  readonly preload: boolean;
 }
 
 /** The generation kexec belongs to, seen from below. */
@@ -54,6 +67,10 @@ export interface KexecHost {
 export interface KexecPlatform<K> {
   /** Emulated: boots and returns the successor. Real: execve, never returns on success. */
   execute(image: LoadedImage): K;
+  /** load({ preload: true }): start the successor now, up to "ready to take over". */
+  preload?(image: LoadedImage): void;
+  /** unload (or a new load) of a preloaded image: stop the waiting successor. */
+  cancelPreload?(image: LoadedImage): void;
 }
 
 /** Alignment of the boot block segment, like the kernel's page-aligned segments. */
@@ -103,15 +120,41 @@ export class Kexec<K> {
     const bytes = draft.length + (options.reserveBytes ?? DEFAULT_RESERVE);
     if (this.#image) this.unload();
     const { segment, inArena } = this.#place(bytes, null);
-    this.#image = { cmdline, segment, inArena, bootId, generation };
+    const image: LoadedImage = {
+      cmdline,
+      segment,
+      inArena,
+      bootId,
+      generation,
+      program: options.program,
+      argv: options.argv,
+      env: options.env,
+      preload: options.preload ?? false,
+    };
+    if (image.preload) {
+      if (!this.platform.preload) {
+        this.#release(image);
+        throw new KexecError('EINVAL', 'kexec load: this platform cannot preload a successor');
+      }
+      try {
+        this.platform.preload(image);
+      } catch (err) {
+        this.#release(image);
+        throw err instanceof KexecError
+          ? err
+          : new KexecError('EIO', `kexec load: preload failed: ${messageOf(err)}`, { cause: err });
+      }
+    }
+    this.#image = image;
     for (const s of this.host.subsystems) s.segmentsPlaced?.([segment]);
-    return this.#image;
+    return image;
   }
 
   /** Frees what load placed. @throws KexecError ENOENT when nothing is loaded. */
   unload(): void {
     const image = this.#image;
     if (!image) throw new KexecError('ENOENT', 'kexec unload: no image is loaded');
+    if (image.preload) this.platform.cancelPreload?.(image);
     this.#release(image);
     this.#image = null;
   }
