@@ -42,18 +42,20 @@ import {
   HDR_SIZE_DT_STRUCT,
 } from './format.js';
 import { checkHeader } from './header.js';
-
-/** An integer read from a blob: a number when exact (<= 2^53-1), else a bigint. */
-export type FdtInt = number | bigint;
+import {
+  decodeCells,
+  decodeReg,
+  decodeString,
+  decodeStringList,
+  decodeU32,
+  decodeU64,
+  exactInt,
+  type FdtInt,
+  type RegEntry,
+} from './values.js';
 
 /** One memory reservation map entry. */
 export interface Reservation {
-  address: FdtInt;
-  size: FdtInt;
-}
-
-/** One `reg` entry decoded with the parent's #address-cells / #size-cells. */
-export interface RegEntry {
   address: FdtInt;
   size: FdtInt;
 }
@@ -71,14 +73,8 @@ export interface WalkEntry {
   name: string;
 }
 
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** Scratch depth for the public nextNode (nothing re-enters it). */
 const DEPTH = new Int32Array(1);
-
-/** A number when exact, else the bigint. */
-export function exactInt(v: bigint): FdtInt {
-  return v <= MAX_SAFE ? Number(v) : v;
-}
 
 /** `r` if it is an offset; else throw its error. The detail is built only on failure. */
 function orThrow(r: number, what?: string, at?: number | string): number {
@@ -607,18 +603,12 @@ export class Fdt {
     return this.findProp(offset, name) !== undefined;
   }
 
-  private view(v: Uint8Array): DataView {
-    return new DataView(v.buffer, v.byteOffset, v.byteLength);
-  }
-
   /**
    * A property holding one u32 cell.
    * @throws FdtError BADVALUE the value is not 4 bytes; and as getProp
    */
   getU32(offset: number, name: string): number {
-    const v = this.getProp(offset, name);
-    if (v.length !== 4) throw new FdtError('BADVALUE', `${name} is ${v.length} bytes, not 4`);
-    return this.view(v).getUint32(0);
+    return decodeU32(this.getProp(offset, name), name);
   }
 
   /**
@@ -626,9 +616,7 @@ export class Fdt {
    * @throws FdtError BADVALUE the value is not 8 bytes; and as getProp
    */
   getU64(offset: number, name: string): FdtInt {
-    const v = this.getProp(offset, name);
-    if (v.length !== 8) throw new FdtError('BADVALUE', `${name} is ${v.length} bytes, not 8`);
-    return exactInt(this.view(v).getBigUint64(0));
+    return decodeU64(this.getProp(offset, name), name);
   }
 
   /**
@@ -636,13 +624,7 @@ export class Fdt {
    * @throws FdtError BADVALUE the length is not a multiple of 4; and as getProp
    */
   getCells(offset: number, name: string): number[] {
-    const v = this.getProp(offset, name);
-    if (v.length % 4 !== 0)
-      throw new FdtError('BADVALUE', `${name} is ${v.length} bytes, not cells`);
-    const dv = this.view(v);
-    const out = new Array<number>(v.length / 4);
-    for (let i = 0; i < out.length; i++) out[i] = dv.getUint32(i * 4);
-    return out;
+    return decodeCells(this.getProp(offset, name), name);
   }
 
   /**
@@ -650,11 +632,7 @@ export class Fdt {
    * @throws FdtError BADVALUE empty or not NUL-terminated; and as getProp
    */
   getString(offset: number, name: string): string {
-    const v = this.getProp(offset, name);
-    if (v.length === 0 || v[v.length - 1] !== 0) {
-      throw new FdtError('BADVALUE', `${name} is not a NUL-terminated string`);
-    }
-    return valueText(v, 0, v.indexOf(0));
+    return decodeString(this.getProp(offset, name), name);
   }
 
   /**
@@ -662,24 +640,14 @@ export class Fdt {
    * @throws FdtError BADVALUE the last string is not NUL-terminated; and as getProp
    */
   getStringList(offset: number, name: string): string[] {
-    const v = this.getProp(offset, name);
-    if (v.length > 0 && v[v.length - 1] !== 0) {
-      throw new FdtError('BADVALUE', `${name} is not a NUL-terminated string list`);
-    }
-    const out: string[] = [];
-    for (let i = 0; i < v.length; ) {
-      const nul = v.indexOf(0, i);
-      out.push(valueText(v, i, nul));
-      i = nul + 1;
-    }
-    return out;
+    return decodeStringList(this.getProp(offset, name), name);
   }
 
   private cells(offset: number, name: string): number | undefined {
     const v = this.findProp(offset, name);
     if (v === undefined) return undefined;
     if (v.length !== 4) throw new FdtError('BADNCELLS', `${name} is ${v.length} bytes, not 4`);
-    const n = this.view(v).getUint32(0);
+    const n = decodeU32(v, name);
     if (n > FDT_MAX_NCELLS)
       throw new FdtError('BADNCELLS', `${name} = ${n} is more than ${FDT_MAX_NCELLS}`);
     return n;
@@ -717,22 +685,7 @@ export class Fdt {
       ac = this.addressCells(parent);
       sc = this.sizeCells(parent);
     }
-    const v = this.getProp(offset, 'reg');
-    const stride = (ac + sc) * 4;
-    if (v.length % stride !== 0) {
-      throw new FdtError('BADVALUE', `reg is ${v.length} bytes, not entries of ${ac}+${sc} cells`);
-    }
-    const dv = this.view(v);
-    const read = (at: number, n: number): FdtInt => {
-      let x = 0n;
-      for (let i = 0; i < n; i++) x = (x << 32n) | BigInt(dv.getUint32(at + i * 4));
-      return exactInt(x);
-    };
-    const out: RegEntry[] = [];
-    for (let at = 0; at < v.length; at += stride) {
-      out.push({ address: read(at, ac), size: read(at + ac * 4, sc) });
-    }
-    return out;
+    return decodeReg(this.getProp(offset, 'reg'), ac, sc);
   }
 
   /**
@@ -743,7 +696,7 @@ export class Fdt {
   getPhandle(offset: number): number {
     for (const name of ['phandle', 'linux,phandle']) {
       const v = this.findProp(offset, name);
-      if (v !== undefined && v.length === 4) return this.view(v).getUint32(0);
+      if (v !== undefined && v.length === 4) return decodeU32(v);
     }
     return 0;
   }
