@@ -1,0 +1,130 @@
+/**
+ * The sessions as one FDT (layout in abi.ts): built after freeze by the
+ * running generation, parsed and checked by its successor. Parsing trusts
+ * nothing: every fault is a LuoError EFAULT saying where and what.
+ */
+import { Fdt, FdtError, FdtWriter } from '../fdt/index.js';
+import { NodeProps } from './_props.js';
+import {
+  LUO_COMPATIBLE,
+  LUO_FD_MAX,
+  LUO_FILE_NODE,
+  LUO_SESSION_NAME_MAX,
+  LUO_SESSION_NODE,
+  PROP_COMPATIBLE,
+  PROP_FD,
+  PROP_FD_FLAGS,
+  PROP_NAME,
+  PROP_TOKEN,
+} from './abi.js';
+import { LuoError } from './errors.js';
+import type { FileHandler, FileIdentity } from './handlers.js';
+
+/** One file as it crosses the exec. */
+export interface HandoverFile {
+  token: bigint;
+  fd: number;
+  /** F_GETFD flags before freeze, restored at retrieve. */
+  fdFlags: number;
+  handler: FileHandler;
+  data: FileIdentity;
+}
+
+export interface HandoverSession {
+  name: string;
+  files: HandoverFile[];
+}
+
+/** The only F_GETFD flag Linux defines. */
+const FD_FLAGS_MASK = 1;
+
+/** Build the handover FDT. @throws FdtError only on a writer bug (names are fixed) */
+export function buildHandover(sessions: readonly HandoverSession[]): Uint8Array {
+  const w = new FdtWriter();
+  w.finishReservations();
+  w.beginNode('');
+  w.propertyString(PROP_COMPATIBLE, LUO_COMPATIBLE);
+  sessions.forEach((s, i) => {
+    w.beginNode(`${LUO_SESSION_NODE}@${i.toString(16)}`);
+    w.propertyString(PROP_NAME, s.name);
+    s.files.forEach((f, j) => {
+      w.beginNode(`${LUO_FILE_NODE}@${j.toString(16)}`);
+      w.propertyString(PROP_COMPATIBLE, f.handler.compatible);
+      w.propertyU64(PROP_TOKEN, f.token);
+      w.propertyU32(PROP_FD, f.fd);
+      w.propertyU32(PROP_FD_FLAGS, f.fdFlags);
+      f.handler.save(w, f.data);
+      w.endNode();
+    });
+    w.endNode();
+  });
+  w.endNode();
+  return w.finish();
+}
+
+function fault(message: string): LuoError {
+  return new LuoError('EFAULT', `corrupt handover: ${message}`);
+}
+
+/**
+ * Parse and check the handover FDT: structure, compatible strings, unique
+ * session names, tokens and descriptors, every handler property.
+ * Descriptors are not touched here (retrieve checks each).
+ * @throws LuoError EFAULT anything wrong, with where and what
+ */
+export function parseHandover(
+  bytes: Uint8Array,
+  handlers: readonly FileHandler[],
+): HandoverSession[] {
+  if (!(bytes instanceof Uint8Array)) throw fault('not a byte array');
+  try {
+    return parse(bytes, handlers);
+  } catch (e) {
+    if (e instanceof FdtError) throw fault(e.message);
+    throw e;
+  }
+}
+
+function parse(bytes: Uint8Array, handlers: readonly FileHandler[]): HandoverSession[] {
+  const fdt = Fdt.from(bytes);
+  fdt.checkFull();
+  const root = new NodeProps(fdt, 0, '/');
+  const compatible = root.string(PROP_COMPATIBLE, 64);
+  if (compatible !== LUO_COMPATIBLE) {
+    throw fault(`compatible is "${compatible}", not "${LUO_COMPATIBLE}"`);
+  }
+  const byCompatible = new Map(handlers.map((h) => [h.compatible, h]));
+  const sessions: HandoverSession[] = [];
+  const names = new Set<string>();
+  const fds = new Set<number>();
+  for (const sn of fdt.subnodes(0)) {
+    const where = fdt.getName(sn);
+    if (!where.startsWith(`${LUO_SESSION_NODE}@`)) throw fault(`unexpected node ${where}`);
+    const sp = new NodeProps(fdt, sn, where);
+    const name = sp.string(PROP_NAME, LUO_SESSION_NAME_MAX);
+    if (names.has(name)) throw fault(`session name "${name}" appears twice`);
+    names.add(name);
+    const files: HandoverFile[] = [];
+    const tokens = new Set<bigint>();
+    for (const fn of fdt.subnodes(sn)) {
+      const fwhere = `${where}/${fdt.getName(fn)}`;
+      if (!fdt.getName(fn).startsWith(`${LUO_FILE_NODE}@`))
+        throw fault(`unexpected node ${fwhere}`);
+      const fp = new NodeProps(fdt, fn, fwhere);
+      const fc = fp.string(PROP_COMPATIBLE, 64);
+      const handler = byCompatible.get(fc);
+      if (handler === undefined) throw fault(`${fwhere}: no handler for "${fc}"`);
+      const token = fp.u64(PROP_TOKEN);
+      if (tokens.has(token)) throw fault(`${fwhere}: token ${token} appears twice in "${name}"`);
+      tokens.add(token);
+      const fd = fp.u32(PROP_FD, LUO_FD_MAX);
+      if (fds.has(fd)) throw fault(`${fwhere}: fd ${fd} is preserved twice`);
+      fds.add(fd);
+      const fdFlags = fp.u32(PROP_FD_FLAGS);
+      if ((fdFlags & ~FD_FLAGS_MASK) !== 0) throw fault(`${fwhere}: fd-flags ${fdFlags} unknown`);
+      files.push({ token, fd, fdFlags, handler, data: handler.load(fp) });
+    }
+    sessions.push({ name, files });
+  }
+  return sessions;
+}

@@ -1,0 +1,179 @@
+/**
+ * The Live Update Orchestrator of one generation: the process-level
+ * /dev/liveupdate. A descriptor survives execve exactly when it lacks
+ * FD_CLOEXEC, so preserving one means: record it at request time, clear
+ * FD_CLOEXEC at freeze (just before the exec), set it back at unfreeze (the
+ * exec did not happen) or unpreserve; the successor gets the serialized
+ * sessions, checks each inherited descriptor and takes it by token.
+ *
+ *   running:   new LiveUpdate() -> createSession -> preserveFd ... -> freeze
+ *              -> serialize -> (execve | unfreeze)
+ *   successor: LiveUpdate.fromHandover(bytes) -> retrieveSession
+ *              -> retrieveFd / retrieveServer ... -> finish
+ *
+ * Exclusive like /dev/liveupdate: one open LiveUpdate per process; close()
+ * releases it.
+ */
+import { LuoError } from './errors.js';
+import { defaultHandlers, type FileHandler } from './handlers.js';
+import { buildHandover, parseHandover } from './handover.js';
+import { checkSessionName, LuoSession, type SessionOwner } from './session.js';
+
+export interface LiveUpdateOptions {
+  /** File handlers, asked in order (default: TCP, Unix listeners, memfd, regular file). */
+  handlers?: readonly FileHandler[];
+}
+
+let openInstance: LiveUpdate | null = null;
+
+export class LiveUpdate {
+  readonly handlers: readonly FileHandler[];
+  #outgoing = new Map<string, LuoSession>();
+  #incoming = new Map<string, LuoSession>();
+  /** Descriptors held by a session (outgoing preserved, incoming not yet retrieved). */
+  #fds = new Map<number, string>();
+  #frozen = false;
+  #closed = false;
+  readonly #owner: SessionOwner;
+
+  /**
+   * Open the orchestrator of this generation, with no incoming sessions.
+   * @throws LuoError EBUSY another LiveUpdate of this process is open
+   */
+  constructor(options: LiveUpdateOptions = {}) {
+    if (openInstance !== null) {
+      throw new LuoError('EBUSY', 'a LiveUpdate is already open in this process (close it first)');
+    }
+    this.handlers = [...(options.handlers ?? defaultHandlers())];
+    const fds = this.#fds;
+    const self = this;
+    this.#owner = {
+      get frozen() {
+        return self.#frozen;
+      },
+      handlers: this.handlers,
+      fdHolder: (fd) => fds.get(fd),
+      claimFd: (fd, holder) => {
+        fds.set(fd, holder);
+      },
+      releaseFd: (fd) => {
+        fds.delete(fd);
+      },
+      dropSession: (s) => {
+        const map = s.direction === 'outgoing' ? this.#outgoing : this.#incoming;
+        if (map.get(s.name) === s) map.delete(s.name);
+      },
+    };
+    openInstance = this;
+  }
+
+  /**
+   * Open the orchestrator of a successor: the predecessor's serialized
+   * sessions become incoming sessions. Nothing is touched until retrieve.
+   * @throws LuoError EFAULT the bytes are not a valid handover (never another error on bad input)
+   * @throws LuoError EBUSY another LiveUpdate is open
+   */
+  static fromHandover(bytes: Uint8Array, options: LiveUpdateOptions = {}): LiveUpdate {
+    const handlers = [...(options.handlers ?? defaultHandlers())];
+    const sessions = parseHandover(bytes, handlers);
+    const lu = new LiveUpdate({ handlers });
+    for (const s of sessions) {
+      lu.#incoming.set(s.name, new LuoSession(lu.#owner, s.name, 'incoming', s.files));
+    }
+    return lu;
+  }
+
+  get frozen(): boolean {
+    return this.#frozen;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new LuoError('EINVAL', 'this LiveUpdate is closed');
+  }
+
+  /**
+   * A new outgoing session.
+   * @throws LuoError EINVAL bad name (empty, over 64 bytes); EEXIST the name is taken;
+   *   EBUSY frozen
+   */
+  createSession(name: string): LuoSession {
+    this.#checkOpen();
+    checkSessionName(name);
+    if (this.#frozen) throw new LuoError('EBUSY', 'frozen: unfreeze before creating a session');
+    if (this.#outgoing.has(name)) throw new LuoError('EEXIST', `session "${name}" exists`);
+    const s = new LuoSession(this.#owner, name, 'outgoing');
+    this.#outgoing.set(name, s);
+    return s;
+  }
+
+  /**
+   * The incoming session of that name (the same object each time, until it is finished).
+   * @throws LuoError ENOENT no such session, or finished; EINVAL bad name
+   */
+  retrieveSession(name: string): LuoSession {
+    this.#checkOpen();
+    checkSessionName(name);
+    const s = this.#incoming.get(name);
+    if (s === undefined) throw new LuoError('ENOENT', `no incoming session "${name}"`);
+    return s;
+  }
+
+  /** Open sessions: outgoing ones, then incoming ones not finished. */
+  sessions(): LuoSession[] {
+    return [...this.#outgoing.values(), ...this.#incoming.values()];
+  }
+
+  /**
+   * Just before the exec: check every preserved file and make its
+   * descriptor inheritable. All or nothing.
+   * @throws LuoError EAGAIN a file could not be frozen (closed, changed); every
+   *   file frozen before it is unfrozen again. EINVAL frozen already.
+   */
+  freeze(): void {
+    this.#checkOpen();
+    if (this.#frozen) throw new LuoError('EINVAL', 'already frozen');
+    const done: LuoSession[] = [];
+    for (const s of this.#outgoing.values()) {
+      const err = s.freezeFiles();
+      if (err !== null) {
+        for (const d of done) d.unfreezeFiles();
+        throw new LuoError('EAGAIN', `freeze of session "${s.name}" failed: ${err.message}`);
+      }
+      done.push(s);
+    }
+    this.#frozen = true;
+  }
+
+  /** The exec did not happen: every descriptor gets its flags back. @throws LuoError EINVAL not frozen */
+  unfreeze(): void {
+    this.#checkOpen();
+    if (!this.#frozen) throw new LuoError('EINVAL', 'not frozen');
+    for (const s of this.#outgoing.values()) s.unfreezeFiles();
+    this.#frozen = false;
+  }
+
+  /**
+   * The outgoing sessions as the handover FDT (abi.ts), for the successor's fromHandover.
+   * @throws LuoError EINVAL not frozen
+   */
+  serialize(): Uint8Array {
+    this.#checkOpen();
+    if (!this.#frozen) throw new LuoError('EINVAL', 'serialize needs a frozen LiveUpdate');
+    return buildHandover(
+      [...this.#outgoing.values()].map((s) => ({ name: s.name, files: s.handoverFiles() })),
+    );
+  }
+
+  /**
+   * Release the device: unfreeze if frozen, close every outgoing session
+   * (unpreserving its files); incoming sessions not finished are left as they
+   * are (their descriptors stay open). Closing twice does nothing.
+   */
+  close(): void {
+    if (this.#closed) return;
+    if (this.#frozen) this.unfreeze();
+    for (const s of [...this.#outgoing.values()]) s.close();
+    this.#closed = true;
+    if (openInstance === this) openInstance = null;
+  }
+}
