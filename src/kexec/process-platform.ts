@@ -1,0 +1,396 @@
+/**
+ * The platform of a real process: kexec exec replaces the program in place
+ * with execve (same PID), or releases a successor process preloaded at
+ * kexec load. The successor finds the device descriptor (and its flock) at
+ * the same number and the boot block's address in its environment.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import type { Kernel, KernelPlatform } from '../kernel/kernel.js';
+import { errnoName } from '../memory/_libc.js';
+import type { MappedDevice } from '../memory/mapped.js';
+import { F_GETFD, F_SETFD, FD_CLOEXEC, getProcLibc } from './_libc.js';
+import { ControlChannel } from './control-channel.js';
+import { KexecError } from './errors.js';
+import type { LoadedImage } from './kexec.js';
+import { notifyMainPid, notifyReady, notifyReloading } from './sd-notify.js';
+
+/** `<device path>@0x<boot block physical address>`: where and what the successor boots. */
+export const ENV_BOOT = 'LIVEKEXEC_BOOT';
+/** The inherited descriptor of the device, holding its flock. */
+export const ENV_DEVICE_FD = 'LIVEKEXEC_DEVICE_FD';
+/** The preloaded successor's end of the control channel. */
+export const ENV_PRELOAD = 'LIVEKEXEC_PRELOAD';
+
+const DEFAULT_TAKEOVER_TIMEOUT = 10_000;
+/** How long a killed successor may take to die before exec reports failure anyway. */
+const REAP_TIMEOUT = 5_000;
+
+export interface ProcessPlatformOptions {
+  readonly device: MappedDevice;
+  /**
+   * Descriptors the successor keeps (the LUO's preserved files): left open
+   * across an in-place execve, passed by SCM_RIGHTS to a preloaded successor.
+   */
+  readonly keepFds?: () => Iterable<number>;
+  /** How long a preloaded successor may take from "go" to "took over" (ms, default 10 s). */
+  readonly takeoverTimeoutMs?: number;
+  /** Runs in the old process after a preloaded successor took over, right before it exits. */
+  readonly onTakeover?: (successorPid: number) => void;
+}
+
+interface Preloaded {
+  readonly child: ChildProcess;
+  readonly channel: ControlChannel;
+  ready: boolean;
+  exit: string | null;
+}
+
+/**
+ * Starts successors of a real process.
+ *
+ * In place (`execute` of an image loaded without preload): RELOADING=1 to
+ * systemd, every descriptor but stdio, the device's and `keepFds` marked
+ * close-on-exec (stdio cleared of it), then execve; on failure the flags are
+ * restored, READY=1 is sent again and KexecError EIO thrown, so kexec
+ * cancels the pending boot and this generation goes on.
+ *
+ * Preloaded (`preload` at load, `execute` at exec): the successor is spawned
+ * at load with the device descriptor at the same number (same open file
+ * description, so it shares the flock) and a control channel; it runs its
+ * start-up and waits in boot(). At exec the old process sends the kept
+ * descriptors and "go" with the boot block address, and waits for "took
+ * over". Then the old process, which from "go" on never touches the device
+ * again, closes the channel, tells systemd MAINPID=<successor>, calls
+ * `onTakeover`, and calls process.exit(0) ('exit' listeners run; nothing
+ * else). If the successor dies, fails or times out first, it is killed and
+ * reaped, and exec throws KexecError EIO (this generation keeps serving).
+ */
+export class ProcessPlatform implements KernelPlatform {
+  readonly device: MappedDevice;
+  #options: ProcessPlatformOptions;
+  #preloaded: Preloaded | null = null;
+  #kernel: Kernel | null = null;
+
+  constructor(options: ProcessPlatformOptions) {
+    this.device = options.device;
+    this.#options = options;
+  }
+
+  /** The running generation (the last one booted or adopted on this platform). */
+  get kernel(): Kernel | null {
+    return this.#kernel;
+  }
+
+  /** The preloaded successor's PID, while one waits. */
+  get preloadedPid(): number | undefined {
+    return this.#preloaded?.child.pid;
+  }
+
+  adopt(kernel: Kernel): void {
+    this.#kernel = kernel;
+  }
+
+  /**
+   * Replaces this process (in place) or hands over to the preloaded
+   * successor. Never returns on success.
+   * @throws KexecError EIO when the successor could not be started or did not take over.
+   */
+  execute(image: LoadedImage): never {
+    if (image.preload) return this.#handOver(image);
+    const { file, argv } = successorCommand(image);
+    const env = successorEnv(image, {
+      [ENV_BOOT]: bootSpec(this.device.path, image.segment.base),
+      [ENV_DEVICE_FD]: String(this.device.fd),
+    });
+    checkStdioFlushed();
+    tryNotify(notifyReloading);
+    const keep = new Set([0, 1, 2, this.device.fd, ...(this.#options.keepFds?.() ?? [])]);
+    const restore = setCloseOnExec(keep);
+    const libc = getProcLibc();
+    libc.execve(file, argv, env);
+    const errno = libc.errno();
+    restore();
+    tryNotify(notifyReady);
+    throw new KexecError(
+      'EIO',
+      `kexec exec: execve(${file}): ${errnoName(errno)}; generation ${image.generation - 1} keeps running`,
+    );
+  }
+
+  /**
+   * Spawns the successor now; it starts up and waits for "go".
+   * @throws KexecError EIO when it cannot be spawned.
+   */
+  preload(image: LoadedImage): void {
+    this.#stop();
+    const { channel, peerFd } = ControlChannel.pair();
+    const { file, argv } = successorCommand(image);
+    const devFd = this.device.fd;
+    const stdio: (number | 'inherit' | 'ignore')[] = [];
+    for (let i = 0; i <= Math.max(devFd, peerFd); i++) stdio.push(i < 3 ? 'inherit' : 'ignore');
+    stdio[devFd] = devFd;
+    stdio[peerFd] = peerFd;
+    const env = successorEnv(image, {
+      [ENV_PRELOAD]: String(peerFd),
+      [ENV_DEVICE_FD]: String(devFd),
+    });
+    let child: ChildProcess;
+    try {
+      child = spawn(file, argv.slice(1), { argv0: argv[0], stdio, env: envObject(env) });
+    } catch (err) {
+      channel.close();
+      getProcLibc().close(peerFd);
+      throw new KexecError('EIO', `kexec load: cannot spawn ${file}: ${messageOf(err)}`, {
+        cause: err,
+      });
+    }
+    getProcLibc().close(peerFd);
+    const pre: Preloaded = { child, channel, ready: false, exit: null };
+    // A spawn failure (ENOENT, ...) arrives here and, for exec, as the channel's end.
+    child.on('error', (err) => {
+      pre.exit ??= messageOf(err);
+    });
+    child.on('exit', (code, signal) => {
+      pre.exit ??= signal ? `killed by ${signal}` : `exited with status ${code}`;
+    });
+    this.#preloaded = pre;
+  }
+
+  /** Kills the waiting successor (kexec unload, or a new load). */
+  cancelPreload(_image: LoadedImage): void {
+    this.#stop();
+  }
+
+  /**
+   * Waits (blocking) until the preloaded successor has finished its start-up
+   * and waits for "go": call it before exec so the downtime excludes start-up.
+   * @returns false on timeout.
+   * @throws KexecError ENOENT when nothing is preloaded; EIO when the successor died.
+   */
+  waitPreloadReady(timeoutMs = DEFAULT_TAKEOVER_TIMEOUT): boolean {
+    const pre = this.#preloaded;
+    if (!pre) throw new KexecError('ENOENT', 'no preloaded successor');
+    const deadline = Date.now() + timeoutMs;
+    while (!pre.ready) {
+      const r = pre.channel.receiveSync(Math.max(0, deadline - Date.now()));
+      if (r === null) return false;
+      if (r.msg.t === 'ready') pre.ready = true;
+      else throw new KexecError('EIO', `preloaded successor said ${r.msg.t} before go`);
+    }
+    return true;
+  }
+
+  /**
+   * Passes descriptors to the preloaded successor now (SCM_RIGHTS); it places
+   * each at the same number before it boots.
+   * @throws KexecError ENOENT when nothing is preloaded; EIO when it is gone.
+   */
+  passFds(fds: readonly number[]): void {
+    const pre = this.#preloaded;
+    if (!pre) throw new KexecError('ENOENT', 'no preloaded successor to pass descriptors to');
+    if (fds.length > 0) pre.channel.send({ t: 'fds', numbers: [...fds] }, fds);
+  }
+
+  #handOver(image: LoadedImage): never {
+    const pre = this.#preloaded;
+    if (!pre) throw new KexecError('EIO', 'kexec exec: the preloaded successor is gone');
+    tryNotify(notifyReloading);
+    let pid: number;
+    try {
+      if (pre.exit !== null) throw new Error(`it ${pre.exit}`);
+      this.passFds([...(this.#options.keepFds?.() ?? [])]);
+      pre.channel.send({ t: 'go', boot: bootSpec(this.device.path, image.segment.base) });
+      pid = this.#awaitTakeover(pre);
+    } catch (err) {
+      this.#stop();
+      tryNotify(notifyReady);
+      throw new KexecError(
+        'EIO',
+        `kexec exec: the preloaded successor did not take over: ${messageOf(err)}`,
+        { cause: err },
+      );
+    }
+    this.#preloaded = null;
+    pre.channel.close();
+    this.#kernel?.retire(`the preloaded successor (PID ${pid})`);
+    tryNotify(() => notifyMainPid(pid));
+    this.#options.onTakeover?.(pid);
+    process.exit(0);
+  }
+
+  #awaitTakeover(pre: Preloaded): number {
+    const deadline = Date.now() + (this.#options.takeoverTimeoutMs ?? DEFAULT_TAKEOVER_TIMEOUT);
+    for (;;) {
+      const r = pre.channel.receiveSync(Math.max(0, deadline - Date.now()));
+      if (r === null) throw new Error('timed out');
+      if (r.msg.t === 'took-over') return r.msg.pid;
+      if (r.msg.t === 'failed') throw new Error(r.msg.message);
+      if (r.msg.t === 'ready') pre.ready = true;
+    }
+  }
+
+  /** Kills and reaps the waiting successor, if any. */
+  #stop(): void {
+    const pre = this.#preloaded;
+    if (!pre) return;
+    this.#preloaded = null;
+    pre.channel.close();
+    const pid = pre.child.pid;
+    if (pid === undefined || pre.exit !== null) return;
+    pre.child.kill('SIGKILL');
+    waitDead(pid, REAP_TIMEOUT);
+  }
+}
+
+/** What to execve or spawn: argv[0] is the file. */
+export function successorCommand(image: Pick<LoadedImage, 'program' | 'argv'>): {
+  file: string;
+  argv: string[];
+} {
+  const args = [...(image.argv ?? process.argv.slice(2))];
+  const program = image.program;
+  if (program === undefined || /\.[cm]?js$/.test(program)) {
+    const script = program ?? process.argv[1];
+    return {
+      file: process.execPath,
+      argv: [process.execPath, ...process.execArgv, script, ...args],
+    };
+  }
+  return { file: program, argv: [program, ...args] };
+}
+
+/** The successor's environment as KEY=VALUE strings: the image's (or ours) without stale handover variables, plus `extra`. */
+export function successorEnv(
+  image: Pick<LoadedImage, 'env'>,
+  extra: Readonly<Record<string, string>>,
+): string[] {
+  const base: Record<string, string | undefined> = { ...(image.env ?? process.env) };
+  for (const k of [ENV_BOOT, ENV_DEVICE_FD, ENV_PRELOAD]) delete base[k];
+  Object.assign(base, extra);
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(base)) if (v !== undefined) out.push(`${k}=${v}`);
+  return out;
+}
+
+export function bootSpec(path: string, phys: number): string {
+  return `${path}@0x${phys.toString(16)}`;
+}
+
+/**
+ * Splits "<path>@0x<hex>" at its last '@'.
+ * @throws KexecError EINVAL when it is not of that form.
+ */
+export function parseBootSpec(spec: string): { path: string; bootBlock: number } {
+  const at = spec.lastIndexOf('@');
+  const hex = at > 0 ? spec.slice(at + 1) : '';
+  if (!/^0x[0-9a-fA-F]{1,13}$/.test(hex)) {
+    throw new KexecError('EINVAL', `${ENV_BOOT}: expected <device>@0x<address>, got '${spec}'`);
+  }
+  const bootBlock = Number.parseInt(hex.slice(2), 16);
+  if (!Number.isSafeInteger(bootBlock)) {
+    throw new KexecError('EINVAL', `${ENV_BOOT}: address ${hex} is too large`);
+  }
+  return { path: spec.slice(0, at), bootBlock };
+}
+
+/**
+ * Places descriptors received from the predecessor at the numbers they had
+ * there. A number already in use here keeps its descriptor, and the received
+ * one stays where it arrived.
+ * @returns original number -> number in this process.
+ */
+export function placeReceivedFds(
+  numbers: readonly number[],
+  fds: readonly number[],
+): Map<number, number> {
+  const libc = getProcLibc();
+  const placed = new Map<number, number>();
+  numbers.forEach((want, i) => {
+    const got = fds[i];
+    if (got === want || libc.fcntl(want, F_GETFD, 0) >= 0 || libc.dup2(got, want) < 0) {
+      placed.set(want, got);
+      return;
+    }
+    libc.close(got);
+    placed.set(want, want);
+  });
+  return placed;
+}
+
+/**
+ * Marks every open descriptor close-on-exec except `keep`, which are cleared
+ * of the flag (Node may set it on stdio). Returns a function restoring the
+ * previous flags, for when execve fails.
+ */
+function setCloseOnExec(keep: ReadonlySet<number>): () => void {
+  const libc = getProcLibc();
+  const changed: [number, number][] = [];
+  for (const name of readdirSync('/proc/self/fd')) {
+    const fd = Number(name);
+    if (!Number.isSafeInteger(fd)) continue;
+    const flags = libc.fcntl(fd, F_GETFD, 0);
+    if (flags < 0) continue; // the directory's own descriptor, closed by now
+    const want = keep.has(fd) ? flags & ~FD_CLOEXEC : flags | FD_CLOEXEC;
+    if (want !== flags && libc.fcntl(fd, F_SETFD, want) === 0) changed.push([fd, flags]);
+  }
+  return () => {
+    for (const [fd, flags] of changed) libc.fcntl(fd, F_SETFD, flags);
+  };
+}
+
+/**
+ * Node writes to files, pipes and terminals synchronously on Linux, so stdio
+ * holds nothing back; if it ever does, exec must not lose it.
+ * @throws KexecError EIO when stdout or stderr has unwritten bytes.
+ */
+function checkStdioFlushed(): void {
+  for (const [name, s] of [
+    ['stdout', process.stdout],
+    ['stderr', process.stderr],
+  ] as const) {
+    if (s.writableLength > 0) {
+      throw new KexecError('EIO', `kexec exec: ${name} has ${s.writableLength} unwritten bytes`);
+    }
+  }
+}
+
+/** Blocks until `pid` is a zombie or gone, at most `timeoutMs`. */
+function waitDead(pid: number, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs;
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  while (Date.now() < deadline) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return;
+    }
+    // The state follows the parenthesised command name, which may itself hold ')'.
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    if (state === 'Z' || state === 'X') return;
+    Atomics.wait(cell, 0, 0, 1);
+  }
+}
+
+function envObject(lines: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of lines) {
+    const eq = l.indexOf('=');
+    out[l.slice(0, eq)] = l.slice(eq + 1);
+  }
+  return out;
+}
+
+/** systemd notification is advisory: a failure to notify never fails an exec. */
+function tryNotify(fn: () => unknown): void {
+  try {
+    fn();
+  } catch {
+    // NOTIFY_SOCKET gone or unwritable: the service manager will notice on its own.
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

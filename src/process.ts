@@ -1,0 +1,195 @@
+/**
+ * Booting a real process: the first thing a program using livekexec awaits.
+ * It cold-boots a memory device, or boots as the successor its predecessor
+ * started (in place by execve, or preloaded and released over the control
+ * channel).
+ */
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { memparseExact } from './boot/memparse.js';
+import { Kernel } from './kernel/kernel.js';
+import { ControlChannel } from './kexec/control-channel.js';
+import { KexecError } from './kexec/errors.js';
+import {
+  ENV_BOOT,
+  ENV_DEVICE_FD,
+  ENV_PRELOAD,
+  ProcessPlatform,
+  type ProcessPlatformOptions,
+  parseBootSpec,
+  placeReceivedFds,
+} from './kexec/process-platform.js';
+import { sdNotify } from './kexec/sd-notify.js';
+import { PAGE_SIZE } from './memory/device.js';
+import { formatDevice } from './memory/header.js';
+import { MappedDevice } from './memory/mapped.js';
+
+/** The size of a device created without one. */
+const DEFAULT_SIZE = 64 * 1024 * 1024;
+
+export interface ProcessBootOptions {
+  /** The device file of a cold boot (default: defaultDevicePath()). */
+  device?: string;
+  /** Its size when created: bytes or a memparse string ("64M", "1G"). */
+  size?: number | string;
+  /** The command line of a cold boot (a kexec boot takes the boot block's). */
+  cmdline?: string;
+  /** Create (and format) the device when it does not exist (it is also created when absent). */
+  create?: boolean;
+  /** Platform options (kept descriptors, preload timeout, takeover hook). */
+  platform?: Omit<ProcessPlatformOptions, 'device'>;
+}
+
+/**
+ * Boots this process's generation.
+ *
+ * Without `LIVEKEXEC_BOOT` or `LIVEKEXEC_PRELOAD` in the environment: a cold
+ * boot of `options.device`, created and formatted when it does not exist.
+ * With `LIVEKEXEC_BOOT=<path>@0x<addr>` and `LIVEKEXEC_DEVICE_FD`: a kexec
+ * boot on the inherited, already locked descriptor. With `LIVEKEXEC_PRELOAD`:
+ * first waits (without blocking the event loop) for the predecessor's "go".
+ * The handover variables are removed from process.env. Under systemd
+ * (NOTIFY_SOCKET) READY=1 is sent once booted.
+ * @throws DeviceError EBUSY when another process owns the device (the message
+ *   names its PID); ENODEV when an existing file holds no device; others as
+ *   MappedDevice.open.
+ * @throws KexecError EINVAL for malformed handover variables; EIO when the
+ *   control channel fails.
+ * @throws BootError for a bad command line.
+ */
+export async function boot(options: ProcessBootOptions = {}): Promise<Kernel> {
+  const env = process.env;
+  if (env[ENV_PRELOAD] !== undefined) return bootPreloaded(options);
+  const spec = env[ENV_BOOT];
+  if (spec !== undefined) {
+    const fd = deviceFd();
+    delete env[ENV_BOOT];
+    const { path, bootBlock } = parseBootSpec(spec);
+    return start(MappedDevice.openFd(fd, path), options, bootBlock);
+  }
+  return start(openCold(options), options);
+}
+
+/** /dev/shm/livekexec-<main script name>, or the same name in the temp directory. */
+export function defaultDevicePath(): string {
+  const main = process.argv[1] ? basename(process.argv[1]).replace(/\.[cm]?js$/, '') : 'node';
+  const name = `livekexec-${main.replace(/[^A-Za-z0-9._-]/g, '_') || 'node'}`;
+  return join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), name);
+}
+
+/** Descriptors the predecessor passed, by their number there -> number here. */
+export function receivedFds(): ReadonlyMap<number, number> {
+  return received;
+}
+
+const received = new Map<number, number>();
+const platforms = new WeakMap<Kernel, ProcessPlatform>();
+
+/** The platform a kernel booted by boot() runs on (to wait for a preloaded successor, pass descriptors). */
+export function processPlatform(kernel: Kernel): ProcessPlatform | undefined {
+  return platforms.get(kernel);
+}
+
+function start(
+  device: MappedDevice,
+  options: ProcessBootOptions,
+  bootBlock?: number,
+  ready = 'READY=1',
+): Kernel {
+  const platform = new ProcessPlatform({ ...options.platform, device });
+  let kernel: Kernel;
+  try {
+    kernel = Kernel.boot({ device, cmdline: options.cmdline, bootBlock, platform });
+  } catch (err) {
+    device.close();
+    throw err;
+  }
+  platform.adopt(kernel);
+  platforms.set(kernel, platform);
+  try {
+    sdNotify(ready);
+  } catch {
+    // Advisory: a service manager that cannot be told will time out on its own.
+  }
+  return kernel;
+}
+
+function openCold(options: ProcessBootOptions): MappedDevice {
+  const path = options.device ?? defaultDevicePath();
+  const size =
+    typeof options.size === 'string' ? memparseExact(options.size, 'size') : options.size;
+  const absent = !existsSync(path);
+  const device = MappedDevice.open(path, {
+    create: absent || options.create === true,
+    size: absent ? (size ?? DEFAULT_SIZE) : size,
+  });
+  // A new file, or one never formatted (page 0 all zeros), gets a header; anything else is read as is.
+  if (absent || isBlank(device)) {
+    try {
+      formatDevice(device);
+    } catch (err) {
+      device.close();
+      throw err;
+    }
+  }
+  return device;
+}
+
+function isBlank(device: MappedDevice): boolean {
+  const page0 = device.bytes(0, Math.min(PAGE_SIZE, device.size));
+  return page0.every((b) => b === 0);
+}
+
+function deviceFd(): number {
+  const text = process.env[ENV_DEVICE_FD];
+  delete process.env[ENV_DEVICE_FD];
+  const fd = text !== undefined && /^\d{1,9}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(fd)) {
+    throw new KexecError('EINVAL', `${ENV_DEVICE_FD}: expected a descriptor number, got '${text}'`);
+  }
+  return fd;
+}
+
+/** A preloaded successor: says ready, places passed descriptors, waits for go, boots, acknowledges. */
+async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
+  const text = process.env[ENV_PRELOAD] ?? '';
+  delete process.env[ENV_PRELOAD];
+  const fd = deviceFd();
+  if (!/^\d{1,9}$/.test(text)) {
+    throw new KexecError('EINVAL', `${ENV_PRELOAD}: expected a descriptor number, got '${text}'`);
+  }
+  const channel = ControlChannel.adopt(Number(text));
+  try {
+    channel.send({ t: 'ready', pid: process.pid });
+    let spec: string | null = null;
+    while (spec === null) {
+      const { msg, fds } = await channel.receive();
+      if (msg.t === 'fds') {
+        for (const [from, to] of placeReceivedFds(msg.numbers, fds)) received.set(from, to);
+      } else if (msg.t === 'go') {
+        spec = msg.boot;
+      } else {
+        throw new KexecError('EIO', `control channel: unexpected ${msg.t} before go`);
+      }
+    }
+    const { path, bootBlock } = parseBootSpec(spec);
+    let kernel: Kernel;
+    try {
+      // Another PID becomes the service's main process (systemd needs NotifyAccess=all for it).
+      kernel = start(
+        MappedDevice.openFd(fd, path),
+        options,
+        bootBlock,
+        `MAINPID=${process.pid}\nREADY=1`,
+      );
+    } catch (err) {
+      channel.send({ t: 'failed', message: err instanceof Error ? err.message : String(err) });
+      throw err;
+    }
+    channel.send({ t: 'took-over', pid: process.pid, generation: kernel.generation });
+    return kernel;
+  } finally {
+    channel.close();
+  }
+}

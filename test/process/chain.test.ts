@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { DeviceError } from '../../src/memory/errors.js';
+import { readDeviceHeader } from '../../src/memory/header.js';
+import { MappedDevice } from '../../src/memory/mapped.js';
+import { Fixture, removeDevice, tempDevice } from './_fixture.js';
+
+const cleanups: (() => void)[] = [];
+after(() => {
+  for (const c of cleanups) c();
+});
+
+test('five in-place generations of one process: same PID, chained boot ids, stdio, only kept descriptors, lock held', {
+  timeout: 60_000,
+}, async () => {
+  const device = tempDevice('chain');
+  const marker = `${device}.marker`;
+  writeFileSync(marker, 'marker');
+  // An inherited descriptor without close-on-exec: generation 1 must not pass it on.
+  const leakPath = `${device}.leak`;
+  writeFileSync(leakPath, 'leak');
+  const leak = openSync(leakPath, 'r');
+  const fx = new Fixture('chain.mjs', [device, '5'], {
+    env: { MARKER: marker },
+    stdio: ['pipe', 'pipe', 'pipe', leak],
+  });
+  closeSync(leak);
+  cleanups.push(() => {
+    fx.cleanup();
+    removeDevice(device);
+    removeDevice(marker);
+    removeDevice(leakPath);
+  });
+  await fx.waitFor('done', 50_000);
+  const boots = fx.all('boot');
+  assert.equal(boots.length, 5, fx.report());
+  assert.deepEqual(
+    boots.map((b) => b.generation),
+    [1, 2, 3, 4, 5],
+  );
+  assert.deepEqual(
+    boots.map((b) => b.kind),
+    ['cold', 'kexec', 'kexec', 'kexec', 'kexec'],
+  );
+  assert.ok(boots.every((b) => b.coldReason === null));
+  const pid = fx.child.pid;
+  assert.ok(
+    boots.every((b) => b.pid === pid),
+    'every generation runs in the same PID',
+  );
+  for (let i = 1; i < boots.length; i++) {
+    assert.equal(boots[i].predecessorBootId, boots[i - 1].bootId);
+    assert.notEqual(boots[i].bootId, boots[i - 1].bootId);
+  }
+  assert.equal(boots[0].predecessorBootId, null);
+  assert.deepEqual(
+    boots.map((b) => b.value),
+    [1, 2, 3, 4, 5],
+  );
+  assert.equal(fx.all('exec').length, 4);
+  assert.equal(fx.all('unreachable').length, 0);
+  const deviceFd = boots[0].deviceFd as number;
+  for (const b of boots.slice(1)) {
+    const fds = b.fds as Record<string, string>;
+    assert.equal(b.deviceFd, deviceFd, 'the device descriptor keeps its number');
+    assert.equal(fds[String(deviceFd)], device);
+    const targets = Object.values(fds);
+    assert.ok(!targets.includes(marker), `a close-on-exec file leaked: ${JSON.stringify(fds)}`);
+    assert.ok(!targets.includes(leakPath), `an inherited file leaked: ${JSON.stringify(fds)}`);
+    assert.notEqual(fds['1'], '/dev/null', 'stdout is still the pipe');
+  }
+  assert.equal((boots[0].fds as Record<string, string>)['3'], leakPath, 'the leak was there');
+
+  // The last generation still owns the device.
+  assert.throws(
+    () => MappedDevice.open(device),
+    (err: unknown) =>
+      err instanceof DeviceError && err.code === 'EBUSY' && err.message.includes(`PID ${pid}`),
+  );
+  fx.finish();
+  const { code } = await fx.exited;
+  assert.equal(code, 0, fx.report());
+  const dev = MappedDevice.open(device);
+  try {
+    const h = readDeviceHeader(dev);
+    assert.equal(h.generation, 5);
+    assert.equal(h.bootBlock, 0);
+    assert.equal(h.bootId, boots[4].bootId);
+  } finally {
+    dev.close();
+  }
+  unlinkSync(device);
+});
