@@ -1,5 +1,6 @@
 import type { SetupData } from '../boot/bootblock.js';
 import { Cmdline } from '../boot/cmdline.js';
+import type { EarlyContext } from '../boot/early-context.js';
 import { BootError } from '../boot/errors.js';
 import type { HandoverSubsystem } from '../boot/handover.js';
 import type { Memblock } from '../boot/memblock.js';
@@ -7,6 +8,9 @@ import { CRASHKERNEL, defaultEarlyParams, type EarlyParamValues, MEMMAP } from '
 import { KexecError } from '../kexec/errors.js';
 import { Kexec, type KexecHost, type KexecPlatform } from '../kexec/kexec.js';
 import type { PhysRange } from '../kexec/placement.js';
+import { type KhoEarly, khoEarlyInit } from '../kho/early.js';
+import { Kho } from '../kho/kho.js';
+import { ReserveMem, reserveMemEarly } from '../kho/reserve-mem.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { type DeviceHeader, readDeviceHeader, writeDeviceHeader } from '../memory/header.js';
 import type { MemoryMap } from '../memory/memmap.js';
@@ -58,6 +62,11 @@ export class Kernel {
   /** The crashkernel= area, when one was reserved. */
   readonly crashArea: PhysRange | null;
   readonly subsystems: HandoverSubsystem[] = [];
+  /** Kexec HandOver. */
+  readonly kho: Kho;
+  /** What this boot logged (the kernel's dmesg). */
+  readonly log: readonly string[];
+  #reserveMem: ReserveMem;
   #header: DeviceHeader;
   #replacedBy: string | null = null;
   readonly #platform: KernelPlatform;
@@ -74,6 +83,8 @@ export class Kernel {
     platform: KernelPlatform;
     nodes: readonly PhysRange[];
     crashArea: PhysRange | null;
+    log: string[];
+    khoEarly: KhoEarly;
   }) {
     this.device = init.device;
     this.boot = init.boot;
@@ -86,7 +97,11 @@ export class Kernel {
     this.#platform = init.platform;
     this.nodes = init.nodes;
     this.crashArea = init.crashArea;
+    this.log = init.log;
     this.kexec = new Kexec<Kernel>(this.#kexecHost(), init.platform);
+    this.kho = new Kho({ device: init.device, pages: init.pages, early: init.khoEarly });
+    this.addSubsystem(this.kho);
+    this.#reserveMem = new ReserveMem(init.device, this.kho, []);
   }
 
   /**
@@ -127,6 +142,20 @@ export class Kernel {
     const baseMap = block ? block.memoryMap : header.memmap;
     const memoryMap = buildMemoryMap(baseMap, params.getAll(MEMMAP), device.size);
     const memblock = memblockFromMap(memoryMap);
+    const log: string[] = [];
+    if (coldReason) log.push(`boot: handover refused, booting cold: ${coldReason}`);
+    const nodes = request.nodes ?? [{ base: 0, size: device.size }];
+    const ctx: EarlyContext = {
+      device,
+      memoryMap,
+      memblock,
+      params,
+      setupData: block ? block.setupData : [],
+      nodes,
+      log: (line) => log.push(line),
+    };
+    const khoEarly = khoEarlyInit(ctx);
+    const reserveMem = reserveMemEarly(ctx, khoEarly);
     const crashArea = reserveCrashArea(memblock, params);
     const pages = BuddyAllocator.fromFreeRanges(device.pages, freePageRanges(memblock));
 
@@ -150,7 +179,7 @@ export class Kernel {
       setupData: block ? block.setupData : ([] as SetupData[]),
       cmdline: cmdlineText,
     };
-    return new Kernel({
+    const kernel = new Kernel({
       device,
       boot,
       cmdline,
@@ -160,9 +189,23 @@ export class Kernel {
       pages,
       header: next,
       platform: request.platform,
-      nodes: request.nodes ?? [{ base: 0, size: device.size }],
+      nodes,
       crashArea,
+      log,
+      khoEarly,
     });
+    kernel.#reserveMem = new ReserveMem(device, kernel.kho, reserveMem);
+    return kernel;
+  }
+
+  /**
+   * A `reserve_mem=size:align:name` region: same address and contents after
+   * any number of kexecs.
+   * @throws KhoError ENOENT when there is no such region.
+   */
+  reserveMem(name: string): { phys: number; size: number; bytes: Uint8Array; kept: boolean } {
+    this.assertAlive();
+    return this.#reserveMem.get(name);
   }
 
   /** The running generation's number. */
@@ -249,6 +292,8 @@ export class Kernel {
       platform: this.#platform,
       nodes: this.nodes,
       crashArea: null,
+      log: [`crash kernel: ${reason}`],
+      khoEarly: { enabled: false, disabledReason: 'crash kernel', scratch: [], incoming: null },
     });
     this.#platform.adopt?.(crash);
     return crash;

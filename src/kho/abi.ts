@@ -10,6 +10,7 @@
  *   / {
  *       compatible = "livekexec,kho-v1";
  *       preserved-memory-map = <u64 phys of the radix tree root, 0 if empty>;
+ *       preserved-memory-csum = <u32 crc32c of the tree's pages>;
  *       <subtree-name> {
  *           fdt = <u64 phys of the subtree's own FDT, in preserved pages>;
  *       };
@@ -45,6 +46,12 @@ import { PAGE_SHIFT, PAGE_SIZE } from '../memory/device.js';
 export const KHO_FDT_COMPATIBLE = 'livekexec,kho-v1';
 /** Root property: u64 physical address of the radix tree root (0 = nothing preserved). */
 export const KHO_FDT_PROP_PRESERVED_MEMORY_MAP = 'preserved-memory-map';
+/**
+ * Root property: u32 crc32c over the radix tree's pages (ascending physical
+ * address; for each page its u64 LE address then its 4096 bytes), so a
+ * successor refuses a tree damaged after finalize instead of trusting a bitmap.
+ */
+export const KHO_FDT_PROP_PRESERVED_MEMORY_CSUM = 'preserved-memory-csum';
 /** Subtree child property: u64 physical address of that subtree's FDT. */
 export const KHO_FDT_PROP_SUBTREE_FDT = 'fdt';
 
@@ -86,3 +93,31 @@ export const KHO_ROOT_SLOTS_USED =
   2 ** (KHO_KEY_BITS - KHO_BITMAP_SHIFT - (KHO_INNER_LEVELS - 1) * KHO_TABLE_SHIFT);
 /** Every node, inner or leaf, is exactly one page. */
 export const KHO_NODE_SIZE = PAGE_SIZE;
+
+/**
+ * Most entries the preserved memory may take in the memory map handed over:
+ * coalesced extents, rounded outwards past this. The successor recomputes
+ * the same extents from the tree, so the number is part of the ABI.
+ */
+export const KHO_MAX_MAP_MARKS = 64;
+
+/**
+ * A preserved page list (the kernel's vmalloc preservation): a chain of
+ * preserved order-0 chunk pages, each
+ *   0x00 u32 magic "KHOL" | u32 count
+ *   0x08 u64 next chunk phys (0 = last)
+ *   0x10 u64 entries[count]: phys | order (order in bits 0..11; phys page-aligned)
+ */
+export const KHO_PAGE_LIST_MAGIC = 0x4c4f484b;
+export const KHO_PAGE_LIST_OFF_MAGIC = 0x00;
+export const KHO_PAGE_LIST_OFF_COUNT = 0x04;
+export const KHO_PAGE_LIST_OFF_NEXT = 0x08;
+export const KHO_PAGE_LIST_OFF_ENTRIES = 0x10;
+export const KHO_PAGE_LIST_ENTRIES_PER_CHUNK = (PAGE_SIZE - KHO_PAGE_LIST_OFF_ENTRIES) / 8;
+
+/**
+ * The reserve_mem subtree: `compatible = "livekexec,reserve-mem-v1"` and one
+ * child per region, named after it, with `start` and `size` (u64).
+ */
+export const KHO_RESERVE_MEM_SUBTREE = 'reserve_mem';
+export const KHO_RESERVE_MEM_COMPATIBLE = 'livekexec,reserve-mem-v1';

@@ -16,7 +16,9 @@ export type KhoErrorCode =
   /** Bad handover data: a corrupt radix tree, bitmap, magic or FDT from the predecessor. */
   | 'EFAULT'
   /** The handover uses an ABI (root compatible) this build does not know. */
-  | 'EPROTO';
+  | 'EPROTO'
+  /** KHO is off (`kho=off`) or this is a crash kernel. */
+  | 'EOPNOTSUPP';
 
 const DESCRIPTIONS: Record<KhoErrorCode, string> = {
   EBUSY: 'KHO is finalized; abort before changing preserved memory',
@@ -26,6 +28,7 @@ const DESCRIPTIONS: Record<KhoErrorCode, string> = {
   ENOMEM: 'out of memory for KHO metadata',
   EFAULT: 'corrupt handover data',
   EPROTO: 'unknown KHO ABI',
+  EOPNOTSUPP: 'kexec handover is disabled',
 };
 
 /** Raised by every KHO function for every expected failure; nothing else escapes on bad input. */

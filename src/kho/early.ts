@@ -1,0 +1,171 @@
+import { SETUP } from '../boot/abi.js';
+import type { EarlyContext } from '../boot/early-context.js';
+import { MEMBLOCK_RSRV_NOINIT } from '../boot/memblock.js';
+import { KHO, KHO_SCRATCH } from '../boot/params.js';
+import { PAGE_SIZE } from '../memory/device.js';
+import { E820 } from '../memory/memmap-types.js';
+import { KHO_MAX_MAP_MARKS } from './abi.js';
+import { KhoError } from './errors.js';
+import { coalescedExtents, KhoRadixTree } from './radix.js';
+import { type KhoRoot, parseRootFdt } from './root-fdt.js';
+import { allocateScratch, decodeScratch, type ScratchArea } from './scratch.js';
+import { treeChecksum } from './tree-csum.js';
+
+/** The handover a KHO boot received, read and reserved in early boot. */
+export interface KhoIncoming {
+  readonly root: KhoRoot;
+  /** The root FDT as received (for status). */
+  readonly rootFdt: Uint8Array;
+  /** Every preserved block, in the order the walk met them. */
+  readonly blockPfn: Float64Array;
+  readonly blockOrder: Uint8Array;
+  /** Pages of the predecessor's radix tree, freed once the boot is done with them. */
+  readonly treePages: readonly number[];
+}
+
+/** What KHO's early boot decided. */
+export interface KhoEarly {
+  readonly enabled: boolean;
+  /** Why KHO is off or revival was refused, for the boot log and status. */
+  readonly disabledReason?: string;
+  readonly revivalRefused?: string;
+  readonly scratch: readonly ScratchArea[];
+  readonly incoming: KhoIncoming | null;
+}
+
+/**
+ * KHO's part of early boot. A KHO boot (root FDT and scratch in setup_data,
+ * `kho=on`) runs memblock scratch-only while it reads the handover, reserves
+ * every preserved block with no-init, turns the preserved extents of the
+ * memory map back into memory and keeps the same scratch areas for the next
+ * kexec. Anything wrong in the handover refuses revival with a message; the
+ * preserved extents then stay out of the page allocator.
+ */
+export function khoEarlyInit(ctx: EarlyContext, options: { disabled?: string } = {}): KhoEarly {
+  const enabled = options.disabled === undefined && (ctx.params.get(KHO) ?? true);
+  const rootData = ctx.setupData.find((s) => s.type === SETUP.KHO_FDT);
+  if (!enabled) {
+    const why = options.disabled ?? 'kho=off';
+    if (rootData)
+      ctx.log(`KHO: ${why}: not reviving the handover; preserved memory stays reserved`);
+    return { enabled: false, disabledReason: why, scratch: [], incoming: null };
+  }
+  let revivalRefused: string | undefined;
+  if (rootData) {
+    try {
+      return revive(ctx, rootData.data);
+    } catch (err) {
+      if (!(err instanceof KhoError)) throw err;
+      revivalRefused = err.message;
+      ctx.memblock.setScratchOnly(false);
+      ctx.log(`KHO: disabling KHO revival: ${err.message}`);
+    }
+  }
+  try {
+    const scratch = allocateScratch(ctx.memblock, ctx.nodes, ctx.params.get(KHO_SCRATCH));
+    for (const a of scratch) ctx.memoryMap.add(a.base, a.size, E820.SCRATCH);
+    return { enabled: true, revivalRefused, scratch, incoming: null };
+  } catch (err) {
+    if (!(err instanceof KhoError)) throw err;
+    ctx.log(`KHO: ${err.message}: disabling kexec handover`);
+    return {
+      enabled: false,
+      disabledReason: err.message,
+      revivalRefused,
+      scratch: [],
+      incoming: null,
+    };
+  }
+}
+
+function revive(ctx: EarlyContext, rootFdt: Uint8Array): KhoEarly {
+  const { device, memblock, memoryMap } = ctx;
+  const scratchData = ctx.setupData.find((s) => s.type === SETUP.KHO_SCRATCH);
+  if (!scratchData) throw new KhoError('EFAULT', 'the boot block carries no KHO scratch areas');
+  const scratch = decodeScratch(scratchData.data, device.size);
+  for (const a of scratch) {
+    if (
+      !memblock.isMemory(a.base, a.size) ||
+      !memoryMap
+        .entries()
+        .some(
+          (r) => r.type === E820.SCRATCH && r.addr <= a.base && a.base + a.size <= r.addr + r.size,
+        )
+    ) {
+      throw new KhoError(
+        'EFAULT',
+        `scratch area 0x${a.base.toString(16)} is not scratch memory in the map`,
+      );
+    }
+  }
+  // Until the handover is read, only scratch memory may be allocated.
+  memblock.setScratchOnly(true);
+  ctx.log('KHO: memblock is scratch-only until the handover is read');
+  const root = parseRootFdt(rootFdt, device.size);
+  // The walk validates the whole tree before it visits anything.
+  let n = 0;
+  let pfns = new Float64Array(1024);
+  let orders = new Uint8Array(1024);
+  const walk =
+    root.memoryMapPhys === 0
+      ? { nodePhys: [] as number[], blocks: 0, pages: 0 }
+      : KhoRadixTree.walk(device, root.memoryMapPhys, (pfn, order) => {
+          if (n === pfns.length) {
+            pfns = grow(pfns);
+            orders = grow(orders);
+          }
+          pfns[n] = pfn;
+          orders[n++] = order;
+        });
+  const csum = treeChecksum(device, walk.nodePhys);
+  if (csum !== root.memoryMapCsum) {
+    throw new KhoError(
+      'EFAULT',
+      `preserved-memory map checksum mismatch (handover says 0x${root.memoryMapCsum.toString(16)}, tree has 0x${csum.toString(16)})`,
+    );
+  }
+  const extents =
+    root.memoryMapPhys === 0 ? [] : coalescedExtents(device, root.memoryMapPhys, KHO_MAX_MAP_MARKS);
+  const unseen = new Set([...root.subtrees.values()].map((phys) => phys / PAGE_SIZE));
+  for (let i = 0; i < n && unseen.size > 0; i++) unseen.delete(pfns[i]);
+  for (const [name, phys] of root.subtrees) {
+    if (unseen.has(phys / PAGE_SIZE)) {
+      throw new KhoError(
+        'EFAULT',
+        `subtree '${name}' at 0x${phys.toString(16)} is not a preserved block`,
+      );
+    }
+  }
+  // Valid: reserve every preserved block and the tree, then give back the extents' gaps.
+  for (let i = 0; i < n; i++) {
+    memblock.reserve(pfns[i] * PAGE_SIZE, 2 ** orders[i] * PAGE_SIZE, MEMBLOCK_RSRV_NOINIT);
+  }
+  for (const p of walk.nodePhys) memblock.reserve(p, PAGE_SIZE, MEMBLOCK_RSRV_NOINIT);
+  for (const e of extents) {
+    memoryMap.update(e.phys, e.size, E820.PRESERVED, E820.USABLE);
+    memblock.addMemory(e.phys, e.size);
+  }
+  memblock.setScratchOnly(false);
+  // Scratch stays set aside: the next kexec's boot block goes there.
+  for (const a of scratch) memblock.reserve(a.base, a.size);
+  ctx.log(
+    `KHO: handover read: ${walk.blocks} preserved blocks (${walk.pages} pages), ${root.subtrees.size} subtrees, ${scratch.length} scratch areas`,
+  );
+  return {
+    enabled: true,
+    scratch,
+    incoming: {
+      root,
+      rootFdt,
+      blockPfn: pfns.subarray(0, n),
+      blockOrder: orders.subarray(0, n),
+      treePages: walk.nodePhys,
+    },
+  };
+}
+
+function grow<T extends Float64Array | Uint8Array>(a: T): T {
+  const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+  b.set(a);
+  return b;
+}

@@ -1,0 +1,235 @@
+import { FdtError } from '../fdt/errors.js';
+import { Fdt } from '../fdt/read.js';
+import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
+import type { BuddyAllocator } from '../mm/buddy.js';
+import { MAX_PAGE_ORDER } from '../mm/buddy.js';
+import type { Folio } from '../mm/folio.js';
+import type { KhoIncoming } from './early.js';
+import { KhoError } from './errors.js';
+import { readPageList } from './page-list.js';
+import type { KhoRadixTree } from './radix.js';
+
+/**
+ * What a KHO boot received and has not yet handed to its owners. Each
+ * preserved block head carries a marker (its order + 1, the kernel's "KHOP"
+ * magic) in a typed array indexed by pfn; restoring clears it, so a block is
+ * restored at most once. Unclaimed blocks and subtrees are passed on at the
+ * next finalize, or freed on request.
+ */
+export class KhoIncomingState {
+  readonly #device: MemoryDevice;
+  readonly #pages: BuddyAllocator;
+  readonly #in: KhoIncoming;
+  readonly #marker: Uint8Array;
+  readonly #subtrees: Map<string, number>;
+  #unclaimedBlocks: number;
+  #unclaimedPages = 0;
+
+  constructor(device: MemoryDevice, pages: BuddyAllocator, incoming: KhoIncoming) {
+    this.#device = device;
+    this.#pages = pages;
+    this.#in = incoming;
+    this.#marker = new Uint8Array(device.pages);
+    const { blockPfn, blockOrder } = incoming;
+    for (let i = 0; i < blockPfn.length; i++) {
+      this.#marker[blockPfn[i]] = blockOrder[i] + 1;
+      this.#unclaimedPages += 2 ** blockOrder[i];
+    }
+    this.#unclaimedBlocks = blockPfn.length;
+    this.#subtrees = new Map(incoming.root.subtrees);
+    // The predecessor's tree has been read: its pages go back to the allocator.
+    for (const p of incoming.treePages) pages.releaseRange(p / PAGE_SIZE, 1);
+  }
+
+  /** The root FDT as received. */
+  get rootFdt(): Uint8Array {
+    return this.#in.rootFdt;
+  }
+
+  /** The order of the unclaimed preserved block starting at `pfn`, or -1. */
+  orderAt(pfn: number): number {
+    return Number.isInteger(pfn) && pfn >= 0 && pfn < this.#marker.length
+      ? this.#marker[pfn] - 1
+      : -1;
+  }
+
+  /** @throws KhoError EINVAL when no unclaimed preserved block starts at `phys`. */
+  restoreFolio(phys: number): Folio {
+    const pfn = this.#pfnOf(phys);
+    const order = this.orderAt(pfn);
+    if (order < 0) {
+      throw new KhoError(
+        'EINVAL',
+        `no preserved folio at 0x${phys.toString(16)} (never preserved, or restored already)`,
+      );
+    }
+    if (order > MAX_PAGE_ORDER) {
+      throw new KhoError(
+        'EINVAL',
+        `the block at 0x${phys.toString(16)} has order ${order}: not a folio (restore it as pages)`,
+      );
+    }
+    this.#claim(pfn, order);
+    this.#pages.releaseRange(pfn, 2 ** order);
+    this.#pages.allocPagesAt(pfn, order);
+    return { pfn, order };
+  }
+
+  /** @throws KhoError EINVAL when [phys, +count pages) is not exactly preserved blocks. */
+  restorePages(phys: number, count: number): PhysRange {
+    const pfn = this.#pfnOf(phys);
+    if (!Number.isSafeInteger(count) || count <= 0 || pfn + count > this.#marker.length) {
+      throw new KhoError('EINVAL', `bad page count ${count}`);
+    }
+    const blocks: [number, number][] = [];
+    for (let p = pfn; p < pfn + count; ) {
+      const order = this.orderAt(p);
+      if (order < 0 || p + 2 ** order > pfn + count) {
+        throw new KhoError('EINVAL', `pages at pfn ${p} were not preserved as part of this range`);
+      }
+      blocks.push([p, order]);
+      p += 2 ** order;
+    }
+    for (const [p, o] of blocks) this.#claim(p, o);
+    return { base: phys, size: count * PAGE_SIZE };
+  }
+
+  /** Restores every folio of a preserved page list and frees its chunk pages. */
+  restorePageList(phys: number): Folio[] {
+    const list = readPageList(this.#device, phys, (p) => this.orderAt(p));
+    for (const e of list.entries) {
+      if (e.order > MAX_PAGE_ORDER)
+        throw new KhoError('EFAULT', `page list entry of order ${e.order} is not a folio`);
+    }
+    const folios = list.entries.map((e) => this.restoreFolio(e.pfn * PAGE_SIZE));
+    for (const c of list.chunks) {
+      this.#claim(c, 0);
+      this.#pages.releaseRange(c, 1);
+    }
+    return folios;
+  }
+
+  /** @throws KhoError ENOENT (absent or retrieved), EFAULT (not a valid FDT). */
+  retrieveSubtree(name: string): Fdt {
+    const fdt = this.peekSubtree(name);
+    if (!fdt)
+      throw new KhoError('ENOENT', `no subtree '${name}' in the handover (or retrieved already)`);
+    this.dropSubtree(name);
+    return fdt;
+  }
+
+  /** The subtree, validated, over a copy; null when absent. @throws KhoError EFAULT. */
+  peekSubtree(name: string): Fdt | null {
+    const phys = this.#subtrees.get(name);
+    if (phys === undefined) return null;
+    const pfn = phys / PAGE_SIZE;
+    const order = this.orderAt(pfn);
+    if (order < 0) return null;
+    const room = Math.min(2 ** order * PAGE_SIZE, this.#device.size - phys);
+    const head = this.#device.view(phys, Math.min(8, room));
+    const total = room >= 8 ? head.getUint32(4, false) : 0;
+    const copy = this.#device.bytes(phys, Math.min(Math.max(total, 0), room)).slice();
+    try {
+      const fdt = Fdt.from(copy);
+      fdt.checkFull();
+      return fdt;
+    } catch (err) {
+      if (err instanceof FdtError)
+        throw new KhoError('EFAULT', `subtree '${name}': ${err.message}`);
+      throw err;
+    }
+  }
+
+  /** Forgets an unclaimed subtree and frees its pages. */
+  dropSubtree(name: string): void {
+    const phys = this.#subtrees.get(name);
+    if (phys === undefined) return;
+    this.#subtrees.delete(name);
+    const pfn = phys / PAGE_SIZE;
+    const order = this.orderAt(pfn);
+    if (order < 0) return;
+    this.#claim(pfn, order);
+    this.#pages.releaseRange(pfn, 2 ** order);
+  }
+
+  /** Names of the subtrees not retrieved. */
+  subtreeNames(): string[] {
+    return [...this.#subtrees.keys()].sort();
+  }
+
+  unclaimed(): { subtrees: string[]; blocks: number; bytes: number } {
+    return {
+      subtrees: this.subtreeNames(),
+      blocks: this.#unclaimedBlocks,
+      bytes: this.#unclaimedPages * PAGE_SIZE,
+    };
+  }
+
+  /** Frees every unclaimed block and subtree; returns the bytes freed. */
+  releaseUnclaimed(): number {
+    const bytes = this.#unclaimedPages * PAGE_SIZE;
+    this.#subtrees.clear();
+    this.#forEachUnclaimed((pfn, order) => {
+      this.#claim(pfn, order);
+      const n = 2 ** order;
+      // Blocks preserved at two orders overlap; the first release frees both.
+      if (this.#pages.pageState(pfn) === 'reserved') this.#pages.releaseRange(pfn, n);
+    });
+    return bytes;
+  }
+
+  /**
+   * Re-preserves what nobody claimed into the outgoing tree, so it survives
+   * this kexec too. O(blocks received), and nothing when all were claimed.
+   */
+  carryForward(tree: KhoRadixTree): {
+    blocks: { pfn: number; order: number }[];
+    subtrees: Map<string, { folio: Folio; size: number }>;
+  } {
+    const blocks: { pfn: number; order: number }[] = [];
+    if (this.#unclaimedBlocks > 0) {
+      this.#forEachUnclaimed((pfn, order) => {
+        if (tree.isPreserved(pfn, order)) return;
+        tree.preserve(pfn, order);
+        blocks.push({ pfn, order });
+      });
+    }
+    const subtrees = new Map<string, { folio: Folio; size: number }>();
+    for (const [name, phys] of this.#subtrees) {
+      const pfn = phys / PAGE_SIZE;
+      const order = this.orderAt(pfn);
+      if (order >= 0) subtrees.set(name, { folio: { pfn, order }, size: 2 ** order * PAGE_SIZE });
+    }
+    return { blocks, subtrees };
+  }
+
+  #forEachUnclaimed(fn: (pfn: number, order: number) => void): void {
+    const { blockPfn } = this.#in;
+    for (let i = 0; i < blockPfn.length; i++) {
+      const pfn = blockPfn[i];
+      const order = this.#in.blockOrder[i];
+      if (this.#marker[pfn] === order + 1) fn(pfn, order);
+    }
+  }
+
+  #claim(pfn: number, order: number): void {
+    this.#marker[pfn] = 0;
+    this.#unclaimedBlocks--;
+    this.#unclaimedPages -= 2 ** order;
+  }
+
+  #pfnOf(phys: number): number {
+    if (
+      !Number.isSafeInteger(phys) ||
+      phys < 0 ||
+      phys % PAGE_SIZE !== 0 ||
+      phys >= this.#device.size
+    ) {
+      throw new KhoError(
+        'EINVAL',
+        `0x${Number(phys).toString(16)} is not a page address inside the device`,
+      );
+    }
+    return phys / PAGE_SIZE;
+  }
+}

@@ -1,0 +1,522 @@
+import { SETUP } from '../boot/abi.js';
+import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
+import { Fdt } from '../fdt/read.js';
+import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
+import { E820, type MemoryRange } from '../memory/memmap-types.js';
+import type { BuddyAllocator } from '../mm/buddy.js';
+import type { Folio } from '../mm/folio.js';
+import { KHO_MAX_MAP_MARKS } from './abi.js';
+import type { KhoEarly } from './early.js';
+import { KhoError } from './errors.js';
+import { KhoIncomingState } from './incoming.js';
+import { type PageListHost, preservePageList, unpreservePageList } from './page-list.js';
+import { coalescedExtents, KhoRadixTree } from './radix.js';
+import { buildRootFdt } from './root-fdt.js';
+import { encodeScratch, type ScratchArea } from './scratch.js';
+import { treeChecksum } from './tree-csum.js';
+
+/** Called around finalize, so subsystems can add or refresh their subtrees (the kernel's KHO notifier chain). */
+export interface KhoNotifier {
+  /** Before the root FDT is built; may call addSubtree/removeSubtree and preserve memory. */
+  finalize?(): void;
+  /** After an abort, to undo what finalize did. */
+  abort?(): void;
+}
+
+interface OutgoingSubtree {
+  readonly folio: Folio;
+  readonly size: number;
+  /** An unclaimed subtree of the predecessor, passed on as it came. */
+  readonly carried: boolean;
+}
+
+const NODE_NAME = /^[0-9a-zA-Z,._+-]{1,31}(@[0-9a-zA-Z,._+-]+)?$/;
+
+/**
+ * Kexec HandOver for one generation (`kernel.kho`). Memory is preserved
+ * into a radix tree of bitmaps built in place, so finalize serializes only
+ * the small root FDT; a successor finds every preserved block again at the
+ * same address, validated, and restores what it knows.
+ */
+export class Kho implements HandoverSubsystem {
+  readonly name = 'kho';
+  readonly #device: MemoryDevice;
+  readonly #pages: BuddyAllocator;
+  readonly #early: KhoEarly;
+  readonly #tree: KhoRadixTree;
+  readonly #subtrees = new Map<string, OutgoingSubtree>();
+  readonly #incoming: KhoIncomingState | null;
+  readonly #notifiers: KhoNotifier[] = [];
+  #rootFdt: Uint8Array | null = null;
+  #finalizedByFreeze = false;
+  /** Incoming blocks re-preserved at finalize, undone by abort. */
+  #carried: { pfn: number; order: number }[] = [];
+
+  constructor(deps: { device: MemoryDevice; pages: BuddyAllocator; early: KhoEarly }) {
+    this.#device = deps.device;
+    this.#pages = deps.pages;
+    this.#early = deps.early;
+    this.#tree = new KhoRadixTree(deps.device, {
+      allocPage: () => {
+        const pfn = deps.pages.allocPages(0);
+        return pfn === null ? 0 : pfn * PAGE_SIZE;
+      },
+      freePage: (phys) => deps.pages.freePages(phys / PAGE_SIZE, 0),
+    });
+    const incoming = deps.early.incoming;
+    this.#incoming = incoming ? new KhoIncomingState(deps.device, deps.pages, incoming) : null;
+  }
+
+  /** Whether KHO is on in this generation. */
+  get enabled(): boolean {
+    return this.#early.enabled;
+  }
+
+  /** True when this generation was booted with a KHO handover it revived. */
+  isKhoBoot(): boolean {
+    return this.#incoming !== null;
+  }
+
+  get finalized(): boolean {
+    return this.#rootFdt !== null;
+  }
+
+  /** The scratch areas: the successor's early memory and kexec's segments. */
+  get scratch(): readonly ScratchArea[] {
+    return this.#early.scratch;
+  }
+
+  /** Adds a notifier run at finalize and abort. */
+  registerNotifier(n: KhoNotifier): void {
+    this.#notifiers.push(n);
+  }
+
+  // ------------------------------------------------------------ folios
+
+  /**
+   * Preserves a folio the page allocator handed out, keeping its order.
+   * @throws KhoError EBUSY (finalized), EINVAL (not an allocated folio of that
+   *   order, or inside scratch), EEXIST (already preserved), EOPNOTSUPP (KHO off).
+   */
+  preserveFolio(folio: Folio): void {
+    this.#checkMutable();
+    this.#checkFolio(folio);
+    if (
+      this.#pages.pageState(folio.pfn) !== 'allocated' ||
+      this.#pages.headOrder(folio.pfn) !== folio.order
+    ) {
+      throw new KhoError(
+        'EINVAL',
+        `pfn ${folio.pfn} is not an allocated folio of order ${folio.order}`,
+      );
+    }
+    this.#tree.preserve(folio.pfn, folio.order);
+    this.#pages.markPreserved(folio.pfn, folio.order);
+  }
+
+  /** @throws KhoError EBUSY, ENOENT (not preserved), EINVAL. */
+  unpreserveFolio(folio: Folio): void {
+    this.#checkMutable();
+    this.#checkFolio(folio);
+    this.#tree.unpreserve(folio.pfn, folio.order);
+    if (this.#pages.pageState(folio.pfn) === 'preserved')
+      this.#pages.clearPreserved(folio.pfn, folio.order);
+  }
+
+  /**
+   * In the successor: takes back the folio preserved at `phys`. Its marker
+   * is cleared, so a second restore fails.
+   * @throws KhoError EINVAL when no preserved folio starts there (or it was restored already).
+   */
+  restoreFolio(phys: number): Folio {
+    return this.#in().restoreFolio(phys);
+  }
+
+  // ------------------------------------------------------------ page ranges
+
+  /**
+   * Preserves `count` pages from `pfn` (allocated or reserved, not free, not
+   * scratch), split into naturally aligned blocks. All or nothing.
+   * @throws KhoError EBUSY, EINVAL, EEXIST.
+   */
+  preservePages(pfn: number, count: number): void {
+    this.#checkMutable();
+    this.#checkRange(pfn, count);
+    for (let p = pfn; p < pfn + count; p++) {
+      // A free page would be handed out by this generation while the successor expects it.
+      if (this.#pages.isFree(p))
+        throw new KhoError('EINVAL', `pfn ${p} is free: preserve only memory you own`);
+    }
+    const done: [number, number][] = [];
+    try {
+      for (const [p, o] of alignedBlocks(pfn, count)) {
+        this.#tree.preserve(p, o);
+        done.push([p, o]);
+      }
+    } catch (err) {
+      for (const [p, o] of done) this.#tree.unpreserve(p, o);
+      throw err;
+    }
+  }
+
+  /** @throws KhoError EBUSY, ENOENT (some block not preserved; nothing changes), EINVAL. */
+  unpreservePages(pfn: number, count: number): void {
+    this.#checkMutable();
+    this.#checkRange(pfn, count);
+    const blocks = [...alignedBlocks(pfn, count)];
+    for (const [p, o] of blocks) {
+      if (!this.#tree.isPreserved(p, o))
+        throw new KhoError('ENOENT', `pages at pfn ${p} (order ${o}) are not preserved`);
+    }
+    for (const [p, o] of blocks) this.#tree.unpreserve(p, o);
+  }
+
+  /**
+   * In the successor: takes back pages preserved with preservePages. They
+   * stay reserved and belong to the caller.
+   * @throws KhoError EINVAL when the range was not preserved as one range.
+   */
+  restorePages(phys: number, count: number): PhysRange {
+    return this.#in().restorePages(phys, count);
+  }
+
+  // ------------------------------------------------------------ page lists
+
+  /**
+   * Preserves a scattered buffer (the kernel's vmalloc preservation): every
+   * folio, plus a chain of chunk pages listing them.
+   * @returns the physical address of the first chunk, to record in a subtree.
+   */
+  preservePageList(folios: readonly Folio[]): number {
+    this.#checkMutable();
+    for (const f of folios) this.#checkFolio(f);
+    return preservePageList(this.#pageListHost(), folios);
+  }
+
+  /** Undoes preservePageList: unpreserves the folios and frees the chunks. */
+  unpreservePageList(phys: number): void {
+    this.#checkMutable();
+    unpreservePageList(this.#pageListHost(), phys, (pfn) => this.#outgoingOrderAt(pfn));
+  }
+
+  /** In the successor: the folios of a preserved page list, restored; the chunks are freed. */
+  restorePageList(phys: number): Folio[] {
+    return this.#in().restorePageList(phys);
+  }
+
+  // ------------------------------------------------------------ alloc and preserve
+
+  /**
+   * Allocates a zeroed folio of at least `size` bytes and preserves it.
+   * @throws KhoError ENOMEM, EINVAL (size), EBUSY.
+   */
+  allocPreserve(size: number): Folio {
+    this.#checkMutable();
+    if (!Number.isSafeInteger(size) || size <= 0) throw new KhoError('EINVAL', `bad size ${size}`);
+    const order = Math.max(0, Math.ceil(Math.log2(Math.ceil(size / PAGE_SIZE))));
+    const pfn = order <= 10 ? this.#pages.allocPages(order) : null;
+    if (pfn === null)
+      throw new KhoError('ENOMEM', `no free folio of ${size} bytes (order ${order})`);
+    const folio = { pfn, order };
+    this.#device.bytes(pfn * PAGE_SIZE, 2 ** order * PAGE_SIZE).fill(0);
+    try {
+      this.preserveFolio(folio);
+    } catch (err) {
+      this.#pages.freePages(pfn, order);
+      throw err;
+    }
+    return folio;
+  }
+
+  /** Unpreserves and frees what allocPreserve returned. */
+  unpreserveFree(folio: Folio): void {
+    this.unpreserveFolio(folio);
+    this.#pages.freePages(folio.pfn, folio.order);
+  }
+
+  /** In the successor: restores an allocPreserve folio and frees it. */
+  restoreFree(phys: number): void {
+    const f = this.restoreFolio(phys);
+    this.#pages.freePages(f.pfn, f.order);
+  }
+
+  // ------------------------------------------------------------ subtrees
+
+  /**
+   * Hands `fdt` to the successor under `name`, copied into preserved pages.
+   * @throws KhoError EEXIST, EINVAL (bad name or not a valid FDT), EBUSY, ENOMEM.
+   */
+  addSubtree(name: string, fdt: Uint8Array): void {
+    this.#checkMutable();
+    if (!NODE_NAME.test(name))
+      throw new KhoError('EINVAL', `subtree name '${name}' is not a valid node name`);
+    if (this.#subtrees.has(name)) throw new KhoError('EEXIST', `subtree '${name}' exists`);
+    try {
+      const parsed = Fdt.from(fdt);
+      parsed.checkFull();
+      fdt = fdt.subarray(0, parsed.totalSize);
+    } catch (err) {
+      throw new KhoError(
+        'EINVAL',
+        `subtree '${name}' is not a valid FDT: ${(err as Error).message}`,
+      );
+    }
+    const folio = this.allocPreserve(fdt.length);
+    this.#device.bytes(folio.pfn * PAGE_SIZE, fdt.length).set(fdt);
+    this.#subtrees.set(name, { folio, size: fdt.length, carried: false });
+  }
+
+  /** @throws KhoError ENOENT, EBUSY. */
+  removeSubtree(name: string): void {
+    this.#checkMutable();
+    const s = this.#subtrees.get(name);
+    if (!s) throw new KhoError('ENOENT', `no subtree '${name}'`);
+    this.#subtrees.delete(name);
+    if (s.carried) this.#in().dropSubtree(name);
+    else this.unpreserveFree(s.folio);
+  }
+
+  /** Names of the subtrees this generation will hand over. */
+  subtreeNames(): string[] {
+    return [...this.#subtrees.keys()].sort();
+  }
+
+  /**
+   * In the successor: the predecessor's subtree `name`, validated, as an Fdt
+   * over a copy; its preserved pages are freed.
+   * @throws KhoError ENOENT (absent or already retrieved), EFAULT (not a valid FDT).
+   */
+  retrieveSubtree(name: string): Fdt {
+    return this.#in().retrieveSubtree(name);
+  }
+
+  /** Reads an incoming subtree without claiming it (status, compatibility checks). */
+  peekSubtree(name: string): Fdt | null {
+    return this.#incoming?.peekSubtree(name) ?? null;
+  }
+
+  // ------------------------------------------------------------ unclaimed memory
+
+  /** What the predecessor preserved that nothing in this generation has claimed (yet). */
+  unclaimed(): { subtrees: string[]; blocks: number; bytes: number } {
+    return this.#incoming?.unclaimed() ?? { subtrees: [], blocks: 0, bytes: 0 };
+  }
+
+  /**
+   * Frees everything the predecessor preserved that was not claimed: its
+   * blocks go to the page allocator and its subtrees are dropped.
+   * @returns the bytes freed.
+   */
+  releaseUnclaimed(): number {
+    this.#checkMutable();
+    return this.#incoming?.releaseUnclaimed() ?? 0;
+  }
+
+  // ------------------------------------------------------------ finalize
+
+  /**
+   * Freezes preservation and builds the root FDT (the debugfs `finalize`).
+   * Unclaimed memory and subtrees of the predecessor are passed on.
+   * @throws KhoError EEXIST (already finalized), EOPNOTSUPP (KHO off).
+   */
+  finalize(): Uint8Array {
+    if (!this.enabled) throw new KhoError('EOPNOTSUPP', `finalize: ${this.#early.disabledReason}`);
+    if (this.#rootFdt) throw new KhoError('EEXIST', 'finalize: already finalized');
+    for (const n of this.#notifiers) n.finalize?.();
+    const carried = this.#incoming?.carryForward(this.#tree) ?? { blocks: [], subtrees: new Map() };
+    this.#carried = carried.blocks;
+    for (const [name, s] of carried.subtrees) {
+      if (!this.#subtrees.has(name)) this.#subtrees.set(name, { ...s, carried: true });
+    }
+    try {
+      this.#rootFdt = buildRootFdt({
+        memoryMapPhys: this.#tree.rootPhys,
+        memoryMapCsum: treeChecksum(this.#device, this.#tree.metadataPages()),
+        subtrees: new Map([...this.#subtrees].map(([name, s]) => [name, s.folio.pfn * PAGE_SIZE])),
+      });
+    } catch (err) {
+      this.#undoCarry();
+      throw err;
+    }
+    return this.#rootFdt;
+  }
+
+  /**
+   * Unfreezes after finalize (writing 0 to debugfs `finalize`).
+   * @throws KhoError ENOENT when not finalized.
+   */
+  abort(): void {
+    if (!this.#rootFdt) throw new KhoError('ENOENT', 'abort: not finalized');
+    this.#rootFdt = null;
+    this.#undoCarry();
+    for (const n of this.#notifiers) n.abort?.();
+  }
+
+  #undoCarry(): void {
+    for (const b of this.#carried) this.#tree.unpreserve(b.pfn, b.order);
+    this.#carried = [];
+    for (const [name, s] of [...this.#subtrees]) if (s.carried) this.#subtrees.delete(name);
+  }
+
+  /** The finalized root FDT, or null. */
+  get rootFdt(): Uint8Array | null {
+    return this.#rootFdt;
+  }
+
+  // ------------------------------------------------------------ kexec
+
+  segmentArena(): readonly PhysRange[] | undefined {
+    return this.enabled ? this.#early.scratch : undefined;
+  }
+
+  freeze(): HandoverPart {
+    if (!this.enabled) return {};
+    if (!this.#rootFdt) {
+      this.finalize();
+      this.#finalizedByFreeze = true;
+    }
+    const root = this.#rootFdt as Uint8Array;
+    const marks: MemoryRange[] = [];
+    if (this.#tree.rootPhys !== 0) {
+      for (const e of coalescedExtents(this.#device, this.#tree.rootPhys, KHO_MAX_MAP_MARKS)) {
+        marks.push({ addr: e.phys, size: e.size, type: E820.PRESERVED });
+      }
+    }
+    for (const a of this.#early.scratch)
+      marks.push({ addr: a.base, size: a.size, type: E820.SCRATCH });
+    return {
+      setupData: [
+        { type: SETUP.KHO_FDT, data: root },
+        { type: SETUP.KHO_SCRATCH, data: encodeScratch(this.#early.scratch) },
+      ],
+      marks,
+    };
+  }
+
+  unfreeze(): void {
+    if (this.#finalizedByFreeze && this.#rootFdt) this.abort();
+    this.#finalizedByFreeze = false;
+  }
+
+  // ------------------------------------------------------------ status
+
+  /** Preserved blocks by order, and the bytes they hold. */
+  preserved(): {
+    byOrder: { order: number; blocks: number; bytes: number }[];
+    bytes: number;
+    metadataPages: number;
+  } {
+    const byOrder = [...this.#tree.preservedByOrder()]
+      .sort(([a], [b]) => a - b)
+      .map(([order, blocks]) => ({ order, blocks, bytes: blocks * 2 ** order * PAGE_SIZE }));
+    return {
+      byOrder,
+      bytes: byOrder.reduce((n, o) => n + o.bytes, 0),
+      metadataPages: this.#tree.metadataPageCount,
+    };
+  }
+
+  /** @internal for status: the incoming side. */
+  get incoming(): KhoIncomingState | null {
+    return this.#incoming;
+  }
+
+  /** @internal */
+  get subtreeEntries(): ReadonlyMap<string, { phys: number; size: number; carried: boolean }> {
+    return new Map(
+      [...this.#subtrees].map(([n, s]) => [
+        n,
+        { phys: s.folio.pfn * PAGE_SIZE, size: s.size, carried: s.carried },
+      ]),
+    );
+  }
+
+  /** @internal */
+  get disabledReason(): string | undefined {
+    return this.#early.disabledReason;
+  }
+
+  /** @internal */
+  get revivalRefused(): string | undefined {
+    return this.#early.revivalRefused;
+  }
+
+  // ------------------------------------------------------------ checks
+
+  #pageListHost(): PageListHost {
+    return {
+      device: this.#device,
+      preserveFolio: (f) => this.preserveFolio(f),
+      unpreserveFolio: (f) => this.unpreserveFolio(f),
+      allocPreserve: (n) => this.allocPreserve(n),
+      unpreserveFree: (f) => this.unpreserveFree(f),
+    };
+  }
+
+  /** The order at which the outgoing tree holds a folio head at `pfn`, or -1. */
+  #outgoingOrderAt(pfn: number): number {
+    if (this.#pages.pageState(pfn) !== 'preserved') return -1;
+    const order = this.#pages.headOrder(pfn);
+    return order >= 0 && this.#tree.isPreserved(pfn, order) ? order : -1;
+  }
+
+  #in(): KhoIncomingState {
+    if (!this.enabled) throw new KhoError('EOPNOTSUPP', `${this.#early.disabledReason}`);
+    if (!this.#incoming)
+      throw new KhoError('ENOENT', 'this generation was not booted with a KHO handover');
+    return this.#incoming;
+  }
+
+  #checkMutable(): void {
+    if (!this.enabled) throw new KhoError('EOPNOTSUPP', `${this.#early.disabledReason}`);
+    if (this.#rootFdt) throw new KhoError('EBUSY', 'KHO is finalized; abort first');
+  }
+
+  #checkFolio(f: Folio): void {
+    if (
+      !Number.isInteger(f.order) ||
+      f.order < 0 ||
+      f.order > 52 ||
+      !Number.isInteger(f.pfn) ||
+      f.pfn < 0 ||
+      f.pfn % 2 ** f.order !== 0
+    ) {
+      throw new KhoError('EINVAL', `bad folio pfn ${f.pfn} order ${f.order}`);
+    }
+    this.#checkRange(f.pfn, 2 ** f.order);
+  }
+
+  #checkRange(pfn: number, count: number): void {
+    if (
+      !Number.isSafeInteger(pfn) ||
+      !Number.isSafeInteger(count) ||
+      pfn < 0 ||
+      count <= 0 ||
+      pfn + count > this.#device.pages
+    ) {
+      throw new KhoError('EINVAL', `pages [${pfn}, +${count}) are not inside the device`);
+    }
+    const start = pfn * PAGE_SIZE;
+    const end = (pfn + count) * PAGE_SIZE;
+    for (const a of this.#early.scratch) {
+      if (start < a.base + a.size && a.base < end) {
+        throw new KhoError(
+          'EINVAL',
+          `pages [${pfn}, +${count}) lie in ${a.kind} scratch; scratch cannot be preserved`,
+        );
+      }
+    }
+  }
+}
+
+/** Splits [pfn, pfn + count) into naturally aligned blocks, largest first from the left. */
+export function* alignedBlocks(pfn: number, count: number): Generator<[number, number]> {
+  const end = pfn + count;
+  let p = pfn;
+  while (p < end) {
+    let order = 0;
+    while (p % 2 ** (order + 1) === 0 && p + 2 ** (order + 1) <= end && order < 52) order++;
+    yield [p, order];
+    p += 2 ** order;
+  }
+}

@@ -1,0 +1,146 @@
+import type { EarlyContext } from '../boot/early-context.js';
+import { RESERVE_MEM } from '../boot/params.js';
+import { FdtError } from '../fdt/errors.js';
+import { Fdt } from '../fdt/read.js';
+import { FdtWriter } from '../fdt/write.js';
+import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import { KHO_RESERVE_MEM_COMPATIBLE, KHO_RESERVE_MEM_SUBTREE } from './abi.js';
+import type { KhoEarly } from './early.js';
+import { KhoError } from './errors.js';
+import type { Kho } from './kho.js';
+
+/** One `reserve_mem=size:align:name` region. */
+export interface ReserveMemRegion {
+  readonly name: string;
+  readonly phys: number;
+  readonly size: number;
+  /** True when it came back from the predecessor at the same address, with its contents. */
+  readonly kept: boolean;
+}
+
+/**
+ * reserve_mem's early part: each requested region is found again in the
+ * predecessor's `reserve_mem` subtree (same name and size: same address,
+ * already reserved as preserved memory) or else allocated top-down in
+ * memblock, as the kernel's reserve_mem does.
+ */
+export function reserveMemEarly(ctx: EarlyContext, kho: KhoEarly): ReserveMemRegion[] {
+  const wanted = ctx.params.getAll(RESERVE_MEM);
+  if (wanted.length === 0) return [];
+  const previous = kho.incoming
+    ? readPrevious(ctx, kho)
+    : new Map<string, { phys: number; size: number }>();
+  const out: ReserveMemRegion[] = [];
+  for (const w of wanted) {
+    const size = Math.ceil(w.size / PAGE_SIZE) * PAGE_SIZE;
+    const align = Math.max(w.align, PAGE_SIZE);
+    const prev = previous.get(w.name);
+    if (
+      prev &&
+      prev.size === size &&
+      prev.phys % align === 0 &&
+      ctx.memblock.isReserved(prev.phys, size)
+    ) {
+      out.push({ name: w.name, phys: prev.phys, size, kept: true });
+      continue;
+    }
+    const phys = ctx.memblock.tryAlloc(size, align);
+    if (phys === null) {
+      ctx.log(`reserve_mem: cannot reserve ${size} bytes for '${w.name}'`);
+      continue;
+    }
+    out.push({ name: w.name, phys, size, kept: false });
+  }
+  return out;
+}
+
+/** The predecessor's regions, read (not claimed) from its subtree; a bad subtree is logged and ignored. */
+function readPrevious(
+  ctx: EarlyContext,
+  kho: KhoEarly,
+): Map<string, { phys: number; size: number }> {
+  const out = new Map<string, { phys: number; size: number }>();
+  const phys = kho.incoming?.root.subtrees.get(KHO_RESERVE_MEM_SUBTREE);
+  if (phys === undefined) return out;
+  try {
+    const fdt = readFdtAt(ctx.device, phys);
+    for (const off of fdt.subnodes(0)) {
+      const name = fdt.getString(off, 'label');
+      const start = fdt.getU64(off, 'start');
+      const size = fdt.getU64(off, 'size');
+      if (typeof start === 'number' && typeof size === 'number')
+        out.set(name, { phys: start, size });
+    }
+  } catch (err) {
+    if (!(err instanceof FdtError || err instanceof KhoError)) throw err;
+    ctx.log(`reserve_mem: ignoring the predecessor's regions: ${err.message}`);
+  }
+  return out;
+}
+
+function readFdtAt(device: MemoryDevice, phys: number): Fdt {
+  const room = Math.min(64 * 1024, device.size - phys);
+  const total = room >= 8 ? device.view(phys, 8).getUint32(4, false) : 0;
+  const fdt = Fdt.from(device.bytes(phys, Math.min(total, room)).slice());
+  fdt.checkFull();
+  return fdt;
+}
+
+/**
+ * reserve_mem's late part: the regions are preserved through KHO so they
+ * come back at the same address after any number of kexecs.
+ */
+export class ReserveMem {
+  readonly #regions: Map<string, ReserveMemRegion>;
+  readonly #device: MemoryDevice;
+
+  constructor(device: MemoryDevice, kho: Kho, regions: readonly ReserveMemRegion[]) {
+    this.#device = device;
+    this.#regions = new Map(regions.map((r) => [r.name, r]));
+    if (!kho.enabled || regions.length === 0) return;
+    if (kho.isKhoBoot() && kho.incoming?.subtreeNames().includes(KHO_RESERVE_MEM_SUBTREE)) {
+      kho.retrieveSubtree(KHO_RESERVE_MEM_SUBTREE);
+    }
+    for (const r of regions) {
+      if (r.kept) kho.restorePages(r.phys, r.size / PAGE_SIZE);
+      kho.preservePages(r.phys / PAGE_SIZE, r.size / PAGE_SIZE);
+    }
+    kho.registerNotifier({
+      finalize: () => {
+        if (kho.subtreeNames().includes(KHO_RESERVE_MEM_SUBTREE))
+          kho.removeSubtree(KHO_RESERVE_MEM_SUBTREE);
+        kho.addSubtree(KHO_RESERVE_MEM_SUBTREE, this.#subtree());
+      },
+    });
+  }
+
+  /**
+   * The region `name`: its address, size and a zero-copy view of its bytes.
+   * @throws KhoError ENOENT when no such reserve_mem= region exists.
+   */
+  get(name: string): { phys: number; size: number; bytes: Uint8Array; kept: boolean } {
+    const r = this.#regions.get(name);
+    if (!r) throw new KhoError('ENOENT', `no reserve_mem region '${name}'`);
+    return { phys: r.phys, size: r.size, kept: r.kept, bytes: this.#device.bytes(r.phys, r.size) };
+  }
+
+  list(): ReserveMemRegion[] {
+    return [...this.#regions.values()];
+  }
+
+  #subtree(): Uint8Array {
+    const w = new FdtWriter();
+    w.finishReservations();
+    w.beginNode('');
+    w.propertyString('compatible', KHO_RESERVE_MEM_COMPATIBLE);
+    for (const r of this.#regions.values()) {
+      w.beginNode(`region@${r.phys.toString(16)}`);
+      w.propertyString('label', r.name);
+      w.propertyU64('start', r.phys);
+      w.propertyU64('size', r.size);
+      w.endNode();
+    }
+    w.endNode();
+    return w.finish();
+  }
+}

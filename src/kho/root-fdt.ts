@@ -1,0 +1,101 @@
+import { FdtError } from '../fdt/errors.js';
+import { Fdt } from '../fdt/read.js';
+import { FdtWriter } from '../fdt/write.js';
+import { PAGE_SIZE } from '../memory/device.js';
+import {
+  KHO_FDT_COMPATIBLE,
+  KHO_FDT_PROP_PRESERVED_MEMORY_CSUM,
+  KHO_FDT_PROP_PRESERVED_MEMORY_MAP,
+  KHO_FDT_PROP_SUBTREE_FDT,
+} from './abi.js';
+import { KhoError } from './errors.js';
+
+/** What the root handover FDT says. */
+export interface KhoRoot {
+  /** Physical address of the preserved-memory radix tree (0 when nothing is preserved). */
+  readonly memoryMapPhys: number;
+  /** crc32c of the tree's pages (tree-csum.ts). */
+  readonly memoryMapCsum: number;
+  /** Subtree name -> physical address of its FDT. */
+  readonly subtrees: ReadonlyMap<string, number>;
+}
+
+/**
+ * The root handover FDT, a real DTB (`dtc -I dtb -O dts` prints it): the
+ * compatible, the radix tree's address and one child per subtree.
+ * @throws KhoError EINVAL for a subtree name that is not a valid node name.
+ */
+export function buildRootFdt(root: KhoRoot): Uint8Array {
+  const w = new FdtWriter();
+  w.finishReservations();
+  w.beginNode('');
+  w.propertyString('compatible', KHO_FDT_COMPATIBLE);
+  w.propertyU64(KHO_FDT_PROP_PRESERVED_MEMORY_MAP, root.memoryMapPhys);
+  w.propertyU32(KHO_FDT_PROP_PRESERVED_MEMORY_CSUM, root.memoryMapCsum);
+  for (const [name, phys] of [...root.subtrees].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    try {
+      w.beginNode(name);
+    } catch (err) {
+      throw new KhoError('EINVAL', `subtree name '${name}': ${messageOf(err)}`);
+    }
+    w.propertyU64(KHO_FDT_PROP_SUBTREE_FDT, phys);
+    w.endNode();
+  }
+  w.endNode();
+  return w.finish();
+}
+
+/**
+ * Reads an incoming root FDT. The blob is untrusted: a bad FDT is EFAULT, a
+ * root of another ABI is EPROTO ("disabling KHO revival"), an address that is
+ * not a page inside the device is EFAULT.
+ */
+export function parseRootFdt(bytes: Uint8Array, deviceSize: number): KhoRoot {
+  let fdt: Fdt;
+  try {
+    fdt = Fdt.from(bytes);
+    fdt.checkFull();
+  } catch (err) {
+    throw new KhoError('EFAULT', `handover FDT is not valid: ${messageOf(err)}`);
+  }
+  try {
+    const compatible = fdt.hasProp(0, 'compatible') ? fdt.getStringList(0, 'compatible') : [];
+    if (!compatible.includes(KHO_FDT_COMPATIBLE)) {
+      throw new KhoError(
+        'EPROTO',
+        `handover ABI ${JSON.stringify(compatible)} is not ${KHO_FDT_COMPATIBLE}: disabling KHO revival`,
+      );
+    }
+    const memoryMapPhys = pageAddress(
+      fdt.getU64(0, KHO_FDT_PROP_PRESERVED_MEMORY_MAP),
+      deviceSize,
+      true,
+    );
+    const memoryMapCsum = fdt.getU32(0, KHO_FDT_PROP_PRESERVED_MEMORY_CSUM);
+    const subtrees = new Map<string, number>();
+    for (const off of fdt.subnodes(0)) {
+      const name = fdt.getName(off);
+      if (subtrees.has(name)) throw new KhoError('EFAULT', `subtree '${name}' appears twice`);
+      subtrees.set(name, pageAddress(fdt.getU64(off, KHO_FDT_PROP_SUBTREE_FDT), deviceSize, false));
+    }
+    return { memoryMapPhys, memoryMapCsum, subtrees };
+  } catch (err) {
+    if (err instanceof KhoError) throw err;
+    if (err instanceof FdtError) throw new KhoError('EFAULT', `handover FDT: ${err.message}`);
+    throw err;
+  }
+}
+
+function pageAddress(v: number | bigint, deviceSize: number, zeroOk: boolean): number {
+  if (typeof v === 'bigint' || (v === 0 && !zeroOk) || v % PAGE_SIZE !== 0 || v >= deviceSize) {
+    throw new KhoError(
+      'EFAULT',
+      `handover address 0x${v.toString(16)} is not a page inside the device`,
+    );
+  }
+  return v;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
