@@ -1,5 +1,5 @@
 import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
-import { existsSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixture } from '../_helpers/paths.js';
@@ -150,12 +150,14 @@ export function removeDevice(path: string): void {
   }
 }
 
-/** Whether `pid` still runs (a zombie counts as gone). */
+/** Whether `pid` still runs (a zombie, dead but not yet reaped, counts as gone). */
 export function running(pid: number): boolean {
+  let stat: string;
   try {
-    process.kill(pid, 0);
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
     return false;
   }
-  return true;
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state !== 'Z' && state !== 'X';
 }

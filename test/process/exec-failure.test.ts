@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { Fixture, removeDevice, tempDevice } from './_fixture.js';
+
+const cleanups: (() => void)[] = [];
+after(() => {
+  for (const c of cleanups) c();
+});
+
+test('a failed execve leaves the generation usable and no pending boot block; a later exec works', {
+  timeout: 30_000,
+}, async () => {
+  const device = tempDevice('execfail');
+  const fx = new Fixture('fail-exec.mjs', [device]);
+  cleanups.push(() => {
+    fx.cleanup();
+    removeDevice(device);
+  });
+  const failed = await fx.waitFor('exec-failed');
+  assert.equal(failed.code, 'EIO');
+  assert.equal(failed.name, 'KexecError');
+  assert.match(failed.message as string, /execve\(\/nonexistent\/livekexec-successor\): ENOENT/);
+  assert.equal(failed.pendingBootBlock, 0, 'the pending boot block was cancelled');
+  assert.equal(failed.headerGeneration, 1);
+  assert.equal(failed.alive, true);
+  assert.equal(failed.allocated, true);
+  assert.equal(failed.loaded, true, 'the image stays loaded after a failed exec');
+  await fx.waitFor('done');
+  const boots = fx.all('boot');
+  assert.equal(boots.length, 2, fx.report());
+  assert.equal(boots[1].kind, 'kexec');
+  assert.equal(boots[1].generation, 2);
+  assert.equal(boots[1].pid, fx.child.pid);
+  assert.equal(boots[1].predecessorBootId, boots[0].bootId);
+  fx.finish();
+  assert.equal((await fx.exited).code, 0, fx.report());
+});

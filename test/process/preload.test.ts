@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { readDeviceHeader } from '../../src/memory/header.js';
+import type { MappedDevice } from '../../src/memory/mapped.js';
+import { boot } from '../../src/process.js';
+import { Fixture, removeDevice, running, tempDevice } from './_fixture.js';
+
+const cleanups: (() => void)[] = [];
+after(() => {
+  for (const c of cleanups) c();
+});
+
+function start(tag: string, plan: string): { fx: Fixture; device: string } {
+  const device = tempDevice(tag);
+  const fx = new Fixture('preload.mjs', [device, plan]);
+  cleanups.push(() => {
+    fx.cleanup();
+    removeDevice(device);
+  });
+  return { fx, device };
+}
+
+test('a preloaded successor starts at load, takes over at exec, and the old process exits', {
+  timeout: 30_000,
+}, async () => {
+  const { fx } = start('preload', 'ok');
+  const loaded = await fx.waitFor('loaded');
+  const successor = loaded.successor as number;
+  const old = fx.child.pid!;
+  assert.notEqual(successor, old);
+  const starting = await fx.waitFor((e) => e.event === 'starting' && e.pid === successor);
+  const exec = await fx.waitFor('exec');
+  assert.ok(starting.t <= exec.t, 'the successor started before exec');
+  const { code } = await fx.exited;
+  assert.equal(code, 0, 'the old process exits cleanly after the takeover');
+  const booted = await fx.waitFor((e) => e.event === 'boot' && e.pid === successor);
+  assert.equal(booted.kind, 'kexec');
+  assert.equal(booted.generation, 2);
+  const first = fx.all('boot').find((e) => e.pid === old)!;
+  assert.equal(booted.predecessorBootId, first.bootId);
+  assert.equal(booted.deviceFd, first.deviceFd);
+  await fx.waitFor((e) => e.event === 'done' && e.pid === successor);
+  // Downtime: from the old generation's last word to the successor booted.
+  console.log(`preloaded takeover downtime: ${(booted.t - exec.t).toFixed(2)} ms`);
+  assert.equal(fx.all('exec-failed').length, 0, fx.report());
+  process.kill(successor, 'SIGTERM');
+  await fx.ended();
+});
+
+test('a preloaded successor that crashes or hangs before takeover: exec fails, the old generation serves on, a later preload takes over', {
+  timeout: 40_000,
+}, async () => {
+  const { fx } = start('precrash', 'crash,hang,ok');
+  const old = fx.child.pid!;
+  await fx.waitFor(() => fx.all('exec-failed').length >= 2, 20_000);
+  const [crash, hang] = fx.all('exec-failed');
+  for (const f of [crash, hang]) {
+    assert.equal(f.code, 'EIO');
+    assert.equal(f.pendingBootBlock, 0, 'nothing left pending');
+    assert.equal(f.headerGeneration, 1, 'the header still names the running generation');
+    assert.equal(f.alive, true);
+    assert.equal(f.allocated, true);
+    assert.equal(f.pid, old);
+  }
+  assert.match(hang.message as string, /timed out/);
+  const hung = fx.all('loaded').find((e) => e.step === 'hang')!.successor as number;
+  assert.equal(running(hung), false, 'the hung successor was killed');
+  const { code } = await fx.exited;
+  assert.equal(code, 0);
+  const booted = await fx.waitFor((e) => e.event === 'boot' && e.role === 'ok');
+  assert.equal(booted.generation, 2);
+  assert.equal(booted.kind, 'kexec');
+  assert.equal(fx.all('plan-done').length, 0, 'the old process exited at the takeover');
+  process.kill(booted.pid, 'SIGTERM');
+  await fx.ended();
+});
+
+test('a successor that crashes right after taking over: the next cold boot succeeds', {
+  timeout: 30_000,
+}, async () => {
+  const { fx, device } = start('postcrash', 'crash-after');
+  await fx.waitFor('crash');
+  await fx.ended();
+  const kernel = await boot({ device });
+  try {
+    assert.equal(kernel.boot.kind, 'cold');
+    assert.equal(kernel.generation, 3);
+    assert.equal(readDeviceHeader(kernel.device).bootBlock, 0);
+    assert.notEqual(kernel.allocPages(0), null);
+  } finally {
+    (kernel.device as MappedDevice).close();
+  }
+});
