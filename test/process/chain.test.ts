@@ -4,6 +4,7 @@ import { after, test } from 'node:test';
 import { DeviceError } from '../../src/memory/errors.js';
 import { readDeviceHeader } from '../../src/memory/header.js';
 import { MappedDevice } from '../../src/memory/mapped.js';
+import { boot } from '../../src/process.js';
 import { Fixture, removeDevice, tempDevice } from './_fixture.js';
 
 const cleanups: (() => void)[] = [];
@@ -91,4 +92,34 @@ test('five in-place generations of one process: same PID, chained boot ids, stdi
     dev.close();
   }
   unlinkSync(device);
+});
+
+test('an in-place successor that crashes right after booting: the next cold boot succeeds', {
+  timeout: 30_000,
+}, async () => {
+  const device = tempDevice('chaincrash');
+  const fx = new Fixture('chain.mjs', [device, '5', '2']);
+  cleanups.push(() => {
+    fx.cleanup();
+    removeDevice(device);
+  });
+  await fx.waitFor('crash');
+  assert.equal((await fx.exited).code, 9);
+  const boots = fx.all('boot');
+  assert.deepEqual(
+    boots.map((b) => [b.generation, b.kind]),
+    [
+      [1, 'cold'],
+      [2, 'kexec'],
+    ],
+  );
+  const kernel = await boot({ device });
+  try {
+    assert.equal(kernel.boot.kind, 'cold');
+    assert.equal(kernel.generation, 3);
+    assert.equal(kernel.boot.coldReason, undefined);
+    assert.notEqual(kernel.allocPages(0), null);
+  } finally {
+    (kernel.device as MappedDevice).close();
+  }
 });
