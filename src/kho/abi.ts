@@ -10,6 +10,7 @@
  *   / {
  *       compatible = "livekexec,kho-v1";
  *       preserved-memory-map = <u64 phys of the radix tree root, 0 if empty>;
+ *       preserved-memory-pages = <u64 phys of each tree page, ascending>;
  *       preserved-memory-csum = <u32 crc32c of the tree's pages>;
  *       <subtree-name> {
  *           fdt = <u64 phys of the subtree's own FDT, in preserved pages>;
@@ -47,10 +48,13 @@ export const KHO_FDT_COMPATIBLE = 'livekexec,kho-v1';
 /** Root property: u64 physical address of the radix tree root (0 = nothing preserved). */
 export const KHO_FDT_PROP_PRESERVED_MEMORY_MAP = 'preserved-memory-map';
 /**
- * Root property: u32 crc32c over the radix tree's pages (ascending physical
- * address; for each page its u64 LE address then its 4096 bytes), so a
- * successor refuses a tree damaged after finalize instead of trusting a bitmap.
+ * Root properties that let a successor check the tree before it follows a
+ * single pointer: the addresses of all the tree's pages (u64 cells,
+ * ascending) and a crc32c over them (for each page its u64 LE address then
+ * its 4096 bytes). A tree damaged after finalize is refused instead of
+ * trusted, and a damaged pointer is never followed into someone else's page.
  */
+export const KHO_FDT_PROP_PRESERVED_MEMORY_PAGES = 'preserved-memory-pages';
 export const KHO_FDT_PROP_PRESERVED_MEMORY_CSUM = 'preserved-memory-csum';
 /** Subtree child property: u64 physical address of that subtree's FDT. */
 export const KHO_FDT_PROP_SUBTREE_FDT = 'fdt';

@@ -102,7 +102,15 @@ function revive(ctx: EarlyContext, rootFdt: Uint8Array): KhoEarly {
   memblock.setScratchOnly(true);
   ctx.log('KHO: memblock is scratch-only until the handover is read');
   const root = parseRootFdt(rootFdt, device.size);
-  // The walk validates the whole tree before it visits anything.
+  // Check the tree's pages against the checksum before following any pointer in them.
+  const csum = treeChecksum(device, root.memoryMapPages);
+  if (csum !== root.memoryMapCsum) {
+    throw new KhoError(
+      'EFAULT',
+      `preserved-memory map checksum mismatch (handover says 0x${root.memoryMapCsum.toString(16)}, tree has 0x${csum.toString(16)})`,
+    );
+  }
+  // The walk also validates the whole tree before it visits anything.
   let n = 0;
   let pfns = new Float64Array(1024);
   let orders = new Uint8Array(1024);
@@ -117,11 +125,10 @@ function revive(ctx: EarlyContext, rootFdt: Uint8Array): KhoEarly {
           pfns[n] = pfn;
           orders[n++] = order;
         });
-  const csum = treeChecksum(device, walk.nodePhys);
-  if (csum !== root.memoryMapCsum) {
+  if (walk.nodePhys.length !== root.memoryMapPages.length) {
     throw new KhoError(
       'EFAULT',
-      `preserved-memory map checksum mismatch (handover says 0x${root.memoryMapCsum.toString(16)}, tree has 0x${csum.toString(16)})`,
+      `the tree has ${walk.nodePhys.length} pages, the handover lists ${root.memoryMapPages.length}`,
     );
   }
   const extents =

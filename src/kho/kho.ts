@@ -331,6 +331,7 @@ export class Kho implements HandoverSubsystem {
     try {
       this.#rootFdt = buildRootFdt({
         memoryMapPhys: this.#tree.rootPhys,
+        memoryMapPages: [...this.#tree.metadataPages()].sort((a, b) => a - b),
         memoryMapCsum: treeChecksum(this.#device, this.#tree.metadataPages()),
         subtrees: new Map([...this.#subtrees].map(([name, s]) => [name, s.folio.pfn * PAGE_SIZE])),
       });

@@ -6,6 +6,7 @@ import {
   KHO_FDT_COMPATIBLE,
   KHO_FDT_PROP_PRESERVED_MEMORY_CSUM,
   KHO_FDT_PROP_PRESERVED_MEMORY_MAP,
+  KHO_FDT_PROP_PRESERVED_MEMORY_PAGES,
   KHO_FDT_PROP_SUBTREE_FDT,
 } from './abi.js';
 import { KhoError } from './errors.js';
@@ -14,7 +15,8 @@ import { KhoError } from './errors.js';
 export interface KhoRoot {
   /** Physical address of the preserved-memory radix tree (0 when nothing is preserved). */
   readonly memoryMapPhys: number;
-  /** crc32c of the tree's pages (tree-csum.ts). */
+  /** The tree's pages, ascending, and their crc32c (tree-csum.ts). */
+  readonly memoryMapPages: readonly number[];
   readonly memoryMapCsum: number;
   /** Subtree name -> physical address of its FDT. */
   readonly subtrees: ReadonlyMap<string, number>;
@@ -31,6 +33,10 @@ export function buildRootFdt(root: KhoRoot): Uint8Array {
   w.beginNode('');
   w.propertyString('compatible', KHO_FDT_COMPATIBLE);
   w.propertyU64(KHO_FDT_PROP_PRESERVED_MEMORY_MAP, root.memoryMapPhys);
+  const pages = new Uint8Array(root.memoryMapPages.length * 8);
+  const pv = new DataView(pages.buffer);
+  root.memoryMapPages.forEach((p, i) => pv.setBigUint64(i * 8, BigInt(p), false));
+  w.property(KHO_FDT_PROP_PRESERVED_MEMORY_PAGES, pages);
   w.propertyU32(KHO_FDT_PROP_PRESERVED_MEMORY_CSUM, root.memoryMapCsum);
   for (const [name, phys] of [...root.subtrees].sort(([a], [b]) => (a < b ? -1 : 1))) {
     try {
@@ -72,13 +78,33 @@ export function parseRootFdt(bytes: Uint8Array, deviceSize: number): KhoRoot {
       true,
     );
     const memoryMapCsum = fdt.getU32(0, KHO_FDT_PROP_PRESERVED_MEMORY_CSUM);
+    const raw = fdt.getProp(0, KHO_FDT_PROP_PRESERVED_MEMORY_PAGES);
+    if (raw.length % 8 !== 0)
+      throw new KhoError('EFAULT', `${KHO_FDT_PROP_PRESERVED_MEMORY_PAGES} is not a list of u64`);
+    const pv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const memoryMapPages: number[] = [];
+    for (let i = 0; i < raw.length / 8; i++) {
+      const p = pageAddress(
+        pv.getBigUint64(i * 8, false) > BigInt(Number.MAX_SAFE_INTEGER)
+          ? -1n
+          : Number(pv.getBigUint64(i * 8, false)),
+        deviceSize,
+        false,
+      );
+      if (i > 0 && p <= memoryMapPages[i - 1])
+        throw new KhoError('EFAULT', 'tree page list is not ascending');
+      memoryMapPages.push(p);
+    }
+    if ((memoryMapPhys === 0) !== (memoryMapPages.length === 0)) {
+      throw new KhoError('EFAULT', 'tree page list does not match the tree root');
+    }
     const subtrees = new Map<string, number>();
     for (const off of fdt.subnodes(0)) {
       const name = fdt.getName(off);
       if (subtrees.has(name)) throw new KhoError('EFAULT', `subtree '${name}' appears twice`);
       subtrees.set(name, pageAddress(fdt.getU64(off, KHO_FDT_PROP_SUBTREE_FDT), deviceSize, false));
     }
-    return { memoryMapPhys, memoryMapCsum, subtrees };
+    return { memoryMapPhys, memoryMapPages, memoryMapCsum, subtrees };
   } catch (err) {
     if (err instanceof KhoError) throw err;
     if (err instanceof FdtError) throw new KhoError('EFAULT', `handover FDT: ${err.message}`);
@@ -87,7 +113,13 @@ export function parseRootFdt(bytes: Uint8Array, deviceSize: number): KhoRoot {
 }
 
 function pageAddress(v: number | bigint, deviceSize: number, zeroOk: boolean): number {
-  if (typeof v === 'bigint' || (v === 0 && !zeroOk) || v % PAGE_SIZE !== 0 || v >= deviceSize) {
+  if (
+    typeof v === 'bigint' ||
+    v < 0 ||
+    (v === 0 && !zeroOk) ||
+    v % PAGE_SIZE !== 0 ||
+    v >= deviceSize
+  ) {
     throw new KhoError(
       'EFAULT',
       `handover address 0x${v.toString(16)} is not a page inside the device`,

@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FdtWriter } from '../../src/fdt/write.js';
+import { KhoError } from '../../src/kho/errors.js';
+import { Machine } from '../../src/machine.js';
+import { PAGE_SIZE } from '../../src/memory/device.js';
+import { E820 } from '../../src/memory/memmap-types.js';
+
+const MiB = 1024 * 1024;
+const code = (c: string) => (e: unknown) => e instanceof KhoError && e.code === c;
+
+function smallFdt(compatible: string): Uint8Array {
+  const w = new FdtWriter();
+  w.finishReservations();
+  w.beginNode('');
+  w.propertyString('compatible', compatible);
+  w.endNode();
+  return w.finish();
+}
+
+test('finalize and abort follow debugfs: EBUSY while finalized, EEXIST twice, ENOENT without', () => {
+  const k = Machine.create({ size: 16 * MiB }).boot();
+  const f = k.allocPages(0)!;
+  const g = k.allocPages(1)!;
+  k.kho.preserveFolio(f);
+  const root = k.kho.finalize();
+  assert.ok(root.length > 0);
+  assert.throws(() => k.kho.finalize(), code('EEXIST'));
+  assert.throws(() => k.kho.preserveFolio(g), code('EBUSY'));
+  assert.throws(() => k.kho.unpreserveFolio(f), code('EBUSY'));
+  assert.throws(() => k.kho.preservePages(g.pfn, 2), code('EBUSY'));
+  assert.throws(() => k.kho.addSubtree('x', smallFdt('x')), code('EBUSY'));
+  k.kho.abort();
+  assert.throws(() => k.kho.abort(), code('ENOENT'));
+  k.kho.preserveFolio(g);
+  k.kho.unpreserveFolio(f);
+});
+
+test('preserving memory inside scratch is EINVAL; free pages and foreign folios are refused', () => {
+  const k = Machine.create({ size: 16 * MiB }).boot();
+  const s = k.kho.scratch[0];
+  assert.ok(s);
+  assert.throws(() => k.kho.preservePages(s.base / PAGE_SIZE, 1), code('EINVAL'));
+  assert.throws(() => k.kho.preserveFolio({ pfn: s.base / PAGE_SIZE, order: 0 }), code('EINVAL'));
+  const f = k.allocPages(2)!;
+  assert.throws(() => k.kho.preserveFolio({ pfn: f.pfn, order: 1 }), code('EINVAL'), 'wrong order');
+  k.freePages(f);
+  assert.throws(() => k.kho.preservePages(f.pfn, 4), code('EINVAL'), 'free pages');
+  const g = k.allocPages(0)!;
+  k.kho.preserveFolio(g);
+  assert.throws(
+    () => k.kho.preserveFolio(g),
+    (e) => e instanceof KhoError && ['EEXIST', 'EINVAL'].includes(e.code),
+  );
+  assert.throws(() => k.freePages(g), 'a preserved folio cannot be freed');
+  k.kho.unpreserveFolio(g);
+  k.freePages(g);
+});
+
+test('kexec places its boot block inside the scratch areas', () => {
+  const k = Machine.create({ size: 32 * MiB }).boot();
+  const { segment } = k.kexec.load();
+  assert.ok(
+    k.kho.scratch.some(
+      (a) => segment.base >= a.base && segment.base + segment.size <= a.base + a.size,
+    ),
+  );
+  const free = k.pages.stats().freePages;
+  k.kexec.unload();
+  assert.equal(
+    k.pages.stats().freePages,
+    free,
+    'scratch segments never come from the page allocator',
+  );
+});
+
+test('folios, page ranges, page lists and alloc-preserve come back at the same addresses', () => {
+  const m = Machine.create({ size: 32 * MiB });
+  const k1 = m.boot();
+  const folio = k1.allocPages(3)!;
+  k1.folioBytes(folio).fill(0x11);
+  k1.kho.preserveFolio(folio);
+  const range = k1.allocPages(4)!; // 16 pages, preserved as a range of 13 pages
+  k1.kho.preservePages(range.pfn + 1, 13);
+  const scattered = [k1.allocPages(0)!, k1.allocPages(2)!, k1.allocPages(0)!];
+  scattered.forEach((f, i) => k1.folioBytes(f).fill(0x20 + i));
+  const list = k1.kho.preservePageList(scattered);
+  const ap = k1.kho.allocPreserve(3 * PAGE_SIZE);
+  assert.equal(ap.order, 2);
+  k1.folioBytes(ap).fill(0x77);
+  k1.kexec.load();
+  const k2 = k1.kexec.exec();
+  assert.ok(k2.kho.isKhoBoot());
+  const f2 = k2.kho.restoreFolio(folio.pfn * PAGE_SIZE);
+  assert.deepEqual(f2, folio);
+  assert.ok(k2.folioBytes(f2).every((b) => b === 0x11));
+  assert.throws(
+    () => k2.kho.restoreFolio(folio.pfn * PAGE_SIZE),
+    code('EINVAL'),
+    'restored once only',
+  );
+  assert.deepEqual(k2.kho.restorePages((range.pfn + 1) * PAGE_SIZE, 13), {
+    base: (range.pfn + 1) * PAGE_SIZE,
+    size: 13 * PAGE_SIZE,
+  });
+  const back = k2.kho.restorePageList(list);
+  assert.deepEqual(back, scattered);
+  back.forEach((f, i) => assert.ok(k2.folioBytes(f).every((b) => b === 0x20 + i)));
+  assert.equal(k2.device.bytes(ap.pfn * PAGE_SIZE, 1)[0], 0x77);
+  k2.kho.restoreFree(ap.pfn * PAGE_SIZE);
+  assert.equal(k2.kho.unclaimed().blocks, 0);
+  // Restored folios are ordinary allocations now.
+  k2.freePages(f2);
+  for (const f of back) k2.freePages(f);
+});
+
+test('a preserved folio that nobody restores is carried to the next generation, or freed on request', () => {
+  const m = Machine.create({ size: 32 * MiB });
+  const k1 = m.boot();
+  const f = k1.allocPages(1)!;
+  k1.folioBytes(f).fill(5);
+  k1.kho.preserveFolio(f);
+  k1.kho.addSubtree('orphan', smallFdt('vendor,unknown-v1'));
+  k1.kexec.load();
+  const k2 = k1.kexec.exec();
+  assert.deepEqual(k2.kho.unclaimed().subtrees, ['orphan']);
+  assert.equal(k2.kho.unclaimed().blocks, 2);
+  k2.kexec.load();
+  const k3 = k2.kexec.exec(); // k2 claimed nothing
+  assert.equal(k3.device.bytes(f.pfn * PAGE_SIZE, 1)[0], 5);
+  assert.deepEqual(k3.kho.unclaimed().subtrees, ['orphan']);
+  assert.equal(k3.kho.retrieveSubtree('orphan').getString(0, 'compatible'), 'vendor,unknown-v1');
+  const free = k3.pages.stats().freePages;
+  assert.equal(k3.kho.releaseUnclaimed(), 2 * PAGE_SIZE);
+  assert.equal(k3.pages.stats().freePages, free + 2);
+  assert.throws(() => k3.kho.restoreFolio(f.pfn * PAGE_SIZE), code('EINVAL'));
+});
+
+test('subtrees: EEXIST, ENOENT, bad names and bad FDTs are refused', () => {
+  const m = Machine.create({ size: 16 * MiB });
+  const k = m.boot();
+  k.kho.addSubtree('mine', smallFdt('test,v1'));
+  assert.throws(() => k.kho.addSubtree('mine', smallFdt('test,v1')), code('EEXIST'));
+  assert.throws(() => k.kho.addSubtree('bad name', smallFdt('test,v1')), code('EINVAL'));
+  assert.throws(() => k.kho.addSubtree('junk', new Uint8Array(64)), code('EINVAL'));
+  assert.throws(() => k.kho.removeSubtree('none'), code('ENOENT'));
+  assert.throws(() => k.kho.retrieveSubtree('mine'), code('ENOENT'), 'not a KHO boot');
+  k.kho.removeSubtree('mine');
+  k.kexec.load();
+  const k2 = k.kexec.exec();
+  assert.throws(() => k2.kho.retrieveSubtree('mine'), code('ENOENT'));
+});
+
+test('kho=off: KHO calls are EOPNOTSUPP and nothing is set aside', () => {
+  const k = Machine.create({ size: 16 * MiB }).boot('kho=off');
+  assert.equal(k.kho.enabled, false);
+  assert.equal(k.kho.scratch.length, 0);
+  assert.throws(() => k.kho.preserveFolio(k.allocPages(0)!), code('EOPNOTSUPP'));
+  assert.throws(() => k.kho.finalize(), code('EOPNOTSUPP'));
+  assert.ok(!k.memoryMap.entries().some((r) => r.type === E820.SCRATCH));
+});
+
+test('a KHO boot reuses its scratch areas and ignores kho_scratch=', () => {
+  const m = Machine.create({ size: 64 * MiB, nodes: 2 });
+  const k1 = m.boot('kho_scratch=512K,2M,128K');
+  assert.deepEqual(
+    k1.kho.scratch.map((a) => [a.kind, a.size]),
+    [
+      ['lowmem', 512 * 1024],
+      ['global', 2 * MiB],
+      ['pernode', 128 * 1024],
+      ['pernode', 128 * 1024],
+    ],
+  );
+  assert.ok(
+    k1.kho.scratch[2].base < 32 * MiB && k1.kho.scratch[3].base >= 32 * MiB,
+    'one per node',
+  );
+  k1.kexec.load({ cmdline: 'kho_scratch=8M,8M,8M' });
+  const k2 = k1.kexec.exec();
+  assert.deepEqual(k2.kho.scratch, k1.kho.scratch);
+  assert.match(k2.log.join('\n'), /scratch-only until the handover is read/);
+  // Scratch is memory the successor may use before the handover is read: in its map and memblock.
+  for (const a of k2.kho.scratch) {
+    assert.ok(
+      k2.memoryMap
+        .entries()
+        .some(
+          (r) => r.type === E820.SCRATCH && r.addr <= a.base && a.base + a.size <= r.addr + r.size,
+        ),
+    );
+  }
+});
