@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { registerDeviceCommands } from './device.js';
 import { registerFdtCommands } from './fdt.js';
+import { registerKhoCommands } from './kho.js';
 import { packageVersion } from './version.js';
 
 export function buildProgram(): Command {
@@ -17,5 +18,6 @@ export function buildProgram(): Command {
     .exitOverride();
   registerFdtCommands(program);
   registerDeviceCommands(program);
+  registerKhoCommands(program);
   return program;
 }

@@ -6,6 +6,7 @@ import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import type { BuddyAllocator } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
 import { KHO_MAX_MAP_MARKS } from './abi.js';
+import { type CompatReport, checkHandover, type SuccessorConfig } from './compat.js';
 import type { KhoEarly } from './early.js';
 import { KhoError } from './errors.js';
 import { KhoIncomingState } from './incoming.js';
@@ -13,6 +14,7 @@ import { type PageListHost, preservePageList, unpreservePageList } from './page-
 import { coalescedExtents, KhoRadixTree } from './radix.js';
 import { buildRootFdt } from './root-fdt.js';
 import { encodeScratch, type ScratchArea } from './scratch.js';
+import { type KhoStatus, khoStatus } from './status.js';
 import { treeChecksum } from './tree-csum.js';
 
 /** Called around finalize, so subsystems can add or refresh their subtrees (the kernel's KHO notifier chain). */
@@ -400,6 +402,38 @@ export class Kho implements HandoverSubsystem {
   }
 
   // ------------------------------------------------------------ status
+
+  /** What debugfs `kho/out` and `kho/in` show: scratch, the outgoing handover, what came in. */
+  status(): KhoStatus {
+    return khoStatus(this, this.#device);
+  }
+
+  /**
+   * Whether a successor configured as `config` understands this handover
+   * (finalize first, or the root is built just for the check).
+   */
+  checkSuccessor(config: SuccessorConfig): CompatReport {
+    const root = this.#rootFdt ?? this.#probeRoot();
+    const subtrees = this.#subtrees;
+    return checkHandover(
+      root,
+      this.#device.size,
+      (name) => {
+        const s = subtrees.get(name);
+        return s ? Fdt.from(this.#device.bytes(s.folio.pfn * PAGE_SIZE, s.size).slice()) : null;
+      },
+      config,
+    );
+  }
+
+  #probeRoot(): Uint8Array {
+    return buildRootFdt({
+      memoryMapPhys: this.#tree.rootPhys,
+      memoryMapPages: [...this.#tree.metadataPages()].sort((a, b) => a - b),
+      memoryMapCsum: 0,
+      subtrees: new Map([...this.#subtrees].map(([n, s]) => [n, s.folio.pfn * PAGE_SIZE])),
+    });
+  }
 
   /** Preserved blocks by order, and the bytes they hold. */
   preserved(): {
