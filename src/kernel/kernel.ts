@@ -11,6 +11,11 @@ import type { PhysRange } from '../kexec/placement.js';
 import { type KhoEarly, khoEarlyInit } from '../kho/early.js';
 import { Kho } from '../kho/kho.js';
 import { ReserveMem, reserveMemEarly } from '../kho/reserve-mem.js';
+import { type PmpoolEarly, pmpoolEarly } from '../pmpool/pool-early.js';
+import { type Pmpool, Pmpools } from '../pmpool/pools.js';
+import type { PmpoolsStatus } from '../pmpool/status.js';
+import { type PkramEarly, pkramEarly } from '../pkram/kernel-early.js';
+import { KernelPkram, type KernelPkramStatus } from '../pkram/kernel-pkram.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { type DeviceHeader, readDeviceHeader, writeDeviceHeader } from '../memory/header.js';
 import type { MemoryMap } from '../memory/memmap.js';
@@ -64,6 +69,10 @@ export class Kernel {
   readonly subsystems: HandoverSubsystem[] = [];
   /** Kexec HandOver. */
   readonly kho: Kho;
+  /** The persistent memory pools (`pmpool=`). */
+  readonly pmpools: Pmpools;
+  /** PKRAM: named nodes of folios and bytes preserved over kexec. */
+  readonly pkram: KernelPkram;
   /** What this boot logged (the kernel's dmesg). */
   readonly log: readonly string[];
   #reserveMem: ReserveMem;
@@ -85,6 +94,8 @@ export class Kernel {
     crashArea: PhysRange | null;
     log: string[];
     khoEarly: KhoEarly;
+    pmpoolEarly?: PmpoolEarly;
+    pkramEarly?: PkramEarly;
   }) {
     this.device = init.device;
     this.boot = init.boot;
@@ -102,6 +113,25 @@ export class Kernel {
     this.kho = new Kho({ device: init.device, pages: init.pages, early: init.khoEarly });
     this.addSubsystem(this.kho);
     this.#reserveMem = new ReserveMem(init.device, this.kho, []);
+    this.pmpools = new Pmpools({
+      device: init.device,
+      kho: this.kho,
+      early: init.pmpoolEarly ?? { pools: [] },
+      log: (line) => init.log.push(line),
+      assertAlive: () => this.assertAlive(),
+    });
+    this.addSubsystem(this.pmpools);
+    this.pkram = new KernelPkram({
+      device: init.device,
+      pages: init.pages,
+      kho: this.kho,
+      early: init.boot.kind === 'crash' ? null : (init.pkramEarly ?? null),
+      generation: init.boot.generation,
+      bootId: Uint8Array.from(Buffer.from(init.boot.bootId, 'hex')),
+      log: (line) => init.log.push(line),
+      assertAlive: () => this.assertAlive(),
+    });
+    this.addSubsystem(this.pkram);
   }
 
   /**
@@ -155,6 +185,12 @@ export class Kernel {
       log: (line) => log.push(line),
     };
     const khoEarly = khoEarlyInit(ctx);
+    const pmpool = pmpoolEarly(ctx, khoEarly);
+    const pkram = pkramEarly(
+      ctx,
+      khoEarly,
+      block ? { generation: header.generation, predecessorBootId: block.predecessorBootId } : null,
+    );
     const reserveMem = reserveMemEarly(ctx, khoEarly);
     const crashArea = reserveCrashArea(memblock, params);
     const pages = BuddyAllocator.fromFreeRanges(device.pages, freePageRanges(memblock));
@@ -193,6 +229,8 @@ export class Kernel {
       crashArea,
       log,
       khoEarly,
+      pmpoolEarly: pmpool,
+      pkramEarly: pkram,
     });
     kernel.#reserveMem = new ReserveMem(device, kernel.kho, reserveMem);
     return kernel;
@@ -206,6 +244,11 @@ export class Kernel {
   reserveMem(name: string): { phys: number; size: number; bytes: Uint8Array; kept: boolean } {
     this.assertAlive();
     return this.#reserveMem.get(name);
+  }
+
+  /** The default persistent memory pool (`pmpool=<base>,<size>`), or null. */
+  get pmpool(): Pmpool | null {
+    return this.pmpools.default;
   }
 
   /** The running generation's number. */
@@ -333,6 +376,8 @@ export class Kernel {
       memblock: this.memblock.dump(),
       pages: this.pages.stats(),
       crashArea: this.crashArea,
+      pmpools: this.pmpools.status(),
+      pkram: this.pkram.status(),
       kexec: loaded ? { cmdline: loaded.cmdline, segment: loaded.segment } : null,
     };
   }
@@ -388,7 +433,9 @@ export interface KernelStatus {
   memblock: string;
   pages: BuddyStats;
   crashArea: PhysRange | null;
+  pmpools: PmpoolsStatus;
   kexec: { cmdline: string; segment: PhysRange } | null;
+  pkram: KernelPkramStatus;
 }
 
 function parseCommandLine(text: string): { cmdline: Cmdline; params: EarlyParamValues } {

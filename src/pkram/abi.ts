@@ -125,3 +125,35 @@ export const REGION_OFF_PHYS = 0;
 export const REGION_OFF_SIZE = 8;
 /** Ranges per region page: 4096 / 16 = 256. */
 export const PKRAM_REGIONS_MAX = PAGE_SIZE / REGION_ENTRY_SIZE;
+
+/*
+ * Kernel handover of the super block (kernel-early.ts, kernel-pkram.ts).
+ * These name how a successor finds the super block; the pages it points at
+ * keep PKRAM_VERSION's layout, so adding them changed nothing above.
+ *
+ * KHO subtree `pkram` (default):
+ *   / { compatible = "livekexec,pkram-v1"; super = <u64 phys of the super block>; };
+ *
+ * setup_data SETUP.PKRAM (always written at freeze; read by `pkram ls|rm` on
+ * a pending boot block, and by a successor that must keep the ranges reserved):
+ *   0x00 u64 super block pfn
+ *   0x08 u32 nr marks (<= PKRAM_MAX_MAP_MARKS)   0x0c u32 0
+ *   0x10 nr marks x { u64 phys, u64 size }: the PRESERVED marks put in the handed-over map
+ */
+
+/** Name of PKRAM's KHO subtree. */
+export const PKRAM_KHO_SUBTREE = 'pkram';
+/** Its compatible; bump on any change to the subtree's properties. */
+export const PKRAM_KHO_COMPATIBLE = 'livekexec,pkram-v1';
+/** Subtree property: u64 physical address of the super block page. */
+export const PKRAM_KHO_PROP_SUPER = 'super';
+/**
+ * Most PRESERVED entries PKRAM puts in the handed-over memory map: the
+ * table's coalesced extents, rounded outwards past this. The successor
+ * recomputes the same extents from the table, so the number is part of the ABI.
+ */
+export const PKRAM_MAX_MAP_MARKS = 64;
+export const PKRAM_SETUP_OFF_SUPER = 0x00;
+export const PKRAM_SETUP_OFF_NR = 0x08;
+export const PKRAM_SETUP_OFF_MARKS = 0x10;
+export const PKRAM_SETUP_MARK_SIZE = 16;
