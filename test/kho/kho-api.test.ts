@@ -191,3 +191,31 @@ test('a KHO boot reuses its scratch areas and ignores kho_scratch=', () => {
     );
   }
 });
+
+test('status shows kho/out and kho/in as DTS, scratch, and preserved bytes by order', () => {
+  const m = Machine.create({ size: 32 * MiB });
+  const k1 = m.boot();
+  const f = k1.allocPages(3)!;
+  k1.kho.preserveFolio(f);
+  k1.kho.addSubtree('app', smallFdt('app,state-v1'));
+  let st = k1.kho.status();
+  assert.equal(st.out.finalized, false);
+  assert.equal(st.out.fdt, null);
+  assert.deepEqual(
+    st.out.preserved.byOrder.find((o) => o.order === 3),
+    { order: 3, blocks: 1, bytes: 8 * PAGE_SIZE },
+  );
+  k1.kho.finalize();
+  st = k1.kho.status();
+  assert.match(st.out.fdt ?? '', /compatible = "livekexec,kho-v1";[\s\S]*app \{/);
+  assert.match(st.out.subtrees.find((s) => s.name === 'app')?.dts ?? '', /app,state-v1/);
+  assert.equal(st.in, null);
+  assert.equal(k1.kho.checkSuccessor({ cmdline: '' }).understood, true);
+  assert.equal(k1.kho.checkSuccessor({ cmdline: 'kho=off' }).understood, false);
+  k1.kexec.load();
+  const k2 = k1.kexec.exec();
+  const st2 = k2.kho.status();
+  assert.match(st2.in?.fdt ?? '', /preserved-memory-map/);
+  assert.deepEqual(st2.in?.unclaimed.subtrees, ['app']);
+  assert.equal(st2.scratch.length, 3);
+});
