@@ -14,6 +14,8 @@ import { ReserveMem, reserveMemEarly } from '../kho/reserve-mem.js';
 import { type PmpoolEarly, pmpoolEarly } from '../pmpool/pool-early.js';
 import { type Pmpool, Pmpools } from '../pmpool/pools.js';
 import type { PmpoolsStatus } from '../pmpool/status.js';
+import { type PkramEarly, pkramEarly } from '../pkram/kernel-early.js';
+import { KernelPkram, type KernelPkramStatus } from '../pkram/kernel-pkram.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { type DeviceHeader, readDeviceHeader, writeDeviceHeader } from '../memory/header.js';
 import type { MemoryMap } from '../memory/memmap.js';
@@ -69,6 +71,8 @@ export class Kernel {
   readonly kho: Kho;
   /** The persistent memory pools (`pmpool=`). */
   readonly pmpools: Pmpools;
+  /** PKRAM: named nodes of folios and bytes preserved over kexec. */
+  readonly pkram: KernelPkram;
   /** What this boot logged (the kernel's dmesg). */
   readonly log: readonly string[];
   #reserveMem: ReserveMem;
@@ -91,6 +95,7 @@ export class Kernel {
     log: string[];
     khoEarly: KhoEarly;
     pmpoolEarly?: PmpoolEarly;
+    pkramEarly?: PkramEarly;
   }) {
     this.device = init.device;
     this.boot = init.boot;
@@ -116,6 +121,17 @@ export class Kernel {
       assertAlive: () => this.assertAlive(),
     });
     this.addSubsystem(this.pmpools);
+    this.pkram = new KernelPkram({
+      device: init.device,
+      pages: init.pages,
+      kho: this.kho,
+      early: init.boot.kind === 'crash' ? null : (init.pkramEarly ?? null),
+      generation: init.boot.generation,
+      bootId: Uint8Array.from(Buffer.from(init.boot.bootId, 'hex')),
+      log: (line) => init.log.push(line),
+      assertAlive: () => this.assertAlive(),
+    });
+    this.addSubsystem(this.pkram);
   }
 
   /**
@@ -170,6 +186,11 @@ export class Kernel {
     };
     const khoEarly = khoEarlyInit(ctx);
     const pmpool = pmpoolEarly(ctx, khoEarly);
+    const pkram = pkramEarly(
+      ctx,
+      khoEarly,
+      block ? { generation: header.generation, predecessorBootId: block.predecessorBootId } : null,
+    );
     const reserveMem = reserveMemEarly(ctx, khoEarly);
     const crashArea = reserveCrashArea(memblock, params);
     const pages = BuddyAllocator.fromFreeRanges(device.pages, freePageRanges(memblock));
@@ -209,6 +230,7 @@ export class Kernel {
       log,
       khoEarly,
       pmpoolEarly: pmpool,
+      pkramEarly: pkram,
     });
     kernel.#reserveMem = new ReserveMem(device, kernel.kho, reserveMem);
     return kernel;
@@ -355,6 +377,7 @@ export class Kernel {
       pages: this.pages.stats(),
       crashArea: this.crashArea,
       pmpools: this.pmpools.status(),
+      pkram: this.pkram.status(),
       kexec: loaded ? { cmdline: loaded.cmdline, segment: loaded.segment } : null,
     };
   }
@@ -412,6 +435,7 @@ export interface KernelStatus {
   crashArea: PhysRange | null;
   pmpools: PmpoolsStatus;
   kexec: { cmdline: string; segment: PhysRange } | null;
+  pkram: KernelPkramStatus;
 }
 
 function parseCommandLine(text: string): { cmdline: Cmdline; params: EarlyParamValues } {
