@@ -1,5 +1,36 @@
 /**
- * livekexec: Kexec HandOver for processes. The public API; every subsystem is
- * also reachable through its documented subpath export (see package.json).
+ * livekexec: Kexec HandOver for processes.
+ *
+ * A real process boots with `await boot({ device, size, cmdline })`; the
+ * emulated machine is `Machine.create({ size }).boot(cmdline)`. Both give a
+ * `Kernel` with `kho`, `pkram`, `pmpool`, `liveupdate`, `kexec` and the page
+ * allocator. Every layer is also reachable through its subpath export
+ * (`livekexec/fdt`, `livekexec/memory`, `livekexec/boot`, `livekexec/mm`,
+ * `livekexec/kho`, `livekexec/pmpool`, `livekexec/pkram`, `livekexec/luo`,
+ * `livekexec/kexec`).
  */
+export { BootError, type BootErrorCode } from './boot/errors.js';
+export { FdtError, type FdtErrorCode } from './fdt/errors.js';
 export * as fdt from './fdt/index.js';
+export type { BootInfo, BootKind } from './kernel/boot-info.js';
+export { Kernel, type KernelPlatform, type KernelStatus } from './kernel/kernel.js';
+export { KexecError, type KexecErrorCode } from './kexec/errors.js';
+export type { KexecLoadOptions, LoadedImage } from './kexec/kexec.js';
+export { KhoError, type KhoErrorCode } from './kho/errors.js';
+export { LuoError } from './luo/errors.js';
+export { Machine, type MachineOptions } from './machine.js';
+export { type MemoryDevice, PAGE_SIZE } from './memory/device.js';
+export { DeviceError, type DeviceErrorCode, GeneralProtectionFault } from './memory/errors.js';
+export { HeapDevice } from './memory/heap.js';
+export { MappedDevice } from './memory/mapped.js';
+export { PageAllocError } from './mm/errors.js';
+export { type Folio, folioPages, folioPhys, folioSize } from './mm/folio.js';
+export { PkramError } from './pkram/errors.js';
+export { PmpoolError } from './pmpool/errors.js';
+export {
+  boot,
+  defaultDevicePath,
+  type ProcessBootOptions,
+  processPlatform,
+  receivedFds,
+} from './process.js';
