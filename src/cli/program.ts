@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { registerDeviceCommands } from './device.js';
 import { registerFdtCommands } from './fdt.js';
 import { registerKhoCommands } from './kho.js';
+import { registerPkramCommands } from './pkram.js';
 import { packageVersion } from './version.js';
 
 export function buildProgram(): Command {
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerFdtCommands(program);
   registerDeviceCommands(program);
+  registerPkramCommands(program);
   registerKhoCommands(program);
   return program;
 }

@@ -1,0 +1,134 @@
+/**
+ * `livekexec pkram ls|rm` on a device file whose kexec was committed but
+ * whose successor has not booted yet (a pending boot block).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { Kernel } from '../../src/kernel/kernel.js';
+import type { LoadedImage } from '../../src/kexec/kexec.js';
+import { PAGE_SIZE } from '../../src/memory/device.js';
+import { formatDevice, readDeviceHeader } from '../../src/memory/header.js';
+import { MappedDevice } from '../../src/memory/mapped.js';
+import { runCli } from '../_helpers/cli.js';
+import { fillPattern, pattern, readAll } from '../pkram/_setup.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'livekexec-pkram-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A device with nodes "a" (folios + bytes) and "b" (bytes) handed over in a pending boot block. */
+function pendingDevice(name: string, cmdline = ''): { path: string; aFolio: number } {
+  const path = join(dir, name);
+  const dev = MappedDevice.open(path, { create: true, exclusive: true, size: 16 * 1024 * 1024 });
+  formatDevice(dev);
+  let committed: LoadedImage | null = null;
+  const k = Kernel.boot({
+    device: dev,
+    cmdline,
+    platform: {
+      execute(img) {
+        committed = img;
+        return null as unknown as Kernel; // the successor is never started here
+      },
+    },
+  });
+  const a = k.pkram.prepareSave('a');
+  const oa = a.prepareSaveObj();
+  const f = k.allocPages(3);
+  assert.ok(f);
+  fillPattern(k.folioBytes(f), 1);
+  oa.saveFolio(f, 0);
+  oa.write(pattern(5000, 2));
+  oa.finishSaveObj();
+  a.finishSave();
+  const b = k.pkram.prepareSave('b');
+  const ob = b.prepareSaveObj();
+  ob.write(pattern(70, 3));
+  ob.finishSaveObj();
+  b.finishSave();
+  k.kexec.load();
+  k.kexec.exec();
+  assert.ok(committed);
+  dev.close();
+  return { path, aFolio: f.pfn };
+}
+
+function bootSuccessor(path: string): { k: Kernel; dev: MappedDevice } {
+  const dev = MappedDevice.open(path);
+  const header = readDeviceHeader(dev);
+  const k = Kernel.boot({
+    device: dev,
+    bootBlock: header.bootBlock,
+    platform: { execute: () => null as unknown as Kernel },
+  });
+  return { k, dev };
+}
+
+test('pkram ls lists nodes, objects, folios and bytes (text and --json)', () => {
+  const { path } = pendingDevice('ls');
+  const r = runCli(['pkram', 'ls', '--device', path, '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(
+    out.nodes.map((n: { name: string; folios: number; bytes: number }) => [
+      n.name,
+      n.folios,
+      n.bytes,
+    ]),
+    [
+      ['a', 1, 5000],
+      ['b', 0, 70],
+    ],
+  );
+  const t = runCli(['pkram', 'ls', '--device', path]);
+  assert.equal(t.status, 0, t.stderr);
+  assert.match(t.stdout, /^a\t1\t1\t5000\t/m);
+  assert.match(t.stdout, /^b\t1\t0\t70\t/m);
+});
+
+test('pkram rm frees a node offline: the successor sees only the others and may use the freed pages', () => {
+  const { path, aFolio } = pendingDevice('rm');
+  const r = runCli(['pkram', 'rm', 'a', '--device', path]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /removed node "a"/);
+  const again = runCli(['pkram', 'rm', 'a', '--device', path]);
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /no saved node "a"/);
+  const ls = JSON.parse(runCli(['pkram', 'ls', '--device', path, '--json']).stdout);
+  assert.deepEqual(
+    ls.nodes.map((n: { name: string }) => n.name),
+    ['b'],
+  );
+  const { k, dev } = bootSuccessor(path);
+  try {
+    assert.ok(
+      k.log.some((l) => /PKRAM: attached/.test(l)),
+      k.log.join('\n'),
+    );
+    assert.deepEqual(
+      k.pkram.list().map((n) => n.name),
+      ['b'],
+    );
+    const n = k.pkram.prepareLoad('b');
+    const o = n.prepareLoadObj();
+    assert.ok(o);
+    assert.deepEqual(readAll(o, 64), pattern(70, 3));
+    n.finishLoad();
+    // The removed node's folio was not reserved: it is free memory now.
+    for (let i = 0; i < 8; i++) assert.equal(k.pages.pageState(aFolio + i), 'free');
+  } finally {
+    dev.close();
+  }
+});
+
+test('pkram ls without a pending boot block says why and exits 1', () => {
+  const { path } = pendingDevice('consumed');
+  const { dev } = bootSuccessor(path);
+  dev.close();
+  const r = runCli(['pkram', 'ls', '--device', path]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /no pending boot block/);
+  assert.ok(PAGE_SIZE > 0);
+});
