@@ -1,0 +1,311 @@
+/**
+ * kv-cache: an HTTP key-value cache that upgrades itself in place.
+ *
+ *   PUT  /kv/<key>                 store the body (at most 64 KiB)
+ *   GET  /kv/<key>                 the value, or 404
+ *   DELETE /kv/<key>               forget it
+ *   GET  /stats                    entries, bytes, version, pid, generation
+ *   POST /admin/upgrade?version=N  202, then becomes version N in place
+ *
+ * Values live in slab chunks from the kernel's page allocator (store.ts).
+ * An upgrade preserves the listening socket with the Live Update
+ * Orchestrator, stops accepting, lets in-flight requests finish, saves the
+ * chunks and the index to PKRAM and execs the same program as version N:
+ * same PID, same pages, same socket; new connections wait in its backlog
+ * meanwhile, so none is refused.
+ *
+ * argv: --version N --device PATH --port P (0: any) [--host H] [--size 64M]
+ *       [--exit-with-stdin]
+ * stdout: one JSON line {"ready":true,"port",..,"pid","version","generation"}
+ * per generation, once it serves.
+ */
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import type { Kernel } from '../../src/kernel/kernel.js';
+import type { LuoSession } from '../../src/luo/session.js';
+import { boot } from '../../src/process.js';
+import { CHUNK_BYTES, SlabStore, StoreError } from './store.js';
+
+const SESSION = 'kv-cache';
+/** In-flight requests get this long to finish before an upgrade cuts them. */
+const DRAIN_TIMEOUT_MS = 5000;
+
+interface Options {
+  version: number;
+  device: string | undefined;
+  port: number;
+  host: string;
+  size: string;
+  exitWithStdin: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      version: { type: 'string', default: '1' },
+      device: { type: 'string' },
+      port: { type: 'string', default: '0' },
+      host: { type: 'string', default: '127.0.0.1' },
+      size: { type: 'string', default: '64M' },
+      'exit-with-stdin': { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  return {
+    version: intOption('version', values.version, 1, 1e9),
+    device: values.device,
+    port: intOption('port', values.port, 0, 65535),
+    host: values.host,
+    size: values.size,
+    exitWithStdin: values['exit-with-stdin'],
+  };
+}
+
+function intOption(name: string, text: string, min: number, max: number): number {
+  const n = /^\d{1,10}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(n >= min && n <= max)) {
+    process.stderr.write(
+      `kv-cache: --${name} must be an integer in ${min}..${max}, got '${text}'\n`,
+    );
+    process.exit(2);
+  }
+  return n;
+}
+
+/** The running generation of the service. */
+class Service {
+  server: http.Server = http.createServer((req, res) => this.#handle(req, res));
+  #draining = false;
+  #upgrading = false;
+  #session: LuoSession | null = null;
+  #token = 0;
+
+  constructor(
+    readonly kernel: Kernel,
+    public store: SlabStore,
+    readonly options: Options,
+  ) {}
+
+  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    res.setHeader('x-version', this.options.version);
+    res.setHeader('x-pid', process.pid);
+    res.setHeader('x-generation', this.kernel.generation);
+    // While draining for an upgrade no connection may outlive its request.
+    if (this.#draining) res.shouldKeepAlive = false;
+    const url = new URL(req.url ?? '/', 'http://kv-cache');
+    const method = req.method ?? 'GET';
+    if (url.pathname.startsWith('/kv/')) {
+      let key: string;
+      try {
+        key = decodeURIComponent(url.pathname.slice(4));
+      } catch {
+        reply(res, 400, { error: 'bad key encoding' });
+        return;
+      }
+      if (method === 'GET') {
+        this.#get(key, res);
+        return;
+      }
+      if (method === 'PUT') {
+        this.#put(key, req, res);
+        return;
+      }
+      if (method === 'DELETE') {
+        reply(res, this.store.delete(key) ? 204 : 404);
+        return;
+      }
+      reply(res, 405, { error: `${method} on a key` });
+      return;
+    }
+    if (url.pathname === '/stats' && method === 'GET') {
+      reply(res, 200, this.stats());
+      return;
+    }
+    if (url.pathname === '/admin/upgrade' && method === 'POST') {
+      this.#upgradeRequest(url, res);
+      return;
+    }
+    reply(res, 404, { error: 'no such route' });
+  }
+
+  #get(key: string, res: http.ServerResponse): void {
+    const value = this.store.get(key);
+    if (value === null) {
+      reply(res, 404, { error: 'no such key' });
+      return;
+    }
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': value.length,
+    });
+    res.end(value);
+  }
+
+  #put(key: string, req: http.IncomingMessage, res: http.ServerResponse): void {
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size <= CHUNK_BYTES) parts.push(d);
+    });
+    req.on('end', () => {
+      if (size > CHUNK_BYTES) {
+        reply(res, 413, { error: `values are at most ${CHUNK_BYTES} bytes` });
+        return;
+      }
+      try {
+        this.store.put(key, Buffer.concat(parts, size));
+      } catch (err) {
+        if (!(err instanceof StoreError)) throw err;
+        reply(res, err.code === 'ENOMEM' ? 507 : 400, { error: err.message });
+        return;
+      }
+      reply(res, 204);
+    });
+  }
+
+  stats(): Record<string, unknown> {
+    return {
+      entries: this.store.entries,
+      bytes: this.store.bytes,
+      chunks: this.store.chunks,
+      version: this.options.version,
+      pid: process.pid,
+      generation: this.kernel.generation,
+      boot: this.kernel.boot.kind,
+    };
+  }
+
+  #upgradeRequest(url: URL, res: http.ServerResponse): void {
+    const text = url.searchParams.get('version') ?? '';
+    const to = /^\d{1,9}$/.test(text) ? Number(text) : 0;
+    if (to < 1) {
+      reply(res, 400, { error: `version must be a positive integer, got '${text}'` });
+      return;
+    }
+    if (this.#upgrading) {
+      reply(res, 409, { error: 'an upgrade is under way' });
+      return;
+    }
+    this.#upgrading = true;
+    res.on('finish', () => {
+      this.upgrade(to).catch((err) => {
+        process.stderr.write(`kv-cache: upgrade to version ${to} failed: ${String(err)}\n`);
+        this.#upgrading = false;
+      });
+    });
+    reply(res, 202, { upgrading: true, from: this.options.version, to });
+  }
+
+  /**
+   * Becomes version `to` in place. Returns only when the exec failed; the
+   * service then serves on as before.
+   */
+  async upgrade(to: number): Promise<void> {
+    const argv = successorArgv(this.options, to, (this.server.address() as AddressInfo).port);
+    this.kernel.kexec.load({ argv });
+    this.#session ??= this.kernel.liveupdate.createSession(SESSION);
+    const token = ++this.#token;
+    const listenFd = this.#session.preserveServer(this.server, token);
+    await this.#drain();
+    try {
+      this.store.save({ listenerToken: token });
+      this.kernel.kexec.exec();
+    } catch (err) {
+      // The exec did not happen: take the values back and listen again on the kept socket.
+      const back = SlabStore.restore(this.kernel);
+      if (back) this.store = back.store;
+      this.#draining = false;
+      this.server = http.createServer((req, res) => this.#handle(req, res));
+      this.server.listen({ fd: listenFd });
+      throw err;
+    }
+  }
+
+  /** Stops accepting (the socket stays open in the session) and waits for open connections to end. */
+  #drain(): Promise<void> {
+    this.#draining = true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.server.closeAllConnections(), DRAIN_TIMEOUT_MS);
+      this.server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.server.closeIdleConnections();
+    });
+  }
+}
+
+function successorArgv(o: Options, version: number, port: number): string[] {
+  const argv = ['--version', String(version), '--port', String(port), '--host', o.host];
+  argv.push('--size', o.size);
+  if (o.device !== undefined) argv.push('--device', o.device);
+  if (o.exitWithStdin) argv.push('--exit-with-stdin');
+  return argv;
+}
+
+function reply(res: http.ServerResponse, status: number, body?: unknown): void {
+  if (body === undefined) {
+    res.writeHead(status).end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+/** The predecessor's store and socket, when this generation is its successor. */
+function takeOver(kernel: Kernel, service: Service): boolean {
+  if (kernel.boot.kind !== 'kexec') return false;
+  let token: number;
+  try {
+    const back = SlabStore.restore(kernel);
+    if (back === null) return false;
+    service.store = back.store;
+    token = back.extra.listenerToken;
+  } catch (err) {
+    process.stderr.write(`kv-cache: the saved store is unusable, starting empty: ${String(err)}\n`);
+    return false;
+  }
+  try {
+    const session = kernel.liveupdate.retrieveSession(SESSION);
+    session.retrieveServer(token, service.server);
+    session.finish();
+    return true;
+  } catch (err) {
+    process.stderr.write(`kv-cache: no preserved socket, listening anew: ${String(err)}\n`);
+    return false;
+  }
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const kernel = await boot({ device: options.device, size: options.size });
+  const service = new Service(kernel, new SlabStore(kernel), options);
+  if (!takeOver(kernel, service)) service.server.listen(options.port, options.host);
+  if (!service.server.listening) await once(service.server, 'listening');
+  const { port } = service.server.address() as AddressInfo;
+  const ready = {
+    ready: true,
+    port,
+    pid: process.pid,
+    version: options.version,
+    generation: kernel.generation,
+    boot: kernel.boot.kind,
+    entries: service.store.entries,
+  };
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
+  if (options.exitWithStdin) {
+    process.stdin.on('end', () => process.exit(0));
+    process.stdin.on('close', () => process.exit(0));
+    process.stdin.resume();
+  }
+}
+
+await main();
