@@ -7,6 +7,7 @@ import { registerDeviceCommands } from './device.js';
 import { registerFdtCommands } from './fdt.js';
 import { registerKhoCommands } from './kho.js';
 import { registerPkramCommands } from './pkram.js';
+import { registerPmpoolCommands } from './pmpool.js';
 import { packageVersion } from './version.js';
 
 export function buildProgram(): Command {
@@ -21,5 +22,6 @@ export function buildProgram(): Command {
   registerDeviceCommands(program);
   registerPkramCommands(program);
   registerKhoCommands(program);
+  registerPmpoolCommands(program);
   return program;
 }
