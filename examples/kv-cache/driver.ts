@@ -1,0 +1,543 @@
+/**
+ * The demo's driver: starts kv-cache as a child process on a fresh device,
+ * fills it, keeps requests going against it from this process, upgrades it
+ * in place a number of times and checks every upgrade (downtime seen by the
+ * client, entries kept by checksum, PID unchanged, failed requests).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, unlinkSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { crc32c } from '../../src/memory/crc32c.js';
+
+/** The compiled service, next to this file. */
+export const SERVER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'server.js');
+
+export interface DemoOptions {
+  /** In-place upgrades, to versions 2, 3, ... (default 3). */
+  upgrades?: number;
+  /** Keys filled before the first upgrade (default 5000). */
+  keys?: number;
+  /** Seed of the values (default 1). */
+  seed?: number;
+  /** Concurrent request loops during the upgrades (default 4). */
+  workers?: number;
+  /** Device size (default 64M). */
+  size?: string;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+  /** Aborting stops the run; the child and the device are cleaned up either way. */
+  signal?: AbortSignal;
+}
+
+export interface UpgradeReport {
+  from: number;
+  to: number;
+  /** The device generation that served after the upgrade. */
+  generation: number;
+  /** Last response from the old generation to the first from the new, as the client saw them. */
+  downtimeMs: number;
+  /** Keys filled before the upgrades, and those read back after it with the right checksum. */
+  entries: number;
+  entriesKept: number;
+  /** Entries /stats counts: the filled keys and the loops' hot keys (checked by the loops as they go). */
+  statsEntries: number;
+  pid: number;
+  pidUnchanged: boolean;
+  /** Requests that failed (error or unexpected status) from the upgrade request to the end of the check. */
+  failed: number;
+  /** Responses with a value whose checksum was wrong, in the same window. */
+  wrongValues: number;
+  ok: boolean;
+}
+
+export interface DemoReport {
+  ok: boolean;
+  pid: number;
+  port: number;
+  device: string;
+  keys: number;
+  valueBytes: number;
+  seed: number;
+  upgrades: UpgradeReport[];
+  requests: { total: number; failed: number; wrongValues: number };
+  durationMs: number;
+  /** Why the run is not ok, one line each. */
+  problems: string[];
+}
+
+/** Hot keys each load loop rewrites (fixed, so the entry count is known). */
+const HOT_KEYS = 16;
+const REQUEST_TIMEOUT_MS = 10_000;
+const UPGRADE_TIMEOUT_MS = 15_000;
+
+interface Reply {
+  status: number;
+  body: Buffer;
+  version: number;
+  generation: number;
+  pid: number;
+}
+
+/** A small seeded generator (mulberry32). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+/** A value of 64 B..4 KiB from `rand`. */
+export function makeValue(rand: () => number): Buffer {
+  const len = 64 + Math.floor(rand() * (4096 - 64 + 1));
+  const out = Buffer.allocUnsafe(len);
+  for (let i = 0; i < len; i++) out[i] = (rand() * 256) | 0;
+  return out;
+}
+
+/** The running service as the client sees it, with counters over every request. */
+class Client {
+  total = 0;
+  failed = 0;
+  wrong = 0;
+  readonly problems: string[] = [];
+  /** Receipt times of the first and last response of each generation. */
+  readonly firstAt = new Map<number, number>();
+  readonly lastAt = new Map<number, number>();
+  readonly pids = new Set<number>();
+  #versionWaiters: { version: number; resolve: () => void }[] = [];
+  #seen = new Set<number>();
+
+  constructor(readonly port: number) {}
+
+  /** One request on a new connection; null when it failed (counted). */
+  async request(
+    method: string,
+    path: string,
+    body?: Buffer,
+    expect = [200],
+  ): Promise<Reply | null> {
+    this.total++;
+    try {
+      const r = await send(this.port, method, path, body);
+      this.#record(r);
+      if (!expect.includes(r.status)) {
+        this.#fail(`${method} ${path}: status ${r.status}`);
+        return null;
+      }
+      return r;
+    } catch (err) {
+      this.#fail(`${method} ${path}: ${err instanceof Error ? err.message : String(err)}`);
+      return null;
+    }
+  }
+
+  /** A value read back: true when its checksum is the expected one (a mismatch is counted). */
+  check(key: string, r: Reply | null, crc: number, len: number): boolean {
+    if (r === null) return false;
+    if (r.body.length === len && crc32c(r.body) === crc) return true;
+    this.wrong++;
+    if (this.problems.length < 20)
+      this.problems.push(`${key}: wrong value from generation ${r.generation}`);
+    return false;
+  }
+
+  /** Resolves at the first response of `version`. */
+  versionSeen(version: number): Promise<void> {
+    if (this.#seen.has(version)) return Promise.resolve();
+    return new Promise((resolve) => this.#versionWaiters.push({ version, resolve }));
+  }
+
+  #record(r: Reply): void {
+    const t = performance.now();
+    if (!this.firstAt.has(r.generation)) this.firstAt.set(r.generation, t);
+    this.lastAt.set(r.generation, t);
+    this.pids.add(r.pid);
+    if (!this.#seen.has(r.version)) {
+      this.#seen.add(r.version);
+      this.#versionWaiters = this.#versionWaiters.filter((w) => {
+        if (w.version === r.version) w.resolve();
+        return w.version !== r.version;
+      });
+    }
+  }
+
+  #fail(line: string): void {
+    this.failed++;
+    if (this.problems.length < 20) this.problems.push(line);
+  }
+}
+
+function send(port: number, method: string, path: string, body?: Buffer): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        agent: false,
+        headers: body ? { 'content-length': body.length } : {},
+        timeout: REQUEST_TIMEOUT_MS,
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('error', reject);
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(parts),
+            version: Number(res.headers['x-version']),
+            generation: Number(res.headers['x-generation']),
+            pid: Number(res.headers['x-pid']),
+          }),
+        );
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Runs `fn` over 0..n-1 with `width` loops at once. */
+async function forEach(n: number, width: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const loop = async (): Promise<void> => {
+    while (next < n) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, n) }, loop));
+}
+
+/** The child: its ready lines and stderr. */
+class Service {
+  readonly child: ChildProcess;
+  readonly ready: Record<string, unknown>[] = [];
+  stderr = '';
+  #waiters: (() => void)[] = [];
+  exited = false;
+
+  constructor(device: string, size: string) {
+    this.child = spawn(
+      process.execPath,
+      [
+        SERVER_SCRIPT,
+        '--version',
+        '1',
+        '--device',
+        device,
+        '--size',
+        size,
+        '--port',
+        '0',
+        '--exit-with-stdin',
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let buf = '';
+    this.child.stdout!.setEncoding('utf8');
+    this.child.stdout!.on('data', (d: string) => {
+      buf += d;
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          const msg = JSON.parse(line) as Record<string, unknown>;
+          if (msg.ready === true) this.ready.push(msg);
+        } catch {
+          // not ours
+        }
+        this.#wake();
+      }
+    });
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (d: string) => {
+      this.stderr = (this.stderr + d).slice(-4000);
+    });
+    this.child.on('exit', () => {
+      this.exited = true;
+      this.#wake();
+    });
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  /** The n-th ready line (1-based). @throws when the child exits or takes too long. */
+  async readyLine(n: number, timeoutMs: number): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.ready.length < n) {
+      if (this.exited) throw new Error(`kv-cache exited before serving: ${this.stderr.trim()}`);
+      const left = deadline - Date.now();
+      if (left <= 0)
+        throw new Error(`kv-cache did not get ready in ${timeoutMs} ms: ${this.stderr.trim()}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.ready[n - 1];
+  }
+
+  /** Stops the child: stdin closes (it exits), then SIGKILL if it lingers. */
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.stdin?.end();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 2000);
+    await gone;
+    clearTimeout(timer);
+  }
+}
+
+/** A fresh device path on tmpfs (or in the temp directory). */
+export function demoDevicePath(): string {
+  const dir = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  return join(dir, `livekexec-demo-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+}
+
+/**
+ * Runs the demo and reports; never throws for a failed check (ok is false
+ * and problems says why), only when the service cannot start.
+ * @throws Error when kv-cache exits or does not get ready; AbortError when aborted.
+ */
+export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
+  const upgrades = options.upgrades ?? 3;
+  const nKeys = options.keys ?? 5000;
+  const seed = options.seed ?? 1;
+  const workers = options.workers ?? 4;
+  const log = options.log ?? (() => {});
+  const signal = options.signal;
+  const device = demoDevicePath();
+  const started = performance.now();
+  const service = new Service(device, options.size ?? '64M');
+  const onAbort = (): void => {
+    service.child.kill('SIGKILL');
+  };
+  signal?.addEventListener('abort', onAbort);
+  try {
+    signal?.throwIfAborted();
+    const first = await service.readyLine(1, 15_000);
+    const pid = Number(first.pid);
+    const client = new Client(Number(first.port));
+    log(`kv-cache version 1 serving on port ${client.port}, PID ${pid}, device ${device}`);
+
+    // Fill: fixed keys never rewritten (checked after each upgrade) and hot keys the loops rewrite.
+    const rand = prng(seed);
+    const expected = new Map<string, { crc: number; len: number }>();
+    let valueBytes = 0;
+    const fillKeys: string[] = [];
+    const values: [string, Buffer][] = [];
+    for (let i = 0; i < nKeys; i++) {
+      const v = makeValue(rand);
+      const key = `key-${i}`;
+      fillKeys.push(key);
+      values.push([key, v]);
+      valueBytes += v.length;
+    }
+    for (let w = 0; w < workers; w++) {
+      for (let h = 0; h < HOT_KEYS; h++) values.push([`hot-${w}-${h}`, makeValue(rand)]);
+    }
+    log(`filling ${values.length} keys (${(valueBytes / 1e6).toFixed(1)} MB)`);
+    await forEach(values.length, 8, async (i) => {
+      const [key, v] = values[i];
+      if (await client.request('PUT', `/kv/${key}`, v, [204])) {
+        expected.set(key, { crc: crc32c(v), len: v.length });
+      }
+    });
+    signal?.throwIfAborted();
+
+    // Load: each loop reads fixed keys and rewrites and reads its own hot keys.
+    let stop = false;
+    const loop = async (w: number): Promise<void> => {
+      const r = prng(seed * 7919 + w + 1);
+      while (!stop) {
+        const x = r();
+        if (x < 0.15) {
+          const key = `hot-${w}-${Math.floor(r() * HOT_KEYS)}`;
+          const v = makeValue(r);
+          const ok = await client.request('PUT', `/kv/${key}`, v, [204]);
+          // A failed write leaves the value unknown: it is no longer checked.
+          if (ok) expected.set(key, { crc: crc32c(v), len: v.length });
+          else expected.delete(key);
+        } else {
+          const key =
+            x < 0.3 ? `hot-${w}-${Math.floor(r() * HOT_KEYS)}` : fillKeys[Math.floor(r() * nKeys)];
+          const want = expected.get(key);
+          const got = await client.request('GET', `/kv/${key}`);
+          if (want) client.check(key, got, want.crc, want.len);
+        }
+      }
+    };
+    const loops = Array.from({ length: workers }, (_, w) => loop(w));
+
+    const reports: UpgradeReport[] = [];
+    try {
+      for (let i = 0; i < upgrades; i++) {
+        signal?.throwIfAborted();
+        const from = i + 1;
+        const to = i + 2;
+        const failedBefore = client.failed;
+        const wrongBefore = client.wrong;
+        const accepted = await client.request(
+          'POST',
+          `/admin/upgrade?version=${to}`,
+          undefined,
+          [202],
+        );
+        let served = accepted !== null;
+        if (served) {
+          const timeout = new Promise<false>((resolve) => {
+            const t = setTimeout(() => resolve(false), UPGRADE_TIMEOUT_MS);
+            client.versionSeen(to).then(() => clearTimeout(t));
+          });
+          served = await Promise.race([client.versionSeen(to).then(() => true), timeout]);
+        }
+        if (!served) {
+          client.problems.push(`upgrade ${from} -> ${to}: version ${to} never answered`);
+          reports.push(failedUpgrade(from, to, nKeys, pid, client, failedBefore, wrongBefore));
+          break;
+        }
+        // Every fixed key, read back from the new version.
+        let kept = 0;
+        await forEach(fillKeys.length, 8, async (k) => {
+          const key = fillKeys[k];
+          const want = expected.get(key);
+          const got = await client.request('GET', `/kv/${key}`);
+          if (want && client.check(key, got, want.crc, want.len)) kept++;
+        });
+        const stats = await client.request('GET', '/stats');
+        const s = stats ? parseStats(stats.body) : {};
+        const generation = Number(s.generation ?? 0);
+        const lastOld = client.lastAt.get(generation - 1) ?? Number.NaN;
+        const firstNew = client.firstAt.get(generation) ?? Number.NaN;
+        const fixedKept = kept === fillKeys.length && fillKeys.every((k) => expected.has(k));
+        const report: UpgradeReport = {
+          from,
+          to,
+          generation,
+          downtimeMs: Math.max(0, round(firstNew - lastOld)),
+          entries: nKeys,
+          entriesKept: kept,
+          statsEntries: Number(s.entries ?? 0),
+          pid: Number(s.pid ?? 0),
+          pidUnchanged: Number(s.pid) === pid && client.pids.size === 1 && client.pids.has(pid),
+          failed: client.failed - failedBefore,
+          wrongValues: client.wrong - wrongBefore,
+          ok: false,
+        };
+        report.ok =
+          fixedKept &&
+          report.statsEntries === nKeys + workers * HOT_KEYS &&
+          report.pidUnchanged &&
+          Number(s.version) === to &&
+          report.failed === 0 &&
+          report.wrongValues === 0;
+        reports.push(report);
+        if (report.statsEntries !== nKeys + workers * HOT_KEYS) {
+          client.problems.push(
+            `upgrade ${from} -> ${to}: /stats counts ${report.statsEntries} entries, expected ${nKeys + workers * HOT_KEYS}`,
+          );
+        }
+        log(
+          `upgrade ${from} -> ${to}: downtime ${report.downtimeMs} ms, ${report.entriesKept}/${report.entries} entries kept, PID ${report.pid}, ${report.failed} failed`,
+        );
+        if (!report.ok) break;
+      }
+    } finally {
+      stop = true;
+      await Promise.all(loops);
+    }
+
+    const problems = [...client.problems];
+    if (reports.length < upgrades) problems.push(`${reports.length} of ${upgrades} upgrades done`);
+    for (const r of reports) {
+      if (!r.ok && !problems.some((p) => p.startsWith(`upgrade ${r.from} -> ${r.to}`))) {
+        problems.push(`upgrade ${r.from} -> ${r.to}: ${describeFailure(r)}`);
+      }
+    }
+    const readyPids = service.ready.map((r) => Number(r.pid));
+    if (readyPids.some((p) => p !== pid))
+      problems.push(`a generation served from another PID: ${readyPids.join(', ')}`);
+    if (client.failed > 0) problems.push(`${client.failed} failed requests`);
+    if (client.wrong > 0) problems.push(`${client.wrong} wrong values`);
+    return {
+      ok: problems.length === 0 && reports.length === upgrades && reports.every((r) => r.ok),
+      pid,
+      port: client.port,
+      device,
+      keys: nKeys,
+      valueBytes,
+      seed,
+      upgrades: reports,
+      requests: { total: client.total, failed: client.failed, wrongValues: client.wrong },
+      durationMs: round(performance.now() - started),
+      problems,
+    };
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    await service.stop();
+    try {
+      unlinkSync(device);
+    } catch {
+      // never created
+    }
+  }
+}
+
+function failedUpgrade(
+  from: number,
+  to: number,
+  entries: number,
+  pid: number,
+  client: Client,
+  failedBefore: number,
+  wrongBefore: number,
+): UpgradeReport {
+  return {
+    from,
+    to,
+    generation: 0,
+    downtimeMs: Number.NaN,
+    entries,
+    entriesKept: 0,
+    statsEntries: 0,
+    pid,
+    pidUnchanged: false,
+    failed: client.failed - failedBefore,
+    wrongValues: client.wrong - wrongBefore,
+    ok: false,
+  };
+}
+
+function describeFailure(r: UpgradeReport): string {
+  const why: string[] = [];
+  if (r.entriesKept !== r.entries) why.push(`${r.entriesKept}/${r.entries} entries kept`);
+  if (!r.pidUnchanged) why.push('the PID changed');
+  if (r.failed > 0) why.push(`${r.failed} failed requests`);
+  if (r.wrongValues > 0) why.push(`${r.wrongValues} wrong values`);
+  return why.join(', ') || `version ${r.to} not reported by /stats`;
+}
+
+function parseStats(body: Buffer): Record<string, number> {
+  try {
+    return JSON.parse(body.toString('utf8')) as Record<string, number>;
+  } catch {
+    return {};
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
