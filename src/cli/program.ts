@@ -3,6 +3,7 @@
  * registers itself here.
  */
 import { Command } from 'commander';
+import { registerDemoCommand } from './demo.js';
 import { registerDeviceCommands } from './device.js';
 import { registerFdtCommands } from './fdt.js';
 import { registerKhoCommands } from './kho.js';
@@ -23,5 +24,6 @@ export function buildProgram(): Command {
   registerPkramCommands(program);
   registerKhoCommands(program);
   registerPmpoolCommands(program);
+  registerDemoCommand(program);
   return program;
 }
