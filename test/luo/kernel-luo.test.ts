@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { LuoError } from '../../src/luo/errors.js';
+import { memfdRead, memfdWrite } from '../../src/luo/memfd.js';
+import { Machine } from '../../src/machine.js';
+
+const MiB = 1024 * 1024;
+
+function get(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          body += d;
+        });
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
+}
+
+test('kernel.liveupdate carries a listening socket and a memfd through an emulated kexec', async () => {
+  const m = Machine.create({ size: 16 * MiB });
+  const k1 = m.boot();
+  const v1 = http.createServer((_req, res) => res.end('v1'));
+  await new Promise<void>((r) => v1.listen(0, '127.0.0.1', r));
+  const { port } = v1.address() as AddressInfo;
+  assert.equal(await get(port), 'v1');
+  const session = k1.liveupdate.createSession('web');
+  session.preserveServer(v1, 1);
+  const memfd = session.preserveMemfd('state', 2, 0);
+  memfdWrite(memfd, Buffer.from('hello from generation 1'), 0);
+  await new Promise<void>((r) => v1.close(() => r()));
+  k1.kexec.load();
+  const k2 = k1.kexec.exec();
+  const incoming = k2.liveupdate.retrieveSession('web');
+  const v2 = incoming.retrieveServer(
+    1,
+    http.createServer((_req, res) => res.end('v2')),
+  );
+  await new Promise<void>((r) => (v2.listening ? r() : v2.once('listening', () => r())));
+  assert.equal(await get(port), 'v2', 'the same port, now served by the successor');
+  const fd = incoming.retrieveFd(2);
+  assert.equal(Buffer.from(memfdRead(fd, 0, 23)).toString(), 'hello from generation 1');
+  incoming.finish();
+  await new Promise<void>((r) => v2.close(() => r()));
+  k2.liveupdate.close();
+});
+
+test('the crash kernel has no live update', () => {
+  const k = Machine.create({ size: 32 * MiB }).boot('crashkernel=4M');
+  const crash = k.panic();
+  assert.throws(
+    () => crash.liveupdate,
+    (e: unknown) => e instanceof LuoError && e.code === 'ENODEV',
+  );
+});
