@@ -322,9 +322,15 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const device = demoDevicePath();
   const started = performance.now();
   const service = new Service(device, options.size ?? '64M');
-  const onAbort = (): void => {
-    service.child.kill('SIGKILL');
-  };
+  let onAbort = (): void => {};
+  // Rejects when the run is aborted (never settles otherwise).
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = (): void => {
+      service.child.kill('SIGKILL');
+      reject(signal?.reason);
+    };
+  });
+  aborted.catch(() => {});
   signal?.addEventListener('abort', onAbort);
   try {
     signal?.throwIfAborted();
@@ -402,7 +408,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
             const t = setTimeout(() => resolve(false), UPGRADE_TIMEOUT_MS);
             client.versionSeen(to).then(() => clearTimeout(t));
           });
-          served = await Promise.race([client.versionSeen(to).then(() => true), timeout]);
+          served = await Promise.race([client.versionSeen(to).then(() => true), timeout, aborted]);
         }
         if (!served) {
           client.problems.push(`upgrade ${from} -> ${to}: version ${to} never answered`);
@@ -460,6 +466,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       await Promise.all(loops);
     }
 
+    // An interrupted run has nothing to report.
+    signal?.throwIfAborted();
     const problems = [...client.problems];
     if (reports.length < upgrades) problems.push(`${reports.length} of ${upgrades} upgrades done`);
     for (const r of reports) {

@@ -71,6 +71,16 @@ export class SlabStore {
     return this.#chunks.length;
   }
 
+  /** The keys, in insertion order. */
+  keys(): IterableIterator<string> {
+    return this.#slots.keys();
+  }
+
+  /** The slab chunks (folios of order CHUNK_ORDER), by chunk number. */
+  chunkFolios(): readonly Folio[] {
+    return this.#chunks;
+  }
+
   /** A zero-copy view of the value, or null. Valid until the store is saved (values are never moved). */
   get(key: string): Uint8Array | null {
     const slot = this.#slots.get(key);
