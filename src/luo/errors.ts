@@ -16,7 +16,9 @@ export type LuoErrorCode =
   /** The handed-over state is corrupt. */
   | 'EFAULT'
   /** The inherited descriptor is no longer what was preserved. */
-  | 'ESRCH';
+  | 'ESRCH'
+  /** Live update is not available in this generation (a crash kernel). */
+  | 'ENODEV';
 
 export class LuoError extends Error {
   override readonly name = 'LuoError';

@@ -165,6 +165,16 @@ export class LiveUpdate {
   }
 
   /**
+   * The successor took over (on the emulated machine, where the predecessor's
+   * objects live on in the same process): let go of the device without
+   * touching a descriptor, which now belong to the successor.
+   */
+  handOver(): void {
+    this.#closed = true;
+    if (openInstance === this) openInstance = null;
+  }
+
+  /**
    * Release the device: unfreeze if frozen, close every outgoing session
    * (unpreserving its files); incoming sessions not finished are left as they
    * are (their descriptors stay open). Closing twice does nothing.

@@ -185,7 +185,9 @@ export class LuoSession {
    * Preserve the listening socket of `server` (TCP or Unix) under `token`.
    * The session preserves its own duplicate, so the program may close the
    * server before the exec (to drain connections): the socket stays open,
-   * listening, and queues new connections for the successor.
+   * listening, and queues new connections for the successor. Except a Unix
+   * server bound to a path: closing it unlinks the path (libuv does), so
+   * leave it open and let the exec drop it (abstract names are unaffected).
    * @returns the duplicate's descriptor number (the one the successor gets)
    * @throws LuoError EINVAL the server is not listening; and as preserveFd
    */

@@ -41,7 +41,7 @@ export function tempDir(): { dir: string; remove: () => void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** A server listening on a Unix socket in `dir`. */
+/** A server listening on a Unix socket in `dir` (abstract when `name` starts with NUL). */
 export async function unixServer(dir: string, name = 'sock'): Promise<net.Server> {
   const s = net.createServer((c) => {
     c.on('error', () => {});
@@ -49,7 +49,7 @@ export async function unixServer(dir: string, name = 'sock'): Promise<net.Server
   });
   await new Promise<void>((resolve, reject) => {
     s.once('error', reject);
-    s.listen(join(dir, name), () => resolve());
+    s.listen(name.startsWith('\0') ? name : join(dir, name), () => resolve());
   });
   return s;
 }
