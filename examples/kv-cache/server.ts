@@ -15,7 +15,7 @@
  * meanwhile, so none is refused.
  *
  * argv: --version N --device PATH --port P (0: any) [--host H] [--size 64M]
- *       [--exit-with-stdin]
+ *       [--exit-with-stdin] [--upgrade-program FILE]
  * stdout: one JSON line {"ready":true,"port",..,"pid","version","generation"}
  * per generation, once it serves.
  */
@@ -24,6 +24,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import type { Kernel } from '../../src/kernel/kernel.js';
+import { F_DUPFD_CLOEXEC, getLuoLibc } from '../../src/luo/_libc.js';
 import type { LuoSession } from '../../src/luo/session.js';
 import { boot } from '../../src/process.js';
 import { CHUNK_BYTES, SlabStore, StoreError } from './store.js';
@@ -39,6 +40,8 @@ interface Options {
   host: string;
   size: string;
   exitWithStdin: boolean;
+  /** What an upgrade execs (default: this program); a test points it at nothing to make the exec fail. */
+  upgradeProgram: string | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -51,6 +54,7 @@ function parseOptions(argv: string[]): Options {
       host: { type: 'string', default: '127.0.0.1' },
       size: { type: 'string', default: '64M' },
       'exit-with-stdin': { type: 'boolean', default: false },
+      'upgrade-program': { type: 'string' },
     },
     strict: true,
   });
@@ -61,6 +65,7 @@ function parseOptions(argv: string[]): Options {
     host: values.host,
     size: values.size,
     exitWithStdin: values['exit-with-stdin'],
+    upgradeProgram: values['upgrade-program'],
   };
 }
 
@@ -206,7 +211,7 @@ class Service {
    */
   async upgrade(to: number): Promise<void> {
     const argv = successorArgv(this.options, to, (this.server.address() as AddressInfo).port);
-    this.kernel.kexec.load({ argv });
+    this.kernel.kexec.load({ argv, program: this.options.upgradeProgram });
     this.#session ??= this.kernel.liveupdate.createSession(SESSION);
     const token = ++this.#token;
     const listenFd = this.#session.preserveServer(this.server, token);
@@ -220,7 +225,10 @@ class Service {
       if (back) this.store = back.store;
       this.#draining = false;
       this.server = http.createServer((req, res) => this.#handle(req, res));
-      this.server.listen({ fd: listenFd });
+      // Unpreserving closes the session's socket: serve on a duplicate, so the next upgrade starts afresh.
+      const fd = getLuoLibc().fcntl(listenFd, F_DUPFD_CLOEXEC, 0);
+      if (fd >= 0) this.#session.unpreserveFd(token);
+      this.server.listen({ fd: fd >= 0 ? fd : listenFd });
       throw err;
     }
   }
