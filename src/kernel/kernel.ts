@@ -1,3 +1,4 @@
+import { SETUP } from '../boot/abi.js';
 import type { SetupData } from '../boot/bootblock.js';
 import { Cmdline } from '../boot/cmdline.js';
 import type { EarlyContext } from '../boot/early-context.js';
@@ -11,9 +12,8 @@ import type { PhysRange } from '../kexec/placement.js';
 import { type KhoEarly, khoEarlyInit } from '../kho/early.js';
 import { Kho } from '../kho/kho.js';
 import { ReserveMem, reserveMemEarly } from '../kho/reserve-mem.js';
-import { type PmpoolEarly, pmpoolEarly } from '../pmpool/pool-early.js';
-import { type Pmpool, Pmpools } from '../pmpool/pools.js';
-import type { PmpoolsStatus } from '../pmpool/status.js';
+import { KernelLiveUpdate } from '../luo/kernel-luo.js';
+import type { LiveUpdate } from '../luo/liveupdate.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { type DeviceHeader, readDeviceHeader, writeDeviceHeader } from '../memory/header.js';
 import type { MemoryMap } from '../memory/memmap.js';
@@ -22,6 +22,9 @@ import { BuddyAllocator, type BuddyStats } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
 import { type PkramEarly, pkramEarly } from '../pkram/kernel-early.js';
 import { KernelPkram, type KernelPkramStatus } from '../pkram/kernel-pkram.js';
+import { type PmpoolEarly, pmpoolEarly } from '../pmpool/pool-early.js';
+import { type Pmpool, Pmpools } from '../pmpool/pools.js';
+import type { PmpoolsStatus } from '../pmpool/status.js';
 import { readPendingBootBlock } from './boot-block-read.js';
 import type { BootInfo } from './boot-info.js';
 import { CrashDevice } from './crash-device.js';
@@ -69,6 +72,7 @@ export class Kernel {
   readonly subsystems: HandoverSubsystem[] = [];
   /** Kexec HandOver. */
   readonly kho: Kho;
+  #luo: KernelLiveUpdate;
   /** The persistent memory pools (`pmpool=`). */
   readonly pmpools: Pmpools;
   /** PKRAM: named nodes of folios and bytes preserved over kexec. */
@@ -132,6 +136,11 @@ export class Kernel {
       assertAlive: () => this.assertAlive(),
     });
     this.addSubsystem(this.pkram);
+    this.#luo = new KernelLiveUpdate(
+      init.boot.setupData.find((d) => d.type === SETUP.LUO)?.data,
+      init.boot.kind === 'crash' ? { disabled: 'crash kernel' } : {},
+    );
+    this.addSubsystem(this.#luo);
   }
 
   /**
@@ -246,6 +255,21 @@ export class Kernel {
     return this.#reserveMem.get(name);
   }
 
+  /**
+   * The Live Update Orchestrator: sessions of preserved file descriptors
+   * (listening sockets, memfds, files), opened on first use.
+   * @throws LuoError ENODEV in a crash kernel, EBUSY when another is open in this process.
+   */
+  get liveupdate(): LiveUpdate {
+    this.assertAlive();
+    return this.#luo.get();
+  }
+
+  /** Descriptor numbers preserved for the next exec (the process platform keeps them open). */
+  preservedFds(): number[] {
+    return this.#luo.preservedFds();
+  }
+
   /** The default persistent memory pool (`pmpool=<base>,<size>`), or null. */
   get pmpool(): Pmpool | null {
     return this.pmpools.default;
@@ -299,7 +323,7 @@ export class Kernel {
     const area = this.crashArea;
     if (!area)
       throw new KexecError('ENOENT', 'panic: no crash kernel (boot with crashkernel=SIZE)');
-    this.#replacedBy = `the crash kernel (${reason})`;
+    this.retire(`the crash kernel (${reason})`);
     const device = new CrashDevice(this.device, area);
     const map = buildMemoryMap(
       [
@@ -350,6 +374,7 @@ export class Kernel {
   /** Marks this generation replaced; every later call fails with ESRCH. */
   retire(by: string): void {
     this.#replacedBy = by;
+    this.#luo.handOver();
   }
 
   /** @throws KexecError ESRCH when this generation has been replaced. */

@@ -87,6 +87,11 @@ export class ProcessPlatform implements KernelPlatform {
     return this.#preloaded?.child.pid;
   }
 
+  /** Descriptors the successor inherits: the hook's and those the kernel's live update preserved. */
+  #keepFds(): number[] {
+    return [...(this.#options.keepFds?.() ?? []), ...(this.#kernel?.preservedFds() ?? [])];
+  }
+
   adopt(kernel: Kernel): void {
     this.#kernel = kernel;
   }
@@ -105,7 +110,7 @@ export class ProcessPlatform implements KernelPlatform {
     });
     checkStdioFlushed();
     tryNotify(notifyReloading);
-    const keep = new Set([0, 1, 2, this.device.fd, ...(this.#options.keepFds?.() ?? [])]);
+    const keep = new Set([0, 1, 2, this.device.fd, ...this.#keepFds()]);
     const restore = setCloseOnExec(keep);
     const libc = getProcLibc();
     libc.execve(file, argv, env);
@@ -199,7 +204,7 @@ export class ProcessPlatform implements KernelPlatform {
     let pid: number;
     try {
       if (pre.exit !== null) throw new Error(`it ${pre.exit}`);
-      this.passFds([...(this.#options.keepFds?.() ?? [])]);
+      this.passFds(this.#keepFds());
       pre.channel.send({ t: 'go', boot: bootSpec(this.device.path, image.segment.base) });
       pid = this.#awaitTakeover(pre);
     } catch (err) {

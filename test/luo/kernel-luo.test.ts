@@ -45,7 +45,7 @@ test('kernel.liveupdate carries a listening socket and a memfd through an emulat
   await new Promise<void>((r) => (v2.listening ? r() : v2.once('listening', () => r())));
   assert.equal(await get(port), 'v2', 'the same port, now served by the successor');
   const fd = incoming.retrieveFd(2);
-  assert.equal(Buffer.from(memfdRead(fd, 0, 23)).toString(), 'hello from generation 1');
+  assert.equal(Buffer.from(memfdRead(fd, 23, 0)).toString(), 'hello from generation 1');
   incoming.finish();
   await new Promise<void>((r) => v2.close(() => r()));
   k2.liveupdate.close();
