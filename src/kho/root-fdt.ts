@@ -35,7 +35,9 @@ export function buildRootFdt(root: KhoRoot): Uint8Array {
   w.propertyU64(KHO_FDT_PROP_PRESERVED_MEMORY_MAP, root.memoryMapPhys);
   const pages = new Uint8Array(root.memoryMapPages.length * 8);
   const pv = new DataView(pages.buffer);
-  root.memoryMapPages.forEach((p, i) => pv.setBigUint64(i * 8, BigInt(p), false));
+  root.memoryMapPages.forEach((p, i) => {
+    pv.setBigUint64(i * 8, BigInt(p), false);
+  });
   w.property(KHO_FDT_PROP_PRESERVED_MEMORY_PAGES, pages);
   w.propertyU32(KHO_FDT_PROP_PRESERVED_MEMORY_CSUM, root.memoryMapCsum);
   for (const [name, phys] of [...root.subtrees].sort(([a], [b]) => (a < b ? -1 : 1))) {

@@ -92,7 +92,9 @@ export function allocateScratch(
   };
   take('lowmem', sizes.lowmem, 0, LOWMEM_LIMIT);
   take('global', sizes.global, 0, Number.MAX_SAFE_INTEGER);
-  nodes.forEach((n, i) => take('pernode', pernode[i], n.base, n.base + n.size, i));
+  nodes.forEach((n, i) => {
+    take('pernode', pernode[i], n.base, n.base + n.size, i);
+  });
   return areas;
 }
 

@@ -38,7 +38,9 @@ export function checksum(k: Kernel, folios: readonly Folio[]): number {
 export function testFdt(k: Kernel, folios: readonly Folio[]): Uint8Array {
   const info = new Uint8Array(folios.length * 8);
   const v = new DataView(info.buffer);
-  folios.forEach((f, i) => v.setBigUint64(i * 8, BigInt(f.pfn * PAGE_SIZE + f.order), false));
+  folios.forEach((f, i) => {
+    v.setBigUint64(i * 8, BigInt(f.pfn * PAGE_SIZE + f.order), false);
+  });
   const w = new FdtWriter();
   w.finishReservations();
   w.beginNode('');

@@ -83,7 +83,9 @@ test('folios, page ranges, page lists and alloc-preserve come back at the same a
   const range = k1.allocPages(4)!; // 16 pages, preserved as a range of 13 pages
   k1.kho.preservePages(range.pfn + 1, 13);
   const scattered = [k1.allocPages(0)!, k1.allocPages(2)!, k1.allocPages(0)!];
-  scattered.forEach((f, i) => k1.folioBytes(f).fill(0x20 + i));
+  scattered.forEach((f, i) => {
+    k1.folioBytes(f).fill(0x20 + i);
+  });
   const list = k1.kho.preservePageList(scattered);
   const ap = k1.kho.allocPreserve(3 * PAGE_SIZE);
   assert.equal(ap.order, 2);
@@ -105,7 +107,9 @@ test('folios, page ranges, page lists and alloc-preserve come back at the same a
   });
   const back = k2.kho.restorePageList(list);
   assert.deepEqual(back, scattered);
-  back.forEach((f, i) => assert.ok(k2.folioBytes(f).every((b) => b === 0x20 + i)));
+  back.forEach((f, i) => {
+    assert.ok(k2.folioBytes(f).every((b) => b === 0x20 + i));
+  });
   assert.equal(k2.device.bytes(ap.pfn * PAGE_SIZE, 1)[0], 0x77);
   k2.kho.restoreFree(ap.pfn * PAGE_SIZE);
   assert.equal(k2.kho.unclaimed().blocks, 0);
