@@ -6,7 +6,7 @@ import { PAGE_SIZE } from '../memory/device.js';
 import { E820 } from '../memory/memmap-types.js';
 import { KHO_MAX_MAP_MARKS } from './abi.js';
 import { KhoError } from './errors.js';
-import { coalescedExtents, KhoRadixTree } from './radix.js';
+import { BlockRuns, KhoRadixTree } from './radix.js';
 import { type KhoRoot, parseRootFdt } from './root-fdt.js';
 import { allocateScratch, decodeScratch, type ScratchArea } from './scratch.js';
 import { treeChecksum } from './tree-csum.js';
@@ -114,6 +114,7 @@ function revive(ctx: EarlyContext, rootFdt: Uint8Array): KhoEarly {
   let n = 0;
   let pfns = new Float64Array(1024);
   let orders = new Uint8Array(1024);
+  const runs = new BlockRuns();
   const walk =
     root.memoryMapPhys === 0
       ? { nodePhys: [] as number[], blocks: 0, pages: 0 }
@@ -124,6 +125,7 @@ function revive(ctx: EarlyContext, rootFdt: Uint8Array): KhoEarly {
           }
           pfns[n] = pfn;
           orders[n++] = order;
+          runs.add(pfn, order);
         });
   if (walk.nodePhys.length !== root.memoryMapPages.length) {
     throw new KhoError(
@@ -131,8 +133,8 @@ function revive(ctx: EarlyContext, rootFdt: Uint8Array): KhoEarly {
       `the tree has ${walk.nodePhys.length} pages, the handover lists ${root.memoryMapPages.length}`,
     );
   }
-  const extents =
-    root.memoryMapPhys === 0 ? [] : coalescedExtents(device, root.memoryMapPhys, KHO_MAX_MAP_MARKS);
+  // The same extents the predecessor marked, from the blocks already collected.
+  const extents = root.memoryMapPhys === 0 ? [] : runs.extents(walk.nodePhys, KHO_MAX_MAP_MARKS);
   const unseen = new Set([...root.subtrees.values()].map((phys) => phys / PAGE_SIZE));
   for (let i = 0; i < n && unseen.size > 0; i++) unseen.delete(pfns[i]);
   for (const [name, phys] of root.subtrees) {
@@ -144,8 +146,13 @@ function revive(ctx: EarlyContext, rootFdt: Uint8Array): KhoEarly {
     }
   }
   // Valid: reserve every preserved block and the tree, then give back the extents' gaps.
-  for (let i = 0; i < n; i++) {
-    memblock.reserve(pfns[i] * PAGE_SIZE, 2 ** orders[i] * PAGE_SIZE, MEMBLOCK_RSRV_NOINIT);
+  // Reserving runs, not blocks: one call per contiguous run of preserved pages.
+  for (let i = 0; i < runs.starts.length; i++) {
+    memblock.reserve(
+      runs.starts[i] * PAGE_SIZE,
+      (runs.ends[i] - runs.starts[i]) * PAGE_SIZE,
+      MEMBLOCK_RSRV_NOINIT,
+    );
   }
   for (const p of walk.nodePhys) memblock.reserve(p, PAGE_SIZE, MEMBLOCK_RSRV_NOINIT);
   for (const e of extents) {

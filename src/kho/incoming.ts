@@ -70,8 +70,9 @@ export class KhoIncomingState {
       );
     }
     this.#claim(pfn, order);
-    this.#pages.releaseRange(pfn, 2 ** order);
-    this.#pages.allocPagesAt(pfn, order);
+    // Reserved since early boot: made one allocated block in place, no trip through the free lists.
+    this.#pages.markPreserved(pfn, order);
+    this.#pages.clearPreserved(pfn, order);
     return { pfn, order };
   }
 

@@ -479,6 +479,63 @@ function hex(n: number): string {
  * count fits. The tree's own pages are included unless `includeMetadata` is false.
  * @throws KhoError EINVAL (maxEntries not a positive integer), EFAULT (corrupt tree).
  */
+/**
+ * Builds page runs from preserved blocks in walk order (blocks of one order
+ * come with increasing pfn, so runs merge on the fly), as coalescedExtents
+ * does; a successor that collected the blocks itself gets the very same
+ * extents without a second walk.
+ */
+export class BlockRuns {
+  readonly starts: number[] = [];
+  readonly ends: number[] = [];
+  #runStart = -1;
+  #runEnd = -1;
+
+  add(pfn: number, order: number): void {
+    if (pfn === this.#runEnd) {
+      this.#runEnd = pfn + POW2[order];
+      return;
+    }
+    if (this.#runStart >= 0) {
+      this.starts.push(this.#runStart);
+      this.ends.push(this.#runEnd);
+    }
+    this.#runStart = pfn;
+    this.#runEnd = pfn + POW2[order];
+  }
+
+  /** Closes the open run; the exact runs are then in starts/ends. */
+  close(): this {
+    if (this.#runStart >= 0) {
+      this.starts.push(this.#runStart);
+      this.ends.push(this.#runEnd);
+      this.#runStart = -1;
+      this.#runEnd = -1;
+    }
+    return this;
+  }
+
+  /** At most `maxEntries` extents covering the runs and the tree's own pages. */
+  extents(nodePhys: readonly number[], maxEntries: number, includeMetadata = true): KhoExtent[] {
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+      throw new KhoError('EINVAL', `maxEntries ${maxEntries} is not a positive integer`);
+    }
+    this.close();
+    const starts = [...this.starts];
+    const ends = [...this.ends];
+    if (includeMetadata) {
+      for (const phys of nodePhys) {
+        starts.push(phys / PAGE_SIZE);
+        ends.push(phys / PAGE_SIZE + 1);
+      }
+    }
+    return mergeRuns(starts, ends, maxEntries).map(([st, e]) => ({
+      phys: st * PAGE_SIZE,
+      size: (e - st) * PAGE_SIZE,
+    }));
+  }
+}
+
 export function coalescedExtents(
   device: MemoryDevice,
   rootPhys: number,
@@ -488,42 +545,14 @@ export function coalescedExtents(
   if (!Number.isInteger(maxEntries) || maxEntries < 1) {
     throw new KhoError('EINVAL', `maxEntries ${maxEntries} is not a positive integer`);
   }
-  const starts: number[] = [];
-  const ends: number[] = [];
-  // Blocks of one order arrive with increasing pfn, so runs merge on the fly.
-  let runStart = -1;
-  let runEnd = -1;
+  const runs = new BlockRuns();
   const result = KhoRadixTree.walk(
     device,
     rootPhys,
-    (pfn, order) => {
-      if (pfn === runEnd) {
-        runEnd = pfn + POW2[order];
-        return;
-      }
-      if (runStart >= 0) {
-        starts.push(runStart);
-        ends.push(runEnd);
-      }
-      runStart = pfn;
-      runEnd = pfn + POW2[order];
-    },
+    (pfn, order) => runs.add(pfn, order),
     options.limits,
   );
-  if (runStart >= 0) {
-    starts.push(runStart);
-    ends.push(runEnd);
-  }
-  if (options.includeMetadata ?? true) {
-    for (const phys of result.nodePhys) {
-      starts.push(phys / PAGE_SIZE);
-      ends.push(phys / PAGE_SIZE + 1);
-    }
-  }
-  return mergeRuns(starts, ends, maxEntries).map(([s, e]) => ({
-    phys: s * PAGE_SIZE,
-    size: (e - s) * PAGE_SIZE,
-  }));
+  return runs.extents(result.nodePhys, maxEntries, options.includeMetadata ?? true);
 }
 
 /** Sorts and merges [start, end) page runs, then closes the smallest gaps down to maxEntries. */
