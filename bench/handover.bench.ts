@@ -1,0 +1,359 @@
+/**
+ * The downtime of a handover between real processes, with 64 MiB, 1 GiB and
+ * 4 GiB preserved on a mapped device in /dev/shm, four ways side by side:
+ *
+ * - in place: kexec exec replaces the process by execve (same PID); the
+ *   successor boots from LIVEKEXEC_BOOT and restores the memory with KHO;
+ * - preloaded: the successor is spawned at kexec load and waits, ready, in
+ *   boot(); exec hands over and the old process exits;
+ * - bare execve (the floor): node execve'd into itself, nothing preserved,
+ *   no livekexec code in the successor;
+ * - snapshot-reload (the classic peer): the old process writes the state to
+ *   a tmpfs file, execve's, and the new process reads it back.
+ *
+ * Downtime is from the old generation's last stamp before it stops serving
+ * (right before kexec.exec(), execve or the snapshot write) to the new
+ * generation's stamp once it can serve (boot() returned and the memory
+ * restored; the first statement for the floor; the read done for the peer).
+ * Both stamps are process.hrtime.bigint(), CLOCK_MONOTONIC, one clock for
+ * every process on the machine, so they subtract across processes. Each
+ * program runs a chain of `rounds` handovers; the median is kept.
+ *
+ * Options: --rounds=N (handovers per way and size, default 5),
+ * --sizes=MiB,... (default 64,1024,4096).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, statfsSync, unlinkSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { table } from './_harness.js';
+
+const MiB = 2 ** 20;
+const DEFAULT_SIZES = [64, 1024, 4096];
+const DEFAULT_ROUNDS = 5;
+/** A whole chain (fill included) must end within this. */
+const CHAIN_TIMEOUT_MS = 180_000;
+
+type Way = 'inplace' | 'preload' | 'bare' | 'snapshot';
+
+const WAYS: readonly { way: Way; label: string }[] = [
+  { way: 'bare', label: 'bare execve (floor)' },
+  { way: 'inplace', label: 'in place (execve) + KHO' },
+  { way: 'preload', label: 'preloaded + KHO' },
+  { way: 'snapshot', label: 'snapshot-reload (tmpfs)' },
+];
+
+/** One JSON line a benchmark program printed. */
+interface Stamp {
+  event: string;
+  pid: number;
+  gen: number;
+  ns: string;
+  message?: string;
+}
+
+/** Medians of one way at one size, in ms. */
+interface Result {
+  way: Way;
+  downtime: number;
+  min: number;
+  max: number;
+  /** Median of each phase of the downtime, in order. */
+  phases: [string, number][];
+}
+
+const ROOT = findRoot(dirname(fileURLToPath(import.meta.url)));
+const SHM = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+
+/** Files and processes to remove if the run is interrupted. */
+const live = { files: new Set<string>(), pids: new Set<number>() };
+
+export async function run(args: string[]): Promise<void> {
+  const rounds = intOption(args, 'rounds') ?? DEFAULT_ROUNDS;
+  const sizes = listOption(args, 'sizes') ?? DEFAULT_SIZES;
+  const onSignal = (): void => {
+    cleanup();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    printLoad('before');
+    const all: { mib: number; results: Result[] }[] = [];
+    for (const mib of sizes) {
+      if (!fits(mib)) {
+        process.stdout.write(`\n${fmtSize(mib)}: skipped, ${SHM} has no room for it\n`);
+        continue;
+      }
+      const results: Result[] = [];
+      for (const { way } of WAYS) results.push(await measure(way, mib * MiB, rounds));
+      all.push({ mib, results });
+      report(mib, results, rounds);
+    }
+    printLoad('after');
+    verdicts(all);
+  } finally {
+    cleanup();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
+/** Runs one chain of `rounds` handovers of one way and size. */
+async function measure(way: Way, bytes: number, rounds: number): Promise<Result> {
+  const file = join(SHM, `livekexec-bench-handover-${way}-${process.pid}`);
+  const program = join(
+    ROOT,
+    'bench',
+    'fixtures',
+    way === 'bare'
+      ? 'handover-bare.mjs'
+      : way === 'snapshot'
+        ? 'handover-snapshot.mjs'
+        : 'handover-kho.mjs',
+  );
+  const argv =
+    way === 'bare'
+      ? [String(rounds)]
+      : way === 'snapshot'
+        ? [file, String(bytes), String(rounds)]
+        : [way, file, String(bytes), String(rounds)];
+  live.files.add(file);
+  try {
+    const stamps = await chain(program, argv);
+    return summarize(way, stamps, rounds);
+  } finally {
+    remove(file);
+    live.files.delete(file);
+  }
+}
+
+/** Runs a program until every generation has closed stdout; returns its stamps. */
+function chain(program: string, argv: string[]): Promise<Stamp[]> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('LIVEKEXEC_')) delete env[k];
+  delete env.BENCH_GEN;
+  delete env.NOTIFY_SOCKET;
+  const child: ChildProcess = spawn(process.execPath, [program, ...argv], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
+  const stamps: Stamp[] = [];
+  let stderr = '';
+  let buf = '';
+  if (child.pid !== undefined) live.pids.add(child.pid);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      killAll(stamps, child);
+      reject(new Error(`bench: ${program} did not finish in ${CHAIN_TIMEOUT_MS} ms; ${stderr}`));
+    }, CHAIN_TIMEOUT_MS);
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (d: string) => {
+      buf += d;
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          const s = JSON.parse(line) as Stamp;
+          stamps.push(s);
+          live.pids.add(s.pid);
+        } catch {
+          stderr += `${line}\n`;
+        }
+      }
+    });
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (d: string) => {
+      stderr += d;
+    });
+    // stdout ends when the last generation (also a preloaded one, not our child) has exited.
+    child.stdout?.on('end', () => {
+      clearTimeout(timer);
+      killAll(stamps, child);
+      const err = stamps.find((s) => s.event === 'error');
+      if (err) reject(new Error(`bench: ${program}: generation ${err.gen}: ${err.message}`));
+      else if (!stamps.some((s) => s.event === 'done'))
+        reject(
+          new Error(`bench: ${program} ended before its last generation; ${stderr.slice(-2000)}`),
+        );
+      else resolve(stamps);
+    });
+  });
+}
+
+/** Downtime per handover, and its phases, as medians over the rounds. */
+function summarize(way: Way, stamps: Stamp[], rounds: number): Result {
+  const at = (event: string, gen: number): number => {
+    const s = stamps.find((x) => x.event === event && x.gen === gen);
+    if (!s) throw new Error(`bench: ${way}: no ${event} stamp of generation ${gen}`);
+    return Number(BigInt(s.ns)) / 1e6;
+  };
+  const names: [string, string][] =
+    way === 'bare'
+      ? [['execve + node start', 'ready']]
+      : way === 'snapshot'
+        ? [
+            ['write', 'written'],
+            ['execve + node start', 'start'],
+            ['read', 'ready'],
+          ]
+        : way === 'inplace'
+          ? [
+              ['exec() + execve + node start', 'start'],
+              ['import livekexec', 'imported'],
+              ['boot()', 'booted'],
+              ['restore', 'ready'],
+            ]
+          : [
+              ['exec() + go + boot()', 'booted'],
+              ['restore', 'ready'],
+            ];
+  const downtimes: number[] = [];
+  const phases: number[][] = names.map(() => []);
+  for (let g = 2; g <= rounds + 1; g++) {
+    const t0 = at('exec', g - 1);
+    downtimes.push(at('ready', g) - t0);
+    let prev = t0;
+    names.forEach(([, event], i) => {
+      // Phases before exec (a preloaded successor's start-up) are not downtime.
+      const t = event === 'written' ? at(event, g - 1) : at(event, g);
+      phases[i].push(t - prev);
+      prev = t;
+    });
+  }
+  return {
+    way,
+    downtime: median(downtimes),
+    min: Math.min(...downtimes),
+    max: Math.max(...downtimes),
+    phases: names.map(([label], i) => [label, median(phases[i])]),
+  };
+}
+
+function report(mib: number, results: Result[], rounds: number): void {
+  const floor = results.find((r) => r.way === 'bare')?.downtime ?? Number.NaN;
+  process.stdout.write(`\n${fmtSize(mib)} preserved (median of ${rounds} handovers, ms):\n`);
+  table(
+    ['way', 'downtime', 'min', 'max', 'x floor', 'phases (median ms)'],
+    results.map((r) => [
+      WAYS.find((w) => w.way === r.way)?.label ?? r.way,
+      r.downtime,
+      r.min,
+      r.max,
+      `${(r.downtime / floor).toFixed(2)}x`,
+      r.phases.map(([label, ms]) => `${label} ${ms.toFixed(1)}`).join(', '),
+    ]),
+  );
+}
+
+function verdicts(all: { mib: number; results: Result[] }[]): void {
+  const get = (r: Result[], way: Way): number =>
+    r.find((x) => x.way === way)?.downtime ?? Number.NaN;
+  process.stdout.write('\ntargets:\n');
+  const line = (text: string, ratio: number, ok: boolean): void => {
+    process.stdout.write(`  ${text}: ${ratio.toFixed(3)}x  ${ok ? 'met' : 'MISSED'}\n`);
+  };
+  for (const { mib, results } of all) {
+    const ratio = get(results, 'inplace') / get(results, 'bare');
+    line(`in place / bare execve at ${fmtSize(mib)} (<= 1.1x)`, ratio, ratio <= 1.1);
+  }
+  const big = all.find((a) => a.mib === 4096);
+  if (big) {
+    const pre = get(big.results, 'preload') / get(big.results, 'bare');
+    line('preloaded / bare execve at 4 GiB (<= 0.1x)', pre, pre <= 0.1);
+    const snap = get(big.results, 'snapshot') / get(big.results, 'inplace');
+    line('snapshot-reload / in place at 4 GiB (>= 100x)', snap, snap >= 100);
+  }
+}
+
+function printLoad(when: string): void {
+  const [a, b, c] = loadavg();
+  process.stdout.write(`load average ${when}: ${a.toFixed(2)} ${b.toFixed(2)} ${c.toFixed(2)}\n`);
+}
+
+/** Whether the device (size + its room) or the snapshot file fits in the tmpfs now. */
+function fits(mib: number): boolean {
+  try {
+    const st = statfsSync(SHM);
+    return st.bavail * st.bsize > mib * MiB * 1.1 + 256 * MiB;
+  } catch {
+    return true;
+  }
+}
+
+function killAll(stamps: readonly Stamp[], child: ChildProcess): void {
+  for (const pid of new Set(stamps.map((s) => s.pid))) {
+    tryKill(pid);
+    live.pids.delete(pid);
+  }
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  if (child.pid !== undefined) live.pids.delete(child.pid);
+}
+
+function cleanup(): void {
+  for (const pid of live.pids) tryKill(pid);
+  live.pids.clear();
+  for (const f of live.files) remove(f);
+  live.files.clear();
+}
+
+function tryKill(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+function remove(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // never created, or removed by the last generation
+  }
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+function fmtSize(mib: number): string {
+  return mib >= 1024 && mib % 1024 === 0 ? `${mib / 1024} GiB` : `${mib} MiB`;
+}
+
+function intOption(args: readonly string[], name: string): number | undefined {
+  const a = args.find((x) => x.startsWith(`--${name}=`));
+  if (a === undefined) return undefined;
+  const n = Number(a.slice(name.length + 3));
+  if (!Number.isSafeInteger(n) || n < 1 || n > 100) {
+    throw new Error(`bench: --${name} takes an integer from 1 to 100, got ${a}`);
+  }
+  return n;
+}
+
+function listOption(args: readonly string[], name: string): number[] | undefined {
+  const a = args.find((x) => x.startsWith(`--${name}=`));
+  if (a === undefined) return undefined;
+  const out = a
+    .slice(name.length + 3)
+    .split(',')
+    .map(Number);
+  if (
+    out.length === 0 ||
+    out.some((n) => !Number.isSafeInteger(n) || n < 4 || n > 65536 || n % 4 !== 0)
+  ) {
+    throw new Error(`bench: --${name} takes sizes in MiB (multiples of 4, 4..65536), got ${a}`);
+  }
+  return out;
+}
+
+/** The repository root: the nearest folder above `dir` holding package.json. */
+function findRoot(dir: string): string {
+  for (let d = dir; ; d = dirname(d)) {
+    if (existsSync(join(d, 'package.json'))) return d;
+    if (dirname(d) === d) throw new Error(`bench: no package.json above ${dir}`);
+  }
+}
