@@ -9,14 +9,15 @@ import { CRASHKERNEL, defaultEarlyParams, type EarlyParamValues, MEMMAP } from '
 import { KexecError } from '../kexec/errors.js';
 import { Kexec, type KexecHost, type KexecPlatform } from '../kexec/kexec.js';
 import type { PhysRange } from '../kexec/placement.js';
-import { type KhoEarly, khoEarlyInit } from '../kho/early.js';
+import { type KhoEarly, khoEarlyInit, khoScratchInit } from '../kho/early.js';
 import { Kho } from '../kho/kho.js';
 import { ReserveMem, reserveMemEarly } from '../kho/reserve-mem.js';
 import { KernelLiveUpdate } from '../luo/kernel-luo.js';
 import type { LiveUpdate } from '../luo/liveupdate.js';
+import { DEVICE_MAP_MAX } from '../memory/abi.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { type DeviceHeader, readDeviceHeader, writeDeviceHeader } from '../memory/header.js';
-import type { MemoryMap } from '../memory/memmap.js';
+import { MemoryMap } from '../memory/memmap.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { BuddyAllocator, type BuddyStats } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
@@ -193,7 +194,7 @@ export class Kernel {
       nodes,
       log: (line) => log.push(line),
     };
-    const khoEarly = khoEarlyInit(ctx);
+    let khoEarly = khoEarlyInit(ctx);
     const pmpool = pmpoolEarly(ctx, khoEarly);
     const pkram = pkramEarly(
       ctx,
@@ -201,6 +202,7 @@ export class Kernel {
       block ? { generation: header.generation, predecessorBootId: block.predecessorBootId } : null,
     );
     const reserveMem = reserveMemEarly(ctx, khoEarly);
+    khoEarly = khoScratchInit(ctx, khoEarly);
     const crashArea = reserveCrashArea(memblock, params);
     const pages = BuddyAllocator.fromFreeRanges(device.pages, freePageRanges(memblock));
 
@@ -212,6 +214,7 @@ export class Kernel {
       bootBlock: 0,
       bootId,
       ownerPid: process.pid,
+      memmap: keptRanges(header.memmap, memoryMap),
     };
     writeDeviceHeader(device, next);
     const boot: BootInfo = {
@@ -497,6 +500,19 @@ function isFree(memblock: Memblock, base: number, size: number): boolean {
     if (r.base <= base && base + size <= r.base + r.size) return true;
   }
   return false;
+}
+
+/**
+ * The device's own map with this boot's kept ranges (pools, reserved by
+ * kernel) added, so a later cold boot, or a tool reading the device, keeps
+ * out of them even if no kexec ever commits a handover. memmap= edits are
+ * per boot and are not written back.
+ */
+function keptRanges(deviceMap: readonly MemoryRange[], map: MemoryMap): MemoryRange[] {
+  const out = MemoryMap.from(deviceMap);
+  for (const r of map.entries()) if (r.type === E820.RESERVED_KERN) out.add(r.addr, r.size, r.type);
+  const entries = out.entries();
+  return entries.length <= DEVICE_MAP_MAX ? entries : [...deviceMap];
 }
 
 function randomBootId(): string {

@@ -8,7 +8,13 @@ import { KHO_MAX_MAP_MARKS } from './abi.js';
 import { KhoError } from './errors.js';
 import { BlockRuns, KhoRadixTree } from './radix.js';
 import { type KhoRoot, parseRootFdt } from './root-fdt.js';
-import { allocateScratch, decodeScratch, type ScratchArea } from './scratch.js';
+import {
+  allocateScratch,
+  decodeScratch,
+  planScratch,
+  type ScratchArea,
+  type ScratchPlan,
+} from './scratch.js';
 import { treeChecksum } from './tree-csum.js';
 
 /** The handover a KHO boot received, read and reserved in early boot. */
@@ -31,6 +37,8 @@ export interface KhoEarly {
   readonly revivalRefused?: string;
   readonly scratch: readonly ScratchArea[];
   readonly incoming: KhoIncoming | null;
+  /** Set until khoScratchInit has reserved the scratch areas of a boot without a revived handover. */
+  readonly scratchPending?: ScratchPlan;
 }
 
 /**
@@ -61,19 +69,31 @@ export function khoEarlyInit(ctx: EarlyContext, options: { disabled?: string } =
       ctx.log(`KHO: disabling KHO revival: ${err.message}`);
     }
   }
+  // Sized now, from the kernel's own reservations; placed after the fixed ranges of other subsystems.
+  const plan = planScratch(ctx.memblock, ctx.nodes, ctx.params.get(KHO_SCRATCH));
+  return { enabled: true, revivalRefused, scratch: [], incoming: null, scratchPending: plan };
+}
+
+/**
+ * Reserves the scratch areas of a boot that revived no handover, after the
+ * other subsystems have taken their fixed ranges (pmpool=, reserve_mem=), so
+ * scratch never lands on a range the command line asks for.
+ */
+export function khoScratchInit(ctx: EarlyContext, early: KhoEarly): KhoEarly {
+  if (!early.scratchPending) return early;
   try {
-    const scratch = allocateScratch(ctx.memblock, ctx.nodes, ctx.params.get(KHO_SCRATCH));
+    const scratch = allocateScratch(ctx.memblock, ctx.nodes, early.scratchPending);
     for (const a of scratch) ctx.memoryMap.add(a.base, a.size, E820.SCRATCH);
-    return { enabled: true, revivalRefused, scratch, incoming: null };
+    return { ...early, scratch, scratchPending: undefined };
   } catch (err) {
     if (!(err instanceof KhoError)) throw err;
     ctx.log(`KHO: ${err.message}: disabling kexec handover`);
     return {
+      ...early,
       enabled: false,
       disabledReason: err.message,
-      revivalRefused,
       scratch: [],
-      incoming: null,
+      scratchPending: undefined,
     };
   }
 }

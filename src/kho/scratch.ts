@@ -37,11 +37,22 @@ const LOWMEM_LIMIT = 4 * 1024 ** 3;
  * lowmem, one global and one per node, marked MEMBLOCK_KHO_SCRATCH.
  * @throws KhoError ENOMEM when memory is too small; nothing is left reserved then.
  */
-export function allocateScratch(
+export interface ScratchPlan {
+  readonly lowmem: number;
+  readonly global: number;
+  /** One size per node. */
+  readonly pernode: readonly number[];
+}
+
+/**
+ * Sizes the scratch areas from what memblock holds for the kernel itself, so
+ * call it before subsystems reserve their ranges (pools, reserve_mem=).
+ */
+export function planScratch(
   memblock: Memblock,
   nodes: readonly PhysRange[],
   param: KhoScratchValue | undefined,
-): ScratchArea[] {
+): ScratchPlan {
   const reservedIn = (base: number, end: number) => {
     let n = 0;
     for (const r of memblock.reserved) {
@@ -63,12 +74,25 @@ export function allocateScratch(
           global: scale(reservedIn(0, Number.MAX_SAFE_INTEGER), KHO_SCRATCH_MIN_GLOBAL),
           pernode: -1,
         };
-  // Every size is decided before the first area is taken, from what the kernel itself reserved.
   const pernode = nodes.map((n) =>
     sizes.pernode >= 0
       ? sizes.pernode
       : scale(reservedIn(n.base, n.base + n.size), KHO_SCRATCH_MIN_PERNODE),
   );
+  return { lowmem: sizes.lowmem, global: sizes.global, pernode };
+}
+
+/**
+ * Reserves the planned areas in memblock: one lowmem, one global and one per
+ * node, marked MEMBLOCK_KHO_SCRATCH.
+ * @throws KhoError ENOMEM when memory is too small; nothing is left reserved then.
+ */
+export function allocateScratch(
+  memblock: Memblock,
+  nodes: readonly PhysRange[],
+  plan: ScratchPlan,
+): ScratchArea[] {
+  const { pernode } = plan;
   const areas: ScratchArea[] = [];
   const take = (
     kind: ScratchArea['kind'],
@@ -90,8 +114,8 @@ export function allocateScratch(
       node === undefined ? { kind, base, size: bytes } : { kind, base, size: bytes, node },
     );
   };
-  take('lowmem', sizes.lowmem, 0, LOWMEM_LIMIT);
-  take('global', sizes.global, 0, Number.MAX_SAFE_INTEGER);
+  take('lowmem', plan.lowmem, 0, LOWMEM_LIMIT);
+  take('global', plan.global, 0, Number.MAX_SAFE_INTEGER);
   nodes.forEach((n, i) => {
     take('pernode', pernode[i], n.base, n.base + n.size, i);
   });

@@ -109,6 +109,25 @@ test('a successor that does not know the root compatible refuses revival and nev
   );
 });
 
+test('a root FDT that does not parse is refused with a reason', () => {
+  const m = Machine.create({ size: 16 * MiB });
+  const { k } = predecessor(m, (img) =>
+    rewriteRoot(m, img, (root) => {
+      root.fill(0xff, 8, 40); // the header's offsets and sizes
+    }),
+  );
+  k.kexec.load();
+  const k2 = k.kexec.exec();
+  assert.equal(k2.kho.isKhoBoot(), false);
+  assert.match(k2.log.join('\n'), /disabling KHO revival: EFAULT: handover FDT is not valid/);
+  assert.ok(allocateAndTouchAll(k2) > 1000);
+});
+
+/*
+ * Physical damage, as memory or a stray write could do it after finalize:
+ * to the radix tree and subtree pages in place, and to the boot block (which
+ * holds the root FDT, under the block's checksum).
+ */
 test('random damage to the handover is refused with a reason, raises only typed errors, and hands out no preserved page', () => {
   type Damage = {
     target: 'tree' | 'subtree' | 'bootblock' | 'root';
@@ -144,9 +163,11 @@ test('random damage to the handover is refused with a reason, raises only typed 
         } else if (d.target === 'bootblock') {
           m.device.bytes(img.segment.base + (d.offset % bb.totalSize), 1)[0] ^= d.xor;
         } else {
-          rewriteRoot(m, img, (r) => {
-            r[d.offset % r.length] ^= d.xor;
-          });
+          // The root FDT travels inside the boot block, whose checksum covers it: damage in place.
+          const rootAt = Buffer.from(m.device.bytes(img.segment.base, bb.totalSize)).indexOf(
+            Buffer.from(bb.setupData.find((s) => s.type === SETUP.KHO_FDT)!.data),
+          );
+          m.device.bytes(img.segment.base + rootAt + (d.offset % 64), 1)[0] ^= d.xor;
         }
       });
       k.kexec.load();

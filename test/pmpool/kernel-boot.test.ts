@@ -149,8 +149,11 @@ describe('pmpool= at boot', () => {
     );
   });
 
-  it('refuses KHO scratch (allocated top-down before the pools)', () => {
-    refused('pmpool=28M,4M', 'ERANGE', /overlaps the KHO .* scratch area/);
+  it('takes a pool at the top of memory: KHO scratch is placed after the fixed ranges', () => {
+    const k = Machine.create({ size: SIZE }).boot('pmpool=28M,4M');
+    assert.equal(k.pmpool?.base, 28 * MiB);
+    assert.ok(k.kho.scratch.length > 0);
+    for (const a of k.kho.scratch) assert.ok(a.base + a.size <= 28 * MiB, 'scratch below the pool');
   });
 
   it('refuses overlapping pools and a second default pool', () => {
