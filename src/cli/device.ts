@@ -14,6 +14,7 @@ import { describeSize } from '../memory/heap.js';
 import { MappedDevice } from '../memory/mapped.js';
 import { MemoryMap } from '../memory/memmap.js';
 import { e820TypeName } from '../memory/memmap-types.js';
+import { runDeviceCheck } from './device-check.js';
 
 /** Show a progress bar only once preallocation has run this long (ms). */
 const PROGRESS_AFTER_MS = 300;
@@ -34,6 +35,15 @@ export function registerDeviceCommands(program: Command): void {
     .argument('<path>', 'device file')
     .option('--json', 'print a JSON object instead')
     .action((path: string, opts: { json?: boolean }) => info(path, opts.json === true));
+
+  device
+    .command('check')
+    .description(
+      'check that what a successor would read is sound: header, boot block, KHO handover, pools',
+    )
+    .argument('<path>', 'device file')
+    .option('--json', 'print a JSON object instead')
+    .action((path: string, opts: { json?: boolean }) => runDeviceCheck(path, opts.json === true));
 
   device
     .command('rm')

@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { registerDemoCommand } from './demo.js';
 import { registerDeviceCommands } from './device.js';
 import { registerFdtCommands } from './fdt.js';
+import { registerKexecCommand } from './kexec.js';
 import { registerKhoCommands } from './kho.js';
 import { registerPkramCommands } from './pkram.js';
 import { registerPmpoolCommands } from './pmpool.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerDeviceCommands(program);
   registerPkramCommands(program);
   registerKhoCommands(program);
+  registerKexecCommand(program);
   registerPmpoolCommands(program);
   registerDemoCommand(program);
   return program;

@@ -1,0 +1,77 @@
+/**
+ * `livekexec kexec --device PATH -- PROGRAM [ARGS...]`: starts PROGRAM as the
+ * next generation on a device, in place (this process execve's it, so it
+ * keeps the PID). When a handover is pending (committed by a generation whose
+ * successor never booted), PROGRAM boots from it; otherwise this command
+ * boots a generation itself, loads PROGRAM and execs it, like kexec -l / -e.
+ */
+import type { Command } from 'commander';
+import { ProcessPlatform } from '../kexec/process-platform.js';
+import { decodeDeviceHeader, readDeviceHeader } from '../memory/header.js';
+import { MappedDevice } from '../memory/mapped.js';
+import { boot } from '../process.js';
+
+export function registerKexecCommand(program: Command): void {
+  program
+    .command('kexec')
+    .description(
+      'exec PROGRAM in place as the next generation on a device (resuming a pending handover if there is one)',
+    )
+    .requiredOption(
+      '-d, --device <path>',
+      'device file (created when --size is given and it does not exist)',
+    )
+    .option('-s, --size <size>', 'device size when creating it (memparse syntax)')
+    .option('-c, --cmdline <text>', "the successor's command line", '')
+    .argument('<program>', 'the program to run (a .js/.mjs file runs under node)')
+    .argument('[args...]', 'its arguments')
+    .action(
+      async (
+        prog: string,
+        args: string[],
+        opts: { device: string; size?: string; cmdline: string },
+      ) => kexec(prog, args, opts),
+    );
+}
+
+async function kexec(
+  prog: string,
+  args: string[],
+  opts: { device: string; size?: string; cmdline: string },
+): Promise<void> {
+  const pending = pendingBootBlock(opts.device);
+  if (pending !== 0) {
+    // Resume: the committed boot block is the successor's; only exec it.
+    const device = MappedDevice.open(opts.device);
+    const header = readDeviceHeader(device);
+    const platform = new ProcessPlatform({ device });
+    process.stderr.write(`livekexec: resuming the handover pending at 0x${pending.toString(16)}\n`);
+    platform.execute({
+      cmdline: opts.cmdline,
+      segment: { base: header.bootBlock, size: 0 },
+      inArena: false,
+      bootId: new Uint8Array(16),
+      generation: header.generation + 1,
+      program: prog,
+      argv: args,
+      preload: false,
+    });
+  }
+  const kernel = await boot({
+    device: opts.device,
+    size: opts.size,
+    create: opts.size !== undefined,
+  });
+  kernel.kexec.load({ cmdline: opts.cmdline, program: prog, argv: args });
+  kernel.kexec.exec();
+}
+
+/** The pending boot block of an existing device, read without taking it (0 when none or no device). */
+function pendingBootBlock(path: string): number {
+  try {
+    const peek = MappedDevice.peek(path);
+    return decodeDeviceHeader(peek.page0, peek.size, path).bootBlock;
+  } catch {
+    return 0;
+  }
+}
