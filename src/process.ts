@@ -4,7 +4,7 @@
  * started (in place by execve, or preloaded and released over the control
  * channel).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { memparseExact } from './boot/memparse.js';
@@ -160,6 +160,10 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
     throw new KexecError('EINVAL', `${ENV_PRELOAD}: expected a descriptor number, got '${text}'`);
   }
   const channel = ControlChannel.adopt(Number(text));
+  // Map the inherited device now, while the predecessor still serves: mapping
+  // a large device costs tens of ms (and garbage collections) that would
+  // otherwise fall inside the downtime.
+  const device = MappedDevice.openFd(fd, readlinkSync(`/proc/self/fd/${fd}`));
   try {
     channel.send({ t: 'ready', pid: process.pid });
     let spec: string | null = null;
@@ -173,16 +177,11 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
         throw new KexecError('EIO', `control channel: unexpected ${msg.t} before go`);
       }
     }
-    const { path, bootBlock } = parseBootSpec(spec);
+    const { bootBlock } = parseBootSpec(spec);
     let kernel: Kernel;
     try {
       // Another PID becomes the service's main process (systemd needs NotifyAccess=all for it).
-      kernel = start(
-        MappedDevice.openFd(fd, path),
-        options,
-        bootBlock,
-        `MAINPID=${process.pid}\nREADY=1`,
-      );
+      kernel = start(device, options, bootBlock, `MAINPID=${process.pid}\nREADY=1`);
     } catch (err) {
       channel.send({ t: 'failed', message: err instanceof Error ? err.message : String(err) });
       throw err;
