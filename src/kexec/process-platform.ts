@@ -6,13 +6,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import type { Kernel, KernelPlatform } from '../kernel/kernel.js';
 import { errnoName } from '../memory/_libc.js';
 import type { MappedDevice } from '../memory/mapped.js';
 import { F_GETFD, F_SETFD, FD_CLOEXEC, getProcLibc } from './_libc.js';
 import { ControlChannel } from './control-channel.js';
 import { KexecError } from './errors.js';
-import type { LoadedImage } from './kexec.js';
+import type { KexecPlatform, LoadedImage } from './kexec.js';
 import { notifyMainPid, notifyReady, notifyReloading } from './sd-notify.js';
 
 /** `<device path>@0x<boot block physical address>`: where and what the successor boots. */
@@ -66,11 +65,19 @@ interface Preloaded {
  * else). If the successor dies, fails or times out first, it is killed and
  * reaped, and exec throws KexecError EIO (this generation keeps serving).
  */
-export class ProcessPlatform implements KernelPlatform {
+/** What the platform needs of the generation it runs (the Kernel, seen from below). */
+export interface PlatformGeneration {
+  /** Marks the generation replaced once a successor took over. */
+  retire(by: string): void;
+  /** Descriptors preserved for the next exec, kept open across it. */
+  preservedFds(): number[];
+}
+
+export class ProcessPlatform implements KexecPlatform<never> {
   readonly device: MappedDevice;
   #options: ProcessPlatformOptions;
   #preloaded: Preloaded | null = null;
-  #kernel: Kernel | null = null;
+  #kernel: PlatformGeneration | null = null;
 
   constructor(options: ProcessPlatformOptions) {
     this.device = options.device;
@@ -78,7 +85,7 @@ export class ProcessPlatform implements KernelPlatform {
   }
 
   /** The running generation (the last one booted or adopted on this platform). */
-  get kernel(): Kernel | null {
+  get kernel(): PlatformGeneration | null {
     return this.#kernel;
   }
 
@@ -92,7 +99,7 @@ export class ProcessPlatform implements KernelPlatform {
     return [...(this.#options.keepFds?.() ?? []), ...(this.#kernel?.preservedFds() ?? [])];
   }
 
-  adopt(kernel: Kernel): void {
+  adopt(kernel: PlatformGeneration): void {
     this.#kernel = kernel;
   }
 
