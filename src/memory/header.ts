@@ -244,6 +244,9 @@ function decodeFields(v: DataView): DeviceHeader | null {
   };
 }
 
+/** The latest time a Date can hold (ECMA-262: 8.64e15 ms); a later `created` is garbage. */
+const MAX_TIME_MS = 8.64e15;
+
 /** The first thing wrong with the fields for a device of `deviceSize` bytes, or null. */
 function checkFields(h: DeviceHeader | null, deviceSize: number): string | null {
   if (h === null) return 'a 64-bit field is above 2^53';
@@ -252,6 +255,8 @@ function checkFields(h: DeviceHeader | null, deviceSize: number): string | null 
   if (h.size < 2 * PAGE_SIZE || h.size % PAGE_SIZE !== 0)
     return `device size ${h.size} is not 2 or more whole pages`;
   if (/^0{8}-0{4}-0{4}-0{4}-0{12}$/.test(h.uuid)) return 'uuid is zero';
+  if (h.created > MAX_TIME_MS)
+    return `creation time ${h.created} ms is past the last date there is`;
   if (
     h.bootBlock !== 0 &&
     (h.bootBlock < PAGE_SIZE || h.bootBlock >= h.size || h.bootBlock % 8 !== 0)

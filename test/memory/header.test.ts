@@ -259,3 +259,17 @@ test('header: random damage never throws anything but DeviceError', () => {
     { numRuns: 500 },
   );
 });
+
+test('header: a creation time past what a Date holds is refused, so no reader meets a RangeError', () => {
+  const d = formatted();
+  // The largest creation time a Date accepts still reads, and prints.
+  corrupt(d, (v) => v.setBigUint64(abi.HDR_CREATED, 8_640_000_000_000_000n, true));
+  assert.equal(new Date(readDeviceHeader(d).created).toISOString(), '+275760-09-13T00:00:00.000Z');
+  // One ms later, `device info`'s toISOString() would throw RangeError: the header is refused instead.
+  corrupt(d, (v) => v.setBigUint64(abi.HDR_CREATED, 8_640_000_000_000_001n, true));
+  refused(d, /creation time 8640000000000001 ms/);
+  assert.throws(
+    () => formatDevice(new HeapDevice(4 * PAGE_SIZE), { uuid: UUID, now: 2 ** 53 - 1 }),
+    (e: unknown) => e instanceof DeviceError && e.code === 'EINVAL',
+  );
+});
