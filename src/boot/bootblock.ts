@@ -107,7 +107,8 @@ function checkMemoryMap(map: readonly MemoryRange[], fail: (m: string) => never)
     if (!Number.isSafeInteger(r.size) || r.size <= 0)
       fail(`memory map entry ${i}: size must be > 0`);
     if (r.addr + r.size > ADDR_LIMIT) fail(`memory map entry ${i}: ends past 2^53`);
-    if (!isU32(r.type)) fail(`memory map entry ${i}: bad type ${r.type}`);
+    // Type 0 is no type: the memory map refuses it, so the block must too.
+    if (!isU32(r.type) || r.type === 0) fail(`memory map entry ${i}: bad type ${r.type}`);
     if (i > 0 && r.addr < prevEnd) {
       fail(
         `memory map entry ${i} at ${hex(r.addr)} overlaps or is out of order (previous ends at ${hex(prevEnd)})`,

@@ -344,3 +344,15 @@ test('fuzz: 10,000 mutated blocks decode or throw BootError, nothing else', () =
   // Some mutations (in data bytes, resealed) must still decode.
   assert.ok(decoded > 0);
 });
+
+test('a memory map entry of type 0 is refused: EINVAL to encode, EBADBOOT to decode', () => {
+  const map = [{ addr: 0x1000, size: 0x1000, type: 0 }];
+  assert.throws(
+    () => encodeBootBlock({ ...sample(), memoryMap: map }),
+    (e: unknown) => e instanceof BootError && e.code === 'EINVAL',
+  );
+  const good = encodeBootBlock({ ...sample(), memoryMap: [{ ...map[0], type: E820.USABLE }] });
+  // A resealed block with a type-0 range would make the memory map throw a DeviceError later.
+  const bad = edit(good, (dv) => dv.setUint32(dv.getUint32(BB_MEMMAP_NR - 4, true) + 16, 0, true));
+  refuses(bad, 'EBADBOOT', /bad type 0/);
+});
