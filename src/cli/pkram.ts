@@ -19,9 +19,10 @@
 import type { Command } from 'commander';
 import { SETUP } from '../boot/abi.js';
 import { readPendingBootBlock } from '../kernel/boot-block-read.js';
-import { PAGE_SIZE } from '../memory/device.js';
+import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { readDeviceHeader } from '../memory/header.js';
 import { MappedDevice } from '../memory/mapped.js';
+import { ReadonlyDevice } from '../memory/readonly.js';
 import { checkHandover, Pkram, type PkramPageSource } from '../pkram/index.js';
 import { decodePkramSetup } from '../pkram/kernel-early.js';
 import type { PkramExpect } from '../pkram/super.js';
@@ -51,7 +52,7 @@ interface Located {
 }
 
 /** @throws CliExit 1 after saying why there is no PKRAM handover to look at. */
-function locate(dev: MappedDevice): Located {
+function locate(dev: MemoryDevice): Located {
   const header = readDeviceHeader(dev);
   if (header.bootBlock === 0) {
     fail(
@@ -73,8 +74,9 @@ function fail(message: string): never {
   throw new CliExit(1);
 }
 
+/** Reads the device in place (pread, no lock, no mapping), so it works while an owner runs. */
 function list(path: string, json: boolean): void {
-  const dev = MappedDevice.open(path);
+  const dev = ReadonlyDevice.open(path);
   try {
     const { superPfn, expect } = locate(dev);
     const info = Pkram.inspect(dev, superPfn, expect);

@@ -130,3 +130,18 @@ test('pkram ls without a pending boot block says why and exits 1', () => {
   assert.equal(r.status, 1);
   assert.match(r.stderr, /no pending boot block/);
 });
+
+test('pkram ls reads the device in place: it works while another process owns the device', () => {
+  const { path } = pendingDevice('owned');
+  const owner = MappedDevice.open(path); // holds the device's flock, as a running owner does
+  try {
+    const r = runCli(['pkram', 'ls', '--device', path, '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(
+      JSON.parse(r.stdout).nodes.map((n: { name: string }) => n.name),
+      ['a', 'b'],
+    );
+  } finally {
+    owner.close();
+  }
+});
