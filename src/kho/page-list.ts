@@ -78,7 +78,9 @@ export function unpreservePageList(
 /**
  * Reads and validates a page list: every chunk a preserved order-0 block with
  * the magic, counts in range, no cycle, every entry a preserved block of its
- * order. `orderAt(pfn)` says which blocks are preserved (-1 for none).
+ * order, named once and not a chunk of the list (so restoring the entries
+ * one by one cannot fail halfway). `orderAt(pfn)` says which blocks are
+ * preserved (-1 for none).
  * @throws KhoError EFAULT with the reason; nothing is changed.
  */
 export function readPageList(
@@ -89,6 +91,7 @@ export function readPageList(
   const chunks: number[] = [];
   const entries: Folio[] = [];
   const seen = new Set<number>();
+  const named = new Set<number>();
   for (let at = phys; at !== 0; ) {
     if (!Number.isSafeInteger(at) || at % PAGE_SIZE !== 0 || at < 0 || at >= device.size) {
       throw new KhoError(
@@ -99,6 +102,8 @@ export function readPageList(
     const pfn = at / PAGE_SIZE;
     if (seen.has(pfn))
       throw new KhoError('EFAULT', `page list chunk 0x${at.toString(16)} appears twice (a cycle)`);
+    if (named.has(pfn))
+      throw new KhoError('EFAULT', `page list chunk 0x${at.toString(16)} is also a list entry`);
     seen.add(pfn);
     if (orderAt(pfn) !== 0)
       throw new KhoError('EFAULT', `page list chunk 0x${at.toString(16)} is not a preserved page`);
@@ -120,6 +125,13 @@ export function readPageList(
           `page list entry ${i} (pfn ${epfn}, order ${order}) is not a preserved block`,
         );
       }
+      if (named.has(epfn) || seen.has(epfn)) {
+        throw new KhoError(
+          'EFAULT',
+          `page list entry ${i} (pfn ${epfn}) is named twice or is a chunk of the list`,
+        );
+      }
+      named.add(epfn);
       entries.push({ pfn: epfn, order });
     }
     chunks.push(pfn);

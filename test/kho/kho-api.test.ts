@@ -223,3 +223,22 @@ test('status shows kho/out and kho/in as DTS, scratch, and preserved bytes by or
   assert.deepEqual(st2.in?.unclaimed.subtrees, ['app']);
   assert.equal(st2.scratch.length, 3);
 });
+
+test('a page list naming one block twice, or its own chunk, is EFAULT and restores nothing', () => {
+  for (const damage of ['duplicate', 'chunk'] as const) {
+    const m = Machine.create({ size: 32 * MiB });
+    const k1 = m.boot();
+    const folios = [k1.allocPages(0)!, k1.allocPages(1)!];
+    const list = k1.kho.preservePageList(folios);
+    k1.kexec.load();
+    const k2 = k1.kexec.exec();
+    // The chunk is preserved memory, outside the tree's checksum: damage an entry.
+    const v = k2.device.view(list, PAGE_SIZE);
+    const first = v.getBigUint64(0x10, true);
+    v.setBigUint64(0x18, damage === 'duplicate' ? first : BigInt(list), true);
+    const before = k2.kho.unclaimed();
+    assert.throws(() => k2.kho.restorePageList(list), code('EFAULT'), damage);
+    assert.deepEqual(k2.kho.unclaimed(), before, `${damage}: nothing claimed`);
+    assert.deepEqual(k2.kho.restoreFolio(folios[0].pfn * PAGE_SIZE), folios[0]);
+  }
+});
