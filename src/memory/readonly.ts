@@ -29,7 +29,10 @@ export class ReadonlyDevice implements MemoryDevice {
     this.pages = Math.floor(size / PAGE_SIZE);
   }
 
-  /** @throws DeviceError ENOENT, ELOOP (symlink), EACCES. */
+  /**
+   * @throws DeviceError ENOENT, ELOOP (symlink), EACCES; EINVAL not a regular
+   *   file (a directory would fail every read, a FIFO would block the open).
+   */
   static open(path: string): ReadonlyDevice {
     let st: ReturnType<typeof lstatSync>;
     try {
@@ -38,16 +41,23 @@ export class ReadonlyDevice implements MemoryDevice {
       throw new DeviceError('ENOENT', `${path}: no such device file`);
     }
     if (st.isSymbolicLink()) throw new DeviceError('ELOOP', `${path} is a symlink; refusing it`);
+    if (!st.isFile()) throw new DeviceError('EINVAL', `${path} is not a regular file`);
     let fd: number;
     try {
-      fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      // O_NONBLOCK: should the path be swapped for a FIFO after the check, open does not hang.
+      fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
     } catch (err) {
       throw new DeviceError(
         'EACCES',
         `open(${path}): ${(err as NodeJS.ErrnoException).code ?? err}`,
       );
     }
-    const size = fstatSync(fd).size;
+    const fst = fstatSync(fd);
+    if (!fst.isFile()) {
+      closeSync(fd);
+      throw new DeviceError('EINVAL', `${path} is not a regular file`);
+    }
+    const size = fst.size;
     return new ReadonlyDevice(fd, size - (size % PAGE_SIZE), path);
   }
 
