@@ -30,17 +30,13 @@ export function reserveMemEarly(ctx: EarlyContext, kho: KhoEarly): ReserveMemReg
   const previous = kho.incoming
     ? readPrevious(ctx, kho)
     : new Map<string, { phys: number; size: number }>();
+  const kept = keptRegions(ctx, kho, wanted, previous);
   const out: ReserveMemRegion[] = [];
   for (const w of wanted) {
     const size = Math.ceil(w.size / PAGE_SIZE) * PAGE_SIZE;
     const align = Math.max(w.align, PAGE_SIZE);
-    const prev = previous.get(w.name);
-    if (
-      prev &&
-      prev.size === size &&
-      prev.phys % align === 0 &&
-      ctx.memblock.isReserved(prev.phys, size)
-    ) {
+    const prev = kept.get(w.name);
+    if (prev) {
       out.push({ name: w.name, phys: prev.phys, size, kept: true });
       continue;
     }
@@ -50,6 +46,64 @@ export function reserveMemEarly(ctx: EarlyContext, kho: KhoEarly): ReserveMemReg
       continue;
     }
     out.push({ name: w.name, phys, size, kept: false });
+  }
+  return out;
+}
+
+/**
+ * The wanted regions the predecessor's subtree names with the same size and
+ * a fitting alignment that are exactly a run of preserved blocks inside the
+ * device, no two sharing a block: what restorePages will accept later. The
+ * subtree lies outside every checksum, so a damaged one must not make the
+ * boot fail halfway; its regions are allocated afresh instead. One pass over
+ * the received blocks, and only when a region may be kept.
+ */
+function keptRegions(
+  ctx: EarlyContext,
+  kho: KhoEarly,
+  wanted: readonly { size: number; align: number; name: string }[],
+  previous: ReadonlyMap<string, { phys: number; size: number }>,
+): Map<string, { phys: number; size: number }> {
+  const candidates: { name: string; pfn: number; end: number; blocks: Map<number, number> }[] = [];
+  for (const w of wanted) {
+    const size = Math.ceil(w.size / PAGE_SIZE) * PAGE_SIZE;
+    const prev = previous.get(w.name);
+    if (
+      prev &&
+      prev.size === size &&
+      Number.isSafeInteger(prev.phys) &&
+      prev.phys % Math.max(w.align, PAGE_SIZE) === 0 &&
+      prev.phys + size <= ctx.device.size
+    ) {
+      const pfn = prev.phys / PAGE_SIZE;
+      candidates.push({ name: w.name, pfn, end: pfn + size / PAGE_SIZE, blocks: new Map() });
+    }
+  }
+  const out = new Map<string, { phys: number; size: number }>();
+  const incoming = kho.incoming;
+  if (candidates.length === 0 || !incoming) return out;
+  const bad = new Set<string>();
+  const { blockPfn, blockOrder } = incoming;
+  for (let i = 0; i < blockPfn.length; i++) {
+    const pfn = blockPfn[i];
+    for (const c of candidates) {
+      if (pfn + 2 ** blockOrder[i] <= c.pfn || pfn >= c.end) continue;
+      if (pfn < c.pfn || pfn + 2 ** blockOrder[i] > c.end) bad.add(c.name);
+      // A later block at the same pfn wins, as in KhoIncomingState's markers.
+      else c.blocks.set(pfn, blockOrder[i]);
+    }
+  }
+  const taken: { pfn: number; end: number }[] = [];
+  for (const c of candidates) {
+    let p = c.pfn;
+    while (p < c.end && c.blocks.has(p)) p += 2 ** (c.blocks.get(p) as number);
+    const overlaps = taken.some((t) => t.pfn < c.end && c.pfn < t.end);
+    if (bad.has(c.name) || p !== c.end || overlaps) {
+      ctx.log(`reserve_mem: '${c.name}' from the predecessor is not its preserved pages: not kept`);
+      continue;
+    }
+    taken.push(c);
+    out.set(c.name, { phys: c.pfn * PAGE_SIZE, size: (c.end - c.pfn) * PAGE_SIZE });
   }
   return out;
 }

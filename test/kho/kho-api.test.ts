@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FdtWriter } from '../../src/fdt/write.js';
 import { KhoError } from '../../src/kho/errors.js';
+import { parseRootFdt } from '../../src/kho/root-fdt.js';
 import { Machine } from '../../src/machine.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import { E820 } from '../../src/memory/memmap-types.js';
@@ -240,5 +241,31 @@ test('a page list naming one block twice, or its own chunk, is EFAULT and restor
     assert.throws(() => k2.kho.restorePageList(list), code('EFAULT'), damage);
     assert.deepEqual(k2.kho.unclaimed(), before, `${damage}: nothing claimed`);
     assert.deepEqual(k2.kho.restoreFolio(folios[0].pfn * PAGE_SIZE), folios[0]);
+  }
+});
+
+test('reserve_mem: a damaged predecessor region is allocated afresh, never half-restored', () => {
+  for (const damage of ['shifted', 'outside'] as const) {
+    const m = Machine.create({ size: 32 * MiB });
+    const k1 = m.boot('reserve_mem=64K:4K:log');
+    const log = k1.reserveMem('log');
+    k1.kho.finalize();
+    k1.kexec.load();
+    // The subtree lives in preserved memory, outside any checksum: damage its `start`.
+    const phys = parseRootFdt(k1.kho.rootFdt!, k1.device.size).subtrees.get('reserve_mem')!;
+    const bytes = k1.device.bytes(phys, PAGE_SIZE);
+    const want = new Uint8Array(8);
+    new DataView(want.buffer).setBigUint64(0, BigInt(log.phys), false);
+    const at = Buffer.from(bytes).indexOf(Buffer.from(want));
+    assert.ok(at > 0);
+    const start = damage === 'shifted' ? log.phys + PAGE_SIZE : 2 ** 53 - PAGE_SIZE;
+    new DataView(bytes.buffer, bytes.byteOffset).setBigUint64(at, BigInt(start), false);
+    const k2 = k1.kexec.exec();
+    assert.equal(k2.boot.kind, 'kexec', damage);
+    const r = k2.reserveMem('log');
+    assert.equal(r.kept, false, damage);
+    assert.ok(r.phys + r.size <= log.phys || r.phys >= log.phys + log.size, 'not over the old one');
+    // The old region's blocks were not claimed by reserve_mem: they are still there to free.
+    assert.equal(k2.kho.incoming!.orderAt(log.phys / PAGE_SIZE) >= 0, true, damage);
   }
 });
