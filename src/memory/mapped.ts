@@ -1,5 +1,6 @@
 import {
   closeSync,
+  constants as fsConstants,
   fstatSync,
   lstatSync,
   openSync,
@@ -192,9 +193,11 @@ export class MappedDevice implements MemoryDevice {
     const existing = lstatOrNull(path);
     if (existing === null) throw new DeviceError('ENOENT', `${path}: no such device file`);
     if (existing.isSymbolicLink()) throw refuseSymlink(path);
+    // Before the open: opening a FIFO for reading would block until a writer comes.
+    if (!existing.isFile()) throw new DeviceError('EINVAL', `${path} is not a regular file`);
     let fd: number;
     try {
-      fd = openSync(path, O_RDONLY | O_NOFOLLOW);
+      fd = openSync(path, O_RDONLY | O_NOFOLLOW | fsConstants.O_NONBLOCK);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new DeviceError(knownCode(e.code), `open(${path}): ${e.code ?? e.message}`);

@@ -277,6 +277,13 @@ test('mapped: peek reads size and page 0 without owning the device', () => {
   assert.equal(MappedDevice.peek(p).ownerPid, undefined);
 });
 
+test('mapped: peek refuses a FIFO or a directory instead of blocking on the open', () => {
+  const fifo = fresh();
+  spawnSync('mkfifo', [fifo]);
+  assert.throws(() => MappedDevice.peek(fifo), code('EINVAL'));
+  assert.throws(() => MappedDevice.peek(DIR), code('EINVAL'));
+});
+
 test('mapped: works on the system temp directory too', () => {
   const dir = mkdtempSync(join(tmpdir(), 'livekexec-mapped-'));
   try {
