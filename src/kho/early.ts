@@ -165,6 +165,31 @@ function revive(ctx: EarlyContext, rootFdt: Uint8Array): KhoEarly {
       );
     }
   }
+  // The map handed over must say "preserved" under every block and tree page: the
+  // extents become memory below, and a block over anything else (the device header,
+  // a kept pool, a hole) would be memory the allocator may one day hand out.
+  const outside = (first: number, end: number) => {
+    const r = memoryMap.find(first);
+    return r === undefined || r.type !== E820.PRESERVED || end > r.addr + r.size;
+  };
+  for (let i = 0; i < runs.starts.length; i++) {
+    if (outside(runs.starts[i] * PAGE_SIZE, runs.ends[i] * PAGE_SIZE)) {
+      throw new KhoError(
+        'EFAULT',
+        `preserved pages at pfn ${runs.starts[i]} are not preserved memory in the map`,
+      );
+    }
+  }
+  for (const p of walk.nodePhys) {
+    if (outside(p, p + PAGE_SIZE)) {
+      throw new KhoError(
+        'EFAULT',
+        `preserved-memory map page 0x${p.toString(16)} is not preserved memory in the map`,
+      );
+    }
+  }
+  // Only the preserved parts of an extent become memory, never a gap of another type.
+  const preserved = memoryMap.entries().filter((r) => r.type === E820.PRESERVED);
   // Valid: reserve every preserved block and the tree, then give back the extents' gaps.
   // Reserving runs, not blocks: one call per contiguous run of preserved pages.
   for (let i = 0; i < runs.starts.length; i++) {
@@ -176,8 +201,13 @@ function revive(ctx: EarlyContext, rootFdt: Uint8Array): KhoEarly {
   }
   for (const p of walk.nodePhys) memblock.reserve(p, PAGE_SIZE, MEMBLOCK_RSRV_NOINIT);
   for (const e of extents) {
+    const end = e.phys + e.size;
+    for (const r of preserved) {
+      const a = Math.max(e.phys, r.addr);
+      const b = Math.min(end, r.addr + r.size);
+      if (b > a) memblock.addMemory(a, b - a);
+    }
     memoryMap.update(e.phys, e.size, E820.PRESERVED, E820.USABLE);
-    memblock.addMemory(e.phys, e.size);
   }
   memblock.setScratchOnly(false);
   // Scratch stays set aside: the next kexec's boot block goes there.

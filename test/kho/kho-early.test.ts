@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeBootBlock } from '../../src/boot/bootblock.js';
+import { defaultEarlyParams } from '../../src/boot/params.js';
+import { memblockFromMap } from '../../src/kernel/memory-layout.js';
+import { khoEarlyInit } from '../../src/kho/early.js';
+import { Machine } from '../../src/machine.js';
+import { MemoryMap } from '../../src/memory/memmap.js';
+import { E820 } from '../../src/memory/memmap-types.js';
+
+const MiB = 1024 * 1024;
+
+/** khoEarlyInit over a real handover, with the memory map handed over edited by `edit`. */
+function earlyWith(
+  edit: (map: MemoryMap, preserved: { addr: number; size: number }[], gaps: Set<number>) => void,
+) {
+  const m = Machine.create({ size: 32 * MiB });
+  const k1 = m.boot();
+  // More separate runs than KHO_MAX_MAP_MARKS, so the extents close gaps between them.
+  const gaps = new Set<number>();
+  for (let i = 0; i < 80; i++) {
+    const f = k1.allocPages(0)!;
+    k1.kho.preserveFolio(f);
+    gaps.add(k1.allocPages(0)!.pfn); // a gap between the runs
+  }
+  k1.kexec.load();
+  // The exec fails (here: 80 runs make a map the device header cannot hold), but only after
+  // the boot block is written; k1 and its tree stay as they were.
+  assert.throws(() => k1.kexec.exec());
+  const at = k1.kexec.loaded!.segment.base;
+  const block = decodeBootBlock(k1.device.bytes(at, k1.device.size - at));
+  const map = MemoryMap.from(block.memoryMap);
+  const preserved = map.entries().filter((r) => r.type === E820.PRESERVED);
+  assert.ok(preserved.length > 0);
+  edit(map, preserved, gaps);
+  const memblock = memblockFromMap(map);
+  const log: string[] = [];
+  const early = khoEarlyInit({
+    device: k1.device,
+    memoryMap: map,
+    memblock,
+    params: defaultEarlyParams().parseAll(''),
+    setupData: block.setupData,
+    nodes: [{ base: 0, size: k1.device.size }],
+    log: (l) => log.push(l),
+  });
+  return { early, memblock, map, preserved, log };
+}
+
+test('KHO early: preserved blocks where the map says reserved refuse revival; nothing becomes memory', () => {
+  const { early, memblock, preserved } = earlyWith((map, preserved) => {
+    for (const r of preserved) map.update(r.addr, r.size, E820.PRESERVED, E820.RESERVED);
+  });
+  assert.equal(early.incoming, null);
+  assert.match(early.revivalRefused ?? '', /not preserved memory in the map/);
+  for (const r of preserved) assert.equal(memblock.isMemory(r.addr, r.size), false);
+});
+
+test('KHO early: only the preserved parts of an extent become memory, not a reserved gap inside it', () => {
+  const hole = { addr: 0, size: 4096 };
+  const { early, memblock } = earlyWith((map, preserved, gaps) => {
+    // A page inside a preserved extent that is neither a block nor a tree page: reserved here.
+    for (const r of preserved) {
+      for (let a = r.addr; a < r.addr + r.size && hole.addr === 0; a += 4096) {
+        if (gaps.has(a / 4096)) hole.addr = a;
+      }
+    }
+    assert.ok(hole.addr > 0);
+    map.update(hole.addr, hole.size, E820.PRESERVED, E820.RESERVED);
+  });
+  assert.ok(early.incoming !== null, early.revivalRefused);
+  assert.equal(memblock.isMemory(hole.addr, hole.size), false);
+});
