@@ -440,7 +440,10 @@ export class Kernel {
         parseCommandLine(text);
       },
       commitPendingBoot: (phys: number, memoryMap: readonly MemoryRange[]) => {
-        const header = { ...this.#header, bootBlock: phys, memmap: memoryMap };
+        // The boot block carries the exact map; the header's copy (for a later
+        // cold boot) may be coarser, kept ranges growing over small usable gaps.
+        const memmap = MemoryMap.from(memoryMap).coarsened(DEVICE_MAP_MAX).entries();
+        const header = { ...this.#header, bootBlock: phys, memmap };
         writeDeviceHeader(this.device, header);
         this.#header = header;
       },
@@ -511,7 +514,7 @@ function isFree(memblock: Memblock, base: number, size: number): boolean {
 function keptRanges(deviceMap: readonly MemoryRange[], map: MemoryMap): MemoryRange[] {
   const out = MemoryMap.from(deviceMap);
   for (const r of map.entries()) if (r.type === E820.RESERVED_KERN) out.add(r.addr, r.size, r.type);
-  const entries = out.entries();
+  const entries = out.coarsened(DEVICE_MAP_MAX).entries();
   return entries.length <= DEVICE_MAP_MAX ? entries : [...deviceMap];
 }
 

@@ -1,5 +1,5 @@
 import { DeviceError } from './errors.js';
-import { type E820Type, e820TypeName, type MemoryRange } from './memmap-types.js';
+import { type E820Type, e820TypeName, isUsableType, type MemoryRange } from './memmap-types.js';
 
 /**
  * An e820-style memory map: typed byte ranges, kept sanitized after every
@@ -159,6 +159,36 @@ export class MemoryMap {
     let n = 0;
     for (const r of this.ranges) if (r.type === type) n += r.size;
     return n;
+  }
+
+  /**
+   * A copy with at most `max` entries, for a table that holds no more (the
+   * device header's): the smallest usable gaps between two kept ranges are
+   * given to the kept range before them, so nothing kept is ever lost and
+   * only some usable memory is given up. When no such gap is left the copy
+   * may still be longer than `max`; the caller checks.
+   */
+  coarsened(max: number): MemoryMap {
+    if (!Number.isInteger(max) || max < 1)
+      throw new DeviceError('EINVAL', `bad entry limit ${max}`);
+    const out = this.clone();
+    while (out.ranges.length > max) {
+      let best = -1;
+      for (let i = 1; i + 1 < out.ranges.length; i++) {
+        const gap = out.ranges[i];
+        if (!isUsableType(gap.type)) continue;
+        const before = out.ranges[i - 1];
+        const after = out.ranges[i + 1];
+        if (isUsableType(before.type) || isUsableType(after.type)) continue;
+        if (before.addr + before.size !== gap.addr || gap.addr + gap.size !== after.addr) continue;
+        if (best < 0 || gap.size < out.ranges[best].size) best = i;
+      }
+      if (best < 0) break;
+      const before = out.ranges[best - 1];
+      out.ranges[best] = { ...out.ranges[best], type: before.type };
+      out.sanitize();
+    }
+    return out;
   }
 
   clone(): MemoryMap {

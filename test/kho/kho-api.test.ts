@@ -5,6 +5,7 @@ import { KhoError } from '../../src/kho/errors.js';
 import { parseRootFdt } from '../../src/kho/root-fdt.js';
 import { Machine } from '../../src/machine.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
+import { readDeviceHeader } from '../../src/memory/header.js';
 import { E820 } from '../../src/memory/memmap-types.js';
 
 const MiB = 1024 * 1024;
@@ -267,5 +268,36 @@ test('reserve_mem: a damaged predecessor region is allocated afresh, never half-
     assert.ok(r.phys + r.size <= log.phys || r.phys >= log.phys + log.size, 'not over the old one');
     // The old region's blocks were not claimed by reserve_mem: they are still there to free.
     assert.equal(k2.kho.incoming!.orderAt(log.phys / PAGE_SIZE) >= 0, true, damage);
+  }
+});
+
+test('preserved memory in many separate runs still kexecs: the header keeps a coarser copy of the map', () => {
+  const m = Machine.create({ size: 64 * MiB });
+  const k1 = m.boot();
+  const kept: number[] = [];
+  // 300 separate order-0 pages: far more runs than the header's map can list.
+  for (let i = 0; i < 600; i++) {
+    const f = k1.allocPages(0)!;
+    if (i % 2 === 0) {
+      k1.kho.preserveFolio(f);
+      k1.device.bytes(f.pfn * PAGE_SIZE, 1)[0] = i & 0xff;
+      kept.push(f.pfn);
+    }
+  }
+  k1.kexec.load();
+  const k2 = k1.kexec.exec();
+  assert.ok(k2.kho.isKhoBoot(), k2.log.join('; '));
+  for (const pfn of kept) {
+    const f = k2.kho.restoreFolio(pfn * PAGE_SIZE);
+    assert.equal(k2.folioBytes(f)[0], (kept.indexOf(pfn) * 2) & 0xff);
+  }
+  const header = readDeviceHeader(m.device);
+  assert.ok(header.memmap.length <= 128);
+  // Every kept page is inside a range the header's map keeps out of a cold boot.
+  for (const pfn of kept) {
+    const r = header.memmap.find(
+      (e) => e.addr <= pfn * PAGE_SIZE && pfn * PAGE_SIZE < e.addr + e.size,
+    );
+    assert.ok(r && r.type !== E820.USABLE, `pfn ${pfn} is kept in the header's map`);
   }
 });
