@@ -166,3 +166,26 @@ test('memmap: after any history the map is sanitized and matches a per-byte mode
     }),
   );
 });
+
+test('memmap: coarsened gives the smallest usable gaps between kept ranges to them, never losing a kept byte', () => {
+  const map = new MemoryMap();
+  map.add(0, 0x100000, E820.USABLE);
+  // kept ranges at 0x10000, 0x30000, 0x34000, 0x80000 (gaps of 0x1c000, 0x3000, 0x4b000)
+  for (const at of [0x10000, 0x30000, 0x34000, 0x80000]) map.add(at, 0x1000, E820.PRESERVED);
+  assert.equal(map.length, 9);
+  const c = map.coarsened(7);
+  assert.ok(c.length <= 7);
+  assert.deepEqual(
+    c
+      .entries()
+      .filter((r) => r.type === E820.PRESERVED)
+      .map((r) => [r.addr, r.size]),
+    [
+      [0x10000, 0x1000],
+      [0x30000, 0x5000],
+      [0x80000, 0x1000],
+    ],
+  );
+  assert.equal(map.length, 9, 'the original is untouched');
+  assert.equal(map.coarsened(100).length, 9);
+});
