@@ -28,6 +28,8 @@ export const KHO_SCRATCH_DEFAULT_PERCENT = 200;
 export const KHO_SCRATCH_MIN_LOWMEM = 256 * 1024;
 export const KHO_SCRATCH_MIN_GLOBAL = 1024 * 1024;
 export const KHO_SCRATCH_MIN_PERNODE = 256 * 1024;
+/** lowmem, global and one per node, for at most 64 nodes. */
+export const KHO_SCRATCH_MAX_AREAS = 2 + 64;
 /** Scratch areas are aligned like CMA areas would be, scaled to small devices. */
 export const KHO_SCRATCH_ALIGN = 64 * 1024;
 const LOWMEM_LIMIT = 4 * 1024 ** 3;
@@ -148,6 +150,9 @@ export function decodeScratch(data: Uint8Array, deviceSize: number): ScratchArea
   const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const areas: ScratchArea[] = [];
   const n = data.length / KHO_SCRATCH_ENTRY_SIZE;
+  if (n > KHO_SCRATCH_MAX_AREAS) {
+    throw new KhoError('EFAULT', `scratch list of ${n} areas (at most ${KHO_SCRATCH_MAX_AREAS})`);
+  }
   for (let i = 0; i < n; i++) {
     const base = Number(v.getBigUint64(i * KHO_SCRATCH_ENTRY_SIZE + KHO_SCRATCH_OFF_PHYS, true));
     const size = Number(v.getBigUint64(i * KHO_SCRATCH_ENTRY_SIZE + KHO_SCRATCH_OFF_SIZE, true));
