@@ -1,18 +1,25 @@
 /**
- * The libc calls a real process needs to hand over: execve, descriptor flags,
- * Unix sockets with ancillary data (SCM_RIGHTS, SCM_CREDENTIALS) and poll.
- * Bound through koffi on first use. Structures passed by pointer (msghdr,
- * iovec, cmsghdr, pollfd, sockaddr_un) are laid out by hand in koffi-allocated
- * memory for LP64 Linux (x86-64 and arm64 share these layouts).
+ * What a real process needs to hand over, on the one libc binding in
+ * src/memory/_libc.ts: execve, descriptor flags, Unix sockets with ancillary
+ * data (SCM_RIGHTS, SCM_CREDENTIALS) and poll. Structures passed by pointer
+ * (msghdr, iovec, cmsghdr, pollfd, sockaddr_un) are laid out here by hand,
+ * in memory from the binding's alloc, for LP64 Linux (x86-64 and arm64 share
+ * these layouts).
  */
-import koffi from 'koffi';
+import { AF_UNIX, getLibc, type Libc, SOL_SOCKET } from '../memory/_libc.js';
 import { KexecError } from './errors.js';
 
-export const AF_UNIX = 1;
-export const SOCK_STREAM = 1;
+export {
+  AF_UNIX,
+  F_GETFD,
+  F_SETFD,
+  FD_CLOEXEC,
+  SOCK_STREAM,
+  SOL_SOCKET,
+} from '../memory/_libc.js';
+
 export const SOCK_DGRAM = 2;
 export const SOCK_CLOEXEC = 0o2000000;
-export const SOL_SOCKET = 1;
 export const SO_PASSCRED = 16;
 export const SCM_RIGHTS = 1;
 export const SCM_CREDENTIALS = 2;
@@ -22,9 +29,6 @@ export const MSG_CMSG_CLOEXEC = 0x40000000;
 export const POLLIN = 0x1;
 export const POLLERR = 0x8;
 export const POLLHUP = 0x10;
-export const F_GETFD = 1;
-export const F_SETFD = 2;
-export const FD_CLOEXEC = 1;
 /** Bytes of sun_path in struct sockaddr_un. */
 export const SUN_PATH_MAX = 108;
 /** At most this many descriptors travel in one message (the kernel's SCM_MAX_FD is 253). */
@@ -33,10 +37,6 @@ export const MAX_FDS_PER_MESSAGE = 253;
 const CMSG_HDR = 16;
 const MSGHDR_SIZE = 56;
 const IOVEC_SIZE = 16;
-
-type Fn = ((...args: unknown[]) => unknown) & {
-  async: (...args: unknown[]) => void;
-};
 
 /** One ancillary message received with data. */
 export interface Cmsg {
@@ -70,56 +70,24 @@ export interface ProcLibc {
   errno(): number;
 }
 
-let libc: ProcLibc | null = null;
+let procLibc: ProcLibc | null = null;
 
 export function getProcLibc(): ProcLibc {
-  if (libc !== null) return libc;
-  const lib = koffi.load('libc.so.6');
-  const execve = lib.func(
-    'int execve(const char *path, const char **argv, const char **envp)',
-  ) as Fn;
-  const fcntl = lib.func('int fcntl(int fd, int cmd, ...)') as Fn;
-  const close = lib.func('int close(int fd)') as Fn;
-  const dup2 = lib.func('int dup2(int from, int to)') as Fn;
-  const socket = lib.func('int socket(int domain, int type, int protocol)') as Fn;
-  const socketpair = lib.func('int socketpair(int d, int t, int p, _Out_ int *sv)') as Fn;
-  const setsockopt = lib.func(
-    'int setsockopt(int fd, int level, int name, const void *val, uint32_t len)',
-  ) as Fn;
-  const bind = lib.func('int bind(int fd, const void *addr, uint32_t len)') as Fn;
-  const sendto = lib.func(
-    'intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)',
-  ) as Fn;
-  const sendmsg = lib.func('intptr_t sendmsg(int fd, void *msg, int flags)') as Fn;
-  const recvmsg = lib.func('intptr_t recvmsg(int fd, void *msg, int flags)') as Fn;
-  const poll = lib.func('int poll(void *fds, unsigned long n, int timeout)') as Fn;
-
-  libc = {
-    execve: (path, argv, envp) => execve(path, [...argv, null], [...envp, null]) as number,
-    fcntl: (fd, cmd, arg) => fcntl(fd, cmd, 'int', arg) as number,
-    close: (fd) => close(fd) as number,
-    dup2: (from, to) => dup2(from, to) as number,
-    socket: (d, t, p) => socket(d, t, p) as number,
-    socketpair: (d, t) => {
-      const sv = [-1, -1];
-      return (socketpair(d, t, 0, sv) as number) === 0 ? [sv[0], sv[1]] : null;
-    },
-    setsockoptInt: (fd, level, name, value) => {
-      const v = Buffer.alloc(4);
-      v.writeInt32LE(value);
-      return setsockopt(fd, level, name, v, 4) as number;
-    },
-    bind: (fd, path) => {
-      const addr = sockaddrUn(path);
-      return bind(fd, addr, addr.length) as number;
-    },
-    sendto: (fd, data, path, flags) => {
-      const addr = sockaddrUn(path);
-      return Number(sendto(fd, data, data.length, flags, addr, addr.length));
-    },
+  if (procLibc !== null) return procLibc;
+  const libc = getLibc();
+  procLibc = {
+    execve: (path, argv, envp) => libc.execve(path, argv, envp),
+    fcntl: (fd, cmd, arg) => libc.fcntl(fd, cmd, arg),
+    close: (fd) => libc.close(fd),
+    dup2: (from, to) => libc.dup2(from, to),
+    socket: (d, t, p) => libc.socket(d, t, p),
+    socketpair: (d, t) => libc.socketpair(d, t),
+    setsockoptInt: (fd, level, name, value) => libc.setsockoptInt(fd, level, name, value),
+    bind: (fd, path) => libc.bind(fd, sockaddrUn(path)),
+    sendto: (fd, data, path, flags) => libc.sendto(fd, data, flags, sockaddrUn(path)),
     sendmsg: (fd, data, fds, flags) => {
       const ctl = fds.length > 0 ? cmsgSpace(fds.length * 4) : 0;
-      const scratch = new Scratch(MSGHDR_SIZE + IOVEC_SIZE + data.length + ctl);
+      const scratch = new Scratch(libc, MSGHDR_SIZE + IOVEC_SIZE + data.length + ctl);
       try {
         const iov = scratch.at(MSGHDR_SIZE);
         const buf = scratch.at(MSGHDR_SIZE + IOVEC_SIZE);
@@ -138,14 +106,14 @@ export function getProcLibc(): ProcLibc {
             v.setInt32(at + CMSG_HDR + 4 * i, f, true);
           });
         }
-        return Number(sendmsg(fd, scratch.ptr, flags));
+        return libc.sendmsg(fd, scratch.ptr, flags);
       } finally {
         scratch.free();
       }
     },
     recvmsg: (fd, into, flags) => {
       const ctl = cmsgSpace(MAX_FDS_PER_MESSAGE * 4);
-      const scratch = new Scratch(MSGHDR_SIZE + IOVEC_SIZE + into.length + ctl);
+      const scratch = new Scratch(libc, MSGHDR_SIZE + IOVEC_SIZE + into.length + ctl);
       try {
         const bufAt = MSGHDR_SIZE + IOVEC_SIZE;
         const ctlAt = bufAt + into.length;
@@ -153,7 +121,7 @@ export function getProcLibc(): ProcLibc {
         v.setBigUint64(MSGHDR_SIZE, scratch.at(bufAt), true);
         v.setBigUint64(MSGHDR_SIZE + 8, BigInt(into.length), true);
         writeMsghdr(v, scratch.at(MSGHDR_SIZE), scratch.at(ctlAt), ctl);
-        const n = Number(recvmsg(fd, scratch.ptr, flags));
+        const n = libc.recvmsg(fd, scratch.ptr, flags);
         if (n < 0) return { n, cmsgs: [] };
         into.set(scratch.bytes.subarray(bufAt, bufAt + n));
         const ctlLen = Math.min(Number(v.getBigUint64(40, true)), ctl);
@@ -163,25 +131,26 @@ export function getProcLibc(): ProcLibc {
       }
     },
     poll: (fd, events, timeoutMs) => {
-      const pfd = Buffer.alloc(8);
-      pfd.writeInt32LE(fd, 0);
-      pfd.writeInt16LE(events, 4);
-      const rc = poll(pfd, 1, timeoutMs) as number;
+      const pfd = pollfd(fd, events);
+      const rc = libc.poll(pfd, 1, timeoutMs);
       return rc <= 0 ? rc : pfd.readInt16LE(6);
     },
-    pollAsync: (fd, events, timeoutMs) =>
-      new Promise((resolve, reject) => {
-        const pfd = Buffer.alloc(8);
-        pfd.writeInt32LE(fd, 0);
-        pfd.writeInt16LE(events, 4);
-        poll.async(pfd, 1, timeoutMs, (err: unknown, rc: number) => {
-          if (err) reject(err);
-          else resolve(rc <= 0 ? rc : pfd.readInt16LE(6));
-        });
-      }),
-    errno: () => koffi.errno(),
+    pollAsync: async (fd, events, timeoutMs) => {
+      const pfd = pollfd(fd, events);
+      const rc = await libc.pollAsync(pfd, 1, timeoutMs);
+      return rc <= 0 ? rc : pfd.readInt16LE(6);
+    },
+    errno: () => libc.errno(),
   };
-  return libc;
+  return procLibc;
+}
+
+/** One struct pollfd. */
+function pollfd(fd: number, events: number): Buffer {
+  const pfd = Buffer.alloc(8);
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(events, 4);
+  return pfd;
 }
 
 /** A block of C memory with its address, for structures that hold pointers. */
@@ -191,10 +160,13 @@ class Scratch {
   readonly bytes: Uint8Array;
   readonly view: DataView;
 
-  constructor(size: number) {
-    this.ptr = koffi.alloc('uint8_t', size);
-    this.base = koffi.address(this.ptr);
-    const ab = koffi.view(this.ptr, size);
+  constructor(
+    private readonly libc: Libc,
+    size: number,
+  ) {
+    this.ptr = libc.alloc(size);
+    this.base = libc.address(this.ptr);
+    const ab = libc.view(this.ptr, size);
     this.bytes = new Uint8Array(ab);
     this.bytes.fill(0);
     this.view = new DataView(ab);
@@ -205,7 +177,7 @@ class Scratch {
   }
 
   free(): void {
-    koffi.free(this.ptr);
+    this.libc.free(this.ptr);
   }
 }
 

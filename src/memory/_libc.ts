@@ -1,6 +1,14 @@
 /**
- * The few libc calls the mapped device needs, bound through koffi on first
- * use, so that code using only heap devices never loads libc through the FFI.
+ * Every libc call livekexec makes, bound through koffi once, on first use (so
+ * that code using only heap devices never loads libc through the FFI): the
+ * mapped device's (open, flock, mmap, msync, ...), the live update
+ * orchestrator's (descriptor flags, socket options and names, lseek, memfds)
+ * and a real process's handover (execve, dup2, Unix sockets, sendmsg,
+ * recvmsg, poll). Each function is declared here and nowhere else;
+ * src/luo/_libc.ts and src/kexec/_libc.ts add the constants and the
+ * structures (msghdr, sockaddr_un, pollfd) their layers need on top of it.
+ * Constants are Linux's generic values, the same on x86-64 and arm64, except
+ * where Node supplies the right one.
  */
 import { constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -21,15 +29,21 @@ export const LOCK_NB = 4;
 export const F_GETFD = 1;
 export const F_SETFD = 2;
 export const FD_CLOEXEC = 1;
+export const SOL_SOCKET = 1;
+export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
 /** (void *)-1 as koffi.address() reports it. */
 export const MAP_FAILED = 0xffffffffffffffffn;
 
-type Fn = (...args: unknown[]) => unknown;
+type Fn = ((...args: unknown[]) => unknown) & {
+  async: (...args: unknown[]) => void;
+};
 
 export interface Libc {
   open(path: string, flags: number, mode: number): number;
   close(fd: number): number;
   flock(fd: number, op: number): number;
+  /** -1 and errno on failure, as libc. */
   fcntl(fd: number, cmd: number, arg: number): number;
   ftruncate(fd: number, length: number): number;
   /** Returns an error number (0 on success), not -1 and errno. */
@@ -38,27 +52,79 @@ export interface Libc {
   munmap(addr: unknown, length: number): number;
   /** `addr` as an integer: msync of part of a mapping needs pointer arithmetic. */
   msync(addr: number, length: number, flags: number): number;
+  /** The new offset as a bigint, or -1n. */
+  lseek(fd: number, offset: bigint, whence: number): bigint;
+  memfdCreate(name: string, flags: number): number;
+  /** Returns only on failure (-1). `argv` and `envp` without the trailing NULL. */
+  execve(path: string, argv: readonly string[], envp: readonly string[]): number;
+  dup2(from: number, to: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  /** [fd0, fd1] or null with errno set. */
+  socketpair(domain: number, type: number): [number, number] | null;
+  setsockoptInt(fd: number, level: number, name: number, value: number): number;
+  /** An int socket option, or null with errno set. */
+  getsockoptInt(fd: number, level: number, name: number): number | null;
+  /** The socket's bound address (`len` bytes of sockaddr), or null with errno set. */
+  getsockname(fd: number): Uint8Array | null;
+  /** bind to a sockaddr laid out by the caller. */
+  bind(fd: number, addr: Uint8Array): number;
+  /** sendto a sockaddr laid out by the caller. */
+  sendto(fd: number, data: Uint8Array, flags: number, addr: Uint8Array): number;
+  /** `msg` points to a struct msghdr in memory from `alloc`. */
+  sendmsg(fd: number, msg: unknown, flags: number): number;
+  recvmsg(fd: number, msg: unknown, flags: number): number;
+  /** `fds` holds `n` struct pollfd. */
+  poll(fds: Uint8Array, n: number, timeoutMs: number): number;
+  /** poll on a worker thread, so the event loop keeps running. */
+  pollAsync(fds: Uint8Array, n: number, timeoutMs: number): Promise<number>;
+  /** C memory of `size` bytes (for structures holding pointers); give it back with `free`. */
+  alloc(size: number): unknown;
+  free(ptr: unknown): void;
   address(ptr: unknown): bigint;
   view(ptr: unknown, length: number): ArrayBuffer;
   errno(): number;
 }
+
+/** sizeof(struct sockaddr_storage). */
+const SOCKADDR_MAX = 128;
 
 let libc: Libc | null = null;
 
 export function getLibc(): Libc {
   if (libc !== null) return libc;
   const lib = koffi.load('libc.so.6');
-  const open = lib.func('int open(const char *path, int flags, ...)') as Fn;
-  const close = lib.func('int close(int fd)') as Fn;
-  const flock = lib.func('int flock(int fd, int op)') as Fn;
-  const fcntl = lib.func('int fcntl(int fd, int cmd, ...)') as Fn;
-  const ftruncate = lib.func('int ftruncate(int fd, int64_t length)') as Fn;
-  const fallocate = lib.func('int posix_fallocate(int fd, int64_t offset, int64_t len)') as Fn;
-  const mmap = lib.func(
+  const fn = (decl: string) => lib.func(decl) as Fn;
+  const open = fn('int open(const char *path, int flags, ...)');
+  const close = fn('int close(int fd)');
+  const flock = fn('int flock(int fd, int op)');
+  const fcntl = fn('int fcntl(int fd, int cmd, ...)');
+  const ftruncate = fn('int ftruncate(int fd, int64_t length)');
+  const fallocate = fn('int posix_fallocate(int fd, int64_t offset, int64_t len)');
+  const mmap = fn(
     'void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)',
-  ) as Fn;
-  const munmap = lib.func('int munmap(void *addr, size_t length)') as Fn;
-  const msync = lib.func('int msync(uintptr_t addr, size_t length, int flags)') as Fn;
+  );
+  const munmap = fn('int munmap(void *addr, size_t length)');
+  const msync = fn('int msync(uintptr_t addr, size_t length, int flags)');
+  const lseek = fn('int64_t lseek(int fd, int64_t offset, int whence)');
+  const memfdCreate = fn('int memfd_create(const char *name, unsigned int flags)');
+  const execve = fn('int execve(const char *path, const char **argv, const char **envp)');
+  const dup2 = fn('int dup2(int from, int to)');
+  const socket = fn('int socket(int domain, int type, int protocol)');
+  const socketpair = fn('int socketpair(int d, int t, int p, _Out_ int *sv)');
+  const setsockopt = fn(
+    'int setsockopt(int fd, int level, int name, const void *val, uint32_t len)',
+  );
+  const getsockopt = fn(
+    'int getsockopt(int fd, int level, int name, _Out_ int *value, _Inout_ uint32_t *len)',
+  );
+  const getsockname = fn('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)');
+  const bind = fn('int bind(int fd, const void *addr, uint32_t len)');
+  const sendto = fn(
+    'intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)',
+  );
+  const sendmsg = fn('intptr_t sendmsg(int fd, void *msg, int flags)');
+  const recvmsg = fn('intptr_t recvmsg(int fd, void *msg, int flags)');
+  const poll = fn('int poll(void *fds, unsigned long n, int timeout)');
   libc = {
     open: (path, flags, mode) => open(path, flags, 'uint32_t', mode) as number,
     close: (fd) => close(fd) as number,
@@ -69,6 +135,46 @@ export function getLibc(): Libc {
     mmap: (length, prot, flags, fd, offset) => mmap(null, length, prot, flags, fd, offset),
     munmap: (addr, length) => munmap(addr, length) as number,
     msync: (addr, length, flags) => msync(addr, length, flags) as number,
+    lseek: (fd, offset, whence) => BigInt(lseek(fd, offset, whence) as number | bigint),
+    memfdCreate: (name, flags) => memfdCreate(name, flags) as number,
+    execve: (path, argv, envp) => execve(path, [...argv, null], [...envp, null]) as number,
+    dup2: (from, to) => dup2(from, to) as number,
+    socket: (d, t, p) => socket(d, t, p) as number,
+    socketpair: (d, t) => {
+      const sv = [-1, -1];
+      return (socketpair(d, t, 0, sv) as number) === 0 ? [sv[0], sv[1]] : null;
+    },
+    setsockoptInt: (fd, level, name, value) => {
+      const v = Buffer.alloc(4);
+      v.writeInt32LE(value);
+      return setsockopt(fd, level, name, v, 4) as number;
+    },
+    getsockoptInt: (fd, level, name) => {
+      const value = [0];
+      const len = [4];
+      return getsockopt(fd, level, name, value, len) === 0 ? value[0]! : null;
+    },
+    getsockname: (fd) => {
+      const addr = new Uint8Array(SOCKADDR_MAX);
+      const len = [SOCKADDR_MAX];
+      if (getsockname(fd, addr, len) !== 0) return null;
+      return addr.subarray(0, Math.min(len[0]!, SOCKADDR_MAX));
+    },
+    bind: (fd, addr) => bind(fd, addr, addr.length) as number,
+    sendto: (fd, data, flags, addr) =>
+      Number(sendto(fd, data, data.length, flags, addr, addr.length)),
+    sendmsg: (fd, msg, flags) => Number(sendmsg(fd, msg, flags)),
+    recvmsg: (fd, msg, flags) => Number(recvmsg(fd, msg, flags)),
+    poll: (fds, n, timeoutMs) => poll(fds, n, timeoutMs) as number,
+    pollAsync: (fds, n, timeoutMs) =>
+      new Promise((resolve, reject) => {
+        poll.async(fds, n, timeoutMs, (err: unknown, rc: number) => {
+          if (err) reject(err);
+          else resolve(rc);
+        });
+      }),
+    alloc: (size) => koffi.alloc('uint8_t', size),
+    free: (ptr) => koffi.free(ptr),
     address: (ptr) => koffi.address(ptr),
     view: (ptr, length) => koffi.view(ptr, length),
     errno: () => koffi.errno(),
