@@ -341,6 +341,21 @@ export class BuddyAllocator {
   }
 
   /**
+   * The first free page of [pfn, pfn + count), or -1 when none is free: a
+   * range query in place of `isFree` per page. A free page is either in the
+   * free block holding `pfn` or in a free block whose head lies in the
+   * range, so one head lookup and one native scan of the memmap answer it.
+   * @throws PageAllocError EINVAL (bad count), EFAULT (outside the pages).
+   */
+  firstFreeIn(pfn: number, count: number): number {
+    this.checkRange(pfn, count, 'range');
+    if (count === 0) return -1;
+    if (this.freeBlockContaining(pfn) !== NIL) return pfn;
+    const i = this.state.subarray(pfn, pfn + count).indexOf(PG_FREE);
+    return i < 0 ? -1 : pfn + i;
+  }
+
+  /**
    * The order of the block whose head is pfn, or -1 when pfn is a tail page or
    * a reserved page (which belongs to no block).
    * @throws PageAllocError EFAULT when pfn is outside the pages.
