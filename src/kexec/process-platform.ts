@@ -116,10 +116,12 @@ export class ProcessPlatform implements KexecPlatform<never> {
       [ENV_DEVICE_FD]: String(this.device.fd),
     });
     checkStdioFlushed();
-    tryNotify(notifyReloading);
     const keep = new Set([0, 1, 2, this.device.fd, ...this.#keepFds()]);
-    const restore = setCloseOnExec(keep);
     const libc = getProcLibc();
+    const restore = setCloseOnExec(keep);
+    // Only now, with nothing left that can throw before execve: a failure
+    // after RELOADING=1 must be followed by READY=1.
+    tryNotify(notifyReloading);
     libc.execve(file, argv, env);
     const errno = libc.errno();
     restore();
