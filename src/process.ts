@@ -160,11 +160,12 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
     throw new KexecError('EINVAL', `${ENV_PRELOAD}: expected a descriptor number, got '${text}'`);
   }
   const channel = ControlChannel.adopt(Number(text));
-  // Map the inherited device now, while the predecessor still serves: mapping
-  // a large device costs tens of ms (and garbage collections) that would
-  // otherwise fall inside the downtime.
-  const device = MappedDevice.openFd(fd, readlinkSync(`/proc/self/fd/${fd}`));
+  let device: MappedDevice | null = null;
   try {
+    // Map the inherited device now, while the predecessor still serves: mapping
+    // a large device costs tens of ms (and garbage collections) that would
+    // otherwise fall inside the downtime.
+    device = MappedDevice.openFd(fd, devicePathOf(fd));
     channel.send({ t: 'ready', pid: process.pid });
     let spec: string | null = null;
     while (spec === null) {
@@ -179,9 +180,12 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
     }
     const { bootBlock } = parseBootSpec(spec);
     let kernel: Kernel;
+    const booting = device;
+    // start() owns the device from here, and closes it when the boot fails.
+    device = null;
     try {
       // Another PID becomes the service's main process (systemd needs NotifyAccess=all for it).
-      kernel = start(device, options, bootBlock, `MAINPID=${process.pid}\nREADY=1`);
+      kernel = start(booting, options, bootBlock, `MAINPID=${process.pid}\nREADY=1`);
     } catch (err) {
       channel.send({ t: 'failed', message: err instanceof Error ? err.message : String(err) });
       throw err;
@@ -189,6 +193,17 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
     channel.send({ t: 'took-over', pid: process.pid, generation: kernel.generation });
     return kernel;
   } finally {
+    // Not booted (a bad frame, a closed channel, a bad boot spec): unmap what was mapped.
+    device?.close();
     channel.close();
+  }
+}
+
+/** The path of an inherited descriptor. @throws KexecError EINVAL when it is not open. */
+function devicePathOf(fd: number): string {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    throw new KexecError('EINVAL', `${ENV_DEVICE_FD}: descriptor ${fd} is not open`);
   }
 }
