@@ -144,11 +144,10 @@ export class Kho implements HandoverSubsystem {
   preservePages(pfn: number, count: number): void {
     this.#checkMutable();
     this.#checkRange(pfn, count);
-    for (let p = pfn; p < pfn + count; p++) {
-      // A free page would be handed out by this generation while the successor expects it.
-      if (this.#pages.isFree(p))
-        throw new KhoError('EINVAL', `pfn ${p} is free: preserve only memory you own`);
-    }
+    // A free page would be handed out by this generation while the successor expects it.
+    const free = this.#pages.firstFreeIn(pfn, count);
+    if (free >= 0)
+      throw new KhoError('EINVAL', `pfn ${free} is free: preserve only memory you own`);
     const done: [number, number][] = [];
     try {
       for (const [p, o] of alignedBlocks(pfn, count)) {
