@@ -2,7 +2,7 @@
  * `livekexec fdt dump|check|get`: look at a Flattened Device Tree blob the way
  * `dtc -I dtb -O dts`, libfdt's fdt_check_full and `fdtget` do.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import type { Command } from 'commander';
 import { toDts } from '../fdt/dts.js';
 import { FdtError } from '../fdt/errors.js';
@@ -14,28 +14,50 @@ const MAX_BLOB_BYTES = 256 << 20;
 
 /**
  * The file's bytes in a fresh 8-aligned buffer (libfdt needs the alignment).
+ * Only a regular file is read: a FIFO or a character device would block the
+ * open or never reach its end. The size is checked before anything is read.
  * @throws CliExit 1 after printing why the file cannot be read
  */
 function readBlob(file: string): Uint8Array {
-  let data: Buffer;
-  try {
-    data = readFileSync(file);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why =
-      e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message;
+  const refuse = (why: string): never => {
     process.stderr.write(`livekexec fdt: cannot read ${file}: ${why}\n`);
     throw new CliExit(1);
+  };
+  let fd: number;
+  try {
+    // O_NONBLOCK: opening a FIFO with no writer must not wait for one.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return refuse(e.code === 'ENOENT' ? 'no such file' : (e.code ?? e.message));
   }
-  if (data.length > MAX_BLOB_BYTES) {
-    process.stderr.write(
-      `livekexec fdt: ${file} is ${data.length} bytes, larger than any blob this reads\n`,
-    );
-    throw new CliExit(1);
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) return refuse('is a directory');
+    if (!st.isFile()) return refuse('not a regular file');
+    if (st.size > MAX_BLOB_BYTES) {
+      process.stderr.write(
+        `livekexec fdt: ${file} is ${st.size} bytes, larger than any blob this reads\n`,
+      );
+      throw new CliExit(1);
+    }
+    const bytes = new Uint8Array(st.size);
+    let got = 0;
+    try {
+      while (got < bytes.length) {
+        const n = readSync(fd, bytes, got, bytes.length - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      return refuse(e.code ?? e.message);
+    }
+    // A file that shrank while read: the bytes there are.
+    return got === bytes.length ? bytes : bytes.slice(0, got);
+  } finally {
+    closeSync(fd);
   }
-  const bytes = new Uint8Array(data.length);
-  bytes.set(data);
-  return bytes;
 }
 
 /** Runs `fn`; an FdtError is printed with its libfdt name first on the line, exit 1. */

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { formatFdtgetValue } from '../../src/cli/fdt.js';
 import { runCli } from '../_helpers/cli.js';
-import { fixture } from '../_helpers/paths.js';
+import { CLI, fixture } from '../_helpers/paths.js';
 
 const BASIC = fixture('fdt', 'basic.dtb');
 const dir = mkdtempSync(join(tmpdir(), 'livekexec-cli-fdt-'));
@@ -97,6 +98,22 @@ describe('livekexec fdt check', () => {
     const r = runCli(['fdt', 'check', dir]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /cannot read .*: is a directory/);
+  });
+
+  test('a FIFO or a character device is refused at once, never read until an end that never comes', () => {
+    const fifo = join(dir, 'blob.fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const verb of ['check', 'dump']) {
+      for (const file of [fifo, '/dev/zero']) {
+        const r = spawnSync(process.execPath, [CLI, 'fdt', verb, file], {
+          encoding: 'utf8',
+          timeout: 10_000,
+        });
+        assert.equal(r.status, 1, `${verb} ${file}: ${r.signal ?? r.stderr}`);
+        assert.equal(r.stdout, '');
+        assert.match(r.stderr, /^livekexec fdt: cannot read .*: not a regular file\n$/);
+      }
+    }
   });
 
   test('an empty file is too short for a header: FDT_ERR_TRUNCATED', () => {
