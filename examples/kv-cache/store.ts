@@ -98,7 +98,8 @@ export class SlabStore {
     if (value.length > CHUNK_BYTES) {
       throw new StoreError('E2BIG', `a value is at most ${CHUNK_BYTES} bytes, got ${value.length}`);
     }
-    if (this.#tail + value.length > CHUNK_BYTES) this.#grow();
+    // An empty value still needs a chunk to name: an empty store has none.
+    if (this.#chunks.length === 0 || this.#tail + value.length > CHUNK_BYTES) this.#grow();
     const c = this.#chunks.length - 1;
     const off = this.#tail;
     this.#views[c].set(value, off);

@@ -157,3 +157,18 @@ test('a damaged index: StoreError EFAULT or a store whose every entry lies insid
     { numRuns: 300, seed: 15 },
   );
 });
+
+test('an empty value into an empty store (no chunk yet) is stored, and survives kexec', () => {
+  const m = Machine.create({ size: 8 * MiB });
+  const k1 = m.boot();
+  const store = new SlabStore(k1);
+  store.put('empty', new Uint8Array(0));
+  assert.equal(store.get('empty')?.length, 0);
+  assert.equal(store.entries, 1);
+  store.save({ listenerToken: 1 });
+  const back = SlabStore.restore(kexec(k1));
+  assert.ok(back);
+  assert.equal(back.store.get('empty')?.length, 0);
+  back.store.put('next', value(2, 10));
+  assert.deepEqual(back.store.get('next'), value(2, 10));
+});
