@@ -19,9 +19,12 @@ export function registerKexecCommand(program: Command): void {
     )
     .requiredOption(
       '-d, --device <path>',
-      'device file (created when --size is given and it does not exist)',
+      'device file (created and formatted when it does not exist)',
     )
-    .option('-s, --size <size>', 'device size when creating it (memparse syntax)')
+    .option(
+      '-s, --size <size>',
+      'device size, memparse syntax: of a new device (default 64M); an existing one must have it',
+    )
     .option('-c, --cmdline <text>', "the successor's command line", '')
     .argument('<program>', 'the program to run (a .js/.mjs file runs under node)')
     .argument('[args...]', 'its arguments')

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -122,6 +122,31 @@ test('livekexec kexec resumes a handover whose successor never booted', () => {
     assert.equal(boot.kind, 'kexec');
     assert.equal(boot.generation, 2);
     assert.equal(boot.coldReason, null);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('livekexec kexec creates an absent device without --size (64 MiB), as its --help says', () => {
+  const help = runCli(['kexec', '--help']);
+  assert.equal(help.status, 0);
+  const text = help.stdout.replace(/\s+/g, ' ');
+  assert.doesNotMatch(text, /created when --size is given/);
+  assert.match(text, /created and formatted when it does not exist/);
+  assert.match(text, /default 64M/);
+  const dir = tempDir();
+  try {
+    const dev = join(dir, 'dev');
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'kexec', '--device', dev, '--', process.execPath, '-e', ''],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(statSync(dev).size, 64 * MiB);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
