@@ -355,7 +355,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     for (let w = 0; w < workers; w++) {
       for (let h = 0; h < HOT_KEYS; h++) values.push([`hot-${w}-${h}`, makeValue(rand)]);
     }
-    log(`filling ${values.length} keys (${(valueBytes / 1e6).toFixed(1)} MB)`);
+    log(
+      `filling ${nKeys} keys (${(valueBytes / 1e6).toFixed(1)} MB) and ${values.length - nKeys} hot keys`,
+    );
     await forEach(values.length, 8, async (i) => {
       const [key, v] = values[i];
       if (await client.request('PUT', `/kv/${key}`, v, [204])) {

@@ -4,7 +4,7 @@
  *   PUT  /kv/<key>                 store the body (at most 64 KiB)
  *   GET  /kv/<key>                 the value, or 404
  *   DELETE /kv/<key>               forget it
- *   GET  /stats                    entries, bytes, version, pid, generation
+ *   GET  /stats                    entries, bytes, chunks, version, pid, generation, boot
  *   POST /admin/upgrade?version=N  202, then becomes version N in place
  *
  * Values live in slab chunks from the kernel's page allocator (store.ts).
@@ -16,7 +16,7 @@
  *
  * argv: --version N --device PATH --port P (0: any) [--host H] [--size 64M]
  *       [--exit-with-stdin] [--upgrade-program FILE]
- * stdout: one JSON line {"ready":true,"port",..,"pid","version","generation"}
+ * stdout: one JSON line {"ready":true,"port","pid","version","generation","boot","entries"}
  * per generation, once it serves.
  */
 import { once } from 'node:events';
