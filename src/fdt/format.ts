@@ -65,9 +65,13 @@ export const FDT_MAX_NCELLS = 4;
 /** Nesting deeper than this is refused as BADSTRUCTURE so no input does unbounded work. */
 export const FDT_MAX_DEPTH = 256;
 
-/** Round up to a multiple of `align` (a power of two). */
+/**
+ * Round up to a multiple of `align` (a power of two). Exact for every safe
+ * integer: only the low bits go through 32-bit arithmetic, so a length near
+ * 2^31 does not wrap negative.
+ */
 export function alignUp(n: number, align: number): number {
-  return (n + align - 1) & ~(align - 1);
+  return n + (-n & (align - 1));
 }
 
 /** Characters allowed in node names (before and after '@') and in property names. */

@@ -63,8 +63,8 @@ import {
  * rounded up to the 16-byte size of a reservation entry (dtc uses 40).
  */
 const RSVMAP_OFFSET = 48;
-/** totalsize is a u32. */
-const MAX_TOTALSIZE = 0xffffffff;
+/** The largest totalsize the header check (libfdt's fdt_check_header) accepts. */
+const MAX_TOTALSIZE = 0x7fffffff;
 /** Initial buffer size of a growable writer; it doubles as needed. */
 const DEFAULT_CAPACITY = 4096;
 
@@ -146,7 +146,7 @@ export class FdtWriter {
   constructor(options: FdtWriterOptions = {}) {
     const capacity = options.capacity ?? DEFAULT_CAPACITY;
     if (!Number.isSafeInteger(capacity) || capacity < 0 || capacity > MAX_TOTALSIZE) {
-      throw new FdtError('BADVALUE', `capacity ${capacity} is not in 0..0xffffffff`);
+      throw new FdtError('BADVALUE', `capacity ${capacity} is not in 0..2^31-1`);
     }
     const fixed = options.fixed ?? false;
     if (fixed && capacity < RSVMAP_OFFSET) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { Fdt, FdtEditor, FdtWriter } from '../../src/fdt/index.js';
+import { alignUp, Fdt, FdtEditor, FdtWriter } from '../../src/fdt/index.js';
 import { ALL_ORDERS, codeOf, dumpTree, loadDtb, MODERN_FIXTURES, relayout } from './_support.js';
 
 interface TreeNode {
@@ -173,6 +173,47 @@ describe('FdtEditor properties', () => {
     ed.setPropU32('/a', 'phandle', 1);
     assert.equal(ed.fdt.sizeDtStrings, strings + 'linux,phandle'.length + 1);
     assert.equal(ed.fdt.getU32(ed.fdt.pathOffset('/a'), 'phandle'), 1);
+  });
+});
+
+describe('FdtEditor values near 2^31 bytes', () => {
+  // Virtual memory only: the zero pages of these buffers are never touched.
+  const huge = new Uint8Array(2 ** 31 - 1);
+
+  it('a value no blob can hold is NOSPACE and changes nothing (its aligned size once wrapped negative)', () => {
+    for (const edit of [
+      (ed: FdtEditor) => ed.setProp('/a', 'new', huge),
+      (ed: FdtEditor) => ed.setProp('/a', 'reg', huge),
+      (ed: FdtEditor) => ed.appendProp('/a', 'reg', huge),
+      (ed: FdtEditor) => ed.appendProp('/', 'new', huge),
+    ]) {
+      const ed = FdtEditor.openInto(small(), 512);
+      const before = dumpTree(ed.fdt);
+      const free = ed.freeSpace;
+      const header = ed.buffer.slice(0, 40);
+      assert.equal(
+        codeOf(() => edit(ed)),
+        'NOSPACE',
+      );
+      assert.deepEqual(ed.buffer.subarray(0, 40), header);
+      assert.equal(ed.freeSpace, free);
+      assert.deepEqual(dumpTree(ed.fdt), before);
+      ed.fdt.checkFull();
+    }
+  });
+
+  it('alignUp is exact for every safe length', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER - 8 }),
+        fc.constantFrom(4, 8),
+        (n, a) => {
+          const r = alignUp(n, a);
+          assert.ok(r >= n && r < n + a && r % a === 0, `alignUp(${n}, ${a}) = ${r}`);
+        },
+      ),
+    );
+    assert.equal(alignUp(2 ** 31 - 1, 4), 2 ** 31);
   });
 });
 

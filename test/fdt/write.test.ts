@@ -415,6 +415,28 @@ describe('FdtWriter capacity', () => {
     assert.deepEqual(w.finish(), writeTree(tree));
   });
 
+  it('a value no blob can hold is NOSPACE and leaves no trace (its aligned size once wrapped negative)', () => {
+    const huge = new Uint8Array(2 ** 31 - 1); // virtual memory only: never touched
+    const w = new FdtWriter();
+    w.finishReservations();
+    w.beginNode('');
+    assert.equal(
+      codeOf(() => w.property('big-one', huge)),
+      'NOSPACE',
+    );
+    w.property('compatible', bytes(0x61, 0));
+    for (const c of tree.children) writeNode(w, c);
+    w.endNode();
+    assert.deepEqual(w.finish(), writeTree(tree));
+  });
+
+  it('a capacity above what the header check accepts (2^31-1) is refused', () => {
+    assert.equal(
+      codeOf(() => new FdtWriter({ capacity: 2 ** 31, fixed: true })),
+      'BADVALUE',
+    );
+  });
+
   it('grows a small buffer as needed', () => {
     const w = new FdtWriter({ capacity: 0 });
     w.addReservation(1, 1);
