@@ -3,7 +3,7 @@ import type { EarlyContext } from '../boot/early-context.js';
 import { MEMBLOCK_RSRV_NOINIT } from '../boot/memblock.js';
 import { KHO, KHO_SCRATCH } from '../boot/params.js';
 import { PAGE_SIZE } from '../memory/device.js';
-import { E820 } from '../memory/memmap-types.js';
+import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { KHO_MAX_MAP_MARKS } from './abi.js';
 import { KhoError } from './errors.js';
 import { BlockRuns, KhoRadixTree } from './radix.js';
@@ -52,6 +52,9 @@ export interface KhoEarly {
 export function khoEarlyInit(ctx: EarlyContext, options: { disabled?: string } = {}): KhoEarly {
   const enabled = options.disabled === undefined && (ctx.params.get(KHO) ?? true);
   const rootData = ctx.setupData.find((s) => s.type === SETUP.KHO_FDT);
+  // Scratch belongs to the boot that receives it; whatever else the map calls
+  // scratch (an earlier generation's, seen again after a cold boot) is plain memory.
+  const handedScratch = unmarkScratch(ctx);
   if (!enabled) {
     const why = options.disabled ?? 'kho=off';
     if (rootData)
@@ -61,11 +64,12 @@ export function khoEarlyInit(ctx: EarlyContext, options: { disabled?: string } =
   let revivalRefused: string | undefined;
   if (rootData) {
     try {
-      return revive(ctx, rootData.data);
+      return revive(ctx, rootData.data, handedScratch);
     } catch (err) {
       if (!(err instanceof KhoError)) throw err;
       revivalRefused = err.message;
       ctx.memblock.setScratchOnly(false);
+      unmarkScratch(ctx);
       ctx.log(`KHO: disabling KHO revival: ${err.message}`);
     }
   }
@@ -98,7 +102,21 @@ export function khoScratchInit(ctx: EarlyContext, early: KhoEarly): KhoEarly {
   }
 }
 
-function revive(ctx: EarlyContext, rootFdt: Uint8Array): KhoEarly {
+/** Turns every scratch range of the map into usable memory (map and memblock); returns what it was. */
+function unmarkScratch(ctx: EarlyContext): MemoryRange[] {
+  const scratch = ctx.memoryMap.entries().filter((r) => r.type === E820.SCRATCH);
+  for (const r of scratch) {
+    ctx.memoryMap.update(r.addr, r.size, E820.SCRATCH, E820.USABLE);
+    ctx.memblock.clearScratch(r.addr, r.size);
+  }
+  return scratch;
+}
+
+function revive(
+  ctx: EarlyContext,
+  rootFdt: Uint8Array,
+  handedScratch: readonly MemoryRange[],
+): KhoEarly {
   const { device, memblock, memoryMap } = ctx;
   const scratchData = ctx.setupData.find((s) => s.type === SETUP.KHO_SCRATCH);
   if (!scratchData) throw new KhoError('EFAULT', 'the boot block carries no KHO scratch areas');
@@ -106,17 +124,18 @@ function revive(ctx: EarlyContext, rootFdt: Uint8Array): KhoEarly {
   for (const a of scratch) {
     if (
       !memblock.isMemory(a.base, a.size) ||
-      !memoryMap
-        .entries()
-        .some(
-          (r) => r.type === E820.SCRATCH && r.addr <= a.base && a.base + a.size <= r.addr + r.size,
-        )
+      !handedScratch.some((r) => r.addr <= a.base && a.base + a.size <= r.addr + r.size)
     ) {
       throw new KhoError(
         'EFAULT',
         `scratch area 0x${a.base.toString(16)} is not scratch memory in the map`,
       );
     }
+  }
+  // Only the areas handed over are scratch in this boot (unmarkScratch cleared the rest).
+  for (const a of scratch) {
+    memoryMap.update(a.base, a.size, E820.USABLE, E820.SCRATCH);
+    memblock.markScratch(a.base, a.size);
   }
   // Until the handover is read, only scratch memory may be allocated.
   memblock.setScratchOnly(true);

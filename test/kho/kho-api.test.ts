@@ -301,3 +301,24 @@ test('preserved memory in many separate runs still kexecs: the header keeps a co
     assert.ok(r && r.type !== E820.USABLE, `pfn ${pfn} is kept in the header's map`);
   }
 });
+
+test('a cold boot after a handover treats the old scratch areas as plain memory; the next handover revives', () => {
+  const m = Machine.create({ size: 64 * MiB });
+  for (let round = 0; round < 3; round++) {
+    // Each round is a new process on the same device: a cold boot, then one in-place upgrade.
+    const k1 = m.boot('reserve_mem=1M:4K:journal');
+    assert.ok(
+      !k1.memoryMap
+        .entries()
+        .some((r) => r.type === E820.SCRATCH && !k1.kho.scratch.some((a) => a.base === r.addr)),
+      'no stale scratch',
+    );
+    const f = k1.allocPages(4)!;
+    k1.folioBytes(f)[0] = 40 + round;
+    k1.kho.preserveFolio(f);
+    k1.kexec.load();
+    const k2 = k1.kexec.exec();
+    assert.ok(k2.kho.isKhoBoot(), `round ${round}: ${k2.log.join('; ')}`);
+    assert.equal(k2.folioBytes(k2.kho.restoreFolio(f.pfn * PAGE_SIZE))[0], 40 + round);
+  }
+});
