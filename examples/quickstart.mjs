@@ -1,4 +1,4 @@
-// README "Using it", runnable after `npm ci`: node examples/quickstart.mjs NEW-DEVICE-FILE
+// README "Using it", runnable after `npm ci`: node examples/quickstart.mjs DEVICE-FILE
 // Generation 1 keeps a folio and a reserve_mem region and execs itself in
 // place; generation 2 finds both at the same addresses, in the same PID.
 import { boot, folioPhys } from 'livekexec';
