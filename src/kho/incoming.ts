@@ -182,6 +182,8 @@ export class KhoIncomingState {
   /**
    * Re-preserves what nobody claimed into the outgoing tree, so it survives
    * this kexec too. O(blocks received), and nothing when all were claimed.
+   * All or nothing: when the tree runs out of pages, what was carried is unpreserved.
+   * @throws KhoError ENOMEM (from the tree).
    */
   carryForward(tree: KhoRadixTree): {
     blocks: { pfn: number; order: number }[];
@@ -189,11 +191,16 @@ export class KhoIncomingState {
   } {
     const blocks: { pfn: number; order: number }[] = [];
     if (this.#unclaimedBlocks > 0) {
-      this.#forEachUnclaimed((pfn, order) => {
-        if (tree.isPreserved(pfn, order)) return;
-        tree.preserve(pfn, order);
-        blocks.push({ pfn, order });
-      });
+      try {
+        this.#forEachUnclaimed((pfn, order) => {
+          if (tree.isPreserved(pfn, order)) return;
+          tree.preserve(pfn, order);
+          blocks.push({ pfn, order });
+        });
+      } catch (err) {
+        for (const b of blocks) tree.unpreserve(b.pfn, b.order);
+        throw err;
+      }
     }
     const subtrees = new Map<string, { folio: Folio; size: number }>();
     for (const [name, phys] of this.#subtrees) {

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FdtWriter } from '../../src/fdt/write.js';
+import { KhoError } from '../../src/kho/errors.js';
+import { Machine } from '../../src/machine.js';
+import { PAGE_SIZE } from '../../src/memory/device.js';
+import type { Folio } from '../../src/mm/folio.js';
+
+const MiB = 1024 * 1024;
+const code = (c: string) => (e: unknown) => e instanceof KhoError && e.code === c;
+
+function smallFdt(compatible: string): Uint8Array {
+  const w = new FdtWriter();
+  w.finishReservations();
+  w.beginNode('');
+  w.propertyString('compatible', compatible);
+  w.endNode();
+  return w.finish();
+}
+
+test('a finalize that fails while carrying unclaimed blocks forward leaves the outgoing tree as it was', () => {
+  for (let leave = 0; leave < 12; leave++) {
+    const m = Machine.create({ size: 16 * MiB });
+    const k = m.boot();
+    for (const o of [0, 1, 2, 3]) k.kho.preserveFolio(k.allocPages(o)!);
+    k.kexec.load();
+    const k2 = k.kexec.exec();
+    const held: Folio[] = [];
+    for (let f = k2.allocPages(0); f; f = k2.allocPages(0)) held.push(f);
+    for (let i = 0; i < leave; i++) k2.freePages(held.pop()!);
+    const before = k2.pages.stats().freePages;
+    try {
+      k2.kho.finalize();
+      k2.kho.abort();
+    } catch (err) {
+      assert.ok(code('ENOMEM')(err), String(err));
+    }
+    assert.equal(k2.kho.finalized, false);
+    assert.equal(k2.kho.preserved().bytes, 0, `leave ${leave}: no carried block stays preserved`);
+    assert.equal(k2.kho.preserved().metadataPages, 0, `leave ${leave}: no tree page stays`);
+    assert.equal(k2.pages.stats().freePages, before, `leave ${leave}: every tree page is freed`);
+    // Once memory is back, the handover carries everything, and the next boot gets it all.
+    for (const f of held) k2.freePages(f);
+    k2.kexec.load();
+    const k3 = k2.kexec.exec();
+    assert.deepEqual(k3.kho.unclaimed().blocks, 4);
+    assert.equal(k3.kho.unclaimed().bytes, 15 * PAGE_SIZE);
+  }
+});
