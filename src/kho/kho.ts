@@ -317,19 +317,29 @@ export class Kho implements HandoverSubsystem {
 
   /**
    * Freezes preservation and builds the root FDT (the debugfs `finalize`).
-   * Unclaimed memory and subtrees of the predecessor are passed on.
-   * @throws KhoError EEXIST (already finalized), EOPNOTSUPP (KHO off).
+   * Unclaimed memory and subtrees of the predecessor are passed on. All or
+   * nothing: a failure aborts the notifiers that ran and carries nothing.
+   * @throws KhoError EEXIST (already finalized), EOPNOTSUPP (KHO off), ENOMEM;
+   *   whatever a notifier throws.
    */
   finalize(): Uint8Array {
     if (!this.enabled) throw new KhoError('EOPNOTSUPP', `finalize: ${this.#early.disabledReason}`);
     if (this.#rootFdt) throw new KhoError('EEXIST', 'finalize: already finalized');
-    for (const n of this.#notifiers) n.finalize?.();
-    const carried = this.#incoming?.carryForward(this.#tree) ?? { blocks: [], subtrees: new Map() };
-    this.#carried = carried.blocks;
-    for (const [name, s] of carried.subtrees) {
-      if (!this.#subtrees.has(name)) this.#subtrees.set(name, { ...s, carried: true });
-    }
+    // All or nothing: on any failure the notifiers that ran are aborted and nothing is carried.
+    const ran: KhoNotifier[] = [];
     try {
+      for (const n of this.#notifiers) {
+        n.finalize?.();
+        ran.push(n);
+      }
+      const carried = this.#incoming?.carryForward(this.#tree) ?? {
+        blocks: [],
+        subtrees: new Map(),
+      };
+      this.#carried = carried.blocks;
+      for (const [name, s] of carried.subtrees) {
+        if (!this.#subtrees.has(name)) this.#subtrees.set(name, { ...s, carried: true });
+      }
       this.#rootFdt = buildRootFdt({
         memoryMapPhys: this.#tree.rootPhys,
         memoryMapPages: [...this.#tree.metadataPages()].sort((a, b) => a - b),
@@ -338,6 +348,7 @@ export class Kho implements HandoverSubsystem {
       });
     } catch (err) {
       this.#undoCarry();
+      for (const n of ran.reverse()) n.abort?.();
       throw err;
     }
     return this.#rootFdt;

@@ -47,3 +47,32 @@ test('a finalize that fails while carrying unclaimed blocks forward leaves the o
     assert.equal(k3.kho.unclaimed().bytes, 15 * PAGE_SIZE);
   }
 });
+
+test('a finalize that fails in a notifier aborts the notifiers that had already run', () => {
+  const k = Machine.create({ size: 16 * MiB }).boot();
+  const log: string[] = [];
+  k.kho.registerNotifier({
+    finalize: () => {
+      log.push('finalize a');
+      k.kho.addSubtree('a', smallFdt('a'));
+    },
+    abort: () => {
+      log.push('abort a');
+      k.kho.removeSubtree('a');
+    },
+  });
+  let fail = true;
+  k.kho.registerNotifier({
+    finalize: () => {
+      if (fail) throw new KhoError('ENOMEM', 'b: no memory');
+    },
+    abort: () => log.push('abort b'),
+  });
+  assert.throws(() => k.kho.finalize(), code('ENOMEM'));
+  assert.deepEqual(log, ['finalize a', 'abort a']);
+  assert.equal(k.kho.finalized, false);
+  assert.deepEqual(k.kho.subtreeNames(), []);
+  fail = false;
+  k.kho.finalize();
+  assert.deepEqual(k.kho.subtreeNames(), ['a']);
+});
