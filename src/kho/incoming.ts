@@ -31,11 +31,18 @@ export class KhoIncomingState {
     this.#in = incoming;
     this.#marker = new Uint8Array(device.pages);
     const { blockPfn, blockOrder } = incoming;
+    let blocks = 0;
     for (let i = 0; i < blockPfn.length; i++) {
-      this.#marker[blockPfn[i]] = blockOrder[i] + 1;
+      // A pfn preserved at two orders is one block, the larger: it covers the smaller.
+      const pfn = blockPfn[i];
+      const old = this.#marker[pfn];
+      if (old > blockOrder[i]) continue;
+      if (old === 0) blocks++;
+      else this.#unclaimedPages -= 2 ** (old - 1);
+      this.#marker[pfn] = blockOrder[i] + 1;
       this.#unclaimedPages += 2 ** blockOrder[i];
     }
-    this.#unclaimedBlocks = blockPfn.length;
+    this.#unclaimedBlocks = blocks;
     this.#subtrees = new Map(incoming.root.subtrees);
     // The predecessor's tree has been read: its pages go back to the allocator.
     for (const p of incoming.treePages) pages.releaseRange(p / PAGE_SIZE, 1);

@@ -76,3 +76,35 @@ test('a finalize that fails in a notifier aborts the notifiers that had already 
   k.kho.finalize();
   assert.deepEqual(k.kho.subtreeNames(), ['a']);
 });
+
+test('blocks preserved at one pfn at two orders: the larger is the block, claimed, carried and released once', () => {
+  const m = Machine.create({ size: 16 * MiB });
+  const k = m.boot();
+  const f = k.allocPages(1)!;
+  k.kho.preservePages(f.pfn, 1);
+  k.kho.preservePages(f.pfn, 2);
+  k.kexec.load();
+  const k2 = k.kexec.exec();
+  assert.deepEqual(k2.kho.unclaimed(), { subtrees: [], blocks: 1, bytes: 2 * PAGE_SIZE });
+  // Not claimed here: the next generation still gets both pages.
+  k2.kexec.load();
+  const k3 = k2.kexec.exec();
+  assert.deepEqual(k3.kho.unclaimed(), { subtrees: [], blocks: 1, bytes: 2 * PAGE_SIZE });
+  assert.deepEqual(k3.kho.restorePages(f.pfn * PAGE_SIZE, 2), {
+    base: f.pfn * PAGE_SIZE,
+    size: 2 * PAGE_SIZE,
+  });
+  assert.deepEqual(k3.kho.unclaimed(), { subtrees: [], blocks: 0, bytes: 0 });
+
+  const k4 = Machine.create({ size: 16 * MiB }).boot();
+  const g = k4.allocPages(2)!;
+  k4.kho.preservePages(g.pfn, 4);
+  k4.kho.preservePages(g.pfn, 1);
+  k4.kexec.load();
+  const k5 = k4.kexec.exec();
+  assert.deepEqual(k5.kho.unclaimed(), { subtrees: [], blocks: 1, bytes: 4 * PAGE_SIZE });
+  const free = k5.pages.stats().freePages;
+  assert.equal(k5.kho.releaseUnclaimed(), 4 * PAGE_SIZE);
+  assert.equal(k5.pages.stats().freePages, free + 4);
+  assert.deepEqual(k5.kho.unclaimed(), { subtrees: [], blocks: 0, bytes: 0 });
+});
