@@ -101,7 +101,7 @@ export class Kexec<K> {
    * Stages the successor: checks the command line, places and claims the
    * boot block segment. Loading again replaces the previous image.
    * @throws BootError EINVAL naming the parameter when the command line is bad.
-   * @throws KexecError EINVAL (too large), ENOMEM (no hole), ESRCH (cannot kexec).
+   * @throws KexecError EINVAL (too large, bad reserveBytes), ENOMEM (no hole), ESRCH (cannot kexec).
    */
   load(options: KexecLoadOptions = {}): LoadedImage {
     this.host.checkCanKexec();
@@ -117,7 +117,11 @@ export class Kexec<K> {
       this.host.handoverMemoryMap().entries(),
       [],
     );
-    const bytes = draft.length + (options.reserveBytes ?? DEFAULT_RESERVE);
+    const reserve = options.reserveBytes ?? DEFAULT_RESERVE;
+    if (!Number.isSafeInteger(reserve) || reserve < 0) {
+      throw new KexecError('EINVAL', `kexec load: reserveBytes ${reserve} is not a byte count`);
+    }
+    const bytes = draft.length + reserve;
     if (this.#image) this.unload();
     const { segment, inArena } = this.#place(bytes, null);
     const image: LoadedImage = {

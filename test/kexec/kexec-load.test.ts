@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { KexecError } from '../../src/kexec/errors.js';
+import { Machine } from '../../src/machine.js';
+
+const MiB = 1024 * 1024;
+const isKexecError = (code: string) => (e: unknown) => e instanceof KexecError && e.code === code;
+
+for (const cmdline of ['', 'kho=off']) {
+  test(`a bad reserveBytes is EINVAL before anything is placed (${cmdline || 'KHO on'})`, () => {
+    const k = Machine.create({ size: 16 * MiB }).boot(cmdline);
+    const free = k.pages.stats().freePages;
+    for (const bad of [-1e6, -1, 0.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53]) {
+      assert.throws(
+        () => k.kexec.load({ cmdline: 'bad', reserveBytes: bad }),
+        isKexecError('EINVAL'),
+        String(bad),
+      );
+      assert.equal(k.kexec.loaded, null);
+      assert.equal(k.pages.stats().freePages, free);
+    }
+  });
+}
+
+test('reserveBytes 0 is allowed: the block still fits at exec', () => {
+  const k = Machine.create({ size: 16 * MiB }).boot('kho=off');
+  const free = k.pages.stats().freePages;
+  k.kexec.load({ reserveBytes: 0 });
+  k.kexec.load({ reserveBytes: 0 });
+  k.kexec.unload();
+  assert.equal(k.pages.stats().freePages, free);
+  k.kexec.load({ reserveBytes: 0 });
+  assert.equal(k.kexec.exec().boot.kind, 'kexec');
+});
