@@ -99,7 +99,9 @@ export class Kexec<K> {
 
   /**
    * Stages the successor: checks the command line, places and claims the
-   * boot block segment. Loading again replaces the previous image.
+   * boot block segment. Loading again replaces the previous image; a load
+   * refused before the new segment is placed keeps it (a failed preload of
+   * the new one leaves nothing loaded: the previous successor was stopped).
    * @throws BootError EINVAL naming the parameter when the command line is bad.
    * @throws KexecError EINVAL (too large, bad reserveBytes), ENOMEM (no hole), ESRCH (cannot kexec).
    */
@@ -122,8 +124,27 @@ export class Kexec<K> {
       throw new KexecError('EINVAL', `kexec load: reserveBytes ${reserve} is not a byte count`);
     }
     const bytes = draft.length + reserve;
-    if (this.#image) this.unload();
-    const { segment, inArena } = this.#place(bytes, null);
+    // The previous image's memory may take the new one; it is held again when nothing fits.
+    const previous = this.#image;
+    if (previous) this.#release(previous);
+    let placed: { segment: PhysRange; inArena: boolean };
+    try {
+      placed = this.#place(bytes, null);
+    } catch (err) {
+      if (previous) this.#hold(previous);
+      throw err;
+    }
+    const { segment, inArena } = placed;
+    if (previous?.preload) {
+      try {
+        this.platform.cancelPreload?.(previous);
+      } catch (err) {
+        this.#release({ segment, inArena });
+        this.#hold(previous);
+        throw err;
+      }
+    }
+    this.#image = null;
     const image: LoadedImage = {
       cmdline,
       segment,
@@ -269,9 +290,15 @@ export class Kexec<K> {
     return { segment: { base, size }, inArena: arena !== undefined };
   }
 
-  #release(image: LoadedImage): void {
+  #release(image: Pick<LoadedImage, 'segment' | 'inArena'>): void {
     if (image.inArena) return;
     this.host.pages.releaseRange(image.segment.base / PAGE_SIZE, image.segment.size / PAGE_SIZE);
+  }
+
+  /** Claims again the pages of an image #release gave back (nothing was allocated since). */
+  #hold(image: LoadedImage): void {
+    if (image.inArena) return;
+    this.host.pages.claimRange(image.segment.base / PAGE_SIZE, image.segment.size / PAGE_SIZE);
   }
 
   #arena(): readonly PhysRange[] | undefined {

@@ -32,3 +32,20 @@ test('reserveBytes 0 is allowed: the block still fits at exec', () => {
   k.kexec.load({ reserveBytes: 0 });
   assert.equal(k.kexec.exec().boot.kind, 'kexec');
 });
+
+for (const cmdline of ['', 'kho=off']) {
+  test(`a load that finds no hole keeps the image loaded before it (${cmdline || 'KHO on'})`, () => {
+    const k = Machine.create({ size: 16 * MiB }).boot(cmdline);
+    const first = k.kexec.load({ cmdline: 'first' });
+    const free = k.pages.stats().freePages;
+    assert.throws(
+      () => k.kexec.load({ cmdline: 'big', reserveBytes: 1e9 }),
+      isKexecError('ENOMEM'),
+    );
+    assert.equal(k.kexec.loaded, first, 'the first image is still the loaded one');
+    assert.equal(k.pages.stats().freePages, free, 'its pages are held exactly once');
+    const next = k.kexec.exec();
+    assert.equal(next.boot.kind, 'kexec');
+    assert.equal(next.boot.cmdline, 'first');
+  });
+}
