@@ -216,7 +216,6 @@ export class Kernel {
       ownerPid: process.pid,
       memmap: keptRanges(header.memmap, memoryMap),
     };
-    writeDeviceHeader(device, next);
     const boot: BootInfo = {
       kind: block ? 'kexec' : 'cold',
       generation: next.generation,
@@ -245,6 +244,8 @@ export class Kernel {
       pkramEarly: pkram,
     });
     kernel.#reserveMem = new ReserveMem(device, kernel.kho, reserveMem);
+    // Last: only a boot that nothing refused consumes the boot block.
+    writeDeviceHeader(device, next);
     return kernel;
   }
 
