@@ -35,7 +35,12 @@ export interface ProcessBootOptions {
   size?: number | string;
   /** The command line of a cold boot (a kexec boot takes the boot block's). */
   cmdline?: string;
-  /** Create (and format) the device when it does not exist (it is also created when absent). */
+  /**
+   * Kept for callers that say so explicitly; it changes nothing: an absent
+   * device is always created (at `size`, 64 MiB by default) and formatted, an
+   * existing empty file is preallocated and formatted, and an existing device
+   * must have exactly `size` bytes when `size` is given.
+   */
   create?: boolean;
   /** Platform options (kept descriptors, preload timeout, takeover hook). */
   platform?: Omit<ProcessPlatformOptions, 'device'>;
