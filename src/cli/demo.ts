@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { type DemoReport, runDemo, type UpgradeReport } from '../../examples/kv-cache/driver.js';
-import { CliExit } from './cli-exit.js';
+import { ExitCode } from './cli-exit.js';
 
 interface DemoCliOptions {
   json?: boolean;
@@ -52,24 +52,24 @@ async function demo(opts: DemoCliOptions): Promise<void> {
   } catch (err) {
     if (abort.signal.aborted) {
       process.stderr.write('livekexec demo: interrupted; service stopped, device removed\n');
-      throw new CliExit(130);
+      throw new ExitCode(130);
     }
     throw err;
   } finally {
     process.removeListener('SIGINT', onSigint);
   }
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : render(report));
-  if (!report.ok) throw new CliExit(1);
+  if (!report.ok) throw new ExitCode(1);
 }
 
-/** @throws CliExit 2 (after saying why) for a value that is not an integer in range. */
+/** @throws ExitCode 2 (after saying why) for a value that is not an integer in range. */
 function count(name: string, text: string, min: number, max: number): number {
   const n = /^\d{1,10}$/.test(text) ? Number(text) : Number.NaN;
   if (!(n >= min && n <= max)) {
     process.stderr.write(
       `livekexec demo: ${name} must be an integer in ${min}..${max}, got '${text}'\n`,
     );
-    throw new CliExit(2);
+    throw new ExitCode(2);
   }
   return n;
 }

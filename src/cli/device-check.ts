@@ -11,7 +11,7 @@ import { readDeviceHeader } from '../memory/header.js';
 import { E820 } from '../memory/memmap-types.js';
 import { ReadonlyDevice } from '../memory/readonly.js';
 import { inspectPools } from '../pmpool/status.js';
-import { CliExit } from './cli-exit.js';
+import { ExitCode } from './cli-exit.js';
 
 export interface CheckFinding {
   level: 'ok' | 'warning' | 'error';
@@ -119,5 +119,5 @@ export function runDeviceCheck(path: string, json: boolean): void {
   else {
     for (const f of findings) process.stdout.write(`${f.level.padEnd(7)} ${f.part}: ${f.detail}\n`);
   }
-  if (findings.some((f) => f.level === 'error')) throw new CliExit(1);
+  if (findings.some((f) => f.level === 'error')) throw new ExitCode(1);
 }

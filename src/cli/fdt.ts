@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { toDts } from '../fdt/dts.js';
 import { FdtError } from '../fdt/errors.js';
 import { Fdt } from '../fdt/read.js';
-import { CliExit } from './cli-exit.js';
+import { ExitCode } from './cli-exit.js';
 
 /** Refuse to read more than this: a blob's totalsize is a u32, but no real one is near it. */
 const MAX_BLOB_BYTES = 256 << 20;
@@ -16,12 +16,12 @@ const MAX_BLOB_BYTES = 256 << 20;
  * The file's bytes in a fresh 8-aligned buffer (libfdt needs the alignment).
  * Only a regular file is read: a FIFO or a character device would block the
  * open or never reach its end. The size is checked before anything is read.
- * @throws CliExit 1 after printing why the file cannot be read
+ * @throws ExitCode 1 after printing why the file cannot be read
  */
 function readBlob(file: string): Uint8Array {
   const refuse = (why: string): never => {
     process.stderr.write(`livekexec fdt: cannot read ${file}: ${why}\n`);
-    throw new CliExit(1);
+    throw new ExitCode(1);
   };
   let fd: number;
   try {
@@ -39,7 +39,7 @@ function readBlob(file: string): Uint8Array {
       process.stderr.write(
         `livekexec fdt: ${file} is ${st.size} bytes, larger than any blob this reads\n`,
       );
-      throw new CliExit(1);
+      throw new ExitCode(1);
     }
     const bytes = new Uint8Array(st.size);
     let got = 0;
@@ -67,7 +67,7 @@ function withFdtErrors<T>(file: string, fn: () => T): T {
   } catch (err) {
     if (err instanceof FdtError) {
       process.stderr.write(`${err.message} (${file})\n`);
-      throw new CliExit(1);
+      throw new ExitCode(1);
     }
     throw err;
   }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { CliExit } from './cli-exit.js';
+import { ExitCode } from './cli-exit.js';
 import { buildProgram } from './program.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -8,7 +8,7 @@ async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    if (err instanceof CliExit) return err.exitCode;
+    if (err instanceof ExitCode) return err.exitCode;
     const e = err as { code?: string; exitCode?: number };
     if (typeof e.code === 'string' && e.code.startsWith('commander.')) return e.exitCode ?? 1;
     process.stderr.write(`livekexec: ${err instanceof Error ? err.message : String(err)}\n`);

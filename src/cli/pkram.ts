@@ -26,7 +26,7 @@ import { ReadonlyDevice } from '../memory/readonly.js';
 import { checkHandover, Pkram, type PkramPageSource } from '../pkram/index.js';
 import { decodePkramSetup } from '../pkram/kernel-early.js';
 import type { PkramExpect } from '../pkram/super.js';
-import { CliExit } from './cli-exit.js';
+import { ExitCode } from './cli-exit.js';
 
 export function registerPkramCommands(program: Command): void {
   const pkram = program
@@ -51,7 +51,7 @@ interface Located {
   expect: PkramExpect;
 }
 
-/** @throws CliExit 1 after saying why there is no PKRAM handover to look at. */
+/** @throws ExitCode 1 after saying why there is no PKRAM handover to look at. */
 function locate(dev: MemoryDevice): Located {
   const header = readDeviceHeader(dev);
   if (header.bootBlock === 0) {
@@ -71,7 +71,7 @@ function locate(dev: MemoryDevice): Located {
 
 function fail(message: string): never {
   process.stderr.write(`livekexec pkram: ${message}\n`);
-  throw new CliExit(1);
+  throw new ExitCode(1);
 }
 
 /** Reads the device in place (pread, no lock, no mapping), so it works while an owner runs. */
