@@ -1,24 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FdtWriter } from '../../src/fdt/write.js';
 import { KhoError } from '../../src/kho/errors.js';
 import { parseRootFdt } from '../../src/kho/root-fdt.js';
 import { Machine } from '../../src/machine.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import { readDeviceHeader } from '../../src/memory/header.js';
 import { E820 } from '../../src/memory/memmap-types.js';
-
-const MiB = 1024 * 1024;
-const code = (c: string) => (e: unknown) => e instanceof KhoError && e.code === c;
-
-function smallFdt(compatible: string): Uint8Array {
-  const w = new FdtWriter();
-  w.finishReservations();
-  w.beginNode('');
-  w.propertyString('compatible', compatible);
-  w.endNode();
-  return w.finish();
-}
+import { code, MiB, smallFdt } from './_helpers.js';
 
 test('finalize and abort follow debugfs: EBUSY while finalized, EEXIST twice, ENOENT without', () => {
   const k = Machine.create({ size: 16 * MiB }).boot();

@@ -1,22 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FdtWriter } from '../../src/fdt/write.js';
 import { KhoError } from '../../src/kho/errors.js';
 import { Machine } from '../../src/machine.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import type { Folio } from '../../src/mm/folio.js';
-
-const MiB = 1024 * 1024;
-const code = (c: string) => (e: unknown) => e instanceof KhoError && e.code === c;
-
-function smallFdt(compatible: string): Uint8Array {
-  const w = new FdtWriter();
-  w.finishReservations();
-  w.beginNode('');
-  w.propertyString('compatible', compatible);
-  w.endNode();
-  return w.finish();
-}
+import { code, MiB, smallFdt } from './_helpers.js';
 
 test('a finalize that fails while carrying unclaimed blocks forward leaves the outgoing tree as it was', () => {
   for (let leave = 0; leave < 12; leave++) {

@@ -294,42 +294,28 @@ describe('BuddyAllocator properties', () => {
     );
   });
 
+  /** Replays `cmds` against the allocator and the model, checking both after every step and at the end. */
+  function runHistory(layout: Layout, cmds: readonly Cmd[]): void {
+    const b = BuddyAllocator.fromFreeRanges(layout.npages, layout.ranges);
+    const m = new Model(layout);
+    for (const cmd of cmds) {
+      apply(b, m, cmd);
+      m.check(b);
+    }
+    m.checkPages(b);
+    drainAndCheck(b, m);
+  }
+
   it('alloc/free never hands a page out twice, conserves counts and coalesces fully', () => {
     fc.assert(
-      fc.property(
-        layoutArb,
-        fc.array(basicCmdArb, { maxLength: 120, size: 'max' }),
-        (layout, cmds) => {
-          const b = BuddyAllocator.fromFreeRanges(layout.npages, layout.ranges);
-          const m = new Model(layout);
-          for (const cmd of cmds) {
-            apply(b, m, cmd);
-            m.check(b);
-          }
-          m.checkPages(b);
-          drainAndCheck(b, m);
-        },
-      ),
+      fc.property(layoutArb, fc.array(basicCmdArb, { maxLength: 120, size: 'max' }), runHistory),
       { numRuns: 200 },
     );
   });
 
   it('allocPagesAt, claim/release and preserve keep the same invariants', () => {
     fc.assert(
-      fc.property(
-        layoutArb,
-        fc.array(mixedCmdArb, { maxLength: 120, size: 'max' }),
-        (layout, cmds) => {
-          const b = BuddyAllocator.fromFreeRanges(layout.npages, layout.ranges);
-          const m = new Model(layout);
-          for (const cmd of cmds) {
-            apply(b, m, cmd);
-            m.check(b);
-          }
-          m.checkPages(b);
-          drainAndCheck(b, m);
-        },
-      ),
+      fc.property(layoutArb, fc.array(mixedCmdArb, { maxLength: 120, size: 'max' }), runHistory),
       { numRuns: 200 },
     );
   });
