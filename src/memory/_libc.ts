@@ -11,8 +11,10 @@
  * where Node supplies the right one.
  */
 import { constants as fsConstants } from 'node:fs';
+import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import koffi from 'koffi';
+
+type Koffi = typeof import('koffi');
 
 export const O_RDONLY = fsConstants.O_RDONLY;
 export const O_RDWR = fsConstants.O_RDWR;
@@ -90,8 +92,33 @@ const SOCKADDR_MAX = 128;
 
 let libc: Libc | null = null;
 
+/**
+ * koffi's entry point also loads https, zlib and crypto for its installer,
+ * about 10 ms of every successor's start-up. Where the prebuilt addon's name
+ * is certain (glibc Linux on x86-64 and arm64) it is loaded directly, and
+ * kept only if it is the version the entry point would accept; anywhere else
+ * (or when that fails, as on musl) the entry point picks.
+ */
+export function loadKoffi(): Koffi {
+  const require = createRequire(import.meta.url);
+  const triplet = `${process.platform}_${process.arch}`;
+  if (triplet === 'linux_x64' || triplet === 'linux_arm64') {
+    try {
+      const addon = require(`koffi/build/koffi/${triplet}/koffi.node`) as Koffi & {
+        version?: string;
+      };
+      const { version } = require('koffi/package.json') as { version: string };
+      if (addon.version === version) return addon;
+    } catch {
+      // Not this layout or not loadable here: koffi's own loader decides.
+    }
+  }
+  return require('koffi') as Koffi;
+}
+
 export function getLibc(): Libc {
   if (libc !== null) return libc;
+  const koffi = loadKoffi();
   const lib = koffi.load('libc.so.6');
   const fn = (decl: string) => lib.func(decl) as Fn;
   const open = fn('int open(const char *path, int flags, ...)');

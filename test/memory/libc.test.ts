@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { getProcLibc } from '../../src/kexec/_libc.js';
 import { getLuoLibc } from '../../src/luo/_libc.js';
-import { getLibc } from '../../src/memory/_libc.js';
+import { getLibc, loadKoffi } from '../../src/memory/_libc.js';
 import { REPO_ROOT } from '../_helpers/paths.js';
 
 const SRC = join(REPO_ROOT, 'src');
@@ -38,5 +39,22 @@ test('luo and kexec use the shared binding', () => {
   } finally {
     proc.close(pair[0]);
     proc.close(pair[1]);
+  }
+});
+
+test('koffi is the pinned version, loaded without its installer on glibc Linux', () => {
+  const require = createRequire(import.meta.url);
+  const pinned = (require('koffi/package.json') as { version: string }).version;
+  const koffi = loadKoffi() as unknown as Record<string, unknown>;
+  assert.equal(koffi.version, pinned);
+  for (const fn of ['load', 'view', 'alloc', 'free', 'address', 'errno']) {
+    assert.equal(typeof koffi[fn], 'function', fn);
+  }
+  const triplet = `${process.platform}_${process.arch}`;
+  if (triplet === 'linux_x64' || triplet === 'linux_arm64') {
+    // koffi's entry point wraps the addon (adding deprecated aliases such as handle); the addon itself has none.
+    assert.equal(koffi.handle, undefined);
+    const full = require('koffi') as Record<string, unknown>;
+    assert.equal(full.view, koffi.view, 'the entry point reuses the same addon, not a second copy');
   }
 });
