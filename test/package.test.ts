@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { REPO_ROOT } from './_helpers/paths.js';
+
+interface PackageJson {
+  exports: Record<string, string | { types: string; default: string }>;
+  dependencies: Record<string, string>;
+}
+
+const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as PackageJson;
+const entries = Object.entries(pkg.exports).flatMap(([key, v]) =>
+  typeof v === 'string' ? [] : [{ key, specifier: `livekexec${key.slice(1)}`, ...v }],
+);
+
+test('every package export is the bundle, with the names and values of the compiled module', async () => {
+  assert.equal(entries.length, 10);
+  for (const e of entries) {
+    assert.match(e.default, /^\.\/dist\/pkg\/[a-z]+\.js$/, e.key);
+    const bundled = (await import(e.specifier)) as Record<string, unknown>;
+    const compiled = (await import(
+      pathToFileURL(join(REPO_ROOT, e.types.replace(/\.d\.ts$/, '.js'))).href
+    )) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(bundled).sort(), Object.keys(compiled).sort(), e.key);
+    // Not the compiled module itself: the bundle's own copy.
+    if ('Kernel' in compiled) assert.notEqual(bundled.Kernel, compiled.Kernel);
+  }
+});
+
+test('one copy of each class across the exports: an error from a subpath is instanceof the root class', async () => {
+  const root = await import('livekexec');
+  const kho = await import('livekexec/kho');
+  const fdt = await import('livekexec/fdt');
+  const memory = await import('livekexec/memory');
+  assert.equal(kho.KhoError, root.KhoError);
+  assert.equal(fdt.FdtError, root.FdtError);
+  assert.equal(root.fdt.FdtWriter, fdt.FdtWriter);
+  assert.equal(memory.HeapDevice, root.HeapDevice);
+  assert.throws(() => fdt.Fdt.from(new Uint8Array(8)), root.FdtError);
+  // The class name survives bundling (messages and stack traces show it).
+  assert.equal(root.KhoError.name, 'KhoError');
+});
+
+test('the bundle imports only Node built-ins and the declared dependencies', () => {
+  const text = readFileSync(join(REPO_ROOT, 'dist', 'pkg', 'livekexec.js'), 'utf8');
+  const specifiers = [...text.matchAll(/\bfrom\s*"([^"]+)"|\bimport\(\s*"([^"]+)"\s*\)/g)].map(
+    (m) => m[1] ?? m[2],
+  );
+  assert.ok(specifiers.length > 0);
+  for (const s of specifiers) {
+    assert.ok(
+      s?.startsWith('node:') || (s !== undefined && s.split('/')[0]! in pkg.dependencies),
+      `the bundle imports ${s}`,
+    );
+  }
+});
