@@ -1,17 +1,22 @@
 #!/usr/bin/env node
 // Bundles the compiled package (dist/src, from tsc) into dist/pkg, which is
-// what the package's exports point to: dist/pkg/livekexec.js holds all of
-// livekexec in one module, and each export (".", "./fdt", ...) is a small
-// module re-exporting its part of it.
+// what the package's exports point to: dist/pkg/livekexec.cjs holds all of
+// livekexec in one script, dist/pkg/livekexec.js loads it with V8's code cache
+// (scripts/pkg/loader.mjs), and each export (".", "./fdt", ...) is a small
+// module re-exporting its part of it. The cache is written by a warm-up
+// handover (scripts/pkg/warm.mjs); without one the package works the same.
 //
 // Why: Node 20's ESM loader costs about 0.7 ms per module file, and a
 // successor booting from a handover imports ~90 of them: 60 ms of downtime.
-// Bundled, `import 'livekexec'` reads two files. One bundle for every export
+// Bundled, `import 'livekexec'` reads a few files, and the code cache spares
+// parsing them and compiling what the boot runs. One bundle for every export
 // (not one per export) keeps a single copy of each class, so an error thrown
 // by `livekexec/kho` is `instanceof` the class the root exports.
 //
 // Run by `npm run build` after tsc. Types stay in dist/src (*.d.ts).
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
@@ -19,6 +24,7 @@ import { build } from 'esbuild';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = join(ROOT, 'dist', 'pkg');
 const BUNDLE = 'livekexec.js';
+const SCRIPT = 'livekexec.cjs';
 
 /** Each export's shim file (in dist/pkg) and the compiled module it re-exports (in dist/src). */
 export function exportTargets(pkg) {
@@ -28,7 +34,9 @@ export function exportTargets(pkg) {
     const shim = value.default.replace(/^\.\/dist\/pkg\//, '');
     const module = value.types.replace(/^\.\//, '').replace(/\.d\.ts$/, '.js');
     if (shim === value.default || shim.includes('/') || !module.startsWith('dist/src/')) {
-      throw new Error(`package.json exports["${key}"]: expected ./dist/pkg/<name>.js and dist/src/**/*.d.ts`);
+      throw new Error(
+        `package.json exports["${key}"]: expected ./dist/pkg/<name>.js and dist/src/**/*.d.ts`,
+      );
     }
     targets.push({ key, shim, module });
   }
@@ -45,11 +53,15 @@ async function main() {
   const targets = exportTargets(pkg);
   const entry = [];
   const shims = [];
+  const all = [];
   for (const t of targets) {
     const names = Object.keys(await import(pathToFileURL(join(ROOT, t.module)).href));
     const prefix = prefixOf(t.key);
     const spec = `./${relative(ROOT, join(ROOT, t.module))}`;
-    entry.push(`export { ${names.map((n) => `${n} as ${prefix}__${n}`).join(', ')} } from '${spec}';`);
+    entry.push(
+      `export { ${names.map((n) => `${n} as ${prefix}__${n}`).join(', ')} } from '${spec}';`,
+    );
+    all.push(...names.map((n) => `${prefix}__${n}`));
     shims.push({
       file: t.shim,
       text: `export { ${names.map((n) => `${prefix}__${n} as ${n}`).join(', ')} } from './${BUNDLE}';\n`,
@@ -61,7 +73,9 @@ async function main() {
     stdin: { contents: entry.join('\n'), resolveDir: ROOT, sourcefile: 'livekexec-exports.js' },
     bundle: true,
     platform: 'node',
-    format: 'esm',
+    format: 'cjs',
+    // The loader passes the script's own URL (createRequire needs one).
+    define: { 'import.meta.url': '__import_meta_url' },
     target: 'node20',
     // koffi, commander and cli-progress stay packages (koffi's addon is found at run time).
     packages: 'external',
@@ -70,12 +84,30 @@ async function main() {
     // Chains tsc's source maps, so --enable-source-maps points at src/*.ts.
     sourcemap: 'linked',
     legalComments: 'none',
-    outfile: join(OUT, BUNDLE),
+    outfile: join(OUT, SCRIPT),
     logLevel: 'warning',
   });
-  for (const s of shims) {
-    mkdirSync(dirname(join(OUT, s.file)), { recursive: true });
-    writeFileSync(join(OUT, s.file), s.text);
+  const loader = readFileSync(join(ROOT, 'scripts', 'pkg', 'loader.mjs'), 'utf8');
+  writeFileSync(
+    join(OUT, BUNDLE),
+    `${loader}\nexport const { ${all.join(', ')} } = module.exports;\n`,
+  );
+  for (const s of shims) writeFileSync(join(OUT, s.file), s.text);
+  warmUp();
+}
+
+/** Writes dist/pkg/livekexec.cache; a failed warm-up leaves the package without one (slower, not broken). */
+function warmUp() {
+  const device = join(tmpdir(), `livekexec-warm-up-${process.pid}`);
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'pkg', 'warm.mjs'), OUT, device], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, LIVEKEXEC_CODE_CACHE: 'off' },
+  });
+  rmSync(device, { force: true });
+  if (r.status !== 0) {
+    process.stderr.write(
+      `bundle: the warm-up failed (${r.error?.message ?? `exit ${r.status}`}); no code cache\n`,
+    );
   }
 }
 

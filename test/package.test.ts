@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -43,16 +44,51 @@ test('one copy of each class across the exports: an error from a subpath is inst
   assert.equal(root.KhoError.name, 'KhoError');
 });
 
-test('the bundle imports only Node built-ins and the declared dependencies', () => {
-  const text = readFileSync(join(REPO_ROOT, 'dist', 'pkg', 'livekexec.js'), 'utf8');
-  const specifiers = [...text.matchAll(/\bfrom\s*"([^"]+)"|\bimport\(\s*"([^"]+)"\s*\)/g)].map(
-    (m) => m[1] ?? m[2],
-  );
+test('the bundle requires only Node built-ins and the declared dependencies', () => {
+  const text = readFileSync(join(REPO_ROOT, 'dist', 'pkg', 'livekexec.cjs'), 'utf8');
+  const specifiers = [
+    ...text.matchAll(/\brequire\(\s*"([^"]+)"\s*\)|\bimport\(\s*"([^"]+)"\s*\)/g),
+  ].map((m) => m[1] ?? m[2]);
   assert.ok(specifiers.length > 0);
   for (const s of specifiers) {
     assert.ok(
       s?.startsWith('node:') || (s !== undefined && s.split('/')[0]! in pkg.dependencies),
       `the bundle imports ${s}`,
     );
+  }
+});
+
+/** Runs `code` (an ES module) in a fresh node; its stdout, trimmed. */
+function run(code: string, env: NodeJS.ProcessEnv = {}): string {
+  return execFileSync(process.execPath, ['--input-type=module', '-e', code], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  }).trim();
+}
+
+test("the build's code cache is taken by this node, and the package works without it or with a bad one", () => {
+  const probe = `
+    const m = await import(${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'dist', 'pkg', 'livekexec.js')).href)});
+    const { Machine } = await import('livekexec');
+    const k = Machine.create({ size: 8 * 1024 * 1024 }).boot();
+    console.log(m.codeCacheState(), k.generation);`;
+  assert.equal(run(probe), 'accepted 1');
+  assert.equal(run(probe, { LIVEKEXEC_CODE_CACHE: 'off' }), 'off 1');
+  // A copy of the package whose cache is garbage: V8 refuses it and compiles as usual.
+  const copy = mkdtempSync(join(REPO_ROOT, 'dist', 'pkg-copy-'));
+  try {
+    cpSync(join(REPO_ROOT, 'dist', 'pkg'), copy, { recursive: true });
+    writeFileSync(join(copy, 'livekexec.cache'), Buffer.alloc(4096, 0x5a));
+    const url = pathToFileURL(join(copy, 'livekexec.js')).href;
+    const bad = `
+      const m = await import(${JSON.stringify(url)});
+      const k = m.root__Machine.create({ size: 8 * 1024 * 1024 }).boot();
+      console.log(m.codeCacheState(), k.generation);`;
+    assert.equal(run(bad), 'rejected 1');
+    rmSync(join(copy, 'livekexec.cache'));
+    assert.equal(run(bad), 'absent 1');
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
   }
 });

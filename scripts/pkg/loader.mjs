@@ -1,0 +1,51 @@
+// dist/pkg/livekexec.js: loads dist/pkg/livekexec.cjs (all of livekexec, one
+// script) through V8's code cache in livekexec.cache, written at build time
+// after a warm-up handover (scripts/pkg/warm.mjs). With the cache, V8 neither
+// parses the 0.5 MB script nor compiles the functions a successor's boot
+// calls: a handover's downtime is mostly start-up, and this is most of the
+// start-up that is ours. A cache V8 rejects (another Node, other flags) or a
+// missing one only costs the compilation it would have saved.
+// LIVEKEXEC_CODE_CACHE=off skips it.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Script } from 'node:vm';
+
+const file = fileURLToPath(new URL('./livekexec.cjs', import.meta.url));
+const cacheFile = fileURLToPath(new URL('./livekexec.cache', import.meta.url));
+
+let cachedData;
+let cacheState = 'off';
+if (process.env.LIVEKEXEC_CODE_CACHE !== 'off') {
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    cacheState = 'absent';
+  }
+}
+// One line of wrapper, so the script's line numbers are the file's.
+const script = new Script(
+  `(function (exports, require, module, __filename, __dirname, __import_meta_url) {${readFileSync(file, 'utf8')}\n})`,
+  { filename: file, cachedData },
+);
+if (cachedData !== undefined) cacheState = script.cachedDataRejected ? 'rejected' : 'accepted';
+const module = { exports: {} };
+script.runInThisContext()(
+  module.exports,
+  createRequire(file),
+  module,
+  file,
+  dirname(file),
+  new URL('./livekexec.cjs', import.meta.url).href,
+);
+
+/** Whether V8 took the code cache: 'accepted', 'rejected', 'absent' or 'off'. */
+export function codeCacheState() {
+  return cacheState;
+}
+
+/** The code cache of everything compiled so far (the build's warm-up writes it). */
+export function createCodeCache() {
+  return script.createCachedData();
+}
