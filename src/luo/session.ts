@@ -5,7 +5,8 @@
  * finish, in any order.
  */
 import { closeSync } from 'node:fs';
-import net from 'node:net';
+import { createRequire } from 'node:module';
+import type { Server } from 'node:net';
 import { checkFdNumber, fdFlags, setFdFlags, withCloexec } from './_fd.js';
 import { F_DUPFD_CLOEXEC, getLuoLibc } from './_libc.js';
 import {
@@ -82,8 +83,14 @@ export function checkSessionName(name: unknown): asserts name is string {
   }
 }
 
+/** A new net.Server; node:net is loaded on first use (a dozen internal modules a successor without sockets never needs). */
+function createServer(): Server {
+  const net = createRequire(import.meta.url)('node:net') as typeof import('node:net');
+  return net.createServer();
+}
+
 /** The descriptor under a listening net.Server. @throws LuoError EINVAL not listening */
-function serverFd(server: net.Server): number {
+function serverFd(server: Server): number {
   const handle = (server as unknown as { _handle?: { fd?: unknown } | null })._handle;
   const fd = handle?.fd;
   if (!server.listening || typeof fd !== 'number' || fd < 0) {
@@ -191,7 +198,7 @@ export class LuoSession {
    * @returns the duplicate's descriptor number (the one the successor gets)
    * @throws LuoError EINVAL the server is not listening; and as preserveFd
    */
-  preserveServer(server: net.Server, token: bigint | number): number {
+  preserveServer(server: Server, token: bigint | number): number {
     this.#check('outgoing');
     const t = checkToken(token);
     if (this.#files.has(t)) {
@@ -302,7 +309,7 @@ export class LuoSession {
    * closed, so no connection was refused in between; 'listening' follows.
    * @throws LuoError EINVAL the token is not a listening socket; and as retrieveFile
    */
-  retrieveServer(token: bigint | number, server: net.Server = net.createServer()): net.Server {
+  retrieveServer(token: bigint | number, server: Server = createServer()): Server {
     this.#check('incoming');
     const e = this.#entry(token);
     const c = e.handler.compatible;

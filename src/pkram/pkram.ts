@@ -11,10 +11,10 @@
  * own counters, all rebuilt by attach().
  */
 
-import { randomBytes } from 'node:crypto';
 import { KhoError } from '../kho/errors.js';
 import { coalescedExtents, type KhoExtent, KhoRadixTree } from '../kho/radix.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import { randomBytes } from '../memory/random.js';
 import { getU64, setU64 } from './_u64.js';
 import {
   NODE_OFF_FLAGS,
@@ -171,7 +171,7 @@ export class Pkram {
       device,
       pages,
       generation: options.generation ?? expect.generation + 1,
-      bootId: options.bootId ?? new Uint8Array(randomBytes(PKRAM_BOOT_ID_SIZE)),
+      bootId: options.bootId ?? randomBytes(PKRAM_BOOT_ID_SIZE),
     });
     pkram.#nodes = check.nodes.map((n) => ({ pfn: n.pfn, name: n.name, inherited: true }));
     pkram.#rebuildTable();
