@@ -10,7 +10,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { crc32c } from '../../src/memory/crc32c.js';
+import { crc32c } from 'livekexec/memory';
 
 /** The compiled service, next to this file. */
 export const SERVER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'server.js');

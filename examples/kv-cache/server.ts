@@ -23,10 +23,10 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import type { Kernel } from '../../src/kernel/kernel.js';
+import { boot, type Kernel } from 'livekexec';
+import type { LuoSession } from 'livekexec/luo';
+// Not part of the API: a duplicate of the kept socket after a failed exec (see upgrade()).
 import { F_DUPFD_CLOEXEC, getLuoLibc } from '../../src/luo/_libc.js';
-import type { LuoSession } from '../../src/luo/session.js';
-import { boot } from '../../src/process.js';
 import { CHUNK_BYTES, SlabStore, StoreError } from './store.js';
 
 const SESSION = 'kv-cache';

@@ -5,9 +5,7 @@
  * the chunks are saved to PKRAM as folios (index = chunk number, zero-copy)
  * and the index as bytes; the successor gets the same pages back.
  */
-import type { Kernel } from '../../src/kernel/kernel.js';
-import { PAGE_SIZE } from '../../src/memory/device.js';
-import type { Folio } from '../../src/mm/folio.js';
+import { type Folio, type Kernel, PAGE_SIZE } from 'livekexec';
 
 /** Chunks of 2^4 pages: 64 KiB, the largest value the cache takes. */
 export const CHUNK_ORDER = 4;
