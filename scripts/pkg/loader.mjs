@@ -6,14 +6,17 @@
 // start-up that is ours. A cache V8 rejects (another Node, other flags) or a
 // missing one only costs the compilation it would have saved.
 // LIVEKEXEC_CODE_CACHE=off skips it.
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Script } from 'node:vm';
 
+// Built-ins through require: an ES import of node:fs also loads fs/promises,
+// readline and streams (its facade reads every export).
+const require = createRequire(import.meta.url);
+const { fileURLToPath } = require('node:url');
 const file = fileURLToPath(new URL('./livekexec.cjs', import.meta.url));
-const cacheFile = fileURLToPath(new URL('./livekexec.cache', import.meta.url));
+const { readFileSync } = require('node:fs');
+const { dirname } = require('node:path');
+const { Script } = require('node:vm');
+const cacheFile = file.replace(/\.cjs$/, '.cache');
 
 let cachedData;
 let cacheState = 'off';
@@ -33,7 +36,7 @@ if (cachedData !== undefined) cacheState = script.cachedDataRejected ? 'rejected
 const module = { exports: {} };
 script.runInThisContext()(
   module.exports,
-  createRequire(file),
+  require,
   module,
   file,
   dirname(file),
