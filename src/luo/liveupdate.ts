@@ -69,7 +69,9 @@ export class LiveUpdate {
 
   /**
    * Open the orchestrator of a successor: the predecessor's serialized
-   * sessions become incoming sessions. Nothing is touched until retrieve.
+   * sessions become incoming sessions. Each inherited descriptor that is still
+   * the preserved file is made close-on-exec until it is retrieved; nothing
+   * else is touched.
    * @throws LuoError EFAULT the bytes are not a valid handover (never another error on bad input)
    * @throws LuoError EBUSY another LiveUpdate is open
    */

@@ -115,6 +115,7 @@ export class LuoSession {
     for (const f of incoming) {
       this.#files.set(f.token, { ...f, owned: false, retrieved: false });
       owner.claimFd(f.fd, this.#holder(f.token));
+      markCloseOnExec(f);
     }
   }
 
@@ -361,6 +362,22 @@ export class LuoSession {
     this.#done = true;
     this.#owner.dropSession(this);
   }
+}
+
+/**
+ * An inherited descriptor came without FD_CLOEXEC (that is how it crossed the
+ * exec); until the program retrieves it, it is set again, so a child spawned
+ * meanwhile does not inherit it. Only when it is still the preserved file: a
+ * descriptor that is something else now is not the session's to touch.
+ */
+function markCloseOnExec(f: HandoverFile): void {
+  try {
+    f.handler.retrieve(f.fd, f.data);
+  } catch {
+    return;
+  }
+  const flags = fdFlags(f.fd);
+  if (flags !== null) setFdFlags(f.fd, withCloexec(flags, true));
 }
 
 /** Check the file, record its state, clear FD_CLOEXEC. Returns the failure, if any. */

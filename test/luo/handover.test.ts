@@ -124,6 +124,8 @@ describe('serialize and fromHandover', () => {
 
     const next = LiveUpdate.fromHandover(blob);
     try {
+      // Inherited, not yet retrieved: close-on-exec, so a child spawned now gets none of them.
+      assert.deepEqual(fds.map(isCloexec), [true, true, true, true, true, true]);
       assert.deepEqual(
         next.sessions().map((s) => [s.name, s.direction]),
         [
@@ -151,8 +153,9 @@ describe('serialize and fromHandover', () => {
       assert.throws(() => ns.retrieveFd(3), luoError('ENOENT'));
       // The retrieved fds have their pre-freeze flags back.
       assert.deepEqual(fds.slice(0, 5).map(fdFlagsOf), flags.slice(0, 5));
-      // Token 5 is not retrieved: finish closes it, since it is still the preserved file.
-      assert.equal(fdFlagsOf(extra), 0);
+      // Token 5 is not retrieved: close-on-exec meanwhile (no child inherits it),
+      // and finish closes it, since it is still the preserved file.
+      assert.equal(fdFlagsOf(extra), 1);
       ns.finish();
       assert.equal(fdFlagsOf(extra), -1);
       assert.equal(descriptions.length, 6);
