@@ -19,6 +19,10 @@ export function buildProgram(): Command {
     )
     .version(packageVersion(), '-V, --version')
     .showHelpAfterError()
+    // Usage errors read like every other error of the tool ("livekexec: ..."); subcommands inherit this.
+    .configureOutput({
+      outputError: (text, write) => write(text.replace(/^error: /, 'livekexec: ')),
+    })
     .exitOverride();
   registerFdtCommands(program);
   registerDeviceCommands(program);

@@ -20,8 +20,15 @@ test('--help names the program and exits 0', () => {
   assert.match(r.stdout, /^Usage: livekexec/m);
 });
 
-test('an unknown verb exits non-zero with a message', () => {
-  const r = runCli(['no-such-verb']);
-  assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /unknown command|too many arguments/);
+test('usage errors exit 1 with a "livekexec:" message, then the usage', () => {
+  for (const [argv, message] of [
+    [['no-such-verb'], "livekexec: unknown command 'no-such-verb'"],
+    [['fdt', 'dump'], "livekexec: missing required argument 'file'"],
+    [['device', 'create', 'x', '--size'], "livekexec: option '-s, --size <size>' argument missing"],
+  ] as const) {
+    const r = runCli([...argv]);
+    assert.equal(r.status, 1, argv.join(' '));
+    assert.equal(r.stderr.split('\n')[0], message);
+    assert.match(r.stderr, /^Usage: livekexec/m);
+  }
 });
