@@ -147,17 +147,17 @@ export class SlabStore {
   /**
    * The store the predecessor saved, or null when there is none. Its chunks
    * become this generation's folios at the same physical pages.
-   * @throws StoreError EFAULT when the saved index does not match its chunks;
-   *   PkramError as prepareLoad.
+   * @throws StoreError EFAULT when the saved index does not match its chunks
+   *   (the chunks taken back are freed); PkramError as prepareLoad.
    */
   static restore(kernel: Kernel): { store: SlabStore; extra: StoreExtra } | null {
     const pkram = kernel.pkram;
     if (!pkram.enabled || !pkram.list().some((n) => n.name === PKRAM_NODE)) return null;
     const node = pkram.prepareLoad(PKRAM_NODE);
+    const loaded: { folio: Folio; index: number }[] = [];
     try {
       const obj = node.prepareLoadObj();
       if (obj === null) throw new StoreError('EFAULT', 'the saved node holds no object');
-      const loaded: { folio: Folio; index: number }[] = [];
       for (let f = obj.loadFolio(); f !== null; f = obj.loadFolio()) {
         loaded.push({ folio: pkram.takeFolio(f.folio), index: f.index });
       }
@@ -169,6 +169,10 @@ export class SlabStore {
       const store = new SlabStore(kernel);
       const extra = store.#adopt(loaded, bytes);
       return { store, extra };
+    } catch (err) {
+      // The values cannot be found without their index: give their pages back.
+      for (const { folio } of loaded) kernel.freePages(folio);
+      throw err;
     } finally {
       if (node.state === 'loading') node.finishLoad();
     }
