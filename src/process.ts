@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { memparseExact } from './boot/memparse.js';
 import { Kernel } from './kernel/kernel.js';
-import { ControlChannel } from './kexec/control-channel.js';
+import { ControlChannel, type ControlMessage, type Received } from './kexec/control-channel.js';
 import { KexecError } from './kexec/errors.js';
 import {
   ENV_BOOT,
@@ -19,6 +19,7 @@ import {
   type ProcessPlatformOptions,
   parseBootSpec,
   placeReceivedFds,
+  TAKEOVER_TIMEOUT,
 } from './kexec/process-platform.js';
 import { sdNotify } from './kexec/sd-notify.js';
 import { PAGE_SIZE } from './memory/device.js';
@@ -53,7 +54,8 @@ export interface ProcessBootOptions {
  * boot of `options.device`, created and formatted when it does not exist.
  * With `LIVEKEXEC_BOOT=<path>@0x<addr>` and `LIVEKEXEC_DEVICE_FD`: a kexec
  * boot on the inherited, already locked descriptor. With `LIVEKEXEC_PRELOAD`:
- * first waits (without blocking the event loop) for the predecessor's "go".
+ * first waits for the predecessor's "go" (without blocking the event loop
+ * until the predecessor's exec has begun, then blocking).
  * The handover variables are removed from process.env. Under systemd
  * (NOTIFY_SOCKET) READY=1 is sent once booted.
  * @throws DeviceError EBUSY when another process owns the device (the message
@@ -172,17 +174,7 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
     // otherwise fall inside the downtime.
     device = MappedDevice.openFd(fd, devicePathOf(fd));
     channel.send({ t: 'ready', pid: process.pid });
-    let spec: string | null = null;
-    while (spec === null) {
-      const { msg, fds } = await channel.receive();
-      if (msg.t === 'fds') {
-        for (const [from, to] of placeReceivedFds(msg.numbers, fds)) received.set(from, to);
-      } else if (msg.t === 'go') {
-        spec = msg.boot;
-      } else {
-        throw new KexecError('EIO', `control channel: unexpected ${msg.t} before go`);
-      }
-    }
+    const spec = await awaitGo(channel, options.platform?.takeoverTimeoutMs ?? TAKEOVER_TIMEOUT);
     const { bootBlock } = parseBootSpec(spec);
     let kernel: Kernel;
     const booting = device;
@@ -201,6 +193,48 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
     // Not booted (a bad frame, a closed channel, a bad boot spec): unmap what was mapped.
     device?.close();
     channel.close();
+  }
+}
+
+/**
+ * Waits for "go", placing passed descriptors. On the event loop until the
+ * predecessor says "prepare" (its exec has begun); from then on blocking,
+ * so that "go" wakes this process at once (an asynchronous receive wakes
+ * milliseconds late: a worker thread, then the event loop). "cancel" goes
+ * back to the event loop.
+ * @returns the boot spec.
+ * @throws KexecError EIO when the channel closes, a frame is unexpected, or
+ *   no "go" or "cancel" follows "prepare" within `timeoutMs`.
+ */
+async function awaitGo(channel: ControlChannel, timeoutMs: number): Promise<string> {
+  let prepared = false;
+  for (;;) {
+    const got: Received | null = prepared
+      ? channel.receiveSync(timeoutMs)
+      : await channel.receive();
+    if (got === null) {
+      const message = `control channel: no go within ${timeoutMs} ms of prepare`;
+      trySend(channel, { t: 'failed', message });
+      throw new KexecError('EIO', message);
+    }
+    const msg: ControlMessage = got.msg;
+    const fds = got.fds;
+    if (msg.t === 'go') return msg.boot;
+    if (msg.t === 'fds') {
+      for (const [from, to] of placeReceivedFds(msg.numbers, fds)) received.set(from, to);
+    } else if (msg.t === 'prepare' || msg.t === 'cancel') {
+      prepared = msg.t === 'prepare';
+    } else {
+      throw new KexecError('EIO', `control channel: unexpected ${msg.t} before go`);
+    }
+  }
+}
+
+function trySend(channel: ControlChannel, msg: ControlMessage): void {
+  try {
+    channel.send(msg);
+  } catch {
+    // The predecessor is gone; the caller's error says what happened.
   }
 }
 

@@ -29,6 +29,10 @@ export type ControlMessage =
   | { t: 'ready'; pid: number }
   /** predecessor -> successor: descriptors follow as SCM_RIGHTS, to be placed at these numbers. */
   | { t: 'fds'; numbers: number[] }
+  /** predecessor -> successor: exec has begun; "go" (or "cancel") follows within the takeover timeout. */
+  | { t: 'prepare' }
+  /** predecessor -> successor: the exec failed before "go"; wait for the next one. */
+  | { t: 'cancel' }
   /** predecessor -> successor: boot from `boot` ("<device path>@<boot block hex>"). */
   | { t: 'go'; boot: string }
   /** successor -> predecessor: booted; the predecessor must exit without touching the device. */
@@ -223,6 +227,9 @@ function decode(text: string): ControlMessage {
         return { t: 'fds', numbers: o.numbers as number[] };
       }
       break;
+    case 'prepare':
+    case 'cancel':
+      return { t: o.t };
     case 'go':
       if (typeof o.boot === 'string' && o.boot.length <= 4096) return { t: 'go', boot: o.boot };
       break;

@@ -71,6 +71,10 @@ export interface KexecPlatform<K> {
   preload?(image: LoadedImage): void;
   /** unload (or a new load) of a preloaded image: stop the waiting successor. */
   cancelPreload?(image: LoadedImage): void;
+  /** exec has begun, before the freeze: a preloaded successor gets ready to be released. */
+  execBegin?(image: LoadedImage): void;
+  /** The exec that execBegin announced failed before the successor took over. */
+  execCancelled?(image: LoadedImage): void;
 }
 
 /** Alignment of the boot block segment, like the kernel's page-aligned segments. */
@@ -197,6 +201,7 @@ export class Kexec<K> {
     const frozen: HandoverSubsystem[] = [];
     const parts: HandoverPart[] = [];
     let committed = false;
+    this.platform.execBegin?.(image);
     try {
       for (const s of this.host.subsystems) {
         if (!s.freeze) continue;
@@ -233,6 +238,7 @@ export class Kexec<K> {
     } catch (err) {
       if (committed) this.host.cancelPendingBoot();
       for (const s of frozen.reverse()) s.unfreeze?.();
+      this.platform.execCancelled?.(image);
       if (err instanceof KexecError) throw err;
       throw new KexecError('EIO', `kexec exec: ${messageOf(err)}`, { cause: err });
     }

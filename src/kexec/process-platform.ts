@@ -21,7 +21,8 @@ export const ENV_DEVICE_FD = 'LIVEKEXEC_DEVICE_FD';
 /** The preloaded successor's end of the control channel. */
 export const ENV_PRELOAD = 'LIVEKEXEC_PRELOAD';
 
-const DEFAULT_TAKEOVER_TIMEOUT = 10_000;
+/** How long a takeover may take by default, from "go" (or a successor's "prepare") on (ms). */
+export const TAKEOVER_TIMEOUT = 10_000;
 /** How long a killed successor may take to die before exec reports failure anyway. */
 const REAP_TIMEOUT = 5_000;
 
@@ -32,7 +33,10 @@ export interface ProcessPlatformOptions {
    * across an in-place execve, passed by SCM_RIGHTS to a preloaded successor.
    */
   readonly keepFds?: () => Iterable<number>;
-  /** How long a preloaded successor may take from "go" to "took over" (ms, default 10 s). */
+  /**
+   * How long a preloaded successor may take from "go" to "took over", and,
+   * in the successor, how long it waits for "go" after "prepare" (ms, default 10 s).
+   */
   readonly takeoverTimeoutMs?: number;
   /** Runs in the old process after a preloaded successor took over, right before it exits. */
   readonly onTakeover?: (successorPid: number) => void;
@@ -42,6 +46,8 @@ interface Preloaded {
   readonly child: ChildProcess;
   readonly channel: ControlChannel;
   ready: boolean;
+  /** Told "prepare" and not yet "go" or "cancel": it waits blocking. */
+  prepared: boolean;
   exit: string | null;
 }
 
@@ -57,9 +63,10 @@ interface Preloaded {
  * Preloaded (`preload` at load, `execute` at exec): the successor is spawned
  * at load with the device descriptor at the same number (same open file
  * description, so it shares the flock) and a control channel; it runs its
- * start-up and waits in boot(). At exec the old process sends the kept
+ * start-up and waits in boot(). At exec the old process says "prepare"
+ * first (the successor then waits blocking), freezes, sends the kept
  * descriptors and "go" with the boot block address, and waits for "took
- * over". Then the old process, which from "go" on never touches the device
+ * over"; an exec that fails before "go" says "cancel". Then the old process, which from "go" on never touches the device
  * again, closes the channel, tells systemd MAINPID=<successor>, calls
  * `onTakeover`, and calls process.exit(0) ('exit' listeners run; nothing
  * else). If the successor dies, fails or times out first, it is killed and
@@ -160,7 +167,7 @@ export class ProcessPlatform implements KexecPlatform<never> {
       });
     }
     getProcLibc().close(peerFd);
-    const pre: Preloaded = { child, channel, ready: false, exit: null };
+    const pre: Preloaded = { child, channel, ready: false, prepared: false, exit: null };
     // A spawn failure (ENOENT, ...) arrives here and, for exec, as the channel's end.
     child.on('error', (err) => {
       pre.exit ??= messageOf(err);
@@ -169,6 +176,34 @@ export class ProcessPlatform implements KexecPlatform<never> {
       pre.exit ??= signal ? `killed by ${signal}` : `exited with status ${code}`;
     });
     this.#preloaded = pre;
+  }
+
+  /**
+   * Tells the preloaded successor that "go" is near, so it waits for it
+   * blocking (woken in microseconds) instead of on the event loop. Advisory:
+   * a successor that is gone is found out by the handover itself.
+   */
+  execBegin(image: LoadedImage): void {
+    const pre = this.#preloaded;
+    if (!image.preload || !pre || pre.exit !== null) return;
+    try {
+      pre.channel.send({ t: 'prepare' });
+      pre.prepared = true;
+    } catch {
+      // Gone: #handOver reports it.
+    }
+  }
+
+  /** The exec failed before "go": the successor goes back to waiting on its event loop. */
+  execCancelled(_image: LoadedImage): void {
+    const pre = this.#preloaded;
+    if (!pre?.prepared) return;
+    pre.prepared = false;
+    try {
+      pre.channel.send({ t: 'cancel' });
+    } catch {
+      // Gone: the next exec reports it.
+    }
   }
 
   /** Kills the waiting successor (kexec unload, or a new load). */
@@ -182,7 +217,7 @@ export class ProcessPlatform implements KexecPlatform<never> {
    * @returns false on timeout.
    * @throws KexecError ENOENT when nothing is preloaded; EIO when the successor died.
    */
-  waitPreloadReady(timeoutMs = DEFAULT_TAKEOVER_TIMEOUT): boolean {
+  waitPreloadReady(timeoutMs = TAKEOVER_TIMEOUT): boolean {
     const pre = this.#preloaded;
     if (!pre) throw new KexecError('ENOENT', 'no preloaded successor');
     const deadline = Date.now() + timeoutMs;
@@ -234,7 +269,7 @@ export class ProcessPlatform implements KexecPlatform<never> {
   }
 
   #awaitTakeover(pre: Preloaded): number {
-    const deadline = Date.now() + (this.#options.takeoverTimeoutMs ?? DEFAULT_TAKEOVER_TIMEOUT);
+    const deadline = Date.now() + (this.#options.takeoverTimeoutMs ?? TAKEOVER_TIMEOUT);
     for (;;) {
       const r = pre.channel.receiveSync(Math.max(0, deadline - Date.now()));
       if (r === null) throw new Error('timed out');

@@ -190,6 +190,38 @@ test('a platform that cannot start the successor leaves nothing pending', () => 
   assert.equal(readDeviceHeader(m.device).bootBlock, 0);
 });
 
+test('the platform hears when an exec begins, and when it failed before the successor took over', () => {
+  const m = Machine.create({ size: 8 * MiB });
+  const log: string[] = [];
+  let fail: 'freeze' | 'execute' | null = 'freeze';
+  const platform: KernelPlatform = {
+    execBegin: (image: LoadedImage) => log.push(`begin ${image.generation}`),
+    execCancelled: (image: LoadedImage) => log.push(`cancelled ${image.generation}`),
+    execute(image: LoadedImage) {
+      log.push('execute');
+      if (fail === 'execute') throw new Error('execve: ENOENT');
+      return Kernel.boot({ device: m.device, bootBlock: image.segment.base, platform });
+    },
+  };
+  const k = Kernel.boot({ device: m.device, platform });
+  k.addSubsystem({
+    name: 'refuses',
+    freeze: () => {
+      if (fail === 'freeze') throw new Error('busy');
+      return {};
+    },
+  });
+  k.kexec.load();
+  assert.throws(() => k.kexec.exec(), isKexecError('EAGAIN'));
+  assert.deepEqual(log.splice(0), ['begin 2', 'cancelled 2']);
+  fail = 'execute';
+  assert.throws(() => k.kexec.exec(), isKexecError('EIO'));
+  assert.deepEqual(log.splice(0), ['begin 2', 'execute', 'cancelled 2']);
+  fail = null;
+  assert.equal(k.kexec.exec().generation, 2);
+  assert.deepEqual(log, ['begin 2', 'execute']);
+});
+
 test('panic boots the crash kernel: only its area is memory, the rest is read-only, nothing kexecs', () => {
   const m = Machine.create({ size: 64 * MiB });
   const k = m.boot('crashkernel=8M');

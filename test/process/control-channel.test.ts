@@ -40,6 +40,17 @@ test('descriptors pass with SCM_RIGHTS and are placed at their old numbers', () 
   }
 });
 
+test('prepare and cancel frames pass as they are', () => {
+  const { channel, peerFd } = ControlChannel.pair();
+  const peer = new ControlChannel(peerFd);
+  channel.send({ t: 'prepare' });
+  channel.send({ t: 'cancel' });
+  assert.deepEqual(peer.receiveSync(1000), { msg: { t: 'prepare' }, fds: [] });
+  assert.deepEqual(peer.receiveSync(1000), { msg: { t: 'cancel' }, fds: [] });
+  channel.close();
+  peer.close();
+});
+
 test('a receive times out with null, and the peer closing is EIO', () => {
   const { channel, peerFd } = ControlChannel.pair();
   const peer = new ControlChannel(peerFd);
