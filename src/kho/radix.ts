@@ -7,6 +7,7 @@
  * division by powers of two (exact for doubles) instead of shifts.
  */
 
+import { endianness } from 'node:os';
 import { isPageAligned, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
   KHO_BITMAP_BITS,
@@ -217,9 +218,8 @@ export class KhoRadixTree {
     limits: KhoWalkLimits = {},
   ): KhoWalkResult {
     const checked = validateTree(device, rootPhys, limits);
-    for (let i = 0; i < checked.leafPhys.length; i++) {
-      scanLeaf(device, checked.leafPhys[i], checked.leafKeys[i], visit);
-    }
+    const { pfn, order } = checked;
+    for (let i = 0; i < checked.blocks; i++) visit(pfn[i], order[i]);
     return { nodePhys: checked.nodePhys, blocks: checked.blocks, pages: checked.pages };
   }
 
@@ -364,8 +364,9 @@ export class KhoRadixTree {
 
 interface CheckedTree {
   nodePhys: number[];
-  leafPhys: number[];
-  leafKeys: number[];
+  /** The blocks in walk order, `blocks` of them. */
+  pfn: Float64Array;
+  order: Uint8Array;
   blocks: number;
   pages: number;
 }
@@ -374,14 +375,44 @@ function corrupt(reason: string): KhoError {
   return new KhoError('EFAULT', `corrupt preserved-memory map: ${reason}`);
 }
 
-/** Validates the whole tree without calling anything outside; collects leaves in key order. */
+// The walk reads the little-endian tree through typed arrays, in host order.
+if (endianness() !== 'LE') throw new Error('kho: only little-endian hosts are supported');
+const PAGE_WORDS = PAGE_SIZE / 4;
+
+/** Tree pages are mostly zeros: compared with zeros (memcmp) a chunk at a time, read word by word only where a chunk is not. */
+const CHUNK_BYTES = 256;
+const ZERO_CHUNK = Buffer.alloc(CHUNK_BYTES);
+
+function zeroChunk(page: Uint8Array, at: number): boolean {
+  return ZERO_CHUNK.compare(page, at, at + CHUNK_BYTES) === 0;
+}
+
+/**
+ * The 32-bit words of a tree page, as a view (pages are page-aligned in
+ * their buffer): typed arrays read far faster than a DataView while the
+ * walk's code is still cold, as in a successor's boot.
+ */
+function wordsOf(page: Uint8Array): Uint32Array {
+  return new Uint32Array(page.buffer, page.byteOffset, PAGE_WORDS);
+}
+
+/**
+ * Validates the whole tree without calling anything outside, collecting its
+ * blocks in walk order (leaves in key order) in the one pass over the leaves.
+ */
 function validateTree(device: MemoryDevice, rootPhys: number, limits: KhoWalkLimits): CheckedTree {
   const maxNodes = limits.maxNodes ?? device.pages;
   const maxBlocks = limits.maxBlocks ?? Number.POSITIVE_INFINITY;
   if (!(maxNodes >= 0) || !(maxBlocks >= 0)) {
     throw new KhoError('EINVAL', 'walk limits must be non-negative numbers');
   }
-  const out: CheckedTree = { nodePhys: [], leafPhys: [], leafKeys: [], blocks: 0, pages: 0 };
+  const out: CheckedTree = {
+    nodePhys: [],
+    pfn: new Float64Array(64),
+    order: new Uint8Array(64),
+    blocks: 0,
+    pages: 0,
+  };
   if (rootPhys === 0) return out;
   if (!Number.isSafeInteger(rootPhys) || rootPhys < 0) {
     throw corrupt(`root address ${rootPhys} is not a physical address`);
@@ -398,27 +429,39 @@ function validateTree(device: MemoryDevice, rootPhys: number, limits: KhoWalkLim
     seen.add(phys);
     out.nodePhys.push(phys);
   };
-  const countBlock = (pfn: number, order: number): void => {
+  const addBlock = (pfn: number, order: number): void => {
     if (pfn + POW2[order] > device.pages) {
       throw corrupt(`block pfn ${pfn} order ${order} lies outside ${device.name}`);
     }
-    if (++out.blocks > maxBlocks) throw corrupt(`more than ${maxBlocks} preserved blocks`);
+    if (out.blocks + 1 > maxBlocks) throw corrupt(`more than ${maxBlocks} preserved blocks`);
+    if (out.blocks === out.pfn.length) {
+      const pfns = new Float64Array(out.pfn.length * 2);
+      pfns.set(out.pfn);
+      out.pfn = pfns;
+      const orders = new Uint8Array(out.order.length * 2);
+      orders.set(out.order);
+      out.order = orders;
+    }
+    out.pfn[out.blocks] = pfn;
+    out.order[out.blocks++] = order;
     out.pages += POW2[order];
   };
   // Depth is fixed by the key layout, so this recursion is at most 6 deep.
   const visitNode = (phys: number, level: number, keyBase: number): void => {
+    const page = device.bytes(phys, PAGE_SIZE);
+    const words = wordsOf(page);
     if (level === 0) {
-      const leafKey = keyBase / KHO_BITMAP_BITS;
-      out.leafPhys.push(phys);
-      out.leafKeys.push(leafKey);
-      scanLeaf(device, phys, leafKey, countBlock);
+      scanLeaf(page, words, phys, keyBase / KHO_BITMAP_BITS, addBlock);
       return;
     }
-    const view = device.view(phys, PAGE_SIZE);
     for (let idx = 0; idx < KHO_TABLE_ENTRIES; idx++) {
-      const off = idx * KHO_TABLE_ENTRY_SIZE;
-      const lo = view.getUint32(off, true);
-      const hi = view.getUint32(off + 4, true);
+      const at = idx * KHO_TABLE_ENTRY_SIZE;
+      if (at % CHUNK_BYTES === 0 && zeroChunk(page, at)) {
+        idx += CHUNK_BYTES / KHO_TABLE_ENTRY_SIZE - 1;
+        continue;
+      }
+      const lo = words[2 * idx];
+      const hi = words[2 * idx + 1];
       if (lo === 0 && hi === 0) continue;
       const where = `level-${level} node ${hex(phys)} slot ${idx}`;
       if (level === KHO_INNER_LEVELS && idx >= KHO_ROOT_SLOTS_USED) {
@@ -440,17 +483,21 @@ function validateTree(device: MemoryDevice, rootPhys: number, limits: KhoWalkLim
  * time. A key with no marker bit (key 0) is corrupt.
  */
 function scanLeaf(
-  device: MemoryDevice,
+  page: Uint8Array,
+  words: Uint32Array,
   phys: number,
   leafKey: number,
   fn: (pfn: number, order: number) => void,
 ): void {
-  const view = device.view(phys, PAGE_SIZE);
   const keyBase = leafKey * KHO_BITMAP_BITS;
   // Above leaf 0 every key of the leaf shares its highest bit, hence one order.
   const leafOrder = leafKey > 0 ? KHO_ORDER_0_LOG2 - (highBit(leafKey) + KHO_BITMAP_SHIFT) : -1;
-  for (let w = 0; w < KHO_BITMAP_BITS / 32; w++) {
-    let word = view.getUint32(w * 4, true);
+  for (let w = 0; w < PAGE_WORDS; w++) {
+    if (w % (CHUNK_BYTES / 4) === 0 && zeroChunk(page, w * 4)) {
+      w += CHUNK_BYTES / 4 - 1;
+      continue;
+    }
+    let word = words[w];
     while (word !== 0) {
       const b = 31 - Math.clz32(word & -word);
       word &= word - 1;

@@ -162,6 +162,22 @@ describe('KhoRadixTree: preserve and walk', () => {
     assert.equal(tree.metadataPageCount, 0);
   });
 
+  it('finds bits and slots at the edges of the chunks a walk skips when zero', () => {
+    // Leaves skip 2048-bit chunks and inner nodes 32-slot chunks that are all zero:
+    // bits 0, 31, 32, 2047, 2048, 32767 of a leaf, in leaves at level-1 slots 0, 31, 32, 511.
+    const device = new SparseDevice(64 * GiB + 1 * MiB);
+    const source = new RangePageSource(64 * GiB, 64 * GiB + 1 * MiB);
+    const tree = new KhoRadixTree(device, source);
+    const blocks: Block[] = [];
+    for (const slot of [0, 31, 32, 511]) {
+      for (const bit of [0, 31, 32, 2047, 2048, 32767]) {
+        blocks.push({ pfn: slot * KHO_BITMAP_BITS + bit, order: 0 });
+      }
+    }
+    for (const b of blocks) tree.preserve(b.pfn, b.order);
+    assert.deepEqual(walkAll(device, tree.rootPhys), walkOrder(blocks));
+  });
+
   it('16 GiB of order-0 pages costs 128 leaf bitmaps (512 KiB) plus 5 inner nodes', () => {
     const { device, tree, source } = setup(16 * GiB + 1 * MiB, 1 * MiB);
     const pages = (16 * GiB) / PAGE_SIZE;
