@@ -4,6 +4,7 @@ import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.j
 import type { BuddyAllocator } from '../mm/buddy.js';
 import { MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
+import { pageBytes } from '../mm/page-array.js';
 import type { KhoIncoming } from './early.js';
 import { KhoError } from './errors.js';
 import { readPageList } from './page-list.js';
@@ -29,7 +30,7 @@ export class KhoIncomingState {
     this.#device = device;
     this.#pages = pages;
     this.#in = incoming;
-    this.#marker = new Uint8Array(device.pages);
+    this.#marker = pageBytes(device.pages);
     const { blockPfn, blockOrder } = incoming;
     let blocks = 0;
     for (let i = 0; i < blockPfn.length; i++) {

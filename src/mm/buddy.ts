@@ -7,9 +7,11 @@
  * The allocator deals only in page frame numbers; it never touches device
  * bytes. All per-page state lives in typed arrays indexed by pfn (the
  * memmap), and the free lists are threaded through two Int32Arrays, so there
- * is no object per page and list insert/remove are O(1).
+ * is no object per page and list insert/remove are O(1). The arrays are in
+ * shared buffers, which V8 does not count as external memory (page-array.ts).
  */
 import { PageAllocError } from './errors.js';
+import { pageBytes, pageInts } from './page-array.js';
 
 /** Largest block order, as the kernel's MAX_PAGE_ORDER (a 4 MiB block of 4 KiB pages). */
 export const MAX_PAGE_ORDER = 10;
@@ -86,10 +88,10 @@ export class BuddyAllocator {
       );
     }
     this.npages = npages;
-    this.state = new Uint8Array(npages);
-    this.order = new Uint8Array(npages);
-    this.next = new Int32Array(npages);
-    this.prev = new Int32Array(npages);
+    this.state = pageBytes(npages);
+    this.order = pageBytes(npages);
+    this.next = pageInts(npages);
+    this.prev = pageInts(npages);
     this.nrReserved = npages;
   }
 
