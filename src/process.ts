@@ -8,6 +8,7 @@ import { existsSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { memparseExact } from './boot/memparse.js';
+import { FdtWriter } from './fdt/write.js';
 import { Kernel } from './kernel/kernel.js';
 import { ControlChannel, type ControlMessage, type Received } from './kexec/control-channel.js';
 import { KexecError } from './kexec/errors.js';
@@ -15,6 +16,7 @@ import {
   ENV_BOOT,
   ENV_DEVICE_FD,
   ENV_PRELOAD,
+  mapWhole,
   ProcessPlatform,
   type ProcessPlatformOptions,
   parseBootSpec,
@@ -22,12 +24,16 @@ import {
   TAKEOVER_TIMEOUT,
 } from './kexec/process-platform.js';
 import { sdNotify } from './kexec/sd-notify.js';
+import type { Machine } from './machine.js';
 import { PAGE_SIZE } from './memory/device.js';
 import { formatDevice } from './memory/header.js';
 import { MappedDevice } from './memory/mapped.js';
 
 /** The size of a device created without one. */
 const DEFAULT_SIZE = 64 * 1024 * 1024;
+/** The emulated machine a preloaded successor rehearses its takeover on, and how often. */
+const REHEARSAL_SIZE = 32 * 1024 * 1024;
+const REHEARSALS = 2;
 
 export interface ProcessBootOptions {
   /** The device file of a cold boot (default: defaultDevicePath()). */
@@ -169,10 +175,10 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
   const channel = ControlChannel.adopt(Number(text));
   let device: MappedDevice | null = null;
   try {
-    // Map the inherited device now, while the predecessor still serves: mapping
-    // a large device costs tens of ms (and garbage collections) that would
-    // otherwise fall inside the downtime.
+    // Map the inherited device and ready the takeover now, while the
+    // predecessor still serves, so that none of it falls in the downtime.
     device = MappedDevice.openFd(fd, devicePathOf(fd));
+    await readyTakeover(device);
     channel.send({ t: 'ready', pid: process.pid });
     const spec = await awaitGo(channel, options.platform?.takeoverTimeoutMs ?? TAKEOVER_TIMEOUT);
     const { bootBlock } = parseBootSpec(spec);
@@ -193,6 +199,67 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
     // Not booted (a bad frame, a closed channel, a bad boot spec): unmap what was mapped.
     device?.close();
     channel.close();
+  }
+}
+
+/**
+ * What a preloaded successor does before it says "ready", while the
+ * predecessor still serves, so that none of it falls in the downtime: maps
+ * the whole device (each mapping of a large device costs a garbage
+ * collection), rehearses a handover on a small emulated machine (V8
+ * compiles a function at its first call and optimizes it once it ran a
+ * while, so the boot would otherwise run cold code), then collects the
+ * garbage, so that no collection is due during the boot.
+ */
+async function readyTakeover(device: MappedDevice): Promise<void> {
+  mapWhole(device);
+  const { Machine } = await import('./machine.js');
+  for (let i = 0; i < REHEARSALS; i++) rehearseHandover(Machine.create({ size: REHEARSAL_SIZE }));
+  await collectGarbage();
+}
+
+/**
+ * Cold boot, KHO preservation (a page range, folios of orders 0 to 10 so the
+ * tree has a leaf per order, a subtree), kexec load and exec, the
+ * successor's boot and restores: the takeover's code path, and this
+ * process's own exec later.
+ */
+function rehearseHandover(machine: Machine): void {
+  const k = machine.boot();
+  const alloc = (order: number) => {
+    const f = k.allocPages(order);
+    if (f === null) throw new Error(`rehearsal: no free block of order ${order}`);
+    return f;
+  };
+  const pages = alloc(2);
+  k.kho.preservePages(pages.pfn, 4);
+  const folios = [];
+  for (let order = 0; order <= 10; order++) {
+    const f = alloc(order);
+    k.kho.preserveFolio(f);
+    folios.push(f);
+  }
+  const w = new FdtWriter();
+  w.finishReservations();
+  w.beginNode('');
+  w.property('pfn', new Uint8Array(8));
+  w.endNode();
+  k.kho.addSubtree('rehearsal', w.finish());
+  k.kexec.load();
+  const next = k.kexec.exec();
+  next.kho.retrieveSubtree('rehearsal').getProp(0, 'pfn');
+  next.kho.restorePages(pages.pfn * PAGE_SIZE, 4);
+  for (const f of folios) next.kho.restoreFolio(f.pfn * PAGE_SIZE);
+}
+
+/** A full collection: node offers one only behind a V8 flag, as `gc` in contexts made after it is set. */
+async function collectGarbage(): Promise<void> {
+  try {
+    const [v8, vm] = await Promise.all([import('node:v8'), import('node:vm')]);
+    v8.setFlagsFromString('--expose-gc');
+    (vm.runInNewContext('gc') as () => void)();
+  } catch {
+    // Only an optimization: without it a collection may fall in the downtime.
   }
 }
 

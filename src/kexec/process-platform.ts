@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { errnoName } from '../memory/_libc.js';
+import { PAGE_SIZE } from '../memory/device.js';
 import type { MappedDevice } from '../memory/mapped.js';
 import { F_GETFD, F_SETFD, FD_CLOEXEC, getProcLibc } from './_libc.js';
 import { ControlChannel } from './control-channel.js';
@@ -289,6 +290,17 @@ export class ProcessPlatform implements KexecPlatform<never> {
     if (pid === undefined || pre.exit !== null) return;
     pre.child.kill('SIGKILL');
     waitDead(pid, REAP_TIMEOUT);
+  }
+}
+
+/**
+ * Maps all of a device now: a large device is mapped in windows on first
+ * access, and each new mapping costs a garbage collection (V8 counts it as
+ * external memory). One page per GiB reaches every window.
+ */
+export function mapWhole(device: MappedDevice): void {
+  for (let at = 0; at < device.size; at += 2 ** 30) {
+    device.bytes(at, Math.min(PAGE_SIZE, device.size - at));
   }
 }
 

@@ -38,7 +38,8 @@ function successorHere(tag: string): ControlChannel {
 test('a successor told "prepare" and then nothing gives up after the takeover timeout and says why', async () => {
   const predecessor = successorHere('prepare-timeout');
   const booting = boot({ platform: { takeoverTimeoutMs: 200 } });
-  assert.equal(predecessor.receiveSync(5000)?.msg.t, 'ready');
+  // The successor readies its takeover (asynchronously) before it says ready.
+  assert.equal((await predecessor.receive()).msg.t, 'ready');
   predecessor.send({ t: 'prepare' });
   await assert.rejects(
     booting,
@@ -54,7 +55,8 @@ test('"cancel" after "prepare" puts the successor back on the event loop', async
   const predecessor = successorHere('prepare-cancel');
   // Long enough that a successor still blocking would fail this test with its timeout message.
   const booting = boot({ platform: { takeoverTimeoutMs: 10_000 } });
-  assert.equal(predecessor.receiveSync(5000)?.msg.t, 'ready');
+  // The successor readies its takeover (asynchronously) before it says ready.
+  assert.equal((await predecessor.receive()).msg.t, 'ready');
   predecessor.send({ t: 'prepare' });
   predecessor.send({ t: 'cancel' });
   let ticks = 0;
