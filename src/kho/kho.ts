@@ -11,7 +11,7 @@ import type { KhoEarly } from './early.js';
 import { KhoError } from './errors.js';
 import { KhoIncomingState } from './incoming.js';
 import { type PageListHost, preservePageList, unpreservePageList } from './page-list.js';
-import { coalescedExtents, KhoRadixTree } from './radix.js';
+import { coalescedExtents, type KhoExtent, KhoRadixTree } from './radix.js';
 import { buildRootFdt } from './root-fdt.js';
 import { encodeScratch, type ScratchArea } from './scratch.js';
 import { type KhoStatus, khoStatus } from './status.js';
@@ -53,6 +53,9 @@ export class Kho implements HandoverSubsystem {
   #finalizedByFreeze = false;
   /** Incoming blocks re-preserved at finalize, undone by abort. */
   #carried: { pfn: number; order: number }[] = [];
+  /** Derived from the tree as it was at `changes` (KhoRadixTree.changes). */
+  #sum: { changes: number; pages: number[]; csum: number } | null = null;
+  #marks: { changes: number; extents: readonly KhoExtent[] } | null = null;
 
   constructor(deps: { device: MemoryDevice; pages: BuddyAllocator; early: KhoEarly }) {
     this.#device = deps.device;
@@ -340,10 +343,11 @@ export class Kho implements HandoverSubsystem {
       for (const [name, s] of carried.subtrees) {
         if (!this.#subtrees.has(name)) this.#subtrees.set(name, { ...s, carried: true });
       }
+      const { pages, csum } = this.#treeSum();
       this.#rootFdt = buildRootFdt({
         memoryMapPhys: this.#tree.rootPhys,
-        memoryMapPages: [...this.#tree.metadataPages()].sort((a, b) => a - b),
-        memoryMapCsum: treeChecksum(this.#device, this.#tree.metadataPages()),
+        memoryMapPages: pages,
+        memoryMapCsum: csum,
         subtrees: new Map([...this.#subtrees].map(([name, s]) => [name, s.folio.pfn * PAGE_SIZE])),
       });
     } catch (err) {
@@ -378,6 +382,38 @@ export class Kho implements HandoverSubsystem {
 
   // ------------------------------------------------------------ kexec
 
+  /**
+   * kexec load placed its segments: an exec is coming. What freeze derives
+   * from the tree (its checksum, its extents) is computed now, and at exec
+   * only again if the tree changed in between.
+   */
+  segmentsPlaced(): void {
+    if (!this.enabled) return;
+    this.#treeSum();
+    this.#extents();
+  }
+
+  /** The tree's pages, ascending, and their checksum, for the root FDT. */
+  #treeSum(): { pages: number[]; csum: number } {
+    const changes = this.#tree.changes;
+    if (this.#sum?.changes !== changes) {
+      const pages = [...this.#tree.metadataPages()].sort((a, b) => a - b);
+      this.#sum = { changes, pages, csum: treeChecksum(this.#device, pages) };
+    }
+    return this.#sum;
+  }
+
+  /** The preserved extents marked in the memory map handed over. */
+  #extents(): readonly KhoExtent[] {
+    const changes = this.#tree.changes;
+    if (this.#marks?.changes !== changes) {
+      const root = this.#tree.rootPhys;
+      const extents = root === 0 ? [] : coalescedExtents(this.#device, root, KHO_MAX_MAP_MARKS);
+      this.#marks = { changes, extents };
+    }
+    return this.#marks.extents;
+  }
+
   segmentArena(): readonly PhysRange[] | undefined {
     return this.enabled ? this.#early.scratch : undefined;
   }
@@ -390,10 +426,8 @@ export class Kho implements HandoverSubsystem {
     }
     const root = this.#rootFdt as Uint8Array;
     const marks: MemoryRange[] = [];
-    if (this.#tree.rootPhys !== 0) {
-      for (const e of coalescedExtents(this.#device, this.#tree.rootPhys, KHO_MAX_MAP_MARKS)) {
-        marks.push({ addr: e.phys, size: e.size, type: E820.PRESERVED });
-      }
+    for (const e of this.#extents()) {
+      marks.push({ addr: e.phys, size: e.size, type: E820.PRESERVED });
     }
     for (const a of this.#early.scratch)
       marks.push({ addr: a.base, size: a.size, type: E820.SCRATCH });

@@ -86,6 +86,7 @@ export class KhoRadixTree {
   #freeSlots: number[] = [];
   #nextSlot = 0;
   readonly #byOrder = new Float64Array(KHO_MAX_ORDER + 1);
+  #changes = 0;
 
   #cacheLeafKey = -1;
   #cacheSlot = -1;
@@ -106,6 +107,11 @@ export class KhoRadixTree {
   /** Physical address of the root node, 0 while nothing is preserved. */
   get rootPhys(): number {
     return this.#root;
+  }
+
+  /** Counts the changes to the tree: what is computed from it stays valid while this does not move. */
+  get changes(): number {
+    return this.#changes;
   }
 
   /** Number of pages the tree itself uses. */
@@ -131,6 +137,7 @@ export class KhoRadixTree {
     bits[byte] |= mask;
     this.#count[this.#cacheSlot]++;
     this.#byOrder[order]++;
+    this.#changes++;
   }
 
   /**
@@ -149,6 +156,7 @@ export class KhoRadixTree {
     }
     bits[byte] &= ~mask;
     this.#byOrder[order]--;
+    this.#changes++;
     if (--this.#count[this.#cacheSlot] === 0) {
       this.#descend(leafKey, false); // refresh the path for pruning
       this.#prune(DEPTH - 1);
@@ -200,6 +208,7 @@ export class KhoRadixTree {
     this.#byOrder.fill(0);
     this.#root = 0;
     this.#invalidate();
+    this.#changes++;
   }
 
   /**

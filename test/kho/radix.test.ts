@@ -162,6 +162,27 @@ describe('KhoRadixTree: preserve and walk', () => {
     assert.equal(tree.metadataPageCount, 0);
   });
 
+  it('counts its changes: preserve, unpreserve and clear move the count, lookups and refusals do not', () => {
+    const { tree } = setup(64 * MiB, 1 * MiB);
+    const at = () => tree.changes;
+    const c0 = at();
+    tree.preserve(8, 3);
+    const c1 = at();
+    assert.ok(c1 > c0);
+    assert.throws(() => tree.preserve(8, 3), expectKho('EEXIST'));
+    tree.isPreserved(8, 3);
+    assert.equal(at(), c1);
+    tree.unpreserve(8, 3);
+    const c2 = at();
+    assert.ok(c2 > c1);
+    assert.throws(() => tree.unpreserve(8, 3), expectKho('ENOENT'));
+    assert.equal(at(), c2);
+    tree.preserve(0, 0);
+    const c3 = at();
+    tree.clear();
+    assert.ok(at() > c3);
+  });
+
   it('finds bits and slots at the edges of the chunks a walk skips when zero', () => {
     // Leaves skip 2048-bit chunks and inner nodes 32-slot chunks that are all zero:
     // bits 0, 31, 32, 2047, 2048, 32767 of a leaf, in leaves at level-1 slots 0, 31, 32, 511.
