@@ -110,7 +110,16 @@ function start(
   bootBlock?: number,
   ready = 'READY=1',
 ): Kernel {
-  const platform = new ProcessPlatform({ ...options.platform, device });
+  const platform = new ProcessPlatform({
+    ...options.platform,
+    device,
+    readyHandover: () => {
+      readyExec();
+      options.platform?.readyHandover?.();
+    },
+  });
+  // Loaded now, in the background, for a later preloading kexec load (which cannot wait).
+  void loadMachine().catch(() => {});
   let kernel: Kernel;
   try {
     kernel = Kernel.boot({ device, cmdline: options.cmdline, bootBlock, platform });
@@ -213,9 +222,33 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
  */
 async function readyTakeover(device: MappedDevice): Promise<void> {
   mapWhole(device);
-  const { Machine } = await import('./machine.js');
-  for (let i = 0; i < REHEARSALS; i++) rehearseHandover(Machine.create({ size: REHEARSAL_SIZE }));
+  rehearse(await loadMachine());
   await collectGarbage();
+}
+
+/**
+ * At a preloading kexec load: rehearses, so that exec runs compiled code
+ * (in a process booted cold or in place it never ran; in any other, V8 may
+ * have dropped it since). Skipped while the emulator module still loads.
+ */
+function readyExec(): void {
+  if (machineModule !== null) rehearse(machineModule);
+}
+
+type MachineModule = typeof import('./machine.js');
+let machineModule: MachineModule | null = null;
+let machineLoading: Promise<MachineModule> | null = null;
+
+function loadMachine(): Promise<MachineModule> {
+  machineLoading ??= import('./machine.js').then((m) => {
+    machineModule = m;
+    return m;
+  });
+  return machineLoading;
+}
+
+function rehearse({ Machine }: MachineModule): void {
+  for (let i = 0; i < REHEARSALS; i++) rehearseHandover(Machine.create({ size: REHEARSAL_SIZE }));
 }
 
 /**

@@ -41,6 +41,13 @@ export interface ProcessPlatformOptions {
   readonly takeoverTimeoutMs?: number;
   /** Runs in the old process after a preloaded successor took over, right before it exits. */
   readonly onTakeover?: (successorPid: number) => void;
+  /**
+   * Runs at a kexec load that preloads a successor, while the successor
+   * starts: readies this process's side of the handover (boot() passes one
+   * that rehearses the exec path, so exec runs compiled code). Advisory: what
+   * it throws is ignored.
+   */
+  readonly readyHandover?: () => void;
 }
 
 interface Preloaded {
@@ -177,6 +184,13 @@ export class ProcessPlatform implements KexecPlatform<never> {
       pre.exit ??= signal ? `killed by ${signal}` : `exited with status ${code}`;
     });
     this.#preloaded = pre;
+    // The old side's part of the downtime is exec: map the device's windows now, not then.
+    mapWhole(this.device);
+    try {
+      this.#options.readyHandover?.();
+    } catch {
+      // Only an optimization: exec works without it, a little later.
+    }
   }
 
   /**
