@@ -204,7 +204,9 @@ export class Kernel {
     const reserveMem = reserveMemEarly(ctx, khoEarly);
     khoEarly = khoScratchInit(ctx, khoEarly);
     const crashArea = reserveCrashArea(memblock, params);
-    const pages = BuddyAllocator.fromFreeRanges(device.pages, freePageRanges(memblock));
+    const pages = BuddyAllocator.fromFreeRanges(device.pages, freePageRanges(memblock), {
+      shared: device.ownedForLife === true,
+    });
 
     // Consume the boot block (or the pending one a cold boot ignores): a repeat is then stale.
     const bootId = block ? Buffer.from(block.bootId).toString('hex') : randomBootId();

@@ -30,7 +30,7 @@ export class KhoIncomingState {
     this.#device = device;
     this.#pages = pages;
     this.#in = incoming;
-    this.#marker = pageBytes(device.pages);
+    this.#marker = pageBytes(device.pages, device.ownedForLife === true);
     const { blockPfn, blockOrder } = incoming;
     let blocks = 0;
     for (let i = 0; i < blockPfn.length; i++) {

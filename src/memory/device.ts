@@ -25,6 +25,14 @@ export interface MemoryDevice {
   readonly pages: number;
   /** A short description for messages ("heap 64 MiB", "/dev/shm/app"). */
   readonly name: string;
+  /**
+   * Set by a device one process owns until it exits or execs (a mapped
+   * device): the kernel booted on it lives as long as the process, so its
+   * per-page arrays are never garbage and stay out of V8's accounting
+   * (mm/page-array.ts). Unset on emulated devices, where one process boots
+   * many generations and the dead ones' arrays must count towards a collection.
+   */
+  readonly ownedForLife?: boolean;
 
   /**
    * A zero-copy byte view of [phys, phys + length).

@@ -86,6 +86,7 @@ export class MappedDevice implements MemoryDevice {
   readonly pageSize = PAGE_SIZE;
   readonly pages: number;
   readonly name: string;
+  readonly ownedForLife = true;
   private fdOrNull: number | null;
   private readonly windows: (Mapping | undefined)[] = [];
   /** Mappings for accesses longer than WINDOW, keyed by "offset:length". */

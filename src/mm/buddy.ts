@@ -7,8 +7,7 @@
  * The allocator deals only in page frame numbers; it never touches device
  * bytes. All per-page state lives in typed arrays indexed by pfn (the
  * memmap), and the free lists are threaded through two Int32Arrays, so there
- * is no object per page and list insert/remove are O(1). The arrays are in
- * shared buffers, which V8 does not count as external memory (page-array.ts).
+ * is no object per page and list insert/remove are O(1).
  */
 import { PageAllocError } from './errors.js';
 import { pageBytes, pageInts } from './page-array.js';
@@ -17,6 +16,15 @@ import { pageBytes, pageInts } from './page-array.js';
 export const MAX_PAGE_ORDER = 10;
 /** Number of orders, 0..MAX_PAGE_ORDER. */
 export const NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1;
+/** Options of an allocator. */
+export interface BuddyOptions {
+  /**
+   * Keep the memmap out of V8's external-memory accounting, for an allocator
+   * that lives as long as the process (mm/page-array.ts). Default false.
+   */
+  shared?: boolean;
+}
+
 /** Largest page count: pfns and free-list links are int32 (8 TiB of 4 KiB pages). */
 export const MAX_PAGES = 0x7fff_ffff;
 
@@ -80,7 +88,7 @@ export class BuddyAllocator {
    * with `releaseRange()`, or build one with `fromFreeRanges()`.
    * @throws PageAllocError EINVAL when npages is not an integer in 0..MAX_PAGES.
    */
-  constructor(npages: number) {
+  constructor(npages: number, options: BuddyOptions = {}) {
     if (!Number.isInteger(npages) || npages < 0 || npages > MAX_PAGES) {
       throw new PageAllocError(
         'EINVAL',
@@ -88,10 +96,11 @@ export class BuddyAllocator {
       );
     }
     this.npages = npages;
-    this.state = pageBytes(npages);
-    this.order = pageBytes(npages);
-    this.next = pageInts(npages);
-    this.prev = pageInts(npages);
+    const shared = options.shared === true;
+    this.state = pageBytes(npages, shared);
+    this.order = pageBytes(npages, shared);
+    this.next = pageInts(npages, shared);
+    this.prev = pageInts(npages, shared);
     this.nrReserved = npages;
   }
 
@@ -103,8 +112,12 @@ export class BuddyAllocator {
    * @throws PageAllocError EINVAL for a bad npages or a non-integer/negative range,
    *   EFAULT for a range that runs past npages.
    */
-  static fromFreeRanges(npages: number, ranges: Iterable<PageRange>): BuddyAllocator {
-    const buddy = new BuddyAllocator(npages);
+  static fromFreeRanges(
+    npages: number,
+    ranges: Iterable<PageRange>,
+    options: BuddyOptions = {},
+  ): BuddyAllocator {
+    const buddy = new BuddyAllocator(npages, options);
     const list: PageRange[] = [];
     for (const r of ranges) {
       if (typeof r !== 'object' || r === null) {

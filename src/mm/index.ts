@@ -1,6 +1,7 @@
 /** The page allocator: a buddy allocator over page frame numbers. */
 export {
   BuddyAllocator,
+  type BuddyOptions,
   type BuddyStats,
   type FreeBlock,
   MAX_PAGE_ORDER,

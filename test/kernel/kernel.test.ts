@@ -5,6 +5,7 @@ import { Machine } from '../../src/machine.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import { readDeviceHeader } from '../../src/memory/header.js';
 import { E820 } from '../../src/memory/memmap-types.js';
+import { externalGrowth, srcUrl } from '../mm/_external.js';
 import { allocateAll, MiB } from './_helpers.js';
 
 test('a cold boot brings up every page but the header page, and prints the map like the kernel', () => {
@@ -129,4 +130,18 @@ test('memmap= ranges that are not whole pages are rounded: kept ranges outwards,
   );
   k.kexec.load();
   assert.equal(k.kexec.exec().boot.kind, 'kexec', 'the rounded map is a valid handover');
+});
+
+test("the memmap is kept out of V8's accounting only on a device owned for the process's life", () => {
+  const prelude = `import { Kernel } from ${JSON.stringify(srcUrl('kernel/kernel.js'))};
+    import { formatDevice } from ${JSON.stringify(srcUrl('memory/header.js'))};
+    import { HeapDevice } from ${JSON.stringify(srcUrl('memory/heap.js'))};
+    // As a mapped device says: one process owns it for life.
+    class OwnedHeapDevice extends HeapDevice { ownedForLife = true; }
+    const platform = { execute() { throw new Error('never'); } };
+    const boot = (device) => (formatDevice(device), Kernel.boot({ device, cmdline: 'kho=off', platform }));`;
+  // 256 Ki pages: a memmap of 2.5 MiB.
+  assert.ok(externalGrowth(prelude, 'boot(new OwnedHeapDevice(2 ** 30))') < 2 ** 30 + MiB);
+  // Emulated machines boot many generations in one process: dead ones' memmaps must count.
+  assert.ok(externalGrowth(prelude, 'boot(new HeapDevice(2 ** 30))') >= 2 ** 30 + 2 * MiB);
 });

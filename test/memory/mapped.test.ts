@@ -66,6 +66,7 @@ test('mapped: create makes a 0600 file, preallocated, with the asked size', () =
   assert.deepEqual(progress, [262144, 524288, 786432, 1048576]);
   assert.equal(d.size, 1 << 20);
   assert.equal(d.pages, 256);
+  assert.equal(d.ownedForLife, true, 'its kernel lives as long as this process');
   assert.equal(
     d.bytes(0, PAGE_SIZE).every((b) => b === 0),
     true,

@@ -1,33 +1,29 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BuddyAllocator } from '../../src/mm/buddy.js';
 import { pageBytes, pageInts } from '../../src/mm/page-array.js';
+import { externalGrowth, srcUrl } from './_external.js';
 
 const MiB = 2 ** 20;
 
-/** V8's external memory (what makes it collect garbage early) grown by fn, in bytes. */
-function charged(fn: () => unknown): number {
-  const before = process.memoryUsage().external;
-  const keep = fn();
-  const grown = process.memoryUsage().external - before;
-  assert.ok(keep);
-  return grown;
-}
-
-test('page arrays: zeroed, one element per page, and not charged to V8 as external memory', () => {
-  const bytes = pageBytes(5);
-  const ints = pageInts(5);
-  assert.deepEqual([...bytes], [0, 0, 0, 0, 0]);
-  assert.deepEqual([...ints], [0, 0, 0, 0, 0]);
-  ints[4] = -1;
-  assert.equal(ints[4], -1);
-  assert.ok(charged(() => [pageBytes(16 * MiB), pageInts(4 * MiB)]) < MiB);
+test('page arrays: zeroed, one element per page, shared or not', () => {
+  for (const shared of [false, true]) {
+    const bytes = pageBytes(5, shared);
+    const ints = pageInts(5, shared);
+    assert.deepEqual([...bytes], [0, 0, 0, 0, 0]);
+    assert.deepEqual([...ints], [0, 0, 0, 0, 0]);
+    ints[4] = -1;
+    assert.equal(ints[4], -1);
+  }
 });
 
-test('buddy: the memmap of a 4 GiB allocator is not charged to V8 as external memory', () => {
-  const pages = MiB;
-  const grown = charged(() =>
-    BuddyAllocator.fromFreeRanges(pages, [{ base: 1, count: pages - 1 }]),
+test('buddy: a shared memmap (4 GiB of pages) is not charged to V8; by default it is', () => {
+  const prelude = `import { BuddyAllocator } from ${JSON.stringify(srcUrl('mm/buddy.js'))};
+    const ranges = [{ base: 1, count: ${MiB - 1} }];`;
+  const shared = externalGrowth(
+    prelude,
+    `BuddyAllocator.fromFreeRanges(${MiB}, ranges, { shared: true })`,
   );
-  assert.ok(grown < MiB, `${grown} bytes charged`);
+  const counted = externalGrowth(prelude, `BuddyAllocator.fromFreeRanges(${MiB}, ranges)`);
+  assert.ok(shared < MiB, `shared: ${shared} bytes charged`);
+  assert.ok(counted >= 10 * MiB, `counted: ${counted} bytes charged`);
 });
