@@ -229,7 +229,8 @@ async function readyTakeover(device: MappedDevice): Promise<void> {
 /**
  * At a preloading kexec load: rehearses, so that exec runs compiled code
  * (in a process booted cold or in place it never ran; in any other, V8 may
- * have dropped it since). Skipped while the emulator module still loads.
+ * have dropped it since). It takes this process some 10 to 30 ms at load
+ * instead of in exec. Skipped while the emulator module still loads.
  */
 function readyExec(): void {
   if (machineModule !== null) rehearse(machineModule);
@@ -285,7 +286,11 @@ function rehearseHandover(machine: Machine): void {
   for (const f of folios) next.kho.restoreFolio(f.pfn * PAGE_SIZE);
 }
 
-/** A full collection: node offers one only behind a V8 flag, as `gc` in contexts made after it is set. */
+/**
+ * A full collection: node offers one only behind a V8 flag, as `gc` in the
+ * contexts made after it is set (so vm contexts the program makes later have
+ * `gc` too; the main context does not).
+ */
 async function collectGarbage(): Promise<void> {
   try {
     const [v8, vm] = await Promise.all([import('node:v8'), import('node:vm')]);
@@ -300,8 +305,8 @@ async function collectGarbage(): Promise<void> {
  * Waits for "go", placing passed descriptors. On the event loop until the
  * predecessor says "prepare" (its exec has begun); from then on blocking,
  * so that "go" wakes this process at once (an asynchronous receive wakes
- * milliseconds late: a worker thread, then the event loop). "cancel" goes
- * back to the event loop.
+ * up to milliseconds later: a worker thread, then the event loop). "cancel"
+ * goes back to the event loop.
  * @returns the boot spec.
  * @throws KexecError EIO when the channel closes, a frame is unexpected, or
  *   no "go" or "cancel" follows "prepare" within `timeoutMs`.
