@@ -31,9 +31,8 @@ import { MappedDevice } from './memory/mapped.js';
 
 /** The size of a device created without one. */
 const DEFAULT_SIZE = 64 * 1024 * 1024;
-/** The emulated machine a preloaded successor rehearses its takeover on, and how often. */
+/** The emulated machine handovers are rehearsed on. */
 const REHEARSAL_SIZE = 32 * 1024 * 1024;
-const REHEARSALS = 2;
 
 export interface ProcessBootOptions {
   /** The device file of a cold boot (default: defaultDevicePath()). */
@@ -118,8 +117,9 @@ function start(
       options.platform?.readyHandover?.();
     },
   });
-  // Loaded now, in the background, for a later preloading kexec load (which cannot wait).
-  void loadMachine().catch(() => {});
+  // Loaded in the background once this boot's caller has run on, for a later
+  // preloading kexec load (which cannot wait for it).
+  setImmediate(() => void loadMachine().catch(() => {}));
   let kernel: Kernel;
   try {
     kernel = Kernel.boot({ device, cmdline: options.cmdline, bootBlock, platform });
@@ -222,18 +222,20 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
  */
 async function readyTakeover(device: MappedDevice): Promise<void> {
   mapWhole(device);
-  rehearse(await loadMachine());
+  // Twice: a second run finds compiled code to optimize.
+  rehearse(await loadMachine(), 2);
   await collectGarbage();
 }
 
 /**
  * At a preloading kexec load: rehearses, so that exec runs compiled code
  * (in a process booted cold or in place it never ran; in any other, V8 may
- * have dropped it since). It takes this process some 10 to 30 ms at load
- * instead of in exec. Skipped while the emulator module still loads.
+ * have dropped it since). It takes this serving process some 5 to 40 ms at
+ * load (the most the first time) instead of in exec. Skipped while the
+ * emulator module still loads (it is loaded once the boot's caller yields).
  */
 function readyExec(): void {
-  if (machineModule !== null) rehearse(machineModule);
+  if (machineModule !== null) rehearse(machineModule, 1);
 }
 
 type MachineModule = typeof import('./machine.js');
@@ -248,8 +250,8 @@ function loadMachine(): Promise<MachineModule> {
   return machineLoading;
 }
 
-function rehearse({ Machine }: MachineModule): void {
-  for (let i = 0; i < REHEARSALS; i++) rehearseHandover(Machine.create({ size: REHEARSAL_SIZE }));
+function rehearse({ Machine }: MachineModule, runs: number): void {
+  for (let i = 0; i < runs; i++) rehearseHandover(Machine.create({ size: REHEARSAL_SIZE }));
 }
 
 /**
