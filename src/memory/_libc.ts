@@ -51,6 +51,18 @@ export interface Libc {
   /** Returns an error number (0 on success), not -1 and errno. */
   posixFallocate(fd: number, offset: number, length: number): number;
   mmap(length: number, prot: number, flags: number, fd: number, offset: number): unknown;
+  /**
+   * mmap at the address of `at`'s first byte (MAP_FIXED in flags): over memory
+   * this process already owns, such as a WebAssembly memory's.
+   */
+  mmapAt(
+    at: ArrayBufferView,
+    length: number,
+    prot: number,
+    flags: number,
+    fd: number,
+    offset: number,
+  ): unknown;
   munmap(addr: unknown, length: number): number;
   /** `addr` as an integer: msync of part of a mapping needs pointer arithmetic. */
   msync(addr: number, length: number, flags: number): number;
@@ -160,6 +172,7 @@ export function getLibc(): Libc {
     ftruncate: (fd, length) => ftruncate(fd, length) as number,
     posixFallocate: (fd, offset, length) => fallocate(fd, offset, length) as number,
     mmap: (length, prot, flags, fd, offset) => mmap(null, length, prot, flags, fd, offset),
+    mmapAt: (at, length, prot, flags, fd, offset) => mmap(at, length, prot, flags, fd, offset),
     munmap: (addr, length) => munmap(addr, length) as number,
     msync: (addr, length, flags) => msync(addr, length, flags) as number,
     lseek: (fd, offset, whence) => BigInt(lseek(fd, offset, whence) as number | bigint),

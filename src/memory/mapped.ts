@@ -18,18 +18,15 @@ import {
   getLibc,
   LOCK_EX,
   LOCK_NB,
-  MAP_FAILED,
-  MAP_SHARED,
   MS_SYNC,
   O_CREAT,
   O_EXCL,
   O_NOFOLLOW,
   O_RDONLY,
   O_RDWR,
-  PROT_READ,
-  PROT_WRITE,
 } from './_libc.js';
 import { checkRange } from './_range.js';
+import { type Window as Mapping, mapWindow, unmapWindow } from './_window.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
 import { DeviceError, type DeviceErrorCode } from './errors.js';
 
@@ -40,13 +37,6 @@ const SINGLE_WINDOW_MAX = 2 ** 32;
 const WINDOW = 2 ** 30;
 /** Preallocation step, so create can report real progress. */
 const DEFAULT_CHUNK = 64 * 2 ** 20;
-
-interface Mapping {
-  readonly offset: number;
-  readonly length: number;
-  readonly ptr: unknown;
-  readonly buffer: ArrayBuffer;
-}
 
 export interface MappedOpenOptions {
   /** Create the file (mode 0600) when it does not exist. Needs `size`. */
@@ -80,7 +70,8 @@ export interface DevicePeek {
  * the descriptor holds flock(LOCK_EX), and it is opened without O_CLOEXEC so
  * the lock survives execve into the successor (see openFd).
  *
- * A view must not be used after close(): the memory behind it is unmapped.
+ * A view must not be used after close(): the device is no longer behind it
+ * (its pages are inaccessible, or unmapped).
  */
 export class MappedDevice implements MemoryDevice {
   readonly pageSize = PAGE_SIZE;
@@ -283,13 +274,12 @@ export class MappedDevice implements MemoryDevice {
     if (fd === null) return;
     this.fdOrNull = null;
     this.single = null;
-    const libc = getLibc();
     for (const m of [...this.windows, ...this.extra.values()]) {
-      if (m !== undefined) libc.munmap(m.ptr, m.length);
+      if (m !== undefined) unmapWindow(m);
     }
     this.windows.length = 0;
     this.extra.clear();
-    libc.close(fd);
+    getLibc().close(fd);
   }
 
   private live(): number {
@@ -331,11 +321,9 @@ export class MappedDevice implements MemoryDevice {
   }
 
   private map(offset: number, length: number): Mapping {
-    const libc = getLibc();
-    const ptr = libc.mmap(length, PROT_READ | PROT_WRITE, MAP_SHARED, this.live(), offset);
-    const addr = libc.address(ptr);
-    if (addr === MAP_FAILED || addr === 0n) throw sysError(`mmap(${this.path})`, libc.errno());
-    return { offset, length, ptr, buffer: libc.view(ptr, length) };
+    const m = mapWindow(this.live(), offset, length);
+    if (typeof m === 'number') throw sysError(`mmap(${this.path})`, m);
+    return m;
   }
 }
 

@@ -105,6 +105,41 @@ test('mapped: data written and closed is seen by another process, and back', () 
   e.close();
 });
 
+test('mapped: windows are not charged to V8 as external memory (so mapping one runs no garbage collection)', () => {
+  const p = fresh();
+  const size = 128 * 2 ** 20;
+  const before = process.memoryUsage().external;
+  const d = MappedDevice.open(p, { create: true, size });
+  d.bytes(size - 8, 8).fill(7);
+  d.flush(size - PAGE_SIZE, PAGE_SIZE);
+  assert.ok(process.memoryUsage().external - before < 16 * 2 ** 20);
+  d.close();
+  // Closing dropped the file from the window's memory, and the lock with it.
+  const e = MappedDevice.open(p);
+  assert.deepEqual([...e.bytes(size - 8, 8)], [7, 7, 7, 7, 7, 7, 7, 7]);
+  e.close();
+});
+
+test('mapped: without WebAssembly a window is a plain mapping, and behaves the same', () => {
+  const p = fresh();
+  const src = `import { MappedDevice } from ${JSON.stringify(MAPPED_JS)};
+    const before = process.memoryUsage().external;
+    const d = MappedDevice.open(${JSON.stringify(p)}, { create: true, size: ${64 * PAGE_SIZE} });
+    d.bytes(${63 * PAGE_SIZE}, 3).set([1, 2, 3]);
+    d.flush(0, d.size);
+    const charged = process.memoryUsage().external - before >= d.size;
+    d.close();
+    const e = MappedDevice.open(${JSON.stringify(p)});
+    process.stdout.write(typeof WebAssembly + ' ' + charged + ' ' + [...e.bytes(${63 * PAGE_SIZE}, 3)]);
+    e.close();`;
+  const r = spawnSync(process.execPath, ['--jitless', '--input-type=module', '-e', src], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'undefined true 1,2,3');
+});
+
 test('mapped: a symlink is refused with ELOOP', () => {
   const target = fresh();
   MappedDevice.open(target, { create: true, size: PAGE_SIZE }).close();
