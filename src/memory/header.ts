@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   DEVICE_FORMAT_VERSION,
   DEVICE_LAST_COMPAT_VERSION,
@@ -28,6 +27,7 @@ import { crc32c } from './crc32c.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
 import { DeviceError, hex } from './errors.js';
 import { E820, type MemoryRange } from './memmap-types.js';
+import { randomUUID } from './random.js';
 
 /** The decoded device header (see abi.ts for the layout). */
 export interface DeviceHeader {
