@@ -6,6 +6,7 @@
  * in memory from the binding's alloc, for LP64 Linux (x86-64 and arm64 share
  * these layouts).
  */
+import { constants as osConstants } from 'node:os';
 import { AF_UNIX, getLibc, type Libc, SOL_SOCKET } from '../memory/_libc.js';
 import { KexecError } from './errors.js';
 
@@ -31,6 +32,9 @@ export const POLLERR = 0x8;
 export const POLLHUP = 0x10;
 /** Bytes of sun_path in struct sockaddr_un. */
 export const SUN_PATH_MAX = 108;
+export const SIGPROF = osConstants.signals.SIGPROF;
+export const SIG_IGN = 1n;
+export const SIG_ERR = -1n;
 /** At most this many descriptors travel in one message (the kernel's SCM_MAX_FD is 253). */
 export const MAX_FDS_PER_MESSAGE = 253;
 
@@ -48,6 +52,8 @@ export interface Cmsg {
 export interface ProcLibc {
   /** Only returns on failure (-1, errno set). */
   execve(path: string, argv: readonly string[], envp: readonly string[]): number;
+  /** signal(2), handlers as integers (SIG_IGN, or what it returned before); SIG_ERR on failure. */
+  signal(sig: number, handler: bigint): bigint;
   fcntl(fd: number, cmd: number, arg: number): number;
   close(fd: number): number;
   dup2(from: number, to: number): number;
@@ -77,6 +83,7 @@ export function getProcLibc(): ProcLibc {
   const libc = getLibc();
   procLibc = {
     execve: (path, argv, envp) => libc.execve(path, argv, envp),
+    signal: (sig, handler) => libc.signal(sig, handler),
     fcntl: (fd, cmd, arg) => libc.fcntl(fd, cmd, arg),
     close: (fd) => libc.close(fd),
     dup2: (from, to) => libc.dup2(from, to),

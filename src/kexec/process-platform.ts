@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { errnoName } from '../memory/_libc.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import type { MappedDevice } from '../memory/mapped.js';
-import { F_GETFD, F_SETFD, FD_CLOEXEC, getProcLibc } from './_libc.js';
+import { F_GETFD, F_SETFD, FD_CLOEXEC, getProcLibc, SIG_ERR, SIG_IGN, SIGPROF } from './_libc.js';
 import { ControlChannel } from './control-channel.js';
 import { KexecError } from './errors.js';
 import type { KexecPlatform, LoadedImage } from './kexec.js';
@@ -41,6 +41,11 @@ export interface ProcessPlatformOptions {
   readonly takeoverTimeoutMs?: number;
   /** Runs in the old process after a preloaded successor took over, right before it exits. */
   readonly onTakeover?: (successorPid: number) => void;
+  /**
+   * Runs right before an in-place execve, once nothing else can fail before
+   * it (to trace a handover's phases). What it throws is ignored.
+   */
+  readonly onExecve?: () => void;
   /**
    * Runs at a kexec load that preloads a successor, while the successor
    * starts: readies this process's side of the handover (boot() passes one
@@ -137,8 +142,17 @@ export class ProcessPlatform implements KexecPlatform<never> {
     // Only now, with nothing left that can throw before execve: a failure
     // after RELOADING=1 must be followed by READY=1.
     tryNotify(notifyReloading);
+    try {
+      this.#options.onExecve?.();
+    } catch {
+      // A tracing hook cannot stop the exec.
+    }
+    // A SIGPROF from a profiler (node --cpu-prof) still pending at execve would
+    // reach the successor before any handler and kill it: ignoring it drops it.
+    const profHandler = libc.signal(SIGPROF, SIG_IGN);
     libc.execve(file, argv, env);
     const errno = libc.errno();
+    if (profHandler !== SIG_ERR) libc.signal(SIGPROF, profHandler);
     restore();
     tryNotify(notifyReady);
     throw new KexecError(

@@ -69,6 +69,11 @@ export interface Libc {
   /** The new offset as a bigint, or -1n. */
   lseek(fd: number, offset: bigint, whence: number): bigint;
   memfdCreate(name: string, flags: number): number;
+  /**
+   * signal(2) with the handler as an integer (SIG_DFL 0, SIG_IGN 1, or what an
+   * earlier call returned); returns the previous one, or -1n (SIG_ERR).
+   */
+  signal(sig: number, handler: bigint): bigint;
   /** Returns only on failure (-1). `argv` and `envp` without the trailing NULL. */
   execve(path: string, argv: readonly string[], envp: readonly string[]): number;
   dup2(from: number, to: number): number;
@@ -147,6 +152,8 @@ export function getLibc(): Libc {
   const lseek = fn('int64_t lseek(int fd, int64_t offset, int whence)');
   const memfdCreate = fn('int memfd_create(const char *name, unsigned int flags)');
   const execve = fn('int execve(const char *path, const char **argv, const char **envp)');
+  // Handlers as integers: SIG_IGN and the previous handler pass through unchanged.
+  const signal = fn('intptr_t signal(int sig, intptr_t handler)');
   const dup2 = fn('int dup2(int from, int to)');
   const socket = fn('int socket(int domain, int type, int protocol)');
   const socketpair = fn('int socketpair(int d, int t, int p, _Out_ int *sv)');
@@ -177,6 +184,7 @@ export function getLibc(): Libc {
     msync: (addr, length, flags) => msync(addr, length, flags) as number,
     lseek: (fd, offset, whence) => BigInt(lseek(fd, offset, whence) as number | bigint),
     memfdCreate: (name, flags) => memfdCreate(name, flags) as number,
+    signal: (sig, handler) => BigInt(signal(sig, handler) as number | bigint),
     execve: (path, argv, envp) => execve(path, [...argv, null], [...envp, null]) as number,
     dup2: (from, to) => dup2(from, to) as number,
     socket: (d, t, p) => socket(d, t, p) as number,

@@ -24,12 +24,13 @@ export class Fixture {
   constructor(
     name: string,
     args: string[],
-    options: { env?: NodeJS.ProcessEnv; stdio?: StdioOptions } = {},
+    options: { env?: NodeJS.ProcessEnv; stdio?: StdioOptions; nodeArgs?: string[] } = {},
   ) {
     const env = { ...process.env, ...options.env };
     delete env.NOTIFY_SOCKET;
     if (options.env?.NOTIFY_SOCKET) env.NOTIFY_SOCKET = options.env.NOTIFY_SOCKET;
-    this.child = spawn(process.execPath, [fixture('process', name), ...args], {
+    const nodeArgs = options.nodeArgs ?? [];
+    this.child = spawn(process.execPath, [...nodeArgs, fixture('process', name), ...args], {
       stdio: options.stdio ?? ['pipe', 'pipe', 'pipe'],
       env,
     });

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { DeviceError } from '../../src/memory/errors.js';
 import { readDeviceHeader } from '../../src/memory/header.js';
@@ -60,6 +62,11 @@ test('five in-place generations of one process: same PID, chained boot ids, stdi
     [1, 2, 3, 4, 5],
   );
   assert.equal(fx.all('exec').length, 4);
+  // The tracing hook ran right before each execve, in the generation that exec'd.
+  assert.deepEqual(
+    fx.all('execve').map((e) => e.generation),
+    [1, 2, 3, 4],
+  );
   assert.equal(fx.all('unreachable').length, 0);
   const deviceFd = boots[0].deviceFd as number;
   for (const b of boots.slice(1)) {
@@ -122,4 +129,30 @@ test('an in-place successor that crashes right after booting: the next cold boot
   } finally {
     (kernel.device as MappedDevice).close();
   }
+});
+
+test('under a sampling profiler (node --cpu-prof), every in-place exec reaches its successor', {
+  timeout: 60_000,
+}, async () => {
+  // The profiler's SIGPROF, if pending at execve, would kill the successor before node
+  // installs a handler: with samples every 50 us, most execs would die without the guard.
+  const device = tempDevice('chainprof');
+  const profiles = mkdtempSync(join(tmpdir(), 'livekexec-prof-'));
+  const fx = new Fixture('chain.mjs', [device, '6'], {
+    nodeArgs: ['--cpu-prof', '--cpu-prof-interval', '50', `--cpu-prof-dir=${profiles}`],
+  });
+  cleanups.push(() => {
+    fx.cleanup();
+    removeDevice(device);
+    rmSync(profiles, { recursive: true, force: true });
+  });
+  await fx.waitFor('done', 50_000);
+  fx.finish();
+  const { code, signal } = await fx.exited;
+  assert.equal(signal, null, fx.report());
+  assert.equal(code, 0, fx.report());
+  assert.deepEqual(
+    fx.all('boot').map((b) => b.generation),
+    [1, 2, 3, 4, 5, 6],
+  );
 });
