@@ -92,3 +92,15 @@ test("the build's code cache is taken by this node, and the package works withou
     rmSync(copy, { recursive: true, force: true });
   }
 });
+
+test('importing the package loads no node:crypto, node:net or node:child_process (a successor needs none to boot)', () => {
+  const loaded = run(`
+    const before = new Set(process.moduleLoadList);
+    await import('livekexec');
+    console.log(JSON.stringify(process.moduleLoadList.filter((m) => !before.has(m))));`);
+  const added = JSON.parse(loaded) as string[];
+  assert.ok(added.length > 0);
+  for (const m of ['NativeModule crypto', 'NativeModule net', 'NativeModule child_process']) {
+    assert.ok(!added.includes(m), `${m} was loaded`);
+  }
+});

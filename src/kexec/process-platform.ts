@@ -4,8 +4,9 @@
  * kexec load. The successor finds the device descriptor (and its flock) at
  * the same number and the boot block's address in its environment.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { errnoName } from '../memory/_libc.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import type { MappedDevice } from '../memory/mapped.js';
@@ -180,7 +181,11 @@ export class ProcessPlatform implements KexecPlatform<never> {
     });
     let child: ChildProcess;
     try {
-      child = spawn(file, argv.slice(1), { argv0: argv[0], stdio, env: envObject(env) });
+      child = childProcess().spawn(file, argv.slice(1), {
+        argv0: argv[0],
+        stdio,
+        env: envObject(env),
+      });
     } catch (err) {
       channel.close();
       getProcLibc().close(peerFd);
@@ -330,6 +335,16 @@ export function mapWhole(device: MappedDevice): void {
   for (let at = 0; at < device.size; at += 2 ** 30) {
     device.bytes(at, Math.min(PAGE_SIZE, device.size - at));
   }
+}
+
+/**
+ * node:child_process, on first use: it loads node:net, node:dgram and a dozen
+ * more internal modules, which an in-place successor's start-up never needs.
+ */
+function childProcess(): typeof import('node:child_process') {
+  return createRequire(import.meta.url)(
+    'node:child_process',
+  ) as typeof import('node:child_process');
 }
 
 /** What to execve or spawn: argv[0] is the file. */
