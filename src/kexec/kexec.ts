@@ -105,7 +105,8 @@ export class Kexec<K> {
    * Stages the successor: checks the command line, places and claims the
    * boot block segment. Loading again replaces the previous image; a load
    * refused before the new segment is placed keeps it (a failed preload of
-   * the new one leaves nothing loaded: the previous successor was stopped).
+   * the new one leaves nothing loaded: the previous successor was stopped;
+   * so does a subsystem that refuses the placed segment, whose error is thrown).
    * @throws BootError EINVAL naming the parameter when the command line is bad.
    * @throws KexecError EINVAL (too large, bad reserveBytes), ENOMEM (no hole), ESRCH (cannot kexec).
    */
@@ -175,7 +176,18 @@ export class Kexec<K> {
       }
     }
     this.#image = image;
-    for (const s of this.host.subsystems) s.segmentsPlaced?.([segment]);
+    try {
+      for (const s of this.host.subsystems) s.segmentsPlaced?.([segment]);
+    } catch (err) {
+      // A subsystem that cannot make room for the segment refuses the load: nothing stays loaded.
+      this.#image = null;
+      try {
+        if (image.preload) this.platform.cancelPreload?.(image);
+      } finally {
+        this.#release(image);
+      }
+      throw err;
+    }
     return image;
   }
 

@@ -244,3 +244,23 @@ test('panic boots the crash kernel: only its area is memory, the rest is read-on
   assert.throws(() => crash.kexec.load(), isKexecError('ESRCH'));
   assert.throws(() => crash.panic(), isKexecError('ENOENT'));
 });
+
+test('a subsystem that cannot make room for the placed segment refuses the load: nothing stays loaded or held', () => {
+  const m = Machine.create({ size: 8 * MiB });
+  const k = m.boot();
+  const free = k.pages.stats().freePages;
+  k.addSubsystem({
+    name: 'cramped',
+    freeze: () => ({}),
+    segmentsPlaced: () => {
+      throw new Error('no room');
+    },
+  });
+  assert.throws(() => k.kexec.load(), /no room/);
+  assert.equal(k.kexec.loaded, null);
+  assert.equal(k.pages.stats().freePages, free, 'the segment is given back');
+  assert.throws(() => k.kexec.exec(), isKexecError('ENOENT'));
+  k.subsystems.pop();
+  k.kexec.load();
+  assert.equal(k.kexec.exec().generation, 2);
+});
