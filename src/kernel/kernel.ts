@@ -19,6 +19,7 @@ import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { type DeviceHeader, readDeviceHeader, writeDeviceHeader } from '../memory/header.js';
 import { MemoryMap } from '../memory/memmap.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
+import { randomBytes } from '../memory/random.js';
 import { BuddyAllocator, type BuddyStats } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
 import { type PkramEarly, pkramEarly } from '../pkram/kernel-early.js';
@@ -522,5 +523,5 @@ function keptRanges(deviceMap: readonly MemoryRange[], map: MemoryMap): MemoryRa
 }
 
 function randomBootId(): string {
-  return Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('hex');
+  return Buffer.from(randomBytes(16)).toString('hex');
 }

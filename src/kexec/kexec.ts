@@ -3,6 +3,7 @@ import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import type { MemoryMap } from '../memory/memmap.js';
 import type { MemoryRange } from '../memory/memmap-types.js';
+import { randomBytes } from '../memory/random.js';
 import type { BuddyAllocator } from '../mm/buddy.js';
 import { KexecError } from './errors.js';
 import { locateMemHole, type PhysRange, pagesFor } from './placement.js';
@@ -339,7 +340,7 @@ function subtract(r: PhysRange, busy: PhysRange | null): PhysRange[] {
 }
 
 function randomBootId(): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(16));
+  return randomBytes(16);
 }
 
 function messageOf(err: unknown): string {
