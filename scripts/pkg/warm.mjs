@@ -2,8 +2,8 @@
 // writes V8's code cache of dist/pkg/livekexec.cjs. Generation 1 cold-boots a
 // scratch device, preserves a folio (KHO), a subtree and a PKRAM node, and
 // execs itself in place; generation 2 boots as the successor, restores them,
-// does the same round on an emulated machine, writes the cache, and removes
-// the device. Run by scripts/bundle.mjs: node warm.mjs <dist/pkg> <device>
+// runs an exec up to an execve that fails, does the same round on an emulated
+// machine, writes the cache, and removes the device. Run by scripts/bundle.mjs: node warm.mjs <dist/pkg> <device>
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -25,6 +25,16 @@ if (kernel.boot.kind === 'cold') {
   throw new Error('kexec exec returned');
 }
 restore(kernel);
+// The old side of an in-place exec up to the execve, which fails here (no
+// such program): this generation goes on, with that path compiled too.
+preserve(kernel);
+kernel.kexec.load({ program: join(pkgDir, 'no-such-program') });
+try {
+  kernel.kexec.exec();
+  throw new Error('kexec exec of a missing program returned');
+} catch (err) {
+  if (err.code !== 'EIO') throw err;
+}
 // The same round on the emulated machine: finalize and the successor's boot in one process.
 const machine = lk.Machine.create({ size: 32 * 2 ** 20 });
 const first = machine.boot('');

@@ -70,6 +70,8 @@ export interface KexecPlatform<K> {
   execute(image: LoadedImage): K;
   /** load({ preload: true }): start the successor now, up to "ready to take over". */
   preload?(image: LoadedImage): void;
+  /** An image is loaded: get ready for its exec (advisory: what it throws is ignored). */
+  loaded?(image: LoadedImage): void;
   /** unload (or a new load) of a preloaded image: stop the waiting successor. */
   cancelPreload?(image: LoadedImage): void;
   /** exec has begun, before the freeze: a preloaded successor gets ready to be released. */
@@ -188,6 +190,11 @@ export class Kexec<K> {
         this.#release(image);
       }
       throw err;
+    }
+    try {
+      this.platform.loaded?.(image);
+    } catch {
+      // Only a head start for exec.
     }
     return image;
   }

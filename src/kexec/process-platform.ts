@@ -163,6 +163,16 @@ export class ProcessPlatform implements KexecPlatform<never> {
   }
 
   /**
+   * A loaded image: exec checks that stdout and stderr hold nothing back, and
+   * Node creates those streams on first use (2 ms for a pipe): created now,
+   * that is not part of the exec.
+   */
+  loaded(): void {
+    void process.stdout;
+    void process.stderr;
+  }
+
+  /**
    * Spawns the successor now; it starts up and waits for "go".
    * @throws KexecError EIO when it cannot be spawned.
    */

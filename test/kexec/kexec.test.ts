@@ -222,6 +222,30 @@ test('the platform hears when an exec begins, and when it failed before the succ
   assert.deepEqual(log, ['begin 2', 'execute']);
 });
 
+test('the platform hears of each image loaded, not of a refused load, and cannot fail a load by it', () => {
+  const m = Machine.create({ size: 8 * MiB });
+  const loaded: number[] = [];
+  let throws = false;
+  const platform: KernelPlatform = {
+    loaded: (image: LoadedImage) => {
+      loaded.push(image.segment.base);
+      if (throws) throw new Error('not ready');
+    },
+    execute: (image: LoadedImage) =>
+      Kernel.boot({ device: m.device, bootBlock: image.segment.base, platform }),
+  };
+  const k = Kernel.boot({ device: m.device, platform });
+  const first = k.kexec.load();
+  assert.deepEqual(loaded, [first.segment.base]);
+  assert.throws(() => k.kexec.load({ reserveBytes: -1 }), isKexecError('EINVAL'));
+  assert.equal(loaded.length, 1);
+  throws = true;
+  const second = k.kexec.load();
+  assert.equal(k.kexec.loaded, second);
+  assert.equal(loaded.length, 2);
+  assert.equal(k.kexec.exec().generation, 2);
+});
+
 test('panic boots the crash kernel: only its area is memory, the rest is read-only, nothing kexecs', () => {
   const m = Machine.create({ size: 64 * MiB });
   const k = m.boot('crashkernel=8M');
