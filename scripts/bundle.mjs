@@ -15,7 +15,7 @@
 //
 // Run by `npm run build` after tsc. Types stay in dist/src (*.d.ts).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -93,6 +93,9 @@ async function main() {
     `${loader}\nexport const { ${all.join(', ')} } = module.exports;\n`,
   );
   for (const s of shims) writeFileSync(join(OUT, s.file), s.text);
+  // npm makes an installed package's bins executable, not the project's own,
+  // which `npx livekexec` runs in a clone; tsc writes them 0644.
+  for (const bin of Object.values(pkg.bin ?? {})) chmodSync(join(ROOT, bin), 0o755);
   warmUp();
 }
 

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from './_helpers/paths.js';
 
 interface PackageJson {
+  bin: Record<string, string>;
   exports: Record<string, string | { types: string; default: string }>;
   dependencies: Record<string, string>;
 }
@@ -103,4 +104,10 @@ test('importing the package loads no node:crypto, node:net or node:child_process
   for (const m of ['NativeModule crypto', 'NativeModule net', 'NativeModule child_process']) {
     assert.ok(!added.includes(m), `${m} was loaded`);
   }
+});
+
+test('the livekexec bin is executable after a build, so npx livekexec runs it in a clone', () => {
+  const bin = pkg.bin.livekexec;
+  assert.ok(bin);
+  assert.notEqual(statSync(join(REPO_ROOT, bin)).mode & 0o111, 0);
 });
