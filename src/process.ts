@@ -290,14 +290,21 @@ function rehearseHandover(machine: Machine): void {
 
 /**
  * A full collection: node offers one only behind a V8 flag, as `gc` in the
- * contexts made after it is set (so vm contexts the program makes later have
- * `gc` too; the main context does not).
+ * contexts made after it is set. The flag is set back at once: V8 refuses a
+ * code cache made under other flags, and node's own caches of its built-in
+ * modules (node:http and the like, loaded when the program starts serving)
+ * would all be compiled again. Left alone when the program exposed gc itself.
  */
 async function collectGarbage(): Promise<void> {
   try {
     const [v8, vm] = await Promise.all([import('node:v8'), import('node:vm')]);
-    v8.setFlagsFromString('--expose-gc');
-    (vm.runInNewContext('gc') as () => void)();
+    const exposed = vm.runInNewContext('typeof gc') === 'function';
+    if (!exposed) v8.setFlagsFromString('--expose-gc');
+    try {
+      (vm.runInNewContext('gc') as () => void)();
+    } finally {
+      if (!exposed) v8.setFlagsFromString('--no-expose-gc');
+    }
   } catch {
     // Only an optimization: without it a collection may fall in the downtime.
   }
