@@ -1,7 +1,10 @@
 import { SETUP } from '../boot/abi.js';
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { LuoError } from './errors.js';
+import { defaultHandlers, type FileHandler } from './handlers.js';
+import { type HandoverSession, parseHandover } from './handover.js';
 import { LiveUpdate } from './liveupdate.js';
+import { markCloseOnExec } from './session.js';
 
 /**
  * The Live Update Orchestrator of one generation (`kernel.liveupdate`),
@@ -13,13 +16,29 @@ import { LiveUpdate } from './liveupdate.js';
 export class KernelLiveUpdate implements HandoverSubsystem {
   readonly name = 'luo';
   #lu: LiveUpdate | null = null;
-  #incoming: Uint8Array | null;
+  /** The predecessor's sessions, read at boot, or why they could not be. */
+  #incoming: { sessions: HandoverSession[]; handlers: FileHandler[] } | { error: unknown } | null =
+    null;
   readonly #disabled: string | undefined;
   #froze = false;
 
+  /**
+   * Reads the incoming sessions at once and makes their descriptors
+   * close-on-exec (they crossed the exec without the flag), not at the
+   * orchestrator's first use: a child the successor spawns before that must
+   * not inherit them. A corrupt handover is reported by get().
+   */
   constructor(incoming: Uint8Array | undefined, options: { disabled?: string } = {}) {
-    this.#incoming = incoming ?? null;
     this.#disabled = options.disabled;
+    if (incoming === undefined || options.disabled) return;
+    const handlers = defaultHandlers();
+    try {
+      const sessions = parseHandover(incoming, handlers);
+      for (const s of sessions) for (const f of s.files) markCloseOnExec(f);
+      this.#incoming = { sessions, handlers };
+    } catch (error) {
+      this.#incoming = { error };
+    }
   }
 
   /**
@@ -31,7 +50,11 @@ export class KernelLiveUpdate implements HandoverSubsystem {
     if (this.#disabled)
       throw new LuoError('ENODEV', `live update is not available: ${this.#disabled}`);
     if (!this.#lu) {
-      this.#lu = this.#incoming ? LiveUpdate.fromHandover(this.#incoming) : new LiveUpdate();
+      const incoming = this.#incoming;
+      if (incoming !== null && 'error' in incoming) throw incoming.error;
+      this.#lu = incoming
+        ? LiveUpdate.fromSessions(incoming.sessions, incoming.handlers)
+        : new LiveUpdate();
       this.#incoming = null;
     }
     return this.#lu;

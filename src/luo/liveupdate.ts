@@ -16,7 +16,7 @@
  */
 import { LuoError } from './errors.js';
 import { defaultHandlers, type FileHandler } from './handlers.js';
-import { buildHandover, parseHandover } from './handover.js';
+import { buildHandover, type HandoverSession, parseHandover } from './handover.js';
 import { checkSessionName, LuoSession, type SessionOwner } from './session.js';
 
 export interface LiveUpdateOptions {
@@ -77,7 +77,18 @@ export class LiveUpdate {
    */
   static fromHandover(bytes: Uint8Array, options: LiveUpdateOptions = {}): LiveUpdate {
     const handlers = [...(options.handlers ?? defaultHandlers())];
-    const sessions = parseHandover(bytes, handlers);
+    return LiveUpdate.fromSessions(parseHandover(bytes, handlers), handlers);
+  }
+
+  /**
+   * @internal fromHandover of sessions parseHandover read already (with
+   * `handlers`): the kernel parses its handover at boot.
+   * @throws LuoError EBUSY another LiveUpdate is open
+   */
+  static fromSessions(
+    sessions: readonly HandoverSession[],
+    handlers: readonly FileHandler[],
+  ): LiveUpdate {
     const lu = new LiveUpdate({ handlers });
     for (const s of sessions) {
       lu.#incoming.set(s.name, new LuoSession(lu.#owner, s.name, 'incoming', s.files));

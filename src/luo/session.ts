@@ -370,7 +370,7 @@ export class LuoSession {
  * meanwhile does not inherit it. Only when it is still the preserved file: a
  * descriptor that is something else now is not the session's to touch.
  */
-function markCloseOnExec(f: HandoverFile): void {
+export function markCloseOnExec(f: HandoverFile): void {
   try {
     f.handler.retrieve(f.fd, f.data);
   } catch {

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { closeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { fdFlags } from '../../src/luo/_fd.js';
+import { FD_CLOEXEC } from '../../src/luo/_libc.js';
 import { LuoError } from '../../src/luo/errors.js';
-import { memfdRead, memfdWrite } from '../../src/luo/memfd.js';
+import { KernelLiveUpdate } from '../../src/luo/kernel-luo.js';
+import { createMemfd, memfdRead, memfdWrite } from '../../src/luo/memfd.js';
 import { Machine } from '../../src/machine.js';
 
 const MiB = 1024 * 1024;
@@ -58,4 +62,31 @@ test('the crash kernel has no live update', () => {
     () => crash.liveupdate,
     (e: unknown) => e instanceof LuoError && e.code === 'ENODEV',
   );
+});
+
+test('the descriptors a successor inherits are close-on-exec from its boot on, before kernel.liveupdate is first used', () => {
+  const m = Machine.create({ size: 16 * MiB });
+  const k1 = m.boot();
+  const fd = createMemfd('inherited');
+  try {
+    k1.liveupdate.createSession('s').preserveFd(fd, 1);
+    k1.kexec.load();
+    const k2 = k1.kexec.exec();
+    // The exec cleared the flag so the descriptor crossed it; a child spawned now must not get it.
+    assert.equal(fdFlags(fd), FD_CLOEXEC);
+    k2.liveupdate.retrieveSession('s').retrieveFd(1);
+    k2.liveupdate.close();
+  } finally {
+    closeSync(fd);
+  }
+});
+
+test('a corrupt live update handover does not fail the boot: kernel.liveupdate says EFAULT, each time', () => {
+  const luo = new KernelLiveUpdate(new Uint8Array([1, 2, 3, 4]));
+  for (let i = 0; i < 2; i++) {
+    assert.throws(
+      () => luo.get(),
+      (e: unknown) => e instanceof LuoError && e.code === 'EFAULT',
+    );
+  }
 });
