@@ -74,14 +74,16 @@ async function main() {
     bundle: true,
     platform: 'node',
     format: 'cjs',
-    // The loader passes the script's own URL (createRequire needs one).
+    // The script's own URL (createRequire needs one), however it is loaded (loader.mjs).
     define: { 'import.meta.url': '__import_meta_url' },
+    banner: { js: 'var __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
     target: 'node20',
     // koffi, commander and cli-progress stay packages (koffi's addon is found at run time).
     packages: 'external',
     // Class names appear in messages and stack traces.
     keepNames: true,
-    // Chains tsc's source maps, so --enable-source-maps points at src/*.ts.
+    // Chains tsc's source maps, so --enable-source-maps points at src/*.ts
+    // (the loader then goes through require: node maps no vm.Script).
     sourcemap: 'linked',
     legalComments: 'none',
     outfile: join(OUT, SCRIPT),

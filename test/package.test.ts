@@ -94,6 +94,22 @@ test("the build's code cache is taken by this node, and the package works withou
   }
 });
 
+test('under --enable-source-maps, stack traces from the package point at src/*.ts', () => {
+  const stack = execFileSync(
+    process.execPath,
+    [
+      '--enable-source-maps',
+      '--input-type=module',
+      '-e',
+      `const { fdt } = await import('livekexec');
+       try { fdt.Fdt.from(new Uint8Array(8)); } catch (e) { console.log(e.stack); }`,
+    ],
+    { cwd: REPO_ROOT, encoding: 'utf8' },
+  );
+  assert.match(stack, /^FdtError: /);
+  assert.match(stack.split('\n')[1] ?? '', /\bsrc\/fdt\/header\.ts:\d+:\d+\)$/, stack);
+});
+
 test('importing the package loads no node:crypto, node:net or node:child_process (a successor needs none to boot)', () => {
   const loaded = run(`
     const before = new Set(process.moduleLoadList);

@@ -5,7 +5,8 @@
 // calls: a handover's downtime is mostly start-up, and this is most of the
 // start-up that is ours. A cache V8 rejects (another Node, other flags) or a
 // missing one only costs the compilation it would have saved.
-// LIVEKEXEC_CODE_CACHE=off skips it.
+// LIVEKEXEC_CODE_CACHE=off skips it, and so do source maps (--enable-source-maps):
+// node maps stack traces of what its own loaders compiled, never of a vm.Script.
 import { createRequire } from 'node:module';
 
 // Built-ins through require: an ES import of node:fs also loads fs/promises,
@@ -13,35 +14,33 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const { fileURLToPath } = require('node:url');
 const file = fileURLToPath(new URL('./livekexec.cjs', import.meta.url));
-const { readFileSync } = require('node:fs');
-const { dirname } = require('node:path');
-const { Script } = require('node:vm');
 const cacheFile = file.replace(/\.cjs$/, '.cache');
 
-let cachedData;
 let cacheState = 'off';
-if (process.env.LIVEKEXEC_CODE_CACHE !== 'off') {
-  try {
-    cachedData = readFileSync(cacheFile);
-  } catch {
-    cacheState = 'absent';
-  }
-}
-// One line of wrapper, so the script's line numbers are the file's.
-const script = new Script(
-  `(function (exports, require, module, __filename, __dirname, __import_meta_url) {${readFileSync(file, 'utf8')}\n})`,
-  { filename: file, cachedData },
-);
-if (cachedData !== undefined) cacheState = script.cachedDataRejected ? 'rejected' : 'accepted';
+let script = null;
 const module = { exports: {} };
-script.runInThisContext()(
-  module.exports,
-  require,
-  module,
-  file,
-  dirname(file),
-  new URL('./livekexec.cjs', import.meta.url).href,
-);
+if (process.sourceMapsEnabled ?? process.execArgv.includes('--enable-source-maps')) {
+  module.exports = require(file);
+} else {
+  const { readFileSync } = require('node:fs');
+  const { dirname } = require('node:path');
+  const { Script } = require('node:vm');
+  let cachedData;
+  if (process.env.LIVEKEXEC_CODE_CACHE !== 'off') {
+    try {
+      cachedData = readFileSync(cacheFile);
+    } catch {
+      cacheState = 'absent';
+    }
+  }
+  // One line of wrapper, so the script's line numbers are the file's.
+  script = new Script(
+    `(function (exports, require, module, __filename, __dirname) {${readFileSync(file, 'utf8')}\n})`,
+    { filename: file, cachedData },
+  );
+  if (cachedData !== undefined) cacheState = script.cachedDataRejected ? 'rejected' : 'accepted';
+  script.runInThisContext()(module.exports, require, module, file, dirname(file));
+}
 
 /** Whether V8 took the code cache: 'accepted', 'rejected', 'absent' or 'off'. */
 export function codeCacheState() {
@@ -50,5 +49,6 @@ export function codeCacheState() {
 
 /** The code cache of everything compiled so far (the build's warm-up writes it). */
 export function createCodeCache() {
+  if (script === null) throw new Error('livekexec: loaded without its code cache (source maps)');
   return script.createCachedData();
 }
