@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -119,6 +129,27 @@ test('importing the package loads no node:crypto, node:net or node:child_process
   assert.ok(added.length > 0);
   for (const m of ['NativeModule crypto', 'NativeModule net', 'NativeModule child_process']) {
     assert.ok(!added.includes(m), `${m} was loaded`);
+  }
+});
+
+test('the build writes the package when its script is run through a symlinked path', {
+  timeout: 60_000,
+}, () => {
+  // A copy: building rewrites dist/pkg, which other tests import meanwhile.
+  const copy = mkdtempSync(join(tmpdir(), 'livekexec-build-'));
+  try {
+    for (const p of ['package.json', 'scripts', join('dist', 'src')]) {
+      cpSync(join(REPO_ROOT, p), join(copy, p), { recursive: true });
+    }
+    symlinkSync(join(REPO_ROOT, 'node_modules'), join(copy, 'node_modules'));
+    symlinkSync(copy, `${copy}-link`);
+    execFileSync(process.execPath, [join(`${copy}-link`, 'scripts', 'bundle.mjs')], {
+      stdio: 'pipe',
+    });
+    assert.ok(existsSync(join(copy, 'dist', 'pkg', 'livekexec.cjs')), 'no bundle was written');
+  } finally {
+    rmSync(`${copy}-link`, { force: true });
+    rmSync(copy, { recursive: true, force: true });
   }
 });
 
