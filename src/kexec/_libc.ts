@@ -34,7 +34,8 @@ export const POLLHUP = 0x10;
 export const SUN_PATH_MAX = 108;
 export const SIGPROF = osConstants.signals.SIGPROF;
 export const SIG_IGN = 1n;
-export const SIG_ERR = -1n;
+/** Bytes of glibc's struct sigaction on LP64 Linux (152), with room to spare. */
+export const SIGACTION_SIZE = 256;
 /** At most this many descriptors travel in one message (the kernel's SCM_MAX_FD is 253). */
 export const MAX_FDS_PER_MESSAGE = 253;
 
@@ -54,6 +55,8 @@ export interface ProcLibc {
   execve(path: string, argv: readonly string[], envp: readonly string[]): number;
   /** signal(2), handlers as integers (SIG_IGN, or what it returned before); SIG_ERR on failure. */
   signal(sig: number, handler: bigint): bigint;
+  /** sigaction(2), struct sigaction as opaque bytes (SIGACTION_SIZE); 0 or -1. */
+  sigaction(sig: number, act: Uint8Array | null, oldact: Uint8Array | null): number;
   fcntl(fd: number, cmd: number, arg: number): number;
   close(fd: number): number;
   dup2(from: number, to: number): number;
@@ -84,6 +87,7 @@ export function getProcLibc(): ProcLibc {
   procLibc = {
     execve: (path, argv, envp) => libc.execve(path, argv, envp),
     signal: (sig, handler) => libc.signal(sig, handler),
+    sigaction: (sig, act, oldact) => libc.sigaction(sig, act, oldact),
     fcntl: (fd, cmd, arg) => libc.fcntl(fd, cmd, arg),
     close: (fd) => libc.close(fd),
     dup2: (from, to) => libc.dup2(from, to),

@@ -10,7 +10,15 @@ import { createRequire } from 'node:module';
 import { errnoName } from '../memory/_libc.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import type { MappedDevice } from '../memory/mapped.js';
-import { F_GETFD, F_SETFD, FD_CLOEXEC, getProcLibc, SIG_ERR, SIG_IGN, SIGPROF } from './_libc.js';
+import {
+  F_GETFD,
+  F_SETFD,
+  FD_CLOEXEC,
+  getProcLibc,
+  SIG_IGN,
+  SIGACTION_SIZE,
+  SIGPROF,
+} from './_libc.js';
 import { ControlChannel } from './control-channel.js';
 import { KexecError } from './errors.js';
 import type { KexecPlatform, LoadedImage } from './kexec.js';
@@ -150,10 +158,14 @@ export class ProcessPlatform implements KexecPlatform<never> {
     }
     // A SIGPROF from a profiler (node --cpu-prof) still pending at execve would
     // reach the successor before any handler and kill it: ignoring it drops it.
-    const profHandler = libc.signal(SIGPROF, SIG_IGN);
+    // Saved whole to be put back if execve fails: signal() would restore the
+    // profiler's handler without SA_SIGINFO (on arm64 it then gets no context).
+    const prof = new Uint8Array(SIGACTION_SIZE);
+    const profSaved = libc.sigaction(SIGPROF, null, prof) === 0;
+    if (profSaved) libc.signal(SIGPROF, SIG_IGN);
     libc.execve(file, argv, env);
     const errno = libc.errno();
-    if (profHandler !== SIG_ERR) libc.signal(SIGPROF, profHandler);
+    if (profSaved) libc.sigaction(SIGPROF, prof, null);
     restore();
     tryNotify(notifyReady);
     throw new KexecError(

@@ -74,6 +74,11 @@ export interface Libc {
    * earlier call returned); returns the previous one, or -1n (SIG_ERR).
    */
   signal(sig: number, handler: bigint): bigint;
+  /**
+   * sigaction(2), glibc's struct sigaction as opaque bytes (SIGACTION_SIZE):
+   * to save a disposition and put it back whole (flags and mask too).
+   */
+  sigaction(sig: number, act: Uint8Array | null, oldact: Uint8Array | null): number;
   /** Returns only on failure (-1). `argv` and `envp` without the trailing NULL. */
   execve(path: string, argv: readonly string[], envp: readonly string[]): number;
   dup2(from: number, to: number): number;
@@ -154,6 +159,7 @@ export function getLibc(): Libc {
   const execve = fn('int execve(const char *path, const char **argv, const char **envp)');
   // Handlers as integers: SIG_IGN and the previous handler pass through unchanged.
   const signal = fn('intptr_t signal(int sig, intptr_t handler)');
+  const sigaction = fn('int sigaction(int sig, const void *act, void *oldact)');
   const dup2 = fn('int dup2(int from, int to)');
   const socket = fn('int socket(int domain, int type, int protocol)');
   const socketpair = fn('int socketpair(int d, int t, int p, _Out_ int *sv)');
@@ -185,6 +191,7 @@ export function getLibc(): Libc {
     lseek: (fd, offset, whence) => BigInt(lseek(fd, offset, whence) as number | bigint),
     memfdCreate: (name, flags) => memfdCreate(name, flags) as number,
     signal: (sig, handler) => BigInt(signal(sig, handler) as number | bigint),
+    sigaction: (sig, act, oldact) => sigaction(sig, act, oldact) as number,
     execve: (path, argv, envp) => execve(path, [...argv, null], [...envp, null]) as number,
     dup2: (from, to) => dup2(from, to) as number,
     socket: (d, t, p) => socket(d, t, p) as number,
