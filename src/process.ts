@@ -250,9 +250,25 @@ function loadMachine(): Promise<MachineModule> {
   return machineLoading;
 }
 
+/**
+ * Only a warm-up: a rehearsal that fails (its 32 MiB not allocated, say)
+ * leaves the handover to run cold code, and says so once as a process
+ * warning; it neither refuses a load nor kills a successor before takeover.
+ */
 function rehearse({ Machine }: MachineModule, runs: number): void {
-  for (let i = 0; i < runs; i++) rehearseHandover(Machine.create({ size: REHEARSAL_SIZE }));
+  try {
+    for (let i = 0; i < runs; i++) rehearseHandover(Machine.create({ size: REHEARSAL_SIZE }));
+  } catch (err) {
+    if (rehearsalWarned) return;
+    rehearsalWarned = true;
+    const why = err instanceof Error ? err.message : String(err);
+    process.emitWarning(`handover rehearsal failed (${why}); the handover runs cold code`, {
+      type: 'LivekexecWarning',
+      code: 'LIVEKEXEC_REHEARSAL',
+    });
+  }
 }
+let rehearsalWarned = false;
 
 /**
  * Cold boot, KHO preservation (a page range, folios of orders 0 to 10 so the

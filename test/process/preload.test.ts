@@ -10,9 +10,13 @@ after(() => {
   for (const c of cleanups) c();
 });
 
-function start(tag: string, plan: string): { fx: Fixture; device: string } {
+function start(
+  tag: string,
+  plan: string,
+  env: NodeJS.ProcessEnv = {},
+): { fx: Fixture; device: string } {
   const device = tempDevice(tag);
-  const fx = new Fixture('preload.mjs', [device, plan]);
+  const fx = new Fixture('preload.mjs', [device, plan], { env });
   cleanups.push(() => {
     fx.cleanup();
     removeDevice(device);
@@ -90,4 +94,27 @@ test('a successor that crashes right after taking over: the next cold boot succe
   } finally {
     (kernel.device as MappedDevice).close();
   }
+});
+
+test('a handover rehearsal that fails (no memory for it) neither refuses the load nor stops the takeover: one warning in each process', {
+  timeout: 30_000,
+}, async () => {
+  const { fx } = start('norehearsal', 'ok', { FAIL_REHEARSAL: '1' });
+  const old = fx.child.pid!;
+  const booted = await fx.waitFor((e) => e.event === 'boot' && e.role === 'ok');
+  assert.equal(booted.kind, 'kexec');
+  assert.equal(booted.generation, 2);
+  assert.equal(fx.all('exec-failed').length, 0, fx.report());
+  assert.equal(fx.all('not-ready').length, 0, fx.report());
+  const { code } = await fx.exited;
+  assert.equal(code, 0);
+  const warnings = fx.all('warning');
+  for (const pid of [old, booted.pid]) {
+    const mine = warnings.filter((w) => w.pid === pid);
+    assert.equal(mine.length, 1, `one warning from ${pid}: ${fx.report()}`);
+    assert.equal(mine[0]!.code, 'LIVEKEXEC_REHEARSAL');
+    assert.match(mine[0]!.message as string, /rehearsal failed \(Array buffer allocation failed\)/);
+  }
+  process.kill(booted.pid as number, 'SIGTERM');
+  await fx.ended();
 });
