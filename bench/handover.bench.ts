@@ -22,9 +22,12 @@
  * the machine, so they subtract across processes. The programs keep their
  * stamps in memory and append them to a file outside the measured windows.
  * Each program runs a chain of `rounds` handovers; the median is kept.
+ * With --chains=K, K chains per way run in turn (each way's first chain,
+ * then each way's second, ...), so that a machine's drift over the run falls
+ * on every way alike; the median is over all K x rounds handovers.
  *
- * Options: --rounds=N (handovers per way and size, default 5),
- * --sizes=MiB,... (default 64,1024,4096).
+ * Options: --rounds=N (handovers per chain, default 5), --chains=K (chains
+ * per way and size, default 1), --sizes=MiB,... (default 64,1024,4096).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, statfsSync, unlinkSync } from 'node:fs';
@@ -58,6 +61,13 @@ interface Stamp {
   message?: string;
 }
 
+/** What one chain measured: per handover, its downtime and each phase, in ms. */
+interface Samples {
+  way: Way;
+  downtimes: number[];
+  phases: [string, number[]][];
+}
+
 /** Medians of one way at one size, in ms. */
 interface Result {
   way: Way;
@@ -76,6 +86,7 @@ const live = { files: new Set<string>(), pids: new Set<number>() };
 
 export async function run(args: string[]): Promise<void> {
   const rounds = intOption(args, 'rounds') ?? DEFAULT_ROUNDS;
+  const chains = intOption(args, 'chains') ?? 1;
   const sizes = listOption(args, 'sizes') ?? DEFAULT_SIZES;
   const onSignal = (): void => {
     cleanup();
@@ -85,16 +96,20 @@ export async function run(args: string[]): Promise<void> {
   process.once('SIGTERM', onSignal);
   try {
     printLoad('before');
+    printStartupEnv();
     const all: { mib: number; results: Result[] }[] = [];
     for (const mib of sizes) {
       if (!fits(mib)) {
         process.stdout.write(`\n${fmtSize(mib)}: skipped, ${SHM} has no room for it\n`);
         continue;
       }
-      const results: Result[] = [];
-      for (const { way } of WAYS) results.push(await measure(way, mib * MiB, rounds));
+      const samples = new Map<Way, Samples[]>(WAYS.map(({ way }) => [way, []]));
+      for (let c = 0; c < chains; c++) {
+        for (const { way } of WAYS) samples.get(way)?.push(await measure(way, mib * MiB, rounds));
+      }
+      const results = WAYS.map(({ way }) => summarize(way, samples.get(way) ?? []));
       all.push({ mib, results });
-      report(mib, results, rounds);
+      report(mib, results, rounds * chains);
     }
     printLoad('after');
     verdicts(all);
@@ -106,7 +121,7 @@ export async function run(args: string[]): Promise<void> {
 }
 
 /** Runs one chain of `rounds` handovers of one way and size. */
-async function measure(way: Way, bytes: number, rounds: number): Promise<Result> {
+async function measure(way: Way, bytes: number, rounds: number): Promise<Samples> {
   const file = join(SHM, `livekexec-bench-handover-${way}-${process.pid}`);
   const stampsFile = `${file}.stamps`;
   const program = join(
@@ -129,7 +144,7 @@ async function measure(way: Way, bytes: number, rounds: number): Promise<Result>
   live.files.add(stampsFile);
   try {
     const stamps = await chain(program, argv, stampsFile);
-    return summarize(way, stamps, rounds);
+    return samplesOf(way, stamps, rounds);
   } finally {
     remove(file);
     remove(stampsFile);
@@ -194,8 +209,8 @@ function chain(program: string, argv: string[], stampsFile: string): Promise<Sta
   });
 }
 
-/** Downtime per handover, and its phases, as medians over the rounds. */
-function summarize(way: Way, stamps: Stamp[], rounds: number): Result {
+/** Downtime per handover of one chain, and its phases. */
+function samplesOf(way: Way, stamps: Stamp[], rounds: number): Samples {
   const at = (event: string, gen: number): number => {
     const s = stamps.find((x) => x.event === event && x.gen === gen);
     if (!s) throw new Error(`bench: ${way}: no ${event} stamp of generation ${gen}`);
@@ -242,12 +257,22 @@ function summarize(way: Way, stamps: Stamp[], rounds: number): Result {
       prev = t;
     });
   }
+  return { way, downtimes, phases: names.map(([label], i) => [label, phases[i] ?? []]) };
+}
+
+/** Medians over every handover of every chain of one way. */
+function summarize(way: Way, chains: Samples[]): Result {
+  const downtimes = chains.flatMap((c) => c.downtimes);
+  const labels = chains[0]?.phases.map(([label]) => label) ?? [];
   return {
     way,
     downtime: median(downtimes),
     min: Math.min(...downtimes),
     max: Math.max(...downtimes),
-    phases: names.map(([label], i) => [label, median(phases[i])]),
+    phases: labels.map((label, i) => [
+      label,
+      median(chains.flatMap((c) => c.phases[i]?.[1] ?? [])),
+    ]),
   };
 }
 
@@ -303,6 +328,20 @@ function verdicts(all: { mib: number; results: Result[] }[]): void {
 function printLoad(when: string): void {
   const [a, b, c] = loadavg();
   process.stdout.write(`load average ${when}: ${a.toFixed(2)} ${b.toFixed(2)} ${c.toFixed(2)}\n`);
+}
+
+/**
+ * Environment that every node start of every way pays for, named so that runs
+ * compare: NODE_EXTRA_CA_CERTS alone made node's start 60 -> 100 ms on one
+ * machine (node parses the certificates before the first statement).
+ */
+function printStartupEnv(): void {
+  const set = ['NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS', 'NODE_COMPILE_CACHE', 'NODE_V8_COVERAGE']
+    .filter((k) => (process.env[k] ?? '') !== '')
+    .map((k) => `${k}=${process.env[k]}`);
+  process.stdout.write(
+    `node start-up environment: ${set.length > 0 ? set.join(' ') : 'none set'}\n`,
+  );
 }
 
 /** Whether the device (size + its room) or the snapshot file fits in the tmpfs now. */
