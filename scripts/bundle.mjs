@@ -86,6 +86,10 @@ async function main() {
     // (the loader then goes through require: node maps no vm.Script).
     sourcemap: 'linked',
     legalComments: 'none',
+    // Names stay (keepNames, no identifier minification); a third less text
+    // for the successor to read and V8 to hold: import 31-33 -> 27-29 ms.
+    minifyWhitespace: true,
+    minifySyntax: true,
     outfile: join(OUT, SCRIPT),
     logLevel: 'warning',
   });
