@@ -15,7 +15,7 @@ import { ReserveMem, reserveMemEarly } from '../kho/reserve-mem.js';
 import { KernelLiveUpdate } from '../luo/kernel-luo.js';
 import type { LiveUpdate } from '../luo/liveupdate.js';
 import { DEVICE_MAP_MAX } from '../memory/abi.js';
-import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { type DeviceHeader, readDeviceHeader, writeDeviceHeader } from '../memory/header.js';
 import { MemoryMap } from '../memory/memmap.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
@@ -156,6 +156,7 @@ export class Kernel {
    */
   static boot(request: BootRequest): Kernel {
     const { device } = request;
+    checkDeviceViews(device);
     const header = readDeviceHeader(device);
     let block = null;
     let coldReason: string | undefined;

@@ -7,6 +7,8 @@
  * one, so that an access guard (pages lent to another owner) is honoured.
  */
 
+import { DeviceError } from './errors.js';
+
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
 
@@ -35,7 +37,9 @@ export interface MemoryDevice {
   readonly ownedForLife?: boolean;
 
   /**
-   * A zero-copy byte view of [phys, phys + length).
+   * A zero-copy byte view of [phys, phys + length). A view that starts on a
+   * page boundary starts 8-byte aligned in its buffer: the kernel reads
+   * on-device tables through typed arrays (checkDeviceViews).
    * @throws RangeError-free: a range outside the device is a DeviceError (EFAULT);
    *   a guarded page in the range is a GeneralProtectionFault.
    */
@@ -47,6 +51,22 @@ export interface MemoryDevice {
   flush(phys: number, length: number): void;
   /** Release the mapping and the ownership lock. Further access is an error. */
   close(): void;
+}
+
+/**
+ * Refuses a device whose page views are not 8-byte aligned in their buffer
+ * (a third-party MemoryDevice): the KHO tree and pmpool's headers are read
+ * as typed arrays, which would otherwise fail deep inside with a RangeError.
+ * @throws DeviceError EINVAL.
+ */
+export function checkDeviceViews(device: MemoryDevice): void {
+  const offset = device.bytes(0, PAGE_SIZE).byteOffset;
+  if (offset % 8 !== 0) {
+    throw new DeviceError(
+      'EINVAL',
+      `${device.name}: a page's view starts at byte ${offset} of its buffer, not on an 8-byte boundary`,
+    );
+  }
 }
 
 export function pfnToPhys(pfn: number): number {

@@ -7,6 +7,7 @@ export {
 } from './abi.js';
 export { crc32c } from './crc32c.js';
 export {
+  checkDeviceViews,
   isPageAligned,
   type MemoryDevice,
   PAGE_SHIFT,

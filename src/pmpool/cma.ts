@@ -1,6 +1,6 @@
 import { endianness } from 'node:os';
 import { crc32c } from '../memory/crc32c.js';
-import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
   BITMAP_OFFSET,
   bitmapLength,
@@ -574,6 +574,7 @@ export class CmaPool {
 
 /** @throws PmpoolError EINVAL unless [base, base + size) is whole pages inside the device. */
 function checkRange(device: MemoryDevice, basePhys: number, size: number): number {
+  checkDeviceViews(device);
   if (
     !Number.isSafeInteger(basePhys) ||
     !Number.isSafeInteger(size) ||

@@ -145,3 +145,34 @@ test("the memmap is kept out of V8's accounting only on a device owned for the p
   // Emulated machines boot many generations in one process: dead ones' memmaps must count.
   assert.ok(externalGrowth(prelude, 'boot(new HeapDevice(2 ** 30))') >= 2 ** 30 + 2 * MiB);
 });
+
+test('a device whose page views are not 8-byte aligned (a third-party MemoryDevice) is refused with EINVAL, not a RangeError later', async () => {
+  const { Kernel } = await import('../../src/kernel/kernel.js');
+  const { formatDevice } = await import('../../src/memory/header.js');
+  const { DeviceError } = await import('../../src/memory/errors.js');
+  const { CmaPool } = await import('../../src/pmpool/cma.js');
+  const size = 8 * MiB;
+  // Device byte 0 sits at byte 4 of the buffer: every page view is only 4-byte aligned.
+  const buffer = new ArrayBuffer(size + 8);
+  const device = {
+    size,
+    pageSize: PAGE_SIZE,
+    pages: size / PAGE_SIZE,
+    name: 'offset device',
+    bytes: (phys: number, length: number) => new Uint8Array(buffer, 4 + phys, length),
+    view: (phys: number, length: number) => new DataView(buffer, 4 + phys, length),
+    flush: () => {},
+    close: () => {},
+  };
+  formatDevice(device);
+  const einval = (err: unknown) =>
+    err instanceof DeviceError && err.code === 'EINVAL' && /8-byte boundary/.test(err.message);
+  const platform = {
+    execute(): never {
+      throw new Error('never');
+    },
+  };
+  assert.throws(() => Kernel.boot({ device, platform }), einval);
+  assert.throws(() => CmaPool.format(device, 1 * MiB, 1 * MiB), einval);
+  assert.throws(() => CmaPool.attach(device, 1 * MiB, 1 * MiB), einval);
+});
