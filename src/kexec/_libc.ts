@@ -38,6 +38,8 @@ export const SIG_IGN = 1n;
 export const SIGACTION_SIZE = 256;
 /** At most this many descriptors travel in one message (the kernel's SCM_MAX_FD is 253). */
 export const MAX_FDS_PER_MESSAGE = 253;
+/** The scratch block kept for sendmsg and recvmsg: a 64 KiB read, its header and the most descriptors. */
+const KEPT_SCRATCH = 68 * 1024;
 
 const CMSG_HDR = 16;
 const MSGHDR_SIZE = 56;
@@ -98,7 +100,7 @@ export function getProcLibc(): ProcLibc {
     sendto: (fd, data, path, flags) => libc.sendto(fd, data, flags, sockaddrUn(path)),
     sendmsg: (fd, data, fds, flags) => {
       const ctl = fds.length > 0 ? cmsgSpace(fds.length * 4) : 0;
-      const scratch = new Scratch(libc, MSGHDR_SIZE + IOVEC_SIZE + data.length + ctl);
+      const scratch = Scratch.take(libc, MSGHDR_SIZE + IOVEC_SIZE + data.length + ctl);
       try {
         const iov = scratch.at(MSGHDR_SIZE);
         const buf = scratch.at(MSGHDR_SIZE + IOVEC_SIZE);
@@ -119,12 +121,12 @@ export function getProcLibc(): ProcLibc {
         }
         return libc.sendmsg(fd, scratch.ptr, flags);
       } finally {
-        scratch.free();
+        scratch.release();
       }
     },
     recvmsg: (fd, into, flags) => {
       const ctl = cmsgSpace(MAX_FDS_PER_MESSAGE * 4);
-      const scratch = new Scratch(libc, MSGHDR_SIZE + IOVEC_SIZE + into.length + ctl);
+      const scratch = Scratch.take(libc, MSGHDR_SIZE + IOVEC_SIZE + into.length + ctl);
       try {
         const bufAt = MSGHDR_SIZE + IOVEC_SIZE;
         const ctlAt = bufAt + into.length;
@@ -138,7 +140,7 @@ export function getProcLibc(): ProcLibc {
         const ctlLen = Math.min(Number(v.getBigUint64(40, true)), ctl);
         return { n, cmsgs: parseCmsgs(scratch.bytes.subarray(ctlAt, ctlAt + ctlLen)) };
       } finally {
-        scratch.free();
+        scratch.release();
       }
     },
     poll: (fd, events, timeoutMs) => {
@@ -164,14 +166,36 @@ function pollfd(fd: number, events: number): Buffer {
   return pfd;
 }
 
-/** A block of C memory with its address, for structures that hold pointers. */
+/**
+ * A block of C memory with its address, for structures that hold pointers.
+ * One block of up to KEPT_SCRATCH bytes is kept and reused: each new one is
+ * an external ArrayBuffer (koffi.view), and V8 may collect garbage before
+ * making one (a preloaded successor's boot took two scavenges and a
+ * mark-compact, ~9 ms, at its first sendmsg right after boot).
+ */
 class Scratch {
   readonly ptr: unknown;
   readonly base: bigint;
   readonly bytes: Uint8Array;
   readonly view: DataView;
+  #inUse = false;
+  static #kept: Scratch | null = null;
 
-  constructor(
+  /** A zeroed block of at least `size` bytes; release() it after the call. */
+  static take(libc: Libc, size: number): Scratch {
+    const kept = Scratch.#kept;
+    if (kept !== null && !kept.#inUse && kept.libc === libc && size <= kept.bytes.length) {
+      kept.bytes.fill(0, 0, size);
+      kept.#inUse = true;
+      return kept;
+    }
+    const s = new Scratch(libc, Math.max(size, KEPT_SCRATCH));
+    if (kept === null && size <= KEPT_SCRATCH) Scratch.#kept = s;
+    s.#inUse = true;
+    return s;
+  }
+
+  private constructor(
     private readonly libc: Libc,
     size: number,
   ) {
@@ -187,8 +211,9 @@ class Scratch {
     return this.base + BigInt(offset);
   }
 
-  free(): void {
-    this.libc.free(this.ptr);
+  release(): void {
+    this.#inUse = false;
+    if (Scratch.#kept !== this) this.libc.free(this.ptr);
   }
 }
 

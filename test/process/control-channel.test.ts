@@ -120,3 +120,39 @@ test('the successor environment drops stale handover variables', () => {
   );
   assert.deepEqual(env.sort(), ['A=1', 'LIVEKEXEC_BOOT=/d@0x1000']);
 });
+
+test('frames of every size in turn, with and without descriptors, arrive whole (sendmsg and recvmsg reuse one block of C memory)', () => {
+  const { channel, peerFd } = ControlChannel.pair();
+  const peer = new ControlChannel(peerFd);
+  const path = tempDevice('scm-sizes');
+  writeFileSync(path, 'x');
+  const a = openSync(path, 'r');
+  const b = openSync(path, 'r');
+  try {
+    const long = 'y'.repeat(60_000);
+    const sent: [Parameters<ControlChannel['send']>[0], number[]][] = [
+      [{ t: 'failed', message: long }, []],
+      [{ t: 'prepare' }, []],
+      [{ t: 'fds', numbers: [a, b] }, [a, b]],
+      [{ t: 'fds', numbers: [a] }, [a]],
+      [{ t: 'failed', message: 'short' }, []],
+      [{ t: 'go', boot: '/dev/shm/x@0x1000' }, []],
+    ];
+    for (const [msg, fds] of sent) {
+      channel.send(msg, fds);
+      const got = peer.receiveSync(5000);
+      assert.ok(got !== null);
+      // A receiver keeps the first 4 KiB of a failure's message.
+      const want = msg.t === 'failed' ? { ...msg, message: msg.message.slice(0, 4096) } : msg;
+      assert.deepEqual(got.msg, want);
+      assert.equal(got.fds.length, fds.length, JSON.stringify(msg).slice(0, 40));
+      for (const fd of got.fds) getProcLibc().close(fd);
+    }
+  } finally {
+    getProcLibc().close(a);
+    getProcLibc().close(b);
+    channel.close();
+    peer.close();
+    unlinkSync(path);
+  }
+});
