@@ -27,7 +27,9 @@
  * on every way alike; the median is over all K x rounds handovers.
  *
  * Options: --rounds=N (handovers per chain, default 5), --chains=K (chains
- * per way and size, default 1), --sizes=MiB,... (default 64,1024,4096).
+ * per way and size, default 1), --sizes=MiB,... (default 64,1024,4096),
+ * --ways=restart,node,inplace,preload,snapshot (default all; a target is
+ * judged only when both of its ways ran).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, statfsSync, unlinkSync } from 'node:fs';
@@ -87,6 +89,7 @@ const live = { files: new Set<string>(), pids: new Set<number>() };
 export async function run(args: string[]): Promise<void> {
   const rounds = intOption(args, 'rounds') ?? DEFAULT_ROUNDS;
   const chains = intOption(args, 'chains') ?? 1;
+  const ways = waysOption(args);
   const sizes = listOption(args, 'sizes') ?? DEFAULT_SIZES;
   const onSignal = (): void => {
     cleanup();
@@ -103,11 +106,11 @@ export async function run(args: string[]): Promise<void> {
         process.stdout.write(`\n${fmtSize(mib)}: skipped, ${SHM} has no room for it\n`);
         continue;
       }
-      const samples = new Map<Way, Samples[]>(WAYS.map(({ way }) => [way, []]));
+      const samples = new Map<Way, Samples[]>(ways.map((way) => [way, []]));
       for (let c = 0; c < chains; c++) {
-        for (const { way } of WAYS) samples.get(way)?.push(await measure(way, mib * MiB, rounds));
+        for (const way of ways) samples.get(way)?.push(await measure(way, mib * MiB, rounds));
       }
-      const results = WAYS.map(({ way }) => summarize(way, samples.get(way) ?? []));
+      const results = ways.map((way) => summarize(way, samples.get(way) ?? []));
       all.push({ mib, results });
       report(mib, results, rounds * chains);
     }
@@ -298,7 +301,9 @@ function verdicts(all: { mib: number; results: Result[] }[]): void {
   process.stdout.write(
     '\ntargets (the floor: the same program, bare execve, nothing preserved):\n',
   );
+  // A target whose ways did not both run (--ways) is left out.
   const line = (text: string, ratio: number, ok: boolean): void => {
+    if (Number.isNaN(ratio)) return;
     process.stdout.write(`  ${text}: ${ratio.toFixed(3)}x  ${ok ? 'met' : 'MISSED'}\n`);
   };
   for (const { mib, results } of all) {
@@ -317,11 +322,13 @@ function verdicts(all: { mib: number; results: Result[] }[]): void {
   process.stdout.write('against node alone (no livekexec code in the successor):\n');
   for (const { mib, results } of all) {
     const node = get(results, 'node');
-    process.stdout.write(
-      `  at ${fmtSize(mib)}: in place ${(get(results, 'inplace') / node).toFixed(2)}x, ` +
-        `preloaded ${(get(results, 'preload') / node).toFixed(3)}x, ` +
-        `floor ${(get(results, 'restart') / node).toFixed(2)}x\n`,
-    );
+    const parts = (['inplace', 'preload', 'restart'] as const)
+      .filter((w) => !Number.isNaN(get(results, w) / node))
+      .map(
+        (w) =>
+          `${w === 'restart' ? 'floor' : w === 'inplace' ? 'in place' : 'preloaded'} ${(get(results, w) / node).toFixed(3)}x`,
+      );
+    if (parts.length > 0) process.stdout.write(`  at ${fmtSize(mib)}: ${parts.join(', ')}\n`);
   }
 }
 
@@ -404,6 +411,19 @@ function intOption(args: readonly string[], name: string): number | undefined {
     throw new Error(`bench: --${name} takes an integer from 1 to 100, got ${a}`);
   }
   return n;
+}
+
+function waysOption(args: readonly string[]): Way[] {
+  const a = args.find((x) => x.startsWith('--ways='));
+  if (a === undefined) return WAYS.map(({ way }) => way);
+  const names = a.slice('--ways='.length).split(',');
+  const known = new Set<string>(WAYS.map(({ way }) => way));
+  const bad = names.filter((n) => !known.has(n));
+  if (names.length === 0 || bad.length > 0) {
+    throw new Error(`bench: --ways takes ${[...known].join(',')}, got ${a}`);
+  }
+  // In the table's order, each once.
+  return WAYS.map(({ way }) => way).filter((w) => names.includes(w));
 }
 
 function listOption(args: readonly string[], name: string): number[] | undefined {

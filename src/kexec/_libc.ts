@@ -144,7 +144,8 @@ export function getProcLibc(): ProcLibc {
       }
     },
     poll: (fd, events, timeoutMs) => {
-      const pfd = pollfd(fd, events);
+      // One struct for every blocking poll (a new one is an ArrayBuffer koffi must pin).
+      const pfd = pollfd(fd, events, SYNC_POLLFD);
       const rc = libc.poll(pfd, 1, timeoutMs);
       return rc <= 0 ? rc : pfd.readInt16LE(6);
     },
@@ -158,9 +159,11 @@ export function getProcLibc(): ProcLibc {
   return procLibc;
 }
 
-/** One struct pollfd. */
-function pollfd(fd: number, events: number): Buffer {
-  const pfd = Buffer.alloc(8);
+const SYNC_POLLFD = Buffer.alloc(8);
+
+/** One struct pollfd, in `pfd` or a new buffer. */
+function pollfd(fd: number, events: number, pfd = Buffer.alloc(8)): Buffer {
+  pfd.fill(0);
   pfd.writeInt32LE(fd, 0);
   pfd.writeInt16LE(events, 4);
   return pfd;
