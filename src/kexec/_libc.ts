@@ -173,8 +173,8 @@ function pollfd(fd: number, events: number, pfd = Buffer.alloc(8)): Buffer {
  * A block of C memory with its address, for structures that hold pointers.
  * One block of up to KEPT_SCRATCH bytes is kept and reused: each new one is
  * an external ArrayBuffer (koffi.view), and V8 may collect garbage before
- * making one (a preloaded successor's boot took two scavenges and a
- * mark-compact, ~9 ms, at its first sendmsg right after boot).
+ * making one (profiles of a preloaded takeover showed the successor's first
+ * frame after its boot spending several ms there, inside the downtime).
  */
 class Scratch {
   readonly ptr: unknown;

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BootError } from '../../src/boot/errors.js';
+import { Kernel } from '../../src/kernel/kernel.js';
 import { Machine } from '../../src/machine.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
-import { readDeviceHeader } from '../../src/memory/header.js';
+import { DeviceError } from '../../src/memory/errors.js';
+import { formatDevice, readDeviceHeader } from '../../src/memory/header.js';
 import { E820 } from '../../src/memory/memmap-types.js';
+import { CmaPool } from '../../src/pmpool/cma.js';
 import { externalGrowth, srcUrl } from '../mm/_external.js';
 import { allocateAll, MiB } from './_helpers.js';
 
@@ -146,11 +149,7 @@ test("the memmap is kept out of V8's accounting only on a device owned for the p
   assert.ok(externalGrowth(prelude, 'boot(new HeapDevice(2 ** 30))') >= 2 ** 30 + 2 * MiB);
 });
 
-test('a device whose page views are not 8-byte aligned (a third-party MemoryDevice) is refused with EINVAL, not a RangeError later', async () => {
-  const { Kernel } = await import('../../src/kernel/kernel.js');
-  const { formatDevice } = await import('../../src/memory/header.js');
-  const { DeviceError } = await import('../../src/memory/errors.js');
-  const { CmaPool } = await import('../../src/pmpool/cma.js');
+test('a device whose page views are not 8-byte aligned (a third-party MemoryDevice) is refused with EINVAL, not a RangeError later', () => {
   const size = 8 * MiB;
   // Device byte 0 sits at byte 4 of the buffer: every page view is only 4-byte aligned.
   const buffer = new ArrayBuffer(size + 8);
