@@ -289,7 +289,7 @@ function report(mib: number, results: Result[], rounds: number): void {
       r.downtime,
       r.min,
       r.max,
-      `${(r.downtime / floor).toFixed(2)}x`,
+      Number.isNaN(floor) ? '-' : `${(r.downtime / floor).toFixed(2)}x`,
       r.phases.map(([label, ms]) => `${label} ${ms.toFixed(1)}`).join(', '),
     ]),
   );
@@ -298,13 +298,11 @@ function report(mib: number, results: Result[], rounds: number): void {
 function verdicts(all: { mib: number; results: Result[] }[]): void {
   const get = (r: Result[], way: Way): number =>
     r.find((x) => x.way === way)?.downtime ?? Number.NaN;
-  process.stdout.write(
-    '\ntargets (the floor: the same program, bare execve, nothing preserved):\n',
-  );
+  const targets: string[] = [];
   // A target whose ways did not both run (--ways) is left out.
   const line = (text: string, ratio: number, ok: boolean): void => {
-    if (Number.isNaN(ratio)) return;
-    process.stdout.write(`  ${text}: ${ratio.toFixed(3)}x  ${ok ? 'met' : 'MISSED'}\n`);
+    if (!Number.isNaN(ratio))
+      targets.push(`  ${text}: ${ratio.toFixed(3)}x  ${ok ? 'met' : 'MISSED'}\n`);
   };
   for (const { mib, results } of all) {
     const ratio = get(results, 'inplace') / get(results, 'restart');
@@ -319,7 +317,13 @@ function verdicts(all: { mib: number; results: Result[] }[]): void {
     const snapPre = get(big.results, 'snapshot') / get(big.results, 'preload');
     line('snapshot-reload / preloaded at 4 GiB (>= 100x)', snapPre, snapPre >= 100);
   }
-  process.stdout.write('against node alone (no livekexec code in the successor):\n');
+  if (targets.length > 0) {
+    process.stdout.write(
+      '\ntargets (the floor: the same program, bare execve, nothing preserved):\n',
+    );
+    for (const t of targets) process.stdout.write(t);
+  }
+  const lines: string[] = [];
   for (const { mib, results } of all) {
     const node = get(results, 'node');
     const parts = (['inplace', 'preload', 'restart'] as const)
@@ -328,7 +332,11 @@ function verdicts(all: { mib: number; results: Result[] }[]): void {
         (w) =>
           `${w === 'restart' ? 'floor' : w === 'inplace' ? 'in place' : 'preloaded'} ${(get(results, w) / node).toFixed(3)}x`,
       );
-    if (parts.length > 0) process.stdout.write(`  at ${fmtSize(mib)}: ${parts.join(', ')}\n`);
+    if (parts.length > 0) lines.push(`  at ${fmtSize(mib)}: ${parts.join(', ')}\n`);
+  }
+  if (lines.length > 0) {
+    process.stdout.write('against node alone (no livekexec code in the successor):\n');
+    for (const l of lines) process.stdout.write(l);
   }
 }
 

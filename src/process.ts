@@ -251,22 +251,36 @@ function loadMachine(): Promise<MachineModule> {
 }
 
 /**
- * Only a warm-up: a rehearsal that fails (its 32 MiB not allocated, say)
- * leaves the handover to run cold code, and says so once as a process
- * warning; it neither refuses a load nor kills a successor before takeover.
+ * Only a warm-up: when its 32 MiB emulated machine cannot be had, the
+ * handover runs cold code, and says so once as a process warning; that
+ * neither refuses a load nor kills a successor before takeover. A rehearsal
+ * that fails on the machine it got still throws: a fault in the handover's
+ * own code shows here, before "ready", while the predecessor still serves.
  */
 function rehearse({ Machine }: MachineModule, runs: number): void {
-  try {
-    for (let i = 0; i < runs; i++) rehearseHandover(Machine.create({ size: REHEARSAL_SIZE }));
-  } catch (err) {
-    if (rehearsalWarned) return;
-    rehearsalWarned = true;
-    const why = err instanceof Error ? err.message : String(err);
-    process.emitWarning(`handover rehearsal failed (${why}); the handover runs cold code`, {
+  for (let i = 0; i < runs; i++) {
+    let machine: Machine;
+    try {
+      machine = Machine.create({ size: REHEARSAL_SIZE });
+    } catch (err) {
+      warnNoRehearsal(err);
+      return;
+    }
+    rehearseHandover(machine);
+  }
+}
+
+function warnNoRehearsal(err: unknown): void {
+  if (rehearsalWarned) return;
+  rehearsalWarned = true;
+  const why = err instanceof Error ? err.message : String(err);
+  process.emitWarning(
+    `handover rehearsal: no emulated machine (${why}); the handover runs cold code`,
+    {
       type: 'LivekexecWarning',
       code: 'LIVEKEXEC_REHEARSAL',
-    });
-  }
+    },
+  );
 }
 let rehearsalWarned = false;
 

@@ -8,7 +8,7 @@
  */
 
 import { endianness } from 'node:os';
-import { isPageAligned, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import { checkDeviceViews, isPageAligned, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
   KHO_BITMAP_BITS,
   KHO_BITMAP_SHIFT,
@@ -423,6 +423,8 @@ function validateTree(device: MemoryDevice, rootPhys: number, limits: KhoWalkLim
     pages: 0,
   };
   if (rootPhys === 0) return out;
+  // The pages are read as 32-bit words (wordsOf); a device that cannot is refused first.
+  checkDeviceViews(device);
   if (!Number.isSafeInteger(rootPhys) || rootPhys < 0) {
     throw corrupt(`root address ${rootPhys} is not a physical address`);
   }

@@ -38,8 +38,8 @@ export interface MemoryDevice {
 
   /**
    * A zero-copy byte view of [phys, phys + length). A view that starts on a
-   * page boundary starts 8-byte aligned in its buffer: the kernel reads
-   * on-device tables through typed arrays (checkDeviceViews).
+   * page boundary starts 4-byte aligned in its buffer: the kernel reads
+   * on-device tables as 32-bit words (checkDeviceViews).
    * @throws RangeError-free: a range outside the device is a DeviceError (EFAULT);
    *   a guarded page in the range is a GeneralProtectionFault.
    */
@@ -54,17 +54,17 @@ export interface MemoryDevice {
 }
 
 /**
- * Refuses a device whose page views are not 8-byte aligned in their buffer
+ * Refuses a device whose page views are not 4-byte aligned in their buffer
  * (a third-party MemoryDevice): the KHO tree and pmpool's headers are read
- * as typed arrays, which would otherwise fail deep inside with a RangeError.
+ * as Uint32Arrays, which would otherwise fail deep inside with a RangeError.
  * @throws DeviceError EINVAL.
  */
 export function checkDeviceViews(device: MemoryDevice): void {
   const offset = device.bytes(0, PAGE_SIZE).byteOffset;
-  if (offset % 8 !== 0) {
+  if (offset % 4 !== 0) {
     throw new DeviceError(
       'EINVAL',
-      `${device.name}: a page's view starts at byte ${offset} of its buffer, not on an 8-byte boundary`,
+      `${device.name}: a page's view starts at byte ${offset} of its buffer, not on a 4-byte boundary`,
     );
   }
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BootError } from '../../src/boot/errors.js';
 import { Kernel } from '../../src/kernel/kernel.js';
+import { KhoRadixTree } from '../../src/kho/radix.js';
 import { Machine } from '../../src/machine.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import { DeviceError } from '../../src/memory/errors.js';
@@ -149,23 +150,23 @@ test("the memmap is kept out of V8's accounting only on a device owned for the p
   assert.ok(externalGrowth(prelude, 'boot(new HeapDevice(2 ** 30))') >= 2 ** 30 + 2 * MiB);
 });
 
-test('a device whose page views are not 8-byte aligned (a third-party MemoryDevice) is refused with EINVAL, not a RangeError later', () => {
+test('a device whose page views are not 4-byte aligned (a third-party MemoryDevice) is refused with EINVAL, not a RangeError later', () => {
   const size = 8 * MiB;
-  // Device byte 0 sits at byte 4 of the buffer: every page view is only 4-byte aligned.
+  // Device byte 0 sits at byte 2 of the buffer: no page view can be read as 32-bit words.
   const buffer = new ArrayBuffer(size + 8);
   const device = {
     size,
     pageSize: PAGE_SIZE,
     pages: size / PAGE_SIZE,
     name: 'offset device',
-    bytes: (phys: number, length: number) => new Uint8Array(buffer, 4 + phys, length),
-    view: (phys: number, length: number) => new DataView(buffer, 4 + phys, length),
+    bytes: (phys: number, length: number) => new Uint8Array(buffer, 2 + phys, length),
+    view: (phys: number, length: number) => new DataView(buffer, 2 + phys, length),
     flush: () => {},
     close: () => {},
   };
   formatDevice(device);
   const einval = (err: unknown) =>
-    err instanceof DeviceError && err.code === 'EINVAL' && /8-byte boundary/.test(err.message);
+    err instanceof DeviceError && err.code === 'EINVAL' && /4-byte boundary/.test(err.message);
   const platform = {
     execute(): never {
       throw new Error('never');
@@ -174,4 +175,6 @@ test('a device whose page views are not 8-byte aligned (a third-party MemoryDevi
   assert.throws(() => Kernel.boot({ device, platform }), einval);
   assert.throws(() => CmaPool.format(device, 1 * MiB, 1 * MiB), einval);
   assert.throws(() => CmaPool.attach(device, 1 * MiB, 1 * MiB), einval);
+  // The walk tools use on a device from outside a kernel (kho status, pkram checks).
+  assert.throws(() => KhoRadixTree.walk(device, 16 * PAGE_SIZE, () => {}), einval);
 });

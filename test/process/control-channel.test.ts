@@ -5,6 +5,7 @@ import { getProcLibc } from '../../src/kexec/_libc.js';
 import { ControlChannel } from '../../src/kexec/control-channel.js';
 import { KexecError } from '../../src/kexec/errors.js';
 import { parseBootSpec, placeReceivedFds, successorEnv } from '../../src/kexec/process-platform.js';
+import { getLibc } from '../../src/memory/_libc.js';
 import { tempDevice } from './_fixture.js';
 
 test('descriptors pass with SCM_RIGHTS and are placed at their old numbers', () => {
@@ -128,6 +129,8 @@ test('frames of every size in turn, with and without descriptors, arrive whole (
   writeFileSync(path, 'x');
   const a = openSync(path, 'r');
   const b = openSync(path, 'r');
+  const libc = getLibc();
+  const alloc = libc.alloc;
   try {
     const long = 'y'.repeat(60_000);
     const sent: [Parameters<ControlChannel['send']>[0], number[]][] = [
@@ -138,7 +141,16 @@ test('frames of every size in turn, with and without descriptors, arrive whole (
       [{ t: 'failed', message: 'short' }, []],
       [{ t: 'go', boot: '/dev/shm/x@0x1000' }, []],
     ];
+    // After the first frame each way, no frame allocates C memory (or the external
+    // ArrayBuffer a view of it is: V8 may collect before making one, inside a takeover).
+    let allocs = 0;
     for (const [msg, fds] of sent) {
+      if (msg.t === 'prepare') {
+        libc.alloc = (size) => {
+          allocs++;
+          return alloc(size);
+        };
+      }
       channel.send(msg, fds);
       const got = peer.receiveSync(5000);
       assert.ok(got !== null);
@@ -148,7 +160,9 @@ test('frames of every size in turn, with and without descriptors, arrive whole (
       assert.equal(got.fds.length, fds.length, JSON.stringify(msg).slice(0, 40));
       for (const fd of got.fds) getProcLibc().close(fd);
     }
+    assert.equal(allocs, 0, 'frames after the first allocated C memory');
   } finally {
+    libc.alloc = alloc;
     getProcLibc().close(a);
     getProcLibc().close(b);
     channel.close();
