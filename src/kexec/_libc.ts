@@ -187,13 +187,15 @@ class Scratch {
   /** A zeroed block of at least `size` bytes; release() it after the call. */
   static take(libc: Libc, size: number): Scratch {
     const kept = Scratch.#kept;
-    if (kept !== null && !kept.#inUse && kept.libc === libc && size <= kept.bytes.length) {
+    if (kept !== null && !kept.#inUse && size <= kept.bytes.length) {
       kept.bytes.fill(0, 0, size);
       kept.#inUse = true;
       return kept;
     }
-    const s = new Scratch(libc, Math.max(size, KEPT_SCRATCH));
-    if (kept === null && size <= KEPT_SCRATCH) Scratch.#kept = s;
+    // The first block that fits is made full size and kept; any other is freed at release.
+    const keep = kept === null && size <= KEPT_SCRATCH;
+    const s = new Scratch(libc, keep ? KEPT_SCRATCH : size);
+    if (keep) Scratch.#kept = s;
     s.#inUse = true;
     return s;
   }
