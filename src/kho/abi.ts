@@ -60,6 +60,32 @@ export const KHO_FDT_PROP_PRESERVED_MEMORY_CSUM = 'preserved-memory-csum';
 export const KHO_FDT_PROP_SUBTREE_FDT = 'fdt';
 
 /**
+ * A raw subtree: a blob that is not an FDT (upstream's kho_add_subtree
+ * carries plain C structs, e.g. kexec_metadata.h). Its bytes live in their
+ * own preserved block (allocPreserve: 2^order pages, zero past the end), and
+ * the subtree's FDT is a small descriptor, so a root stays the same
+ * `livekexec,kho-v1` and every reader of it (older ones too) lists, checks
+ * and carries a raw subtree like any other:
+ *
+ *   / {
+ *       compatible = "vendor,thing-v2", "vendor,thing-v1";  // the blob's versions, newest first
+ *       preserved-data = <u64 phys of the blob's first byte, a preserved block>;
+ *       blob-size = <u64 length in bytes, 1 .. the block's size>;
+ *       blob-csum = <u32 crc32c of those bytes>;
+ *   };
+ *
+ * `preserved-data` and `blob-size` are upstream's names for the same facts
+ * (there they sit in the root's child node, under root "kho-v3" and later).
+ */
+export const KHO_BLOB_PROP_DATA = 'preserved-data';
+export const KHO_BLOB_PROP_SIZE = 'blob-size';
+export const KHO_BLOB_PROP_CSUM = 'blob-csum';
+/** Longest compatible string of a raw subtree, in bytes (upstream's handler compatibles are shorter). */
+export const KHO_BLOB_COMPATIBLE_MAX = 127;
+/** Most compatible strings a raw subtree carries. */
+export const KHO_BLOB_COMPATIBLES_MAX = 16;
+
+/**
  * Scratch areas travel in the boot block's setup_data chain as an array of
  * `{ u64 phys, u64 size }` (LE), one lowmem area, one global and one per node
  * (the setup_data type numbers belong to the boot block ABI).
