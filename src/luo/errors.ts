@@ -1,3 +1,5 @@
+import { LivekexecError } from '../base/errors.js';
+
 /**
  * The one error type of the Live Update Orchestrator. `code` is the errno
  * Linux's /dev/liveupdate returns for the same cause.
@@ -24,13 +26,6 @@ export type LuoErrorCode =
   /** Too many FLBs. */
   | 'ENOSPC';
 
-export class LuoError extends Error {
-  override readonly name = 'LuoError';
-
-  constructor(
-    readonly code: LuoErrorCode,
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
-  }
+export class LuoError extends LivekexecError<LuoErrorCode> {
+  override name = 'LuoError';
 }
