@@ -1,11 +1,12 @@
 import { SETUP } from '../boot/abi.js';
-import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
+import type { HandoverPart, HandoverSubsystem, SegmentArena } from '../boot/handover.js';
 import { Fdt } from '../fdt/read.js';
 import { crc32c } from '../memory/crc32c.js';
 import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { type BuddyAllocator, MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
+import { ScratchPages } from '../mm/scratch-pages.js';
 import { KHO_MAX_MAP_MARKS, KHO_MAX_ORDER } from './abi.js';
 import { buildBlobDescriptor, checkBlobCompatibles, type KhoBlob } from './blob.js';
 import { type CompatReport, checkHandover, type SuccessorConfig } from './compat.js';
@@ -15,7 +16,7 @@ import { KhoIncomingState } from './incoming.js';
 import { type PageListHost, preservePageList, unpreservePageList } from './page-list.js';
 import { coalescedExtents, type KhoExtent, KhoRadixTree } from './radix.js';
 import { buildRootFdt } from './root-fdt.js';
-import { encodeScratch, type ScratchArea } from './scratch.js';
+import { encodeScratch, KHO_SCRATCH_SEGMENT_WINDOW, type ScratchArea } from './scratch.js';
 import { type KhoStatus, khoStatus } from './status.js';
 import { treeChecksum } from './tree-csum.js';
 
@@ -59,6 +60,7 @@ export class Kho implements HandoverSubsystem {
   readonly #device: MemoryDevice;
   readonly #pages: BuddyAllocator;
   readonly #early: KhoEarly;
+  readonly #scratchPages: ScratchPages;
   readonly #tree: KhoRadixTree;
   readonly #subtrees = new Map<string, OutgoingSubtree>();
   readonly #incoming: KhoIncomingState | null;
@@ -75,6 +77,9 @@ export class Kho implements HandoverSubsystem {
     this.#device = deps.device;
     this.#pages = deps.pages;
     this.#early = deps.early;
+    this.#scratchPages = new ScratchPages(deps.early.scratch, KHO_SCRATCH_SEGMENT_WINDOW, {
+      shared: deps.device.ownedForLife === true,
+    });
     this.#tree = new KhoRadixTree(deps.device, {
       allocPage: () => {
         const pfn = deps.pages.allocPages(0);
@@ -103,6 +108,14 @@ export class Kho implements HandoverSubsystem {
   /** The scratch areas: the successor's early memory and kexec's segments. */
   get scratch(): readonly ScratchArea[] {
     return this.#early.scratch;
+  }
+
+  /**
+   * Scratch given back: the page allocator's zone for transient allocations
+   * (never preserved), all of scratch but its kexec window. Empty when KHO is off.
+   */
+  get scratchPages(): ScratchPages {
+    return this.#scratchPages;
   }
 
   /** Adds a notifier run at finalize and abort. */
@@ -540,8 +553,15 @@ export class Kho implements HandoverSubsystem {
     return this.#marks.extents;
   }
 
-  segmentArena(): readonly PhysRange[] | undefined {
-    return this.enabled ? this.#early.scratch : undefined;
+  /** Scratch: its kexec window and whatever transient allocations leave free there. */
+  segmentArena(): SegmentArena | undefined {
+    if (!this.enabled) return undefined;
+    const z = this.#scratchPages;
+    return {
+      free: () => z.segmentFree(),
+      claim: (s) => z.claimSegment(s),
+      release: (s) => z.releaseSegment(s),
+    };
   }
 
   freeze(): HandoverPart {
