@@ -39,6 +39,37 @@
  *       has n in bits 14..0 is preserved.
  *
  * The root is always a level-5 node; a path is exactly 5 inner nodes then a leaf.
+ *
+ * Mapping to Linux's KHO ABI (include/linux/kho/abi/kexec_handover.h), on purpose:
+ *
+ *   here                                 Linux
+ *   -----------------------------------  -----------------------------------------
+ *   root "livekexec,kho-v1"              "kho-v1" (bitmap chunks), "kho-v2" (this
+ *                                        radix tree), "kho-v3"/"kho-v4" (blob-size,
+ *                                        sub-compatibles). The vendor prefix says
+ *                                        the layout is ours: no kernel reads it, and
+ *                                        a tool that knows the kernel's must not
+ *                                        take one for the other. Our v1 is the
+ *                                        kernel's v2 tree plus the checks below.
+ *   preserved-memory-map                 the same name and meaning
+ *   preserved-memory-pages, -csum        none: a successor here checks the tree
+ *                                        before it follows a pointer
+ *   <subtree> { fdt }                    "fdt" (kho-v1), "preserved-data" (kho-v2 on)
+ *   raw subtree: a descriptor FDT with   "preserved-data" + "blob-size" in the child
+ *     preserved-data, blob-size,         node itself (kho-v3 on), no checksum, no
+ *     blob-csum, compatible              version but the blob's own (see below)
+ *   values: big-endian devicetree cells  native-endian u64, no #cells (little-endian
+ *     (dtc and fdtget print them right)  on x86 and arm64): the same numbers on
+ *                                        those machines, other bytes in the FDT
+ *   tree nodes and leaves: little-endian native-endian: the same bytes on LE hosts
+ *   key (1 << (52 - order)) | pfn>>order the same (KHO_ORDER_0_LOG2 = 64 - PAGE_SHIFT)
+ *   handoff: setup_data KHO_FDT (10),    setup_data SETUP_KEXEC_KHO (10) holding
+ *     KHO_SCRATCH (11), in the boot      the FDT and scratch addresses (x86), or
+ *     block                              /chosen linux,kho-fdt / linux,kho-scratch
+ *   restored marker: order + 1 per pfn   "KHOP" magic and order in struct page
+ *     in a typed array
+ *   page list: "KHOL" chunks with a      kho_vmalloc chunks: next + a zero-ended
+ *     count, entries phys | order        array of phys, order in the descriptor
  */
 
 import { PAGE_SHIFT, PAGE_SIZE } from '../memory/device.js';

@@ -31,6 +31,24 @@
  * so an older successor still reads it; only one that uses FLBs needs a
  * reader of v2 (this one reads both).
  *
+ * Independent of KHO, on purpose. Linux keeps LUO's FDT and its session,
+ * file and FLB arrays in KHO-preserved memory (kho_alloc_preserve, a KHO
+ * subtree), so LUO is off when KHO is. Here a descriptor needs no preserved
+ * memory: it survives the execve because freeze clears FD_CLOEXEC, and its
+ * description is this small FDT in the boot block. Tying LUO to KHO would
+ * make a `kho=off` successor, or one whose KHO revival is refused (it boots
+ * cold), also close the service's listening sockets and memfds: a KHO
+ * failure would cost refused connections on top of the memory state. So
+ * `kho=off` turns off memory preservation only; sessions still cross.
+ *
+ * Mapping to Linux's LUO ABI (include/linux/kho/abi/luo.h): sessions by
+ * name with files by u64 token, as there; "livekexec,luo-vN" is ours (the
+ * kernel's is a binary header and arrays in preserved memory); a file node
+ * carries the descriptor number it keeps across the execve, where the kernel
+ * re-creates the file from its handler's u64 handle; an flb@ node holds
+ * what the kernel's luo_flb_ser holds (compatible, data, count), its data
+ * bytes in place of the kernel's u64 handle.
+ *
  * Handler properties:
  *   tcp-listener-v1   family <4|6>, address "127.0.0.1" | "::1", port <u32 0..65535>
  *   unix-listener-v1  sun-path [bytes of sun_path, no trailing NUL; abstract starts with 0]

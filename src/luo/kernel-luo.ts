@@ -12,7 +12,8 @@ import { markCloseOnExec } from './session.js';
  * opened on first use like /dev/liveupdate. Its sessions travel in the boot
  * block (setup_data SETUP.LUO): descriptors need no preserved memory, only
  * their description, and survive the in-place execve because freeze makes
- * them inheritable.
+ * them inheritable. So, unlike Linux's, it stays on with `kho=off` and when
+ * KHO revival is refused (abi.ts says why).
  */
 export class KernelLiveUpdate implements HandoverSubsystem {
   readonly name = 'luo';

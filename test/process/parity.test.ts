@@ -45,3 +45,20 @@ test('a raw subtree, a transient scratch folio and an FLB cross an in-place exec
   assert.deepEqual(boot.afterA, ['retrieve']);
   assert.deepEqual(boot.calls, ['retrieve', 'finish k1,k2']);
 });
+
+test('live update stays on with kho=off: a memfd crosses an in-place exec by token', {
+  timeout: 60_000,
+}, async () => {
+  const device = tempDevice('luo-kho-off');
+  const fx = new Fixture('luo-kho-off.mjs', [device]);
+  cleanups.push(() => {
+    fx.cleanup();
+    removeDevice(device);
+  });
+  const boot = await fx.waitFor('boot');
+  fx.finish();
+  assert.equal(boot.pid, fx.child.pid, fx.report());
+  assert.equal(boot.kind, 'kexec');
+  assert.equal(boot.khoEnabled, false);
+  assert.equal(boot.text, `from ${boot.predecessorBootId}`);
+});
