@@ -146,7 +146,7 @@ export class KhoIncomingState {
     const found = this.#readBlob(name, accept);
     if (!found)
       throw new KhoError('ENOENT', `no subtree '${name}' in the handover (or retrieved already)`);
-    this.dropSubtree(name);
+    this.#drop(name, found.descriptor);
     return found.blob;
   }
 
@@ -230,18 +230,25 @@ export class KhoIncomingState {
     }
   }
 
-  /** Forgets an unclaimed subtree and frees its pages (a raw subtree's data block too). */
+  /**
+   * Forgets an unclaimed subtree and frees its pages, and a raw subtree's
+   * data block when its checksum says it is that blob's (a damaged
+   * descriptor never frees a block that may be someone else's).
+   */
   dropSubtree(name: string): void {
-    const phys = this.#subtrees.get(name);
-    if (phys === undefined) return;
     let data: BlobDescriptor | null = null;
     try {
-      const fdt = this.peekSubtree(name);
-      if (fdt && isBlobDescriptor(fdt)) data = this.#blobDescriptor(name, fdt);
+      data = this.#readBlob(name, undefined)?.descriptor ?? null;
     } catch (err) {
-      // A corrupt descriptor frees only itself; its data, if any, stays unclaimed.
+      // An FDT subtree, or a damaged raw one: its data, if any, stays unclaimed.
       if (!(err instanceof KhoError)) throw err;
     }
+    this.#drop(name, data);
+  }
+
+  #drop(name: string, data: BlobDescriptor | null): void {
+    const phys = this.#subtrees.get(name);
+    if (phys === undefined) return;
     this.#subtrees.delete(name);
     const pfn = phys / PAGE_SIZE;
     const order = this.orderAt(pfn);

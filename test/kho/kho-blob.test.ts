@@ -89,6 +89,26 @@ test('a damaged blob is EFAULT and nothing is claimed; FDT and raw subtrees are 
   assert.deepEqual(k2.kho.retrieveBlob('raw').bytes, data);
 });
 
+test('a damaged descriptor never frees a block that is not its blob', () => {
+  const m = Machine.create({ size: 16 * MiB });
+  const k1 = m.boot();
+  k1.kho.addSubtree('raw', new Uint8Array(100).fill(7), { compatible: 'app,raw-v1' });
+  const other = k1.allocPages(0)!;
+  k1.folioBytes(other).fill(9);
+  k1.kho.preserveFolio(other);
+  k1.kexec.load();
+  const k2 = k1.kexec.exec();
+  // Point the descriptor's data at the other preserved folio, in place.
+  const root = parseRootFdt(k2.kho.incoming!.rootFdt, k2.device.size);
+  const descriptor = Fdt.from(k2.device.bytes(root.subtrees.get('raw')!, PAGE_SIZE));
+  const value = descriptor.getProp(0, 'preserved-data');
+  new DataView(value.buffer, value.byteOffset, 8).setBigUint64(0, BigInt(other.pfn * PAGE_SIZE));
+  assert.throws(() => k2.kho.retrieveBlob('raw'), code('EFAULT'));
+  assert.equal(k2.kho.retrieveSubtree('raw').getString(0, 'compatible'), 'app,raw-v1');
+  const back = k2.kho.restoreFolio(other.pfn * PAGE_SIZE);
+  assert.ok(k2.folioBytes(back).every((b) => b === 9));
+});
+
 test('a blob past 4 MiB and allocPreserve past order 10 are preserved as pages', () => {
   const m = Machine.create({ size: 64 * MiB });
   const k1 = m.boot();
