@@ -66,13 +66,15 @@ export function nodeSegments(runs: readonly MemoryRun[], node: StatusRange): Seg
       bytes.set(r.kind, (bytes.get(r.kind) ?? 0) + (e - s));
       if (r.owner !== undefined) owners.add(r.owner);
     }
-    while (ri < runs.length && (runs[ri] as MemoryRun).base + (runs[ri] as MemoryRun).size <= b) ri++;
+    while (ri < runs.length && (runs[ri] as MemoryRun).base + (runs[ri] as MemoryRun).size <= b)
+      ri++;
     const total = b - a;
     const shares = RUN_KINDS.filter((k) => bytes.has(k)).map(
       (k) => [k, (bytes.get(k) as number) / total] as [RunKind, number],
     );
     // Columns merge when they hold the same kinds in nearly the same shares.
-    const key = shares.map(([k, f]) => `${k}:${Math.round(f * 32)}`).join(',') + [...owners].join('|');
+    const key =
+      shares.map(([k, f]) => `${k}:${Math.round(f * 32)}`).join(',') + [...owners].join('|');
     const last = out[out.length - 1];
     if (last && key === prevKey && last.base + last.size === a) {
       const merged = last.size + total;
@@ -115,7 +117,8 @@ function hex(x: number): string {
 
 export function segmentText(s: Segment): string {
   const parts = s.shares.map(
-    ([k, f]) => `${KIND_LABEL[k]}${s.shares.length > 1 ? ` ${(f * 100).toFixed(f < 0.01 ? 2 : 0)}%` : ''}`,
+    ([k, f]) =>
+      `${KIND_LABEL[k]}${s.shares.length > 1 ? ` ${(f * 100).toFixed(f < 0.01 ? 2 : 0)}%` : ''}`,
   );
   const owners = s.owners.length ? ` (${s.owners.join(', ')})` : '';
   return `[${hex(s.base)}-${hex(s.base + s.size - 1)}] ${describeSize(s.size)}: ${parts.join(', ')}${owners}`;

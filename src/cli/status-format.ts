@@ -74,7 +74,10 @@ export function formatStatus(v: DeviceStatusView, now: number): string[] {
   if (s?.coldReason && v.live) row('', `booted cold: ${s.coldReason}`);
   if (!s) row('status', v.statusError ?? 'none');
   else if (!v.live)
-    row('last run', `generation ${s.generation}, PID ${s.ownerPid}, last published ${duration(now - s.publishedAtMs)} ago`);
+    row(
+      'last run',
+      `generation ${s.generation}, PID ${s.ownerPid}, last published ${duration(now - s.publishedAtMs)} ago`,
+    );
   if (s && v.live) {
     const p = s.pages;
     row(
@@ -153,7 +156,8 @@ function formatPreserved(s: PublishedStatus): string[] {
       `${p.name ?? 'default'} [${hex(p.base)}, +${describeSize(p.size)}] ${p.usedPages} of ${p.totalPages} pages used`,
     );
   }
-  for (const r of s.reserveMem) row('reserve_mem', `${r.name} [${hex(r.base)}, +${describeSize(r.size)}]`);
+  for (const r of s.reserveMem)
+    row('reserve_mem', `${r.name} [${hex(r.base)}, +${describeSize(r.size)}]`);
   if (!s.luo) row('luo', 'not opened');
   else if (s.luo.sessions.length === 0) row('luo', 'no sessions');
   for (const ss of s.luo?.sessions ?? []) {
@@ -185,7 +189,11 @@ export function formatIomem(v: DeviceStatusView): string[] {
     const name = e.type === 1 ? 'System RAM' : e820TypeName(e.type);
     out.push(`${range(e.addr, e.size)} : ${name}`);
     const end = e.addr + e.size;
-    while (ri < runs.length && (runs[ri] as MemoryRun).base + (runs[ri] as MemoryRun).size <= e.addr) ri++;
+    while (
+      ri < runs.length &&
+      (runs[ri] as MemoryRun).base + (runs[ri] as MemoryRun).size <= e.addr
+    )
+      ri++;
     for (let j = ri; j < runs.length && (runs[j] as MemoryRun).base < end; j++) {
       const r = runs[j] as MemoryRun;
       if (r.kind === 'free' || (r.kind === 'reserved' && e.type !== 1)) continue;

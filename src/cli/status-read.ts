@@ -5,7 +5,7 @@
  * published, a pending handover, and the memory layout.
  */
 import { readdirSync, readlinkSync, statSync } from 'node:fs';
-import { inspectDeviceHandover, type DeviceHandoverStatus } from '../kho/status.js';
+import { type DeviceHandoverStatus, inspectDeviceHandover } from '../kho/status.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import { DeviceError } from '../memory/errors.js';
 import { type DeviceHeader, decodeDeviceHeader, readDeviceHeader } from '../memory/header.js';
@@ -49,7 +49,11 @@ export function readDeviceStatus(path: string): DeviceStatusView {
     let statusError: string | undefined;
     try {
       const area = findStatusArea(header.memmap, dev.size);
-      if (!area) throw new StatusError('ENOENT', 'the device has no status area (no generation has published one)');
+      if (!area)
+        throw new StatusError(
+          'ENOENT',
+          'the device has no status area (no generation has published one)',
+        );
       const read = readArea(dev, area);
       if (!read.ok) throw read.error;
       status = decodeStatusPayload(read.payload);
@@ -65,7 +69,9 @@ export function readDeviceStatus(path: string): DeviceStatusView {
     const pending = header.bootBlock !== 0 ? inspectDeviceHandover(dev) : null;
     const pools = inspectPools(
       dev,
-      header.memmap.filter((r) => r.type === E820.RESERVED_KERN).map((r) => ({ base: r.addr, size: r.size })),
+      header.memmap
+        .filter((r) => r.type === E820.RESERVED_KERN)
+        .map((r) => ({ base: r.addr, size: r.size })),
     );
     const layout = live && status ? status.layout : restingLayout(header, pools, pending);
     return {

@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { describeSize } from '../memory/heap.js';
+import { formatPrometheus, metricFamilies } from '../status/metrics.js';
 import { ExitCode } from './cli-exit.js';
 import { renderHtml, renderSvg } from './map-picture.js';
 import { formatIomem, formatStatus } from './status-format.js';
@@ -48,26 +49,51 @@ export function registerStatusCommands(program: Command): void {
     .option('-w, --watch', 'print again every --interval until interrupted')
     .option('--interval <ms>', 'refresh period of --watch', '1000')
     .option('--count <n>', 'with --watch: stop after n prints')
-    .action(async (opts: Target & { json?: boolean; watch?: boolean; interval: string; count?: string }) => {
-      const paths = targets(opts);
-      const interval = positiveInt(opts.interval, '--interval');
-      const count = opts.count === undefined ? Number.POSITIVE_INFINITY : positiveInt(opts.count, '--count');
-      for (let i = 0; ; ) {
-        const views = paths.map(readDeviceStatus);
-        const now = Date.now();
-        const text = opts.json
-          ? `${JSON.stringify(views.length === 1 ? toJson(views[0] as DeviceStatusView, now) : views.map((v) => toJson(v, now)), null, 2)}\n`
-          : `${views.map((v) => formatStatus(v, now).join('\n')).join('\n\n')}\n`;
-        if (opts.watch && process.stdout.isTTY) process.stdout.write('\x1b[H\x1b[2J');
-        process.stdout.write(text);
-        i++;
-        if (!opts.watch || i >= count) return;
-        await new Promise((r) => setTimeout(r, interval));
-      }
-    });
+    .action(
+      async (
+        opts: Target & { json?: boolean; watch?: boolean; interval: string; count?: string },
+      ) => {
+        const paths = targets(opts);
+        const interval = positiveInt(opts.interval, '--interval');
+        const count =
+          opts.count === undefined ? Number.POSITIVE_INFINITY : positiveInt(opts.count, '--count');
+        for (let i = 0; ; ) {
+          const views = paths.map(readDeviceStatus);
+          const now = Date.now();
+          const text = opts.json
+            ? `${JSON.stringify(views.length === 1 ? toJson(views[0] as DeviceStatusView, now) : views.map((v) => toJson(v, now)), null, 2)}\n`
+            : `${views.map((v) => formatStatus(v, now).join('\n')).join('\n\n')}\n`;
+          if (opts.watch && process.stdout.isTTY) process.stdout.write('\x1b[H\x1b[2J');
+          process.stdout.write(text);
+          i++;
+          if (!opts.watch || i >= count) return;
+          await new Promise((r) => setTimeout(r, interval));
+        }
+      },
+    );
 
   withTarget(
-    program.command('iomem').description('the memory map as /proc/iomem prints it: ranges, and what uses them nested inside'),
+    program
+      .command('metrics')
+      .description(
+        "the running generation's Prometheus metrics, read from its status area (for node_exporter's textfile collector)",
+      ),
+  ).action((opts: Target) => {
+    const [path] = targets(opts);
+    const v = readDeviceStatus(path as string);
+    if (!v.status) {
+      process.stderr.write(`livekexec: ${v.path}: ${v.statusError}\n`);
+      throw new ExitCode(1);
+    }
+    process.stdout.write(formatPrometheus(metricFamilies(v.status)));
+  });
+
+  withTarget(
+    program
+      .command('iomem')
+      .description(
+        'the memory map as /proc/iomem prints it: ranges, and what uses them nested inside',
+      ),
   ).action((opts: Target) => {
     const out = targets(opts).map((p) => formatIomem(readDeviceStatus(p)).join('\n'));
     process.stdout.write(`${out.join('\n\n')}\n`);
@@ -76,7 +102,9 @@ export function registerStatusCommands(program: Command): void {
   withTarget(
     program
       .command('map')
-      .description("draw the device's physical memory, one strip per node, with a legend (HTML page or SVG)"),
+      .description(
+        "draw the device's physical memory, one strip per node, with a legend (HTML page or SVG)",
+      ),
   )
     .option('--html <file>', 'write an HTML page')
     .option('--svg <file>', 'write an SVG picture')
@@ -91,7 +119,9 @@ export function registerStatusCommands(program: Command): void {
         title: `livekexec memory map: ${v.path}`,
         subtitle:
           `${describeSize(v.header.size)}, generation ${v.header.generation}, ` +
-          (v.live ? `live (PID ${v.status?.ownerPid}), as published` : 'at rest, from the device map') +
+          (v.live
+            ? `live (PID ${v.status?.ownerPid}), as published`
+            : 'at rest, from the device map') +
           ` at ${new Date(v.live && v.status ? v.status.publishedAtMs : Date.now()).toISOString()}`,
       };
       if (opts.html !== undefined) writeFileSync(opts.html, renderHtml(v.layout, info));

@@ -28,6 +28,12 @@ import { type PmpoolEarly, pmpoolEarly } from '../pmpool/pool-early.js';
 import { type Pmpool, Pmpools } from '../pmpool/pools.js';
 import type { PmpoolsStatus } from '../pmpool/status.js';
 import { MAX_LAYOUT_RUNS } from '../status/abi.js';
+import {
+  formatPrometheus,
+  metricFamilies,
+  type PromClientMetric,
+  promClientMetrics,
+} from '../status/metrics.js';
 import type {
   HandoverHistory,
   MemoryLayout,
@@ -464,6 +470,29 @@ export class Kernel {
   publishStatus(): boolean {
     if (!this.alive) return false;
     return this.#status.publish((maxRuns) => buildStatus(this.#statusSources(), maxRuns));
+  }
+
+  /**
+   * Prometheus metrics in the text exposition format (version 0.0.4):
+   * handover downtime histogram, preserved bytes by subsystem, pages by
+   * state, free blocks by order, handovers, failures and fallbacks (counted
+   * over the life of the device), pools, LUO descriptors.
+   */
+  metrics(): string {
+    return formatPrometheus(metricFamilies(this.#fullStatus()));
+  }
+
+  /**
+   * The same metrics as objects a prom-client Registry takes with
+   * `registry.registerMetric(m)`; each reads this generation's figures
+   * when scraped.
+   */
+  metricCollectors(): PromClientMetric[] {
+    return promClientMetrics(() => this.#fullStatus());
+  }
+
+  #fullStatus(): PublishedStatus {
+    return buildStatus(this.#statusSources(), Number.POSITIVE_INFINITY);
   }
 
   /** What this generation would publish now. */
