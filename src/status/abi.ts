@@ -54,7 +54,8 @@
  *   /luo       [opened]; /luo/session@N  name str, direction str,
  *              tokens u64[], kinds str[], descriptions str[]
  *   /kexec     segment u64[2], preload (empty when true), cmdline str
- *   /layout    nodes u64[2n]; kinds str[]; runs u64[3n] (base, size, kind index)
+ *   /layout    nodes u64[2n]; kinds str[]; owners str[];
+ *              runs u64[4n] (base, size, kind index, owner index + 1 or 0)
  */
 
 /** "LKST" in byte order. */
@@ -131,6 +132,7 @@ export const PROP = {
   preload: 'preload',
   cmdline: 'cmdline',
   runs: 'runs',
+  owners: 'owners',
 } as const;
 
 export const NODE = {

@@ -154,9 +154,18 @@ export function encodeStatusPayload(s: PublishedStatus): Uint8Array {
     node(NODE.layout, () => {
       w.property(PROP.nodes, ranges(s.layout.nodes));
       w.propertyStringList(PROP.kinds, RUN_KINDS);
+      const owners = [...new Set(s.layout.runs.flatMap((r) => (r.owner === undefined ? [] : [r.owner])))];
+      w.propertyStringList(PROP.owners, owners);
       w.property(
         PROP.runs,
-        u64s(s.layout.runs.flatMap((r) => [r.base, r.size, RUN_KINDS.indexOf(r.kind)])),
+        u64s(
+          s.layout.runs.flatMap((r) => [
+            r.base,
+            r.size,
+            RUN_KINDS.indexOf(r.kind),
+            r.owner === undefined ? 0 : owners.indexOf(r.owner) + 1,
+          ]),
+        ),
       );
     });
   });
@@ -215,7 +224,7 @@ class Reader {
   u64s(off: number, name: string): number[] {
     const v = this.fdt.getProp(off, name);
     if (v.length % 8 !== 0) throw bad(`${name} is ${v.length} bytes, not u64 cells`);
-    if (v.length / 8 > MAX_LIST * 3) throw bad(`${name} has ${v.length / 8} cells`);
+    if (v.length / 8 > MAX_LIST * 4) throw bad(`${name} has ${v.length / 8} cells`);
     const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
     const out: number[] = [];
     for (let i = 0; i < v.length; i += 8) {
@@ -280,6 +289,11 @@ class Reader {
   }
 }
 
+/** `{ key: value }`, or nothing when the value is absent (so absent stays absent, not undefined). */
+function optional<K extends string, V>(key: K, value: V | undefined): { [k in K]?: V } {
+  return value === undefined ? {} : ({ [key]: value } as { [k in K]?: V });
+}
+
 function bad(why: string): StatusError {
   return new StatusError('EINVAL', `status tree: ${why}`);
 }
@@ -305,7 +319,7 @@ function readTree(r: Reader): PublishedStatus {
     publishedAtMs: r.u64(0, PROP.publishedAtMs),
     publishIntervalMs: r.u32(0, PROP.publishIntervalMs),
     deviceSize,
-    coldReason: r.optStr(0, PROP.coldReason),
+    ...optional('coldReason', r.optStr(0, PROP.coldReason)),
     truncated: r.flag(0, PROP.truncated),
     handover: readHandover(r, r.node(0, NODE.handover)),
     pages: readPages(r, r.node(0, NODE.pages)),
@@ -378,8 +392,8 @@ function readHandover(r: Reader, o: number): HandoverHistory {
       way: r.str(o, PROP.lastWay),
       fromGeneration: r.u64(o, PROP.lastFrom),
       toGeneration: r.u64(o, PROP.lastTo),
-      downtimeUs: r.optU64(o, PROP.lastDowntimeUs),
-      reason: r.optStr(o, PROP.lastReason),
+      ...optional('downtimeUs', r.optU64(o, PROP.lastDowntimeUs)),
+      ...optional('reason', r.optStr(o, PROP.lastReason)),
     };
   }
   return {
@@ -428,22 +442,28 @@ function readLuo(r: Reader): PublishedStatus['luo'] {
 /** The runs must be sorted, disjoint, inside the device and of known kinds. */
 function readLayout(r: Reader, o: number, deviceSize: number): PublishedStatus['layout'] {
   const kinds = r.strs(o, PROP.kinds);
+  const owners = r.strs(o, PROP.owners);
   const cells = r.u64s(o, PROP.runs);
-  if (cells.length % 3 !== 0) throw bad('layout runs are not (base, size, kind) triples');
+  if (cells.length % 4 !== 0) throw bad('layout runs are not (base, size, kind, owner) cells');
   const runs: MemoryRun[] = [];
   let end = 0;
-  for (let i = 0; i < cells.length; i += 3) {
+  for (let i = 0; i < cells.length; i += 4) {
     const base = cells[i] as number;
     const size = cells[i + 1] as number;
     const name = kinds[cells[i + 2] as number];
+    const ownerIndex = cells[i + 3] as number;
     if (name === undefined || !RUN_KINDS.includes(name as RunKind))
-      throw bad(`layout run ${i / 3} has an unknown kind`);
+      throw bad(`layout run ${i / 4} has an unknown kind`);
+    if (ownerIndex > owners.length) throw bad(`layout run ${i / 4} names owner ${ownerIndex} of ${owners.length}`);
     if (size === 0 || base < end || base + size > deviceSize)
       throw bad(
-        `layout run ${i / 3} [0x${base.toString(16)}, +0x${size.toString(16)}) is out of order or outside the device`,
+        `layout run ${i / 4} [0x${base.toString(16)}, +0x${size.toString(16)}) is out of order or outside the device`,
       );
     end = base + size;
-    runs.push({ base, size, kind: name as RunKind });
+    const owner = ownerIndex === 0 ? undefined : owners[ownerIndex - 1];
+    runs.push(
+      owner === undefined ? { base, size, kind: name as RunKind } : { base, size, kind: name as RunKind, owner },
+    );
   }
   const nodes = r.ranges(o, PROP.nodes);
   for (const n of nodes) {
