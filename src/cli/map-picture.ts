@@ -1,9 +1,10 @@
 /**
  * `livekexec map`: the device's physical memory as a picture, one strip per
- * node. Each strip is cut into a fixed number of columns; a column shows
- * what fills it (stacked by share when it holds several kinds) and equal
- * neighbours merge, so the picture has at most COLUMNS x kinds elements
- * per node whatever the device's size: as readable at 64 GiB as at 64 MiB.
+ * node. A run at least a column (1/COLUMNS of the node) wide is drawn at its
+ * exact bounds; narrower runs are gathered a column at a time and drawn
+ * stacked by their shares, so the picture has at most 2 x COLUMNS x kinds
+ * elements per node whatever the device's size: as readable at 64 GiB as
+ * at 64 MiB.
  */
 import { describeSize } from '../memory/heap.js';
 import type { MemoryLayout, MemoryRun, RunKind, StatusRange } from '../status/model.js';
@@ -35,63 +36,65 @@ export const KIND_COLOR: Record<RunKind, string> = {
   crashkernel: '#212121',
 };
 
-/** A merged run of columns: its range and the bytes of each kind in it. */
+/** A piece of a strip: one run at least a column wide, or the runs of a column's width merged. */
 export interface Segment {
   readonly base: number;
   readonly size: number;
+  /** Kinds in it, with their share of its bytes. */
   readonly shares: readonly [RunKind, number][];
   readonly owners: readonly string[];
-  readonly firstColumn: number;
-  readonly columns: number;
 }
 
-/** A node's segments: O(runs + COLUMNS). */
+/**
+ * A node's segments. A run at least a column wide keeps its exact bounds;
+ * narrower runs are gathered until they fill a column. So there are at most
+ * 2 x COLUMNS segments whatever the number of runs: O(runs in the node).
+ */
 export function nodeSegments(runs: readonly MemoryRun[], node: StatusRange): Segment[] {
   const out: Segment[] = [];
-  const colSize = node.size / COLUMNS;
-  let ri = lowerBound(runs, node.base);
-  let prevKey = '';
-  for (let c = 0; c < COLUMNS; c++) {
-    const a = node.base + Math.floor(c * colSize);
-    const b = c === COLUMNS - 1 ? node.base + node.size : node.base + Math.floor((c + 1) * colSize);
-    if (b <= a) continue;
-    const bytes = new Map<RunKind, number>();
-    const owners = new Set<string>();
-    let j = ri;
-    for (; j < runs.length && (runs[j] as MemoryRun).base < b; j++) {
-      const r = runs[j] as MemoryRun;
-      const s = Math.max(r.base, a);
-      const e = Math.min(r.base + r.size, b);
-      if (e <= s) continue;
-      bytes.set(r.kind, (bytes.get(r.kind) ?? 0) + (e - s));
-      if (r.owner !== undefined) owners.add(r.owner);
+  const column = node.size / COLUMNS;
+  const end = node.base + node.size;
+  let pending: {
+    base: number;
+    size: number;
+    bytes: Map<RunKind, number>;
+    owners: Set<string>;
+  } | null = null;
+  const flush = () => {
+    if (!pending) return;
+    const p = pending;
+    out.push({
+      base: p.base,
+      size: p.size,
+      shares: RUN_KINDS.filter((k) => p.bytes.has(k)).map(
+        (k) => [k, (p.bytes.get(k) as number) / p.size] as [RunKind, number],
+      ),
+      owners: [...p.owners],
+    });
+    pending = null;
+  };
+  for (let i = lowerBound(runs, node.base); i < runs.length; i++) {
+    const r = runs[i] as MemoryRun;
+    if (r.base >= end) break;
+    const a = Math.max(r.base, node.base);
+    const b = Math.min(r.base + r.size, end);
+    if (b - a >= column) {
+      flush();
+      out.push({
+        base: a,
+        size: b - a,
+        shares: [[r.kind, 1]],
+        owners: r.owner === undefined ? [] : [r.owner],
+      });
+      continue;
     }
-    while (ri < runs.length && (runs[ri] as MemoryRun).base + (runs[ri] as MemoryRun).size <= b)
-      ri++;
-    const total = b - a;
-    const shares = RUN_KINDS.filter((k) => bytes.has(k)).map(
-      (k) => [k, (bytes.get(k) as number) / total] as [RunKind, number],
-    );
-    // Columns merge when they hold the same kinds in nearly the same shares.
-    const key =
-      shares.map(([k, f]) => `${k}:${Math.round(f * 32)}`).join(',') + [...owners].join('|');
-    const last = out[out.length - 1];
-    if (last && key === prevKey && last.base + last.size === a) {
-      const merged = last.size + total;
-      out[out.length - 1] = {
-        ...last,
-        size: merged,
-        columns: last.columns + 1,
-        shares: last.shares.map(([k, f]) => [
-          k,
-          (f * last.size + (bytes.get(k) ?? 0)) / merged,
-        ]) as [RunKind, number][],
-      };
-    } else {
-      out.push({ base: a, size: total, shares, owners: [...owners], firstColumn: c, columns: 1 });
-    }
-    prevKey = key;
+    pending ??= { base: a, size: 0, bytes: new Map(), owners: new Set() };
+    pending.size += b - a;
+    pending.bytes.set(r.kind, (pending.bytes.get(r.kind) ?? 0) + (b - a));
+    if (r.owner !== undefined) pending.owners.add(r.owner);
+    if (pending.size >= column) flush();
   }
+  flush();
   return out;
 }
 
@@ -151,9 +154,10 @@ export function renderSvg(layout: MemoryLayout, info: PictureInfo): string {
       `<text x="10" y="${y + 16}" font-weight="bold">node ${n}</text>`,
       `<text x="10" y="${y + 32}" fill="#555">${esc(describeSize(node.size))}</text>`,
     );
+    const scale = (COLUMNS * COLUMN_PX) / node.size;
     for (const s of nodeSegments(layout.runs, node)) {
-      const x = LEFT + s.firstColumn * COLUMN_PX;
-      const w = s.columns * COLUMN_PX;
+      const x = (LEFT + (s.base - node.base) * scale).toFixed(2);
+      const w = (s.size * scale).toFixed(2);
       out.push(
         `<g class="seg" data-start="${s.base}" data-end="${s.base + s.size}" data-kinds="${s.shares.map(([k]) => k).join(' ')}"><title>${esc(segmentText(s))}</title>`,
       );

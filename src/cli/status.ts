@@ -3,6 +3,7 @@
  * holds, live or at rest, read in place without its lock (see status-read.ts).
  */
 import { writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { describeSize } from '../memory/heap.js';
 import { formatPrometheus, metricFamilies } from '../status/metrics.js';
@@ -116,7 +117,7 @@ export function registerStatusCommands(program: Command): void {
       const [path] = targets(opts);
       const v = readDeviceStatus(path as string);
       const info = {
-        title: `livekexec memory map: ${v.path}`,
+        title: `livekexec memory map: ${basename(v.path)}`,
         subtitle:
           `${describeSize(v.header.size)}, generation ${v.header.generation}, ` +
           (v.live

@@ -154,7 +154,9 @@ export function encodeStatusPayload(s: PublishedStatus): Uint8Array {
     node(NODE.layout, () => {
       w.property(PROP.nodes, ranges(s.layout.nodes));
       w.propertyStringList(PROP.kinds, RUN_KINDS);
-      const owners = [...new Set(s.layout.runs.flatMap((r) => (r.owner === undefined ? [] : [r.owner])))];
+      const owners = [
+        ...new Set(s.layout.runs.flatMap((r) => (r.owner === undefined ? [] : [r.owner]))),
+      ];
       w.propertyStringList(PROP.owners, owners);
       w.property(
         PROP.runs,
@@ -454,7 +456,8 @@ function readLayout(r: Reader, o: number, deviceSize: number): PublishedStatus['
     const ownerIndex = cells[i + 3] as number;
     if (name === undefined || !RUN_KINDS.includes(name as RunKind))
       throw bad(`layout run ${i / 4} has an unknown kind`);
-    if (ownerIndex > owners.length) throw bad(`layout run ${i / 4} names owner ${ownerIndex} of ${owners.length}`);
+    if (ownerIndex > owners.length)
+      throw bad(`layout run ${i / 4} names owner ${ownerIndex} of ${owners.length}`);
     if (size === 0 || base < end || base + size > deviceSize)
       throw bad(
         `layout run ${i / 4} [0x${base.toString(16)}, +0x${size.toString(16)}) is out of order or outside the device`,
@@ -462,7 +465,9 @@ function readLayout(r: Reader, o: number, deviceSize: number): PublishedStatus['
     end = base + size;
     const owner = ownerIndex === 0 ? undefined : owners[ownerIndex - 1];
     runs.push(
-      owner === undefined ? { base, size, kind: name as RunKind } : { base, size, kind: name as RunKind, owner },
+      owner === undefined
+        ? { base, size, kind: name as RunKind }
+        : { base, size, kind: name as RunKind, owner },
     );
   }
   const nodes = r.ranges(o, PROP.nodes);

@@ -38,6 +38,7 @@ async function serve(device: string, mode = ''): Promise<Served> {
   };
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the CLI's JSON, checked field by field below
 function statusJson(args: string[]): Record<string, any> {
   const r = runCli(['status', ...args, '--json']);
   assert.equal(r.status, 0, r.stderr);
