@@ -1,3 +1,5 @@
+import { LivekexecError } from '../base/errors.js';
+
 /**
  * Errors of the status area. The area is read from a device outside the
  * owning process, so everything in it is untrusted: a bad one is an error
@@ -11,14 +13,6 @@ export type StatusErrorCode =
   /** A layout or payload version this build does not read. */
   | 'EPROTONOSUPPORT';
 
-export class StatusError extends Error {
-  override readonly name = 'StatusError';
-
-  constructor(
-    readonly code: StatusErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`${code}: ${message}`, options);
-  }
+export class StatusError extends LivekexecError<StatusErrorCode> {
+  override name = 'StatusError';
 }
