@@ -107,7 +107,7 @@ export class Kernel {
   #reserveMem: ReserveMem;
   readonly #status: KernelStatusArea;
   #statusIntervalMs = 0;
-  #layoutCache: { key: string; layout: MemoryLayout } | null = null;
+  #layoutCache: { key: string; layout: MemoryLayout; at: number } | null = null;
   #header: DeviceHeader;
   #replacedBy: string | null = null;
   readonly #platform: KernelPlatform;
@@ -457,7 +457,7 @@ export class Kernel {
       statusArea: this.#status.area,
       kexecSegment: loaded ? loaded.segment : null,
     });
-    this.#layoutCache = { key, layout };
+    this.#layoutCache = { key, layout, at: Date.now() };
     return layout;
   }
 
@@ -465,11 +465,18 @@ export class Kernel {
    * Writes this generation's status into the device's status area, where
    * `livekexec status`, `iomem` and `map` read it without the lock. boot()
    * does it at boot, at each handover event and every second.
+   * @param options.layoutMaxAgeMs publish a memory layout up to this old
+   *   rather than compute it again (it costs O(page blocks); boot()'s
+   *   timer passes 10 s); default 0: the current one.
    * @returns false when the device has no status area or the write failed.
    */
-  publishStatus(): boolean {
+  publishStatus(options: { layoutMaxAgeMs?: number } = {}): boolean {
     if (!this.alive) return false;
-    return this.#status.publish((maxRuns) => buildStatus(this.#statusSources(), maxRuns));
+    const cached = this.#layoutCache;
+    const maxAge = options.layoutMaxAgeMs ?? 0;
+    const layout =
+      cached !== null && Date.now() - cached.at <= maxAge ? cached.layout : this.memoryLayout();
+    return this.#status.publish((maxRuns) => buildStatus(this.#statusSources(layout), maxRuns));
   }
 
   /**
@@ -500,7 +507,7 @@ export class Kernel {
     return buildStatus(this.#statusSources(), MAX_LAYOUT_RUNS);
   }
 
-  #statusSources(): StatusSources {
+  #statusSources(layout = this.memoryLayout()): StatusSources {
     const kho = this.kho;
     const loaded = this.kexec.loaded;
     const pk = this.pkram.status();
@@ -533,7 +540,7 @@ export class Kernel {
       kexec: loaded
         ? { segment: loaded.segment, preload: loaded.preload, cmdline: loaded.cmdline }
         : null,
-      layout: this.memoryLayout(),
+      layout,
     };
   }
 
