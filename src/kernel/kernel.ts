@@ -336,8 +336,8 @@ export class Kernel {
    * Allocates a folio of 2^order pages from the page allocator. A
    * `transient` folio, one that will never be preserved (a buffer, a cache),
    * comes from KHO scratch while scratch has room, as the kernel lets
-   * movable allocations use scratch after boot; KHO refuses to preserve
-   * such pages and PKRAM copies them out.
+   * movable allocations use scratch after boot; KHO and PKRAM refuse to
+   * preserve such pages (EINVAL).
    * @returns null when no block of that order is free.
    * @throws PageAllocError EINVAL (bad order); KexecError ESRCH once replaced.
    */

@@ -12,11 +12,11 @@
  * - kexec interplay: segmentsPlaced() makes PKRAM avoid the segments and the
  *   `pkram_ban=` ranges and moves saved nodes out of them. livekexec's kexec
  *   places segments in free pages (or in KHO scratch, which the allocator
- *   hands out only to transient allocations, and which PKRAM always avoids),
- *   so a saved folio cannot collide with a segment by construction; what
- *   does get moved is memory in a `pkram_ban=` range, for example nodes a
- *   predecessor saved there before the ban was given, and a transient folio
- *   saved from scratch is copied out at once.
+ *   hands out only to transient allocations, and which PKRAM refuses to
+ *   save, as KHO refuses to preserve it), so a saved folio cannot collide
+ *   with a segment by construction; what does get moved is memory in a
+ *   `pkram_ban=` range, for example nodes a predecessor saved there before
+ *   the ban was given.
  */
 
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
@@ -49,10 +49,7 @@ export interface KernelPkramDeps {
   device: MemoryDevice;
   pages: BuddyAllocator;
   kho: Kho;
-  /**
-   * KHO scratch, where transient allocations live: PKRAM keeps out of it
-   * always (a folio saved from there is copied out, as from any avoided range).
-   */
+  /** KHO scratch, where transient allocations live: PKRAM refuses folios from it. */
   scratch?: readonly PhysRange[];
   /** Null in a crash kernel (no early boot of its own): PKRAM is off. */
   early: PkramEarly | null;
@@ -142,7 +139,10 @@ export class KernelPkram implements HandoverSubsystem {
       }
     }
     this.#pkram = pkram ?? fresh();
-    this.#pkram.setAvoidRanges(this.#alwaysAvoided());
+    this.#pkram.setAvoidRanges(this.#bans);
+    this.#pkram.setTransientRanges(
+      (deps.scratch ?? []).map((s) => ({ phys: s.base, size: s.size })),
+    );
     // The predecessor's subtree page is KHO's to free; claim it so it is not carried on.
     if (kho.incoming?.subtreeNames().includes(PKRAM_KHO_SUBTREE)) {
       try {
@@ -279,7 +279,7 @@ export class KernelPkram implements HandoverSubsystem {
     if (!this.enabled) return;
     this.#pkram.setAvoidRanges([
       ...segments.map((s) => ({ phys: s.base, size: s.size })),
-      ...this.#alwaysAvoided(),
+      ...this.#bans,
     ]);
     this.#lastRelocation = this.#pkram.relocateCollisions();
     if (this.#lastRelocation.nodes > 0) {
@@ -311,12 +311,6 @@ export class KernelPkram implements HandoverSubsystem {
       type: E820.PRESERVED,
     }));
     return { setupData: [encodePkramSetup({ superPfn, marks })], marks: mapMarks };
-  }
-
-  /** `pkram_ban=` ranges and KHO scratch (transient allocations live there). */
-  #alwaysAvoided(): AvoidRange[] {
-    const scratch = (this.#deps.scratch ?? []).map((s) => ({ phys: s.base, size: s.size }));
-    return [...scratch, ...this.#bans];
   }
 
   /** PKRAM hands nothing over (and allocates nothing) until a node is saved or finalize is called. */

@@ -136,7 +136,9 @@ export class PkramObject {
    * not copied, unless it lies in an avoided range: then it is copied into
    * new base pages (order-0 entries with consecutive indexes, flagged relocated).
    * @throws PkramError EINVAL (not saving; a bad pfn, order or index; the folio is
-   *   already preserved), ENOMEM (nothing is recorded then), ENODEV.
+   *   already preserved, or transient: memory that is never preserved, such as
+   *   `kernel.allocPages(order, { transient: true })` gives), ENOMEM (nothing
+   *   is recorded then), ENODEV.
    */
   saveFolio(folio: Folio, index: number): void {
     this.#expect('saving', 'saveFolio');
@@ -157,6 +159,12 @@ export class PkramObject {
     }
     if (this.pkram._isPreserved(pfn, order)) {
       throw new PkramError('EINVAL', `folio pfn ${pfn} order ${order} is already preserved`);
+    }
+    if (this.pkram._isTransient(pfn, size)) {
+      throw new PkramError(
+        'EINVAL',
+        `folio pfn ${pfn} order ${order} is transient memory (KHO scratch), which is never preserved: allocate it without transient, or write its bytes`,
+      );
     }
     if (this.pkram._collides(pfn, size)) this._saveCopy(pfn, order, index);
     else this._append(pfn, order, 0, index);

@@ -90,7 +90,7 @@ export interface PkramNodeInfo {
   metadataPages: number;
 }
 
-/** A range PKRAM must not preserve pages in (kexec segments, `pkram_ban=`). */
+/** A range PKRAM must not preserve pages in (kexec segments, `pkram_ban=`), or refuses folios from. */
 export interface AvoidRange {
   phys: number;
   size: number;
@@ -133,6 +133,8 @@ export class Pkram {
   readonly #saving = new Map<string, PkramNode>();
   /** Avoided pfn ranges as flat [start, end) pairs, sorted. */
   #avoid: number[] = [];
+  /** Transient pfn ranges (never preserved), the same way. */
+  #transient: number[] = [];
   #superPfn = 0;
   #regionPfn = 0;
   #metaPreserved = false;
@@ -340,17 +342,19 @@ export class Pkram {
    */
   setAvoidRanges(ranges: readonly AvoidRange[]): void {
     this._check();
-    const pairs: [number, number][] = [];
-    for (const r of ranges) {
-      const { phys, size } = r ?? ({} as AvoidRange);
-      if (!Number.isSafeInteger(phys) || !Number.isSafeInteger(size) || phys < 0 || size < 0) {
-        throw new PkramError('EINVAL', `avoid range {${phys}, ${size}} is not a range`);
-      }
-      if (size === 0) continue;
-      pairs.push([Math.floor(phys / PAGE_SIZE), Math.ceil((phys + size) / PAGE_SIZE)]);
-    }
-    pairs.sort((a, b) => a[0] - b[0]);
-    this.#avoid = pairs.flat();
+    this.#avoid = pfnPairs(ranges);
+  }
+
+  /**
+   * Sets the ranges of memory that is never preserved (KHO scratch serving
+   * transient allocations, replacing earlier ones): saveFolio refuses a
+   * folio there, as KHO refuses to preserve one. Copying it out instead
+   * would cost O(data) and hide that the caller asked for the wrong memory.
+   * @throws PkramError ENODEV, EINVAL (a range that is not non-negative integers).
+   */
+  setTransientRanges(ranges: readonly AvoidRange[]): void {
+    this._check();
+    this.#transient = pfnPairs(ranges);
   }
 
   /**
@@ -448,12 +452,12 @@ export class Pkram {
 
   /** @internal Whether [pfn, pfn + n) touches an avoided range. */
   _collides(pfn: number, n: number): boolean {
-    const a = this.#avoid;
-    for (let i = 0; i < a.length; i += 2) {
-      if (a[i] >= pfn + n) break;
-      if (a[i + 1] > pfn) return true;
-    }
-    return false;
+    return pairsTouch(this.#avoid, pfn, n);
+  }
+
+  /** @internal Whether [pfn, pfn + n) touches memory that is never preserved. */
+  _isTransient(pfn: number, n: number): boolean {
+    return pairsTouch(this.#transient, pfn, n);
   }
 
   /** @internal */
@@ -690,4 +694,31 @@ function nodeInfo(s: NodeSummary): PkramNodeInfo {
     bytes: objects.reduce((n, o) => n + o.bytes, 0),
     metadataPages: s.metadataPages,
   };
+}
+
+/**
+ * Byte ranges as sorted flat [start, end) pfn pairs (partial pages count whole).
+ * @throws PkramError EINVAL (a range that is not non-negative integers).
+ */
+function pfnPairs(ranges: readonly AvoidRange[]): number[] {
+  const pairs: [number, number][] = [];
+  for (const r of ranges) {
+    const { phys, size } = r ?? ({} as AvoidRange);
+    if (!Number.isSafeInteger(phys) || !Number.isSafeInteger(size) || phys < 0 || size < 0) {
+      throw new PkramError('EINVAL', `range {${phys}, ${size}} is not a range`);
+    }
+    if (size === 0) continue;
+    pairs.push([Math.floor(phys / PAGE_SIZE), Math.ceil((phys + size) / PAGE_SIZE)]);
+  }
+  pairs.sort((a, b) => a[0] - b[0]);
+  return pairs.flat();
+}
+
+/** Whether [pfn, pfn + n) touches one of the sorted pairs. */
+function pairsTouch(pairs: readonly number[], pfn: number, n: number): boolean {
+  for (let i = 0; i < pairs.length; i += 2) {
+    if ((pairs[i] as number) >= pfn + n) break;
+    if ((pairs[i + 1] as number) > pfn) return true;
+  }
+  return false;
 }
