@@ -12,6 +12,7 @@ import type { PhysRange } from '../kexec/placement.js';
 import { type KhoEarly, khoEarlyInit, khoScratchInit } from '../kho/early.js';
 import { Kho } from '../kho/kho.js';
 import { ReserveMem, reserveMemEarly } from '../kho/reserve-mem.js';
+import type { FileHandler } from '../luo/handlers.js';
 import { KernelLiveUpdate } from '../luo/kernel-luo.js';
 import type { LiveUpdate } from '../luo/liveupdate.js';
 import { DEVICE_MAP_MAX } from '../memory/abi.js';
@@ -310,6 +311,21 @@ export class Kernel {
   get liveupdate(): LiveUpdate {
     this.assertAlive();
     return this.#luo.get();
+  }
+
+  /**
+   * liveupdate_register_file_handler(): a file handler of the program's own
+   * (a kind of descriptor the default ones do not know, or a canFinish step
+   * that holds a session's finish), asked before the default handlers for
+   * the files this generation preserves, and given the predecessor's files
+   * of its compatible. Register it before the first use of
+   * `kernel.liveupdate`, in every generation that hands such files on.
+   * @throws LuoError EBUSY after that first use; EEXIST a handler has that
+   *   compatible; EINVAL not a handler; ENODEV in a crash kernel.
+   */
+  registerLiveUpdateHandler(handler: FileHandler): void {
+    this.assertAlive();
+    this.#luo.registerHandler(handler);
   }
 
   /** Descriptor numbers preserved for the next exec (the process platform keeps them open). */
