@@ -33,12 +33,6 @@ import { MappedDevice } from './memory/mapped.js';
 const DEFAULT_SIZE = 64 * 1024 * 1024;
 /** How often a process republishes its status by default (ms). */
 const STATUS_INTERVAL_MS = 1000;
-/**
- * How stale the memory layout in a periodic republish may be (ms): the
- * layout costs O(page blocks) (15-30 ms for a fragmented 1-4 GiB device on
- * a shared VM), the rest of the status well under a millisecond.
- */
-const LAYOUT_MAX_AGE_MS = 10_000;
 /** The emulated machine handovers are rehearsed on. */
 const REHEARSAL_SIZE = 32 * 1024 * 1024;
 
@@ -170,14 +164,11 @@ function statusInterval(ms: number | undefined): number {
   return ms;
 }
 
-/**
- * Rewrites the status every `ms` until the generation is replaced (the
- * layout in it at most LAYOUT_MAX_AGE_MS old); never keeps the process alive.
- */
+/** Rewrites the status every `ms` until the generation is replaced; never keeps the process alive. */
 function republish(kernel: Kernel, ms: number): void {
   const timer = setInterval(() => {
     if (!kernel.alive) clearInterval(timer);
-    else kernel.publishStatus({ layoutMaxAgeMs: LAYOUT_MAX_AGE_MS });
+    else kernel.publishStatus();
   }, ms);
   timer.unref();
 }

@@ -109,7 +109,6 @@ export class Kernel {
   #reserveMem: ReserveMem;
   readonly #status: KernelStatusArea;
   #statusIntervalMs = 0;
-  #layoutCache: { key: string; layout: MemoryLayout; at: number } | null = null;
   #header: DeviceHeader;
   #replacedBy: string | null = null;
   readonly #platform: KernelPlatform;
@@ -461,47 +460,40 @@ export class Kernel {
   /**
    * The device's memory by use (free, allocated, preserved per subsystem,
    * pools, scratch, reserved, the boot block, ...): sorted runs covering the
-   * device. Work is O(page blocks + reserved pages / 4 + preserved blocks),
-   * never an object per page; cached until a page changes state.
+   * device. Page states and PKRAM's pages come from the page allocator's
+   * census, exact in number per cell of 2^`pages.census.shift` pages (one
+   * page on devices of up to CENSUS_CELLS pages); what owns memory in a few
+   * extents is painted over them at its exact bounds. O(census cells + subsystem extents), whatever
+   * the device's size and fragmentation: a process republishes it every second.
    */
   memoryLayout(): MemoryLayout {
     const loaded = this.kexec.loaded;
-    const unclaimed = this.kho.incoming?.unclaimed().blocks ?? 0;
-    const key = `${this.pages.changes}/${loaded?.segment.base ?? -1}/${this.pkram.preservedPages}/${unclaimed}`;
-    if (this.#layoutCache?.key === key) return this.#layoutCache.layout;
-    const layout = kernelLayout({
+    const census = this.pages.census;
+    return kernelLayout({
       size: this.device.size,
       nodes: this.nodes,
-      pages: this.pages,
+      census,
+      pkramCells: this.pkram.pagesPerCell(census.shift),
+      incomingCells: this.kho.incoming?.unclaimedPerCell(census.shift) ?? new Map(),
       memoryMap: this.memoryMap,
       scratch: this.kho.scratch,
       pools: this.pmpools.status().pools.map((p) => ({ name: p.name, base: p.base, size: p.size })),
       reserveMem: this.#reserveMem.list(),
-      pkramExtents: this.pkram.preservedExtents(),
-      incoming: this.kho.incoming?.unclaimedRanges() ?? [],
       crashArea: this.crashArea,
       statusArea: this.#status.area,
       kexecSegment: loaded ? loaded.segment : null,
     });
-    this.#layoutCache = { key, layout, at: Date.now() };
-    return layout;
   }
 
   /**
    * Writes this generation's status into the device's status area, where
    * `livekexec status`, `iomem` and `map` read it without the lock. boot()
    * does it at boot, at each handover event and every second.
-   * @param options.layoutMaxAgeMs publish a memory layout up to this old
-   *   rather than compute it again (it costs O(page blocks); boot()'s
-   *   timer passes 10 s); default 0: the current one.
    * @returns false when the device has no status area or the write failed.
    */
-  publishStatus(options: { layoutMaxAgeMs?: number } = {}): boolean {
+  publishStatus(): boolean {
     if (!this.alive) return false;
-    const cached = this.#layoutCache;
-    const maxAge = options.layoutMaxAgeMs ?? 0;
-    const layout =
-      cached !== null && Date.now() - cached.at <= maxAge ? cached.layout : this.memoryLayout();
+    const layout = this.memoryLayout();
     return this.#status.publish((maxRuns) => buildStatus(this.#statusSources(layout), maxRuns));
   }
 

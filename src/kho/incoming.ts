@@ -6,6 +6,7 @@ import type { BuddyAllocator } from '../mm/buddy.js';
 import { MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
 import { pageBytes } from '../mm/page-array.js';
+import { addToCells } from '../mm/page-census.js';
 import {
   type BlobDescriptor,
   isBlobDescriptor,
@@ -32,6 +33,8 @@ export class KhoIncomingState {
   readonly #subtrees: Map<string, number>;
   #unclaimedBlocks: number;
   #unclaimedPages = 0;
+  /** Unclaimed pages per census cell of 2^shift pages, kept by #claim once asked for. */
+  #cells: { shift: number; pages: Map<number, number> } | null = null;
 
   constructor(device: MemoryDevice, pages: BuddyAllocator, incoming: KhoIncoming) {
     this.#device = device;
@@ -322,13 +325,6 @@ export class KhoIncomingState {
     return { blocks, subtrees };
   }
 
-  /** What no one has restored yet, as page ranges (unsorted, one per block): O(incoming blocks). */
-  unclaimedRanges(): { pfn: number; count: number }[] {
-    const out: { pfn: number; count: number }[] = [];
-    this.#forEachUnclaimed((pfn, order) => out.push({ pfn, count: 2 ** order }));
-    return out;
-  }
-
   #forEachUnclaimed(fn: (pfn: number, order: number) => void): void {
     const { blockPfn } = this.#in;
     for (let i = 0; i < blockPfn.length; i++) {
@@ -338,7 +334,22 @@ export class KhoIncomingState {
     }
   }
 
+  /**
+   * Unclaimed pages per cell of 2^shift pages (cell index -> pages), for
+   * memory layouts: O(incoming blocks) the first time, then kept up to date
+   * by every claim, O(1) each.
+   */
+  unclaimedPerCell(shift: number): ReadonlyMap<number, number> {
+    if (this.#cells?.shift !== shift) {
+      const pages = new Map<number, number>();
+      this.#forEachUnclaimed((pfn, order) => addToCells(pages, pfn, 2 ** order, shift));
+      this.#cells = { shift, pages };
+    }
+    return this.#cells.pages;
+  }
+
   #claim(pfn: number, order: number): void {
+    if (this.#cells) addToCells(this.#cells.pages, pfn, 2 ** order, this.#cells.shift, -1);
     this.#marker[pfn] = 0;
     this.#unclaimedBlocks--;
     this.#unclaimedPages -= 2 ** order;

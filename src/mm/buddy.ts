@@ -11,6 +11,14 @@
  */
 import { PageAllocError } from './errors.js';
 import { pageBytes, pageInts } from './page-array.js';
+import {
+  CENSUS_ALLOCATED,
+  CENSUS_FREE,
+  CENSUS_PRESERVED,
+  CENSUS_RESERVED,
+  type CensusView,
+  PageCensus,
+} from './page-census.js';
 
 /** Largest block order, as the kernel's MAX_PAGE_ORDER (a 4 MiB block of 4 KiB pages). */
 export const MAX_PAGE_ORDER = 10;
@@ -53,11 +61,11 @@ export interface BuddyStats {
   freeByOrder: number[];
 }
 
-// Raw page states in the memmap. RESERVED is 0 so a fresh memmap is all reserved.
-const PG_RESERVED = 0;
-const PG_FREE = 1;
-const PG_ALLOCATED = 2;
-const PG_PRESERVED = 3;
+// Raw page states in the memmap (the census counts them by the same values). RESERVED is 0 so a fresh memmap is all reserved.
+const PG_RESERVED = CENSUS_RESERVED;
+const PG_FREE = CENSUS_FREE;
+const PG_ALLOCATED = CENSUS_ALLOCATED;
+const PG_PRESERVED = CENSUS_PRESERVED;
 /** Any page of a block other than its head; the head holds the block's state and order. */
 const PG_TAIL = 4;
 
@@ -79,8 +87,8 @@ export class BuddyAllocator {
   private readonly nrFreeBlocks = new Float64Array(NR_PAGE_ORDERS);
 
   private nrFree = 0;
-  /** Bumped by every change of a page's state: a cheap "has the layout changed" for status. */
-  private changeCount = 0;
+  /** Pages by state per cell, for memory layouts. */
+  private readonly pageCensus: PageCensus;
   private nrAllocated = 0;
   private nrPreserved = 0;
   private nrReserved: number;
@@ -104,6 +112,7 @@ export class BuddyAllocator {
     this.next = pageInts(npages, shared);
     this.prev = pageInts(npages, shared);
     this.nrReserved = npages;
+    this.pageCensus = new PageCensus(npages);
   }
 
   /**
@@ -141,6 +150,7 @@ export class BuddyAllocator {
       buddy.carveFree(base, end);
       buddy.nrReserved -= end - base;
       buddy.nrFree += end - base;
+      buddy.pageCensus.move(base, end - base, PG_RESERVED, PG_FREE);
     }
     return buddy;
   }
@@ -162,7 +172,7 @@ export class BuddyAllocator {
       const n = 2 ** order;
       this.nrFree -= n;
       this.nrAllocated += n;
-      this.changeCount++;
+      this.pageCensus.move(pfn, n, PG_FREE, PG_ALLOCATED);
       return pfn;
     }
     return null;
@@ -192,7 +202,7 @@ export class BuddyAllocator {
     const n = 2 ** order;
     this.nrFree -= n;
     this.nrAllocated += n;
-    this.changeCount++;
+    this.pageCensus.move(pfn, n, PG_FREE, PG_ALLOCATED);
   }
 
   /**
@@ -217,7 +227,7 @@ export class BuddyAllocator {
     const n = 2 ** order;
     this.nrAllocated -= n;
     this.nrFree += n;
-    this.changeCount++;
+    this.pageCensus.move(pfn, n, PG_ALLOCATED, PG_FREE);
     this.mergeFree(pfn, order);
   }
 
@@ -231,7 +241,7 @@ export class BuddyAllocator {
   markPreserved(pfn: number, order: number): void {
     this.checkBlock(pfn, order);
     const n = 2 ** order;
-    const st = this.state[pfn];
+    const st = this.state[pfn] as number;
     if (st === PG_ALLOCATED) {
       this.checkHeadOrder(pfn, order);
       this.state[pfn] = PG_PRESERVED;
@@ -256,7 +266,7 @@ export class BuddyAllocator {
       throw new PageAllocError('ENOENT', `pfn ${pfn} is free, cannot preserve it`, pfn);
     }
     this.nrPreserved += n;
-    this.changeCount++;
+    this.pageCensus.move(pfn, n, st, PG_PRESERVED);
   }
 
   /**
@@ -274,7 +284,7 @@ export class BuddyAllocator {
     this.state[pfn] = PG_ALLOCATED;
     this.nrPreserved -= n;
     this.nrAllocated += n;
-    this.changeCount++;
+    this.pageCensus.move(pfn, n, PG_PRESERVED, PG_ALLOCATED);
   }
 
   /**
@@ -315,7 +325,7 @@ export class BuddyAllocator {
     this.state.fill(PG_RESERVED, pfn, end);
     this.nrFree -= count;
     this.nrReserved += count;
-    this.changeCount++;
+    this.pageCensus.move(pfn, count, PG_FREE, PG_RESERVED);
   }
 
   /**
@@ -343,7 +353,7 @@ export class BuddyAllocator {
     }
     this.nrReserved -= count;
     this.nrFree += count;
-    this.changeCount++;
+    this.pageCensus.move(pfn, count, PG_RESERVED, PG_FREE);
   }
 
   /**
@@ -412,56 +422,9 @@ export class BuddyAllocator {
     };
   }
 
-  /** A number that changes whenever any page changes state. */
-  get changes(): number {
-    return this.changeCount;
-  }
-
-  /**
-   * Every page as coalesced runs of one state, ascending. Blocks are
-   * stepped over by their order; only reserved pages (which belong to no
-   * block) are scanned, four at a time where they are aligned. Do not
-   * change the allocator while iterating.
-   */
-  *stateRuns(): Generator<PageRange & { state: PageState }> {
-    const n = this.npages;
-    const st = this.state;
-    const words =
-      st.byteOffset % 4 === 0 ? new Uint32Array(st.buffer, st.byteOffset, n >>> 2) : null;
-    let runBase = 0;
-    let runState = -1;
-    let p = 0;
-    while (p < n) {
-      let raw = st[p] as number;
-      let len: number;
-      if (raw === PG_RESERVED) {
-        let q = p + 1;
-        while (q < n && q % 4 !== 0 && st[q] === PG_RESERVED) q++;
-        if (words && q % 4 === 0) {
-          let w = q >>> 2;
-          while (w < words.length && words[w] === 0) w++;
-          q = w << 2;
-        }
-        while (q < n && st[q] === PG_RESERVED) q++;
-        len = q - p;
-      } else if (raw === PG_TAIL) {
-        // Only reached after a reserved run ended inside a block: step to its end.
-        const head = this.compoundHead(p);
-        raw = st[head] as number;
-        len = head + 2 ** (this.order[head] as number) - p;
-      } else {
-        len = 2 ** (this.order[p] as number);
-      }
-      if (raw !== runState) {
-        if (runState >= 0)
-          yield { base: runBase, count: p - runBase, state: STATE_NAMES[runState] as PageState };
-        runBase = p;
-        runState = raw;
-      }
-      p += len;
-    }
-    if (runState >= 0 && n > runBase)
-      yield { base: runBase, count: n - runBase, state: STATE_NAMES[runState] as PageState };
+  /** Pages by state per cell, kept as pages change state: what memory layouts are drawn from. */
+  get census(): CensusView {
+    return this.pageCensus;
   }
 
   /** The free blocks, in free-list order; do not change the allocator while iterating. */

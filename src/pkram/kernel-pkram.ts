@@ -28,6 +28,7 @@ import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.j
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { type BuddyAllocator, MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
+import { addToCells } from '../mm/page-census.js';
 import {
   PKRAM_KHO_COMPATIBLE,
   PKRAM_KHO_PROP_SUPER,
@@ -95,6 +96,8 @@ export class KernelPkram implements HandoverSubsystem {
   /** The super block the KHO subtree points at, once added. */
   #khoSuper = 0;
   #lastRelocation: RelocateResult | null = null;
+  /** pagesPerCell() as of the table it was derived from. */
+  #cells: { key: string; cells: Map<number, number> } | null = null;
 
   constructor(deps: KernelPkramDeps) {
     this.#deps = deps;
@@ -186,13 +189,21 @@ export class KernelPkram implements HandoverSubsystem {
 
   /**
    * The pages PKRAM keeps (saved folios, node and link pages, the table's
-   * own pages) as coalesced extents, for status pictures: one walk of the
-   * table, O(its blocks).
+   * own pages) per cell of 2^shift pages (cell index -> pages), for memory
+   * layouts: one walk of the table each time it has changed, O(its blocks);
+   * O(1) otherwise.
    */
-  preservedExtents(): { phys: number; size: number }[] {
+  pagesPerCell(shift: number): ReadonlyMap<number, number> {
     const root = this.enabled ? this.#pkram.tableRoot : 0;
-    if (root === 0) return [];
-    return coalescedExtents(this.#deps.device, root, Number.MAX_SAFE_INTEGER);
+    if (root === 0) return new Map();
+    const key = `${root}/${this.#pkram.tableChanges}/${shift}`;
+    if (this.#cells?.key !== key) {
+      const cells = new Map<number, number>();
+      for (const e of coalescedExtents(this.#deps.device, root, Number.MAX_SAFE_INTEGER))
+        addToCells(cells, e.phys / PAGE_SIZE, e.size / PAGE_SIZE, shift);
+      this.#cells = { key, cells };
+    }
+    return this.#cells.cells;
   }
 
   /**
@@ -265,7 +276,7 @@ export class KernelPkram implements HandoverSubsystem {
       attached: this.#attached,
       refused: this.#refused,
       superPfn: this.#pkram.superPfn,
-      nodes: this.enabled ? this.#pkram.list().map((n) => n.name) : [],
+      nodes: this.enabled ? this.#pkram.names() : [],
       preservedPages: this.enabled ? this.#pkram.preservedPages : 0,
       bans: [...this.#bans],
       lastRelocation: this.#lastRelocation,

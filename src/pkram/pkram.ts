@@ -237,6 +237,11 @@ export class Pkram {
     return this.#tree.rootPhys;
   }
 
+  /** Changes whenever the preserved-page table does (with tableRoot: a key for what is derived from it). */
+  get tableChanges(): number {
+    return this.#tree.changes;
+  }
+
   /** Pages the preserved-page table itself uses. */
   get tablePages(): number {
     return this.#tree.metadataPageCount;
@@ -281,6 +286,12 @@ export class Pkram {
    */
   remove(name: string): void {
     this.prepareLoad(name).finishLoad();
+  }
+
+  /** The saved nodes' names, in node-list order, without walking them. @throws PkramError ENODEV. */
+  names(): string[] {
+    this._check();
+    return this.#nodes.map((r) => r.name);
   }
 
   /** The saved nodes, in node-list order. @throws PkramError ENODEV. */

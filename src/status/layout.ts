@@ -5,71 +5,64 @@
 import { PAGE_SIZE } from '../memory/device.js';
 import type { MemoryLayout, MemoryRun, RunKind } from './model.js';
 
-/** A range painted over a layout: later paints win; `over` limits which kinds it may cover. */
+/** A range painted over a layout: later paints win. */
 export interface Paint {
   readonly base: number;
   readonly size: number;
   readonly kind: RunKind;
   readonly owner?: string;
-  readonly over?: readonly RunKind[];
 }
 
 /**
- * `runs` (sorted, disjoint) with `paints` applied in order. One sweep over
- * the boundaries: O((runs + paints) log (runs + paints)); the set of paints
- * covering a point is small (paints of one kind do not overlap).
+ * `runs` (sorted, disjoint) with `paints` applied in order. One pass over
+ * the runs, cut where a paint begins or ends: O(runs + paints x the paints
+ * covering a point), and the set of paints covering a point is small (paints
+ * of one kind do not overlap).
  */
 export function paintRuns(runs: readonly MemoryRun[], paints: readonly Paint[]): MemoryRun[] {
-  const points = new Set<number>();
-  for (const r of runs) {
-    points.add(r.base);
-    points.add(r.base + r.size);
-  }
   const byStart = paints
     .map((p, order) => ({ ...p, order }))
     .filter((p) => p.size > 0)
     .sort((a, b) => a.base - b.base);
-  for (const p of byStart) {
-    points.add(p.base);
-    points.add(p.base + p.size);
-  }
-  const sorted = [...points].sort((a, b) => a - b);
-  const out: MemoryRun[] = [];
+  const cuts = [...new Set(byStart.flatMap((p) => [p.base, p.base + p.size]))].sort(
+    (a, b) => a - b,
+  );
+  const out: { base: number; size: number; kind: RunKind; owner?: string }[] = [];
   const active: (typeof byStart)[number][] = [];
-  let ri = 0;
+  let ci = 0;
   let pi = 0;
-  for (let i = 0; i + 1 < sorted.length; i++) {
-    const a = sorted[i] as number;
-    const b = sorted[i + 1] as number;
-    while (ri < runs.length && (runs[ri] as MemoryRun).base + (runs[ri] as MemoryRun).size <= a)
-      ri++;
-    const run = runs[ri];
-    if (run === undefined || run.base > a) continue;
-    while (pi < byStart.length && (byStart[pi] as Paint).base <= a)
-      active.push(byStart[pi++] as (typeof byStart)[number]);
-    for (let j = active.length - 1; j >= 0; j--) {
-      const p = active[j] as Paint;
-      if (p.base + p.size <= a) active.splice(j, 1);
-    }
-    let kind = run.kind;
-    let owner = run.owner;
-    let top = -1;
-    for (const p of active) {
-      if (p.order > top && (!p.over || p.over.includes(run.kind))) {
-        top = p.order;
-        kind = p.kind;
-        owner = p.owner;
+  for (const run of runs) {
+    const end = run.base + run.size;
+    for (let a = run.base; a < end; ) {
+      while (ci < cuts.length && (cuts[ci] as number) <= a) ci++;
+      const b = Math.min(end, cuts[ci] ?? end);
+      while (pi < byStart.length && (byStart[pi] as Paint).base <= a)
+        active.push(byStart[pi++] as (typeof byStart)[number]);
+      for (let j = active.length - 1; j >= 0; j--) {
+        const p = active[j] as Paint;
+        if (p.base + p.size <= a) active.splice(j, 1);
       }
-    }
-    const last = out[out.length - 1];
-    if (last && last.kind === kind && last.owner === owner && last.base + last.size === a) {
-      out[out.length - 1] = { ...last, size: last.size + (b - a) };
-    } else {
-      out.push(
-        owner === undefined
-          ? { base: a, size: b - a, kind }
-          : { base: a, size: b - a, kind, owner },
-      );
+      let kind = run.kind;
+      let owner = run.owner;
+      let top = -1;
+      for (const p of active) {
+        if (p.order > top) {
+          top = p.order;
+          kind = p.kind;
+          owner = p.owner;
+        }
+      }
+      const last = out[out.length - 1];
+      if (last && last.kind === kind && last.owner === owner && last.base + last.size === a) {
+        last.size += b - a;
+      } else {
+        out.push(
+          owner === undefined
+            ? { base: a, size: b - a, kind }
+            : { base: a, size: b - a, kind, owner },
+        );
+      }
+      a = b;
     }
   }
   return out;
