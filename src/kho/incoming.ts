@@ -8,6 +8,7 @@ import { pageBytes } from '../mm/page-array.js';
 import type { KhoIncoming } from './early.js';
 import { KhoError } from './errors.js';
 import { readPageList } from './page-list.js';
+import { PageListView } from './page-list-view.js';
 import type { KhoRadixTree } from './radix.js';
 
 /**
@@ -79,8 +80,7 @@ export class KhoIncomingState {
     }
     this.#claim(pfn, order);
     // Reserved since early boot: made one allocated block in place, no trip through the free lists.
-    this.#pages.markPreserved(pfn, order);
-    this.#pages.clearPreserved(pfn, order);
+    this.#pages.allocReserved(pfn, order);
     return { pfn, order };
   }
 
@@ -103,19 +103,33 @@ export class KhoIncomingState {
     return { base: phys, size: count * PAGE_SIZE };
   }
 
-  /** Restores every folio of a preserved page list and frees its chunk pages. */
-  restorePageList(phys: number): Folio[] {
-    const list = readPageList(this.#device, phys, (p) => this.orderAt(p));
-    for (const e of list.entries) {
-      if (e.order > MAX_PAGE_ORDER)
-        throw new KhoError('EFAULT', `page list entry of order ${e.order} is not a folio`);
+  /**
+   * Restores every folio of a preserved page list and frees its chunk pages.
+   * O(folios): the list is validated whole first, so a bad one restores nothing.
+   * @throws KhoError EFAULT (a damaged list, or an entry too large to be a folio).
+   */
+  restorePageList(phys: number): PageListView {
+    const marker = this.#marker;
+    // Past the end the marker reads undefined, and NaN matches no order.
+    const list = readPageList(this.#device, phys, (p) => (marker[p] as number) - 1);
+    for (let i = 0; i < list.order.length; i++) {
+      if (list.order[i] > MAX_PAGE_ORDER)
+        throw new KhoError('EFAULT', `page list entry of order ${list.order[i]} is not a folio`);
     }
-    const folios = list.entries.map((e) => this.restoreFolio(e.pfn * PAGE_SIZE));
+    // Reserved since early boot: made allocated blocks in place (all or nothing).
+    this.#pages.allocReservedBlocks(list.pfn, list.order);
+    let pages = 0;
+    for (let i = 0; i < list.pfn.length; i++) {
+      marker[list.pfn[i]] = 0;
+      pages += 2 ** list.order[i];
+    }
+    this.#unclaimedBlocks -= list.pfn.length;
+    this.#unclaimedPages -= pages;
     for (const c of list.chunks) {
       this.#claim(c, 0);
       this.#pages.releaseRange(c, 1);
     }
-    return folios;
+    return new PageListView(this.#device, list);
   }
 
   /** @throws KhoError ENOENT (absent or retrieved), EFAULT (not a valid FDT). */

@@ -11,6 +11,7 @@ import type { KhoEarly } from './early.js';
 import { KhoError } from './errors.js';
 import { KhoIncomingState } from './incoming.js';
 import { type PageListHost, preservePageList, unpreservePageList } from './page-list.js';
+import type { PageListView } from './page-list-view.js';
 import { coalescedExtents, type KhoExtent, KhoRadixTree } from './radix.js';
 import { buildRootFdt } from './root-fdt.js';
 import { encodeScratch, type ScratchArea } from './scratch.js';
@@ -203,8 +204,25 @@ export class Kho implements HandoverSubsystem {
     unpreservePageList(this.#pageListHost(), phys, (pfn) => this.#outgoingOrderAt(pfn));
   }
 
-  /** In the successor: the folios of a preserved page list, restored; the chunks are freed. */
+  /**
+   * In the successor: the folios of a preserved page list, restored; the
+   * chunks are freed. One object per folio: for large lists use
+   * restorePageListView.
+   * @throws KhoError EFAULT (damaged list: nothing restored), ENOENT (not a KHO boot).
+   */
   restorePageList(phys: number): Folio[] {
+    const view = this.#in().restorePageList(phys);
+    return Array.from(view.pfn, (pfn, i) => ({ pfn, order: view.order[i] }));
+  }
+
+  /**
+   * In the successor: restores a preserved page list (as restorePageList)
+   * and returns it as one buffer: the folios as typed arrays, and a
+   * zero-copy view when they are contiguous in the device, a gather view
+   * over their runs when not (costs in PageListView). O(folios).
+   * @throws KhoError EFAULT (damaged list: nothing restored), ENOENT (not a KHO boot).
+   */
+  restorePageListView(phys: number): PageListView {
     return this.#in().restorePageList(phys);
   }
 

@@ -19,19 +19,37 @@ export interface PageListHost {
   unpreserveFree(f: Folio): void;
 }
 
+/** The folios of a page list in list order, as typed arrays (no object per folio). */
+export interface PageListEntries {
+  /** Head pfn of each folio. */
+  readonly pfn: Float64Array;
+  /** Order of each folio. */
+  readonly order: Uint8Array;
+}
+
+// Entries and links are u64 (abi.ts), read and written as two little-endian
+// u32 words: a BigInt per entry cost more than the rest of a restore.
+const WORD_ENTRIES = KHO_PAGE_LIST_OFF_ENTRIES / 4;
+const WORD_NEXT = KHO_PAGE_LIST_OFF_NEXT / 4;
+const TWO_32 = 2 ** 32;
+/** An entry is phys | order, order in bits 0..11: pfn = hi * 2^20 + (lo >>> 12). */
+const PFN_HI = 2 ** 20;
+
+function chunkWords(device: MemoryDevice, phys: number): Uint32Array {
+  const b = device.bytes(phys, PAGE_SIZE);
+  return new Uint32Array(b.buffer, b.byteOffset, PAGE_SIZE / 4);
+}
+
 /**
  * Preserves `folios` and a chain of chunk pages listing them (layout in
  * abi.ts); all or nothing.
  * @returns the physical address of the first chunk (0 for an empty list).
  */
 export function preservePageList(host: PageListHost, folios: readonly Folio[]): number {
-  const done: Folio[] = [];
+  let done = 0;
   const chunks: Folio[] = [];
   try {
-    for (const f of folios) {
-      host.preserveFolio(f);
-      done.push(f);
-    }
+    for (; done < folios.length; done++) host.preserveFolio(folios[done]);
     let next = 0;
     for (
       let start =
@@ -42,24 +60,23 @@ export function preservePageList(host: PageListHost, folios: readonly Folio[]): 
     ) {
       const chunk = host.allocPreserve(PAGE_SIZE);
       chunks.push(chunk);
-      const part = folios.slice(start, start + KHO_PAGE_LIST_ENTRIES_PER_CHUNK);
-      const v = host.device.view(chunk.pfn * PAGE_SIZE, PAGE_SIZE);
-      v.setUint32(KHO_PAGE_LIST_OFF_MAGIC, KHO_PAGE_LIST_MAGIC, true);
-      v.setUint32(KHO_PAGE_LIST_OFF_COUNT, part.length, true);
-      v.setBigUint64(KHO_PAGE_LIST_OFF_NEXT, BigInt(next), true);
-      part.forEach((f, i) => {
-        v.setBigUint64(
-          KHO_PAGE_LIST_OFF_ENTRIES + 8 * i,
-          BigInt(f.pfn * PAGE_SIZE + f.order),
-          true,
-        );
-      });
+      const count = Math.min(KHO_PAGE_LIST_ENTRIES_PER_CHUNK, folios.length - start);
+      const w = chunkWords(host.device, chunk.pfn * PAGE_SIZE);
+      w[KHO_PAGE_LIST_OFF_MAGIC / 4] = KHO_PAGE_LIST_MAGIC;
+      w[KHO_PAGE_LIST_OFF_COUNT / 4] = count;
+      w[WORD_NEXT] = next % TWO_32;
+      w[WORD_NEXT + 1] = Math.floor(next / TWO_32);
+      for (let i = 0; i < count; i++) {
+        const f = folios[start + i];
+        w[WORD_ENTRIES + 2 * i] = ((f.pfn % PFN_HI) * PAGE_SIZE + f.order) >>> 0;
+        w[WORD_ENTRIES + 2 * i + 1] = Math.floor(f.pfn / PFN_HI);
+      }
       next = chunk.pfn * PAGE_SIZE;
     }
     return next;
   } catch (err) {
     for (const c of chunks) host.unpreserveFree(c);
-    for (const f of done) host.unpreserveFolio(f);
+    for (let i = 0; i < done; i++) host.unpreserveFolio(folios[i]);
     throw err;
   }
 }
@@ -71,7 +88,9 @@ export function unpreservePageList(
   orderAt: (pfn: number) => number,
 ): void {
   const list = readPageList(host.device, phys, orderAt);
-  for (const e of list.entries) host.unpreserveFolio(e);
+  for (let i = 0; i < list.pfn.length; i++) {
+    host.unpreserveFolio({ pfn: list.pfn[i], order: list.order[i] });
+  }
   for (const c of list.chunks) host.unpreserveFree({ pfn: c, order: 0 });
 }
 
@@ -80,18 +99,27 @@ export function unpreservePageList(
  * the magic, counts in range, no cycle, every entry a preserved block of its
  * order, named once and not a chunk of the list (so restoring the entries
  * one by one cannot fail halfway). `orderAt(pfn)` says which blocks are
- * preserved (-1 for none).
+ * preserved (-1 for none). O(entries + device pages / 8): one bit per device
+ * page finds a block named twice.
  * @throws KhoError EFAULT with the reason; nothing is changed.
  */
 export function readPageList(
   device: MemoryDevice,
   phys: number,
   orderAt: (pfn: number) => number,
-): { chunks: number[]; entries: Folio[] } {
+): PageListEntries & { chunks: number[] } {
+  const seen = new Uint32Array(Math.ceil(device.pages / 32));
+  /** Marks `pfn` (inside the device) seen; false when it was already. */
+  const mark = (pfn: number): boolean => {
+    const bit = 1 << (pfn & 31);
+    const w = Math.floor(pfn / 32);
+    if ((seen[w] & bit) !== 0) return false;
+    seen[w] |= bit;
+    return true;
+  };
+  // The chain first (a few chunks), so the entries fill arrays of their exact size.
   const chunks: number[] = [];
-  const entries: Folio[] = [];
-  const seen = new Set<number>();
-  const named = new Set<number>();
+  let total = 0;
   for (let at = phys; at !== 0; ) {
     if (!Number.isSafeInteger(at) || at % PAGE_SIZE !== 0 || at < 0 || at >= device.size) {
       throw new KhoError(
@@ -100,45 +128,51 @@ export function readPageList(
       );
     }
     const pfn = at / PAGE_SIZE;
-    if (seen.has(pfn))
-      throw new KhoError('EFAULT', `page list chunk 0x${at.toString(16)} appears twice (a cycle)`);
-    if (named.has(pfn))
-      throw new KhoError('EFAULT', `page list chunk 0x${at.toString(16)} is also a list entry`);
-    seen.add(pfn);
     if (orderAt(pfn) !== 0)
       throw new KhoError('EFAULT', `page list chunk 0x${at.toString(16)} is not a preserved page`);
-    const v = device.view(at, PAGE_SIZE);
-    if (v.getUint32(KHO_PAGE_LIST_OFF_MAGIC, true) !== KHO_PAGE_LIST_MAGIC) {
+    if (!mark(pfn))
+      throw new KhoError('EFAULT', `page list chunk 0x${at.toString(16)} appears twice (a cycle)`);
+    const w = chunkWords(device, at);
+    if (w[KHO_PAGE_LIST_OFF_MAGIC / 4] !== KHO_PAGE_LIST_MAGIC) {
       throw new KhoError('EFAULT', `page list chunk 0x${at.toString(16)} has a bad magic`);
     }
-    const count = v.getUint32(KHO_PAGE_LIST_OFF_COUNT, true);
+    const count = w[KHO_PAGE_LIST_OFF_COUNT / 4];
     if (count > KHO_PAGE_LIST_ENTRIES_PER_CHUNK) {
       throw new KhoError('EFAULT', `page list chunk 0x${at.toString(16)} claims ${count} entries`);
     }
+    total += count;
+    chunks.push(pfn);
+    const hi = w[WORD_NEXT + 1];
+    if (hi >= PFN_HI * 2) throw new KhoError('EFAULT', 'page list link is past 2^53');
+    at = hi * TWO_32 + w[WORD_NEXT];
+  }
+  const pfns = new Float64Array(total);
+  const orders = new Uint8Array(total);
+  let n = 0;
+  for (const chunk of chunks) {
+    const w = chunkWords(device, chunk * PAGE_SIZE);
+    const count = w[KHO_PAGE_LIST_OFF_COUNT / 4];
     for (let i = 0; i < count; i++) {
-      const raw = v.getBigUint64(KHO_PAGE_LIST_OFF_ENTRIES + 8 * i, true);
-      const order = Number(raw & 0xfffn);
-      const epfn = Number(raw >> 12n);
+      const lo = w[WORD_ENTRIES + 2 * i];
+      const order = lo & 0xfff;
+      const epfn = w[WORD_ENTRIES + 2 * i + 1] * PFN_HI + (lo >>> 12);
+      // orderAt is -1 outside the device, so a pfn it accepts can be marked.
       if (orderAt(epfn) !== order) {
         throw new KhoError(
           'EFAULT',
-          `page list entry ${i} (pfn ${epfn}, order ${order}) is not a preserved block`,
+          `page list entry ${n} (pfn ${epfn}, order ${order}) is not a preserved block`,
         );
       }
-      if (named.has(epfn) || seen.has(epfn)) {
+      if (!mark(epfn)) {
         throw new KhoError(
           'EFAULT',
-          `page list entry ${i} (pfn ${epfn}) is named twice or is a chunk of the list`,
+          `page list entry ${n} (pfn ${epfn}) is named twice or is a chunk of the list`,
         );
       }
-      named.add(epfn);
-      entries.push({ pfn: epfn, order });
+      pfns[n] = epfn;
+      orders[n] = order;
+      n++;
     }
-    chunks.push(pfn);
-    const next = v.getBigUint64(KHO_PAGE_LIST_OFF_NEXT, true);
-    if (next > BigInt(Number.MAX_SAFE_INTEGER))
-      throw new KhoError('EFAULT', 'page list link is past 2^53');
-    at = Number(next);
   }
-  return { chunks, entries };
+  return { chunks, pfn: pfns, order: orders };
 }
