@@ -19,6 +19,7 @@ import {
   SIGACTION_SIZE,
   SIGPROF,
 } from './_libc.js';
+import { saveCodeCache } from './code-cache.js';
 import { ControlChannel } from './control-channel.js';
 import { KexecError } from './errors.js';
 import type { KexecPlatform, LoadedImage } from './kexec.js';
@@ -100,6 +101,8 @@ export interface PlatformGeneration {
   retire(by: string): void;
   /** Descriptors preserved for the next exec, kept open across it. */
   preservedFds(): number[];
+  /** How it booted ('kexec': from a handover). */
+  readonly boot?: { readonly kind: string };
 }
 
 export class ProcessPlatform implements KexecPlatform<never> {
@@ -177,11 +180,13 @@ export class ProcessPlatform implements KexecPlatform<never> {
   /**
    * A loaded image: exec checks that stdout and stderr hold nothing back, and
    * Node creates those streams on first use (2 ms for a pipe): created now,
-   * that is not part of the exec.
+   * that is not part of the exec. The package's code cache is written now
+   * too when it has none for this node and place (code-cache.ts).
    */
   loaded(): void {
     void process.stdout;
     void process.stderr;
+    saveCodeCache(this.#kernel?.boot?.kind === 'kexec');
   }
 
   /**
