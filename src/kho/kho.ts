@@ -10,7 +10,12 @@ import { type CompatReport, checkHandover, type SuccessorConfig } from './compat
 import type { KhoEarly } from './early.js';
 import { KhoError } from './errors.js';
 import { KhoIncomingState } from './incoming.js';
-import { type PageListHost, preservePageList, unpreservePageList } from './page-list.js';
+import {
+  type PageListEntries,
+  type PageListHost,
+  preservePageList,
+  unpreservePageList,
+} from './page-list.js';
 import type { PageListView } from './page-list-view.js';
 import { coalescedExtents, type KhoExtent, KhoRadixTree } from './radix.js';
 import { buildRootFdt } from './root-fdt.js';
@@ -189,12 +194,17 @@ export class Kho implements HandoverSubsystem {
 
   /**
    * Preserves a scattered buffer (the kernel's vmalloc preservation): every
-   * folio, plus a chain of chunk pages listing them.
+   * folio, plus a chain of chunk pages listing them. The folios as objects,
+   * or as typed arrays (a PageListView restored from the predecessor).
    * @returns the physical address of the first chunk, to record in a subtree.
    */
-  preservePageList(folios: readonly Folio[]): number {
+  preservePageList(folios: readonly Folio[] | PageListEntries): number {
     this.#checkMutable();
-    for (const f of folios) this.#checkFolio(f);
+    if (Array.isArray(folios)) for (const f of folios as readonly Folio[]) this.#checkFolio(f);
+    else {
+      const e = folios as PageListEntries;
+      for (let i = 0; i < e.pfn.length; i++) this.#checkFolio({ pfn: e.pfn[i], order: e.order[i] });
+    }
     return preservePageList(this.#pageListHost(), folios);
   }
 

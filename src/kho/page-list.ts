@@ -41,33 +41,43 @@ function chunkWords(device: MemoryDevice, phys: number): Uint32Array {
 }
 
 /**
- * Preserves `folios` and a chain of chunk pages listing them (layout in
+ * Preserves the folios of `list` (objects, or typed arrays as a restored
+ * list gives them) and a chain of chunk pages listing them (layout in
  * abi.ts); all or nothing.
  * @returns the physical address of the first chunk (0 for an empty list).
  */
-export function preservePageList(host: PageListHost, folios: readonly Folio[]): number {
+export function preservePageList(
+  host: PageListHost,
+  list: readonly Folio[] | PageListEntries,
+): number {
+  const count = Array.isArray(list) ? list.length : (list as PageListEntries).pfn.length;
+  const folio = Array.isArray(list)
+    ? (i: number): Folio => (list as readonly Folio[])[i]
+    : (i: number): Folio => ({
+        pfn: (list as PageListEntries).pfn[i],
+        order: (list as PageListEntries).order[i],
+      });
   let done = 0;
   const chunks: Folio[] = [];
   try {
-    for (; done < folios.length; done++) host.preserveFolio(folios[done]);
+    for (; done < count; done++) host.preserveFolio(folio(done));
     let next = 0;
     for (
       let start =
-        Math.floor((folios.length - 1) / KHO_PAGE_LIST_ENTRIES_PER_CHUNK) *
-        KHO_PAGE_LIST_ENTRIES_PER_CHUNK;
+        Math.floor((count - 1) / KHO_PAGE_LIST_ENTRIES_PER_CHUNK) * KHO_PAGE_LIST_ENTRIES_PER_CHUNK;
       start >= 0;
       start -= KHO_PAGE_LIST_ENTRIES_PER_CHUNK
     ) {
       const chunk = host.allocPreserve(PAGE_SIZE);
       chunks.push(chunk);
-      const count = Math.min(KHO_PAGE_LIST_ENTRIES_PER_CHUNK, folios.length - start);
+      const n = Math.min(KHO_PAGE_LIST_ENTRIES_PER_CHUNK, count - start);
       const w = chunkWords(host.device, chunk.pfn * PAGE_SIZE);
       w[KHO_PAGE_LIST_OFF_MAGIC / 4] = KHO_PAGE_LIST_MAGIC;
-      w[KHO_PAGE_LIST_OFF_COUNT / 4] = count;
+      w[KHO_PAGE_LIST_OFF_COUNT / 4] = n;
       w[WORD_NEXT] = next % TWO_32;
       w[WORD_NEXT + 1] = Math.floor(next / TWO_32);
-      for (let i = 0; i < count; i++) {
-        const f = folios[start + i];
+      for (let i = 0; i < n; i++) {
+        const f = folio(start + i);
         w[WORD_ENTRIES + 2 * i] = ((f.pfn % PFN_HI) * PAGE_SIZE + f.order) >>> 0;
         w[WORD_ENTRIES + 2 * i + 1] = Math.floor(f.pfn / PFN_HI);
       }
@@ -76,7 +86,7 @@ export function preservePageList(host: PageListHost, folios: readonly Folio[]): 
     return next;
   } catch (err) {
     for (const c of chunks) host.unpreserveFree(c);
-    for (let i = 0; i < done; i++) host.unpreserveFolio(folios[i]);
+    for (let i = 0; i < done; i++) host.unpreserveFolio(folio(i));
     throw err;
   }
 }

@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import type { Kernel } from '../../src/kernel/kernel.js';
+import type { PageListEntries } from '../../src/kho/page-list.js';
 import { Machine } from '../../src/machine.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import type { Folio } from '../../src/mm/folio.js';
 import { code, MiB } from './_helpers.js';
 
 /** Preserves `folios` as a page list, kexecs, and returns the successor and the list's address. */
-function handOver(k1: Kernel, folios: Folio[]): { k2: Kernel; list: number } {
+function handOver(k1: Kernel, folios: Folio[] | PageListEntries): { k2: Kernel; list: number } {
   const list = k1.kho.preservePageList(folios);
   k1.kexec.load();
   return { k2: k1.kexec.exec(), list };
@@ -144,4 +145,24 @@ test('restorePageList of a damaged list restores nothing, with or without a view
   assert.deepEqual(k2.kho.unclaimed(), before);
   assert.equal(k2.pages.stats().freePages, free);
   assert.equal(k2.pages.pageState(folios[0].pfn), 'reserved');
+});
+
+test('a restored page list is preserved again as it came (typed arrays), through three generations', () => {
+  const k1 = Machine.create({ size: 32 * MiB }).boot();
+  const folios = [k1.allocPages(0)!, k1.allocPages(2)!, k1.allocPages(0)!];
+  folios.forEach((f, i) => {
+    k1.folioBytes(f).fill(0x40 + i);
+  });
+  let { k2: k, list } = handOver(k1, folios);
+  for (let gen = 2; gen <= 3; gen++) {
+    const view = k.kho.restorePageListView(list);
+    assert.deepEqual(
+      [...view.pfn],
+      folios.map((f) => f.pfn),
+      `generation ${gen}`,
+    );
+    assert.equal(view.copy()[4 * PAGE_SIZE], 0x41);
+    ({ k2: k, list } = handOver(k, view));
+  }
+  assert.deepEqual(k.kho.restorePageList(list), folios);
 });
