@@ -257,15 +257,14 @@ export class BuddyAllocator {
    * Makes reserved pages (memory a predecessor preserved, taken back) one
    * allocated block in place, without a trip through the free lists: what
    * markPreserved then clearPreserved do, in one step.
-   * @throws PageAllocError EBADORDER, EFAULT, EINVAL (misaligned),
-   *   ENOTALLOCATED (not all reserved).
+   * @throws PageAllocError EFAULT, EINVAL (bad order, misaligned), ENOENT (not all reserved).
    */
   allocReserved(pfn: number, order: number): void {
     this.checkBlock(pfn, order);
     const n = 2 ** order;
     if (this.state[pfn] !== PG_RESERVED || !this.allReserved(pfn, pfn + n)) {
       throw new PageAllocError(
-        'ENOTALLOCATED',
+        'ENOENT',
         `pages ${fmtRange(pfn, n)} are not all reserved`,
         pfn,
       );
