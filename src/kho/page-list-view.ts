@@ -16,7 +16,8 @@ import type { PageListEntries } from './page-list.js';
  *   bytes copied); `runBytes(i)` is each run's zero-copy view; `copy()` makes
  *   one contiguous copy, O(bytes).
  *
- * Building it is O(folios). The folios belong to the caller (allocated
+ * Building it is O(folios); its index of runs is made on first use,
+ * O(folios) once. The folios belong to the caller (allocated
  * blocks of the page allocator): `pfn`/`order` say which, to free them.
  * Views are taken from the device at each call, never kept.
  */
@@ -26,33 +27,41 @@ export class PageListView implements PageListEntries {
   /** Bytes in all folios, in list order. */
   readonly byteLength: number;
   readonly #device: MemoryDevice;
-  /** Physical start of each run, and its offset in the buffer (one more: the end). */
-  readonly #runPhys: Float64Array;
-  readonly #runOffset: Float64Array;
+  /** Physical start of each run, and its offset in the buffer (one more: the end); made on first use. */
+  #runs: { phys: Float64Array; offset: Float64Array } | null = null;
 
   constructor(device: MemoryDevice, entries: PageListEntries) {
     this.#device = device;
     this.pfn = entries.pfn;
     this.order = entries.order;
+    let pages = 0;
+    for (let i = 0; i < this.order.length; i++) pages += 2 ** this.order[i];
+    this.byteLength = pages * PAGE_SIZE;
+  }
+
+  /** The runs, found on first use (not part of the restore): O(folios) once. */
+  #index(): { phys: Float64Array; offset: Float64Array } {
+    if (this.#runs !== null) return this.#runs;
     const n = this.pfn.length;
     let runs = 0;
     for (let i = 0, end = -1; i < n; i++) {
       if (this.pfn[i] !== end) runs++;
       end = this.pfn[i] + 2 ** this.order[i];
     }
-    this.#runPhys = new Float64Array(runs);
-    this.#runOffset = new Float64Array(runs + 1);
+    const phys = new Float64Array(runs);
+    const offset = new Float64Array(runs + 1);
     let bytes = 0;
     for (let i = 0, r = 0, end = -1; i < n; i++) {
       if (this.pfn[i] !== end) {
-        this.#runPhys[r] = this.pfn[i] * PAGE_SIZE;
-        this.#runOffset[r++] = bytes;
+        phys[r] = this.pfn[i] * PAGE_SIZE;
+        offset[r++] = bytes;
       }
       bytes += 2 ** this.order[i] * PAGE_SIZE;
       end = this.pfn[i] + 2 ** this.order[i];
     }
-    this.#runOffset[runs] = bytes;
-    this.byteLength = bytes;
+    offset[runs] = bytes;
+    this.#runs = { phys, offset };
+    return this.#runs;
   }
 
   /** Number of folios. */
@@ -70,12 +79,12 @@ export class PageListView implements PageListEntries {
 
   /** Number of runs: folios back to back in the device are one run. */
   get runs(): number {
-    return this.#runPhys.length;
+    return this.#index().phys.length;
   }
 
   /** Whether the whole list is one run, so `bytes()` is one zero-copy view. */
   get contiguous(): boolean {
-    return this.#runPhys.length <= 1;
+    return this.runs <= 1;
   }
 
   /**
@@ -91,7 +100,7 @@ export class PageListView implements PageListEntries {
     }
     return this.runs === 0
       ? new Uint8Array(0)
-      : this.#device.bytes(this.#runPhys[0], this.byteLength);
+      : this.#device.bytes(this.#index().phys[0], this.byteLength);
   }
 
   /** Run `i` as a zero-copy view, and where it starts in the buffer. */
@@ -99,8 +108,8 @@ export class PageListView implements PageListEntries {
     if (!Number.isInteger(i) || i < 0 || i >= this.runs) {
       throw new KhoError('EINVAL', `run ${i} is not in 0..${this.runs - 1}`);
     }
-    const offset = this.#runOffset[i];
-    return { offset, bytes: this.#device.bytes(this.#runPhys[i], this.#runOffset[i + 1] - offset) };
+    const { phys, offset } = this.#index();
+    return { offset: offset[i], bytes: this.#device.bytes(phys[i], offset[i + 1] - offset[i]) };
   }
 
   /** Copies buffer bytes [offset, offset + target.length) into `target`. @throws KhoError EINVAL (out of range). */
@@ -132,7 +141,7 @@ export class PageListView implements PageListEntries {
         `bytes [${offset}, +${length}) are not inside the page list's ${this.byteLength} bytes`,
       );
     }
-    const offsets = this.#runOffset;
+    const { phys, offset: offsets } = this.#index();
     // The last run starting at or before offset.
     let lo = 0;
     let hi = this.runs - 1;
@@ -145,7 +154,7 @@ export class PageListView implements PageListEntries {
     for (let r = lo; done < length; r++) {
       const from = offset + done - offsets[r];
       const n = Math.min(offsets[r + 1] - offsets[r] - from, length - done);
-      fn(this.#device.bytes(this.#runPhys[r] + from, n), done);
+      fn(this.#device.bytes(phys[r] + from, n), done);
       done += n;
     }
   }

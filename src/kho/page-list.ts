@@ -104,13 +104,79 @@ export function unpreservePageList(
   for (const c of list.chunks) host.unpreserveFree({ pfn: c, order: 0 });
 }
 
+/** Where one chunk's entries are: its words and its count. */
+export interface PageListChunk {
+  readonly pfn: number;
+  readonly words: Uint32Array;
+  readonly count: number;
+}
+
+/**
+ * Walks a page list's chain of chunks: each a page inside the device with the
+ * magic and a count in range, and accepted by `take(pfn)`, which returns why
+ * not (a chunk that is not a preserved page, or seen before: a cycle).
+ * O(chunks); the entries are not read.
+ * @throws KhoError EFAULT with the reason.
+ */
+export function readPageListChain(
+  device: MemoryDevice,
+  phys: number,
+  take: (pfn: number) => string | null,
+): { chunks: PageListChunk[]; total: number } {
+  const chunks: PageListChunk[] = [];
+  let total = 0;
+  for (let at = phys; at !== 0; ) {
+    const where = `page list chunk 0x${at.toString(16)}`;
+    if (!Number.isSafeInteger(at) || at % PAGE_SIZE !== 0 || at < 0 || at >= device.size) {
+      throw new KhoError('EFAULT', `${where} is not a page inside the device`);
+    }
+    const pfn = at / PAGE_SIZE;
+    const refused = take(pfn);
+    if (refused !== null) throw new KhoError('EFAULT', `${where} ${refused}`);
+    const words = chunkWords(device, at);
+    if (words[KHO_PAGE_LIST_OFF_MAGIC / 4] !== KHO_PAGE_LIST_MAGIC) {
+      throw new KhoError('EFAULT', `${where} has a bad magic`);
+    }
+    const count = words[KHO_PAGE_LIST_OFF_COUNT / 4];
+    if (count > KHO_PAGE_LIST_ENTRIES_PER_CHUNK) {
+      throw new KhoError('EFAULT', `${where} claims ${count} entries`);
+    }
+    total += count;
+    chunks.push({ pfn, words, count });
+    const hi = words[WORD_NEXT + 1];
+    if (hi >= PFN_HI * 2) throw new KhoError('EFAULT', 'page list link is past 2^53');
+    at = hi * TWO_32 + words[WORD_NEXT];
+  }
+  return { chunks, total };
+}
+
+/** Entry `i` of a chunk: its pfn and order (order in the low 12 bits of the u64). */
+export function entryPfn(words: Uint32Array, i: number): number {
+  return words[WORD_ENTRIES + 2 * i + 1] * PFN_HI + (words[WORD_ENTRIES + 2 * i] >>> 12);
+}
+
+export function entryOrder(words: Uint32Array, i: number): number {
+  return words[WORD_ENTRIES + 2 * i] & 0xfff;
+}
+
+/** Why entry `n` (pfn, order) cannot be restored: the EFAULT to throw. */
+export function badEntry(n: number, pfn: number, order: number, twice: boolean): KhoError {
+  return new KhoError(
+    'EFAULT',
+    twice
+      ? `page list entry ${n} (pfn ${pfn}) is named twice or is a chunk of the list`
+      : `page list entry ${n} (pfn ${pfn}, order ${order}) is not a preserved block`,
+  );
+}
+
 /**
  * Reads and validates a page list: every chunk a preserved order-0 block with
  * the magic, counts in range, no cycle, every entry a preserved block of its
  * order, named once and not a chunk of the list (so restoring the entries
  * one by one cannot fail halfway). `orderAt(pfn)` says which blocks are
  * preserved (-1 for none). O(entries + device pages / 8): one bit per device
- * page finds a block named twice.
+ * page finds a block named twice. (A successor's restore checks the same
+ * with its markers, in one pass: KhoIncomingState.restorePageList.)
  * @throws KhoError EFAULT with the reason; nothing is changed.
  */
 export function readPageList(
@@ -127,62 +193,22 @@ export function readPageList(
     seen[w] |= bit;
     return true;
   };
-  // The chain first (a few chunks), so the entries fill arrays of their exact size.
-  const chunks: number[] = [];
-  let total = 0;
-  for (let at = phys; at !== 0; ) {
-    if (!Number.isSafeInteger(at) || at % PAGE_SIZE !== 0 || at < 0 || at >= device.size) {
-      throw new KhoError(
-        'EFAULT',
-        `page list chunk 0x${at.toString(16)} is not a page inside the device`,
-      );
-    }
-    const pfn = at / PAGE_SIZE;
-    if (orderAt(pfn) !== 0)
-      throw new KhoError('EFAULT', `page list chunk 0x${at.toString(16)} is not a preserved page`);
-    if (!mark(pfn))
-      throw new KhoError('EFAULT', `page list chunk 0x${at.toString(16)} appears twice (a cycle)`);
-    const w = chunkWords(device, at);
-    if (w[KHO_PAGE_LIST_OFF_MAGIC / 4] !== KHO_PAGE_LIST_MAGIC) {
-      throw new KhoError('EFAULT', `page list chunk 0x${at.toString(16)} has a bad magic`);
-    }
-    const count = w[KHO_PAGE_LIST_OFF_COUNT / 4];
-    if (count > KHO_PAGE_LIST_ENTRIES_PER_CHUNK) {
-      throw new KhoError('EFAULT', `page list chunk 0x${at.toString(16)} claims ${count} entries`);
-    }
-    total += count;
-    chunks.push(pfn);
-    const hi = w[WORD_NEXT + 1];
-    if (hi >= PFN_HI * 2) throw new KhoError('EFAULT', 'page list link is past 2^53');
-    at = hi * TWO_32 + w[WORD_NEXT];
-  }
+  const { chunks, total } = readPageListChain(device, phys, (pfn) =>
+    orderAt(pfn) !== 0 ? 'is not a preserved page' : mark(pfn) ? null : 'appears twice (a cycle)',
+  );
   const pfns = new Float64Array(total);
   const orders = new Uint8Array(total);
   let n = 0;
-  for (const chunk of chunks) {
-    const w = chunkWords(device, chunk * PAGE_SIZE);
-    const count = w[KHO_PAGE_LIST_OFF_COUNT / 4];
-    for (let i = 0; i < count; i++) {
-      const lo = w[WORD_ENTRIES + 2 * i];
-      const order = lo & 0xfff;
-      const epfn = w[WORD_ENTRIES + 2 * i + 1] * PFN_HI + (lo >>> 12);
+  for (const { words, count } of chunks) {
+    for (let i = 0; i < count; i++, n++) {
+      const order = entryOrder(words, i);
+      const pfn = entryPfn(words, i);
       // orderAt is -1 outside the device, so a pfn it accepts can be marked.
-      if (orderAt(epfn) !== order) {
-        throw new KhoError(
-          'EFAULT',
-          `page list entry ${n} (pfn ${epfn}, order ${order}) is not a preserved block`,
-        );
-      }
-      if (!mark(epfn)) {
-        throw new KhoError(
-          'EFAULT',
-          `page list entry ${n} (pfn ${epfn}) is named twice or is a chunk of the list`,
-        );
-      }
-      pfns[n] = epfn;
+      if (orderAt(pfn) !== order) throw badEntry(n, pfn, order, false);
+      if (!mark(pfn)) throw badEntry(n, pfn, order, true);
+      pfns[n] = pfn;
       orders[n] = order;
-      n++;
     }
   }
-  return { chunks, pfn: pfns, order: orders };
+  return { chunks: chunks.map((c) => c.pfn), pfn: pfns, order: orders };
 }

@@ -166,3 +166,35 @@ test('a restored page list is preserved again as it came (typed arrays), through
   }
   assert.deepEqual(k.kho.restorePageList(list), folios);
 });
+
+test('a page list whose chain loops, or names a chunk or a block twice, is EFAULT; once repaired it restores whole', () => {
+  const k1 = Machine.create({ size: 32 * MiB }).boot();
+  // 600 folios: two chunks (510 entries each at most).
+  const folios = Array.from({ length: 600 }, () => k1.allocPages(0)!);
+  const { k2, list } = handOver(k1, folios);
+  const v = k2.device.view(list, PAGE_SIZE);
+  const second = v.getBigUint64(0x08, true);
+  const entry = v.getBigUint64(0x10 + 8 * 7, true);
+  const damages: [string, () => void][] = [
+    [
+      'a loop',
+      () => k2.device.view(Number(second), PAGE_SIZE).setBigUint64(0x08, BigInt(list), true),
+    ],
+    ['a chunk named', () => v.setBigUint64(0x10 + 8 * 7, second, true)],
+    ['a block named twice', () => v.setBigUint64(0x10 + 8 * 7, v.getBigUint64(0x10, true), true)],
+  ];
+  const before = k2.kho.unclaimed();
+  for (const [what, damage] of damages) {
+    damage();
+    assert.throws(() => k2.kho.restorePageListView(list), code('EFAULT'), what);
+    assert.deepEqual(k2.kho.unclaimed(), before, `${what}: nothing claimed`);
+    k2.device.view(Number(second), PAGE_SIZE).setBigUint64(0x08, 0n, true);
+    v.setBigUint64(0x10 + 8 * 7, entry, true);
+  }
+  const view = k2.kho.restorePageListView(list);
+  assert.deepEqual(
+    [...view.pfn],
+    folios.map((f) => f.pfn),
+  );
+  assert.equal(k2.kho.unclaimed().blocks, 0);
+});
