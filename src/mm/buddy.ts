@@ -263,11 +263,7 @@ export class BuddyAllocator {
     this.checkBlock(pfn, order);
     const n = 2 ** order;
     if (this.state[pfn] !== PG_RESERVED || !this.allReserved(pfn, pfn + n)) {
-      throw new PageAllocError(
-        'ENOENT',
-        `pages ${fmtRange(pfn, n)} are not all reserved`,
-        pfn,
-      );
+      throw new PageAllocError('ENOENT', `pages ${fmtRange(pfn, n)} are not all reserved`, pfn);
     }
     if (n > 1) this.state.fill(PG_TAIL, pfn + 1, pfn + n);
     this.state[pfn] = PG_ALLOCATED;
