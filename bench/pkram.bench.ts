@@ -139,14 +139,18 @@ function tmpfs(bytes: number, data: Uint8Array): Row & { childMs: number } {
   }
 }
 
-/** A kexec of the same machine with nothing saved: the boot PKRAM does not add. */
+/** A kexec of the same machine with nothing saved (best of 3): the boot PKRAM does not add. */
 function emptyKexec(bytes: number): number {
-  const m = Machine.create({ size: bytes + 128 * MiB });
-  const k1 = m.boot();
-  k1.kexec.load();
-  const t0 = process.hrtime.bigint();
-  k1.kexec.exec();
-  return ms(t0);
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < 3; i++) {
+    const m = Machine.create({ size: bytes + 128 * MiB });
+    const k1 = m.boot();
+    k1.kexec.load();
+    const t0 = process.hrtime.bigint();
+    k1.kexec.exec();
+    best = Math.min(best, ms(t0));
+  }
+  return best;
 }
 
 /** The RFC's figures, ms per GiB. */
@@ -182,8 +186,8 @@ export async function run(args: string[]): Promise<void> {
   const gib = bytes / (1024 * MiB);
   const data = new Uint8Array(CHUNK);
   for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
-  const rows: Row[] = [folios(bytes, 0), folios(bytes, 9), stream(bytes, data)];
   const empty = emptyKexec(bytes);
+  const rows: Row[] = [folios(bytes, 0), folios(bytes, 9), stream(bytes, data)];
   const file = tmpfs(bytes, data);
   rows.push(file);
   process.stdout.write(`${bytes / MiB} MiB per row; ms and ms per GiB\n`);
