@@ -50,6 +50,10 @@ export interface KexecHost {
   readonly subsystems: readonly HandoverSubsystem[];
   /** The memory map handed over, before the subsystems' marks. */
   handoverMemoryMap(): MemoryMap;
+  /** exec has begun: the downtime starts (advisory: what it throws is ignored). */
+  handoverBegan?(image: LoadedImage): void;
+  /** exec failed and this generation goes on (advisory: what it throws is ignored). */
+  handoverFailed?(image: LoadedImage, err: unknown): void;
   /** Checks the successor's command line as it will parse it. @throws BootError naming the parameter. */
   checkCmdline(cmdline: string): void;
   /** Whether this generation may kexec at all (a crash kernel may not). */
@@ -221,6 +225,11 @@ export class Kexec<K> {
     const frozen: HandoverSubsystem[] = [];
     const parts: HandoverPart[] = [];
     let committed = false;
+    try {
+      this.host.handoverBegan?.(image);
+    } catch {
+      // Only a clock reading for status.
+    }
     this.platform.execBegin?.(image);
     try {
       for (const s of this.host.subsystems) {
@@ -259,6 +268,11 @@ export class Kexec<K> {
       if (committed) this.host.cancelPendingBoot();
       for (const s of frozen.reverse()) s.unfreeze?.();
       this.platform.execCancelled?.(image);
+      try {
+        this.host.handoverFailed?.(image, err);
+      } catch {
+        // Status only: the exec's own error is what the caller needs.
+      }
       if (err instanceof KexecError) throw err;
       throw new KexecError('EIO', `kexec exec: ${messageOf(err)}`, { cause: err });
     }

@@ -274,6 +274,13 @@ export class KhoIncomingState {
     return { blocks, subtrees };
   }
 
+  /** What no one has restored yet, as page ranges (unsorted, one per block): O(incoming blocks). */
+  unclaimedRanges(): { pfn: number; count: number }[] {
+    const out: { pfn: number; count: number }[] = [];
+    this.#forEachUnclaimed((pfn, order) => out.push({ pfn, count: 2 ** order }));
+    return out;
+  }
+
   #forEachUnclaimed(fn: (pfn: number, order: number) => void): void {
     const { blockPfn } = this.#in;
     for (let i = 0; i < blockPfn.length; i++) {

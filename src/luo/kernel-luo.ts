@@ -6,6 +6,13 @@ import { type HandoverSession, parseHandover } from './handover.js';
 import { LiveUpdate } from './liveupdate.js';
 import { markCloseOnExec } from './session.js';
 
+/** One session as status shows it. */
+export interface LuoSessionSummary {
+  name: string;
+  direction: string;
+  files: { token: bigint; kind: string; description: string }[];
+}
+
 /**
  * The Live Update Orchestrator of one generation (`kernel.liveupdate`),
  * opened on first use like /dev/liveupdate. Its sessions travel in the boot
@@ -58,6 +65,36 @@ export class KernelLiveUpdate implements HandoverSubsystem {
       this.#incoming = null;
     }
     return this.#lu;
+  }
+
+  /**
+   * The sessions and their descriptors, for status, without opening the
+   * orchestrator: the open one's, else the predecessor's not yet taken, else
+   * null (nothing to show, or live update unavailable).
+   */
+  summary(): LuoSessionSummary[] | null {
+    if (this.#lu) {
+      return this.#lu.sessions().map((s) => ({
+        name: s.name,
+        direction: s.direction,
+        files: s.files().map((f) => ({
+          token: f.token,
+          kind: f.compatible,
+          description: f.description,
+        })),
+      }));
+    }
+    const incoming = this.#incoming;
+    if (incoming === null || 'error' in incoming) return null;
+    return incoming.sessions.map((s) => ({
+      name: s.name,
+      direction: 'incoming',
+      files: s.files.map((f) => ({
+        token: f.token,
+        kind: f.handler.compatible,
+        description: f.handler.describe(f.data),
+      })),
+    }));
   }
 
   /** Descriptor numbers the next exec must keep open. */

@@ -21,6 +21,7 @@ import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { FdtWriter } from '../fdt/write.js';
 import { KhoError } from '../kho/errors.js';
 import type { Kho } from '../kho/kho.js';
+import { coalescedExtents } from '../kho/radix.js';
 import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { type BuddyAllocator, MAX_PAGE_ORDER } from '../mm/buddy.js';
@@ -174,6 +175,17 @@ export class KernelPkram implements HandoverSubsystem {
   /** Pages in preserved blocks. */
   get preservedPages(): number {
     return this.#pkram.preservedPages;
+  }
+
+  /**
+   * The pages PKRAM keeps (saved folios, node and link pages, the table's
+   * own pages) as coalesced extents, for status pictures: one walk of the
+   * table, O(its blocks).
+   */
+  preservedExtents(): { phys: number; size: number }[] {
+    const root = this.enabled ? this.#pkram.tableRoot : 0;
+    if (root === 0) return [];
+    return coalescedExtents(this.#deps.device, root, Number.MAX_SAFE_INTEGER);
   }
 
   /**
