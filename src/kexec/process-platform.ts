@@ -166,6 +166,9 @@ export class ProcessPlatform implements KexecPlatform<never> {
     const prof = new Uint8Array(SIGACTION_SIZE);
     const profSaved = libc.sigaction(SIGPROF, null, prof) === 0;
     if (profSaved) libc.signal(SIGPROF, SIG_IGN);
+    // Not process.execve: on Node.js 22 and 24 a failed one aborts the
+    // process (SIGABRT, seen on 22.23 and 24.22; only 26 throws), and this
+    // generation must keep serving when the exec fails.
     libc.execve(file, argv, env);
     const errno = libc.errno();
     if (profSaved) libc.sigaction(SIGPROF, prof, null);
