@@ -170,7 +170,7 @@ export class KhoIncomingState {
       this.#claim(c, 0);
       this.#pages.releaseRange(c, 1);
     }
-    return new PageListView(this.#device, { pfn: pfns, order: orders });
+    return new PageListView(this.#device, { pfn: pfns, order: orders }, pages);
   }
 
   /** @throws KhoError ENOENT (absent or retrieved), EFAULT (not a valid FDT). */

@@ -30,12 +30,15 @@ export class PageListView implements PageListEntries {
   /** Physical start of each run, and its offset in the buffer (one more: the end); made on first use. */
   #runs: { phys: Float64Array; offset: Float64Array } | null = null;
 
-  constructor(device: MemoryDevice, entries: PageListEntries) {
+  /** `pages`: the folios' pages when the caller counted them already. */
+  constructor(device: MemoryDevice, entries: PageListEntries, pages?: number) {
     this.#device = device;
     this.pfn = entries.pfn;
     this.order = entries.order;
-    let pages = 0;
-    for (let i = 0; i < this.order.length; i++) pages += 2 ** this.order[i];
+    if (pages === undefined) {
+      pages = 0;
+      for (let i = 0; i < this.order.length; i++) pages += 2 ** this.order[i];
+    }
     this.byteLength = pages * PAGE_SIZE;
   }
 

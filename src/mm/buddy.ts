@@ -284,25 +284,34 @@ export class BuddyAllocator {
    * @throws PageAllocError as allocReserved, for the first bad block.
    */
   allocReservedBlocks(pfns: Float64Array, orders: Uint8Array): void {
+    const state = this.state;
     for (let i = 0; i < pfns.length; i++) {
       const pfn = pfns[i];
-      const n = 2 ** orders[i];
+      const o = orders[i];
+      // One page: reserved or not (a pfn outside reads undefined). Runs cold in a successor.
+      if (o === 0 && state[pfn] === PG_RESERVED) continue;
+      const n = 2 ** o;
       if (
-        orders[i] > MAX_PAGE_ORDER ||
+        o > MAX_PAGE_ORDER ||
         pfn % n !== 0 ||
         !(pfn >= 0 && pfn + n <= this.npages) ||
         !this.allReserved(pfn, pfn + n)
       ) {
-        this.allocReserved(pfn, orders[i]); // throws the precise error
+        this.allocReserved(pfn, o); // throws the precise error
       }
     }
     let pages = 0;
     for (let i = 0; i < pfns.length; i++) {
       const pfn = pfns[i];
-      const n = 2 ** orders[i];
-      if (n > 1) this.state.fill(PG_TAIL, pfn + 1, pfn + n);
-      this.state[pfn] = PG_ALLOCATED;
-      this.order[pfn] = orders[i];
+      const o = orders[i];
+      state[pfn] = PG_ALLOCATED;
+      this.order[pfn] = o;
+      if (o === 0) {
+        pages++;
+        continue;
+      }
+      const n = 2 ** o;
+      state.fill(PG_TAIL, pfn + 1, pfn + n);
       pages += n;
     }
     this.nrReserved -= pages;
