@@ -22,6 +22,7 @@ import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { randomBytes } from '../memory/random.js';
 import { BuddyAllocator, type BuddyStats } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
+import type { ScratchPagesStats } from '../mm/scratch-pages.js';
 import { type PkramEarly, pkramEarly } from '../pkram/kernel-early.js';
 import { KernelPkram, type KernelPkramStatus } from '../pkram/kernel-pkram.js';
 import { type PmpoolEarly, pmpoolEarly } from '../pmpool/pool-early.js';
@@ -165,6 +166,7 @@ export class Kernel {
       device: init.device,
       pages: init.pages,
       kho: this.kho,
+      scratch: init.khoEarly.scratch,
       early: init.boot.kind === 'crash' ? null : (init.pkramEarly ?? null),
       generation: init.boot.generation,
       bootId: Uint8Array.from(Buffer.from(init.boot.bootId, 'hex')),
@@ -338,20 +340,28 @@ export class Kernel {
   }
 
   /**
-   * Allocates a folio of 2^order pages from the page allocator.
+   * Allocates a folio of 2^order pages from the page allocator. A
+   * `transient` folio, one that will never be preserved (a buffer, a cache),
+   * comes from KHO scratch while scratch has room, as the kernel lets
+   * movable allocations use scratch after boot; KHO refuses to preserve
+   * such pages and PKRAM copies them out.
    * @returns null when no block of that order is free.
    * @throws PageAllocError EINVAL (bad order); KexecError ESRCH once replaced.
    */
-  allocPages(order: number): Folio | null {
+  allocPages(order: number, options: { transient?: boolean } = {}): Folio | null {
     this.assertAlive();
-    const pfn = this.pages.allocPages(order);
+    const pfn =
+      (options.transient ? this.kho.scratchPages.allocPages(order) : null) ??
+      this.pages.allocPages(order);
     return pfn === null ? null : { pfn, order };
   }
 
   /** Frees a folio allocPages returned. @throws PageAllocError on misuse (double free, ...). */
   freePages(folio: Folio): void {
     this.assertAlive();
-    this.pages.freePages(folio.pfn, folio.order);
+    if (this.kho.scratchPages.owns(folio.pfn))
+      this.kho.scratchPages.freePages(folio.pfn, folio.order);
+    else this.pages.freePages(folio.pfn, folio.order);
   }
 
   /** A zero-copy view of a folio's bytes. */
@@ -564,6 +574,7 @@ export class Kernel {
       memoryMap: { entries: this.memoryMap.entries(), lines: this.memoryMap.print() },
       memblock: this.memblock.dump(),
       pages: this.pages.stats(),
+      scratchPages: this.kho.scratchPages.stats(),
       crashArea: this.crashArea,
       pmpools: this.pmpools.status(),
       pkram: this.pkram.status(),
@@ -635,6 +646,8 @@ export interface KernelStatus {
   memoryMap: { entries: MemoryRange[]; lines: string[] };
   memblock: string;
   pages: BuddyStats;
+  /** KHO scratch given back to transient allocations, and its kexec window. */
+  scratchPages: ScratchPagesStats;
   crashArea: PhysRange | null;
   pmpools: PmpoolsStatus;
   kexec: { cmdline: string; segment: PhysRange } | null;

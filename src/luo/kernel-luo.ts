@@ -1,8 +1,9 @@
 import { SETUP } from '../boot/abi.js';
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { LuoError } from './errors.js';
+import type { HandoverFlb } from './flb.js';
 import { defaultHandlers, type FileHandler } from './handlers.js';
-import { type HandoverSession, parseHandover } from './handover.js';
+import { type HandoverSession, parseLiveUpdateHandover } from './handover.js';
 import { LiveUpdate } from './liveupdate.js';
 import { markCloseOnExec } from './session.js';
 
@@ -18,14 +19,17 @@ export interface LuoSessionSummary {
  * opened on first use like /dev/liveupdate. Its sessions travel in the boot
  * block (setup_data SETUP.LUO): descriptors need no preserved memory, only
  * their description, and survive the in-place execve because freeze makes
- * them inheritable.
+ * them inheritable. So, unlike Linux's, it stays on with `kho=off` and when
+ * KHO revival is refused (abi.ts says why).
  */
 export class KernelLiveUpdate implements HandoverSubsystem {
   readonly name = 'luo';
   #lu: LiveUpdate | null = null;
   /** The predecessor's sessions, read at boot, or why they could not be. */
-  #incoming: { sessions: HandoverSession[]; handlers: FileHandler[] } | { error: unknown } | null =
-    null;
+  #incoming:
+    | { sessions: HandoverSession[]; flbs: HandoverFlb[]; handlers: FileHandler[] }
+    | { error: unknown }
+    | null = null;
   readonly #disabled: string | undefined;
   #froze = false;
 
@@ -40,9 +44,9 @@ export class KernelLiveUpdate implements HandoverSubsystem {
     if (incoming === undefined || options.disabled) return;
     const handlers = defaultHandlers();
     try {
-      const sessions = parseHandover(incoming, handlers);
+      const { sessions, flbs } = parseLiveUpdateHandover(incoming, handlers);
       for (const s of sessions) for (const f of s.files) markCloseOnExec(f);
-      this.#incoming = { sessions, handlers };
+      this.#incoming = { sessions, flbs, handlers };
     } catch (error) {
       this.#incoming = { error };
     }
@@ -60,7 +64,7 @@ export class KernelLiveUpdate implements HandoverSubsystem {
       const incoming = this.#incoming;
       if (incoming !== null && 'error' in incoming) throw incoming.error;
       this.#lu = incoming
-        ? LiveUpdate.fromSessions(incoming.sessions, incoming.handlers)
+        ? LiveUpdate.fromSessions(incoming.sessions, incoming.handlers, incoming.flbs)
         : new LiveUpdate();
       this.#incoming = null;
     }
