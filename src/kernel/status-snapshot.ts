@@ -10,8 +10,8 @@ import { PAGE_SIZE, type PhysRange } from '../memory/device.js';
 import type { MemoryMap } from '../memory/memmap.js';
 import { E820 } from '../memory/memmap-types.js';
 import type { BuddyAllocator } from '../mm/buddy.js';
-import type { CensusView } from '../mm/page-census.js';
-import { coarsenRuns, type Paint, paintRuns } from '../status/layout.js';
+import { addToCells, type CensusView } from '../mm/page-census.js';
+import { coarsenRuns, layCells, type Paint, paintRuns } from '../status/layout.js';
 import type {
   HandoverHistory,
   MemoryLayout,
@@ -53,18 +53,11 @@ export function kernelLayout(src: LayoutSources): MemoryLayout {
   const owned = paintRuns([{ base: 0, size: src.size, kind: 'free' }], ownedExtents(src)).filter(
     (r) => r.kind !== 'free',
   );
-  const runs: MemoryRun[] = [];
-  const push = (r: MemoryRun) => {
-    const last = runs[runs.length - 1];
-    if (last?.kind === r.kind && last.owner === r.owner)
-      runs[runs.length - 1] = { ...last, size: last.size + r.size };
-    else runs.push(r);
-  };
   const cellBytes = 2 ** census.shift * PAGE_SIZE;
-  let oi = 0;
-  for (let c = 0; c < census.cells; c++) {
-    const start = c * cellBytes;
-    const end = Math.min(start + cellBytes, src.size);
+  // Owned extents are reserved pages: each cell's reserved count lends them their room.
+  const ownedIn = new Map<number, number>();
+  for (const r of owned) addToCells(ownedIn, r.base / PAGE_SIZE, r.size / PAGE_SIZE, census.shift);
+  const counts = (c: number): [RunKind, number][] => {
     let allocated = census.count(c, 'allocated');
     let reserved = census.count(c, 'reserved');
     // PKRAM's pages are allocated (its own) or reserved (a predecessor's, not yet loaded).
@@ -75,7 +68,7 @@ export function kernelLayout(src: LayoutSources): MemoryLayout {
     // The predecessor's KHO blocks stay reserved until restored.
     const incoming = Math.min(incomingCells.get(c) ?? 0, reserved);
     reserved -= incoming;
-    const counts: [RunKind, number][] = [
+    const pages: [RunKind, number][] = [
       ['free', census.count(c, 'free')],
       ['allocated', allocated],
       ['pkram', pkram],
@@ -83,45 +76,20 @@ export function kernelLayout(src: LayoutSources): MemoryLayout {
       ['incoming', incoming],
       ['reserved', reserved],
     ];
-    // Owned extents in this cell are its reserved pages (or, were the counts to disagree, the last kinds).
-    for (let j = oi; j < owned.length && (owned[j] as MemoryRun).base < end; j++) {
-      const r = owned[j] as MemoryRun;
-      let pages = (Math.min(end, r.base + r.size) - Math.max(start, r.base)) / PAGE_SIZE;
-      for (let k = counts.length - 1; k >= 0 && pages > 0; k--) {
-        const entry = counts[k] as [RunKind, number];
-        const take = Math.min(pages, entry[1]);
-        entry[1] -= take;
-        pages -= take;
-      }
+    // Were the counts to disagree with the extents, the room comes from the last kinds.
+    let room = ownedIn.get(c) ?? 0;
+    for (let k = pages.length - 1; k >= 0 && room > 0; k--) {
+      const entry = pages[k] as [RunKind, number];
+      const take = Math.min(room, entry[1]);
+      entry[1] -= take;
+      room -= take;
     }
-    let at = start;
-    let ki = 0;
-    const fill = (to: number) => {
-      while (at < to) {
-        while (ki < counts.length - 1 && (counts[ki] as [RunKind, number])[1] === 0) ki++;
-        const entry = counts[ki] as [RunKind, number];
-        if (entry[1] === 0) entry[1] = (to - at) / PAGE_SIZE; // unreachable: the counts fill the cell
-        const size = Math.min(to - at, entry[1] * PAGE_SIZE);
-        push({ base: at, size, kind: entry[0] });
-        entry[1] -= size / PAGE_SIZE;
-        at += size;
-      }
-    };
-    while (oi < owned.length && (owned[oi] as MemoryRun).base < end) {
-      const r = owned[oi] as MemoryRun;
-      fill(Math.max(at, r.base));
-      const to = Math.min(end, r.base + r.size);
-      push({ ...r, base: at, size: to - at });
-      at = to;
-      if (r.base + r.size > end) break;
-      oi++;
-    }
-    fill(end);
-  }
+    return pages.map(([kind, n]) => [kind, n * PAGE_SIZE]);
+  };
   return {
     size: src.size,
     nodes: src.nodes.map((n) => ({ base: n.base, size: n.size })),
-    runs,
+    runs: layCells(src.size, cellBytes, counts, owned),
   };
 }
 
