@@ -90,8 +90,10 @@ export interface OpenStoreOptions {
 
 const NAME = /^[A-Za-z0-9._-]{1,25}$/;
 const PAGE = PAGE_SIZE;
-/** The first extent of a store in kernel memory (4 MiB: one block of the largest order). */
+/** The first extent of a store in kernel memory: 4 MiB (one block of the largest order) when it can be had. */
 const FIRST_EXTENT_PAGES = 1024;
+/** ... and at least this: the super block, directories, a table and a slab. */
+const MIN_EXTENT_PAGES = 64;
 
 /** Open stores, per generation, by name. */
 const open = new WeakMap<Kernel, Map<string, PreservedStore>>();
@@ -160,7 +162,7 @@ function openOnKernel(kernel: Kernel, options: OpenStoreOptions): PreservedStore
   }
   if (options.create === false)
     throw new StoreError('ENOENT', `no store '${options.name}' was handed over`);
-  const first = mem.source.take(FIRST_EXTENT_PAGES, FIRST_EXTENT_PAGES);
+  const first = mem.source.take(MIN_EXTENT_PAGES, Math.min(FIRST_EXTENT_PAGES, mem.budgetPages));
   if (first === null) throw new StoreError('ENOMEM', 'no memory for a new store');
   const pool = CmaPool.format(kernel.device, first.pfn * PAGE, first.pages * PAGE);
   const extent: Extent = {
@@ -507,10 +509,10 @@ function budgetPages(budget: number | string | undefined): number {
       `budget is a number of bytes or a size like "512M", got '${budget}'`,
     );
   }
-  if (!Number.isSafeInteger(bytes) || bytes < FIRST_EXTENT_PAGES * PAGE) {
+  if (!Number.isSafeInteger(bytes) || bytes < MIN_EXTENT_PAGES * PAGE) {
     throw new StoreError(
       'EINVAL',
-      `budget is at least ${FIRST_EXTENT_PAGES * PAGE} bytes, got ${budget}`,
+      `budget is at least ${MIN_EXTENT_PAGES * PAGE} bytes, got ${budget}`,
     );
   }
   return Math.floor(bytes / PAGE);
