@@ -13,6 +13,7 @@
 
 import { KhoError } from '../kho/errors.js';
 import { coalescedExtents, type KhoExtent, KhoRadixTree } from '../kho/radix.js';
+import { treeChecksum } from '../kho/tree-csum.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { randomBytes } from '../memory/random.js';
 import { getU64, setU64 } from './_u64.js';
@@ -29,9 +30,10 @@ import {
   REGION_OFF_SIZE,
 } from './abi.js';
 import { PkramError } from './errors.js';
-import { checkHandover, preservedRanges, readRegionList } from './handover.js';
+import { checkHandover, preservedRanges, readRegionList, regionListCrc } from './handover.js';
 import { initNodePage, PkramNode, setNodeNext } from './node.js';
 import type { PkramObject } from './object.js';
+import { sealPage } from './seal.js';
 import { LinkCursor } from './stream.js';
 import { consumeSuper, type PkramExpect, writeSuper } from './super.js';
 import { type NodeSummary, walkNode } from './walk.js';
@@ -319,6 +321,8 @@ export class Pkram {
       nrRegions: extents.length,
       nrNodes: nodes.length,
       tableRoot: this.#tree.rootPhys,
+      tableCrc: treeChecksum(this.device, this.#tree.metadataPages()),
+      regionCrc: regionListCrc(this.device, this.#regionPfn, extents.length),
     });
     return this.#superPfn;
   }
@@ -533,10 +537,16 @@ export class Pkram {
     } catch (err) {
       for (let j = 0; j < i; j += 2) tree.unpreserve(blocks[j], blocks[j + 1]);
       if (err instanceof KhoError) {
-        if (err.code === 'ENOMEM') throw new PkramError('ENOMEM', err.message);
+        // PKRAM's own page source refused: that is the error, not KHO's wrapper.
+        if (err.cause instanceof PkramError) throw err.cause;
+        if (err.code === 'ENOMEM') {
+          throw new PkramError('ENOMEM', err.message, undefined, { cause: err });
+        }
         throw new PkramError(
           'EINVAL',
           `pfn ${blocks[i]} order ${blocks[i + 1]} cannot be preserved (saved twice?): ${err.message}`,
+          undefined,
+          { cause: err },
         );
       }
       throw err;
@@ -612,6 +622,7 @@ export class Pkram {
       this.#dropRebuild({ pfn: newPfn, relocated: 0, copies: copiesOf(), oldOwned });
       throw err;
     }
+    sealPage(device, newPfn, 'node');
     return { pfn: newPfn, relocated: fresh.relocatedFolios, copies: copiesOf(), oldOwned };
   }
 
