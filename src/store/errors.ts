@@ -3,6 +3,8 @@
  * damaged store is EFAULT and its message names the page, so a bad table or
  * record is refused, never read as a value.
  */
+import { LivekexecError } from '../base/errors.js';
+
 export type StoreErrorCode =
   /** A bad argument: a key or value over the store's limits, a bad option or name. */
   | 'EINVAL'
@@ -27,15 +29,8 @@ export type StoreErrorCode =
   /** The handle was closed, or its generation replaced. */
   | 'ESRCH';
 
-export class StoreError extends Error {
-  override readonly name = 'StoreError';
-
-  constructor(
-    readonly code: StoreErrorCode,
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
-  }
+export class StoreError extends LivekexecError<StoreErrorCode> {
+  override name = 'StoreError';
 }
 
 /** An EFAULT naming the page at `phys`. */

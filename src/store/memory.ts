@@ -104,9 +104,11 @@ export class StoreMemory {
     return this.#sbWords[this.#sbBase + word];
   }
 
-  /** Stores a super block word (logged). */
+  /** Stores a super block word (logged in an operation). */
   sbSet(word: number, value: number): void {
-    this.put(this.sb, word, value);
+    const i = this.#sbBase + word;
+    if (this.#inOp) this.#log(this.sb >>> 26, i, this.#sbWords[i], value >>> 0);
+    this.#sbWords[i] = value;
   }
 
   /** Word `word` of the object at `ref`. */

@@ -371,16 +371,29 @@ export class PreservedStore {
     return ref;
   }
 
-  /** The slot of the key in `t`, or -1. @throws StoreError EFAULT for a slot that names no record of its tag. */
+  /** Where #find would insert the key it did not find: the first empty or deleted slot on its probe, or -1. */
+  #hole = -1;
+
+  /**
+   * The slot of the key in `t`, or -1 (then #hole is where it goes).
+   * @throws StoreError EFAULT for a slot that names no record of its tag.
+   */
   #find(t: Table, h: number, klen: number): number {
     const mask = t.mask;
     let s = h & mask;
+    let hole = -1;
     for (let n = 0; n <= mask; n++) {
       const ref = t.ref(s);
-      if (ref === SLOT_EMPTY) return -1;
-      if (ref !== SLOT_DELETED && t.tag(s) === h && this.#matches(t, s, ref, h, klen)) return s;
+      if (ref === SLOT_EMPTY) {
+        this.#hole = hole < 0 ? s : hole;
+        return -1;
+      }
+      if (ref === SLOT_DELETED) {
+        if (hole < 0) hole = s;
+      } else if (t.tag(s) === h && this.#matches(t, s, ref, h, klen)) return s;
       s = (s + 1) & mask;
     }
+    this.#hole = hole;
     return -1;
   }
 
@@ -476,7 +489,9 @@ export class PreservedStore {
     }
     const b = mem.bytesOf(ref);
     const off = mem.offsetOf(ref);
-    b.set(klen === this.#karr.length ? this.#karr : this.#karr.subarray(0, klen), off + REC_HEADER);
+    const key = this.#karr;
+    if (klen <= 64) for (let j = 0; j < klen; j++) b[off + REC_HEADER + j] = key[j];
+    else b.set(klen === key.length ? key : key.subarray(0, klen), off + REC_HEADER);
     b.set(val, off + REC_HEADER + klen);
     mem.put(ref, R_META, klen | ((cls < 0 ? CLASS_LARGE : cls) << CLASS_SHIFT));
     mem.put(ref, R_VLEN, vlen);
@@ -490,6 +505,7 @@ export class PreservedStore {
       old = cur.ref(s);
       cur.setRef(mem, s, ref);
     } else {
+      const hole = this.#hole;
       if (this.#migrating) {
         const other = this.#other as Table;
         const o = this.#find(other, h, klen);
@@ -499,7 +515,10 @@ export class PreservedStore {
           this.#count(SB_TABLE_OLD, -1, 1);
         }
       }
-      this.#insert(cur, SB_TABLE_CUR, h, ref);
+      if (hole < 0) throw new StoreError('ENOMEM', 'the table is full and could not grow');
+      const was = cur.ref(hole);
+      cur.set(mem, hole, h, ref);
+      this.#count(SB_TABLE_CUR, 1, was === SLOT_DELETED ? -1 : 0);
     }
     if (old === 0) mem.sbSet(SB_ENTRIES, mem.sbGet(SB_ENTRIES) + 1);
     this.#addBytes(klen + vlen, cls < 0 ? Math.ceil(size / PAGE) * PAGE : CLASS_SIZES[cls]);
