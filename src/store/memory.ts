@@ -71,6 +71,8 @@ export class StoreMemory {
   source: ExtentSource | null = null;
   /** Largest extent bytes the store may own (Infinity: no budget). */
   budgetPages = Number.POSITIVE_INFINITY;
+  /** Fault injection for tests: called before every metadata store of an update, as a kill could land there. */
+  beforeStore: (() => void) | null = null;
   /** The last allocSpan failed because growing would pass the budget. */
   overBudget = false;
 
@@ -106,6 +108,7 @@ export class StoreMemory {
 
   /** Stores a super block word (logged in an operation). */
   sbSet(word: number, value: number): void {
+    if (this.beforeStore !== null) this.beforeStore();
     const i = this.#sbBase + word;
     if (this.#inOp) this.#log(this.sb >>> 26, i, this.#sbWords[i], value >>> 0);
     this.#sbWords[i] = value;
@@ -118,6 +121,7 @@ export class StoreMemory {
 
   /** Stores word `word` of the object at `ref`; logged in a crash-safe operation. */
   put(ref: number, word: number, value: number): void {
+    if (this.beforeStore !== null) this.beforeStore();
     const k = ref >>> 26;
     const i = ((ref & 0x3ffffff) << 2) + word;
     const a = this.u32[k];
@@ -145,6 +149,7 @@ export class StoreMemory {
   /** Opens an operation: its word stores are logged until retire(). */
   begin(): void {
     if (!this.logging) return;
+    if (this.beforeStore !== null) this.beforeStore();
     this.#count = 0;
     this.#sbWords[this.#sbBase + SB_LOG + LOG_COUNT] = 0;
     Atomics.store(this.#sbI32(), this.#sbBase + SB_LOG + LOG_OP, OP_PREPARED);
@@ -155,7 +160,9 @@ export class StoreMemory {
   commit(): void {
     if (!this.#inOp) return;
     this.#inOp = false;
+    if (this.beforeStore !== null) this.beforeStore();
     Atomics.store(this.#sbI32(), this.#sbBase + SB_LOG + LOG_OP, OP_COMMITTED);
+    if (this.beforeStore !== null) this.beforeStore();
     Atomics.store(this.#sbI32(), this.#sbBase + SB_LOG + LOG_OP, OP_NONE);
   }
 

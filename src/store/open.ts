@@ -86,6 +86,8 @@ export interface OpenStoreOptions {
   create?: boolean;
   /** Milliseconds since 1970, for TTLs (default Date.now; tests pass their own). */
   clock?: () => number;
+  /** Fault injection for tests (as pmpool's): called before every metadata store of an update. */
+  beforeStore?: () => void;
 }
 
 const NAME = /^[A-Za-z0-9._-]{1,25}$/;
@@ -184,6 +186,12 @@ function openOnPool(kernel: Kernel, pool: Pmpool, options: OpenStoreOptions): Pr
   const first = pool.cma.basePfn + pool.cma.metadataPages;
   const root = first * PAGE;
   if (pool.isAllocated(first)) {
+    if (superWords(kernel, root)[SB_MAGIC] !== STORE_MAGIC) {
+      throw new StoreError(
+        'EINVAL',
+        `pmpool ${pool.name ?? 'default'} holds other allocations (its first data page, ${first}, is no store super block): a store needs a pool of its own`,
+      );
+    }
     return attach(kernel, mem, root, options, 'pool', pool);
   }
   if (pool.stats().usedPages !== pool.cma.metadataPages) {
@@ -375,6 +383,7 @@ function handle(kernel: Kernel, mem: StoreMemory, options: OpenStoreOptions): Pr
   const flags = mem.sbGet(SB_FLAGS);
   const crashSafe = (flags & FLAG_CRASH_SAFE) !== 0;
   mem.logging = crashSafe;
+  mem.beforeStore = options.beforeStore ?? null;
   const cur = attachTable(mem, SB_TABLE_CUR, mem.sb * 16);
   const phase = mem.sbGet(SB_PHASE);
   const other = phase === PHASE_NONE ? null : attachTable(mem, SB_TABLE_OLD, mem.sb * 16);

@@ -53,6 +53,14 @@ const ZERO_STEP = 128 * 1024;
 const MOVE_STEP = 8;
 const encoder = new TextEncoder();
 
+/**
+ * The word a record keeps for its key's hash, bound to its length words: a
+ * damaged header (or a slot pointing at another record) never matches.
+ */
+function seal(h: number, meta: number, vlen: number): number {
+  return (h ^ Math.imul((meta & 0xffffff) ^ Math.imul(vlen, 0x9e3779b1), 0x85ebca6b)) >>> 0;
+}
+
 export type StoreKey = string | Uint8Array;
 
 export interface PutOptions {
@@ -409,7 +417,7 @@ export class PreservedStore {
       );
     }
     const meta = words[i];
-    if (words[i + R_HASH] !== h || meta === FREE_OBJECT) {
+    if (words[i + R_HASH] !== seal(h, meta, words[i + R_VLEN]) || meta === FREE_OBJECT) {
       throw damaged(
         t.slotPhys(s),
         `table slot ${s} points at 0x${(ref * 16).toString(16)}, which holds no record of its hash`,
@@ -424,8 +432,8 @@ export class PreservedStore {
     return true;
   }
 
-  /** The value of the record at `ref`, or undefined when it expired. @throws StoreError EFAULT. */
-  #value(ref: number): Uint8Array | undefined {
+  /** The value of the record at `ref`, or undefined when it expired (unless `any`). @throws StoreError EFAULT. */
+  #value(ref: number, any = false): Uint8Array | undefined {
     const mem = this.#mem;
     const k = ref >>> 26;
     const words = mem.u32[k];
@@ -442,7 +450,7 @@ export class PreservedStore {
     const off = (i << 2) + REC_HEADER + klen;
     if (off + vlen > b.length) throw damaged(ref * 16, 'record value runs past the device');
     const expiry = words[i + R_EXPIRY];
-    if (expiry !== 0 && expiry <= this.#now()) return undefined;
+    if (expiry !== 0 && !any && expiry <= this.#now()) return undefined;
     if (this.#cfg.evict && (meta & REC_ACCESSED) === 0) words[i] = meta | REC_ACCESSED;
     return b.subarray(off, off + vlen);
   }
@@ -453,16 +461,70 @@ export class PreservedStore {
     return b.subarray(off, off + (this.#mem.get(ref, R_META) & KEY_MASK));
   }
 
-  /** Live refs of both tables. */
+  /** Live refs of both tables, each checked against its slot's tag. @throws StoreError EFAULT. */
   *#refs(): Generator<number> {
     for (const t of this.#other !== null && this.#migrating
       ? [this.#cur, this.#other]
       : [this.#cur]) {
       for (let s = 0; s <= t.mask; s++) {
         const ref = t.ref(s);
-        if (ref > SLOT_DELETED) yield ref;
+        if (ref > SLOT_DELETED) {
+          this.#checkRecord(t, s, ref);
+          yield ref;
+        }
       }
     }
+  }
+
+  /** @throws StoreError EFAULT unless slot s of t points at a sound record of its tag. */
+  #checkRecord(t: Table, s: number, ref: number): void {
+    const mem = this.#mem;
+    if (!mem.inBounds(ref, REC_HEADER)) {
+      throw damaged(
+        t.slotPhys(s),
+        `table slot ${s} points at 0x${(ref * 16).toString(16)}, outside the device`,
+      );
+    }
+    const meta = mem.get(ref, R_META);
+    if (
+      meta === FREE_OBJECT ||
+      mem.get(ref, R_HASH) !== seal(t.tag(s), meta, mem.get(ref, R_VLEN))
+    ) {
+      throw damaged(
+        t.slotPhys(s),
+        `table slot ${s} points at 0x${(ref * 16).toString(16)}, which holds no record of its hash`,
+      );
+    }
+    this.#value(ref, true);
+  }
+
+  /**
+   * Walks every entry and checks it against the super block's counts: O(entries).
+   * @returns what it counted and the problems found (none: the store is sound).
+   */
+  check(): { entries: number; liveBytes: number; problems: string[] } {
+    this.#readable();
+    const mem = this.#mem;
+    const problems: string[] = [];
+    let entries = 0;
+    let live = 0;
+    try {
+      for (const ref of this.#refs()) {
+        entries++;
+        live += (mem.get(ref, R_META) & KEY_MASK) + mem.get(ref, R_VLEN);
+      }
+    } catch (err) {
+      if (!(err instanceof StoreError)) throw err;
+      problems.push(err.message);
+    }
+    const s = this.stats();
+    if (problems.length === 0 && entries !== s.entries) {
+      problems.push(`${entries} entries in the table, the super block counts ${s.entries}`);
+    }
+    if (problems.length === 0 && live !== s.liveBytes) {
+      problems.push(`${live} bytes of keys and values, the super block counts ${s.liveBytes}`);
+    }
+    return { entries, liveBytes: live, problems };
   }
 
   #anyRef(): number {
@@ -495,7 +557,7 @@ export class PreservedStore {
     b.set(val, off + REC_HEADER + klen);
     mem.put(ref, R_META, klen | ((cls < 0 ? CLASS_LARGE : cls) << CLASS_SHIFT));
     mem.put(ref, R_VLEN, vlen);
-    mem.put(ref, R_HASH, h);
+    mem.put(ref, R_HASH, seal(h, klen | ((cls < 0 ? CLASS_LARGE : cls) << CLASS_SHIFT), vlen));
     mem.put(ref, R_EXPIRY, expiry);
 
     const cur = this.#cur;
@@ -633,10 +695,10 @@ export class PreservedStore {
       hand = (hand + 1) & mask;
       const ref = t.ref(s);
       if (ref <= SLOT_DELETED) continue;
+      this.#checkRecord(t, s, ref);
       const k = ref >>> 26;
       const i = (ref & 0x3ffffff) << 2;
       const words = mem.u32[k];
-      if (words === undefined || i >= words.length) throw damaged(t.slotPhys(s), `table slot ${s}`);
       const meta = words[i];
       const expiry = words[i + R_EXPIRY];
       if ((meta & REC_ACCESSED) !== 0 && !(expiry !== 0 && expiry <= now)) {
