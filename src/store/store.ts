@@ -51,6 +51,8 @@ const PAGE = 4096;
 /** Resize work per update: bytes of the next table zeroed, or old slots moved. */
 const ZERO_STEP = 128 * 1024;
 const MOVE_STEP = 8;
+/** Entries a delete moves back at most (each is two logged stores). */
+const SHIFT_MAX = 32;
 const encoder = new TextEncoder();
 
 /**
@@ -209,7 +211,8 @@ export class PreservedStore {
     }
     const expiry = options?.ttl === undefined ? 0 : this.#expiryOf(options.ttl);
     const h = hashBytes(this.#karr, 0, klen, this.#cfg.seed);
-    this.#step();
+    this.#step(true);
+    this.#setKey(key);
     const mem = this.#mem;
     for (;;) {
       mem.begin();
@@ -432,8 +435,12 @@ export class PreservedStore {
     return true;
   }
 
-  /** The value of the record at `ref`, or undefined when it expired (unless `any`). @throws StoreError EFAULT. */
-  #value(ref: number, any = false): Uint8Array | undefined {
+  /**
+   * The value of the record at `ref`, or undefined when it expired. A peek
+   * (a check, iteration) takes expired values too and does not count as a use.
+   * @throws StoreError EFAULT.
+   */
+  #value(ref: number, peek = false): Uint8Array | undefined {
     const mem = this.#mem;
     const k = ref >>> 26;
     const words = mem.u32[k];
@@ -450,7 +457,8 @@ export class PreservedStore {
     const off = (i << 2) + REC_HEADER + klen;
     if (off + vlen > b.length) throw damaged(ref * 16, 'record value runs past the device');
     const expiry = words[i + R_EXPIRY];
-    if (expiry !== 0 && !any && expiry <= this.#now()) return undefined;
+    if (peek) return b.subarray(off, off + vlen);
+    if (expiry !== 0 && expiry <= this.#now()) return undefined;
     if (this.#cfg.evict && (meta & REC_ACCESSED) === 0) words[i] = meta | REC_ACCESSED;
     return b.subarray(off, off + vlen);
   }
@@ -601,11 +609,45 @@ export class PreservedStore {
     }
     if (s < 0) return false;
     const ref = t.ref(s);
-    t.setRef(mem, s, SLOT_DELETED);
-    this.#count(desc, -1, 1);
+    if (t === this.#cur) this.#closeHole(t, s);
+    else {
+      t.setRef(mem, s, SLOT_DELETED);
+      this.#count(desc, -1, 1);
+    }
     mem.sbSet(SB_ENTRIES, mem.sbGet(SB_ENTRIES) - 1);
     this.#freeRecord(ref);
     return true;
+  }
+
+  /**
+   * Empties slot s of the current table without leaving a deleted mark
+   * (Knuth's algorithm R: later entries of its cluster move back into the
+   * hole), so deletes never fill the table. Past SHIFT_MAX moves (an update
+   * logs a bounded number of stores) the last hole is marked deleted instead.
+   */
+  #closeHole(t: Table, s: number): void {
+    const mem = this.#mem;
+    const mask = t.mask;
+    let hole = s;
+    let moves = 0;
+    for (let j = (s + 1) & mask; j !== s; j = (j + 1) & mask) {
+      const r = t.ref(j);
+      if (r === SLOT_EMPTY) break;
+      if (r === SLOT_DELETED || moves === SHIFT_MAX) {
+        t.setRef(mem, hole, SLOT_DELETED);
+        this.#count(SB_TABLE_CUR, -1, 1);
+        return;
+      }
+      const tag = t.tag(j);
+      // The entry may move back unless its home lies after the hole, up to j.
+      if (((j - (tag & mask)) & mask) >= ((j - hole) & mask)) {
+        t.set(mem, hole, tag, r);
+        hole = j;
+        moves++;
+      }
+    }
+    t.setRef(mem, hole, SLOT_EMPTY);
+    this.#count(SB_TABLE_CUR, -1, 0);
   }
 
   /** Removes the entry whose record is at `ref` (its own operation). */
@@ -683,38 +725,40 @@ export class PreservedStore {
     this.#pending.length = 0;
   }
 
-  /** Evicts one entry, least recently used first (CLOCK). @returns false when there is none. */
+  /**
+   * Evicts one entry, least recently used first (CLOCK: an entry read since
+   * the hand last passed gets a second chance). During a resize the old
+   * table, which holds the older entries, goes first.
+   * @returns false when there is none.
+   */
   #evictOne(): boolean {
     const mem = this.#mem;
-    const t = this.#cur;
-    const mask = t.mask;
-    let hand = mem.sbGet(SB_CLOCK) & mask;
+    const tables = this.#migrating ? [this.#other as Table, this.#cur] : [this.#cur];
     const now = mem.sbGet(SB_TTL_ENTRIES) === 0 ? 0 : this.#now();
-    for (let n = 0; n <= 2 * (mask + 1); n++) {
-      const s = hand;
-      hand = (hand + 1) & mask;
-      const ref = t.ref(s);
-      if (ref <= SLOT_DELETED) continue;
-      this.#checkRecord(t, s, ref);
-      const k = ref >>> 26;
-      const i = (ref & 0x3ffffff) << 2;
-      const words = mem.u32[k];
-      const meta = words[i];
-      const expiry = words[i + R_EXPIRY];
-      if ((meta & REC_ACCESSED) !== 0 && !(expiry !== 0 && expiry <= now)) {
-        // A second chance: a hint only, outside any operation.
-        words[i] = meta & ~REC_ACCESSED;
-        continue;
+    for (const t of tables) {
+      const mask = t.mask;
+      let hand = mem.sbGet(SB_CLOCK) & mask;
+      for (let n = 0; n <= 2 * (mask + 1); n++) {
+        const s = hand;
+        hand = (hand + 1) & mask;
+        const ref = t.ref(s);
+        if (ref <= SLOT_DELETED) continue;
+        this.#checkRecord(t, s, ref);
+        const words = mem.u32[ref >>> 26];
+        const i = (ref & 0x3ffffff) << 2;
+        const meta = words[i];
+        const expiry = words[i + R_EXPIRY];
+        if ((meta & REC_ACCESSED) !== 0 && !(expiry !== 0 && expiry <= now)) {
+          // A second chance: a hint only, outside any operation.
+          words[i] = meta & ~REC_ACCESSED;
+          continue;
+        }
+        mem.sbSet(SB_CLOCK, hand);
+        this.#removeRef(ref);
+        return true;
       }
-      mem.sbSet(SB_CLOCK, hand);
-      this.#removeRef(ref);
-      return true;
     }
-    // Nothing in the current table (a resize under way holds the rest in the old one).
-    const ref = this.#anyRef();
-    if (ref === 0) return false;
-    this.#removeRef(ref);
-    return true;
+    return false;
   }
 
   #full(size: number): StoreError {
@@ -730,7 +774,7 @@ export class PreservedStore {
   // ------------------------------------------------------------ resize
 
   /** One bounded piece of resize work, before an update (its own operation). */
-  #step(): void {
+  #step(forPut = false): void {
     const mem = this.#mem;
     const phase = mem.sbGet(SB_PHASE);
     const cur = this.#cur;
@@ -741,8 +785,13 @@ export class PreservedStore {
       const log2 = Math.min(MAX_TABLE_LOG2, cur.log2 + (live * 8 >= cur.size * 3 ? 1 : 0));
       const next = Table.create(mem, log2);
       if (next === null) {
-        if (used * 10 > cur.size * 9) throw new StoreError('ENOMEM', 'no memory to grow the table');
-        return;
+        if (used * 10 <= cur.size * 9) return;
+        // A cache that cannot grow its table makes room in it.
+        if (forPut && this.#cfg.evict && this.#evictOne()) return;
+        throw new StoreError(
+          this.#mem.overBudget ? 'ENOSPC' : 'ENOMEM',
+          'no memory to grow the table',
+        );
       }
       mem.begin();
       mem.sbSet(SB_TABLE_OLD + TD_DIR, next.dirPfn);
