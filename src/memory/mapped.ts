@@ -29,6 +29,7 @@ import { checkRange } from './_range.js';
 import { type Window as Mapping, mapWindow, unmapWindow } from './_window.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
 import { DeviceError, type DeviceErrorCode } from './errors.js';
+import { growDeviceFile } from './hotplug.js';
 
 const HUGETLBFS_MAGIC = 0x958458f6;
 /** Devices up to this size are mapped as one window. */
@@ -135,8 +136,15 @@ export class MappedDevice implements MemoryDevice {
         if (st.size === 0 || created) {
           preallocate(fd, path, want, options);
           size = want;
+        } else if (st.size < want) {
+          // Memory hotplug: the next boot brings the new range online (memory/hotplug.ts).
+          growDeviceFile(fd, path, want);
+          size = want;
         } else if (st.size !== want) {
-          throw new DeviceError('EINVAL', `${path} is ${st.size} bytes, not ${want}`);
+          throw new DeviceError(
+            'EINVAL',
+            `${path} is ${st.size} bytes, not ${want}: a device grows but never shrinks`,
+          );
         }
       }
       if (!created) ensureBacked(fd, path, fstatSync(fd));
