@@ -97,14 +97,14 @@ export function prng(seed: number): () => number {
 
 /** A value of 64 B..4 KiB from `rand`. */
 export function makeValue(rand: () => number): Buffer {
-  return valueOf((rand() * 2 ** 32) >>> 0, 0);
+  return fillValue((rand() * 2 ** 32) >>> 0, 0);
 }
 
 /**
  * The value of fill key `i` under `seed`, 64 B..4 KiB, made again on demand
  * (a million keys' values are never all held by the driver).
  */
-export function valueOf(seed: number, i: number): Buffer {
+export function fillValue(seed: number, i: number): Buffer {
   let x = mix(seed ^ Math.imul(i + 1, 0x9e3779b1)) | 1;
   const len = 64 + (mix(x) % (4096 - 64 + 1));
   const words = new Uint32Array(Math.ceil(len / 4));
@@ -265,7 +265,7 @@ function putBatch(seed: number, from: number, to: number): Buffer {
   const parts: Buffer[] = [];
   for (let i = from; i < to; i++) {
     const key = Buffer.from(`key-${i}`);
-    const v = valueOf(seed, i);
+    const v = fillValue(seed, i);
     const head = Buffer.alloc(6);
     head.writeUInt16LE(key.length, 0);
     head.writeUInt32LE(v.length, 2);
@@ -425,7 +425,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     const fillLen = new Uint16Array(nKeys);
     let valueBytes = 0;
     for (let i = 0; i < nKeys; i++) {
-      const v = valueOf(seed, i);
+      const v = fillValue(seed, i);
       fillCrc[i] = crc32c(v);
       fillLen[i] = v.length;
       valueBytes += v.length;
