@@ -18,8 +18,11 @@
  * moment generation 1 serves to the first get of generation 2: both stamps
  * CLOCK_MONOTONIC) and the successor's time from its start to its first get.
  *
+ * Each program hands over `rounds` times in a chain (the state kept all the
+ * way); downtime figures are the median.
+ *
  * Options: --sizes=10k,1M,10M (default 10k,1M), --values=100,1024 (default
- * both), --peers=store,map,lmdb (default all). 10M entries of 1 KiB need
+ * both), --peers=store,map,lmdb (default all), --rounds=N (default 3). 10M entries of 1 KiB need
  * ~12 GB per peer: give --sizes=10M only on a machine with room.
  */
 import { spawn } from 'node:child_process';
@@ -79,6 +82,7 @@ export async function run(args: string[]): Promise<void> {
   const sizes = option(args, 'sizes', '10k,1M').map(parseCount);
   const valueSizes = option(args, 'values', '100,1024').map(Number);
   const peers = option(args, 'peers', PEERS.join(',')) as Peer[];
+  const rounds = Number(option(args, 'rounds', '3')[0]);
   process.stdout.write(
     `load average before: ${loadavg()
       .map((l) => l.toFixed(2))
@@ -90,7 +94,7 @@ export async function run(args: string[]): Promise<void> {
       const rows: PeerResult[] = [];
       for (const peer of peers) {
         try {
-          rows.push(await measure(peer, entries, valueBytes));
+          rows.push(await measure(peer, entries, valueBytes, rounds));
         } catch (err) {
           process.stdout.write(`${peer} ${entries} x ${valueBytes} B: ${(err as Error).message}\n`);
         }
@@ -185,7 +189,12 @@ function verdicts(rs: PeerResult[]): void {
 }
 
 /** Runs one peer at one size: fill, reads, the handover, deletes. */
-async function measure(peer: Peer, entries: number, valueBytes: number): Promise<PeerResult> {
+async function measure(
+  peer: Peer,
+  entries: number,
+  valueBytes: number,
+  rounds: number,
+): Promise<PeerResult> {
   const base = join(SHM, `livekexec-bench-store-${peer}-${process.pid}`);
   const stampsFile = `${base}.stamps`;
   const statePath = `${base}.state`;
@@ -200,7 +209,16 @@ async function measure(peer: Peer, entries: number, valueBytes: number): Promise
     await new Promise<void>((resolve, reject) => {
       const child = spawn(
         process.execPath,
-        [PROGRAM, peer, base, String(deviceBytes), String(entries), String(valueBytes), statePath],
+        [
+          PROGRAM,
+          peer,
+          base,
+          String(deviceBytes),
+          String(entries),
+          String(valueBytes),
+          statePath,
+          String(rounds),
+        ],
         { env, stdio: ['ignore', 'inherit', 'pipe'] },
       );
       let stderr = '';
@@ -228,6 +246,8 @@ async function measure(peer: Peer, entries: number, valueBytes: number): Promise
     };
     const ms = (a: Stamp, b: Stamp) => Number(BigInt(b.ns) - BigInt(a.ns)) / 1e6;
     const filled = at('filled', 1);
+    const gens = Array.from({ length: rounds }, (_, i) => i + 1);
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
     return {
       peer,
       entries,
@@ -235,14 +255,14 @@ async function measure(peer: Peer, entries: number, valueBytes: number): Promise
       put: Number(filled.put),
       get: Number(filled.get),
       view: Number(filled.view),
-      delete: Number(at('deleted', 2).delete),
+      delete: Number(at('deleted', rounds + 1).delete),
       rssPerEntry: Number(filled.rssBytes) / entries,
       storePerEntry: Number(filled.storeBytes) / entries,
       inUsePerEntry: Number(filled.inUseBytes) / entries,
-      downtimeMs: ms(at('stop', 1), at('first-get', 2)),
-      stateOutMs: ms(at('stop', 1), at('exec', 1)),
-      stateInMs: ms(at('booted', 2), at('first-get', 2)),
-      firstGetMs: ms(at('start', 2), at('first-get', 2)),
+      downtimeMs: median(gens.map((g) => ms(at('stop', g), at('first-get', g + 1)))),
+      stateOutMs: median(gens.map((g) => ms(at('stop', g), at('exec', g)))),
+      stateInMs: median(gens.map((g) => ms(at('booted', g + 1), at('first-get', g + 1)))),
+      firstGetMs: median(gens.map((g) => ms(at('start', g + 1), at('first-get', g + 1)))),
     };
   } finally {
     for (const f of [base, stampsFile, statePath]) rmSync(f, { recursive: true, force: true });

@@ -372,9 +372,9 @@ export class StoreMemory {
     }
     this.overBudget = false;
     if (!grow || this.source === null) return null;
-    // Geometric growth keeps extents few (a successor touches each once): a quarter of what is held.
+    // Geometric growth keeps extents few (a successor touches each once): an eighth of what is held.
     const need = pages + align + 2;
-    const want = Math.max(need, Math.min(Math.ceil(this.extentPages / 4), 65536), 1024);
+    const want = Math.max(need, Math.min(Math.ceil(this.extentPages / 8), 65536), 1024);
     const room = this.budgetPages - this.extentPages;
     if (need > room) {
       this.overBudget = true;
