@@ -265,6 +265,9 @@ async function measure(
       firstGetMs: median(gens.map((g) => ms(at('start', g + 1), at('first-get', g + 1)))),
     };
   } finally {
-    for (const f of [base, stampsFile, statePath]) rmSync(f, { recursive: true, force: true });
+    // lmdb leaves a lock file beside its data file.
+    for (const f of [base, stampsFile, statePath, `${statePath}-lock`]) {
+      rmSync(f, { recursive: true, force: true });
+    }
   }
 }

@@ -335,6 +335,11 @@ export class PreservedStore {
     };
   }
 
+  /** The physical ranges the store owns (its extents), ascending: for a memory map picture. */
+  ranges(): { base: number; size: number }[] {
+    return this.#mem.extents.map((e) => ({ base: e.basePfn * PAGE, size: e.pages * PAGE }));
+  }
+
   /** True until closed (or its generation handed over). */
   get open(): boolean {
     return !this.#closed;

@@ -207,3 +207,75 @@ test('PreservedMap keeps structured values through v8.serialize, across a handov
   assert.equal(nums.get(42), 'forty-two');
   assert.deepEqual([...nums], [[42, 'forty-two']]);
 });
+
+test('a successor is refused a store its predecessor did not hand over (two generations at once)', async () => {
+  const { SB_STATE, STATE_OPEN } = await import('../../src/store/abi.js');
+  const m = Machine.create({ size: 32 * MiB });
+  const k = m.boot();
+  const s = openStore(k, { name: 'kv' });
+  s.put('a', '1');
+  const root = s.stats().root;
+  const k2 = handOver(k);
+  // As if the predecessor still had it open: its state says so.
+  new Uint32Array(k2.device.bytes(root, 4096).buffer, k2.device.bytes(root, 4).byteOffset, 1024)[
+    SB_STATE
+  ] = STATE_OPEN;
+  assert.throws(
+    () => openStore(k2, { name: 'kv' }),
+    (e) => e instanceof StoreError && e.code === 'EBUSY' && /open in generation 1/.test(e.message),
+  );
+});
+
+test("stats name the store's root and the page ranges it owns, for status tools", () => {
+  const k = Machine.create({ size: 32 * MiB }).boot();
+  const s = openStore(k, { name: 'kv' });
+  s.put('a', Buffer.alloc(5 * MiB));
+  const st = s.stats();
+  const ranges = s.ranges();
+  assert.equal(ranges.length, st.extents);
+  assert.equal(
+    ranges.reduce((n, r) => n + r.size, 0),
+    st.bytes,
+  );
+  assert.ok(
+    ranges.some((r) => r.base <= st.root && st.root < r.base + r.size),
+    'the root is in the first extent',
+  );
+  assert.deepEqual(
+    k.kho.subtreeNames().filter((n) => n.startsWith('store_')),
+    ['store_kv'],
+  );
+});
+
+test('the table grows a bounded piece per update: no put rehashes the whole table', () => {
+  let stores = 0;
+  let most = 0;
+  const k = Machine.create({ size: 128 * MiB }).boot();
+  const s = openStore(k, { name: 'grow', beforeStore: () => stores++ });
+  let resizes = 0;
+  let wasResizing = false;
+  for (let i = 0; i < 100_000; i++) {
+    stores = 0;
+    s.put(`k${i}`, 'v');
+    most = Math.max(most, stores);
+    const r = s.stats().resizing;
+    if (r && !wasResizing) resizes++;
+    wasResizing = r;
+  }
+  assert.ok(resizes >= 6, `${resizes} resizes from 1024 slots to ${s.stats().tableSlots}`);
+  // A put's own stores (up to ~30 with a new slab) plus 8 slots moved (~6 stores each); a whole rehash here is ~300,000.
+  assert.ok(most <= 100, `a put made ${most} metadata stores`);
+  for (let i = 0; i < 100_000; i += 997) assert.equal(s.get(`k${i}`)?.toString(), 'v');
+});
+
+test('a store on a pmpool is handed over by kexec too, through the pool', () => {
+  const m = Machine.create({ size: 32 * MiB });
+  const k = m.boot('pmpool=4M,16M');
+  const s = openStore(k, { name: 'p', pool: k.pmpool! });
+  for (let i = 0; i < 1000; i++) s.put(`k${i}`, value(i, 100));
+  const k2 = handOver(k);
+  const s2 = openStore(k2, { name: 'p', pool: k2.pmpool! });
+  assert.equal(s2.size, 1000);
+  for (let i = 0; i < 1000; i += 7) assert.deepEqual(s2.get(`k${i}`), value(i, 100));
+  assert.equal(s2.stats().root, s.stats().root);
+});
