@@ -34,6 +34,8 @@ import { growDeviceFile } from './hotplug.js';
 const HUGETLBFS_MAGIC = 0x958458f6;
 /** Devices up to this size are mapped as one window. */
 const SINGLE_WINDOW_MAX = 2 ** 32;
+/** madvise: fault pages in, writable (Linux 5.14). */
+const MADV_POPULATE_WRITE = 23;
 /** Above it, overlapping windows of 2 * WINDOW start every WINDOW bytes, so any access up to WINDOW fits one. */
 const WINDOW = 2 ** 30;
 /** Preallocation step, so create can report real progress. */
@@ -273,6 +275,26 @@ export class MappedDevice implements MemoryDevice {
       const addr = Number(libc.address(m.ptr)) + (a - m.offset);
       if (libc.msync(addr, b - a, MS_SYNC) !== 0)
         throw sysError(`msync(${this.path})`, libc.errno());
+    }
+  }
+
+  /**
+   * Faults the pages of [phys, phys + length) in for writing, one madvise
+   * (MADV_POPULATE_WRITE, Linux 5.14) per window: far cheaper than a fault
+   * per page at first touch. A hint: a kernel without it changes nothing.
+   */
+  populate(phys: number, length: number): void {
+    if (this.fdOrNull === null || length <= 0) return;
+    checkRange(this.name, this.size, phys, length, false);
+    const start = Math.floor(phys / PAGE_SIZE) * PAGE_SIZE;
+    const end = Math.ceil((phys + length) / PAGE_SIZE) * PAGE_SIZE;
+    const libc = getLibc();
+    for (const m of [...this.windows, ...this.extra.values()]) {
+      if (m === undefined) continue;
+      const a = Math.max(start, m.offset);
+      const b = Math.min(end, m.offset + m.length);
+      if (a < b)
+        libc.madvise(Number(libc.address(m.ptr)) + (a - m.offset), b - a, MADV_POPULATE_WRITE);
     }
   }
 

@@ -33,6 +33,8 @@ import { damaged, StoreError } from './errors.js';
 const PAGE = 4096;
 /** Store windows start every WIN bytes and span up to 2 * WIN: a record up to WIN fits one. */
 const WIN = 2 ** 30;
+/** Bytes faulted in at once ahead of new spans. */
+const POPULATE_AHEAD = 2 * 1024 * 1024;
 /** Refs are u32 physical addresses / 16. */
 export const REF_LIMIT_BYTES = 2 ** 36;
 
@@ -45,6 +47,8 @@ export interface Extent {
   pool: CmaPool | null;
   /** Smallest span that failed since the last release here (Infinity: none). */
   failedAt: number;
+  /** How far this generation has faulted its pages in (a hint, not kept). */
+  populated?: number;
 }
 
 /** Where new extents come from (kernel pages); none for a store on a pmpool. */
@@ -367,7 +371,7 @@ export class StoreMemory {
     for (const e of this.extents) {
       if (pages >= e.failedAt || pages > e.pages) continue;
       const r = this.poolOf(e).alloc(pages, align);
-      if (r !== null) return r.pfn * PAGE;
+      if (r !== null) return this.#populate(e, r.pfn * PAGE, pages * PAGE);
       e.failedAt = pages;
     }
     this.overBudget = false;
@@ -392,7 +396,25 @@ export class StoreMemory {
     this.addExtent(e);
     this.recordExtent(e);
     const r = this.poolOf(e).alloc(pages, align);
-    return r === null ? null : r.pfn * PAGE;
+    return r === null ? null : this.#populate(e, r.pfn * PAGE, pages * PAGE);
+  }
+
+  /**
+   * Faults a new span's pages in ahead, a window of POPULATE_AHEAD at a time
+   * (one call instead of a fault per page: a third of a 1 KiB put's time).
+   * @returns phys.
+   */
+  #populate(e: Extent, phys: number, bytes: number): number {
+    const populate = this.device.populate;
+    const done = e.populated ?? e.basePfn * PAGE;
+    if (populate === undefined || phys + bytes <= done) return phys;
+    const end = Math.min(
+      (e.basePfn + e.pages) * PAGE,
+      Math.max(phys + bytes, phys + POPULATE_AHEAD),
+    );
+    populate.call(this.device, phys, end - phys);
+    e.populated = Math.max(done, end);
+    return phys;
   }
 
   /** Gives back a span. @throws StoreError EFAULT when it is no span of an extent. */

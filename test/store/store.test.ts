@@ -279,3 +279,21 @@ test('a store on a pmpool is handed over by kexec too, through the pool', () => 
   for (let i = 0; i < 1000; i += 7) assert.deepEqual(s2.get(`k${i}`), value(i, 100));
   assert.equal(s2.stats().root, s.stats().root);
 });
+
+test('a store above 4 GiB of device: refs reach it through windows, and it survives a kexec', () => {
+  const GiB = 1024 * MiB;
+  const m = Machine.create({ size: 5 * GiB });
+  const k = m.boot('pmpool=4608M,64M');
+  const s = openStore(k, { name: 'high', pool: k.pmpool! });
+  for (let i = 0; i < 3000; i++) s.put(`k${i}`, value(i, 1000 + (i % 3000)));
+  s.put('big', value(7, 20 * MiB));
+  assert.ok(s.stats().root > 4 * GiB);
+  const view = s.getView('k5')!;
+  assert.deepEqual(Buffer.from(view), value(5, 1005));
+  const k2 = handOver(k);
+  const s2 = openStore(k2, { name: 'high', pool: k2.pmpool! });
+  for (let i = 0; i < 3000; i += 13)
+    assert.deepEqual(s2.get(`k${i}`), value(i, 1000 + (i % 3000)), `k${i}`);
+  assert.ok(Buffer.from(s2.getView('big')!).equals(value(7, 20 * MiB)));
+  assert.deepEqual(s2.check().problems, []);
+});
