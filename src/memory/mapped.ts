@@ -262,30 +262,32 @@ export class MappedDevice implements MemoryDevice {
   flush(phys: number, length: number): void {
     this.live();
     checkRange(this.name, this.size, phys, length, false);
-    if (length === 0) return;
-    const start = Math.floor(phys / PAGE_SIZE) * PAGE_SIZE;
-    const end = Math.ceil((phys + length) / PAGE_SIZE) * PAGE_SIZE;
     const libc = getLibc();
     // All mappings share the file's page cache; msync each mapped part of the range.
-    for (const m of [...this.windows, ...this.extra.values()]) {
-      if (m === undefined) continue;
-      const a = Math.max(start, m.offset);
-      const b = Math.min(end, m.offset + m.length);
-      if (a >= b) continue;
-      const addr = Number(libc.address(m.ptr)) + (a - m.offset);
-      if (libc.msync(addr, b - a, MS_SYNC) !== 0)
-        throw sysError(`msync(${this.path})`, libc.errno());
-    }
+    this.eachMapped(phys, length, (addr, len) => {
+      if (libc.msync(addr, len, MS_SYNC) !== 0) throw sysError(`msync(${this.path})`, libc.errno());
+    });
   }
 
   /**
    * Faults the pages of [phys, phys + length) in for writing, one madvise
-   * (MADV_POPULATE_WRITE, Linux 5.14) per window: far cheaper than a fault
+   * (MADV_POPULATE_WRITE, Linux 5.14) per mapping: far cheaper than a fault
    * per page at first touch. A hint: a kernel without it changes nothing.
    */
   populate(phys: number, length: number): void {
-    if (this.fdOrNull === null || length <= 0) return;
+    if (this.fdOrNull === null) return;
     checkRange(this.name, this.size, phys, length, false);
+    const libc = getLibc();
+    this.eachMapped(phys, length, (addr, len) => libc.madvise(addr, len, MADV_POPULATE_WRITE));
+  }
+
+  /** Calls fn with the address and length of each mapped part of the pages holding [phys, phys + length). */
+  private eachMapped(
+    phys: number,
+    length: number,
+    fn: (addr: number, length: number) => void,
+  ): void {
+    if (length === 0) return;
     const start = Math.floor(phys / PAGE_SIZE) * PAGE_SIZE;
     const end = Math.ceil((phys + length) / PAGE_SIZE) * PAGE_SIZE;
     const libc = getLibc();
@@ -293,8 +295,7 @@ export class MappedDevice implements MemoryDevice {
       if (m === undefined) continue;
       const a = Math.max(start, m.offset);
       const b = Math.min(end, m.offset + m.length);
-      if (a < b)
-        libc.madvise(Number(libc.address(m.ptr)) + (a - m.offset), b - a, MADV_POPULATE_WRITE);
+      if (a < b) fn(Number(libc.address(m.ptr)) + (a - m.offset), b - a);
     }
   }
 
