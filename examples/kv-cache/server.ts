@@ -8,6 +8,7 @@
  *   POST /kv-mget                  many gets: {u16 key length, key}... -> {u32 length, value}...
  *                                  (length 0xffffffff: no such key)
  *   GET  /stats                    entries, bytes, pages, version, pid, generation, boot
+ *   GET  /metrics                  livekexec's Prometheus metrics (kernel.metrics())
  *   POST /admin/upgrade?version=N  202, then becomes version N in place
  *
  * Keys and values live in a preserved store (store.ts, livekexec/store) in
@@ -140,6 +141,15 @@ class Service {
     }
     if (url.pathname === '/stats' && method === 'GET') {
       reply(res, 200, this.stats());
+      return;
+    }
+    if (url.pathname === '/metrics' && method === 'GET') {
+      const text = this.kernel.metrics();
+      res.writeHead(200, {
+        'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+        'content-length': Buffer.byteLength(text),
+      });
+      res.end(text);
       return;
     }
     if (url.pathname === '/admin/upgrade' && method === 'POST') {
