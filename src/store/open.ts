@@ -96,6 +96,8 @@ const PAGE = PAGE_SIZE;
 const FIRST_EXTENT_PAGES = 1024;
 /** ... and at least this: the super block, directories, a table and a slab. */
 const MIN_EXTENT_PAGES = 64;
+/** Free pages a store leaves the kernel (1 MiB: its KHO map, a kexec segment, status). */
+const KERNEL_RESERVE_PAGES = 256;
 
 /** Open stores, per generation, by name. */
 const open = new WeakMap<Kernel, Map<string, PreservedStore>>();
@@ -450,6 +452,10 @@ function attachTable(mem: StoreMemory, desc: number, root: number): Table {
 function kernelSource(kernel: Kernel): ExtentSource {
   return {
     take(minPages: number, wantPages: number) {
+      // Never the kernel's last pages (its KHO map, a kexec segment), and at most half of what is free.
+      const spare = kernel.pages.stats().freePages - KERNEL_RESERVE_PAGES;
+      if (spare < minPages) return null;
+      wantPages = Math.max(minPages, Math.min(wantPages, Math.floor(spare / 2)));
       const limit = REF_LIMIT_BYTES / PAGE;
       const scratch = kernel.kho.scratch.map((a) => ({
         base: a.base / PAGE,
@@ -473,6 +479,8 @@ function kernelSource(kernel: Kernel): ExtentSource {
         kernel.kho.preservePages(best.pfn, best.pages);
       } catch (err) {
         kernel.pages.releaseRange(best.pfn, best.pages);
+        // KHO found no page for its own map: the memory is full, as far as the store is concerned.
+        if (err instanceof KhoError && err.code === 'ENOMEM') return null;
         if (err instanceof KhoError && err.code === 'EBUSY') {
           throw new StoreError(
             'EBUSY',
