@@ -33,8 +33,10 @@ export class StoreError extends LivekexecError<StoreErrorCode> {
   override name = 'StoreError';
 }
 
-/** An EFAULT naming the page at `phys`. */
-export function damaged(phys: number, what: string): StoreError {
+/** An EFAULT naming the page at `phys` (wrapping `cause`, when a lower layer found it). */
+export function damaged(phys: number, what: string, cause?: unknown): StoreError {
   const pfn = Math.floor(phys / 4096);
-  return new StoreError('EFAULT', `${what} (page ${pfn}, address 0x${phys.toString(16)})`);
+  return new StoreError('EFAULT', `${what} (page ${pfn}, address 0x${phys.toString(16)})`, {
+    cause,
+  });
 }

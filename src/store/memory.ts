@@ -340,7 +340,7 @@ export class StoreMemory {
         e.pool = CmaPool.attach(this.device, e.basePfn * PAGE, e.pages * PAGE);
       } catch (err) {
         if (err instanceof PmpoolError)
-          throw damaged(e.basePfn * PAGE, `extent allocator: ${err.message}`);
+          throw damaged(e.basePfn * PAGE, `extent allocator: ${err.message}`, err);
         throw err;
       }
     }

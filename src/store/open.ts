@@ -321,10 +321,19 @@ function attach(
         kernel.kho.restorePages(e.basePfn * PAGE, e.pages);
       } catch (err) {
         if (err instanceof KhoError)
-          throw damaged(e.basePfn * PAGE, `store extent was not preserved: ${err.message}`);
+          throw damaged(e.basePfn * PAGE, `store extent was not preserved: ${err.message}`, err);
         throw err;
       }
-      kernel.kho.preservePages(e.basePfn, e.pages);
+      try {
+        kernel.kho.preservePages(e.basePfn, e.pages);
+      } catch (err) {
+        if (!(err instanceof KhoError)) throw err;
+        throw new StoreError(
+          'ENOMEM',
+          `store extent at pfn ${e.basePfn} cannot be kept for the next generation: ${err.message}`,
+          { cause: err },
+        );
+      }
     }
   }
   if ((w[SB_FLAGS] & FLAG_CRASH_SAFE) !== 0) mem.recover();
