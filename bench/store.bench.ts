@@ -22,7 +22,14 @@
  * way); downtime figures are the median.
  *
  * Options: --sizes=10k,1M,10M (default 10k,1M), --values=100,1024 (default
- * both), --peers=store,map,lmdb (default all), --rounds=N (default 3). 10M entries of 1 KiB need
+ * both), --peers=store,map,lmdb (default all), --rounds=N (default 3).
+ *
+ * --attach measures only the store's side of a handover, without node's
+ * start: on one emulated machine of the same size for every entry count
+ * (so the kernel's own boot costs the same), each size is filled with
+ * 100-byte values and handed over `rounds` times (default 5); the table has
+ * the median kexec exec (the kernel's handover) and the median attach
+ * (openStore and the first get). 10M entries of 1 KiB need
  * ~12 GB per peer: give --sizes=10M only on a machine with room.
  */
 import { spawn } from 'node:child_process';
@@ -30,6 +37,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Machine } from '../src/machine.js';
+import { openStore } from '../src/store/index.js';
 import { table } from './_harness.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -80,6 +89,10 @@ function option(args: string[], name: string, fallback: string): string[] {
 
 export async function run(args: string[]): Promise<void> {
   const sizes = option(args, 'sizes', '10k,1M').map(parseCount);
+  if (args.includes('--attach')) {
+    attachOnOneMachine(sizes, Number(option(args, 'rounds', '5')[0]));
+    return;
+  }
   const valueSizes = option(args, 'values', '100,1024').map(Number);
   const peers = option(args, 'peers', PEERS.join(',')) as Peer[];
   const rounds = Number(option(args, 'rounds', '3')[0]);
@@ -270,4 +283,39 @@ async function measure(
       rmSync(f, { recursive: true, force: true });
     }
   }
+}
+
+/** The store's side of a handover on one emulated machine, for each entry count. */
+function attachOnOneMachine(sizes: number[], rounds: number): void {
+  const most = Math.max(...sizes);
+  const deviceBytes = 256 * MiB + Math.ceil((most * 200) / MiB) * MiB;
+  const rows: (string | number)[][] = [];
+  const value = Buffer.alloc(100, 7);
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
+  for (const entries of sizes) {
+    let k = Machine.create({ size: deviceBytes }).boot();
+    const s = openStore(k, { name: 'attach' });
+    for (let i = 0; i < entries; i++) s.put(`k${String(i).padStart(15, '0')}`, value);
+    const extents = s.stats().extents;
+    const exec: number[] = [];
+    const attach: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      k.kexec.load();
+      const t0 = performance.now();
+      k = k.kexec.exec();
+      const t1 = performance.now();
+      const again = openStore(k, { name: 'attach', create: false });
+      if (again.getView('k000000000000000')?.length !== 100)
+        throw new Error('bench store: lost the first key');
+      attach.push(performance.now() - t1);
+      exec.push(t1 - t0);
+      if (again.size !== entries)
+        throw new Error(`bench store: ${again.size} entries, expected ${entries}`);
+    }
+    rows.push([entries.toLocaleString('en-US'), String(extents), median(exec), median(attach)]);
+  }
+  process.stdout.write(
+    `\nattach on one emulated machine of ${deviceBytes / MiB} MiB, 100-byte values, median of ${rounds}\n`,
+  );
+  table(['entries', 'extents', 'kexec exec ms', 'attach + first get ms'], rows);
 }
