@@ -200,9 +200,11 @@ export class PreservedStore {
   put(key: StoreKey, value: Uint8Array | string, options?: PutOptions): void {
     this.#writable();
     const klen = this.#setKey(key);
-    const val = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+    let val = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
     if (!(val instanceof Uint8Array))
       throw new StoreError('EINVAL', 'a value is a Uint8Array or a string');
+    // A view of this store (getView) may be evicted or freed by this very put: copy it first.
+    if (this.#mem.u8.some((w) => w.buffer === val.buffer)) val = Uint8Array.from(val);
     if (val.length > this.#cfg.maxValueBytes) {
       throw new StoreError(
         'E2BIG',

@@ -297,3 +297,14 @@ test('a store above 4 GiB of device: refs reach it through windows, and it survi
   assert.ok(Buffer.from(s2.getView('big')!).equals(value(7, 20 * MiB)));
   assert.deepEqual(s2.check().problems, []);
 });
+
+test('a view of the store can be put back into it, even by a put that evicts its entry', () => {
+  const k = Machine.create({ size: 64 * MiB }).boot();
+  // Room for one 150 KiB value: the second put must evict the first, whose view is its value.
+  const s = openStore(k, { name: 'alias', evict: 'lru', budget: '256K' });
+  const v = value(1, 150 * 1024);
+  s.put('a', v);
+  s.put('a-much-longer-key', s.getView('a')!);
+  assert.equal(s.get('a'), undefined, 'evicted');
+  assert.ok(s.get('a-much-longer-key')?.equals(v));
+});
