@@ -44,6 +44,7 @@ import { CLASS_COUNT, CLASS_SIZES, classOf } from './classes.js';
 import { damaged, StoreError } from './errors.js';
 import { hashBytes } from './hash.js';
 import type { StoreMemory } from './memory.js';
+import { reclaimLeaks } from './reclaim.js';
 import type { Slabs } from './slab.js';
 import { Table } from './table.js';
 
@@ -511,6 +512,20 @@ export class PreservedStore {
       );
     }
     this.#value(ref, true);
+  }
+
+  /**
+   * Gives back pages no entry, slab list, table or directory refers to: what
+   * a killed update of a crash-safe store can leave allocated. O(entries +
+   * pages): for after a crash (or from a tool), never on the hot path.
+   * @returns the pages given back.
+   * @throws StoreError EFAULT for a damaged entry (nothing is released then).
+   */
+  reclaim(): number {
+    this.#writable();
+    const refs = [...this.#refs()];
+    const tables = this.#other === null ? [this.#cur] : [this.#cur, this.#other];
+    return reclaimLeaks(this.#mem, tables, refs);
   }
 
   /**

@@ -31,7 +31,7 @@ function setUp(base: number, beforeStore: () => void) {
   const s = openStore(k, { name: 'c', pool: k.pmpool!, crashSafe: true, beforeStore });
   for (let i = 0; i < base; i++) s.put(`key-${i}`, value(i));
   for (let i = 0; i < base; i += 5) s.delete(`key-${i}`);
-  return { m, s };
+  return { m, k, s };
 }
 
 /** Kills `update` before each of its metadata stores in turn; each cold boot must see before or after. */
@@ -42,10 +42,12 @@ function killEverywhere(name: string, base: number, update: Update): number {
     if (armed) stores++;
   });
   const before = contents(probe.s);
+  const usedBefore = probe.k.pmpool!.stats().usedPages;
   armed = true;
   update(probe.s);
   armed = false;
   const after = contents(probe.s);
+  const usedAfter = probe.k.pmpool!.stats().usedPages;
   assert.notDeepEqual(before, after, `${name} changes the store`);
   for (let kill = 0; kill <= stores; kill++) {
     let n = 0;
@@ -66,6 +68,14 @@ function killEverywhere(name: string, base: number, update: Update): number {
     const which = sameMap(got, before) ? 'before' : sameMap(got, after) ? 'after' : 'torn';
     assert.notEqual(which, 'torn', `${name}, killed before store ${kill} of ${stores}: torn`);
     assert.deepEqual(back.check().problems, [], `${name}, killed before store ${kill}`);
+    // A span the killed update was taking or giving back is found and given back.
+    back.reclaim();
+    const used = k2.pmpool!.stats().usedPages;
+    assert.ok(
+      used <= Math.max(usedBefore, usedAfter),
+      `${name}, killed before store ${kill}: ${used} pages used after reclaim, ${usedBefore}/${usedAfter} without a kill`,
+    );
+    assert.equal(back.reclaim(), 0, 'nothing left to reclaim');
     assert.equal(back.size, got.size);
     // And it goes on working.
     back.put('after-the-crash', 'ok');
