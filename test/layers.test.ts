@@ -23,6 +23,7 @@ const LAYER: Record<string, number> = {
   kernel: 7,
   'machine.ts': 7,
   'process.ts': 7,
+  store: 7.5,
   cli: 8,
   'index.ts': 9,
 };
