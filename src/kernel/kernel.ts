@@ -493,7 +493,7 @@ export class Kernel {
       incomingCells: this.kho.incoming?.unclaimedPerCell(census.shift) ?? new Map(),
       memoryMap: this.memoryMap,
       scratch: this.kho.scratch,
-      pools: this.pmpools.status().pools.map((p) => ({ name: p.name, base: p.base, size: p.size })),
+      pools: this.pmpools.list().map((p) => ({ name: p.name, base: p.base, size: p.size })),
       reserveMem: this.#reserveMem.list(),
       crashArea: this.crashArea,
       statusArea: this.#status.area,
