@@ -1,6 +1,7 @@
 import { SETUP } from '../boot/abi.js';
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { loadIdentity } from './_identity.js';
+import { checkOps } from './_ops.js';
 import { LUO_HANDLER_COMPATIBLE_MAX } from './abi.js';
 import { LuoError } from './errors.js';
 import { defaultHandlers, type FileHandler } from './handlers.js';
@@ -192,16 +193,9 @@ function describeUnbound(f: UnboundFile, handlers: readonly FileHandler[]): stri
   return `fd ${f.fd}`;
 }
 
-/** @throws LuoError EINVAL when `h` lacks a compatible of 1..LUO_HANDLER_COMPATIBLE_MAX printable ASCII bytes or an op */
+/** @throws LuoError EINVAL when `h` lacks an op or has a bad compatible */
 function checkHandler(h: FileHandler): void {
-  const c = h?.compatible;
-  if (typeof c !== 'string' || !/^[\x21-\x7e]+$/.test(c) || c.length > LUO_HANDLER_COMPATIBLE_MAX) {
-    throw new LuoError(
-      'EINVAL',
-      `a file handler's compatible must be 1..${LUO_HANDLER_COMPATIBLE_MAX} printable ASCII characters, got ${JSON.stringify(c)}`,
-    );
-  }
-  for (const op of [
+  checkOps(h, 'file handler', LUO_HANDLER_COMPATIBLE_MAX, [
     'canPreserve',
     'preserve',
     'unpreserve',
@@ -212,8 +206,5 @@ function checkHandler(h: FileHandler): void {
     'save',
     'load',
     'describe',
-  ] as const) {
-    if (typeof h[op] !== 'function')
-      throw new LuoError('EINVAL', `file handler "${c}" has no ${op}()`);
-  }
+  ]);
 }
