@@ -11,6 +11,8 @@ export interface MachineOptions {
   /** NUMA nodes the memory is split into, equally (default 1). */
   nodes?: number;
   name?: string;
+  /** The release every generation reports in its kexec metadata (default ''). */
+  release?: string;
 }
 
 /**
@@ -21,11 +23,13 @@ export interface MachineOptions {
 export class Machine implements KernelPlatform {
   readonly device: HeapDevice;
   readonly nodes: readonly PhysRange[];
+  readonly release: string;
   #kernel: Kernel | null = null;
 
-  private constructor(device: HeapDevice, nodes: number) {
+  private constructor(device: HeapDevice, nodes: number, release: string) {
     this.device = device;
     this.nodes = splitNodes(device.size, nodes);
+    this.release = release;
   }
 
   /**
@@ -39,7 +43,7 @@ export class Machine implements KernelPlatform {
     }
     const device = new HeapDevice(options.size, { name: options.name });
     formatDevice(device);
-    return new Machine(device, nodes);
+    return new Machine(device, nodes, options.release ?? '');
   }
 
   /** The running generation, if any. */
@@ -55,7 +59,13 @@ export class Machine implements KernelPlatform {
   boot(cmdline = ''): Kernel {
     this.#kernel?.retire('a reset of the machine');
     this.#kernel = null;
-    this.#kernel = Kernel.boot({ device: this.device, cmdline, platform: this, nodes: this.nodes });
+    this.#kernel = Kernel.boot({
+      device: this.device,
+      cmdline,
+      platform: this,
+      nodes: this.nodes,
+      release: this.release,
+    });
     return this.#kernel;
   }
 
@@ -68,6 +78,7 @@ export class Machine implements KernelPlatform {
       bootBlock: image.segment.base,
       platform: this,
       nodes: this.nodes,
+      release: this.release,
     });
     old?.retire(`generation ${next.generation}`);
     this.#kernel = next;

@@ -58,6 +58,8 @@ async function kexec(
       program: prog,
       argv: args,
       preload: false,
+      successor: 'in-place',
+      counting: null,
     });
   }
   const kernel = await boot({

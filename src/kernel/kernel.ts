@@ -4,8 +4,15 @@ import { Cmdline } from '../boot/cmdline.js';
 import type { EarlyContext } from '../boot/early-context.js';
 import { BootError } from '../boot/errors.js';
 import type { HandoverSubsystem } from '../boot/handover.js';
+import {
+  type BootCounting,
+  decodeKexecMetadata,
+  type KexecCommand,
+  type KexecMetadata,
+} from '../boot/kexec-metadata.js';
 import type { Memblock } from '../boot/memblock.js';
 import { CRASHKERNEL, defaultEarlyParams, type EarlyParamValues, MEMMAP } from '../boot/params.js';
+import { commandText, fellBack, markedGood, trialStarted } from '../kexec/boot-counting.js';
 import { KexecError } from '../kexec/errors.js';
 import { Kexec, type KexecHost, type KexecPlatform } from '../kexec/kexec.js';
 import type { PhysRange } from '../kexec/placement.js';
@@ -15,6 +22,7 @@ import { ReserveMem, reserveMemEarly } from '../kho/reserve-mem.js';
 import { KernelLiveUpdate } from '../luo/kernel-luo.js';
 import type { LiveUpdate } from '../luo/liveupdate.js';
 import { DEVICE_MAP_MAX } from '../memory/abi.js';
+import { type BootRecord, EMPTY_BOOT_RECORD, type HandoverOutcome } from '../memory/boot-record.js';
 import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { type DeviceHeader, readDeviceHeader, writeDeviceHeader } from '../memory/header.js';
 import { MemoryMap } from '../memory/memmap.js';
@@ -35,6 +43,10 @@ import { buildMemoryMap, freePageRanges, memblockFromMap } from './memory-layout
 /** What starts a successor, and learns of a crash kernel taking over. */
 export interface KernelPlatform extends KexecPlatform<Kernel> {
   adopt?(kernel: Kernel): void;
+  /** A successor on trial was marked good (the process platform tells systemd, or its predecessor). */
+  markedGood?(kernel: Kernel): void;
+  /** Where a preserved descriptor is now, when it moved (see KernelLiveUpdateOptions). */
+  inheritedFd?(session: string, token: bigint, fd: number): number | undefined;
 }
 
 /** How to boot one generation. */
@@ -48,6 +60,36 @@ export interface BootRequest {
   readonly platform: KernelPlatform;
   /** NUMA nodes, as physical ranges; one node spanning the device when absent. */
   readonly nodes?: readonly PhysRange[];
+  /** This generation's release (a program's name@version), handed to its successor in the kexec metadata. */
+  readonly release?: string;
+}
+
+/** A successor on trial: it boots its predecessor's handover without consuming it until marked good. */
+export interface KernelTrial {
+  /** This try's number, and how many the successor has before the fallback boots. */
+  readonly tries: number;
+  readonly maxTries: number;
+  /** How long the try has to be marked good (ms). */
+  readonly deadlineMs: number;
+  /** True when a try not marked good by then fails; false when living that long marks it good. */
+  readonly requireGood: boolean;
+  /** The last known-good program, which boots the same handover if every try fails. */
+  readonly fallback: KexecCommand;
+  readonly successor: KexecCommand;
+}
+
+/** The boot-counting and last-handover part of kernel.status() (also read from a device at rest). */
+export interface HandoverStatus {
+  /** This generation's release. */
+  release: string;
+  /** Kexec boots since the last cold boot (0 for a cold boot). */
+  kexecCount: number;
+  /** The release that kexec'd into this generation, when known. */
+  previousRelease: string | null;
+  /** Set while this generation is a successor on trial. */
+  trial: (Omit<KernelTrial, 'fallback' | 'successor'> & { fallback: string }) | null;
+  /** How the last counted handover onto this device ended (good, or fell back with why). */
+  last: HandoverOutcome | null;
 }
 
 /** Alignment of the crashkernel= area (the kernel's CRASH_ALIGN is 16 MiB; devices here can be small). */
@@ -81,8 +123,14 @@ export class Kernel {
   readonly pkram: KernelPkram;
   /** What this boot logged (the kernel's dmesg). */
   readonly log: readonly string[];
+  readonly #log: string[];
   #reserveMem: ReserveMem;
   #header: DeviceHeader;
+  /** This generation's release. */
+  readonly release: string;
+  #trial: KernelTrial | null = null;
+  /** What marking this trial good writes (the boot's consumption of the handover). */
+  #goodHeader: DeviceHeader | null = null;
   #replacedBy: string | null = null;
   readonly #platform: KernelPlatform;
 
@@ -99,6 +147,7 @@ export class Kernel {
     nodes: readonly PhysRange[];
     crashArea: PhysRange | null;
     log: string[];
+    release?: string;
     khoEarly: KhoEarly;
     pmpoolEarly?: PmpoolEarly;
     pkramEarly?: PkramEarly;
@@ -113,8 +162,10 @@ export class Kernel {
     this.#header = init.header;
     this.#platform = init.platform;
     this.nodes = init.nodes;
+    this.release = init.release ?? '';
     this.crashArea = init.crashArea;
     this.log = init.log;
+    this.#log = init.log;
     this.kexec = new Kexec<Kernel>(this.#kexecHost(), init.platform);
     this.kho = new Kho({ device: init.device, pages: init.pages, early: init.khoEarly });
     this.addSubsystem(this.kho);
@@ -140,7 +191,9 @@ export class Kernel {
     this.addSubsystem(this.pkram);
     this.#luo = new KernelLiveUpdate(
       init.boot.setupData.find((d) => d.type === SETUP.LUO)?.data,
-      init.boot.kind === 'crash' ? { disabled: 'crash kernel' } : {},
+      init.boot.kind === 'crash'
+        ? { disabled: 'crash kernel' }
+        : { inheritedFd: init.platform.inheritedFd?.bind(init.platform) },
     );
     this.addSubsystem(this.#luo);
   }
@@ -160,6 +213,7 @@ export class Kernel {
     const header = readDeviceHeader(device);
     let block = null;
     let coldReason: string | undefined;
+    const log0: string[] = [];
     if (request.bootBlock !== undefined) {
       try {
         block = readPendingBootBlock(device, header, request.bootBlock);
@@ -181,10 +235,11 @@ export class Kernel {
       cmdlineText = request.cmdline ?? '';
       ({ cmdline, params } = parseCommandLine(cmdlineText));
     }
+    const meta = block ? readKexecMetadata(block.setupData, log0) : null;
     const baseMap = block ? block.memoryMap : header.memmap;
     const memoryMap = buildMemoryMap(baseMap, params.getAll(MEMMAP), device.size);
     const memblock = memblockFromMap(memoryMap);
-    const log: string[] = [];
+    const log: string[] = log0;
     if (coldReason) log.push(`boot: handover refused, booting cold: ${coldReason}`);
     const nodes = request.nodes ?? [{ base: 0, size: device.size }];
     const ctx: EarlyContext = {
@@ -212,6 +267,24 @@ export class Kernel {
 
     // Consume the boot block (or the pending one a cold boot ignores): a repeat is then stale.
     const bootId = block ? Buffer.from(block.bootId).toString('hex') : randomBootId();
+    const record = header.record ?? EMPTY_BOOT_RECORD;
+    const kexecCount = block ? (meta?.kexecCount ?? record.kexecCount + 1) : 0;
+    const release = request.release ?? '';
+    const now = Date.now();
+    // A/B boot counting: a successor on trial boots the handover without
+    // consuming it; the boot after its tries are spent is the fallback's.
+    const counting = meta?.counting ?? null;
+    let trialRecord = block && record.trial?.bootBlock === request.bootBlock ? record.trial : null;
+    const fallback = trialRecord?.state === 'falling-back';
+    const onTrial = block !== null && counting !== null && !fallback;
+    if (onTrial && trialRecord === null) {
+      // An exec that did not record the trial (another writer): this is try 1.
+      trialRecord = trialStarted(record, request.bootBlock ?? 0, counting, process.pid, now).trial;
+    }
+    const fellBackFrom =
+      fallback && trialRecord ? fellBack(trialRecord, counting?.successor ?? null, now) : undefined;
+    let last = record.last;
+    if (fellBackFrom) last = fellBackFrom;
     const next: DeviceHeader = {
       ...header,
       generation: header.generation + 1,
@@ -219,7 +292,12 @@ export class Kernel {
       bootId,
       ownerPid: process.pid,
       memmap: keptRanges(header.memmap, memoryMap),
+      record: { kexecCount, release, trial: null, last },
     };
+    if (fellBackFrom)
+      log.push(
+        `boot: fallback: ${fellBackFrom.successor} failed ${fellBackFrom.tries} tries (${fellBackFrom.reason})`,
+      );
     const boot: BootInfo = {
       kind: block ? 'kexec' : 'cold',
       generation: next.generation,
@@ -229,7 +307,11 @@ export class Kernel {
       bootBlock: block ? request.bootBlock : undefined,
       setupData: block ? block.setupData : ([] as SetupData[]),
       cmdline: cmdlineText,
+      kexecCount,
+      previousRelease: meta ? meta.previousRelease : undefined,
+      fellBackFrom,
     };
+    if (meta) log.push(`kexec from: ${meta.previousRelease || 'unknown'} (count ${kexecCount})`);
     const kernel = new Kernel({
       device,
       boot,
@@ -243,14 +325,95 @@ export class Kernel {
       nodes,
       crashArea,
       log,
+      release,
       khoEarly,
       pmpoolEarly: pmpool,
       pkramEarly: pkram,
     });
     kernel.#reserveMem = new ReserveMem(device, kernel.kho, reserveMem);
     // Last: only a boot that nothing refused consumes the boot block.
+    if (onTrial && trialRecord && counting) {
+      // The header keeps the boot block pending; the trial records who tries it.
+      const tried: DeviceHeader = {
+        ...header,
+        ownerPid: process.pid,
+        record: { ...record, trial: { ...trialRecord, pid: process.pid, release } },
+      };
+      kernel.#startTrial(tried, next, trialRecord.tries, counting, block?.memoryMap ?? []);
+      writeDeviceHeader(device, tried);
+      return kernel;
+    }
     writeDeviceHeader(device, next);
     return kernel;
+  }
+
+  #startTrial(
+    tried: DeviceHeader,
+    good: DeviceHeader,
+    tries: number,
+    counting: BootCounting,
+    handedOver: readonly MemoryRange[],
+  ): void {
+    this.#header = tried;
+    this.#goodHeader = good;
+    this.#trial = {
+      tries,
+      maxTries: counting.tries,
+      deadlineMs: counting.deadlineMs,
+      requireGood: counting.requireGood,
+      fallback: counting.fallback,
+      successor: counting.successor,
+    };
+    // Pages of the handover this generation frees stay unused until it is
+    // marked good: a retry or the fallback reads them again.
+    this.pages.holdFreesIn(
+      handedOver
+        .filter((r) => r.type === E820.PRESERVED)
+        .map((r) => ({ base: r.addr / PAGE_SIZE, count: r.size / PAGE_SIZE })),
+    );
+  }
+
+  /**
+   * Set while this generation is a successor on trial (A/B boot counting):
+   * it runs on its predecessor's handover, which stays pending and
+   * untouched in the device (pages freed from it are held back) until
+   * markGood(); if this try fails, the next try or the fallback boots the
+   * same handover.
+   */
+  get trial(): KernelTrial | null {
+    return this.#trial;
+  }
+
+  /**
+   * Ends the trial: this generation takes the handover for good (the boot
+   * block is consumed, held pages are freed, the outcome is recorded in the
+   * device). Done by itself at the first kexec load; the process platform
+   * also does it when the program exits cleanly or, unless the predecessor
+   * required it, when the deadline passes. Nothing happens when not on trial.
+   * @throws KexecError ESRCH once replaced.
+   */
+  markGood(): void {
+    this.assertAlive();
+    const trial = this.#trial;
+    const good = this.#goodHeader;
+    if (trial === null || good === null) return;
+    const from = this.#header.record?.trial;
+    const header: DeviceHeader = {
+      ...good,
+      record: {
+        ...(good.record ?? EMPTY_BOOT_RECORD),
+        last: from
+          ? markedGood(from, this.release || commandText(trial.successor), Date.now())
+          : null,
+      },
+    };
+    writeDeviceHeader(this.device, header);
+    this.#header = header;
+    this.#trial = null;
+    this.#goodHeader = null;
+    this.pages.releaseHeld();
+    this.#log.push(`boot: marked good after ${trial.tries} of ${trial.maxTries} tries`);
+    this.#platform.markedGood?.(this);
   }
 
   /**
@@ -357,6 +520,7 @@ export class Kernel {
         predecessorBootId: this.boot.bootId,
         setupData: [],
         cmdline: '',
+        kexecCount: this.boot.kexecCount,
       },
       cmdline,
       params,
@@ -412,6 +576,26 @@ export class Kernel {
       pmpools: this.pmpools.status(),
       pkram: this.pkram.status(),
       kexec: loaded ? { cmdline: loaded.cmdline, segment: loaded.segment } : null,
+      handover: this.#handoverStatus(),
+    };
+  }
+
+  #handoverStatus(): HandoverStatus {
+    const t = this.#trial;
+    return {
+      release: this.release,
+      kexecCount: this.boot.kexecCount,
+      previousRelease: this.boot.previousRelease ?? null,
+      trial: t
+        ? {
+            tries: t.tries,
+            maxTries: t.maxTries,
+            deadlineMs: t.deadlineMs,
+            requireGood: t.requireGood,
+            fallback: commandText(t.fallback),
+          }
+        : null,
+      last: this.#header.record?.last ?? null,
     };
   }
 
@@ -433,6 +617,14 @@ export class Kernel {
       get cmdline() {
         return kernel.boot.cmdline;
       },
+      get release() {
+        return kernel.release;
+      },
+      get kexecCount() {
+        return kernel.boot.kexecCount;
+      },
+      // Loading a successor is a generation's own judgement that it works.
+      beforeLoad: () => this.markGood(),
       get subsystems() {
         return kernel.subsystems;
       },
@@ -444,16 +636,25 @@ export class Kernel {
       checkCmdline: (text: string) => {
         parseCommandLine(text);
       },
-      commitPendingBoot: (phys: number, memoryMap: readonly MemoryRange[]) => {
+      commitPendingBoot: (
+        phys: number,
+        memoryMap: readonly MemoryRange[],
+        counting: BootCounting | null,
+      ) => {
         // The boot block carries the exact map; the header's copy (for a later
         // cold boot) may be coarser, kept ranges growing over small usable gaps.
         const memmap = MemoryMap.from(memoryMap).coarsened(DEVICE_MAP_MAX).entries();
-        const header = { ...this.#header, bootBlock: phys, memmap };
+        const base = this.#header.record ?? EMPTY_BOOT_RECORD;
+        const record: BootRecord = counting
+          ? trialStarted(base, phys, counting, process.pid, Date.now())
+          : { ...base, trial: null };
+        const header = { ...this.#header, bootBlock: phys, memmap, record };
         writeDeviceHeader(this.device, header);
         this.#header = header;
       },
       cancelPendingBoot: () => {
-        const header = { ...this.#header, bootBlock: 0 };
+        const base = this.#header.record ?? EMPTY_BOOT_RECORD;
+        const header = { ...this.#header, bootBlock: 0, record: { ...base, trial: null } };
         writeDeviceHeader(this.device, header);
         this.#header = header;
       },
@@ -472,6 +673,8 @@ export interface KernelStatus {
   pmpools: PmpoolsStatus;
   kexec: { cmdline: string; segment: PhysRange } | null;
   pkram: KernelPkramStatus;
+  /** Release, kexec count, boot counting of a successor on trial, the last handover's outcome. */
+  handover: HandoverStatus;
 }
 
 function parseCommandLine(text: string): { cmdline: Cmdline; params: EarlyParamValues } {
@@ -525,4 +728,16 @@ function keptRanges(deviceMap: readonly MemoryRange[], map: MemoryMap): MemoryRa
 
 function randomBootId(): string {
   return Buffer.from(randomBytes(16)).toString('hex');
+}
+
+/** The boot block's kexec metadata, or null (none, or unreadable: logged; the boot goes on without it). */
+function readKexecMetadata(setupData: readonly SetupData[], log: string[]): KexecMetadata | null {
+  const entry = setupData.find((d) => d.type === SETUP.KEXEC_METADATA);
+  if (!entry) return null;
+  try {
+    return decodeKexecMetadata(entry.data);
+  } catch (err) {
+    log.push(`boot: ${err instanceof Error ? err.message : String(err)}; booting without it`);
+    return null;
+  }
 }

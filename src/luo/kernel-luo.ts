@@ -6,6 +6,18 @@ import { type HandoverSession, parseHandover } from './handover.js';
 import { LiveUpdate } from './liveupdate.js';
 import { markCloseOnExec } from './session.js';
 
+export interface KernelLiveUpdateOptions {
+  /** Why live update is off (a crash kernel), if it is. */
+  disabled?: string;
+  /**
+   * Where a preserved descriptor is in this process, when not at the number
+   * it had in the predecessor: a preloaded successor got it by SCM_RIGHTS
+   * where that number was taken, or a service manager's fd store passed it
+   * back (LISTEN_FDS). undefined: at the same number.
+   */
+  inheritedFd?: (session: string, token: bigint, fd: number) => number | undefined;
+}
+
 /**
  * The Live Update Orchestrator of one generation (`kernel.liveupdate`),
  * opened on first use like /dev/liveupdate. Its sessions travel in the boot
@@ -28,13 +40,18 @@ export class KernelLiveUpdate implements HandoverSubsystem {
    * orchestrator's first use: a child the successor spawns before that must
    * not inherit them. A corrupt handover is reported by get().
    */
-  constructor(incoming: Uint8Array | undefined, options: { disabled?: string } = {}) {
+  constructor(incoming: Uint8Array | undefined, options: KernelLiveUpdateOptions = {}) {
     this.#disabled = options.disabled;
     if (incoming === undefined || options.disabled) return;
     const handlers = defaultHandlers();
     try {
       const sessions = parseHandover(incoming, handlers);
-      for (const s of sessions) for (const f of s.files) markCloseOnExec(f);
+      for (const s of sessions) {
+        for (const f of s.files) {
+          f.fd = options.inheritedFd?.(s.name, f.token, f.fd) ?? f.fd;
+          markCloseOnExec(f);
+        }
+      }
       this.#incoming = { sessions, handlers };
     } catch (error) {
       this.#incoming = { error };
