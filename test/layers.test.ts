@@ -21,6 +21,9 @@ const LAYER: Record<string, number> = {
   kernel: 7,
   'machine.ts': 7,
   'process.ts': 7,
+  'trial.ts': 7,
+  'trial-boot.ts': 7,
+  'trial-loader.ts': 7,
   cli: 8,
   'index.ts': 9,
 };

@@ -441,6 +441,11 @@ export class Kernel {
     return this.#luo.preservedFds();
   }
 
+  /** The same descriptors with the session and token each is preserved under. */
+  preservedFiles(): { session: string; token: bigint; fd: number }[] {
+    return this.#luo.preservedFiles();
+  }
+
   /** The default persistent memory pool (`pmpool=<base>,<size>`), or null. */
   get pmpool(): Pmpool | null {
     return this.pmpools.default;

@@ -5,8 +5,9 @@
  * the same number and the boot block's address in its environment.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import type { BootCounting, KexecCommand } from '../boot/kexec-metadata.js';
 import { errnoName } from '../memory/_libc.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import type { MappedDevice } from '../memory/mapped.js';
@@ -21,7 +22,8 @@ import {
 } from './_libc.js';
 import { ControlChannel } from './control-channel.js';
 import { KexecError } from './errors.js';
-import type { KexecPlatform, LoadedImage } from './kexec.js';
+import { storeFd, storeName } from './fd-store.js';
+import { type KexecPlatform, type LoadedImage, type TrialOptions, trialDefaults } from './kexec.js';
 import { notifyMainPid, notifyReady, notifyReloading } from './sd-notify.js';
 
 /** `<device path>@0x<boot block physical address>`: where and what the successor boots. */
@@ -62,6 +64,18 @@ export interface ProcessPlatformOptions {
    * it throws is ignored.
    */
   readonly readyHandover?: () => void;
+  /**
+   * The URL of the module a successor on trial loads first (boot() passes
+   * trial-boot.js): without it an in-place successor that cannot load its
+   * main module is not caught, only one that fails after boot().
+   */
+  readonly trialBoot?: string;
+  /** Wraps NODE_OPTIONS of a successor on trial so that it loads `trialBoot`. */
+  readonly withTrialBoot?: (nodeOptions: string | undefined) => string;
+  /** Where a preserved descriptor is in this process when it moved (see KernelPlatform.inheritedFd). */
+  readonly inheritedFd?: (session: string, token: bigint, fd: number) => number | undefined;
+  /** A successor on trial was marked good. */
+  readonly markedGood?: () => void;
 }
 
 interface Preloaded {
@@ -100,6 +114,8 @@ export interface PlatformGeneration {
   retire(by: string): void;
   /** Descriptors preserved for the next exec, kept open across it. */
   preservedFds(): number[];
+  /** The same, with the session and token each is preserved under (for the fd store). */
+  preservedFiles(): { session: string; token: bigint; fd: number }[];
 }
 
 export class ProcessPlatform implements KexecPlatform<never> {
@@ -139,11 +155,17 @@ export class ProcessPlatform implements KexecPlatform<never> {
    */
   execute(image: LoadedImage): never {
     if (image.preload) return this.#handOver(image);
+    if (image.successor === 'restart') return this.#restart();
     const { file, argv } = successorCommand(image);
-    const env = successorEnv(image, {
+    const extra: Record<string, string> = {
       [ENV_BOOT]: bootSpec(this.device.path, image.segment.base),
       [ENV_DEVICE_FD]: String(this.device.fd),
-    });
+    };
+    const wrap = this.#options.withTrialBoot;
+    if (image.counting !== null && wrap) {
+      extra.NODE_OPTIONS = wrap((image.env ?? process.env).NODE_OPTIONS);
+    }
+    const env = successorEnv(image, extra);
     checkStdioFlushed();
     const keep = new Set([0, 1, 2, this.device.fd, ...this.#keepFds()]);
     const libc = getProcLibc();
@@ -172,6 +194,55 @@ export class ProcessPlatform implements KexecPlatform<never> {
       'EIO',
       `kexec exec: execve(${file}): ${errnoName(errno)}; generation ${image.generation - 1} keeps running`,
     );
+  }
+
+  /**
+   * A restart handover: the handover is committed; the preserved descriptors
+   * go to the service manager's fd store (named by session and token), and
+   * this process exits cleanly ('exit' handlers run). The next process that
+   * boots the device boots as the successor.
+   * @throws KexecError EINVAL when descriptors are preserved and there is no
+   *   fd store (NOTIFY_SOCKET unset); EIO when storing one fails. Thrown
+   *   before the exit, so kexec cancels the handover and this generation goes on.
+   */
+  #restart(): never {
+    const files = this.#kernel?.preservedFiles() ?? [];
+    if (files.length > 0 && !process.env.NOTIFY_SOCKET) {
+      throw new KexecError(
+        'EINVAL',
+        `kexec exec: a restart handover cannot keep ${files.length} preserved descriptor(s) without a service manager's fd store (NOTIFY_SOCKET is unset; under systemd set FileDescriptorStoreMax=); preserve none, or use successor 'in-place' or 'preload'`,
+      );
+    }
+    for (const f of files) storeFd(storeName(f.session, f.token), f.fd);
+    this.#kernel?.retire('a restart handover: the next boot of the device');
+    process.exit(0);
+  }
+
+  /**
+   * The boot counting of an image: on by default (`trial` undefined), with
+   * the successor's command and this program's own as the fallback.
+   * @throws KexecError EINVAL for bad trial options.
+   */
+  bootCounting(
+    image: Pick<LoadedImage, 'program' | 'argv' | 'successor'>,
+    trial: TrialOptions | false | undefined,
+  ): BootCounting | null {
+    if (trial === false) return null;
+    const { file, argv } = successorCommand(image);
+    return {
+      ...trialDefaults(trial ?? {}),
+      successor: { cwd: process.cwd(), file, argv },
+      fallback: ownCommand(),
+    };
+  }
+
+  /** Where a preserved descriptor is now, when it moved. */
+  inheritedFd(session: string, token: bigint, fd: number): number | undefined {
+    return this.#options.inheritedFd?.(session, token, fd);
+  }
+
+  markedGood(): void {
+    this.#options.markedGood?.();
   }
 
   /**
@@ -384,6 +455,25 @@ export function successorCommand(image: Pick<LoadedImage, 'program' | 'argv'>): 
     };
   }
   return { file: program, argv: [program, ...args] };
+}
+
+/**
+ * This program as it runs now, to fall back to: node, its options, the main
+ * script by its real path (a deploy that flips a `current` symlink to the
+ * new release must not turn the fallback into the new code) and arguments.
+ */
+export function ownCommand(): KexecCommand {
+  const main = process.argv[1];
+  let script = main;
+  try {
+    if (main) script = realpathSync(main);
+  } catch {
+    // gone: exec will say so
+  }
+  const argv = [process.execPath, ...process.execArgv];
+  if (script) argv.push(script);
+  argv.push(...process.argv.slice(2));
+  return { cwd: process.cwd(), file: process.execPath, argv };
 }
 
 /** The successor's environment as KEY=VALUE strings: the image's (or ours) without stale handover variables, plus `extra`. */

@@ -85,6 +85,18 @@ export class KernelLiveUpdate implements HandoverSubsystem {
       .flatMap((s) => (s.direction === 'outgoing' ? s.files().map((f) => f.fd) : []));
   }
 
+  /** The same, with the session and token each is preserved under. */
+  preservedFiles(): { session: string; token: bigint; fd: number }[] {
+    if (!this.#lu) return [];
+    return this.#lu
+      .sessions()
+      .flatMap((s) =>
+        s.direction === 'outgoing'
+          ? s.files().map((f) => ({ session: s.name, token: f.token, fd: f.fd }))
+          : [],
+      );
+  }
+
   freeze(): HandoverPart {
     const lu = this.#lu;
     if (!lu || lu.sessions().every((s) => s.direction !== 'outgoing')) return {};
