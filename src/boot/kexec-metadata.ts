@@ -85,10 +85,10 @@ export function encodeKexecMetadata(m: KexecMetadata): Uint8Array {
 
 /**
  * Decodes and checks an entry; nothing is trusted.
- * @throws BootError EBADBOOT saying what is wrong.
+ * @throws BootError EFAULT saying what is wrong.
  */
 export function decodeKexecMetadata(bytes: Uint8Array): KexecMetadata {
-  const bad = (why: string) => new BootError('EBADBOOT', `kexec metadata: ${why}`);
+  const bad = (why: string) => new BootError('EFAULT', `kexec metadata: ${why}`);
   if (bytes.length < KMETA_HEADER_SIZE)
     throw bad(`${bytes.length} bytes, at least ${KMETA_HEADER_SIZE} needed`);
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -64,7 +64,7 @@ test('kexec metadata decoding refuses each bad input with a typed error', () => 
     assert.throws(
       () => decodeKexecMetadata(corrupt(good.slice())),
       (e: Error & { code?: string }) => {
-        assert.equal(e.code, 'EBADBOOT', what);
+        assert.equal(e.code, 'EFAULT', what);
         return true;
       },
     );
