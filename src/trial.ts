@@ -14,6 +14,7 @@
  * two may be different copies of livekexec.
  */
 import { fstatSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { F_GETFD, F_SETFD, FD_CLOEXEC, getProcLibc } from './kexec/_libc.js';
 
@@ -41,6 +42,10 @@ interface TrialState {
   /** Marks the booted generation good (set by boot()). */
   markGood: (() => void) | null;
   loader: string;
+  /** trial-decide's bundle (CommonJS: required at exit, synchronously). */
+  decide: string;
+  /** The NODE_OPTIONS word that loads trial-boot.js. */
+  trialBoot: string;
   deadline: ReturnType<typeof setTimeout> | null;
   failing: boolean;
 }
@@ -86,6 +91,8 @@ export function armTrial(
     lastError: null,
     markGood: null,
     loader: fileURLToPath(loaderUrl),
+    decide: fileURLToPath(new URL('../pkg/trial-decide.cjs', loaderUrl)),
+    trialBoot: trialImportOption(new URL('./trial-boot.js', loaderUrl).href),
     deadline: null,
     failing: false,
   };
@@ -165,9 +172,11 @@ export function failTry(reason: string): void {
   try {
     const libc = getProcLibc();
     keepInherited(s.inherited);
+    process.stderr.write(`livekexec: this try failed: ${reason}\n`);
+    execNext(s, reason);
+    // No bundle to decide with here: the trial loader, a program, decides.
     const env = { ...s.env, [ENV_TRIAL_FAILED]: reason.slice(0, 1000) };
     const lines = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-    process.stderr.write(`livekexec: this try failed: ${reason}\n`);
     libc.execve(process.execPath, [process.execPath, s.loader], lines);
     process.stderr.write(
       `livekexec: cannot start the trial loader (errno ${libc.errno()}); the handover stays pending\n`,
@@ -177,6 +186,32 @@ export function failTry(reason: string): void {
       `livekexec: cannot fall back: ${String(err)}; the handover stays pending\n`,
     );
   }
+}
+
+/**
+ * Decides here what follows (trial-decide's bundle, required synchronously:
+ * one node start less than the trial loader) and execs it. Returns when
+ * there is no bundle; a decision that fails is reported and thrown.
+ */
+function execNext(s: TrialState, reason: string): void {
+  let decideNext: typeof import('./trial-decide.js').decideNext;
+  try {
+    ({ decideNext } = createRequire(import.meta.url)(
+      s.decide,
+    ) as typeof import('./trial-decide.js'));
+  } catch {
+    return;
+  }
+  const next = decideNext(s.env, reason, s.trialBoot);
+  process.stderr.write(`${next.message}\n`);
+  if (next.command.cwd !== '') process.chdir(next.command.cwd);
+  const libc = getProcLibc();
+  libc.execve(
+    next.command.file,
+    next.command.argv,
+    Object.entries(next.env).map(([k, v]) => `${k}=${v}`),
+  );
+  throw new Error(`execve(${next.command.file}) failed (errno ${libc.errno()})`);
 }
 
 /** Open descriptors without FD_CLOEXEC: what crossed the exec into this process. */
@@ -205,9 +240,19 @@ function describeFds(fds: readonly number[]): Inherited[] {
   return out;
 }
 
-/** Makes each inherited descriptor inheritable again, when it is still the same file. */
+/** Node may have set FD_CLOEXEC on stdio: cleared before an execve, or the next program gets /dev/null. */
+export function keepStdio(): void {
+  const libc = getProcLibc();
+  for (const fd of [0, 1, 2]) {
+    const flags = libc.fcntl(fd, F_GETFD, 0);
+    if (flags >= 0) libc.fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+  }
+}
+
+/** Makes stdio and each inherited descriptor (when it is still the same file) inheritable again. */
 function keepInherited(fds: readonly Inherited[]): void {
   const libc = getProcLibc();
+  keepStdio();
   for (const f of fds) {
     try {
       const st = fstatSync(f.fd);

@@ -25,6 +25,7 @@ const LAYER: Record<string, number> = {
   'trial.ts': 7,
   'trial-boot.ts': 7,
   'trial-loader.ts': 7,
+  'trial-decide.ts': 7,
   cli: 8,
   'index.ts': 9,
 };

@@ -389,14 +389,19 @@ export class Kernel {
    * block is consumed, held pages are freed, the outcome is recorded in the
    * device). Done by itself at the first kexec load; the process platform
    * also does it when the program exits cleanly or, unless the predecessor
-   * required it, when the deadline passes. Nothing happens when not on trial.
+   * required it, when the deadline passes. Also the program's way to say it
+   * serves: a process booted with `notifyReady: 'good'` tells systemd
+   * READY=1 now (on trial or not).
    * @throws KexecError ESRCH once replaced.
    */
   markGood(): void {
     this.assertAlive();
     const trial = this.#trial;
     const good = this.#goodHeader;
-    if (trial === null || good === null) return;
+    if (trial === null || good === null) {
+      this.#platform.markedGood?.(this);
+      return;
+    }
     const from = this.#header.record?.trial;
     const header: DeviceHeader = {
       ...good,
@@ -645,13 +650,14 @@ export class Kernel {
         phys: number,
         memoryMap: readonly MemoryRange[],
         counting: BootCounting | null,
+        restart: boolean,
       ) => {
         // The boot block carries the exact map; the header's copy (for a later
         // cold boot) may be coarser, kept ranges growing over small usable gaps.
         const memmap = MemoryMap.from(memoryMap).coarsened(DEVICE_MAP_MAX).entries();
         const base = this.#header.record ?? EMPTY_BOOT_RECORD;
         const record: BootRecord = counting
-          ? trialStarted(base, phys, counting, process.pid, Date.now())
+          ? trialStarted(base, phys, counting, restart ? 0 : process.pid, Date.now())
           : { ...base, trial: null };
         const header = { ...this.#header, bootBlock: phys, memmap, record };
         writeDeviceHeader(this.device, header);

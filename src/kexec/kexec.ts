@@ -104,6 +104,8 @@ export interface KexecHost {
     bootBlockPhys: number,
     memoryMap: readonly MemoryRange[],
     counting: BootCounting | null,
+    /** The first try is started by whoever boots the device next (a restart), not by this exec. */
+    restart: boolean,
   ): void;
   /** Undoes commitPendingBoot when the platform could not start the successor. */
   cancelPendingBoot(): void;
@@ -314,7 +316,12 @@ export class Kexec<K> {
       const target = this.#fit(image, block.length);
       this.host.device.bytes(target.segment.base, block.length).set(block);
       this.host.device.flush(target.segment.base, block.length);
-      this.host.commitPendingBoot(target.segment.base, memoryMap, target.counting);
+      this.host.commitPendingBoot(
+        target.segment.base,
+        memoryMap,
+        target.counting,
+        target.successor === 'restart',
+      );
       committed = true;
       return this.platform.execute(target);
     } catch (err) {

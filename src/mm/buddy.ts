@@ -177,6 +177,7 @@ export class BuddyAllocator {
    */
   allocPagesAt(pfn: number, order: number): void {
     this.checkBlock(pfn, order);
+    this.unholdRange(pfn, 2 ** order);
     const head = this.freeBlockContaining(pfn);
     if (head === NIL || this.order[head] < order) {
       throw new PageAllocError(
@@ -401,6 +402,37 @@ export class BuddyAllocator {
       pages += x >= 0 ? 2 ** x : -x;
     }
     return pages;
+  }
+
+  /**
+   * The caller takes held pages it released itself (PKRAM's takeFolio
+   * releases a loaded folio, then allocates it at its place): a held release
+   * covering [pfn, pfn + count) is made for real, the rest of it held still.
+   */
+  private unholdRange(pfn: number, count: number): void {
+    if (this.held.length === 0) return;
+    for (let i = 0; i < this.held.length; i += 2) {
+      const at = this.held[i];
+      const n = -this.held[i + 1];
+      if (n <= 0 || pfn < at || pfn + count > at + n) continue;
+      this.held.splice(i, 2);
+      const ranges = this.holdRanges;
+      this.holdRanges = null;
+      try {
+        this.releaseRange(at, n);
+      } finally {
+        this.holdRanges = ranges;
+      }
+      // Whatever of the entry the caller does not take stays out of use.
+      if (pfn > at) this.claimHeld(at, pfn - at);
+      if (at + n > pfn + count) this.claimHeld(pfn + count, at + n - pfn - count);
+      return;
+    }
+  }
+
+  private claimHeld(pfn: number, count: number): void {
+    this.claimRange(pfn, count);
+    this.held.push(pfn, -count);
   }
 
   /** Whether [pfn, pfn + count) meets a held range (binary search over the sorted pairs). */

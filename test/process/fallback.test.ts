@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, test } from 'node:test';
+import { Fixture, type Fixture as Fx, removeDevice, tempDevice } from './_fixture.js';
+
+const cleanups: (() => void)[] = [];
+after(() => {
+  for (const c of cleanups) c();
+});
+
+/** Requests one after another on new connections until stopped; counts what failed. */
+function load(port: number): { stop: () => Promise<{ ok: number; failed: string[] }> } {
+  let running = true;
+  let ok = 0;
+  const failed: string[] = [];
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) ok++;
+          else failed.push(`status ${res.statusCode}`);
+          resolve();
+        });
+      });
+      req.on('error', (err) => {
+        failed.push((err as NodeJS.ErrnoException).code ?? err.message);
+        resolve();
+      });
+    });
+  const loop = (async () => {
+    while (running) await one();
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return { ok, failed };
+    },
+  };
+}
+
+async function upgradeTo(
+  kind: string,
+  tries: number,
+): Promise<{
+  fx: Fx;
+  back: Record<string, unknown>;
+  ms: number;
+  load: { ok: number; failed: string[] };
+}> {
+  const device = tempDevice(`fallback-${kind}`);
+  const fx = new Fixture('fallback.mjs', [device, kind, String(tries)]);
+  cleanups.push(() => {
+    fx.cleanup();
+    removeDevice(device);
+  });
+  const first = await fx.waitFor('serving');
+  const traffic = load(first.port as number);
+  const exec = await fx.waitFor('exec');
+  const back = await fx.waitFor((e) => e.event === 'serving' && e.generation === 2, 20_000);
+  // Serve a little longer under load, then stop.
+  await new Promise((r) => setTimeout(r, 200));
+  const counted = await traffic.stop();
+  return { fx, back, ms: back.t - exec.t, load: counted };
+}
+
+const REASONS: Record<string, RegExp> = {
+  syntax: /exited with status 1 \(SyntaxError: Unexpected token/,
+  'missing-export': /SyntaxError: .*noSuchExport/,
+  'missing-file': /exited with status 1 \(Error: Cannot find module/,
+  throw: /exited with status 1 \(Error: successor failed at start\)/,
+  exit1: /^exited with status 1$/,
+};
+
+for (const kind of Object.keys(REASONS)) {
+  test(`a successor that fails (${kind}): the old program is back on the same socket with the preserved data, no request refused, the reason reported`, {
+    timeout: 40_000,
+  }, async () => {
+    const { fx, back, ms, load: counted } = await upgradeTo(kind, 2);
+    assert.equal(back.pid, fx.child.pid, 'same PID: everything ran in place');
+    assert.equal(back.kind, 'kexec');
+    assert.equal(back.kept, true, 'the preserved folio came back whole');
+    const from = back.fellBackFrom as {
+      outcome: string;
+      tries: number;
+      reason: string;
+      successor: string;
+    };
+    assert.equal(from.outcome, 'fell-back');
+    assert.equal(from.tries, 2, 'both tries counted');
+    assert.match(from.reason, REASONS[kind]!);
+    const handover = back.handover as {
+      last: { outcome: string };
+      previousRelease: string;
+      kexecCount: number;
+    };
+    assert.equal(handover.last.outcome, 'fell-back');
+    assert.equal(handover.previousRelease, 'fallback-fixture@1');
+    assert.equal(handover.kexecCount, 1);
+    assert.deepEqual(counted.failed, [], `no request may fail; ${fx.report()}`);
+    assert.ok(counted.ok > 0);
+    console.log(
+      `${kind}: back serving ${ms.toFixed(0)} ms after the exec (2 tries), ${counted.ok} requests served`,
+    );
+    assert.ok(ms < 2000, `the old program serves again within 2 s (took ${ms.toFixed(0)} ms)`);
+    assert.match(fx.stderr, /try 1 of 2 failed .*; try 2/);
+    assert.match(fx.stderr, /try 2 of 2 failed .*; falling back to /);
+    fx.finish();
+    await fx.exited;
+  });
+}
+
+test('boot counting: with 1 try the fallback comes at the first failure; the bad successor booted once per try', {
+  timeout: 40_000,
+}, async () => {
+  const { fx, back } = await upgradeTo('exit1', 1);
+  assert.equal((back.fellBackFrom as { tries: number }).tries, 1);
+  assert.deepEqual(
+    fx.all('bad-booted').map((e) => e.tries),
+    [1],
+  );
+  fx.finish();
+  await fx.exited;
+  const { fx: fx3 } = await upgradeTo('exit1', 3);
+  assert.deepEqual(
+    fx3.all('bad-booted').map((e) => e.tries),
+    [1, 2, 3],
+    'each try knows its number',
+  );
+  fx3.finish();
+  await fx3.exited;
+});
