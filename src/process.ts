@@ -8,6 +8,7 @@ import { existsSync, readlinkSync } from 'node:fs';
 import { memparseExact } from './boot/memparse.js';
 import { FdtWriter } from './fdt/write.js';
 import { Kernel } from './kernel/kernel.js';
+import type { UpgradeOptions } from './kernel/upgrade.js';
 import { ControlChannel, type ControlMessage, type Received } from './kexec/control-channel.js';
 import { KexecError } from './kexec/errors.js';
 import type { Kexec } from './kexec/kexec.js';
@@ -44,7 +45,10 @@ import { armTrial, trialBooted, trialGood, trialImportOption, withNodeOption } f
 export { defaultDevicePath, defaultRelease, listenFds } from './service.js';
 
 /** A generation booted in a real process: its kexec exec does not return on success. */
-export type ProcessKernel = Kernel & { readonly kexec: Kexec<never> };
+export type ProcessKernel = Kernel & {
+  readonly kexec: Kexec<never>;
+  upgrade(options?: UpgradeOptions): Promise<never>;
+};
 
 /** trial-boot.js and the trial loader sit beside this module (dist/src, or the bundle in dist/pkg). */
 const TRIAL_BOOT = new URL('./trial-boot.js', import.meta.url).href;

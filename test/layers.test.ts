@@ -23,6 +23,7 @@ const LAYER: Record<string, number> = {
   'machine.ts': 7,
   'process.ts': 7,
   'trial.ts': 7,
+  'service.ts': 7,
   'trial-boot.ts': 7,
   'trial-loader.ts': 7,
   'trial-decide.ts': 7,

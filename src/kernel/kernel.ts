@@ -1,3 +1,4 @@
+import type { Server } from 'node:net';
 import { SETUP } from '../boot/abi.js';
 import type { SetupData } from '../boot/bootblock.js';
 import { Cmdline } from '../boot/cmdline.js';
@@ -39,6 +40,7 @@ import { readPendingBootBlock } from './boot-block-read.js';
 import type { BootInfo } from './boot-info.js';
 import { CrashDevice } from './crash-device.js';
 import { buildMemoryMap, freePageRanges, memblockFromMap } from './memory-layout.js';
+import { takeServer, type UpgradeOptions, upgrade } from './upgrade.js';
 
 /** What starts a successor, and learns of a crash kernel taking over. */
 export interface KernelPlatform extends KexecPlatform<Kernel> {
@@ -439,6 +441,39 @@ export class Kernel {
   get liveupdate(): LiveUpdate {
     this.assertAlive();
     return this.#luo.get();
+  }
+
+  /**
+   * An upgrade in one call: loads the successor (`options` as kexec load),
+   * hands over `servers` (each preserved, then drained), awaits the
+   * `beforeExec` hooks, and execs. In a real process it does not return on
+   * success; on a failure before the point of no return the servers listen
+   * again on their own sockets and the error is thrown (this generation
+   * serves on). The successor takes each server back with takeServer(name).
+   * @throws as kexec load and exec, LuoError as preserveServer, and what a hook throws.
+   */
+  upgrade(options: UpgradeOptions = {}): Promise<Kernel> {
+    const kernel = this;
+    return upgrade<Kernel>(
+      {
+        get liveupdate() {
+          return kernel.liveupdate;
+        },
+        load: (o) => this.kexec.load(o),
+        unload: () => this.kexec.unload(),
+        exec: () => this.kexec.exec(),
+      },
+      options,
+    );
+  }
+
+  /**
+   * The server the predecessor's upgrade() handed over as `name`, listening
+   * again with `server` (a new net.Server by default); null when there is none.
+   * @throws LuoError when the socket that came is not the one preserved.
+   */
+  takeServer<S extends Server>(name: string, server?: S): S | null {
+    return takeServer(this.liveupdate, name, server) as S | null;
   }
 
   /** Descriptor numbers preserved for the next exec (the process platform keeps them open). */

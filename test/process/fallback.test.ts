@@ -1,44 +1,12 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { after, test } from 'node:test';
 import { Fixture, type Fixture as Fx, removeDevice, tempDevice } from './_fixture.js';
+import { requestLoop } from './_load.js';
 
 const cleanups: (() => void)[] = [];
 after(() => {
   for (const c of cleanups) c();
 });
-
-/** Requests one after another on new connections until stopped; counts what failed. */
-function load(port: number): { stop: () => Promise<{ ok: number; failed: string[] }> } {
-  let running = true;
-  let ok = 0;
-  const failed: string[] = [];
-  const one = () =>
-    new Promise<void>((resolve) => {
-      const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode === 200) ok++;
-          else failed.push(`status ${res.statusCode}`);
-          resolve();
-        });
-      });
-      req.on('error', (err) => {
-        failed.push((err as NodeJS.ErrnoException).code ?? err.message);
-        resolve();
-      });
-    });
-  const loop = (async () => {
-    while (running) await one();
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return { ok, failed };
-    },
-  };
-}
 
 async function upgradeTo(
   kind: string,
@@ -56,7 +24,7 @@ async function upgradeTo(
     removeDevice(device);
   });
   const first = await fx.waitFor('serving');
-  const traffic = load(first.port as number);
+  const traffic = requestLoop(first.port as number);
   const exec = await fx.waitFor('exec');
   const back = await fx.waitFor((e) => e.event === 'serving' && e.generation === 2, 20_000);
   // Serve a little longer under load, then stop.
