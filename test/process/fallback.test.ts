@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { REPO_ROOT } from '../_helpers/paths.js';
 import { Fixture, type Fixture as Fx, removeDevice, tempDevice } from './_fixture.js';
 import { requestLoop } from './_load.js';
 
 const cleanups: (() => void)[] = [];
+const cliMain = () => join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 after(() => {
   for (const c of cleanups) c();
 });
@@ -16,6 +20,7 @@ async function upgradeTo(
   back: Record<string, unknown>;
   ms: number;
   load: { ok: number; failed: string[] };
+  device: string;
 }> {
   const device = tempDevice(`fallback-${kind}`);
   const fx = new Fixture('fallback.mjs', [device, kind, String(tries)]);
@@ -30,7 +35,7 @@ async function upgradeTo(
   // Serve a little longer under load, then stop.
   await new Promise((r) => setTimeout(r, 200));
   const counted = await traffic.stop();
-  return { fx, back, ms: back.t - exec.t, load: counted };
+  return { fx, back, ms: back.t - exec.t, load: counted, device };
 }
 
 const REASONS: Record<string, RegExp> = {
@@ -82,8 +87,17 @@ for (const kind of Object.keys(REASONS)) {
 test('boot counting: with 1 try the fallback comes at the first failure; the bad successor booted once per try', {
   timeout: 40_000,
 }, async () => {
-  const { fx, back } = await upgradeTo('exit1', 1);
+  const { fx, back, device } = await upgradeTo('exit1', 1);
   assert.equal((back.fellBackFrom as { tries: number }).tries, 1);
+  // The device says so at rest too: livekexec device info.
+  const info = execFileSync(process.execPath, [cliMain(), 'device', 'info', device], {
+    encoding: 'utf8',
+  });
+  assert.match(info, /^release: {4}fallback-fixture@1 \(kexec boot 1 since the cold boot\)$/m);
+  assert.match(
+    info,
+    /^last: {7}fell back: bad-successor@2 marked bad after 1 try: exited with status 1 \(\d{4}-/m,
+  );
   assert.deepEqual(
     fx.all('bad-booted').map((e) => e.tries),
     [1],
