@@ -15,11 +15,11 @@ export { FdtError, type FdtErrorCode } from './fdt/errors.js';
 export * as fdt from './fdt/index.js';
 export type { BootInfo, BootKind } from './kernel/boot-info.js';
 export {
-  type HandoverStatus,
   Kernel,
   type KernelPlatform,
   type KernelStatus,
   type KernelTrial,
+  type UpgradeStatus,
 } from './kernel/kernel.js';
 export type { UpgradeOptions } from './kernel/upgrade.js';
 export { KexecError, type KexecErrorCode } from './kexec/errors.js';
@@ -33,7 +33,7 @@ export type {
 export { KhoError, type KhoErrorCode } from './kho/errors.js';
 export { LuoError, type LuoErrorCode } from './luo/errors.js';
 export { Machine, type MachineOptions } from './machine.js';
-export type { BootRecord, HandoverOutcome, TrialRecord } from './memory/boot-record.js';
+export type { BootRecord, TrialRecord, UpgradeOutcome } from './memory/boot-record.js';
 export { type MemoryDevice, PAGE_SIZE } from './memory/device.js';
 export { DeviceError, type DeviceErrorCode, GeneralProtectionFault } from './memory/errors.js';
 export { HeapDevice } from './memory/heap.js';
@@ -52,3 +52,14 @@ export {
   processPlatform,
   receivedFds,
 } from './process.js';
+export { StatusError, type StatusErrorCode } from './status/errors.js';
+export type { PromClientMetric } from './status/metrics.js';
+export type {
+  HandoverHistory,
+  HandoverOutcome,
+  LastHandover,
+  MemoryLayout,
+  MemoryRun,
+  PublishedStatus,
+  RunKind,
+} from './status/model.js';

@@ -13,6 +13,8 @@ export interface MachineOptions {
   name?: string;
   /** The release every generation reports in its kexec metadata (default ''). */
   release?: string;
+  /** Publish each generation's status into a status area, as a real process does (default false). */
+  status?: boolean;
 }
 
 /**
@@ -25,9 +27,11 @@ export class Machine implements KernelPlatform {
   readonly nodes: readonly PhysRange[];
   readonly release: string;
   #kernel: Kernel | null = null;
+  readonly #status: boolean;
 
-  private constructor(device: HeapDevice, nodes: number, release: string) {
+  private constructor(device: HeapDevice, nodes: number, status: boolean, release: string) {
     this.device = device;
+    this.#status = status;
     this.nodes = splitNodes(device.size, nodes);
     this.release = release;
   }
@@ -43,7 +47,7 @@ export class Machine implements KernelPlatform {
     }
     const device = new HeapDevice(options.size, { name: options.name });
     formatDevice(device);
-    return new Machine(device, nodes, options.release ?? '');
+    return new Machine(device, nodes, options.status === true, options.release ?? '');
   }
 
   /** The running generation, if any. */
@@ -65,6 +69,7 @@ export class Machine implements KernelPlatform {
       platform: this,
       nodes: this.nodes,
       release: this.release,
+      status: this.#status,
     });
     return this.#kernel;
   }
@@ -79,6 +84,7 @@ export class Machine implements KernelPlatform {
       platform: this,
       nodes: this.nodes,
       release: this.release,
+      status: this.#status,
     });
     old?.retire(`generation ${next.generation}`);
     this.#kernel = next;

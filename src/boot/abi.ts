@@ -93,8 +93,10 @@ export const SETUP = {
   PMPOOL: 13,
   /** Reserved for LUO sessions. */
   LUO: 14,
+  /** When the predecessor's exec began (the successor's downtime starts there): src/status/abi.ts. */
+  HANDOVER_CLOCK: 15,
   /** Kexec metadata: the writer's release, the kexec count, boot counting and the fallback (kexec-metadata.ts). */
-  KEXEC_METADATA: 15,
+  KEXEC_METADATA: 16,
 } as const;
 
 /**

@@ -10,6 +10,7 @@ import { registerKexecCommand } from './kexec.js';
 import { registerKhoCommands } from './kho.js';
 import { registerPkramCommands } from './pkram.js';
 import { registerPmpoolCommands } from './pmpool.js';
+import { registerStatusCommands } from './status.js';
 import { packageVersion } from './version.js';
 
 export function buildProgram(): Command {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerKhoCommands(program);
   registerKexecCommand(program);
   registerPmpoolCommands(program);
+  registerStatusCommands(program);
   registerDemoCommand(program);
   return program;
 }

@@ -1,5 +1,5 @@
 import type { SetupData } from '../boot/bootblock.js';
-import type { HandoverOutcome } from '../memory/boot-record.js';
+import type { UpgradeOutcome } from '../memory/boot-record.js';
 
 /** How a generation came up. */
 export type BootKind =
@@ -35,5 +35,5 @@ export interface BootInfo {
    * every try, and this, the last known-good program, booted the same
    * handover in its place.
    */
-  readonly fellBackFrom?: HandoverOutcome;
+  readonly fellBackFrom?: UpgradeOutcome;
 }

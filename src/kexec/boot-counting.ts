@@ -8,7 +8,7 @@
  * Pure functions over the device's boot record (memory/boot-record.ts).
  */
 import type { BootCounting, KexecCommand } from '../boot/kexec-metadata.js';
-import type { BootRecord, HandoverOutcome, TrialRecord } from '../memory/boot-record.js';
+import type { BootRecord, TrialRecord, UpgradeOutcome } from '../memory/boot-record.js';
 
 /** The record the predecessor's exec writes with the pending boot block: try 1 of `counting`. */
 export function trialStarted(
@@ -63,7 +63,7 @@ export function fellBack(
   t: TrialRecord,
   successor: KexecCommand | null,
   now: number,
-): HandoverOutcome {
+): UpgradeOutcome {
   return {
     outcome: 'fell-back',
     successor: t.release !== '' ? t.release : commandText(successor),
@@ -74,7 +74,7 @@ export function fellBack(
 }
 
 /** The outcome a successor marked good records. */
-export function markedGood(t: TrialRecord, release: string, now: number): HandoverOutcome {
+export function markedGood(t: TrialRecord, release: string, now: number): UpgradeOutcome {
   return { outcome: 'good', successor: release, tries: t.tries, reason: '', at: now };
 }
 

@@ -50,7 +50,7 @@ export interface TrialRecord {
 }
 
 /** How the last handover onto the device ended. */
-export interface HandoverOutcome {
+export interface UpgradeOutcome {
   /** 'good': the successor was marked good; 'fell-back': its tries were spent and the fallback booted. */
   readonly outcome: 'good' | 'fell-back';
   /** The successor's release, or its command line when it never booted. */
@@ -68,7 +68,7 @@ export interface BootRecord {
   /** That generation's release ('' when unknown). */
   readonly release: string;
   readonly trial: TrialRecord | null;
-  readonly last: HandoverOutcome | null;
+  readonly last: UpgradeOutcome | null;
 }
 
 export const EMPTY_BOOT_RECORD: BootRecord = {

@@ -11,3 +11,4 @@ export {
   type PageState,
 } from './buddy.js';
 export { PageAllocError, type PageAllocErrorCode } from './errors.js';
+export { ScratchPages, type ScratchPagesStats } from './scratch-pages.js';

@@ -16,14 +16,25 @@
  *   0x30 u32 nr regions   entries used in the region page
  *   0x34 u32 nr nodes     nodes on the node list
  *   0x38 u64 table root   phys of the preserved-page table (a KHO radix tree)
- *   0x40 u32 crc32c       of bytes 0x00..0x3f
+ *   0x40 u32 table crc    crc32c of the table's pages (KHO's tree checksum: ascending,
+ *                         each page's u64 LE address then its bytes)
+ *   0x44 u32 region crc   crc32c of the nr regions entries of the region page
+ *   0x48 u32 crc32c       of bytes 0x00..0x47
+ *
+ * Every node, object and link page carries a crc32c of its used bytes, the
+ * crc field itself excluded, written once the page is complete (a link page
+ * when the next one is started or its object finished, an object page when
+ * it is finished, a node page at finishSave and whenever finalize links the
+ * node list). A successor checks them all before it uses any entry, so a
+ * damaged index or count is a refusal, never a wrong value.
  *
  * Node page:
  *
  *   0x00 u32 magic "PKND"   0x04 u32 flags (PKRAM_NODE_FL_SAVED)
  *   0x08 u64 next node pfn  0x10 u64 first object pfn
  *   0x18 u32 nr objects     0x1c u32 name length (bytes, 1..256)
- *   0x20 u8[256] name (UTF-8)
+ *   0x20 u8[256] name (UTF-8, zero-padded)
+ *   0x120 u32 crc32c of 0x00..0x11f
  *
  * Object page:
  *
@@ -32,12 +43,15 @@
  *   0x10 u64 folio stream: first link page pfn
  *   0x18 u64 byte stream: first link page pfn
  *   0x20 u64 byte length    0x28 u64 folio entries
+ *   0x30 u32 crc32c of 0x00..0x2f
  *
  * Link page (both streams):
  *
  *   0x00 u32 magic "PKLN"   0x04 u32 nr entries (<= PKRAM_LINK_ENTRIES)
  *   0x08 u64 next link pfn
- *   0x10 entries, 16 bytes each:
+ *   0x10 u32 crc32c of 0x00..0x0f then the nr entries used
+ *   0x14 u32 0 (reserved)   0x18 u64 0 (reserved)
+ *   0x20 entries, 16 bytes each:
  *        u64 entry = phys | flags | order     u64 index
  *
  *        63                         12 11        5 4     0
@@ -58,7 +72,8 @@ import { PAGE_SIZE } from '../memory/device.js';
 export const PKRAM_MAGIC = 0x706b726d;
 /** Written over the magic by the successor that attached, so a second attach is refused. */
 export const PKRAM_MAGIC_CONSUMED = 0x444d5243;
-export const PKRAM_VERSION = 1;
+/** 2: crc32c in node, object and link pages, table and region crcs in the super block. */
+export const PKRAM_VERSION = 2;
 /** Longest node name, in bytes of UTF-8. */
 export const PKRAM_NAME_MAX = 256;
 /** Largest folio order a folio stream entry may carry (1 GiB folios). */
@@ -74,7 +89,9 @@ export const SB_OFF_REGION_PFN = 0x28;
 export const SB_OFF_NR_REGIONS = 0x30;
 export const SB_OFF_NR_NODES = 0x34;
 export const SB_OFF_TABLE_ROOT = 0x38;
-export const SB_OFF_CRC = 0x40;
+export const SB_OFF_TABLE_CRC = 0x40;
+export const SB_OFF_REGION_CRC = 0x44;
+export const SB_OFF_CRC = 0x48;
 /** Bytes of the super block covered by the crc. */
 export const SB_CRC_LEN = SB_OFF_CRC;
 
@@ -87,6 +104,7 @@ export const NODE_OFF_OBJ = 0x10;
 export const NODE_OFF_NR_OBJS = 0x18;
 export const NODE_OFF_NAME_LEN = 0x1c;
 export const NODE_OFF_NAME = 0x20;
+export const NODE_OFF_CRC = 0x120;
 /** Set by finishSave: only saved nodes are on the node list. */
 export const PKRAM_NODE_FL_SAVED = 0x1;
 
@@ -99,17 +117,19 @@ export const OBJ_OFF_FOLIO_HEAD = 0x10;
 export const OBJ_OFF_BYTE_HEAD = 0x18;
 export const OBJ_OFF_BYTE_LEN = 0x20;
 export const OBJ_OFF_NR_FOLIOS = 0x28;
+export const OBJ_OFF_CRC = 0x30;
 
 /** "PKLN". */
 export const PKRAM_LINK_MAGIC = 0x4e4c4b50;
 export const LINK_OFF_MAGIC = 0x00;
 export const LINK_OFF_COUNT = 0x04;
 export const LINK_OFF_NEXT = 0x08;
-export const LINK_OFF_ENTRIES = 0x10;
+export const LINK_OFF_CRC = 0x10;
+export const LINK_OFF_ENTRIES = 0x20;
 export const LINK_ENTRY_SIZE = 16;
 /** Offset of the mapping index within an entry. */
 export const LINK_ENTRY_OFF_INDEX = 8;
-/** Entries per link page: (4096 - 16) / 16 = 255. */
+/** Entries per link page: (4096 - 32) / 16 = 254. */
 export const PKRAM_LINK_ENTRIES = (PAGE_SIZE - LINK_OFF_ENTRIES) / LINK_ENTRY_SIZE;
 
 /** Low 12 bits of an entry: order in bits 0..4, flags in bits 5..11. */

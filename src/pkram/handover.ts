@@ -6,7 +6,9 @@
  */
 
 import { KhoError } from '../kho/errors.js';
-import { coalescedExtents, type KhoExtent, KhoRadixTree } from '../kho/radix.js';
+import { BlockRuns, type KhoExtent, KhoRadixTree, type KhoWalkResult } from '../kho/radix.js';
+import { treeChecksum } from '../kho/tree-csum.js';
+import { crc32c } from '../memory/crc32c.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { getU64 } from './_u64.js';
 import {
@@ -43,6 +45,34 @@ function tableError(err: unknown): unknown {
 }
 
 /**
+ * Walks the super block's preserved-page table (bounded, every pointer
+ * checked), then checks the pages it went through against the super block's
+ * table crc: a flipped bit that still walks is caught before any block is used.
+ * @throws PkramError EFAULT (reason 'table' or 'crc').
+ */
+function walkTable(
+  device: MemoryDevice,
+  sb: SuperBlock,
+  onBlock: (pfn: number, order: number) => void,
+): KhoWalkResult {
+  let walk: KhoWalkResult;
+  try {
+    walk = KhoRadixTree.walk(device, sb.tableRoot, onBlock, { maxNodes: device.pages });
+  } catch (err) {
+    throw tableError(err);
+  }
+  if (treeChecksum(device, walk.nodePhys) !== sb.tableCrc) {
+    throw new PkramError('EFAULT', 'preserved-page table fails its crc32c', 'crc');
+  }
+  return walk;
+}
+
+/** crc32c of the region list's first nr entries. */
+export function regionListCrc(device: MemoryDevice, regionPfn: number, nr: number): number {
+  return crc32c(device.bytes(regionPfn * PAGE_SIZE, nr * REGION_ENTRY_SIZE));
+}
+
+/**
  * Validates a predecessor's PKRAM in full.
  * @throws PkramError ENODEV (no super block), EINVAL (stale), EFAULT (corrupt).
  */
@@ -57,25 +87,15 @@ export function checkHandover(
   }
   // Per-page state: the only structure sized by the device, one byte a page.
   const state = new Uint8Array(device.pages);
-  let walk: ReturnType<typeof KhoRadixTree.walk>;
-  try {
-    walk = KhoRadixTree.walk(
-      device,
-      sb.tableRoot,
-      (pfn, order) => {
-        const end = pfn + 2 ** order;
-        for (let p = pfn; p < end; p++) {
-          if (state[p] !== NONE) {
-            throw new PkramError('EFAULT', `preserved blocks overlap at pfn ${p}`, 'table');
-          }
-          state[p] = PRESERVED;
-        }
-      },
-      { maxNodes: device.pages },
-    );
-  } catch (err) {
-    throw tableError(err);
-  }
+  const walk = walkTable(device, sb, (pfn, order) => {
+    const end = pfn + 2 ** order;
+    for (let p = pfn; p < end; p++) {
+      if (state[p] !== NONE) {
+        throw new PkramError('EFAULT', `preserved blocks overlap at pfn ${p}`, 'table');
+      }
+      state[p] = PRESERVED;
+    }
+  });
   for (const phys of walk.nodePhys) {
     const p = phys / PAGE_SIZE;
     if (state[p] !== NONE) {
@@ -95,7 +115,10 @@ export function checkHandover(
   };
   claim(superPfn, 0, 'super');
   if (sb.regionPfn !== 0) claim(sb.regionPfn, 0, 'regions');
-  const budget = { left: 2 * device.pages + 1 };
+  if (sb.regionPfn !== 0 && regionListCrc(device, sb.regionPfn, sb.nrRegions) !== sb.regionCrc) {
+    throw new PkramError('EFAULT', 'the region list fails its crc32c', 'crc');
+  }
+  const budget = { left: 2 * device.pages + 1, verify: true };
   const nodes: NodeSummary[] = [];
   const names = new Set<string>();
   let pfn = sb.nodePfn;
@@ -142,13 +165,9 @@ export function preservedRanges(
     throw new PkramError('EINVAL', `maxEntries ${maxEntries} is not a positive integer`);
   }
   const sb = readSuper(device, superPfn, expect);
-  try {
-    return coalescedExtents(device, sb.tableRoot, maxEntries, {
-      limits: { maxNodes: device.pages },
-    });
-  } catch (err) {
-    throw tableError(err);
-  }
+  const runs = new BlockRuns();
+  const walk = walkTable(device, sb, (pfn, order) => runs.add(pfn, order));
+  return runs.extents(walk.nodePhys, maxEntries);
 }
 
 /**
@@ -163,6 +182,9 @@ export function readRegionList(
 ): KhoExtent[] {
   const sb = readSuper(device, superPfn, expect);
   if (sb.regionPfn === 0) return [];
+  if (regionListCrc(device, sb.regionPfn, sb.nrRegions) !== sb.regionCrc) {
+    throw new PkramError('EFAULT', 'the region list fails its crc32c', 'crc');
+  }
   const view = device.view(sb.regionPfn * PAGE_SIZE, PAGE_SIZE);
   const out: KhoExtent[] = [];
   let lastEnd = 0;

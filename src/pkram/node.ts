@@ -22,6 +22,7 @@ import {
 import { PkramError } from './errors.js';
 import { initObjectPage, PkramObject, releaseObject } from './object.js';
 import type { Pkram } from './pkram.js';
+import { sealPage } from './seal.js';
 
 export type NodeState = 'saving' | 'saved' | 'discarded' | 'loading' | 'loaded';
 
@@ -34,9 +35,10 @@ export function initNodePage(device: MemoryDevice, pfn: number, name: Uint8Array
   device.bytes(pfn * PAGE_SIZE + NODE_OFF_NAME, name.length).set(name);
 }
 
-/** Sets a node page's next-node pointer (the node list is linked at finalize). */
+/** Sets a node page's next-node pointer (the node list is linked at finalize) and reseals it. */
 export function setNodeNext(device: MemoryDevice, pfn: number, next: number): void {
   setU64(device.view(pfn * PAGE_SIZE, PAGE_SIZE), NODE_OFF_NEXT, next);
+  sealPage(device, pfn, 'node');
 }
 
 export class PkramNode {
@@ -83,7 +85,11 @@ export class PkramNode {
     const pfn = this.pkram._allocPage();
     initObjectPage(device, pfn);
     if (this.#lastObj === 0) setU64(this.#view(), NODE_OFF_OBJ, pfn);
-    else setU64(device.view(this.#lastObj * PAGE_SIZE, PAGE_SIZE), OBJ_OFF_NEXT, pfn);
+    else {
+      // The previous object was sealed when it was finished; linking it changes it.
+      setU64(device.view(this.#lastObj * PAGE_SIZE, PAGE_SIZE), OBJ_OFF_NEXT, pfn);
+      sealPage(device, this.#lastObj, 'object');
+    }
     this.#lastObj = pfn;
     this.#nrObjs++;
     this.#view().setUint32(NODE_OFF_NR_OBJS, this.#nrObjs, true);
@@ -111,6 +117,7 @@ export class PkramNode {
     this.#noOpenObject('finishSave');
     this.pkram._nodeSaved(this);
     this.#view().setUint32(NODE_OFF_FLAGS, PKRAM_NODE_FL_SAVED, true);
+    sealPage(this.pkram.device, this.pfn, 'node');
     this.#state = 'saved';
   }
 

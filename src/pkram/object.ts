@@ -22,6 +22,7 @@ import {
 } from './abi.js';
 import { PkramError } from './errors.js';
 import type { Pkram } from './pkram.js';
+import { sealPage } from './seal.js';
 import { LinkCursor, type LinkEntry, LinkWriter, readEntry } from './stream.js';
 
 /** A block of 2^order pages starting at pfn, as the page allocator hands out. */
@@ -280,6 +281,11 @@ export class PkramObject {
   /** @internal Closes the object in any state (a node's finish or discard does this). */
   _close(): void {
     if (this.#state === 'closed') return;
+    if (this.#state === 'saving') {
+      this.#folios!.seal();
+      this.#data!.seal();
+      sealPage(this.pkram.device, this.pfn, 'object');
+    }
     if (this.#state === 'loading') releaseObject(this.pkram, this.pfn, this.#taken, this.inherited);
     for (const p of this.#spares.splice(0)) this.pkram._free(p, 0);
     this.#state = 'closed';

@@ -13,6 +13,7 @@
 
 import { KhoError } from '../kho/errors.js';
 import { coalescedExtents, type KhoExtent, KhoRadixTree } from '../kho/radix.js';
+import { treeChecksum } from '../kho/tree-csum.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { randomBytes } from '../memory/random.js';
 import { getU64, setU64 } from './_u64.js';
@@ -29,9 +30,10 @@ import {
   REGION_OFF_SIZE,
 } from './abi.js';
 import { PkramError } from './errors.js';
-import { checkHandover, preservedRanges, readRegionList } from './handover.js';
+import { checkHandover, preservedRanges, readRegionList, regionListCrc } from './handover.js';
 import { initNodePage, PkramNode, setNodeNext } from './node.js';
 import type { PkramObject } from './object.js';
+import { sealPage } from './seal.js';
 import { LinkCursor } from './stream.js';
 import { consumeSuper, type PkramExpect, writeSuper } from './super.js';
 import { type NodeSummary, walkNode } from './walk.js';
@@ -228,6 +230,11 @@ export class Pkram {
     return this.#tree.preservedPages();
   }
 
+  /** Physical address of the preserved-page table's root (0 while nothing is saved). */
+  get tableRoot(): number {
+    return this.#tree.rootPhys;
+  }
+
   /** Pages the preserved-page table itself uses. */
   get tablePages(): number {
     return this.#tree.metadataPageCount;
@@ -319,6 +326,8 @@ export class Pkram {
       nrRegions: extents.length,
       nrNodes: nodes.length,
       tableRoot: this.#tree.rootPhys,
+      tableCrc: treeChecksum(this.device, this.#tree.metadataPages()),
+      regionCrc: regionListCrc(this.device, this.#regionPfn, extents.length),
     });
     return this.#superPfn;
   }
@@ -618,6 +627,7 @@ export class Pkram {
       this.#dropRebuild({ pfn: newPfn, relocated: 0, copies: copiesOf(), oldOwned });
       throw err;
     }
+    sealPage(device, newPfn, 'node');
     return { pfn: newPfn, relocated: fresh.relocatedFolios, copies: copiesOf(), oldOwned };
   }
 

@@ -3,7 +3,8 @@
  * PKRAM_LINK_ENTRIES entries `phys | flags | order` plus an index (abi.ts).
  * The folio stream and the byte stream of an object are both such chains.
  * Counts are written as each entry is appended, so the chain in the device is
- * walkable at any moment (discard, relocation, a crash of the program).
+ * walkable at any moment (discard, relocation, a crash of the program); each
+ * page is sealed (seal.ts) once the next one is linked or the writer is sealed.
  */
 
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
@@ -21,6 +22,7 @@ import {
   PKRAM_LINK_MAGIC,
 } from './abi.js';
 import { PkramError } from './errors.js';
+import { sealPage } from './seal.js';
 
 /** One decoded link entry. */
 export interface LinkEntry {
@@ -78,6 +80,7 @@ export class LinkWriter {
         this.onNewHead(page);
       } else {
         setU64(this.device.view(this.#tail * PAGE_SIZE, LINK_OFF_ENTRIES), LINK_OFF_NEXT, page);
+        sealPage(this.device, this.#tail, 'link');
       }
       this.#tail = page;
       this.#count = 0;
@@ -90,6 +93,11 @@ export class LinkWriter {
     setU64(view, off + LINK_ENTRY_OFF_INDEX, index);
     this.#count++;
     view.setUint32(LINK_OFF_COUNT, this.#count, true);
+  }
+
+  /** Seals the last link page (the others were sealed as the chain grew). */
+  seal(): void {
+    if (this.#tail !== 0) sealPage(this.device, this.#tail, 'link');
   }
 }
 

@@ -17,7 +17,9 @@ import {
   SB_OFF_NODE_PFN,
   SB_OFF_NR_NODES,
   SB_OFF_NR_REGIONS,
+  SB_OFF_REGION_CRC,
   SB_OFF_REGION_PFN,
+  SB_OFF_TABLE_CRC,
   SB_OFF_TABLE_ROOT,
   SB_OFF_VERSION,
 } from './abi.js';
@@ -31,6 +33,10 @@ export interface SuperBlock {
   nrRegions: number;
   nrNodes: number;
   tableRoot: number;
+  /** crc32c of the table's pages (tree-csum.ts). */
+  tableCrc: number;
+  /** crc32c of the region list's used entries. */
+  regionCrc: number;
 }
 
 /** What a successor expects of its predecessor's super block. */
@@ -53,6 +59,8 @@ export function writeSuper(device: MemoryDevice, pfn: number, sb: SuperBlock): v
   view.setUint32(SB_OFF_NR_REGIONS, sb.nrRegions, true);
   view.setUint32(SB_OFF_NR_NODES, sb.nrNodes, true);
   setU64(view, SB_OFF_TABLE_ROOT, sb.tableRoot);
+  view.setUint32(SB_OFF_TABLE_CRC, sb.tableCrc, true);
+  view.setUint32(SB_OFF_REGION_CRC, sb.regionCrc, true);
   view.setUint32(SB_OFF_CRC, crc32c(bytes.subarray(0, SB_CRC_LEN)), true);
 }
 
@@ -108,6 +116,8 @@ export function readSuper(device: MemoryDevice, pfn: number, expect?: PkramExpec
     nrRegions: view.getUint32(SB_OFF_NR_REGIONS, true),
     nrNodes: view.getUint32(SB_OFF_NR_NODES, true),
     tableRoot: getU64(view, SB_OFF_TABLE_ROOT),
+    tableCrc: view.getUint32(SB_OFF_TABLE_CRC, true),
+    regionCrc: view.getUint32(SB_OFF_REGION_CRC, true),
   };
   const bad = (what: string): PkramError =>
     new PkramError('EFAULT', `super block at pfn ${pfn}: ${what}`, 'metadata');

@@ -36,6 +36,7 @@ import {
   PKRAM_OBJ_MAGIC,
 } from './abi.js';
 import { PkramError } from './errors.js';
+import { pageSealed, type SealedPage } from './seal.js';
 import { type LinkEntry, readEntry } from './stream.js';
 
 export type BlockKind = 'node' | 'object' | 'link' | 'data' | 'folio';
@@ -65,6 +66,8 @@ export interface NodeSummary {
 /** Mutable page budget shared by the walks of one handover. */
 export interface WalkBudget {
   left: number;
+  /** Check each page's crc before use: set for metadata this kernel did not write. */
+  verify?: boolean;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -80,6 +83,16 @@ function corrupt(message: string): PkramError {
 export function checkMetaPfn(device: MemoryDevice, pfn: number, what: string): void {
   if (!Number.isSafeInteger(pfn) || pfn < 1 || pfn >= device.pages) {
     throw corrupt(`${what} pfn ${pfn} is outside ${device.name} (1..${device.pages - 1})`);
+  }
+}
+
+function checkSeal(device: MemoryDevice, pfn: number, kind: SealedPage, budget: WalkBudget): void {
+  if (budget.verify === true && !pageSealed(device, pfn, kind)) {
+    throw new PkramError(
+      'EFAULT',
+      `corrupt PKRAM metadata: ${kind} page ${pfn} fails its crc32c`,
+      'crc',
+    );
   }
 }
 
@@ -117,6 +130,7 @@ export function walkNode(
   if (view.getUint32(NODE_OFF_MAGIC, true) !== PKRAM_NODE_MAGIC) {
     throw corrupt(`pfn ${pfn} is not a node page`);
   }
+  checkSeal(device, pfn, 'node', budget);
   const flags = view.getUint32(NODE_OFF_FLAGS, true);
   if ((flags & ~PKRAM_NODE_FL_SAVED) !== 0) throw corrupt(`node ${pfn} has unknown flags ${flags}`);
   const name = readNodeName(device, pfn);
@@ -146,6 +160,7 @@ function walkObject(
   if (view.getUint32(OBJ_OFF_MAGIC, true) !== PKRAM_OBJ_MAGIC) {
     throw corrupt(`pfn ${pfn} is not an object page`);
   }
+  checkSeal(device, pfn, 'object', budget);
   node.metadataPages++;
   visit?.(pfn, 0, 'object', 0);
   const bytes = getU64(view, OBJ_OFF_BYTE_LEN);
@@ -204,6 +219,7 @@ function walkChain(
     }
     const count = view.getUint32(LINK_OFF_COUNT, true);
     if (count > PKRAM_LINK_ENTRIES) throw corrupt(`link page ${link} claims ${count} entries`);
+    checkSeal(device, link, 'link', budget);
     node.metadataPages++;
     // Link pages are visited before their entries so a claimer sees the page first.
     visit?.(link, 0, 'link', 0);

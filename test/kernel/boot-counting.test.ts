@@ -20,7 +20,7 @@ test('kexec metadata: each successor learns the release that kexec’d into it a
     k = k.kexec.exec();
     assert.equal(k.boot.kexecCount, n);
     assert.equal(k.boot.previousRelease, 'app@1.0.0');
-    assert.equal(k.status().handover.kexecCount, n);
+    assert.equal(k.status().upgrade.kexecCount, n);
     assert.ok(k.log.includes(`kexec from: app@1.0.0 (count ${n})`), k.log.join('\n'));
   }
   // The device at rest says which release booted last and its count.
@@ -88,7 +88,7 @@ test('a successor on trial leaves the handover pending and untouched until it is
     tries: 1,
     max: 3,
   });
-  assert.equal(k2.status().handover.trial?.maxTries, 3);
+  assert.equal(k2.status().upgrade.trial?.maxTries, 3);
   // Freed by the trial successor, the preserved page is held, not handed out again.
   const restored = k2.kho.restoreFolio(folio.pfn * PAGE_SIZE);
   k2.freePages(restored);
@@ -115,7 +115,7 @@ test('a successor on trial leaves the handover pending and untouched until it is
   assert.equal(after.record?.trial, null);
   assert.equal(after.record?.last?.outcome, 'good');
   assert.equal(retry.trial, null);
-  assert.equal(retry.status().handover.last?.outcome, 'good');
+  assert.equal(retry.status().upgrade.last?.outcome, 'good');
 });
 
 test('failed tries are counted in the device; once spent, the next boot of the block is the fallback and says why', () => {
@@ -142,7 +142,7 @@ test('failed tries are counted in the device; once spent, the next boot of the b
   const h = readDeviceHeader(machine.device);
   assert.equal(h.bootBlock, 0);
   assert.equal(h.record?.last?.outcome, 'fell-back');
-  assert.equal(fb.status().handover.last?.reason, 'SyntaxError: Unexpected token');
+  assert.equal(fb.status().upgrade.last?.reason, 'SyntaxError: Unexpected token');
   // The setup_data entry is there for tools.
   assert.ok(fb.boot.setupData.some((d) => d.type === SETUP.KEXEC_METADATA));
 });

@@ -12,13 +12,20 @@ import { Machine } from '../../src/machine.js';
 import { crc32c } from '../../src/memory/crc32c.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import type { Folio } from '../../src/mm/folio.js';
+import { getU64 } from '../../src/pkram/_u64.js';
 import {
+  LINK_ENTRY_OFF_INDEX,
+  LINK_ENTRY_SIZE,
+  LINK_OFF_ENTRIES,
+  NODE_OFF_OBJ,
+  OBJ_OFF_FOLIO_HEAD,
   PKRAM_KHO_SUBTREE,
   PkramError,
   SB_CRC_LEN,
   SB_OFF_BOOT_ID,
   SB_OFF_CRC,
   SB_OFF_GENERATION,
+  SB_OFF_NODE_PFN,
 } from '../../src/pkram/index.js';
 import { decodePkramSetup } from '../../src/pkram/kernel-early.js';
 import { allocateAll } from '../kernel/_helpers.js';
@@ -366,6 +373,29 @@ for (const [label, cmdline, next] of [
     assert.match(k2.log.join('\n'), /stale super block: written by another boot/);
     assertNeverHandedOut(k2, folioPfns(folios, superPfn));
   });
+
+  test(`${label}: a flipped bit in a folio entry's index is refused by its link page's crc, its memory never handed out`, () => {
+    const { k2, folios, superPfn } = damaged(cmdline, next, (m, pfn) => {
+      const link = firstFolioLink(m, pfn);
+      const at = link * PAGE_SIZE + LINK_OFF_ENTRIES + LINK_ENTRY_SIZE + LINK_ENTRY_OFF_INDEX;
+      m.device.bytes(at, 1)[0] ^= 1 << 5; // index 8 -> 40
+    });
+    assert.match(
+      k2.log.join('\n'),
+      /PKRAM: refusing the super block at pfn \d+: .*link page \d+ fails its crc32c/,
+    );
+    assert.equal(k2.status().pkram.attached, null);
+    assert.throws(() => k2.pkram.prepareLoad('db'), isPkramError('ENOENT'));
+    assertNeverHandedOut(k2, folioPfns(folios, superPfn));
+  });
+}
+
+/** The first link page of the first object's folio stream of the first node. */
+function firstFolioLink(m: Machine, superPfn: number): number {
+  const page = (pfn: number): DataView => m.device.view(pfn * PAGE_SIZE, PAGE_SIZE);
+  const node = getU64(page(superPfn), SB_OFF_NODE_PFN);
+  const obj = getU64(page(node), NODE_OFF_OBJ);
+  return getU64(page(obj), OBJ_OFF_FOLIO_HEAD);
 }
 
 test('a stale super block from an earlier generation is refused (pkram= given one generation late)', () => {

@@ -63,7 +63,7 @@ for (const kind of Object.keys(REASONS)) {
     assert.equal(from.outcome, 'fell-back');
     assert.equal(from.tries, 2, 'both tries counted');
     assert.match(from.reason, REASONS[kind]!);
-    const handover = back.handover as {
+    const handover = back.upgrade as {
       last: { outcome: string };
       previousRelease: string;
       kexecCount: number;
