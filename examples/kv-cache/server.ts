@@ -9,8 +9,8 @@
  *   POST /admin/upgrade?version=N  202, then becomes version N in place
  *
  * Values live in slab chunks from the kernel's page allocator (store.ts).
- * An upgrade preserves the listening socket with the Live Update
- * Orchestrator, stops accepting, lets in-flight requests finish, saves the
+ * An upgrade (kernel.upgrade) preserves the listening socket with the Live
+ * Update Orchestrator, stops accepting, lets in-flight requests finish, saves the
  * chunks and the index to PKRAM and execs the same program as version N:
  * same PID, same pages, same socket; new connections wait in its backlog
  * meanwhile, so none is refused.
@@ -25,12 +25,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { boot, type Kernel } from 'livekexec';
-import type { LuoSession } from 'livekexec/luo';
-// Not part of the API: a duplicate of the kept socket after a failed exec (see upgrade()).
-import { F_DUPFD_CLOEXEC, getLuoLibc } from '../../src/luo/_libc.js';
 import { CHUNK_BYTES, SlabStore, StoreError } from './store.js';
 
-const SESSION = 'kv-cache';
+/** The name the listening server is handed over under. */
+const SERVER = 'http';
 /** In-flight requests get this long to finish before an upgrade cuts them. */
 const DRAIN_TIMEOUT_MS = 5000;
 
@@ -86,8 +84,6 @@ class Service {
   server: http.Server = http.createServer((req, res) => this.#handle(req, res));
   #draining = false;
   #upgrading = false;
-  #session: LuoSession | null = null;
-  #token = 0;
 
   constructor(
     readonly kernel: Kernel,
@@ -221,39 +217,31 @@ class Service {
    */
   async upgrade(to: number): Promise<void> {
     const argv = successorArgv(this.options, to, (this.server.address() as AddressInfo).port);
-    this.kernel.kexec.load({ argv, program: this.options.upgradeProgram });
-    this.#session ??= this.kernel.liveupdate.createSession(SESSION);
-    const token = ++this.#token;
-    const listenFd = this.#session.preserveServer(this.server, token);
-    await this.#drain();
+    this.#draining = true;
+    let saved = false;
     try {
-      this.store.save({ listenerToken: token });
-      this.kernel.kexec.exec();
+      // Keeps the socket, drains it, saves the values last, execs.
+      await this.kernel.upgrade({
+        argv,
+        program: this.options.upgradeProgram,
+        servers: { [SERVER]: this.server },
+        drainTimeoutMs: DRAIN_TIMEOUT_MS,
+        beforeExec: [
+          () => {
+            this.store.save({ listenerToken: 0 });
+            saved = true;
+          },
+        ],
+      });
     } catch (err) {
-      // The exec did not happen: take the values back and listen again on the kept socket.
-      const back = SlabStore.restore(this.kernel);
-      if (back) this.store = back.store;
+      // Not replaced: the server listens again on its own socket; take the values back.
+      if (saved) {
+        const back = SlabStore.restore(this.kernel);
+        if (back) this.store = back.store;
+      }
       this.#draining = false;
-      this.server = http.createServer((req, res) => this.#handle(req, res));
-      // Unpreserving closes the session's socket: serve on a duplicate, so the next upgrade starts afresh.
-      const fd = getLuoLibc().fcntl(listenFd, F_DUPFD_CLOEXEC, 0);
-      if (fd >= 0) this.#session.unpreserveFd(token);
-      this.server.listen({ fd: fd >= 0 ? fd : listenFd });
       throw err;
     }
-  }
-
-  /** Stops accepting (the socket stays open in the session) and waits for open connections to end. */
-  #drain(): Promise<void> {
-    this.#draining = true;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.server.closeAllConnections(), DRAIN_TIMEOUT_MS);
-      this.server.close(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.server.closeIdleConnections();
-    });
   }
 }
 
@@ -281,21 +269,16 @@ function reply(res: http.ServerResponse, status: number, body?: unknown): void {
 /** The predecessor's store and socket, when this generation is its successor. */
 function takeOver(kernel: Kernel, service: Service): boolean {
   if (kernel.boot.kind !== 'kexec') return false;
-  let token: number;
   try {
     const back = SlabStore.restore(kernel);
     if (back === null) return false;
     service.store = back.store;
-    token = back.extra.listenerToken;
   } catch (err) {
     process.stderr.write(`kv-cache: the saved store is unusable, starting empty: ${String(err)}\n`);
     return false;
   }
   try {
-    const session = kernel.liveupdate.retrieveSession(SESSION);
-    session.retrieveServer(token, service.server);
-    session.finish();
-    return true;
+    return kernel.takeServer(SERVER, service.server) !== null;
   } catch (err) {
     process.stderr.write(`kv-cache: no preserved socket, listening anew: ${String(err)}\n`);
     return false;
@@ -308,6 +291,8 @@ async function main(): Promise<void> {
   const service = new Service(kernel, new SlabStore(kernel), options);
   if (!takeOver(kernel, service)) service.server.listen(options.port, options.host);
   if (!service.server.listening) await once(service.server, 'listening');
+  // Serving: a successor on trial is good now (its predecessor's fallback is no longer needed).
+  kernel.markGood();
   const { port } = service.server.address() as AddressInfo;
   const ready = {
     ready: true,

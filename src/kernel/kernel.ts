@@ -50,7 +50,7 @@ import type {
   PublishedStatus,
   StatusRange,
 } from '../status/model.js';
-import { readPendingBootBlock } from './boot-block-read.js';
+import { readPendingBootBlock, trialBase } from './boot-block-read.js';
 import type { BootInfo } from './boot-info.js';
 import { CrashDevice } from './crash-device.js';
 import { buildMemoryMap, freePageRanges, memblockFromMap } from './memory-layout.js';
@@ -293,10 +293,15 @@ export class Kernel {
     };
     let khoEarly = khoEarlyInit(ctx);
     const pmpool = pmpoolEarly(ctx, khoEarly);
+    // The generation that wrote the block: the header's, or (a retry, a fallback) the trial's base.
+    const base =
+      request.bootBlock !== undefined
+        ? trialBase(header, request.bootBlock)
+        : { generation: header.generation, bootId: header.bootId };
     const pkram = pkramEarly(
       ctx,
       khoEarly,
-      block ? { generation: header.generation, predecessorBootId: block.predecessorBootId } : null,
+      block ? { generation: base.generation, predecessorBootId: block.predecessorBootId } : null,
     );
     const reserveMem = reserveMemEarly(ctx, khoEarly);
     const status = statusEarly(ctx, request.status === true);
@@ -320,7 +325,14 @@ export class Kernel {
     const onTrial = block !== null && counting !== null && !fallback;
     if (onTrial && trialRecord === null) {
       // An exec that did not record the trial (another writer): this is try 1.
-      trialRecord = trialStarted(record, request.bootBlock ?? 0, counting, process.pid, now).trial;
+      trialRecord = trialStarted(
+        record,
+        request.bootBlock ?? 0,
+        counting,
+        process.pid,
+        now,
+        base,
+      ).trial;
     }
     const fellBackFrom =
       fallback && trialRecord ? fellBack(trialRecord, counting?.successor ?? null, now) : undefined;
@@ -328,7 +340,7 @@ export class Kernel {
     if (fellBackFrom) last = fellBackFrom;
     const next: DeviceHeader = {
       ...header,
-      generation: header.generation + 1,
+      generation: (block ? base.generation : header.generation) + 1,
       bootBlock: 0,
       bootId,
       ownerPid: process.pid,
@@ -375,19 +387,26 @@ export class Kernel {
     kernel.#reserveMem = new ReserveMem(device, kernel.kho, reserveMem);
     // Last: only a boot that nothing refused consumes the boot block.
     if (onTrial && trialRecord && counting) {
-      // The header keeps the boot block pending; the trial records who tries it.
+      // The header names this generation but keeps the boot block pending,
+      // and the device's own map as it was; the trial records who tries it.
       const tried: DeviceHeader = {
-        ...header,
-        ownerPid: process.pid,
-        record: { ...record, trial: { ...trialRecord, pid: process.pid, release } },
+        ...next,
+        bootBlock: header.bootBlock,
+        memmap: header.memmap,
+        record: {
+          kexecCount,
+          release,
+          last: record.last,
+          trial: { ...trialRecord, pid: process.pid, release },
+        },
       };
       kernel.#startTrial(tried, next, trialRecord.tries, counting, block?.memoryMap ?? []);
       writeDeviceHeader(device, tried);
-      return kernel;
+    } else {
+      writeDeviceHeader(device, next);
     }
-    writeDeviceHeader(device, next);
     kernel.#statusIntervalMs = request.statusIntervalMs ?? 0;
-    kernel.#status.booted(boot, header.generation);
+    kernel.#status.booted(boot, base.generation);
     kernel.publishStatus();
     return kernel;
   }
@@ -867,7 +886,10 @@ export class Kernel {
         const memmap = MemoryMap.from(memoryMap).coarsened(DEVICE_MAP_MAX).entries();
         const base = this.#header.record ?? EMPTY_BOOT_RECORD;
         const record: BootRecord = counting
-          ? trialStarted(base, phys, counting, restart ? 0 : process.pid, Date.now())
+          ? trialStarted(base, phys, counting, restart ? 0 : process.pid, Date.now(), {
+              generation: this.#header.generation,
+              bootId: this.#header.bootId,
+            })
           : { ...base, trial: null };
         const header = { ...this.#header, bootBlock: phys, memmap, record };
         writeDeviceHeader(this.device, header);

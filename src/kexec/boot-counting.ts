@@ -17,10 +17,13 @@ export function trialStarted(
   counting: BootCounting,
   pid: number,
   now: number,
+  base: { generation: number; bootId: string },
 ): BootRecord {
   const trial: TrialRecord = {
     state: 'on-trial',
     bootBlock,
+    baseGeneration: base.generation,
+    baseBootId: base.bootId,
     tries: 1,
     maxTries: counting.tries,
     pid,

@@ -41,7 +41,9 @@
  *  0xd50 | last_successor (72)                     |  the successor of the last handover
  *  0xd98 | trial_reason: u16 len + 254 bytes (256) |  its last failure
  *  0xe98 | last_reason (256)                       |  why the last handover fell back
- *  0xf98 +-----------------------------------------+ header_size
+ *  0xf98 | trial_base_generation u64               |  the generation and boot id a try's
+ *  0xfa0 | trial_base_boot_id (16 bytes)           |  boot block was written by
+ *  0xfb0 +-----------------------------------------+ header_size
  *        | zero up to the end of page 0            |
  *        +-----------------------------------------+ 0x1000
  *
@@ -49,9 +51,10 @@
  * itself (page 0 reserved, the rest usable), and every boot starts from it.
  *
  * The boot record is A/B boot counting (systemd-boot's +N-M tries) for the
- * pending handover: a successor on trial leaves the boot block pending and
- * counts its tries here, so a retry or the fallback boots the same, untouched
- * handover. Version 1 readers ignore it (it lies inside header_size, after
+ * pending handover: a successor on trial names itself in the header
+ * (generation, boot id) but leaves the boot block pending, and counts its
+ * tries here with the generation and boot id the block was written by, so a
+ * retry or the fallback boots the same, untouched handover. Version 1 readers ignore it (it lies inside header_size, after
  * the map); a version 1 writer drops it.
  */
 
@@ -87,7 +90,7 @@ export const DEVICE_MAP_MAX = 128;
 export const HDR_RECORD = 0xc80;
 /** "LKBR" in byte order. */
 export const RECORD_MAGIC = 0x52424b4c;
-export const RECORD_SIZE = 0x318;
+export const RECORD_SIZE = 0x330;
 export const REC_MAGIC = 0x00;
 export const REC_SIZE = 0x04;
 export const REC_KEXEC_COUNT = 0x08;
@@ -106,6 +109,8 @@ export const REC_TRIAL_RELEASE = 0x88;
 export const REC_LAST_SUCCESSOR = 0xd0;
 export const REC_TRIAL_REASON = 0x118;
 export const REC_LAST_REASON = 0x218;
+export const REC_TRIAL_BASE_GENERATION = 0x318;
+export const REC_TRIAL_BASE_BOOT_ID = 0x320;
 /** A release slot: u8 length, then at most 64 bytes of UTF-8 (upstream's __NEW_UTS_LEN). */
 export const REC_RELEASE_SLOT = 72;
 export const RELEASE_MAX = 64;

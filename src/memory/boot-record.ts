@@ -14,6 +14,8 @@ import {
   REC_MAGIC,
   REC_RELEASE,
   REC_SIZE,
+  REC_TRIAL_BASE_BOOT_ID,
+  REC_TRIAL_BASE_GENERATION,
   REC_TRIAL_BOOT_BLOCK,
   REC_TRIAL_DEADLINE,
   REC_TRIAL_MAX_TRIES,
@@ -34,6 +36,9 @@ export interface TrialRecord {
   readonly state: 'on-trial' | 'falling-back';
   /** The pending boot block the trial boots (the header's). */
   readonly bootBlock: number;
+  /** The generation and boot id of the predecessor that wrote it: a try validates the block against them. */
+  readonly baseGeneration: number;
+  readonly baseBootId: string;
   /** Tries started so far, and allowed before the fallback. */
   readonly tries: number;
   readonly maxTries: number;
@@ -96,6 +101,12 @@ export function encodeBootRecord(v: DataView, at: number, record: BootRecord): v
     v.setUint32(at + REC_TRIAL_DEADLINE, u32(t.deadlineMs), true);
     setU64(v, at + REC_TRIAL_BOOT_BLOCK, t.bootBlock);
     setU64(v, at + REC_TRIAL_STARTED, t.started);
+    setU64(v, at + REC_TRIAL_BASE_GENERATION, t.baseGeneration);
+    if (/^[0-9a-f]{32}$/.test(t.baseBootId)) {
+      new Uint8Array(v.buffer, v.byteOffset + at + REC_TRIAL_BASE_BOOT_ID, 16).set(
+        Buffer.from(t.baseBootId, 'hex'),
+      );
+    }
     putString(v, at + REC_TRIAL_RELEASE, 1, RELEASE_MAX, t.release);
     putString(v, at + REC_TRIAL_REASON, 2, REASON_MAX, t.reason);
   }
@@ -126,7 +137,8 @@ export function decodeBootRecord(v: DataView, at: number, headerSize: number): B
   const bootBlock = getU64(v, at + REC_TRIAL_BOOT_BLOCK);
   const started = getU64(v, at + REC_TRIAL_STARTED);
   const lastAt = getU64(v, at + REC_LAST_AT);
-  if (bootBlock === null || started === null || lastAt === null) {
+  const baseGeneration = getU64(v, at + REC_TRIAL_BASE_GENERATION);
+  if (bootBlock === null || started === null || lastAt === null || baseGeneration === null) {
     return 'boot record: a 64-bit field is above 2^53';
   }
   return {
@@ -138,6 +150,12 @@ export function decodeBootRecord(v: DataView, at: number, headerSize: number): B
         : {
             state: state === 1 ? 'on-trial' : 'falling-back',
             bootBlock,
+            baseGeneration,
+            baseBootId: Buffer.from(
+              v.buffer,
+              v.byteOffset + at + REC_TRIAL_BASE_BOOT_ID,
+              16,
+            ).toString('hex'),
             tries: v.getUint32(at + REC_TRIAL_TRIES, true),
             maxTries: v.getUint32(at + REC_TRIAL_MAX_TRIES, true),
             pid: v.getUint32(at + REC_TRIAL_PID, true),

@@ -81,7 +81,8 @@ test('a successor on trial leaves the handover pending and untouched until it is
   const k2 = k1.kexec.exec();
   const pending = readDeviceHeader(machine.device);
   assert.notEqual(pending.bootBlock, 0, 'the boot block stays pending');
-  assert.equal(pending.generation, 1, 'the header still names the predecessor');
+  assert.equal(pending.generation, 2, 'the header names the successor on trial');
+  assert.equal(pending.record?.trial?.baseGeneration, 1, 'and the trial, the generation that wrote the block');
   assert.equal(pending.record?.trial?.state, 'on-trial');
   assert.equal(pending.record?.trial?.tries, 1);
   assert.deepEqual(k2.trial && { tries: k2.trial.tries, max: k2.trial.maxTries }, {

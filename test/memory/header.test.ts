@@ -297,6 +297,8 @@ test('header: the boot record round-trips, a long release is cut at a character 
     trial: {
       state: 'falling-back' as const,
       bootBlock: 0x3000,
+      baseGeneration: 4,
+      baseBootId: 'ab'.repeat(16),
       tries: 2,
       maxTries: 2,
       pid: 99,

@@ -38,6 +38,16 @@ async function upgradeTo(
   return { fx, back, ms: back.t - exec.t, load: counted, device };
 }
 
+/** How long `node -e 0` takes here now (the median of three). */
+function nodeStartMs(): number {
+  const runs = [0, 1, 2].map(() => {
+    const t = performance.now();
+    execFileSync(process.execPath, ['-e', '0']);
+    return performance.now() - t;
+  });
+  return runs.sort((a, b) => a - b)[1]!;
+}
+
 const REASONS: Record<string, RegExp> = {
   syntax: /exited with status 1 \(SyntaxError: Unexpected token/,
   'missing-export': /SyntaxError: .*noSuchExport/,
@@ -76,7 +86,14 @@ for (const kind of Object.keys(REASONS)) {
     console.log(
       `${kind}: back serving ${ms.toFixed(0)} ms after the exec (2 tries), ${counted.ok} requests served`,
     );
-    assert.ok(ms < 2000, `the old program serves again within 2 s (took ${ms.toFixed(0)} ms)`);
+    // Within 2 s; a fallback starts node about five times (two tries, the
+    // trial loader, the fallback), so a machine where node itself starts
+    // slowly (a shared CI runner) gets ten of its node starts.
+    const bound = Math.max(2000, 10 * nodeStartMs());
+    assert.ok(
+      ms < bound,
+      `the old program serves again within ${bound} ms (took ${ms.toFixed(0)} ms)`,
+    );
     assert.match(fx.stderr, /try 1 of 2 failed .*; try 2/);
     assert.match(fx.stderr, /try 2 of 2 failed .*; falling back to /);
     fx.finish();
