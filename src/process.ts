@@ -16,6 +16,7 @@ import {
   ENV_BOOT,
   ENV_DEVICE_FD,
   ENV_PRELOAD,
+  mainScriptRealPath,
   mapWhole,
   ProcessPlatform,
   type ProcessPlatformOptions,
@@ -130,6 +131,7 @@ export interface ProcessBootOptions {
  */
 export async function boot(options: ProcessBootOptions = {}): Promise<ProcessKernel> {
   const env = process.env;
+  mainScriptRealPath(); // now, before a deploy flips a release symlink: the fallback's path
   takeServiceFds();
   if (env[ENV_PRELOAD] !== undefined) return bootPreloaded(options);
   const spec = env[ENV_BOOT];

@@ -39,7 +39,8 @@ export function trialStarted(
  * A try of the trial on `bootBlock` failed for `reason`.
  * @returns the record to write and what boots next: the successor again
  *   (`retry`, its try counted), or the fallback; null when the record holds
- *   no trial of that block (nothing to count).
+ *   no trial of that block on trial (nothing to count; the fallback failing
+ *   too leaves the handover pending).
  */
 export function tryFailed(
   record: BootRecord,
@@ -48,8 +49,9 @@ export function tryFailed(
   pid: number,
 ): { record: BootRecord; next: 'retry' | 'fallback' } | null {
   const t = record.trial;
-  if (t === null || t.bootBlock !== bootBlock) return null;
-  if (t.state === 'on-trial' && t.tries < t.maxTries) {
+  // The fallback itself failing is no try: nothing is left to boot (the handover stays pending).
+  if (t === null || t.bootBlock !== bootBlock || t.state !== 'on-trial') return null;
+  if (t.tries < t.maxTries) {
     return {
       record: { ...record, trial: { ...t, tries: t.tries + 1, pid, reason } },
       next: 'retry',

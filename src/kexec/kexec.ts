@@ -130,6 +130,13 @@ export interface KexecPlatform<K> {
   /** The exec that execBegin announced failed before the successor took over. */
   execCancelled?(image: LoadedImage): void;
   /**
+   * Refuses a load this platform cannot carry out (a real process: an IPC
+   * channel to a parent cannot follow a preloaded successor, a cluster
+   * worker cannot be replaced under its primary).
+   * @throws KexecError EINVAL naming why.
+   */
+  checkLoad?(successor: SuccessorStart): void;
+  /**
    * The boot counting of an image being loaded: the commands of the
    * successor and of the fallback. None given (null, or no such method):
    * the image counts only when `trial` was given, with placeholder commands.
@@ -178,6 +185,7 @@ export class Kexec<K> {
     this.host.checkCanKexec();
     this.host.beforeLoad?.();
     const successor = successorStart(options);
+    this.platform.checkLoad?.(successor);
     const counting = this.#counting(options, successor);
     const cmdline = options.cmdline ?? this.host.cmdline;
     this.host.checkCmdline(cmdline);

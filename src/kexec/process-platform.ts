@@ -23,7 +23,13 @@ import {
 import { ControlChannel } from './control-channel.js';
 import { KexecError } from './errors.js';
 import { storeFd, storeName } from './fd-store.js';
-import { type KexecPlatform, type LoadedImage, type TrialOptions, trialDefaults } from './kexec.js';
+import {
+  type KexecPlatform,
+  type LoadedImage,
+  type SuccessorStart,
+  type TrialOptions,
+  trialDefaults,
+} from './kexec.js';
 import { notifyMainPid, notifyReady, notifyReloading } from './sd-notify.js';
 
 /** `<device path>@0x<boot block physical address>`: where and what the successor boots. */
@@ -161,6 +167,9 @@ export class ProcessPlatform implements KexecPlatform<never> {
       [ENV_BOOT]: bootSpec(this.device.path, image.segment.base),
       [ENV_DEVICE_FD]: String(this.device.fd),
     };
+    // The IPC channel to a parent (process.send: pm2, fork()) stays open and the successor's node takes it up.
+    const channel = ipcChannelFd();
+    if (channel !== null) extra.NODE_CHANNEL_FD = String(channel);
     const wrap = this.#options.withTrialBoot;
     if (image.counting !== null && wrap) {
       extra.NODE_OPTIONS = wrap((image.env ?? process.env).NODE_OPTIONS);
@@ -168,6 +177,7 @@ export class ProcessPlatform implements KexecPlatform<never> {
     const env = successorEnv(image, extra);
     checkStdioFlushed();
     const keep = new Set([0, 1, 2, this.device.fd, ...this.#keepFds()]);
+    if (channel !== null) keep.add(channel);
     const libc = getProcLibc();
     const restore = setCloseOnExec(keep);
     // Only now, with nothing left that can throw before execve: a failure
@@ -234,6 +244,30 @@ export class ProcessPlatform implements KexecPlatform<never> {
       successor: { cwd: process.cwd(), file, argv },
       fallback: ownCommand(),
     };
+  }
+
+  /**
+   * A process with an IPC channel to its parent (process.send) keeps it
+   * across an in-place exec; a preloaded successor is another process, which
+   * the channel cannot follow. A cluster worker's listening sockets belong
+   * to its primary: only a restart handover (the primary forks anew) works.
+   * @throws KexecError EINVAL naming why.
+   */
+  checkLoad(successor: SuccessorStart): void {
+    if (ipcChannelFd() === null || successor === 'restart') return;
+    const cluster = createRequire(import.meta.url)('node:cluster') as { isWorker: boolean };
+    if (cluster.isWorker) {
+      throw new KexecError(
+        'EINVAL',
+        `kexec load: a cluster worker cannot be replaced ${successor}: its primary holds the listening sockets and tracks the worker over IPC; upgrade the primary, or use successor 'restart' (the primary forks a new worker)`,
+      );
+    }
+    if (successor === 'preload') {
+      throw new KexecError(
+        'EINVAL',
+        "kexec load: this process has an IPC channel to its parent (process.send: pm2, child_process.fork), which cannot follow a preloaded successor (another process); use successor 'in-place' (the channel is kept) or 'restart'",
+      );
+    }
   }
 
   /** Where a preserved descriptor is now, when it moved. */
@@ -430,6 +464,13 @@ export function mapWhole(device: MappedDevice): void {
   }
 }
 
+/** The descriptor of this process's IPC channel to its parent, or null when it has none. */
+function ipcChannelFd(): number | null {
+  const channel = (process as { channel?: { fd?: unknown } }).channel;
+  const fd = channel?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : null;
+}
+
 /**
  * node:child_process, on first use: it loads node:net, node:dgram and a dozen
  * more internal modules, which an in-place successor's start-up never needs.
@@ -463,17 +504,29 @@ export function successorCommand(image: Pick<LoadedImage, 'program' | 'argv'>): 
  * new release must not turn the fallback into the new code) and arguments.
  */
 export function ownCommand(): KexecCommand {
-  const main = process.argv[1];
-  let script = main;
-  try {
-    if (main) script = realpathSync(main);
-  } catch {
-    // gone: exec will say so
-  }
+  const script = mainScriptRealPath();
   const argv = [process.execPath, ...process.execArgv];
   if (script) argv.push(script);
   argv.push(...process.argv.slice(2));
   return { cwd: process.cwd(), file: process.execPath, argv };
+}
+
+let mainRealPath: string | undefined;
+
+/**
+ * The main script's real path, resolved once, at the first call (boot()
+ * calls it at start-up): by the time of an upgrade the deploy may have
+ * flipped a `current` symlink to the new release.
+ */
+export function mainScriptRealPath(): string | undefined {
+  if (mainRealPath !== undefined) return mainRealPath;
+  const main = process.argv[1];
+  try {
+    mainRealPath = main ? realpathSync(main) : undefined;
+  } catch {
+    mainRealPath = main; // gone: exec will say so
+  }
+  return mainRealPath;
 }
 
 /** The successor's environment as KEY=VALUE strings: the image's (or ours) without stale handover variables, plus `extra`. */

@@ -82,7 +82,11 @@ test('a successor on trial leaves the handover pending and untouched until it is
   const pending = readDeviceHeader(machine.device);
   assert.notEqual(pending.bootBlock, 0, 'the boot block stays pending');
   assert.equal(pending.generation, 2, 'the header names the successor on trial');
-  assert.equal(pending.record?.trial?.baseGeneration, 1, 'and the trial, the generation that wrote the block');
+  assert.equal(
+    pending.record?.trial?.baseGeneration,
+    1,
+    'and the trial, the generation that wrote the block',
+  );
   assert.equal(pending.record?.trial?.state, 'on-trial');
   assert.equal(pending.record?.trial?.tries, 1);
   assert.deepEqual(k2.trial && { tries: k2.trial.tries, max: k2.trial.maxTries }, {
@@ -135,6 +139,11 @@ test('failed tries are counted in the device; once spent, the next boot of the b
   assert.equal(fail('exited with status 1'), 'retry');
   assert.equal(readDeviceHeader(machine.device).record?.trial?.tries, 2);
   assert.equal(fail('SyntaxError: Unexpected token'), 'fallback');
+  // The fallback failing as well is no try: nothing more is counted or started.
+  assert.equal(
+    tryFailed(readDeviceHeader(machine.device).record!, block, 'fallback crashed', 1),
+    null,
+  );
   const fb = Kernel.boot({ device: machine.device, bootBlock: block, platform: machine });
   assert.equal(fb.trial, null, 'the fallback is not on trial');
   assert.equal(fb.boot.fellBackFrom?.outcome, 'fell-back');
