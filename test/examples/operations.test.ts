@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { REPO_ROOT } from '../_helpers/paths.js';
 import { removeDevice, tempDevice } from '../process/_fixture.js';
+import { freePort } from '../process/_load.js';
 
 const device = tempDevice('ops');
 after(() => removeDevice(device));
@@ -19,15 +19,6 @@ function commands(): string {
   const m = /<!-- operations:begin -->\n```sh\n([\s\S]*?)```\n<!-- operations:end -->/.exec(readme);
   assert.ok(m, 'README has the Operations commands between its markers');
   return m[1]!;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 test('README "Operations": deploy in place, a broken release falls back to the last good one, a restart hands over', {

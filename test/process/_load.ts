@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { createServer } from 'node:net';
 
 /**
  * `workers` loops of HTTP requests, each on a new connection, until stopped;
@@ -36,4 +37,14 @@ export function requestLoop(
       return { ok, failed };
     },
   };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 }

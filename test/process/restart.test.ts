@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { after, test } from 'node:test';
 import { readDeviceHeader } from '../../src/memory/header.js';
 import type { MappedDevice } from '../../src/memory/mapped.js';
 import { boot } from '../../src/process.js';
 import { FakeServiceManager } from './_fake-manager.js';
 import { Fixture, removeDevice, tempDevice } from './_fixture.js';
-import { requestLoop } from './_load.js';
+import { freePort, requestLoop } from './_load.js';
 
 const cleanups: (() => void)[] = [];
 after(() => {
@@ -101,15 +100,6 @@ test('a restart handover with a preserved socket and no fd store is refused with
   assert.ok(ok > 0, 'still serving');
   first.child.kill();
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test('socket activation as input (systemd-socket-activate): the activated socket serves, then goes across a restart handover through the fd store', {
   timeout: 40_000,
