@@ -46,10 +46,10 @@ import { armTrial, trialBooted, trialGood, trialImportOption, withNodeOption } f
 export { defaultDevicePath, defaultRelease, listenFds } from './service.js';
 
 /** A generation booted in a real process: its kexec exec does not return on success. */
-export type ProcessKernel = Kernel & {
+export interface ProcessKernel extends Kernel {
   readonly kexec: Kexec<never>;
   upgrade(options?: UpgradeOptions): Promise<never>;
-};
+}
 
 /** trial-boot.js and the trial loader sit beside this module (dist/src, or the bundle in dist/pkg). */
 const TRIAL_BOOT = new URL('./trial-boot.js', import.meta.url).href;

@@ -54,6 +54,7 @@ const REASONS: Record<string, RegExp> = {
   'missing-file': /exited with status 1 \(Error: Cannot find module/,
   throw: /exited with status 1 \(Error: successor failed at start\)/,
   exit1: /^exited with status 1$/,
+  hang: /^not marked good within 500 ms$/,
 };
 
 for (const kind of Object.keys(REASONS)) {
