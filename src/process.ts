@@ -221,11 +221,16 @@ function start(
       release: options.release ?? defaultRelease(),
       status: true,
       statusIntervalMs: interval,
+      deferStatus: true,
     });
   } catch (err) {
     device.close();
     throw err;
   }
+  // Once the program that awaited boot() has run on (restored its state,
+  // said ready): not inside a successor's downtime.
+  const booted = kernel;
+  setImmediate(() => booted.publishStatus());
   platform.adopt(kernel);
   platforms.set(kernel, platform);
   if (interval > 0) republish(kernel, interval);

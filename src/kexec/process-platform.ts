@@ -20,6 +20,7 @@ import {
   SIGACTION_SIZE,
   SIGPROF,
 } from './_libc.js';
+import { saveCodeCache } from './code-cache.js';
 import { ControlChannel } from './control-channel.js';
 import { KexecError } from './errors.js';
 import { storeFd, storeName } from './fd-store.js';
@@ -122,6 +123,8 @@ export interface PlatformGeneration {
   preservedFds(): number[];
   /** The same, with the session and token each is preserved under (for the fd store). */
   preservedFiles(): { session: string; token: bigint; fd: number }[];
+  /** How it booted ('kexec': from a handover). */
+  readonly boot?: { readonly kind: string };
 }
 
 export class ProcessPlatform implements KexecPlatform<never> {
@@ -195,6 +198,9 @@ export class ProcessPlatform implements KexecPlatform<never> {
     const prof = new Uint8Array(SIGACTION_SIZE);
     const profSaved = libc.sigaction(SIGPROF, null, prof) === 0;
     if (profSaved) libc.signal(SIGPROF, SIG_IGN);
+    // Not process.execve: on Node.js 22 and 24 a failed one aborts the
+    // process (SIGABRT, seen on 22.23 and 24.22; only 26 throws), and this
+    // generation must keep serving when the exec fails.
     libc.execve(file, argv, env);
     const errno = libc.errno();
     if (profSaved) libc.sigaction(SIGPROF, prof, null);
@@ -282,11 +288,13 @@ export class ProcessPlatform implements KexecPlatform<never> {
   /**
    * A loaded image: exec checks that stdout and stderr hold nothing back, and
    * Node creates those streams on first use (2 ms for a pipe): created now,
-   * that is not part of the exec.
+   * that is not part of the exec. The package's code cache is written now
+   * too when it has none for this node and place (code-cache.ts).
    */
   loaded(): void {
     void process.stdout;
     void process.stderr;
+    saveCodeCache(this.#kernel?.boot?.kind === 'kexec');
   }
 
   /**

@@ -67,6 +67,22 @@ function walkTable(
   return walk;
 }
 
+/**
+ * The first index in [start, end) whose state is not `want` (states are
+ * 0..3), or -1: one step for a page, native scans for a block.
+ */
+function firstNot(state: Uint8Array, start: number, end: number, want: number): number {
+  if (end - start === 1) return state[start] === want ? -1 : start;
+  const span = state.subarray(start, end);
+  let first = -1;
+  for (let v = NONE; v <= CLAIMED; v++) {
+    if (v === want) continue;
+    const i = span.indexOf(v);
+    if (i >= 0 && (first < 0 || i < first)) first = i;
+  }
+  return first < 0 ? -1 : start + first;
+}
+
 /** crc32c of the region list's first nr entries. */
 export function regionListCrc(device: MemoryDevice, regionPfn: number, nr: number): number {
   return crc32c(device.bytes(regionPfn * PAGE_SIZE, nr * REGION_ENTRY_SIZE));
@@ -86,15 +102,17 @@ export function checkHandover(
     throw new PkramError('EFAULT', 'super block has no preserved-page table', 'table');
   }
   // Per-page state: the only structure sized by the device, one byte a page.
+  // A block's pages are checked and set by native scans and fills, so a
+  // large block costs a memchr, not a JS step per page.
   const state = new Uint8Array(device.pages);
+  let preserved = 0;
+  let claimed = 0;
   const walk = walkTable(device, sb, (pfn, order) => {
     const end = pfn + 2 ** order;
-    for (let p = pfn; p < end; p++) {
-      if (state[p] !== NONE) {
-        throw new PkramError('EFAULT', `preserved blocks overlap at pfn ${p}`, 'table');
-      }
-      state[p] = PRESERVED;
-    }
+    preserved += end - pfn;
+    const p = firstNot(state, pfn, end, NONE);
+    if (p >= 0) throw new PkramError('EFAULT', `preserved blocks overlap at pfn ${p}`, 'table');
+    state.fill(PRESERVED, pfn, end);
   });
   for (const phys of walk.nodePhys) {
     const p = phys / PAGE_SIZE;
@@ -105,13 +123,13 @@ export function checkHandover(
   }
   const claim = (pfn: number, order: number, what: BlockKind | 'super' | 'regions'): void => {
     const end = pfn + 2 ** order;
-    for (let p = pfn; p < end; p++) {
-      if (state[p] !== PRESERVED) {
-        const why = state[p] === CLAIMED ? 'is referenced twice' : 'is not preserved';
-        throw new PkramError('EFAULT', `${what} page pfn ${p} ${why}`, 'metadata');
-      }
-      state[p] = CLAIMED;
+    const p = firstNot(state, pfn, end, PRESERVED);
+    if (p >= 0) {
+      const why = state[p] === CLAIMED ? 'is referenced twice' : 'is not preserved';
+      throw new PkramError('EFAULT', `${what} page pfn ${p} ${why}`, 'metadata');
     }
+    state.fill(CLAIMED, pfn, end);
+    claimed += end - pfn;
   };
   claim(superPfn, 0, 'super');
   if (sb.regionPfn !== 0) claim(sb.regionPfn, 0, 'regions');
@@ -144,9 +162,8 @@ export function checkHandover(
   if (pfn !== 0) {
     throw new PkramError('EFAULT', `node list runs past its ${sb.nrNodes} nodes`, 'metadata');
   }
-  let orphanPages = 0;
-  for (let p = 0; p < state.length; p++) if (state[p] === PRESERVED) orphanPages++;
-  return { sb, nodes, tablePhys: walk.nodePhys, orphanPages };
+  // Every claim turned preserved pages into claimed ones: the rest are orphans.
+  return { sb, nodes, tablePhys: walk.nodePhys, orphanPages: preserved - claimed };
 }
 
 /**

@@ -99,6 +99,8 @@ export class PkramObject {
   readonly #spares: number[] = [];
   /** Pages this object copied folios into (so a failed rebuild can free them). */
   readonly _copies: number[] = [];
+  /** The object page's words while saving (#setNrFolios). */
+  #words: Uint32Array | null = null;
   // Loading.
   #folioCursor: LinkCursor | null = null;
   #byteCursor: LinkCursor | null = null;
@@ -167,7 +169,18 @@ export class PkramObject {
     this.#reserveLinks(1);
     this.#folios!.append(pfn, order, flags, index);
     this.#nrFolios++;
-    setU64(this.#view(), OBJ_OFF_NR_FOLIOS, this.#nrFolios);
+    this.#setNrFolios();
+  }
+
+  /** The folio count in the object page, written as each entry is appended (no allocation). */
+  #setNrFolios(): void {
+    if (this.#words === null) {
+      const b = this.pkram.device.bytes(this.pfn * PAGE_SIZE, PAGE_SIZE);
+      // The object page is PKRAM's own while it saves: the view stays valid.
+      this.#words = new Uint32Array(b.buffer, b.byteOffset, PAGE_SIZE / 4);
+    }
+    this.#words[OBJ_OFF_NR_FOLIOS / 4] = this.#nrFolios % 2 ** 32;
+    this.#words[OBJ_OFF_NR_FOLIOS / 4 + 1] = Math.floor(this.#nrFolios / 2 ** 32);
   }
 
   /** @internal Copies a folio into new base pages and appends them, all or nothing. @throws PkramError ENOMEM. */
@@ -190,7 +203,7 @@ export class PkramObject {
       this._copies.push(copies[i]);
     }
     this.#nrFolios += size;
-    setU64(this.#view(), OBJ_OFF_NR_FOLIOS, this.#nrFolios);
+    this.#setNrFolios();
     this.onRelocate(1);
   }
 

@@ -60,6 +60,12 @@ export class LinkWriter {
   head = 0;
   #tail = 0;
   #count = 0;
+  /**
+   * The tail link page's words, kept while it is the tail: PKRAM's own page,
+   * never lent out, so the view stays valid; an append then allocates
+   * nothing (a DataView per entry was most of a save's garbage collections).
+   */
+  #words: Uint32Array | null = null;
 
   constructor(
     private readonly device: MemoryDevice,
@@ -84,15 +90,18 @@ export class LinkWriter {
       }
       this.#tail = page;
       this.#count = 0;
+      const bytes = this.device.bytes(page * PAGE_SIZE, PAGE_SIZE);
+      this.#words = new Uint32Array(bytes.buffer, bytes.byteOffset, PAGE_SIZE / 4);
     }
-    const view = this.device.view(this.#tail * PAGE_SIZE, PAGE_SIZE);
-    const off = LINK_OFF_ENTRIES + this.#count * LINK_ENTRY_SIZE;
-    // pfn * 4096 as lo/hi words without passing through a 64-bit integer.
-    view.setUint32(off, ((pfn % 2 ** 20) * PAGE_SIZE + flags + order) >>> 0, true);
-    view.setUint32(off + 4, Math.floor(pfn / 2 ** 20), true);
-    setU64(view, off + LINK_ENTRY_OFF_INDEX, index);
+    const w = this.#words as Uint32Array;
+    const at = (LINK_OFF_ENTRIES + this.#count * LINK_ENTRY_SIZE) / 4;
+    // Little-endian words (the project's hosts): pfn * 4096 as lo/hi without a 64-bit integer.
+    w[at] = ((pfn % 2 ** 20) * PAGE_SIZE + flags + order) >>> 0;
+    w[at + 1] = Math.floor(pfn / 2 ** 20);
+    w[at + LINK_ENTRY_OFF_INDEX / 4] = index % 2 ** 32;
+    w[at + LINK_ENTRY_OFF_INDEX / 4 + 1] = Math.floor(index / 2 ** 32);
     this.#count++;
-    view.setUint32(LINK_OFF_COUNT, this.#count, true);
+    w[LINK_OFF_COUNT / 4] = this.#count;
   }
 
   /** Seals the last link page (the others were sealed as the chain grew). */
