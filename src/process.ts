@@ -28,6 +28,7 @@ import { sdNotify } from './kexec/sd-notify.js';
 import type { Machine } from './machine.js';
 import { PAGE_SIZE } from './memory/device.js';
 import { formatDevice } from './memory/header.js';
+import { growDeviceFile } from './memory/hotplug.js';
 import { MappedDevice } from './memory/mapped.js';
 import {
   defaultDevicePath,
@@ -71,7 +72,13 @@ const REHEARSAL_SIZE = 32 * 1024 * 1024;
 export interface ProcessBootOptions {
   /** The device file of a cold boot (default: defaultDevicePath()). */
   device?: string;
-  /** Its size when created: bytes or a memparse string ("64M", "1G"). */
+  /**
+   * Its size: bytes or a memparse string ("64M", "1G"). A new device is
+   * created at it; an existing smaller one (in a cold boot or a successor's
+   * kexec boot) grows to it and the new range comes online as usable memory
+   * (memory hotplug), everything kept staying where it was; a larger one is
+   * refused (devices never shrink).
+   */
   size?: number | string;
   /** The command line of a cold boot (a kexec boot takes the boot block's). */
   cmdline?: string;
@@ -79,7 +86,7 @@ export interface ProcessBootOptions {
    * Kept for callers that say so explicitly; it changes nothing: an absent
    * device is always created (at `size`, 64 MiB by default) and formatted, an
    * existing empty file is preallocated and formatted, and an existing device
-   * must have exactly `size` bytes when `size` is given.
+   * grows to `size` when it is smaller (see `size`).
    */
   create?: boolean;
   /**
@@ -139,6 +146,8 @@ export async function boot(options: ProcessBootOptions = {}): Promise<ProcessKer
     const fd = deviceFd();
     delete env[ENV_BOOT];
     const { path, bootBlock } = parseBootSpec(spec);
+    // A successor may ask for a larger device than its predecessor had: it grows (hotplug), never shrinks.
+    if (options.size !== undefined) growDeviceFile(fd, path, sizeBytes(options.size));
     return start(MappedDevice.openFd(fd, path), options, bootBlock);
   }
   return startCold(options);
@@ -273,8 +282,7 @@ function republish(kernel: Kernel, ms: number): void {
 
 function openCold(options: ProcessBootOptions): MappedDevice {
   const path = options.device ?? defaultDevicePath();
-  const size =
-    typeof options.size === 'string' ? memparseExact(options.size, 'size') : options.size;
+  const size = options.size === undefined ? undefined : sizeBytes(options.size);
   const absent = !existsSync(path);
   const device = MappedDevice.open(path, {
     create: absent || options.create === true,
@@ -290,6 +298,10 @@ function openCold(options: ProcessBootOptions): MappedDevice {
     }
   }
   return device;
+}
+
+function sizeBytes(size: number | string): number {
+  return typeof size === 'string' ? memparseExact(size, 'size') : size;
 }
 
 function isBlank(device: MappedDevice): boolean {

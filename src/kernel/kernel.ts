@@ -26,6 +26,7 @@ import { DEVICE_MAP_MAX } from '../memory/abi.js';
 import { type BootRecord, EMPTY_BOOT_RECORD, type UpgradeOutcome } from '../memory/boot-record.js';
 import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { type DeviceHeader, readDeviceHeader, writeDeviceHeader } from '../memory/header.js';
+import { hotplugMemory } from '../memory/hotplug.js';
 import { MemoryMap } from '../memory/memmap.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { randomBytes } from '../memory/random.js';
@@ -257,6 +258,8 @@ export class Kernel {
   static boot(request: BootRequest): Kernel {
     const { device } = request;
     checkDeviceViews(device);
+    // A device that grew since its last boot brings the new memory online first.
+    const hotplugged = hotplugMemory(device);
     const header = readDeviceHeader(device);
     let block = null;
     let coldReason: string | undefined;
@@ -283,10 +286,15 @@ export class Kernel {
       ({ cmdline, params } = parseCommandLine(cmdlineText));
     }
     const meta = block ? readKexecMetadata(block.setupData, log0) : null;
-    const baseMap = block ? block.memoryMap : header.memmap;
+    const baseMap = block ? withHotplugged(block.memoryMap, hotplugged) : header.memmap;
     const memoryMap = buildMemoryMap(baseMap, params.getAll(MEMMAP), device.size);
     const memblock = memblockFromMap(memoryMap);
     const log: string[] = log0;
+    if (hotplugged) {
+      log.push(
+        `memory: hotplugged [0x${hotplugged.base.toString(16)}, +0x${hotplugged.size.toString(16)})`,
+      );
+    }
     if (coldReason) log.push(`boot: handover refused, booting cold: ${coldReason}`);
     const nodes = request.nodes ?? [{ base: 0, size: device.size }];
     const ctx: EarlyContext = {
@@ -933,6 +941,14 @@ export interface KernelStatus {
   statusArea: StatusRange | null;
   /** Release, kexec count, boot counting of a successor on trial, the last counted upgrade's outcome. */
   upgrade: UpgradeStatus;
+}
+
+/** The predecessor's map, with memory hotplugged since it was written as usable. */
+function withHotplugged(
+  map: readonly MemoryRange[],
+  added: PhysRange | null,
+): readonly MemoryRange[] {
+  return added === null ? map : [...map, { addr: added.base, size: added.size, type: E820.USABLE }];
 }
 
 function parseCommandLine(text: string): { cmdline: Cmdline; params: EarlyParamValues } {

@@ -66,6 +66,8 @@ export interface Libc {
   munmap(addr: unknown, length: number): number;
   /** `addr` as an integer: msync of part of a mapping needs pointer arithmetic. */
   msync(addr: number, length: number, flags: number): number;
+  /** `addr` as an integer, as msync. */
+  madvise(addr: number, length: number, advice: number): number;
   /** The new offset as a bigint, or -1n. */
   lseek(fd: number, offset: bigint, whence: number): bigint;
   memfdCreate(name: string, flags: number): number;
@@ -164,6 +166,7 @@ export function getLibc(): Libc {
   );
   const munmap = fn('int munmap(void *addr, size_t length)');
   const msync = fn('int msync(uintptr_t addr, size_t length, int flags)');
+  const madvise = fn('int madvise(uintptr_t addr, size_t length, int advice)');
   const lseek = fn('int64_t lseek(int fd, int64_t offset, int whence)');
   const memfdCreate = fn('int memfd_create(const char *name, unsigned int flags)');
   const execve = fn('int execve(const char *path, const char **argv, const char **envp)');
@@ -198,6 +201,7 @@ export function getLibc(): Libc {
     mmapAt: (at, length, prot, flags, fd, offset) => mmap(at, length, prot, flags, fd, offset),
     munmap: (addr, length) => munmap(addr, length) as number,
     msync: (addr, length, flags) => msync(addr, length, flags) as number,
+    madvise: (addr, length, advice) => madvise(addr, length, advice) as number,
     lseek: (fd, offset, whence) => BigInt(lseek(fd, offset, whence) as number | bigint),
     memfdCreate: (name, flags) => memfdCreate(name, flags) as number,
     signal: (sig, handler) => BigInt(signal(sig, handler) as number | bigint),

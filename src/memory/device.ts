@@ -49,6 +49,12 @@ export interface MemoryDevice {
 
   /** Make [phys, phys + length) durable (msync on a mapped device; no-op on the heap). */
   flush(phys: number, length: number): void;
+  /**
+   * Optional hint: fault [phys, phys + length) in for writing now, in one
+   * call, rather than one page fault at a time later (MADV_POPULATE_WRITE on
+   * a mapped device). Does nothing where it cannot.
+   */
+  populate?(phys: number, length: number): void;
   /** Release the mapping and the ownership lock. Further access is an error. */
   close(): void;
 }

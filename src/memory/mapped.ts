@@ -29,10 +29,13 @@ import { checkRange } from './_range.js';
 import { type Window as Mapping, mapWindow, unmapWindow } from './_window.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
 import { DeviceError, type DeviceErrorCode } from './errors.js';
+import { growDeviceFile } from './hotplug.js';
 
 const HUGETLBFS_MAGIC = 0x958458f6;
 /** Devices up to this size are mapped as one window. */
 const SINGLE_WINDOW_MAX = 2 ** 32;
+/** madvise: fault pages in, writable (Linux 5.14). */
+const MADV_POPULATE_WRITE = 23;
 /** Above it, overlapping windows of 2 * WINDOW start every WINDOW bytes, so any access up to WINDOW fits one. */
 const WINDOW = 2 ** 30;
 /** Preallocation step, so create can report real progress. */
@@ -135,8 +138,15 @@ export class MappedDevice implements MemoryDevice {
         if (st.size === 0 || created) {
           preallocate(fd, path, want, options);
           size = want;
+        } else if (st.size < want) {
+          // Memory hotplug: the next boot brings the new range online (memory/hotplug.ts).
+          growDeviceFile(fd, path, want);
+          size = want;
         } else if (st.size !== want) {
-          throw new DeviceError('EINVAL', `${path} is ${st.size} bytes, not ${want}`);
+          throw new DeviceError(
+            'EINVAL',
+            `${path} is ${st.size} bytes, not ${want}: a device grows but never shrinks`,
+          );
         }
       }
       if (!created) ensureBacked(fd, path, fstatSync(fd));
@@ -252,19 +262,40 @@ export class MappedDevice implements MemoryDevice {
   flush(phys: number, length: number): void {
     this.live();
     checkRange(this.name, this.size, phys, length, false);
+    const libc = getLibc();
+    // All mappings share the file's page cache; msync each mapped part of the range.
+    this.eachMapped(phys, length, (addr, len) => {
+      if (libc.msync(addr, len, MS_SYNC) !== 0) throw sysError(`msync(${this.path})`, libc.errno());
+    });
+  }
+
+  /**
+   * Faults the pages of [phys, phys + length) in for writing, one madvise
+   * (MADV_POPULATE_WRITE, Linux 5.14) per mapping: far cheaper than a fault
+   * per page at first touch. A hint: a kernel without it changes nothing.
+   */
+  populate(phys: number, length: number): void {
+    if (this.fdOrNull === null) return;
+    checkRange(this.name, this.size, phys, length, false);
+    const libc = getLibc();
+    this.eachMapped(phys, length, (addr, len) => libc.madvise(addr, len, MADV_POPULATE_WRITE));
+  }
+
+  /** Calls fn with the address and length of each mapped part of the pages holding [phys, phys + length). */
+  private eachMapped(
+    phys: number,
+    length: number,
+    fn: (addr: number, length: number) => void,
+  ): void {
     if (length === 0) return;
     const start = Math.floor(phys / PAGE_SIZE) * PAGE_SIZE;
     const end = Math.ceil((phys + length) / PAGE_SIZE) * PAGE_SIZE;
     const libc = getLibc();
-    // All mappings share the file's page cache; msync each mapped part of the range.
     for (const m of [...this.windows, ...this.extra.values()]) {
       if (m === undefined) continue;
       const a = Math.max(start, m.offset);
       const b = Math.min(end, m.offset + m.length);
-      if (a >= b) continue;
-      const addr = Number(libc.address(m.ptr)) + (a - m.offset);
-      if (libc.msync(addr, b - a, MS_SYNC) !== 0)
-        throw sysError(`msync(${this.path})`, libc.errno());
+      if (a < b) fn(Number(libc.address(m.ptr)) + (a - m.offset), b - a);
     }
   }
 

@@ -190,7 +190,14 @@ test('mapped: missing file, existing file with exclusive, bad sizes', () => {
     () => MappedDevice.open(p, { create: true, exclusive: true, size: PAGE_SIZE }),
     code('EEXIST'),
   );
-  assert.throws(() => MappedDevice.open(p, { size: 4 * PAGE_SIZE }), code('EINVAL'));
+  const grown = MappedDevice.open(p, { size: 4 * PAGE_SIZE });
+  assert.equal(grown.size, 4 * PAGE_SIZE, 'a smaller device grows to the size asked');
+  grown.close();
+  assert.throws(
+    () => MappedDevice.open(p, { size: 2 * PAGE_SIZE }),
+    code('EINVAL'),
+    'never shrinks',
+  );
   const odd = fresh();
   writeFileSync(odd, 'x'.repeat(100), { mode: 0o600 });
   assert.throws(() => MappedDevice.open(odd), code('EINVAL'));
