@@ -17,9 +17,17 @@ import {
   takeListenFds,
 } from './kexec/fd-store.js';
 import { ENV_BOOT, ENV_DEVICE_FD } from './kexec/process-platform.js';
+import { HDR_DEVICE_SIZE } from './memory/abi.js';
 import { EMPTY_BOOT_RECORD } from './memory/boot-record.js';
 import { crc32c } from './memory/crc32c.js';
-import { readDeviceHeader, writeDeviceHeader } from './memory/header.js';
+import { PAGE_SIZE } from './memory/device.js';
+import {
+  type DeviceHeader,
+  decodeDeviceHeader,
+  readDeviceHeader,
+  writeDeviceHeader,
+} from './memory/header.js';
+import { hotplugMemory } from './memory/hotplug.js';
 import type { MappedDevice } from './memory/mapped.js';
 import { failTry } from './trial.js';
 
@@ -159,11 +167,13 @@ function mainScript(): string | null {
  *   message names `discardPending`.
  */
 export function takePendingHandover(device: MappedDevice, discard: boolean): number | null {
-  const header = readDeviceHeader(device);
+  const header = peekHeader(device);
   if (header.bootBlock === 0) return null;
   const record = header.record ?? EMPTY_BOOT_RECORD;
   if (discard) {
-    writeDeviceHeader(device, { ...header, bootBlock: 0, record: { ...record, trial: null } });
+    hotplugMemory(device);
+    const now = readDeviceHeader(device);
+    writeDeviceHeader(device, { ...now, bootBlock: 0, record: { ...record, trial: null } });
     return null;
   }
   try {
@@ -186,6 +196,19 @@ export function takePendingHandover(device: MappedDevice, discard: boolean): num
     );
   }
   return header.bootBlock;
+}
+
+/**
+ * The header as written, on a device that may have grown since (the boot
+ * brings the new memory online; until then the header records the old size).
+ */
+function peekHeader(device: MappedDevice): DeviceHeader {
+  const page0 = device.bytes(0, Math.min(device.size, PAGE_SIZE));
+  const recorded = Number(
+    new DataView(page0.buffer, page0.byteOffset, page0.length).getBigUint64(HDR_DEVICE_SIZE, true),
+  );
+  const size = recorded > 0 && recorded < device.size ? recorded : device.size;
+  return decodeDeviceHeader(page0, size, device.name);
 }
 
 /** Arms a trial for this process only to fail it at once (the loader counts it). */
