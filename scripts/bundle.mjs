@@ -43,6 +43,12 @@ export function exportTargets(pkg) {
   return targets;
 }
 
+/** import.meta.url in a CommonJS bundle: the script's own URL. */
+const CJS_URL = {
+  define: { 'import.meta.url': '__import_meta_url' },
+  banner: { js: 'var __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+};
+
 /** "./fdt" -> "fdt", "." -> "root": the prefix of an export's names inside the bundle. */
 function prefixOf(key) {
   return key === '.' ? 'root' : key.slice(2).replace(/[^A-Za-z0-9]/g, '_');
@@ -75,8 +81,7 @@ async function main() {
     platform: 'node',
     format: 'cjs',
     // The script's own URL (createRequire needs one), however it is loaded (loader.mjs).
-    define: { 'import.meta.url': '__import_meta_url' },
-    banner: { js: 'var __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+    ...CJS_URL,
     target: 'node20',
     // koffi, commander and cli-progress stay packages (koffi's addon is found at run time).
     packages: 'external',
@@ -92,6 +97,29 @@ async function main() {
     outfile: join(OUT, SCRIPT),
     logLevel: 'warning',
   });
+  // Beside the bundle, as beside dist/src/process.js: what a successor on
+  // trial loads first, the trial loader a failed try may exec, and what a
+  // failed try requires at exit, synchronously (src/trial-*.ts).
+  for (const [name, format] of [
+    ['trial-boot.js', 'esm'],
+    ['trial-loader.js', 'esm'],
+    ['trial-decide.cjs', 'cjs'],
+  ]) {
+    await build({
+      entryPoints: [join(ROOT, 'dist', 'src', name.replace(/\.cjs$/, '.js'))],
+      bundle: true,
+      platform: 'node',
+      format,
+      ...(format === 'cjs' ? CJS_URL : {}),
+      target: 'node20',
+      packages: 'external',
+      keepNames: true,
+      minifyWhitespace: true,
+      legalComments: 'none',
+      outfile: join(OUT, name),
+      logLevel: 'warning',
+    });
+  }
   const loader = readFileSync(join(ROOT, 'scripts', 'pkg', 'loader.mjs'), 'utf8');
   writeFileSync(
     join(OUT, BUNDLE),

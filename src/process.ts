@@ -5,17 +5,18 @@
  * channel).
  */
 import { existsSync, readlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
 import { memparseExact } from './boot/memparse.js';
 import { FdtWriter } from './fdt/write.js';
 import { Kernel } from './kernel/kernel.js';
+import type { UpgradeOptions } from './kernel/upgrade.js';
 import { ControlChannel, type ControlMessage, type Received } from './kexec/control-channel.js';
 import { KexecError } from './kexec/errors.js';
+import type { Kexec } from './kexec/kexec.js';
 import {
   ENV_BOOT,
   ENV_DEVICE_FD,
   ENV_PRELOAD,
+  mainScriptRealPath,
   mapWhole,
   ProcessPlatform,
   type ProcessPlatformOptions,
@@ -29,6 +30,31 @@ import { PAGE_SIZE } from './memory/device.js';
 import { formatDevice } from './memory/header.js';
 import { growDeviceFile } from './memory/hotplug.js';
 import { MappedDevice } from './memory/mapped.js';
+import {
+  defaultDevicePath,
+  defaultRelease,
+  fdMapEnv,
+  forgetStoredFds,
+  inheritedFd,
+  movedFd,
+  movedFds,
+  setTrialArmer,
+  takePendingHandover,
+  takeServiceFds,
+} from './service.js';
+import { armTrial, trialBooted, trialGood, trialImportOption, withNodeOption } from './trial.js';
+
+export { defaultDevicePath, defaultRelease, listenFds } from './service.js';
+
+/** A generation booted in a real process: its kexec exec does not return on success. */
+export interface ProcessKernel extends Kernel {
+  readonly kexec: Kexec<never>;
+  upgrade(options?: UpgradeOptions): Promise<never>;
+}
+
+/** trial-boot.js and the trial loader sit beside this module (dist/src, or the bundle in dist/pkg). */
+const TRIAL_BOOT = new URL('./trial-boot.js', import.meta.url).href;
+const TRIAL_LOADER = new URL('./trial-loader.js', import.meta.url).href;
 
 /** The size of a device created without one. */
 const DEFAULT_SIZE = 64 * 1024 * 1024;
@@ -66,6 +92,24 @@ export interface ProcessBootOptions {
   statusIntervalMs?: number;
   /** Platform options (kept descriptors, preload timeout, takeover hook). */
   platform?: Omit<ProcessPlatformOptions, 'device'>;
+  /**
+   * This program's release, which its successor reads as
+   * `kernel.boot.previousRelease` (default: `name@version` of the
+   * package.json nearest the main script, else the script's name).
+   */
+  release?: string;
+  /**
+   * When systemd hears READY=1: `'boot'` (default) once booted; `'good'`
+   * when the program calls `kernel.markGood()` (it serves).
+   */
+  notifyReady?: 'boot' | 'good';
+  /**
+   * A cold start that finds a handover pending (a restart handover, or a
+   * try that died) boots as its successor; when that handover cannot be
+   * booted, boot() throws BootError ESTALE rather than drop it. true: drop
+   * it and boot cold (its preserved memory stays reserved).
+   */
+  discardPending?: boolean;
 }
 
 /**
@@ -86,8 +130,10 @@ export interface ProcessBootOptions {
  *   control channel fails.
  * @throws BootError for a bad command line.
  */
-export async function boot(options: ProcessBootOptions = {}): Promise<Kernel> {
+export async function boot(options: ProcessBootOptions = {}): Promise<ProcessKernel> {
   const env = process.env;
+  mainScriptRealPath(); // now, before a deploy flips a release symlink: the fallback's path
+  takeServiceFds();
   if (env[ENV_PRELOAD] !== undefined) return bootPreloaded(options);
   const spec = env[ENV_BOOT];
   if (spec !== undefined) {
@@ -98,14 +144,21 @@ export async function boot(options: ProcessBootOptions = {}): Promise<Kernel> {
     if (options.size !== undefined) growDeviceFile(fd, path, sizeBytes(options.size));
     return start(MappedDevice.openFd(fd, path), options, bootBlock);
   }
-  return start(openCold(options), options);
+  return startCold(options);
 }
 
-/** /dev/shm/livekexec-<main script name>, or the same name in the temp directory. */
-export function defaultDevicePath(): string {
-  const main = process.argv[1] ? basename(process.argv[1]).replace(/\.[cm]?js$/, '') : 'node';
-  const name = `livekexec-${main.replace(/[^A-Za-z0-9._-]/g, '_') || 'node'}`;
-  return join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), name);
+/** A cold start; a handover still pending on the device (its owner is gone) is booted as its successor. */
+function startCold(options: ProcessBootOptions): ProcessKernel {
+  const device = openCold(options);
+  let pending: number | null;
+  try {
+    setTrialArmer(() => armTrial(TRIAL_LOADER, process.env, [device.fd, ...movedFds()]));
+    pending = takePendingHandover(device, options.discardPending === true);
+  } catch (err) {
+    device.close();
+    throw err;
+  }
+  return start(device, options, pending ?? undefined);
 }
 
 /** Descriptors the predecessor passed, by their number there -> number here. */
@@ -126,13 +179,34 @@ function start(
   options: ProcessBootOptions,
   bootBlock?: number,
   ready = 'READY=1',
-): Kernel {
+): ProcessKernel {
+  let readySent = false;
+  const sendReady = () => {
+    if (readySent) return;
+    readySent = true;
+    try {
+      sdNotify(ready);
+    } catch {
+      // Advisory: a service manager that cannot be told will time out on its own.
+    }
+  };
   const platform = new ProcessPlatform({
     ...options.platform,
     device,
     readyHandover: () => {
       readyExec();
       options.platform?.readyHandover?.();
+    },
+    trialBoot: TRIAL_BOOT,
+    withTrialBoot: (nodeOptions) =>
+      withNodeOption(nodeOptions, trialImportOption(TRIAL_BOOT), true),
+    inheritedFd: (session, token, fd) =>
+      options.platform?.inheritedFd?.(session, token, fd) ?? inheritedFd(session, token, fd),
+    markedGood: () => {
+      trialGood();
+      forgetStoredFds();
+      sendReady();
+      options.platform?.markedGood?.();
     },
   });
   // Loaded in the background once this boot's caller has run on, for a later
@@ -147,6 +221,7 @@ function start(
       cmdline: options.cmdline,
       bootBlock,
       platform,
+      release: options.release ?? defaultRelease(),
       status: true,
       statusIntervalMs: interval,
       deferStatus: true,
@@ -162,12 +237,21 @@ function start(
   platform.adopt(kernel);
   platforms.set(kernel, platform);
   if (interval > 0) republish(kernel, interval);
-  try {
-    sdNotify(ready);
-  } catch {
-    // Advisory: a service manager that cannot be told will time out on its own.
+  const trial = kernel.trial;
+  if (trial !== null) {
+    // Another try or the fallback boots this same handover if this one fails.
+    const handover = {
+      [ENV_BOOT]: `${device.path}@0x${(bootBlock ?? 0).toString(16)}`,
+      [ENV_DEVICE_FD]: String(device.fd),
+      ...fdMapEnv(),
+    };
+    armTrial(TRIAL_LOADER, { ...process.env, ...handover }, [device.fd, ...movedFds()]);
+    trialBooted(() => kernel.markGood(), trial.deadlineMs, trial.requireGood, handover);
+  } else if (kernel.boot.kind === 'kexec') {
+    forgetStoredFds();
   }
-  return kernel;
+  if (options.notifyReady !== 'good') sendReady();
+  return kernel as ProcessKernel;
 }
 
 function statusInterval(ms: number | undefined): number {
@@ -227,7 +311,7 @@ function deviceFd(): number {
 }
 
 /** A preloaded successor: says ready, places passed descriptors, waits for go, boots, acknowledges. */
-async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
+async function bootPreloaded(options: ProcessBootOptions): Promise<ProcessKernel> {
   const text = process.env[ENV_PRELOAD] ?? '';
   delete process.env[ENV_PRELOAD];
   const fd = deviceFd();
@@ -244,7 +328,7 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
     channel.send({ t: 'ready', pid: process.pid });
     const spec = await awaitGo(channel, options.platform?.takeoverTimeoutMs ?? TAKEOVER_TIMEOUT);
     const { bootBlock } = parseBootSpec(spec);
-    let kernel: Kernel;
+    let kernel: ProcessKernel;
     const booting = device;
     // start() owns the device from here, and closes it when the boot fails.
     device = null;
@@ -418,7 +502,10 @@ async function awaitGo(channel: ControlChannel, timeoutMs: number): Promise<stri
     const fds = got.fds;
     if (msg.t === 'go') return msg.boot;
     if (msg.t === 'fds') {
-      for (const [from, to] of placeReceivedFds(msg.numbers, fds)) received.set(from, to);
+      for (const [from, to] of placeReceivedFds(msg.numbers, fds)) {
+        received.set(from, to);
+        movedFd(from, to);
+      }
     } else if (msg.t === 'prepare' || msg.t === 'cancel') {
       prepared = msg.t === 'prepare';
     } else {

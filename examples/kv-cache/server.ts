@@ -12,8 +12,8 @@
  *   POST /admin/upgrade?version=N  202, then becomes version N in place
  *
  * Keys and values live in a preserved store (store.ts, livekexec/store) in
- * kernel pages. An upgrade preserves the listening socket with the Live
- * Update Orchestrator, stops accepting, lets in-flight requests finish and
+ * kernel pages. An upgrade (kernel.upgrade) preserves the listening socket with
+ * the Live Update Orchestrator, stops accepting, lets in-flight requests finish and
  * execs the same program as version N: same PID, same pages, same socket;
  * the successor attaches to the store in O(1) of its entries, and new
  * connections wait in the socket's backlog meanwhile, so none is refused.
@@ -28,12 +28,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { boot, type Kernel } from 'livekexec';
-import type { LuoSession } from 'livekexec/luo';
-// Not part of the API: a duplicate of the kept socket after a failed exec (see upgrade()).
-import { F_DUPFD_CLOEXEC, getLuoLibc } from '../../src/luo/_libc.js';
-import { CacheStore, MAX_VALUE_BYTES, StoreError, type StoreExtra } from './store.js';
+import { CacheStore, MAX_VALUE_BYTES, StoreError } from './store.js';
 
-const SESSION = 'kv-cache';
+/** The name the listening server is handed over under. */
+const SERVER = 'http';
 /** The largest /kv-batch or /kv-mget body. */
 const BATCH_MAX_BYTES = 64 * 1024 * 1024;
 /** In-flight requests get this long to finish before an upgrade cuts them. */
@@ -91,8 +89,6 @@ class Service {
   server: http.Server = http.createServer((req, res) => this.#handle(req, res));
   #draining = false;
   #upgrading = false;
-  #session: LuoSession | null = null;
-  #token = 0;
 
   constructor(
     readonly kernel: Kernel,
@@ -290,37 +286,21 @@ class Service {
    */
   async upgrade(to: number): Promise<void> {
     const argv = successorArgv(this.options, to, (this.server.address() as AddressInfo).port);
-    this.kernel.kexec.load({ argv, program: this.options.upgradeProgram });
-    this.#session ??= this.kernel.liveupdate.createSession(SESSION);
-    const token = ++this.#token;
-    const listenFd = this.#session.preserveServer(this.server, token);
-    await this.#drain();
+    this.#draining = true;
     try {
-      this.store.save({ listenerToken: token });
-      this.kernel.kexec.exec();
+      // Keeps the socket, drains it, saves the values last, execs.
+      await this.kernel.upgrade({
+        argv,
+        program: this.options.upgradeProgram,
+        servers: { [SERVER]: this.server },
+        drainTimeoutMs: DRAIN_TIMEOUT_MS,
+        beforeExec: [() => this.store.save({ listenerToken: 0 })],
+      });
     } catch (err) {
-      // The exec did not happen (the store, frozen for it, is unfrozen): listen again on the kept socket.
+      // Not replaced (the store, frozen for the exec, is unfrozen): the server listens again on its own socket.
       this.#draining = false;
-      this.server = http.createServer((req, res) => this.#handle(req, res));
-      // Unpreserving closes the session's socket: serve on a duplicate, so the next upgrade starts afresh.
-      const fd = getLuoLibc().fcntl(listenFd, F_DUPFD_CLOEXEC, 0);
-      if (fd >= 0) this.#session.unpreserveFd(token);
-      this.server.listen({ fd: fd >= 0 ? fd : listenFd });
       throw err;
     }
-  }
-
-  /** Stops accepting (the socket stays open in the session) and waits for open connections to end. */
-  #drain(): Promise<void> {
-    this.#draining = true;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.server.closeAllConnections(), DRAIN_TIMEOUT_MS);
-      this.server.close(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.server.closeIdleConnections();
-    });
   }
 }
 
@@ -346,14 +326,10 @@ function reply(res: http.ServerResponse, status: number, body?: unknown): void {
 }
 
 /** The predecessor's socket, when this generation is its successor. */
-function takeOver(kernel: Kernel, service: Service, extra: StoreExtra | null): boolean {
-  if (kernel.boot.kind !== 'kexec' || extra === null) return false;
-  const token = extra.listenerToken;
+function takeOver(kernel: Kernel, service: Service): boolean {
+  if (kernel.boot.kind !== 'kexec') return false;
   try {
-    const session = kernel.liveupdate.retrieveSession(SESSION);
-    session.retrieveServer(token, service.server);
-    session.finish();
-    return true;
+    return kernel.takeServer(SERVER, service.server) !== null;
   } catch (err) {
     process.stderr.write(`kv-cache: no preserved socket, listening anew: ${String(err)}\n`);
     return false;
@@ -363,10 +339,12 @@ function takeOver(kernel: Kernel, service: Service, extra: StoreExtra | null): b
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const kernel = await boot({ device: options.device, size: options.size });
-  const { store, extra } = CacheStore.open(kernel);
+  const { store } = CacheStore.open(kernel);
   const service = new Service(kernel, store, options);
-  if (!takeOver(kernel, service, extra)) service.server.listen(options.port, options.host);
+  if (!takeOver(kernel, service)) service.server.listen(options.port, options.host);
   if (!service.server.listening) await once(service.server, 'listening');
+  // Serving: a successor on trial is good now (its predecessor's fallback is no longer needed).
+  kernel.markGood();
   const { port } = service.server.address() as AddressInfo;
   const ready = {
     ready: true,

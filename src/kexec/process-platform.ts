@@ -5,8 +5,9 @@
  * the same number and the boot block's address in its environment.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import type { BootCounting, KexecCommand } from '../boot/kexec-metadata.js';
 import { errnoName } from '../memory/_libc.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import type { MappedDevice } from '../memory/mapped.js';
@@ -22,7 +23,14 @@ import {
 import { saveCodeCache } from './code-cache.js';
 import { ControlChannel } from './control-channel.js';
 import { KexecError } from './errors.js';
-import type { KexecPlatform, LoadedImage } from './kexec.js';
+import { storeFd, storeName } from './fd-store.js';
+import {
+  type KexecPlatform,
+  type LoadedImage,
+  type SuccessorStart,
+  type TrialOptions,
+  trialDefaults,
+} from './kexec.js';
 import { notifyMainPid, notifyReady, notifyReloading } from './sd-notify.js';
 
 /** `<device path>@0x<boot block physical address>`: where and what the successor boots. */
@@ -63,6 +71,18 @@ export interface ProcessPlatformOptions {
    * it throws is ignored.
    */
   readonly readyHandover?: () => void;
+  /**
+   * The URL of the module a successor on trial loads first (boot() passes
+   * trial-boot.js): without it an in-place successor that cannot load its
+   * main module is not caught, only one that fails after boot().
+   */
+  readonly trialBoot?: string;
+  /** Wraps NODE_OPTIONS of a successor on trial so that it loads `trialBoot`. */
+  readonly withTrialBoot?: (nodeOptions: string | undefined) => string;
+  /** Where a preserved descriptor is in this process when it moved (see KernelPlatform.inheritedFd). */
+  readonly inheritedFd?: (session: string, token: bigint, fd: number) => number | undefined;
+  /** A successor on trial was marked good. */
+  readonly markedGood?: () => void;
 }
 
 interface Preloaded {
@@ -101,6 +121,8 @@ export interface PlatformGeneration {
   retire(by: string): void;
   /** Descriptors preserved for the next exec, kept open across it. */
   preservedFds(): number[];
+  /** The same, with the session and token each is preserved under (for the fd store). */
+  preservedFiles(): { session: string; token: bigint; fd: number }[];
   /** How it booted ('kexec': from a handover). */
   readonly boot?: { readonly kind: string };
 }
@@ -142,13 +164,23 @@ export class ProcessPlatform implements KexecPlatform<never> {
    */
   execute(image: LoadedImage): never {
     if (image.preload) return this.#handOver(image);
+    if (image.successor === 'restart') return this.#restart();
     const { file, argv } = successorCommand(image);
-    const env = successorEnv(image, {
+    const extra: Record<string, string> = {
       [ENV_BOOT]: bootSpec(this.device.path, image.segment.base),
       [ENV_DEVICE_FD]: String(this.device.fd),
-    });
+    };
+    // The IPC channel to a parent (process.send: pm2, fork()) stays open and the successor's node takes it up.
+    const channel = ipcChannelFd();
+    if (channel !== null) extra.NODE_CHANNEL_FD = String(channel);
+    const wrap = this.#options.withTrialBoot;
+    if (image.counting !== null && wrap) {
+      extra.NODE_OPTIONS = wrap((image.env ?? process.env).NODE_OPTIONS);
+    }
+    const env = successorEnv(image, extra);
     checkStdioFlushed();
     const keep = new Set([0, 1, 2, this.device.fd, ...this.#keepFds()]);
+    if (channel !== null) keep.add(channel);
     const libc = getProcLibc();
     const restore = setCloseOnExec(keep);
     // Only now, with nothing left that can throw before execve: a failure
@@ -178,6 +210,79 @@ export class ProcessPlatform implements KexecPlatform<never> {
       'EIO',
       `kexec exec: execve(${file}): ${errnoName(errno)}; generation ${image.generation - 1} keeps running`,
     );
+  }
+
+  /**
+   * A restart handover: the handover is committed; the preserved descriptors
+   * go to the service manager's fd store (named by session and token), and
+   * this process exits cleanly ('exit' handlers run). The next process that
+   * boots the device boots as the successor.
+   * @throws KexecError EINVAL when descriptors are preserved and there is no
+   *   fd store (NOTIFY_SOCKET unset); EIO when storing one fails. Thrown
+   *   before the exit, so kexec cancels the handover and this generation goes on.
+   */
+  #restart(): never {
+    const files = this.#kernel?.preservedFiles() ?? [];
+    if (files.length > 0 && !process.env.NOTIFY_SOCKET) {
+      throw new KexecError(
+        'EINVAL',
+        `kexec exec: a restart handover cannot keep ${files.length} preserved descriptor(s) without a service manager's fd store (NOTIFY_SOCKET is unset; under systemd set FileDescriptorStoreMax=); preserve none, or use successor 'in-place' or 'preload'`,
+      );
+    }
+    for (const f of files) storeFd(storeName(f.session, f.token), f.fd);
+    this.#kernel?.retire('a restart handover: the next boot of the device');
+    process.exit(0);
+  }
+
+  /**
+   * The boot counting of an image: on by default (`trial` undefined), with
+   * the successor's command and this program's own as the fallback.
+   * @throws KexecError EINVAL for bad trial options.
+   */
+  bootCounting(
+    image: Pick<LoadedImage, 'program' | 'argv' | 'successor'>,
+    trial: TrialOptions | false | undefined,
+  ): BootCounting | null {
+    if (trial === false) return null;
+    const { file, argv } = successorCommand(image);
+    return {
+      ...trialDefaults(trial ?? {}),
+      successor: { cwd: process.cwd(), file, argv },
+      fallback: ownCommand(),
+    };
+  }
+
+  /**
+   * A process with an IPC channel to its parent (process.send) keeps it
+   * across an in-place exec; a preloaded successor is another process, which
+   * the channel cannot follow. A cluster worker's listening sockets belong
+   * to its primary: only a restart handover (the primary forks anew) works.
+   * @throws KexecError EINVAL naming why.
+   */
+  checkLoad(successor: SuccessorStart): void {
+    if (ipcChannelFd() === null || successor === 'restart') return;
+    const cluster = createRequire(import.meta.url)('node:cluster') as { isWorker: boolean };
+    if (cluster.isWorker) {
+      throw new KexecError(
+        'EINVAL',
+        `kexec load: a cluster worker cannot be replaced ${successor}: its primary holds the listening sockets and tracks the worker over IPC; upgrade the primary, or use successor 'restart' (the primary forks a new worker)`,
+      );
+    }
+    if (successor === 'preload') {
+      throw new KexecError(
+        'EINVAL',
+        "kexec load: this process has an IPC channel to its parent (process.send: pm2, child_process.fork), which cannot follow a preloaded successor (another process); use successor 'in-place' (the channel is kept) or 'restart'",
+      );
+    }
+  }
+
+  /** Where a preserved descriptor is now, when it moved. */
+  inheritedFd(session: string, token: bigint, fd: number): number | undefined {
+    return this.#options.inheritedFd?.(session, token, fd);
+  }
+
+  markedGood(): void {
+    this.#options.markedGood?.();
   }
 
   /**
@@ -367,6 +472,13 @@ export function mapWhole(device: MappedDevice): void {
   }
 }
 
+/** The descriptor of this process's IPC channel to its parent, or null when it has none. */
+function ipcChannelFd(): number | null {
+  const channel = (process as { channel?: { fd?: unknown } }).channel;
+  const fd = channel?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : null;
+}
+
 /**
  * node:child_process, on first use: it loads node:net, node:dgram and a dozen
  * more internal modules, which an in-place successor's start-up never needs.
@@ -392,6 +504,37 @@ export function successorCommand(image: Pick<LoadedImage, 'program' | 'argv'>): 
     };
   }
   return { file: program, argv: [program, ...args] };
+}
+
+/**
+ * This program as it runs now, to fall back to: node, its options, the main
+ * script by its real path (a deploy that flips a `current` symlink to the
+ * new release must not turn the fallback into the new code) and arguments.
+ */
+export function ownCommand(): KexecCommand {
+  const script = mainScriptRealPath();
+  const argv = [process.execPath, ...process.execArgv];
+  if (script) argv.push(script);
+  argv.push(...process.argv.slice(2));
+  return { cwd: process.cwd(), file: process.execPath, argv };
+}
+
+let mainRealPath: string | undefined;
+
+/**
+ * The main script's real path, resolved once, at the first call (boot()
+ * calls it at start-up): by the time of an upgrade the deploy may have
+ * flipped a `current` symlink to the new release.
+ */
+export function mainScriptRealPath(): string | undefined {
+  if (mainRealPath !== undefined) return mainRealPath;
+  const main = process.argv[1];
+  try {
+    mainRealPath = main ? realpathSync(main) : undefined;
+  } catch {
+    mainRealPath = main; // gone: exec will say so
+  }
+  return mainRealPath;
 }
 
 /** The successor's environment as KEY=VALUE strings: the image's (or ours) without stale handover variables, plus `extra`. */

@@ -9,6 +9,18 @@ import { bindHandlers, readHandover, type UnboundFile, type UnboundHandover } fr
 import { LiveUpdate } from './liveupdate.js';
 import { markCloseOnExec } from './session.js';
 
+export interface KernelLiveUpdateOptions {
+  /** Why live update is off (a crash kernel), if it is. */
+  disabled?: string;
+  /**
+   * Where a preserved descriptor is in this process, when not at the number
+   * it had in the predecessor: a preloaded successor got it by SCM_RIGHTS
+   * where that number was taken, or a service manager's fd store passed it
+   * back (LISTEN_FDS). undefined: at the same number.
+   */
+  inheritedFd?: (session: string, token: bigint, fd: number) => number | undefined;
+}
+
 /** One session as status shows it. */
 export interface LuoSessionSummary {
   name: string;
@@ -45,7 +57,7 @@ export class KernelLiveUpdate implements HandoverSubsystem {
    * orchestrator's first use: a child the successor spawns before that must
    * not inherit them. A corrupt handover is reported by get().
    */
-  constructor(incoming: Uint8Array | undefined, options: { disabled?: string } = {}) {
+  constructor(incoming: Uint8Array | undefined, options: KernelLiveUpdateOptions = {}) {
     this.#disabled = options.disabled;
     if (incoming === undefined || options.disabled) return;
     try {
@@ -54,7 +66,12 @@ export class KernelLiveUpdate implements HandoverSubsystem {
       this.#incoming = { error };
       return;
     }
-    for (const s of this.#incoming.sessions) for (const f of s.files) markInherited(f);
+    for (const s of this.#incoming.sessions) {
+      for (const f of s.files) {
+        f.fd = options.inheritedFd?.(s.name, f.token, f.fd) ?? f.fd;
+        markInherited(f);
+      }
+    }
   }
 
   /**
@@ -147,6 +164,18 @@ export class KernelLiveUpdate implements HandoverSubsystem {
     return this.#lu
       .sessions()
       .flatMap((s) => (s.direction === 'outgoing' ? s.files().map((f) => f.fd) : []));
+  }
+
+  /** The same, with the session and token each is preserved under. */
+  preservedFiles(): { session: string; token: bigint; fd: number }[] {
+    if (!this.#lu) return [];
+    return this.#lu
+      .sessions()
+      .flatMap((s) =>
+        s.direction === 'outgoing'
+          ? s.files().map((f) => ({ session: s.name, token: f.token, fd: f.fd }))
+          : [],
+      );
   }
 
   freeze(): HandoverPart {

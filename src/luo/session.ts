@@ -228,6 +228,29 @@ export class LuoSession {
   }
 
   /**
+   * Stop preserving a socket preserveServer kept (an exec that did not
+   * happen) and listen on it again with `server`: the socket never closed,
+   * so connections that came meanwhile are served. The session's duplicate
+   * becomes the server's.
+   * @returns `server`, listening again ('listening' follows)
+   * @throws LuoError ENOENT unknown token; EINVAL not a socket preserveServer
+   *   kept, an incoming or closed session
+   */
+  unpreserveServer(token: bigint | number, server: Server = createServer()): Server {
+    this.#check('outgoing');
+    const e = this.#entry(token);
+    const c = e.handler.compatible;
+    if (!e.owned || (c !== LUO_TCP_LISTENER_COMPATIBLE && c !== LUO_UNIX_LISTENER_COMPATIBLE)) {
+      throw new LuoError('EINVAL', `${this.#holder(e.token)} is not a socket preserveServer kept`);
+    }
+    const fd = e.fd;
+    this.#unpreserve({ ...e, owned: false });
+    this.#files.delete(e.token);
+    server.listen({ fd });
+    return server;
+  }
+
+  /**
    * Create a memfd of `size` bytes and preserve it under `token`.
    * @returns its descriptor (the caller's to read and write)
    * @throws LuoError EINVAL, EEXIST, EBUSY as preserveFd

@@ -90,6 +90,10 @@ export class BuddyAllocator {
   /** Pages by state per cell, for memory layouts. */
   private readonly pageCensus: PageCensus;
   private nrAllocated = 0;
+  /** Sorted [start, end) pfn pairs whose freed blocks are held back (see holdFreesIn). */
+  private holdRanges: Float64Array | null = null;
+  /** Held blocks: pfn, then the order (>= 0, from freePages) or -count (from releaseRange). */
+  private held: number[] = [];
   private nrPreserved = 0;
   private nrReserved: number;
 
@@ -186,6 +190,7 @@ export class BuddyAllocator {
    */
   allocPagesAt(pfn: number, order: number): void {
     this.checkBlock(pfn, order);
+    this.unholdRange(pfn, 2 ** order);
     const head = this.freeBlockContaining(pfn);
     if (head === NIL || this.order[head] < order) {
       throw new PageAllocError(
@@ -215,6 +220,14 @@ export class BuddyAllocator {
   freePages(pfn: number, order: number): void {
     this.checkOrder(order);
     this.checkPfn(pfn);
+    if (
+      this.holds(pfn, 2 ** order) &&
+      this.state[pfn] === PG_ALLOCATED &&
+      this.order[pfn] === order
+    ) {
+      this.held.push(pfn, order);
+      return;
+    }
     const st = this.state[pfn];
     if (st !== PG_ALLOCATED) this.refuseFree(pfn, st);
     if (this.order[pfn] !== order) {
@@ -396,6 +409,10 @@ export class BuddyAllocator {
    */
   releaseRange(pfn: number, count: number): void {
     this.checkRange(pfn, count, 'range');
+    if (this.holds(pfn, count) && this.allReserved(pfn, pfn + count)) {
+      this.held.push(pfn, -count);
+      return;
+    }
     const end = pfn + count;
     if (!this.allReserved(pfn, end)) {
       throw new PageAllocError(
@@ -419,6 +436,97 @@ export class BuddyAllocator {
    * What the page is used for; a tail page reports its block's state.
    * @throws PageAllocError EFAULT when pfn is outside the pages.
    */
+  /**
+   * A successor on trial must leave its predecessor's handover as it found
+   * it, so that a retry or the fallback boots it again: blocks freed (or
+   * released) inside `ranges` from now on stay out of the free lists, and
+   * nothing else hands them out, until releaseHeld(). The pages count as
+   * they were (allocated or reserved) meanwhile.
+   */
+  holdFreesIn(ranges: readonly PageRange[]): void {
+    const sorted = [...ranges].filter((r) => r.count > 0).sort((a, b) => a.base - b.base);
+    const out = new Float64Array(sorted.length * 2);
+    sorted.forEach((r, i) => {
+      out[2 * i] = r.base;
+      out[2 * i + 1] = r.base + r.count;
+    });
+    this.holdRanges = out;
+  }
+
+  /** Frees every held block and stops holding. @returns the pages given back. */
+  releaseHeld(): number {
+    this.holdRanges = null;
+    const held = this.held;
+    this.held = [];
+    let pages = 0;
+    for (let i = 0; i < held.length; i += 2) {
+      const x = held[i + 1];
+      if (x >= 0) {
+        this.freePages(held[i], x);
+        pages += 2 ** x;
+      } else {
+        this.releaseRange(held[i], -x);
+        pages -= x;
+      }
+    }
+    return pages;
+  }
+
+  /** Pages held back by holdFreesIn. */
+  get heldPages(): number {
+    let pages = 0;
+    for (let i = 1; i < this.held.length; i += 2) {
+      const x = this.held[i];
+      pages += x >= 0 ? 2 ** x : -x;
+    }
+    return pages;
+  }
+
+  /**
+   * The caller takes held pages it released itself (PKRAM's takeFolio
+   * releases a loaded folio, then allocates it at its place): a held release
+   * covering [pfn, pfn + count) is made for real, the rest of it held still.
+   */
+  private unholdRange(pfn: number, count: number): void {
+    if (this.held.length === 0) return;
+    for (let i = 0; i < this.held.length; i += 2) {
+      const at = this.held[i];
+      const n = -this.held[i + 1];
+      if (n <= 0 || pfn < at || pfn + count > at + n) continue;
+      this.held.splice(i, 2);
+      const ranges = this.holdRanges;
+      this.holdRanges = null;
+      try {
+        this.releaseRange(at, n);
+      } finally {
+        this.holdRanges = ranges;
+      }
+      // Whatever of the entry the caller does not take stays out of use.
+      if (pfn > at) this.claimHeld(at, pfn - at);
+      if (at + n > pfn + count) this.claimHeld(pfn + count, at + n - pfn - count);
+      return;
+    }
+  }
+
+  private claimHeld(pfn: number, count: number): void {
+    this.claimRange(pfn, count);
+    this.held.push(pfn, -count);
+  }
+
+  /** Whether [pfn, pfn + count) meets a held range (binary search over the sorted pairs). */
+  private holds(pfn: number, count: number): boolean {
+    const r = this.holdRanges;
+    if (r === null) return false;
+    let lo = 0;
+    let hi = r.length / 2;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (r[2 * mid + 1] <= pfn) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < r.length / 2 && r[2 * lo] < pfn + count;
+  }
+
   pageState(pfn: number): PageState {
     this.checkPfn(pfn);
     return STATE_NAMES[this.state[this.compoundHead(pfn)]];

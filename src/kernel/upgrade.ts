@@ -1,0 +1,105 @@
+/**
+ * An upgrade as one asynchronous call (kernel.upgrade): load the successor,
+ * keep the listening servers (each in its own LUO session), drain them, run
+ * the program's before-exec hooks (flush logs, close databases), exec. On any
+ * failure before the point of no return the servers listen again on their
+ * own sockets, which never closed, and the error is thrown: this generation
+ * goes on serving. The successor takes each server back by name.
+ */
+import type { Server } from 'node:net';
+import type { KexecLoadOptions } from '../kexec/kexec.js';
+import type { LiveUpdate } from '../luo/liveupdate.js';
+import type { LuoSession } from '../luo/session.js';
+
+export interface UpgradeOptions extends KexecLoadOptions {
+  /** Listening servers (net.Server, http.Server) to hand over, by a name the successor takes them back with. */
+  servers?: Readonly<Record<string, Server>>;
+  /** Run in order after the servers are drained, right before the exec; one that throws cancels the upgrade. */
+  beforeExec?: readonly (() => unknown)[];
+  /** How long open connections may take to finish before they are closed (ms, default 5000). */
+  drainTimeoutMs?: number;
+}
+
+/** What upgrade needs of a generation. */
+export interface UpgradeHost<K> {
+  readonly liveupdate: LiveUpdate;
+  load(options: KexecLoadOptions): void;
+  unload(): void;
+  exec(): K;
+}
+
+/** The LUO session that carries one server. */
+export function serverSession(name: string): string {
+  return `server:${name}`;
+}
+
+const TOKEN = 1;
+
+export async function upgrade<K>(host: UpgradeHost<K>, options: UpgradeOptions): Promise<K> {
+  const { servers = {}, beforeExec = [], drainTimeoutMs = 5000, ...load } = options;
+  host.load(load);
+  const kept: { name: string; server: Server; session: LuoSession }[] = [];
+  try {
+    for (const [name, server] of Object.entries(servers)) {
+      const lu = host.liveupdate;
+      const session =
+        lu.sessions().find((s) => s.name === serverSession(name) && s.direction === 'outgoing') ??
+        lu.createSession(serverSession(name));
+      session.preserveServer(server, TOKEN);
+      kept.push({ name, server, session });
+    }
+    await Promise.all(kept.map((k) => drain(k.server, drainTimeoutMs)));
+    for (const hook of beforeExec) await hook();
+    return host.exec();
+  } catch (err) {
+    // Not replaced: serve again on the very sockets, and drop what was loaded.
+    for (const k of kept) {
+      try {
+        k.session.unpreserveServer(TOKEN, k.server);
+        k.session.close();
+      } catch {
+        // The error thrown below says what went wrong first.
+      }
+    }
+    try {
+      host.unload();
+    } catch {
+      // nothing loaded any more
+    }
+    throw err;
+  }
+}
+
+/** Stops accepting (the preserved duplicate keeps the socket) and waits for open connections, closing them after `timeoutMs`. */
+function drain(server: Server, timeoutMs: number): Promise<void> {
+  if (!server.listening) return Promise.resolve();
+  const http = server as Server & {
+    closeIdleConnections?: () => void;
+    closeAllConnections?: () => void;
+  };
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => http.closeAllConnections?.(), timeoutMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    http.closeIdleConnections?.();
+  });
+}
+
+/**
+ * The server a predecessor handed over under `name`, listening again with
+ * `server` (a new net.Server by default), or null when none was.
+ * @throws LuoError as retrieveServer when the handed-over socket is not what was preserved.
+ */
+export function takeServer(lu: LiveUpdate, name: string, server?: Server): Server | null {
+  let session: LuoSession;
+  try {
+    session = lu.retrieveSession(serverSession(name));
+  } catch {
+    return null;
+  }
+  const out = session.retrieveServer(TOKEN, server);
+  session.finish();
+  return out;
+}
