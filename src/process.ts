@@ -12,6 +12,7 @@ import type { UpgradeOptions } from './kernel/upgrade.js';
 import { ControlChannel, type ControlMessage, type Received } from './kexec/control-channel.js';
 import { KexecError } from './kexec/errors.js';
 import type { Kexec } from './kexec/kexec.js';
+import { ENV_FALLBACK_MAIN, startedScript } from './kexec/main-script.js';
 import {
   ENV_BOOT,
   ENV_DEVICE_FD,
@@ -243,6 +244,8 @@ function start(
     const handover = {
       [ENV_BOOT]: `${device.path}@0x${(bootBlock ?? 0).toString(16)}`,
       [ENV_DEVICE_FD]: String(device.fd),
+      // A try started by a supervisor (a restart handover) falls back to the same program.
+      [ENV_FALLBACK_MAIN]: process.env[ENV_FALLBACK_MAIN] || (startedScript() ?? ''),
       ...fdMapEnv(),
     };
     armTrial(TRIAL_LOADER, { ...process.env, ...handover }, [device.fd, ...movedFds()]);

@@ -4,7 +4,7 @@
  * activation, the fd store) or a predecessor moved, and a pending handover
  * that a cold start finds (a restart handover, or a try that died).
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { BootError } from './boot/errors.js';
@@ -16,7 +16,7 @@ import {
   storeName,
   takeListenFds,
 } from './kexec/fd-store.js';
-import { ENV_BOOT, ENV_DEVICE_FD } from './kexec/process-platform.js';
+import { ENV_BOOT, ENV_DEVICE_FD, mainScriptRealPath } from './kexec/process-platform.js';
 import { HDR_DEVICE_SIZE } from './memory/abi.js';
 import { EMPTY_BOOT_RECORD } from './memory/boot-record.js';
 import { crc32c } from './memory/crc32c.js';
@@ -148,13 +148,7 @@ export function defaultDevicePath(): string {
 }
 
 function mainScript(): string | null {
-  const main = process.argv[1];
-  if (!main) return null;
-  try {
-    return realpathSync(main);
-  } catch {
-    return main;
-  }
+  return mainScriptRealPath() ?? null;
 }
 
 /**

@@ -9,6 +9,7 @@ import { SETUP } from './boot/abi.js';
 import { decodeKexecMetadata, type KexecCommand } from './boot/kexec-metadata.js';
 import { readPendingBootBlock } from './kernel/boot-block-read.js';
 import { tryFailed } from './kexec/boot-counting.js';
+import { ENV_FALLBACK_MAIN, ENV_MAIN } from './kexec/main-script.js';
 import { readDeviceHeader, writeDeviceHeader } from './memory/header.js';
 import { MappedDevice } from './memory/mapped.js';
 
@@ -63,6 +64,9 @@ export function decideNext(
     if (retry) words.push(trialBoot);
     if (words.length > 0) out.NODE_OPTIONS = words.join(' ');
     else delete out.NODE_OPTIONS;
+    // The fallback runs the old release by its real path; its successors start what it was started as.
+    const main = out[ENV_FALLBACK_MAIN];
+    if (!retry && main) out[ENV_MAIN] = main;
     const message = retry
       ? `livekexec: try ${trial.tries - 1} of ${trial.maxTries} failed (${reason}); try ${trial.tries}`
       : `livekexec: try ${trial.tries} of ${trial.maxTries} failed (${reason}); falling back to ${command.argv.join(' ')}`;

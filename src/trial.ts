@@ -98,9 +98,27 @@ export function armTrial(
   };
   (globalThis as { [KEY]?: TrialState })[KEY] = s;
   process.on('uncaughtExceptionMonitor', (err) => {
-    s.lastError = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    s.lastError = errorText(err);
   });
+  process.on('unhandledRejection', rejectedBeforeBoot);
   process.on('exit', (code) => onExit(s, code));
+}
+
+/**
+ * A rejection nobody handled before boot() booted the handover: the
+ * program failed to start. Node would exit; a wrapper that imports the main
+ * module itself and logs such rejections (pm2's container) keeps the
+ * process alive but serving nothing, so the try fails here. Removed once
+ * booted: from then on node's own handling (or the program's) applies.
+ */
+function rejectedBeforeBoot(reason: unknown): void {
+  failTry(`unhandled rejection before boot (${errorText(reason)})`);
+  // Still here: the exec failed; fail as node would.
+  throw reason;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
 /**
@@ -116,6 +134,7 @@ export function trialBooted(
   const s = state();
   if (!s) return;
   s.booted = true;
+  process.off('unhandledRejection', rejectedBeforeBoot);
   s.markGood = markGood;
   if (env) Object.assign(s.env, env);
   const timer = setTimeout(() => {

@@ -1,7 +1,7 @@
 // The service of README "Operations": an HTTP counter whose state (hits) is
 // in preserved memory and whose socket is handed over. SIGHUP upgrades it in
-// place to whatever `current` points to now (systemctl reload under
-// Type=notify-reload sends SIGHUP); SIGTERM hands over across a restart
+// place to whatever `current` points to now (systemctl reload, pm2
+// sendSignal SIGHUP); SIGTERM or SIGINT hands over across a restart
 // (systemctl restart, pm2 reload, a container restart).
 // argv: <device> <port>
 import http from 'node:http';
@@ -39,6 +39,13 @@ const upgrade = (successor, servers) =>
     console.error(`upgrade failed, still serving: ${err.message}`);
   });
 process.on('SIGHUP', () => upgrade('in-place', { http: server }));
-// The socket can wait only in a service manager's fd store (systemd); without
-// one the next start listens anew, and the memory still goes across.
-process.on('SIGTERM', () => upgrade('restart', process.env.NOTIFY_SOCKET ? { http: server } : {}));
+// A restart: SIGTERM (systemd, docker, the kubelet) or SIGINT (pm2's stop
+// signal). The socket can wait only in a service manager's fd store
+// (systemd); without one the server finishes what it accepted, the next
+// start listens anew, and the memory still goes across.
+const restart = () => {
+  if (process.env.NOTIFY_SOCKET) return upgrade('restart', { http: server });
+  server.close(() => upgrade('restart', {}));
+};
+process.on('SIGTERM', restart);
+process.on('SIGINT', restart);

@@ -5,7 +5,7 @@
  * the same number and the boot block's address in its environment.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { BootCounting, KexecCommand } from '../boot/kexec-metadata.js';
 import { errnoName } from '../memory/_libc.js';
@@ -31,7 +31,10 @@ import {
   type TrialOptions,
   trialDefaults,
 } from './kexec.js';
+import { ENV_FALLBACK_MAIN, ENV_MAIN, mainScriptRealPath, startedScript } from './main-script.js';
 import { notifyMainPid, notifyReady, notifyReloading } from './sd-notify.js';
+
+export { mainScriptRealPath } from './main-script.js';
 
 /** `<device path>@0x<boot block physical address>`: where and what the successor boots. */
 export const ENV_BOOT = 'LIVEKEXEC_BOOT';
@@ -497,10 +500,10 @@ export function successorCommand(image: Pick<LoadedImage, 'program' | 'argv'>): 
   const args = [...(image.argv ?? process.argv.slice(2))];
   const program = image.program;
   if (program === undefined || /\.[cm]?js$/.test(program)) {
-    const script = program ?? process.argv[1];
+    const script = program ?? startedScript();
     return {
       file: process.execPath,
-      argv: [process.execPath, ...process.execArgv, script, ...args],
+      argv: [process.execPath, ...process.execArgv, ...(script ? [script] : []), ...args],
     };
   }
   return { file: program, argv: [program, ...args] };
@@ -519,31 +522,18 @@ export function ownCommand(): KexecCommand {
   return { cwd: process.cwd(), file: process.execPath, argv };
 }
 
-let mainRealPath: string | undefined;
-
 /**
- * The main script's real path, resolved once, at the first call (boot()
- * calls it at start-up): by the time of an upgrade the deploy may have
- * flipped a `current` symlink to the new release.
+ * The successor's environment as KEY=VALUE strings: the image's (or ours)
+ * without stale handover variables, plus `extra`, and the script this
+ * program's successors start, for a fallback to start its own from.
  */
-export function mainScriptRealPath(): string | undefined {
-  if (mainRealPath !== undefined) return mainRealPath;
-  const main = process.argv[1];
-  try {
-    mainRealPath = main ? realpathSync(main) : undefined;
-  } catch {
-    mainRealPath = main; // gone: exec will say so
-  }
-  return mainRealPath;
-}
-
-/** The successor's environment as KEY=VALUE strings: the image's (or ours) without stale handover variables, plus `extra`. */
 export function successorEnv(
   image: Pick<LoadedImage, 'env'>,
   extra: Readonly<Record<string, string>>,
 ): string[] {
   const base: Record<string, string | undefined> = { ...(image.env ?? process.env) };
-  for (const k of [ENV_BOOT, ENV_DEVICE_FD, ENV_PRELOAD]) delete base[k];
+  for (const k of [ENV_BOOT, ENV_DEVICE_FD, ENV_PRELOAD, ENV_MAIN]) delete base[k];
+  base[ENV_FALLBACK_MAIN] = startedScript();
   Object.assign(base, extra);
   const out: string[] = [];
   for (const [k, v] of Object.entries(base)) if (v !== undefined) out.push(`${k}=${v}`);
