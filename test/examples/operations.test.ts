@@ -21,7 +21,7 @@ function commands(): string {
   return m[1]!;
 }
 
-test('README "Operations": deploy in place, a broken release falls back to the last good one, a restart hands over', {
+test('README "Operations": deploy in place, a broken release falls back to the last good one, the next release deploys, a restart hands over', {
   timeout: 180_000,
 }, async () => {
   const port = await freePort();
@@ -46,7 +46,12 @@ test('README "Operations": deploy in place, a broken release falls back to the l
     /^boot block: pending at 0x[0-9a-f]+$/m,
     'the restart left the handover pending',
   );
-  assert.match(r.stdout, /^version 2, generation 4, hits \d+$/m, 'the next start took it');
+  assert.match(
+    r.stdout,
+    /^version 4, generation 4, hits \d+$/m,
+    'a release deployed after the fallback runs',
+  );
+  assert.match(r.stdout, /^version 4, generation 5, hits \d+$/m, 'the next start took it');
   // The count went across every handover: each answer has one more hit than the last.
   const hits = [...r.stdout.matchAll(/hits (\d+)$/gm)].map((m) => Number(m[1]));
   for (let i = 1; i < hits.length; i++)
