@@ -1,10 +1,24 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { readDeviceHeader } from '../../src/memory/header.js';
 import type { MappedDevice } from '../../src/memory/mapped.js';
 import { boot } from '../../src/process.js';
+import { fixture as fixturePath } from '../_helpers/paths.js';
 import { FakeServiceManager } from './_fake-manager.js';
 import { Fixture, removeDevice, tempDevice } from './_fixture.js';
 import { freePort, requestLoop } from './_load.js';
@@ -43,6 +57,55 @@ test('restart handover: the process exits after committing it, and a separate no
   assert.equal(booted.generation, 2);
   assert.equal(booted.kept, true, 'the preserved folio came back');
   assert.equal(booted.previousRelease, `restart-fixture@${first.child.pid}`);
+  next.child.kill();
+});
+
+test('a restart handover whose next process is a broken release: each try counted, then the release that handed over boots the same handover with every preserved item', {
+  timeout: 40_000,
+}, async () => {
+  const dev = device('restart-fail');
+  // Releases side by side, `current` naming the one a supervisor starts.
+  const dir = mkdtempSync(join(tmpdir(), 'livekexec-restart-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const real = fixturePath('process', 'restart.mjs');
+  for (const [v, fail] of [
+    ['v1', false],
+    ['v2', true],
+  ] as const) {
+    mkdirSync(join(dir, v));
+    const body = `${fail ? 'globalThis.RESTART_FIXTURE_FAIL = true;\n' : ''}await import(${JSON.stringify(real)});\n`;
+    writeFileSync(join(dir, v, 'app.mjs'), body);
+  }
+  symlinkSync('v1', join(dir, 'current'));
+  const viaCurrent = (argv: string[]) =>
+    spawn(process.execPath, [join(dir, 'current', 'app.mjs'), ...argv.slice(1)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+  const first = fixture([dev, 'memory-only'], { start: viaCurrent });
+  await first.waitFor('serving');
+  process.kill(first.child.pid!, 'SIGUSR2');
+  assert.equal((await first.exited).code, 0, first.report());
+  // Deploy v2 and let the supervisor start it: it boots on trial and exits 1, twice.
+  rmSync(join(dir, 'current'));
+  symlinkSync('v2', join(dir, 'current'));
+  const next = fixture([dev, 'memory-only'], { start: viaCurrent });
+  const back = await next.waitFor('serving');
+  assert.deepEqual(
+    next.all('failing').map((e) => [e.pid, e.tries]),
+    [
+      [next.child.pid, 1],
+      [next.child.pid, 2],
+    ],
+    'v2 tried twice, in the process the supervisor started',
+  );
+  assert.equal(back.pid, next.child.pid);
+  assert.equal(back.kind, 'kexec', next.report());
+  assert.equal(back.kept, true, 'the preserved folio came back');
+  assert.equal(back.previousRelease, `restart-fixture@${first.child.pid}`);
+  assert.match(
+    next.stderr,
+    /try 2 of 2 failed \(exited with status 1\); falling back to .*\/v1\/app\.mjs /,
+  );
   next.child.kill();
 });
 
