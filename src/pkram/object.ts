@@ -1,29 +1,32 @@
 /**
  * A PKRAM object: a folio stream and a byte stream, in one object page
  * (layout in abi.ts). An object is opened either for saving (entries are
- * appended and the counts in the object page kept current) or for loading
- * (cursors walk the streams in order).
+ * appended by an ObjectWriter, writer.ts) or for loading (cursors walk the
+ * streams in order).
  */
 
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
-import { getU64, setU64 } from './_u64.js';
 import {
-  LINK_OFF_COUNT,
-  LINK_OFF_NEXT,
   OBJ_OFF_BYTE_HEAD,
   OBJ_OFF_BYTE_LEN,
   OBJ_OFF_FOLIO_HEAD,
-  OBJ_OFF_MAGIC,
-  OBJ_OFF_NR_FOLIOS,
   PKRAM_ENTRY_FL_RELOCATED,
+  PKRAM_ENTRY_ORDER_MASK,
   PKRAM_LINK_ENTRIES,
   PKRAM_MAX_ORDER,
-  PKRAM_OBJ_MAGIC,
 } from './abi.js';
 import { PkramError } from './errors.js';
-import type { Pkram } from './pkram.js';
-import { sealPage } from './seal.js';
-import { LinkCursor, type LinkEntry, LinkWriter, readEntry } from './stream.js';
+import type { PkramHost } from './host.js';
+import {
+  entryLo,
+  entryPfn,
+  LinkCursor,
+  linkCount,
+  linkNext,
+  pageWords,
+  wordsU64,
+} from './stream.js';
+import type { ObjectWriter } from './writer.js';
 
 /** A block of 2^order pages starting at pfn, as the page allocator hands out. */
 export interface Folio {
@@ -37,14 +40,16 @@ export interface LoadedFolio {
   index: number;
 }
 
-type ObjectState = 'saving' | 'loading' | 'closed';
-
-/** Formats a fresh object page. */
-export function initObjectPage(device: MemoryDevice, pfn: number): void {
-  const bytes = device.bytes(pfn * PAGE_SIZE, PAGE_SIZE);
-  bytes.fill(0);
-  device.view(pfn * PAGE_SIZE, 4).setUint32(OBJ_OFF_MAGIC, PKRAM_OBJ_MAGIC, true);
+/** What an object needs from the node that opened it. */
+export interface ObjectOwner {
+  readonly host: PkramHost;
+  /** True when the node came from the predecessor: then PKRAM owns every folio in it. */
+  readonly inherited: boolean;
+  /** The object was finished (or closed by its node). */
+  closed(obj: PkramObject): void;
 }
+
+type ObjectState = 'saving' | 'loading' | 'closed';
 
 /**
  * Frees what an object held, as a load ends: its object page, link pages and
@@ -52,84 +57,72 @@ export function initObjectPage(device: MemoryDevice, pfn: number): void {
  * them when `inherited`, else only relocated copies: a folio saved in this
  * boot stays the program's).
  */
-export function releaseObject(pkram: Pkram, pfn: number, taken: number, inherited: boolean): void {
-  const device = pkram.device;
-  const view = device.view(pfn * PAGE_SIZE, PAGE_SIZE);
+export function releaseObject(
+  host: PkramHost,
+  pfn: number,
+  taken: number,
+  inherited: boolean,
+): void {
+  const { device } = host;
   const frees: number[] = [];
   const orders: number[] = [];
   const collect = (head: number, folios: boolean): void => {
     let n = 0;
-    let link = head;
-    const e: LinkEntry = { pfn: 0, order: 0, flags: 0, index: 0 };
     // The walker validated these chains (or this kernel wrote them); the guard is a backstop.
-    for (let guard = 0; link !== 0 && guard < device.pages; guard++) {
-      const lv = device.view(link * PAGE_SIZE, PAGE_SIZE);
-      const count = Math.min(lv.getUint32(LINK_OFF_COUNT, true), PKRAM_LINK_ENTRIES);
-      for (let i = 0; i < count; i++, n++) {
-        readEntry(lv, i, e);
-        const owned = !folios || inherited || (e.flags & PKRAM_ENTRY_FL_RELOCATED) !== 0;
-        if (owned && (!folios || n >= taken)) {
-          frees.push(e.pfn);
-          orders.push(e.order);
+    for (let link = head, guard = 0; link !== 0 && guard < device.pages; guard++) {
+      const w = pageWords(device, link);
+      const count = Math.min(linkCount(w), PKRAM_LINK_ENTRIES);
+      // Folios before `taken` were handed out: the caller has them.
+      for (let i = folios ? Math.max(0, taken - n) : 0; i < count; i++) {
+        const lo = entryLo(w, i);
+        if (!folios || inherited || (lo & PKRAM_ENTRY_FL_RELOCATED) !== 0) {
+          frees.push(entryPfn(w, i));
+          orders.push(lo & PKRAM_ENTRY_ORDER_MASK);
         }
       }
+      n += count;
       frees.push(link);
       orders.push(0);
-      link = getU64(lv, LINK_OFF_NEXT);
+      link = linkNext(w);
     }
   };
-  collect(getU64(view, OBJ_OFF_FOLIO_HEAD), true);
-  collect(getU64(view, OBJ_OFF_BYTE_HEAD), false);
+  const words = pageWords(device, pfn);
+  collect(wordsU64(words, OBJ_OFF_FOLIO_HEAD / 4), true);
+  collect(wordsU64(words, OBJ_OFF_BYTE_HEAD / 4), false);
   frees.push(pfn);
   orders.push(0);
-  for (let i = 0; i < frees.length; i++) pkram._free(frees[i], orders[i]);
+  for (let i = 0; i < frees.length; i++) host.free(frees[i], orders[i]);
 }
 
 export class PkramObject {
+  /** pfn of the object page. */
+  readonly pfn: number;
+  readonly #owner: ObjectOwner;
+  readonly #device: MemoryDevice;
   #state: ObjectState;
-  // Saving.
-  #folios: LinkWriter | null = null;
-  #data: LinkWriter | null = null;
-  #dataPfn = 0;
-  #dataOff = PAGE_SIZE;
-  #dataPages = 0;
-  #nrFolios = 0;
-  #bytes = 0;
-  /** Spare link pages reserved ahead of an append that must not fail half-way. */
-  readonly #spares: number[] = [];
-  /** Pages this object copied folios into (so a failed rebuild can free them). */
-  readonly _copies: number[] = [];
-  /** The object page's words while saving (#setNrFolios). */
-  #words: Uint32Array | null = null;
+  /** Saving. */
+  readonly #writer: ObjectWriter | null;
   // Loading.
   #folioCursor: LinkCursor | null = null;
   #byteCursor: LinkCursor | null = null;
+  #bytes = 0;
   #bytesLeft = 0;
   #taken = 0;
+  #data: Uint8Array | null = null;
+  #dataOff = PAGE_SIZE;
 
-  /** @internal Made by PkramNode.prepareSaveObj / prepareLoadObj. */
-  constructor(
-    private readonly pkram: Pkram,
-    /** pfn of the object page. */
-    readonly pfn: number,
-    mode: 'save' | 'load',
-    private readonly inherited: boolean,
-    private readonly onClose: (obj: PkramObject) => void,
-    private readonly onRelocate: (folios: number) => void,
-  ) {
-    const device = pkram.device;
-    const view = (): DataView => device.view(pfn * PAGE_SIZE, PAGE_SIZE);
-    this.#state = mode === 'save' ? 'saving' : 'loading';
-    if (mode === 'save') {
-      const alloc = (): number => this.#spares.pop() ?? pkram._allocPage();
-      this.#folios = new LinkWriter(device, alloc, (p) => setU64(view(), OBJ_OFF_FOLIO_HEAD, p));
-      this.#data = new LinkWriter(device, alloc, (p) => setU64(view(), OBJ_OFF_BYTE_HEAD, p));
-    } else {
-      const v = view();
-      this.#folioCursor = new LinkCursor(device, getU64(v, OBJ_OFF_FOLIO_HEAD));
-      this.#byteCursor = new LinkCursor(device, getU64(v, OBJ_OFF_BYTE_HEAD));
-      this.#bytesLeft = getU64(v, OBJ_OFF_BYTE_LEN);
-      this.#bytes = this.#bytesLeft;
+  /** @internal Made by PkramNode.prepareSaveObj (with its writer) / prepareLoadObj (without). */
+  constructor(owner: ObjectOwner, pfn: number, writer: ObjectWriter | null) {
+    this.#owner = owner;
+    this.#device = owner.host.device;
+    this.pfn = pfn;
+    this.#writer = writer;
+    this.#state = writer !== null ? 'saving' : 'loading';
+    if (writer === null) {
+      const w = pageWords(this.#device, pfn);
+      this.#folioCursor = new LinkCursor(this.#device, wordsU64(w, OBJ_OFF_FOLIO_HEAD / 4));
+      this.#byteCursor = new LinkCursor(this.#device, wordsU64(w, OBJ_OFF_BYTE_HEAD / 4));
+      this.#bytes = this.#bytesLeft = wordsU64(w, OBJ_OFF_BYTE_LEN / 4);
     }
   }
 
@@ -143,76 +136,41 @@ export class PkramObject {
    *   is recorded then), ENODEV.
    */
   saveFolio(folio: Folio, index: number): void {
-    this.#expect('saving', 'saveFolio');
-    const device = this.pkram.device;
+    const writer = this.#writer;
+    if (this.#state !== 'saving' || writer === null) this.#expect('saving', 'saveFolio');
+    const host = this.#owner.host;
+    host.check();
     const { pfn, order } = folio ?? ({} as Folio);
     if (!Number.isInteger(order) || order < 0 || order > PKRAM_MAX_ORDER) {
       throw new PkramError('EINVAL', `folio order ${order} is not in 0..${PKRAM_MAX_ORDER}`);
     }
     const size = 2 ** order;
-    if (!Number.isSafeInteger(pfn) || pfn < 0 || pfn % size !== 0 || pfn + size > device.pages) {
+    if (
+      !Number.isSafeInteger(pfn) ||
+      pfn < 0 ||
+      Math.floor(pfn / size) * size !== pfn ||
+      pfn + size > this.#device.pages
+    ) {
       throw new PkramError(
         'EINVAL',
-        `folio pfn ${pfn} order ${order} is misaligned or outside ${device.name}`,
+        `folio pfn ${pfn} order ${order} is misaligned or outside ${this.#device.name}`,
       );
     }
     if (!Number.isSafeInteger(index) || index < 0 || index + size > Number.MAX_SAFE_INTEGER) {
       throw new PkramError('EINVAL', `folio index ${index} is not a non-negative integer`);
     }
-    if (this.pkram._isPreserved(pfn, order)) {
+    if (host.isPreserved(pfn, order)) {
       throw new PkramError('EINVAL', `folio pfn ${pfn} order ${order} is already preserved`);
     }
-    if (this.pkram._isTransient(pfn, size)) {
+    if (host.isTransient(pfn, size)) {
       throw new PkramError(
         'EINVAL',
         `folio pfn ${pfn} order ${order} is transient memory (KHO scratch), which is never preserved: allocate it without transient, or write its bytes`,
       );
     }
-    if (this.pkram._collides(pfn, size)) this._saveCopy(pfn, order, index);
-    else this._append(pfn, order, 0, index);
-  }
-
-  /** @internal Appends an entry as is (pages not copied). @throws PkramError ENOMEM. */
-  _append(pfn: number, order: number, flags: number, index: number): void {
-    this.#reserveLinks(1);
-    this.#folios!.append(pfn, order, flags, index);
-    this.#nrFolios++;
-    this.#setNrFolios();
-  }
-
-  /** The folio count in the object page, written as each entry is appended (no allocation). */
-  #setNrFolios(): void {
-    if (this.#words === null) {
-      const b = this.pkram.device.bytes(this.pfn * PAGE_SIZE, PAGE_SIZE);
-      // The object page is PKRAM's own while it saves: the view stays valid.
-      this.#words = new Uint32Array(b.buffer, b.byteOffset, PAGE_SIZE / 4);
-    }
-    this.#words[OBJ_OFF_NR_FOLIOS / 4] = this.#nrFolios % 2 ** 32;
-    this.#words[OBJ_OFF_NR_FOLIOS / 4 + 1] = Math.floor(this.#nrFolios / 2 ** 32);
-  }
-
-  /** @internal Copies a folio into new base pages and appends them, all or nothing. @throws PkramError ENOMEM. */
-  _saveCopy(pfn: number, order: number, index: number): void {
-    const device = this.pkram.device;
-    const size = 2 ** order;
-    this.#reserveLinks(size);
-    const copies: number[] = [];
-    try {
-      for (let i = 0; i < size; i++) copies.push(this.pkram._allocPage());
-    } catch (err) {
-      for (const p of copies) this.pkram._free(p, 0);
-      throw err;
-    }
-    for (let i = 0; i < size; i++) {
-      device
-        .bytes(copies[i] * PAGE_SIZE, PAGE_SIZE)
-        .set(device.bytes((pfn + i) * PAGE_SIZE, PAGE_SIZE));
-      this.#folios!.append(copies[i], 0, PKRAM_ENTRY_FL_RELOCATED, index + i);
-      this._copies.push(copies[i]);
-    }
-    this.#nrFolios += size;
-    this.#setNrFolios();
-    this.onRelocate(1);
+    const w = writer as ObjectWriter;
+    if (host.collides(pfn, size)) w.saveCopy(pfn, order, index);
+    else w.append(pfn, order, 0, index);
   }
 
   /**
@@ -223,31 +181,14 @@ export class PkramObject {
   write(bytes: Uint8Array): void {
     this.#expect('saving', 'write');
     if (!(bytes instanceof Uint8Array)) throw new PkramError('EINVAL', 'write takes a Uint8Array');
-    const device = this.pkram.device;
-    let done = 0;
-    while (done < bytes.length) {
-      if (this.#dataOff === PAGE_SIZE) {
-        this.#reserveLinks(1);
-        const page = this.pkram._allocPage();
-        this.#data!.append(page, 0, 0, this.#dataPages++);
-        this.#dataPfn = page;
-        this.#dataOff = 0;
-      }
-      const n = Math.min(bytes.length - done, PAGE_SIZE - this.#dataOff);
-      device
-        .bytes(this.#dataPfn * PAGE_SIZE + this.#dataOff, n)
-        .set(bytes.subarray(done, done + n));
-      this.#dataOff += n;
-      done += n;
-      this.#bytes += n;
-      setU64(this.#view(), OBJ_OFF_BYTE_LEN, this.#bytes);
-    }
+    (this.#writer as ObjectWriter).write(bytes);
   }
 
   /** Ends saving this object. @throws PkramError EINVAL (not saving), ENODEV. */
   finishSaveObj(): void {
     this.#expect('saving', 'finishSaveObj');
-    this._close();
+    (this.#writer as ObjectWriter).close();
+    this.#close();
   }
 
   /**
@@ -256,7 +197,7 @@ export class PkramObject {
    */
   loadFolio(): LoadedFolio | null {
     this.#expect('loading', 'loadFolio');
-    const e = this.#folioCursor!.next();
+    const e = (this.#folioCursor as LinkCursor).next();
     if (e === null) return null;
     this.#taken++;
     return { folio: { pfn: e.pfn, order: e.order }, index: e.index };
@@ -270,18 +211,17 @@ export class PkramObject {
   read(buf: Uint8Array): number {
     this.#expect('loading', 'read');
     if (!(buf instanceof Uint8Array)) throw new PkramError('EINVAL', 'read takes a Uint8Array');
-    const device = this.pkram.device;
     let done = 0;
     while (done < buf.length && this.#bytesLeft > 0) {
       if (this.#dataOff === PAGE_SIZE) {
-        const e = this.#byteCursor!.next();
+        const e = (this.#byteCursor as LinkCursor).next();
         if (e === null)
           throw new PkramError('EFAULT', `object ${this.pfn}: byte stream ends early`);
-        this.#dataPfn = e.pfn;
+        this.#data = this.#device.bytes(e.pfn * PAGE_SIZE, PAGE_SIZE);
         this.#dataOff = 0;
       }
       const n = Math.min(buf.length - done, PAGE_SIZE - this.#dataOff, this.#bytesLeft);
-      buf.set(device.bytes(this.#dataPfn * PAGE_SIZE + this.#dataOff, n), done);
+      buf.set((this.#data as Uint8Array).subarray(this.#dataOff, this.#dataOff + n), done);
       this.#dataOff += n;
       this.#bytesLeft -= n;
       done += n;
@@ -296,41 +236,22 @@ export class PkramObject {
    */
   finishLoadObj(): void {
     this.#expect('loading', 'finishLoadObj');
-    this._close();
-  }
-
-  /** @internal Closes the object in any state (a node's finish or discard does this). */
-  _close(): void {
-    if (this.#state === 'closed') return;
-    if (this.#state === 'saving') {
-      this.#folios!.seal();
-      this.#data!.seal();
-      sealPage(this.pkram.device, this.pfn, 'object');
-    }
-    if (this.#state === 'loading') releaseObject(this.pkram, this.pfn, this.#taken, this.inherited);
-    for (const p of this.#spares.splice(0)) this.pkram._free(p, 0);
-    this.#state = 'closed';
-    this.onClose(this);
+    releaseObject(this.#owner.host, this.pfn, this.#taken, this.#owner.inherited);
+    this.#close();
   }
 
   /** Bytes in the byte stream so far (saving) or in total (loading, before any read). */
   get byteLength(): number {
-    return this.#bytes;
+    return this.#writer !== null ? this.#writer.bytes : this.#bytes;
   }
 
-  #view(): DataView {
-    return this.pkram.device.view(this.pfn * PAGE_SIZE, PAGE_SIZE);
-  }
-
-  /** Makes sure the next n folio or data entries can be appended without an allocation. */
-  #reserveLinks(n: number): void {
-    // n entries into one chain need at most one new link page per PKRAM_LINK_ENTRIES.
-    const need = Math.ceil(n / PKRAM_LINK_ENTRIES);
-    while (this.#spares.length < need) this.#spares.push(this.pkram._allocPage());
+  #close(): void {
+    this.#state = 'closed';
+    this.#owner.closed(this);
   }
 
   #expect(state: ObjectState, op: string): void {
-    this.pkram._check();
+    this.#owner.host.check();
     if (this.#state !== state) {
       throw new PkramError('EINVAL', `${op}: object ${this.pfn} is ${this.#state}, not ${state}`);
     }

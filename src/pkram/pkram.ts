@@ -11,14 +11,15 @@
  * own counters, all rebuilt by attach().
  */
 
+import { messageOf } from '../base/errors.js';
 import { KhoError } from '../kho/errors.js';
-import { coalescedExtents, type KhoExtent, KhoRadixTree } from '../kho/radix.js';
+import { BlockRuns, type KhoExtent, KhoRadixTree } from '../kho/radix.js';
 import { treeChecksum } from '../kho/tree-csum.js';
-import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { randomBytes } from '../memory/random.js';
-import { getU64, setU64 } from './_u64.js';
 import {
   NODE_OFF_FLAGS,
+  NODE_OFF_NEXT,
   OBJ_OFF_BYTE_HEAD,
   OBJ_OFF_FOLIO_HEAD,
   PKRAM_BOOT_ID_SIZE,
@@ -26,17 +27,15 @@ import {
   PKRAM_NAME_MAX,
   PKRAM_REGIONS_MAX,
   REGION_ENTRY_SIZE,
-  REGION_OFF_PHYS,
-  REGION_OFF_SIZE,
 } from './abi.js';
 import { PkramError } from './errors.js';
 import { checkHandover, preservedRanges, readRegionList, regionListCrc } from './handover.js';
-import { initNodePage, PkramNode, setNodeNext } from './node.js';
-import type { PkramObject } from './object.js';
-import { sealPage } from './seal.js';
-import { LinkCursor } from './stream.js';
+import { type NodeOwner, PkramNode } from './node.js';
+import { RunList } from './runs.js';
+import { LinkCursor, pageWords, setWordsU64 } from './stream.js';
 import { consumeSuper, type PkramExpect, writeSuper } from './super.js';
-import { type NodeSummary, walkNode } from './walk.js';
+import { collectNodeBlocks, type NodeSummary, walkNode } from './walk.js';
+import { NodeWriter, sealNode } from './writer.js';
 
 /** Where PKRAM gets and returns pages (the kernel's page allocator). */
 export interface PkramPageSource {
@@ -107,12 +106,12 @@ interface NodeRecord {
   pfn: number;
   name: string;
   inherited: boolean;
+  /** Its blocks in the table, as runs: kept from the save (or attach's check), never walked again. */
+  runs: RunList[];
 }
 
 interface Rebuilt {
-  pfn: number;
-  relocated: number;
-  copies: Set<number>;
+  writer: NodeWriter;
   /** (pfn, order) pairs of owned folios that were copied; freed on commit. */
   oldOwned: number[];
 }
@@ -128,9 +127,11 @@ export class Pkram {
   readonly #disabled: string | null;
   #tree: KhoRadixTree;
   readonly #treeSource;
+  /** What nodes and objects may do here (node.ts): nothing of it is public. */
+  readonly #host: NodeOwner;
   /** Saved nodes: the preserved set, in node-list order. */
   #nodes: NodeRecord[] = [];
-  readonly #saving = new Map<string, PkramNode>();
+  readonly #saving = new Set<string>();
   /** Avoided pfn ranges as flat [start, end) pairs, sorted. */
   #avoid: number[] = [];
   /** Transient pfn ranges (never preserved), the same way. */
@@ -138,8 +139,10 @@ export class Pkram {
   #superPfn = 0;
   #regionPfn = 0;
   #metaPreserved = false;
+  /** The table's exact runs, as of a tree and its change count. */
+  #runs: { tree: KhoRadixTree; changes: number; runs: BlockRuns } | null = null;
 
-  /** @throws PkramError EINVAL (bad generation or boot id). */
+  /** @throws PkramError EINVAL (bad generation or boot id, a device whose views are not 4-byte aligned). */
   constructor(options: PkramOptions) {
     const { device, pages, generation, bootId } = options;
     if (!Number.isSafeInteger(generation) || generation < 0) {
@@ -148,39 +151,70 @@ export class Pkram {
     if (!(bootId instanceof Uint8Array) || bootId.length !== PKRAM_BOOT_ID_SIZE) {
       throw new PkramError('EINVAL', `boot id must be ${PKRAM_BOOT_ID_SIZE} bytes`);
     }
+    try {
+      checkDeviceViews(device);
+    } catch (err) {
+      throw new PkramError('EINVAL', messageOf(err), undefined, { cause: err });
+    }
     this.device = device;
     this.generation = generation;
     this.bootId = bootId.slice();
     this.#pages = pages;
     this.#disabled = options.disabled ?? null;
     this.#treeSource = {
-      allocPage: (): number => this._allocPage() * PAGE_SIZE,
+      allocPage: (): number => this.#allocPage() * PAGE_SIZE,
       freePage: (phys: number): void => this.#pages.freePages(phys / PAGE_SIZE, 0),
     };
     this.#tree = new KhoRadixTree(device, this.#treeSource);
+    this.#host = {
+      device,
+      check: () => this.#check(),
+      allocPage: () => this.#allocPage(),
+      free: (pfn, order) => this.#pages.freePages(pfn, order),
+      collides: (pfn, n) => pairsTouch(this.#avoid, pfn, n),
+      isTransient: (pfn, n) => pairsTouch(this.#transient, pfn, n),
+      isPreserved: (pfn, order) => this.#tree.isPreserved(pfn, order),
+      nodeSaved: (node, writer) => this.#nodeSaved(node, writer),
+      nodeDiscarded: (node) => {
+        this.#saving.delete(node.name);
+      },
+    };
   }
 
   /**
    * The successor's side: validates the predecessor's super block (magic,
    * version, crc, generation, boot id), its preserved-page table and every
    * node, and only then takes them over: the super block is marked consumed
-   * (a second attach is refused), the old table's pages are freed and a new
-   * table built. Loaded nodes' pages come back through `pages.freePages`.
-   * @throws PkramError ENODEV (no super block), EINVAL (stale), EFAULT (corrupt), ENOMEM.
+   * (a second attach is refused) and the table becomes this kernel's, in
+   * place (O(table pages), not O(blocks)), less the super block, the region
+   * list and any block no node references. Loaded nodes' pages come back
+   * through `pages.freePages`.
+   * @throws PkramError ENODEV (no super block), EINVAL (stale), EFAULT (corrupt).
    */
   static attach(options: PkramAttachOptions): Pkram {
     const { device, pages, superPfn, expect } = options;
-    const check = checkHandover(device, superPfn, expect);
     const pkram = new Pkram({
       device,
       pages,
       generation: options.generation ?? expect.generation + 1,
       bootId: options.bootId ?? randomBytes(PKRAM_BOOT_ID_SIZE),
     });
-    pkram.#nodes = check.nodes.map((n) => ({ pfn: n.pfn, name: n.name, inherited: true }));
-    pkram.#rebuildTable();
+    const check = checkHandover(device, superPfn, expect, pkram.#treeSource);
+    // Everything checked: from here on nothing fails.
+    const tree = check.tree as KhoRadixTree;
+    pkram.#tree = tree;
+    pkram.#nodes = check.nodes.map((n, i) => ({
+      pfn: n.pfn,
+      name: n.name,
+      inherited: true,
+      runs: check.nodeRuns[i],
+    }));
+    // Orphans stay reserved in this generation, but are not handed over again.
+    const orphans = check.orphanPages > 0 ? check.orphanBlocks() : [];
+    for (let i = 0; i < orphans.length; i += 2) tree.unpreserve(orphans[i], orphans[i + 1]);
+    tree.unpreserve(superPfn, 0);
+    if (check.sb.regionPfn !== 0) tree.unpreserve(check.sb.regionPfn, 0);
     consumeSuper(device, superPfn);
-    for (const phys of check.tablePhys) pages.freePages(phys / PAGE_SIZE, 0);
     if (check.sb.regionPfn !== 0) pages.freePages(check.sb.regionPfn, 0);
     pkram.#superPfn = superPfn;
     return pkram;
@@ -188,7 +222,7 @@ export class Pkram {
 
   /**
    * Reads a predecessor's PKRAM without taking it over (for `pkram ls`).
-   * @throws PkramError as attach, except ENOMEM.
+   * @throws PkramError as attach.
    */
   static inspect(
     device: MemoryDevice,
@@ -248,36 +282,49 @@ export class Pkram {
   }
 
   /**
+   * The preserved pages, the table's own included, as at most maxEntries
+   * coalesced ranges: what Pkram.preservedRanges reads back from the super
+   * block a finalize wrote, computed from the live table (one walk of it per
+   * change, O(its pages + runs)).
+   * @throws PkramError EINVAL (maxEntries not a positive integer).
+   */
+  preservedExtents(maxEntries: number): KhoExtent[] {
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+      throw new PkramError('EINVAL', `maxEntries ${maxEntries} is not a positive integer`);
+    }
+    return this.#exactRuns().extents([...this.#tree.metadataPages()], maxEntries);
+  }
+
+  /**
    * Starts saving a node.
    * @throws PkramError ENODEV, EINVAL (not a string, empty, not well-formed UTF-16),
    *   ENAMETOOLONG (over 256 bytes of UTF-8), EEXIST (saved or being saved), ENOMEM.
    */
   prepareSave(name: string): PkramNode {
-    this._check();
+    this.#check();
     const bytes = encodeName(name);
     if (this.#find(name) >= 0 || this.#saving.has(name)) {
       throw new PkramError('EEXIST', `node "${name}" already exists`);
     }
-    const pfn = this._allocPage();
-    initNodePage(this.device, pfn, bytes);
-    const node = new PkramNode(this, pfn, name, 'save', false);
-    this.#saving.set(name, node);
+    const node = new PkramNode(this.#host, name, false, new NodeWriter(this.#host, bytes), 0);
+    this.#saving.add(name);
     return node;
   }
 
   /**
    * Takes a saved node out of the preserved set to load it.
-   * @throws PkramError ENODEV, ENOENT (no saved node of that name), EINVAL (bad name).
+   * @throws PkramError ENODEV, ENOENT (no saved node of that name), EINVAL (bad name),
+   *   EFAULT (its pages are not all in the preserved-page table: nothing changed).
    */
   prepareLoad(name: string): PkramNode {
-    this._check();
+    this.#check();
     encodeName(name);
     const i = this.#find(name);
     if (i < 0) throw new PkramError('ENOENT', `no saved node "${name}"`);
     const rec = this.#nodes[i];
-    this.#unpreserveNode(rec.pfn);
+    this.#unpreserveRuns(rec.runs, rec.pfn);
     this.#nodes.splice(i, 1);
-    return new PkramNode(this, rec.pfn, rec.name, 'load', rec.inherited);
+    return new PkramNode(this.#host, rec.name, rec.inherited, null, rec.pfn);
   }
 
   /**
@@ -290,13 +337,13 @@ export class Pkram {
 
   /** The saved nodes' names, in node-list order, without walking them. @throws PkramError ENODEV. */
   names(): string[] {
-    this._check();
+    this.#check();
     return this.#nodes.map((r) => r.name);
   }
 
-  /** The saved nodes, in node-list order. @throws PkramError ENODEV. */
+  /** The saved nodes, in node-list order: a walk of every node, O(entries). @throws PkramError ENODEV. */
   list(): PkramNodeInfo[] {
-    this._check();
+    this.#check();
     const budget = { left: 2 * this.device.pages };
     return this.#nodes.map((r) => nodeInfo(walkNode(this.device, r.pfn, null, budget)));
   }
@@ -305,33 +352,32 @@ export class Pkram {
    * Writes (or refreshes) the node list, region list and super block, and
    * returns the super block pfn: the value of `pkram=<pfn>`. Call it again
    * after any later change; nodes still being saved are not included.
+   * O(nodes + table pages + preserved runs).
    * @throws PkramError ENODEV, ENOMEM.
    */
   finalize(): number {
-    this._check();
-    if (this.#superPfn === 0) this.#superPfn = this._allocPage();
-    if (this.#regionPfn === 0) this.#regionPfn = this._allocPage();
+    this.#check();
+    if (this.#superPfn === 0) this.#superPfn = this.#allocPage();
+    if (this.#regionPfn === 0) this.#regionPfn = this.#allocPage();
     if (!this.#metaPreserved) {
-      this.#preserveBlocks(this.#tree, [this.#superPfn, 0, this.#regionPfn, 0]);
+      this.#preserveAll(this.#tree, [pairList([this.#superPfn, 0, this.#regionPfn, 0])]);
       this.#metaPreserved = true;
     }
+    const { device } = this;
     const nodes = this.#nodes;
     for (let i = 0; i < nodes.length; i++) {
-      setNodeNext(this.device, nodes[i].pfn, i + 1 < nodes.length ? nodes[i + 1].pfn : 0);
+      const w = pageWords(device, nodes[i].pfn);
+      setWordsU64(w, NODE_OFF_NEXT_WORD, i + 1 < nodes.length ? nodes[i + 1].pfn : 0);
+      sealNode(device, nodes[i].pfn, w[NODE_OFF_FLAGS / 4]);
     }
-    let extents: KhoExtent[];
-    try {
-      extents = coalescedExtents(this.device, this.#tree.rootPhys, PKRAM_REGIONS_MAX);
-    } catch (err) {
-      throw new PkramError('EFAULT', `own preserved-page table: ${String(err)}`, 'table');
-    }
-    this.device.bytes(this.#regionPfn * PAGE_SIZE, PAGE_SIZE).fill(0);
-    const rv = this.device.view(this.#regionPfn * PAGE_SIZE, PAGE_SIZE);
+    const extents = this.preservedExtents(PKRAM_REGIONS_MAX);
+    const rw = pageWords(device, this.#regionPfn);
+    rw.fill(0);
     extents.forEach((x, i) => {
-      setU64(rv, i * REGION_ENTRY_SIZE + REGION_OFF_PHYS, x.phys);
-      setU64(rv, i * REGION_ENTRY_SIZE + REGION_OFF_SIZE, x.size);
+      setWordsU64(rw, (i * REGION_ENTRY_SIZE) / 4, x.phys);
+      setWordsU64(rw, (i * REGION_ENTRY_SIZE + 8) / 4, x.size);
     });
-    writeSuper(this.device, this.#superPfn, {
+    writeSuper(device, this.#superPfn, {
       generation: this.generation,
       bootId: this.bootId,
       nodePfn: nodes.length > 0 ? nodes[0].pfn : 0,
@@ -339,8 +385,8 @@ export class Pkram {
       nrRegions: extents.length,
       nrNodes: nodes.length,
       tableRoot: this.#tree.rootPhys,
-      tableCrc: treeChecksum(this.device, this.#tree.metadataPages()),
-      regionCrc: regionListCrc(this.device, this.#regionPfn, extents.length),
+      tableCrc: treeChecksum(device, this.#tree.metadataPages()),
+      regionCrc: regionListCrc(device, this.#regionPfn, extents.length),
     });
     return this.#superPfn;
   }
@@ -352,7 +398,7 @@ export class Pkram {
    * @throws PkramError ENODEV, EINVAL (a range that is not non-negative integers).
    */
   setAvoidRanges(ranges: readonly AvoidRange[]): void {
-    this._check();
+    this.#check();
     this.#avoid = pfnPairs(ranges);
   }
 
@@ -364,53 +410,60 @@ export class Pkram {
    * @throws PkramError ENODEV, EINVAL (a range that is not non-negative integers).
    */
   setTransientRanges(ranges: readonly AvoidRange[]): void {
-    this._check();
+    this.#check();
     this.#transient = pfnPairs(ranges);
   }
 
   /**
    * Moves every saved node, the super block, the region list and the table
    * off the avoided ranges (for a kexec load that comes after the save).
-   * A node that cannot be moved (ENOMEM) is left as it was.
+   * A node that cannot be moved (ENOMEM) is left as it was. When no
+   * preserved page touches an avoided range, no node is walked.
    * @throws PkramError ENODEV, ENOMEM.
    */
   relocateCollisions(): RelocateResult {
-    this._check();
+    this.#check();
     const out: RelocateResult = { nodes: 0, relocatedFolios: 0 };
     if (this.#avoid.length === 0) return out;
-    for (const rec of this.#nodes) {
-      if (!this.#nodeCollides(rec.pfn)) continue;
+    const runs = this.#exactRuns();
+    let touched = false;
+    for (let i = 0; i < runs.starts.length && !touched; i++) {
+      touched = pairsTouch(this.#avoid, runs.starts[i], runs.ends[i] - runs.starts[i]);
+    }
+    for (const rec of touched ? this.#nodes : []) {
+      if (!runsTouch(rec.runs, this.#avoid)) continue;
       const rebuilt = this.#rebuild(rec.pfn, rec.name, rec.inherited);
       // Carried-over folios are in both nodes: preserve only what is new, then unpreserve what went.
-      const oldBlocks = this.#nodeBlocks(rec.pfn);
-      const newBlocks = this.#nodeBlocks(rebuilt.pfn);
+      const oldBlocks = blockPairs(rec.runs);
+      const newBlocks = blockPairs(writerLists(rebuilt.writer));
       try {
-        this.#preserveBlocks(this.#tree, blocksMinus(newBlocks, oldBlocks));
+        this.#preserveAll(this.#tree, [pairList(blocksMinus(newBlocks, oldBlocks))]);
       } catch (err) {
-        this.#dropRebuild(rebuilt);
+        rebuilt.writer.freePages();
         throw err;
       }
       const gone = blocksMinus(oldBlocks, newBlocks);
       for (let i = 0; i < gone.length; i += 2) this.#tree.unpreserve(gone[i], gone[i + 1]);
       this.#commitRebuild(rec.pfn, rebuilt);
-      rec.pfn = rebuilt.pfn;
+      rec.pfn = rebuilt.writer.pfn;
+      rec.runs = writerLists(rebuilt.writer);
       out.nodes++;
-      out.relocatedFolios += rebuilt.relocated;
+      out.relocatedFolios += rebuilt.writer.relocatedFolios;
     }
     for (const which of ['super', 'region'] as const) {
       const pfn = which === 'super' ? this.#superPfn : this.#regionPfn;
-      if (pfn === 0 || !this._collides(pfn, 1)) continue;
+      if (pfn === 0 || !pairsTouch(this.#avoid, pfn, 1)) continue;
       if (this.#metaPreserved) {
         this.#tree.unpreserve(this.#superPfn, 0);
         this.#tree.unpreserve(this.#regionPfn, 0);
         this.#metaPreserved = false;
       }
-      this._free(pfn, 0);
+      this.#pages.freePages(pfn, 0);
       if (which === 'super') this.#superPfn = 0;
       else this.#regionPfn = 0;
     }
     for (const phys of this.#tree.metadataPages()) {
-      if (this._collides(phys / PAGE_SIZE, 1)) {
+      if (pairsTouch(this.#avoid, phys / PAGE_SIZE, 1)) {
         this.#rebuildTable();
         break;
       }
@@ -418,20 +471,20 @@ export class Pkram {
     return out;
   }
 
-  // --- for PkramNode and PkramObject ---
+  // --- internals ---
 
-  /** @internal @throws PkramError ENODEV when PKRAM is off. */
-  _check(): void {
+  /** @throws PkramError ENODEV when PKRAM is off. */
+  #check(): void {
     if (this.#disabled !== null) {
       throw new PkramError('ENODEV', `PKRAM is disabled (${this.#disabled})`);
     }
   }
 
   /**
-   * @internal One page for PKRAM's own use, outside avoided ranges and never pfn 0.
+   * One page for PKRAM's own use, outside avoided ranges and never pfn 0.
    * @throws PkramError ENOMEM, EINVAL (the page source returned garbage).
    */
-  _allocPage(): number {
+  #allocPage(): number {
     const rejects: number[] = [];
     try {
       for (;;) {
@@ -439,13 +492,15 @@ export class Pkram {
         try {
           pfn = this.#pages.allocPages(0);
         } catch (err) {
-          throw new PkramError('ENOMEM', `page allocator failed: ${String(err)}`);
+          throw new PkramError('ENOMEM', `page allocator failed: ${messageOf(err)}`, undefined, {
+            cause: err,
+          });
         }
         if (pfn === null) throw new PkramError('ENOMEM', 'no free page left for PKRAM');
         if (!Number.isSafeInteger(pfn) || pfn < 0 || pfn >= this.device.pages) {
           throw new PkramError('EINVAL', `page source returned pfn ${pfn}, outside the device`);
         }
-        if (pfn === 0 || this._collides(pfn, 1)) {
+        if (pfn === 0 || pairsTouch(this.#avoid, pfn, 1)) {
           rejects.push(pfn);
           continue;
         }
@@ -456,106 +511,71 @@ export class Pkram {
     }
   }
 
-  /** @internal */
-  _free(pfn: number, order: number): void {
-    this.#pages.freePages(pfn, order);
-  }
-
-  /** @internal Whether [pfn, pfn + n) touches an avoided range. */
-  _collides(pfn: number, n: number): boolean {
-    return pairsTouch(this.#avoid, pfn, n);
-  }
-
-  /** @internal Whether [pfn, pfn + n) touches memory that is never preserved. */
-  _isTransient(pfn: number, n: number): boolean {
-    return pairsTouch(this.#transient, pfn, n);
-  }
-
-  /** @internal */
-  _isPreserved(pfn: number, order: number): boolean {
-    return this.#tree.isPreserved(pfn, order);
-  }
-
-  /** @internal finishSave: relocate if needed, preserve, join the node list. */
-  _nodeSaved(node: PkramNode): void {
-    if (this.#nodeCollides(node.pfn)) {
-      const rebuilt = this.#rebuild(node.pfn, node.name, node.inherited);
+  /** finishSave: relocate if needed, preserve what the writer recorded, join the node list. */
+  #nodeSaved(node: PkramNode, writer: NodeWriter): { pfn: number; relocated: number } {
+    let saved = writer;
+    if (this.#avoid.length > 0 && runsTouch(writerLists(writer), this.#avoid)) {
+      const rebuilt = this.#rebuild(writer.pfn, node.name, node.inherited);
       try {
-        this.#preserveNode(this.#tree, rebuilt.pfn);
+        this.#preserveAll(this.#tree, writerLists(rebuilt.writer));
       } catch (err) {
-        this.#dropRebuild(rebuilt);
+        rebuilt.writer.freePages();
         throw err;
       }
-      this.#commitRebuild(node.pfn, rebuilt);
-      node.pfn = rebuilt.pfn;
-      node.relocatedFolios += rebuilt.relocated;
+      this.#commitRebuild(writer.pfn, rebuilt);
+      saved = rebuilt.writer;
     } else {
-      this.#preserveNode(this.#tree, node.pfn);
+      this.#preserveAll(this.#tree, writerLists(writer));
     }
     this.#saving.delete(node.name);
-    this.#nodes.push({ pfn: node.pfn, name: node.name, inherited: node.inherited });
+    const runs = writerLists(saved);
+    this.#nodes.push({ pfn: saved.pfn, name: node.name, inherited: node.inherited, runs });
+    return { pfn: saved.pfn, relocated: saved === writer ? 0 : saved.relocatedFolios };
   }
-
-  /** @internal */
-  _nodeDiscarded(node: PkramNode): void {
-    this.#saving.delete(node.name);
-  }
-
-  /** @internal */
-  _nodeLoaded(_node: PkramNode): void {}
-
-  /**
-   * @internal Frees a node's node, object, link and data pages, and the folios
-   * `freeFolio` picks (default: PKRAM's own relocated copies).
-   */
-  _freeNodePages(
-    pfn: number,
-    inherited: boolean,
-    freeFolio: (pfn: number, order: number, flags: number) => boolean = (_p, _o, flags) =>
-      inherited || (flags & PKRAM_ENTRY_FL_RELOCATED) !== 0,
-  ): void {
-    const blocks: number[] = [];
-    walkNode(
-      this.device,
-      pfn,
-      (p, order, kind, flags) => {
-        if (kind !== 'folio' || freeFolio(p, order, flags)) blocks.push(p, order);
-      },
-      { left: 2 * this.device.pages },
-    );
-    for (let i = 0; i < blocks.length; i += 2) this.#pages.freePages(blocks[i], blocks[i + 1]);
-  }
-
-  // --- internals ---
 
   #find(name: string): number {
     return this.#nodes.findIndex((n) => n.name === name);
   }
 
-  #nodeBlocks(pfn: number): number[] {
-    const blocks: number[] = [];
-    walkNode(this.device, pfn, (p, order) => blocks.push(p, order), {
-      left: 2 * this.device.pages,
-    });
-    return blocks;
-  }
-
-  #nodeCollides(pfn: number): boolean {
-    if (this.#avoid.length === 0) return false;
-    const blocks = this.#nodeBlocks(pfn);
-    for (let i = 0; i < blocks.length; i += 2) {
-      if (this._collides(blocks[i], 2 ** blocks[i + 1])) return true;
+  /** The exact runs of the table's blocks (its own pages not included), walked once per change. */
+  #exactRuns(): BlockRuns {
+    const tree = this.#tree;
+    const cached = this.#runs;
+    if (cached !== null && cached.tree === tree && cached.changes === tree.changes) {
+      return cached.runs;
     }
-    return false;
+    const runs = new BlockRuns();
+    try {
+      KhoRadixTree.walkRuns(this.device, tree.rootPhys, (pfn, blocks, order) =>
+        runs.addPages(pfn, blocks * 2 ** order),
+      );
+    } catch (err) {
+      throw new PkramError('EFAULT', `own preserved-page table: ${messageOf(err)}`, 'table', {
+        cause: err,
+      });
+    }
+    runs.close();
+    this.#runs = { tree, changes: tree.changes, runs };
+    return runs;
   }
 
-  /** Preserves (pfn, order) pairs in `tree`, all or nothing. */
-  #preserveBlocks(tree: KhoRadixTree, blocks: number[]): void {
+  /** Preserves every run of `lists` in `tree`, all or nothing. */
+  #preserveAll(tree: KhoRadixTree, lists: readonly RunList[]): void {
+    let li = 0;
     let i = 0;
     try {
-      for (; i < blocks.length; i += 2) tree.preserve(blocks[i], blocks[i + 1]);
+      for (; li < lists.length; li++) {
+        const { pfns, blocks, orders, length } = lists[li];
+        for (i = 0; i < length; i++) tree.preserveRun(pfns[i], blocks[i], orders[i]);
+      }
     } catch (err) {
-      for (let j = 0; j < i; j += 2) tree.unpreserve(blocks[j], blocks[j + 1]);
+      const failed = `pfn ${lists[li].pfns[i]} order ${lists[li].orders[i]}`;
+      for (let k = 0; k <= li; k++) {
+        const l = lists[k];
+        for (let j = 0; j < (k < li ? l.length : i); j++) {
+          tree.unpreserveRun(l.pfns[j], l.blocks[j], l.orders[j]);
+        }
+      }
       if (err instanceof KhoError) {
         // PKRAM's own page source refused: that is the error, not KHO's wrapper.
         if (err.cause instanceof PkramError) throw err.cause;
@@ -564,7 +584,7 @@ export class Pkram {
         }
         throw new PkramError(
           'EINVAL',
-          `pfn ${blocks[i]} order ${blocks[i + 1]} cannot be preserved (saved twice?): ${err.message}`,
+          `${failed} cannot be preserved (saved twice?): ${err.message}`,
           undefined,
           { cause: err },
         );
@@ -573,21 +593,37 @@ export class Pkram {
     }
   }
 
-  #preserveNode(tree: KhoRadixTree, pfn: number): void {
-    this.#preserveBlocks(tree, this.#nodeBlocks(pfn));
+  /**
+   * Takes a node's runs out of the table, all or nothing: they were put
+   * there by this kernel or checked at attach, so a miss means the table
+   * was damaged since.
+   * @throws PkramError EFAULT (nothing changed).
+   */
+  #unpreserveRuns(lists: readonly RunList[], pfn: number): void {
+    const done: [RunList, number][] = [];
+    try {
+      for (const l of lists) {
+        for (let i = 0; i < l.length; i++) {
+          this.#tree.unpreserveRun(l.pfns[i], l.blocks[i], l.orders[i]);
+          done.push([l, i]);
+        }
+      }
+    } catch (err) {
+      for (const [l, i] of done) this.#tree.preserveRun(l.pfns[i], l.blocks[i], l.orders[i]);
+      throw new PkramError('EFAULT', `node at pfn ${pfn}: ${messageOf(err)}`, 'metadata', {
+        cause: err,
+      });
+    }
   }
 
-  #unpreserveNode(pfn: number): void {
-    const blocks = this.#nodeBlocks(pfn);
-    for (let i = 0; i < blocks.length; i += 2) this.#tree.unpreserve(blocks[i], blocks[i + 1]);
-  }
-
-  /** Builds the table afresh from the saved nodes (attach; table pages in an avoided range). */
+  /** Builds the table afresh from the saved nodes (table pages in an avoided range). */
   #rebuildTable(): void {
     const fresh = new KhoRadixTree(this.device, this.#treeSource);
     try {
-      for (const rec of this.#nodes) this.#preserveNode(fresh, rec.pfn);
-      if (this.#metaPreserved) this.#preserveBlocks(fresh, [this.#superPfn, 0, this.#regionPfn, 0]);
+      for (const rec of this.#nodes) this.#preserveAll(fresh, rec.runs);
+      if (this.#metaPreserved) {
+        this.#preserveAll(fresh, [pairList([this.#superPfn, 0, this.#regionPfn, 0])]);
+      }
     } catch (err) {
       fresh.clear();
       throw err;
@@ -604,62 +640,87 @@ export class Pkram {
    */
   #rebuild(oldPfn: number, name: string, inherited: boolean): Rebuilt {
     const device = this.device;
-    const newPfn = this._allocPage();
-    initNodePage(device, newPfn, encoder.encode(name));
-    const flags = device.view(oldPfn * PAGE_SIZE, PAGE_SIZE).getUint32(NODE_OFF_FLAGS, true);
-    device.view(newPfn * PAGE_SIZE, PAGE_SIZE).setUint32(NODE_OFF_FLAGS, flags, true);
-    const fresh = new PkramNode(this, newPfn, name, 'save', inherited);
-    const objects: PkramObject[] = [];
+    const writer = new NodeWriter(this.#host, encoder.encode(name));
     const oldOwned: number[] = [];
-    const copiesOf = (): Set<number> => new Set(objects.flatMap((o) => o._copies));
     try {
       const summary = walkNode(device, oldPfn, null, { left: 2 * device.pages });
       for (const os of summary.objects) {
-        const obj = fresh.prepareSaveObj();
-        objects.push(obj);
-        const ov = device.view(os.pfn * PAGE_SIZE, PAGE_SIZE);
-        const folios = new LinkCursor(device, getU64(ov, OBJ_OFF_FOLIO_HEAD));
-        for (let e = folios.next(); e !== null; e = folios.next()) {
-          const owned = inherited || (e.flags & PKRAM_ENTRY_FL_RELOCATED) !== 0;
-          if (this._collides(e.pfn, 2 ** e.order)) {
-            obj._saveCopy(e.pfn, e.order, e.index);
-            if (owned) oldOwned.push(e.pfn, e.order);
-          } else {
-            obj._append(e.pfn, e.order, e.flags, e.index);
+        const obj = writer.beginObject();
+        try {
+          const ow = pageWords(device, os.pfn);
+          const folios = new LinkCursor(device, wordsAt(ow, OBJ_OFF_FOLIO_HEAD));
+          for (let e = folios.next(); e !== null; e = folios.next()) {
+            const owned = inherited || (e.flags & PKRAM_ENTRY_FL_RELOCATED) !== 0;
+            if (pairsTouch(this.#avoid, e.pfn, 2 ** e.order)) {
+              obj.saveCopy(e.pfn, e.order, e.index);
+              if (owned) oldOwned.push(e.pfn, e.order);
+            } else {
+              obj.append(e.pfn, e.order, e.flags, e.index);
+            }
           }
+          const data = new LinkCursor(device, wordsAt(ow, OBJ_OFF_BYTE_HEAD));
+          let left = os.bytes;
+          for (let e = data.next(); e !== null && left > 0; e = data.next()) {
+            const n = Math.min(left, PAGE_SIZE);
+            obj.write(device.bytes(e.pfn * PAGE_SIZE, n));
+            left -= n;
+          }
+        } finally {
+          obj.close();
         }
-        const data = new LinkCursor(device, getU64(ov, OBJ_OFF_BYTE_HEAD));
-        let left = os.bytes;
-        for (let e = data.next(); e !== null && left > 0; e = data.next()) {
-          const n = Math.min(left, PAGE_SIZE);
-          obj.write(device.bytes(e.pfn * PAGE_SIZE, n));
-          left -= n;
-        }
-        obj.finishSaveObj();
       }
     } catch (err) {
-      for (const o of objects) o._close();
-      this.#dropRebuild({ pfn: newPfn, relocated: 0, copies: copiesOf(), oldOwned });
+      writer.freePages();
       throw err;
     }
-    sealPage(device, newPfn, 'node');
-    return { pfn: newPfn, relocated: fresh.relocatedFolios, copies: copiesOf(), oldOwned };
-  }
-
-  /** Frees a rebuilt node that will not be used: its pages and the copies it made. */
-  #dropRebuild(r: Rebuilt): void {
-    this._freeNodePages(
-      r.pfn,
-      false,
-      (p, _o, flags) => (flags & PKRAM_ENTRY_FL_RELOCATED) !== 0 && r.copies.has(p),
-    );
+    sealNode(device, writer.pfn, pageWords(device, oldPfn)[NODE_OFF_FLAGS / 4]);
+    return { writer, oldOwned };
   }
 
   /** Frees the node a rebuild replaced: its own pages and the owned folios that were copied. */
   #commitRebuild(oldPfn: number, r: Rebuilt): void {
-    this._freeNodePages(oldPfn, false, () => false);
-    for (let i = 0; i < r.oldOwned.length; i += 2) this._free(r.oldOwned[i], r.oldOwned[i + 1]);
+    const own = new RunList();
+    collectNodeBlocks(this.device, oldPfn, own, false);
+    const pairs = own.blockPairs();
+    for (let i = 0; i < pairs.length; i += 2) this.#pages.freePages(pairs[i], pairs[i + 1]);
+    for (let i = 0; i < r.oldOwned.length; i += 2) {
+      this.#pages.freePages(r.oldOwned[i], r.oldOwned[i + 1]);
+    }
   }
+}
+
+const NODE_OFF_NEXT_WORD = NODE_OFF_NEXT / 4;
+
+function wordsAt(w: Uint32Array, off: number): number {
+  return w[off / 4 + 1] * 2 ** 32 + w[off / 4];
+}
+
+function writerLists(w: NodeWriter): RunList[] {
+  return [w.meta, w.copies, w.folios];
+}
+
+/** Every block of `lists`, as (pfn, order) pairs. */
+function blockPairs(lists: readonly RunList[]): number[] {
+  const out: number[] = [];
+  for (const l of lists) l.blockPairs(out);
+  return out;
+}
+
+/** Whether a run of `lists` touches one of the sorted avoided pairs. */
+function runsTouch(lists: readonly RunList[], avoid: readonly number[]): boolean {
+  for (const l of lists) {
+    for (let i = 0; i < l.length; i++) {
+      if (pairsTouch(avoid, l.pfns[i], l.blocks[i] * 2 ** l.orders[i])) return true;
+    }
+  }
+  return false;
+}
+
+/** (pfn, order) pairs as a RunList. */
+function pairList(pairs: readonly number[]): RunList {
+  const l = new RunList();
+  for (let i = 0; i < pairs.length; i += 2) l.add(pairs[i], pairs[i + 1]);
+  return l;
 }
 
 /** The (pfn, order) pairs of `a` that are not in `b`. */

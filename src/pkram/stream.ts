@@ -5,10 +5,13 @@
  * Counts are written as each entry is appended, so the chain in the device is
  * walkable at any moment (discard, relocation, a crash of the program); each
  * page is sealed (seal.ts) once the next one is linked or the writer is sealed.
+ *
+ * Pages are read and written as 32-bit words (the project's hosts are
+ * little-endian, and Pkram checks the device's views are 4-byte aligned): an
+ * entry costs a few typed-array loads or stores, no object and no DataView.
  */
 
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
-import { getU64, setU64 } from './_u64.js';
 import {
   LINK_ENTRY_OFF_INDEX,
   LINK_ENTRY_SIZE,
@@ -24,6 +27,16 @@ import {
 import { PkramError } from './errors.js';
 import { sealPage } from './seal.js';
 
+const PAGE_WORDS = PAGE_SIZE / 4;
+const W_MAGIC = LINK_OFF_MAGIC / 4;
+const W_COUNT = LINK_OFF_COUNT / 4;
+const W_NEXT = LINK_OFF_NEXT / 4;
+const W_ENTRIES = LINK_OFF_ENTRIES / 4;
+const W_ENTRY = LINK_ENTRY_SIZE / 4;
+const W_INDEX = LINK_ENTRY_OFF_INDEX / 4;
+const TWO_POW_20 = 2 ** 20;
+const TWO_POW_32 = 2 ** 32;
+
 /** One decoded link entry. */
 export interface LinkEntry {
   pfn: number;
@@ -32,45 +45,90 @@ export interface LinkEntry {
   index: number;
 }
 
-/** Formats a fresh link page at pfn. */
-export function initLinkPage(device: MemoryDevice, pfn: number): void {
-  const view = device.view(pfn * PAGE_SIZE, LINK_OFF_ENTRIES);
-  view.setUint32(LINK_OFF_MAGIC, PKRAM_LINK_MAGIC, true);
-  view.setUint32(LINK_OFF_COUNT, 0, true);
-  setU64(view, LINK_OFF_NEXT, 0);
+/** The 32-bit words of page pfn (a view: no copy). */
+export function pageWords(device: MemoryDevice, pfn: number): Uint32Array {
+  const b = device.bytes(pfn * PAGE_SIZE, PAGE_SIZE);
+  return new Uint32Array(b.buffer, b.byteOffset, PAGE_WORDS);
+}
+
+/** The u64 at word w as a number (exact below 2^53). */
+export function wordsU64(w: Uint32Array, at: number): number {
+  return w[at + 1] * TWO_POW_32 + w[at];
+}
+
+/** Stores a non-negative integer below 2^53 at word w. */
+export function setWordsU64(w: Uint32Array, at: number, value: number): void {
+  // `>>> 0` is the value modulo 2^32 (ToUint32), without a libm fmod call as `%` on doubles.
+  const lo = value >>> 0;
+  w[at] = lo;
+  w[at + 1] = (value - lo) / TWO_POW_32;
+}
+
+/** A link page's entry count as stored (callers bound it). */
+export function linkCount(w: Uint32Array): number {
+  return w[W_COUNT];
+}
+
+/** A link page's next pointer. */
+export function linkNext(w: Uint32Array): number {
+  return wordsU64(w, W_NEXT);
+}
+
+/** Whether the page carries the link magic. */
+export function isLinkPage(w: Uint32Array): boolean {
+  return w[W_MAGIC] === PKRAM_LINK_MAGIC;
+}
+
+/** Word of entry i's low half (`phys | flags | order`, low 32 bits). */
+export function entryLo(w: Uint32Array, i: number): number {
+  return w[W_ENTRIES + i * W_ENTRY];
+}
+
+/** Entry i's pfn: phys / 4096 from the two halves, without a 64-bit integer. */
+export function entryPfn(w: Uint32Array, i: number): number {
+  const at = W_ENTRIES + i * W_ENTRY;
+  return w[at + 1] * TWO_POW_20 + (w[at] >>> 12);
+}
+
+/** Entry i's mapping index (or data page number). */
+export function entryIndex(w: Uint32Array, i: number): number {
+  return wordsU64(w, W_ENTRIES + i * W_ENTRY + W_INDEX);
 }
 
 /** Reads entry i of a link page without validation (the walker validates). */
-export function readEntry(view: DataView, i: number, out: LinkEntry): LinkEntry {
-  const off = LINK_OFF_ENTRIES + i * LINK_ENTRY_SIZE;
-  const lo = view.getUint32(off, true);
-  const hi = view.getUint32(off + 4, true);
+export function readEntry(w: Uint32Array, i: number, out: LinkEntry): LinkEntry {
+  const lo = entryLo(w, i);
   out.order = lo & PKRAM_ENTRY_ORDER_MASK;
   out.flags = lo & PKRAM_ENTRY_FLAGS_MASK;
-  out.pfn = hi * 2 ** 20 + ((lo >>> 12) >>> 0);
-  out.index = getU64(view, off + LINK_ENTRY_OFF_INDEX);
+  out.pfn = entryPfn(w, i);
+  out.index = entryIndex(w, i);
   return out;
+}
+
+/** Formats a fresh link page at pfn and returns its words. */
+function initLinkPage(device: MemoryDevice, pfn: number): Uint32Array {
+  const w = pageWords(device, pfn);
+  w.fill(0, 0, W_ENTRIES);
+  w[W_MAGIC] = PKRAM_LINK_MAGIC;
+  return w;
 }
 
 /**
  * Appends entries to a chain, allocating link pages on demand. The chain's
- * head pointer lives in the owner's page; `onNewHead` stores it there.
+ * head pointer lives in the owner's page; `onNewPage` stores it there (the
+ * first page) and records every page the chain takes.
  */
 export class LinkWriter {
   head = 0;
   #tail = 0;
   #count = 0;
-  /**
-   * The tail link page's words, kept while it is the tail: PKRAM's own page,
-   * never lent out, so the view stays valid; an append then allocates
-   * nothing (a DataView per entry was most of a save's garbage collections).
-   */
+  /** The tail link page's words, kept while it is the tail: PKRAM's own page, never lent out. */
   #words: Uint32Array | null = null;
 
   constructor(
     private readonly device: MemoryDevice,
     private readonly allocPage: () => number,
-    private readonly onNewHead: (pfn: number) => void,
+    private readonly onNewPage: (pfn: number, first: boolean) => void,
   ) {}
 
   /**
@@ -78,30 +136,30 @@ export class LinkWriter {
    * @throws PkramError ENOMEM when a new link page is needed and none is left (nothing appended).
    */
   append(pfn: number, order: number, flags: number, index: number): void {
-    if (this.#tail === 0 || this.#count === PKRAM_LINK_ENTRIES) {
-      const page = this.allocPage();
-      initLinkPage(this.device, page);
-      if (this.#tail === 0) {
-        this.head = page;
-        this.onNewHead(page);
-      } else {
-        setU64(this.device.view(this.#tail * PAGE_SIZE, LINK_OFF_ENTRIES), LINK_OFF_NEXT, page);
-        sealPage(this.device, this.#tail, 'link');
-      }
-      this.#tail = page;
-      this.#count = 0;
-      const bytes = this.device.bytes(page * PAGE_SIZE, PAGE_SIZE);
-      this.#words = new Uint32Array(bytes.buffer, bytes.byteOffset, PAGE_SIZE / 4);
-    }
+    if (this.#count === PKRAM_LINK_ENTRIES || this.#words === null) this.#newPage();
     const w = this.#words as Uint32Array;
-    const at = (LINK_OFF_ENTRIES + this.#count * LINK_ENTRY_SIZE) / 4;
-    // Little-endian words (the project's hosts): pfn * 4096 as lo/hi without a 64-bit integer.
-    w[at] = ((pfn % 2 ** 20) * PAGE_SIZE + flags + order) >>> 0;
-    w[at + 1] = Math.floor(pfn / 2 ** 20);
-    w[at + LINK_ENTRY_OFF_INDEX / 4] = index % 2 ** 32;
-    w[at + LINK_ENTRY_OFF_INDEX / 4 + 1] = Math.floor(index / 2 ** 32);
-    this.#count++;
-    w[LINK_OFF_COUNT / 4] = this.#count;
+    const at = W_ENTRIES + this.#count * W_ENTRY;
+    // pfn * 4096 as lo/hi words without a 64-bit integer: `<<` keeps pfn's low 20 bits.
+    w[at] = ((pfn << 12) | flags | order) >>> 0;
+    w[at + 1] = Math.floor(pfn / TWO_POW_20);
+    setWordsU64(w, at + W_INDEX, index);
+    w[W_COUNT] = ++this.#count;
+  }
+
+  #newPage(): void {
+    const page = this.allocPage();
+    const words = initLinkPage(this.device, page);
+    if (this.#tail === 0) {
+      this.head = page;
+      this.onNewPage(page, true);
+    } else {
+      setWordsU64(this.#words as Uint32Array, W_NEXT, page);
+      sealPage(this.device, this.#tail, 'link');
+      this.onNewPage(page, false);
+    }
+    this.#tail = page;
+    this.#count = 0;
+    this.#words = words;
   }
 
   /** Seals the last link page (the others were sealed as the chain grew). */
@@ -118,7 +176,7 @@ export class LinkCursor {
   #pfn: number;
   #idx = 0;
   #count = 0;
-  #view: DataView | null = null;
+  #words: Uint32Array | null = null;
   readonly #entry: LinkEntry = { pfn: 0, order: 0, flags: 0, index: 0 };
 
   constructor(
@@ -133,19 +191,19 @@ export class LinkCursor {
    * @throws PkramError EFAULT when a link page is not one.
    */
   next(): LinkEntry | null {
-    while (this.#view === null || this.#idx >= this.#count) {
-      if (this.#view !== null) this.#pfn = getU64(this.#view, LINK_OFF_NEXT);
+    while (this.#words === null || this.#idx >= this.#count) {
+      if (this.#words !== null) this.#pfn = linkNext(this.#words);
       if (this.#pfn === 0) return null;
       if (!Number.isSafeInteger(this.#pfn) || this.#pfn >= this.device.pages) {
         throw new PkramError('EFAULT', `link page pfn ${this.#pfn} is outside the device`);
       }
-      this.#view = this.device.view(this.#pfn * PAGE_SIZE, PAGE_SIZE);
-      if (this.#view.getUint32(LINK_OFF_MAGIC, true) !== PKRAM_LINK_MAGIC) {
+      this.#words = pageWords(this.device, this.#pfn);
+      if (!isLinkPage(this.#words)) {
         throw new PkramError('EFAULT', `pfn ${this.#pfn} is not a link page`, 'metadata');
       }
-      this.#count = Math.min(this.#view.getUint32(LINK_OFF_COUNT, true), PKRAM_LINK_ENTRIES);
+      this.#count = Math.min(linkCount(this.#words), PKRAM_LINK_ENTRIES);
       this.#idx = 0;
     }
-    return readEntry(this.#view, this.#idx++, this.#entry);
+    return readEntry(this.#words, this.#idx++, this.#entry);
   }
 }
