@@ -55,6 +55,14 @@ export interface KhoExtent {
   size: number;
 }
 
+/**
+ * "No cached leaf / parent": stand-ins rather than null, so these fields keep
+ * one type and the tree one hidden class (a field going from null to a view
+ * makes V8 drop the code it optimized for the tree).
+ */
+const NO_BITS = new Uint8Array(0);
+const NO_VIEW: DataView = new DataView(new ArrayBuffer(0));
+
 /** 2^i for i in 0..53, exact. */
 const POW2 = new Float64Array(KHO_ORDER_0_LOG2 + 2).map((_, i) => 2 ** i);
 const TWO_POW_32 = 2 ** 32;
@@ -94,10 +102,10 @@ export class KhoRadixTree {
   /** A leaf key found absent, and the change count it was absent at. */
   #missLeafKey = -1;
   #missChanges = -1;
-  #cacheBits: Uint8Array | null = null;
+  #cacheBits: Uint8Array = NO_BITS;
   /** The level-1 node last passed (parent of up to 512 leaves), so a leaf miss rarely walks from the root. */
   #l1Key = -1;
-  #l1View: DataView | null = null;
+  #l1View: DataView = NO_VIEW;
 
   /** Scratch for the last descent: node phys per depth and the slot taken in it. */
   readonly #pathPhys = new Float64Array(DEPTH);
@@ -132,7 +140,7 @@ export class KhoRadixTree {
     const key = this.#key(pfn, order);
     const leafKey = Math.floor(key / KHO_BITMAP_BITS);
     const bit = key - leafKey * KHO_BITMAP_BITS;
-    const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits! : this.#leaf(leafKey, true)!;
+    const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits : this.#leaf(leafKey, true)!;
     const mask = 1 << (bit & 7);
     const byte = bit >>> 3;
     if ((bits[byte] & mask) !== 0) {
@@ -183,7 +191,7 @@ export class KhoRadixTree {
         const leafKey = Math.floor(key / KHO_BITMAP_BITS);
         const bit = key - leafKey * KHO_BITMAP_BITS;
         const n = Math.min(blocks - done, KHO_BITMAP_BITS - bit);
-        const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits! : this.#leaf(leafKey, true)!;
+        const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits : this.#leaf(leafKey, true)!;
         if (anyBitSet(bits, bit, bit + n)) {
           throw new KhoError(
             'EEXIST',
@@ -228,7 +236,7 @@ export class KhoRadixTree {
       const leafKey = Math.floor(key / KHO_BITMAP_BITS);
       const bit = key - leafKey * KHO_BITMAP_BITS;
       const n = Math.min(blocks - done, KHO_BITMAP_BITS - bit);
-      const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits! : this.#leaf(leafKey, false)!;
+      const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits : this.#leaf(leafKey, false)!;
       setBits(bits, bit, bit + n, 0);
       this.#byOrder[order] -= n;
       this.#changes++;
@@ -409,7 +417,7 @@ export class KhoRadixTree {
     const l1Key = Math.floor(leafKey / KHO_TABLE_ENTRIES);
     if (l1Key === this.#l1Key) {
       const off = (leafKey - l1Key * KHO_TABLE_ENTRIES) * KHO_TABLE_ENTRY_SIZE;
-      const view = this.#l1View!;
+      const view = this.#l1View;
       leaf = view.getUint32(off, true) + view.getUint32(off + 4, true) * TWO_POW_32;
       // The cached parent is current (a freed node clears it): an empty slot is an absent leaf.
       if (leaf === 0 && !create) return null;
@@ -432,7 +440,7 @@ export class KhoRadixTree {
       this.#root = this.#allocNode();
     }
     let node = this.#root;
-    let view: DataView | null = null;
+    let view = NO_VIEW;
     for (let depth = 0; depth < DEPTH - 1; depth++) {
       const level = KHO_INNER_LEVELS - depth;
       const idx = Math.floor(leafKey / SLOT_LEAVES[level]) % KHO_TABLE_ENTRIES;
@@ -528,9 +536,9 @@ export class KhoRadixTree {
   #invalidate(): void {
     this.#cacheLeafKey = -1;
     this.#cacheSlot = -1;
-    this.#cacheBits = null;
+    this.#cacheBits = NO_BITS;
     this.#l1Key = -1;
-    this.#l1View = null;
+    this.#l1View = NO_VIEW;
   }
 }
 
@@ -569,6 +577,12 @@ const ZERO_CHUNK = Buffer.alloc(CHUNK_BYTES);
 
 function zeroChunk(page: Uint8Array, at: number): boolean {
   return ZERO_CHUNK.compare(page, at, at + CHUNK_BYTES) === 0;
+}
+
+const FULL_CHUNK = Buffer.alloc(CHUNK_BYTES, 0xff);
+
+function fullChunk(page: Uint8Array, at: number): boolean {
+  return FULL_CHUNK.compare(page, at, at + CHUNK_BYTES) === 0;
 }
 
 /**
@@ -698,10 +712,25 @@ function scanLeaf(
     runLen = 0;
   };
   for (let w = 0; w < PAGE_WORDS; w++) {
-    if (w % (CHUNK_BYTES / 4) === 0 && zeroChunk(page, w * 4)) {
-      flush();
-      w += CHUNK_BYTES / 4 - 1;
-      continue;
+    if (w % (CHUNK_BYTES / 4) === 0) {
+      if (zeroChunk(page, w * 4)) {
+        flush();
+        w += CHUNK_BYTES / 4 - 1;
+        continue;
+      }
+      // A densely preserved chunk (2048 blocks) costs one memcmp too, not 64 steps.
+      if (fullChunk(page, w * 4)) {
+        const key0 = keyBase + w * 32;
+        if (runLen > 0 && runKey + runLen === key0) runLen += CHUNK_BYTES * 8;
+        else {
+          flush();
+          runKey = key0;
+          runLen = CHUNK_BYTES * 8;
+        }
+        bits += CHUNK_BYTES * 8;
+        w += CHUNK_BYTES / 4 - 1;
+        continue;
+      }
     }
     let word = words[w];
     const key0 = keyBase + w * 32;

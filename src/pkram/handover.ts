@@ -21,7 +21,7 @@ import { PKRAM_NODE_FL_SAVED, REGION_ENTRY_SIZE, REGION_OFF_PHYS, REGION_OFF_SIZ
 import { PkramError } from './errors.js';
 import { RunList } from './runs.js';
 import { type PkramExpect, readSuper, type SuperBlock } from './super.js';
-import { type BlockKind, type BlockSink, type NodeSummary, nodeNext, walkNode } from './walk.js';
+import { type NodeSummary, nodeNext, walkNode } from './walk.js';
 
 export interface HandoverCheck {
   sb: SuperBlock;
@@ -70,17 +70,6 @@ function firstOther(state: Uint8Array, start: number, end: number, value: number
     for (let i = at; i < at + n; i++) if (state[i] !== value) return i;
   }
   return -1;
-}
-
-/** Collects a node's runs as walkNode gives its blocks: its own pages, and its folios. */
-class NodeRuns implements BlockSink {
-  readonly meta = new RunList();
-  readonly folios = new RunList();
-
-  block(pfn: number, order: number, kind: BlockKind): void {
-    if (kind === 'folio') this.folios.add(pfn, order);
-    else this.meta.add(pfn, order);
-  }
 }
 
 /**
@@ -246,7 +235,7 @@ export function checkHandover(
         'metadata',
       );
     }
-    const r = new NodeRuns();
+    const r = { meta: new RunList(), folios: new RunList() };
     const node = walkNode(device, pfn, r, budget);
     if ((node.flags & PKRAM_NODE_FL_SAVED) === 0) {
       throw new PkramError('EFAULT', `node "${node.name}" on the list was never saved`, 'metadata');

@@ -23,6 +23,7 @@ import {
   LinkCursor,
   linkCount,
   linkNext,
+  NO_BYTES,
   pageWords,
   wordsU64,
 } from './stream.js';
@@ -103,12 +104,12 @@ export class PkramObject {
   /** Saving. */
   readonly #writer: ObjectWriter | null;
   // Loading.
-  #folioCursor: LinkCursor | null = null;
-  #byteCursor: LinkCursor | null = null;
+  #folioCursor: LinkCursor;
+  #byteCursor: LinkCursor;
   #bytes = 0;
   #bytesLeft = 0;
   #taken = 0;
-  #data: Uint8Array | null = null;
+  #data: Uint8Array = NO_BYTES;
   #dataOff = PAGE_SIZE;
 
   /** @internal Made by PkramNode.prepareSaveObj (with its writer) / prepareLoadObj (without). */
@@ -118,12 +119,18 @@ export class PkramObject {
     this.pfn = pfn;
     this.#writer = writer;
     this.#state = writer !== null ? 'saving' : 'loading';
-    if (writer === null) {
-      const w = pageWords(this.#device, pfn);
-      this.#folioCursor = new LinkCursor(this.#device, wordsU64(w, OBJ_OFF_FOLIO_HEAD / 4));
-      this.#byteCursor = new LinkCursor(this.#device, wordsU64(w, OBJ_OFF_BYTE_HEAD / 4));
-      this.#bytes = this.#bytesLeft = wordsU64(w, OBJ_OFF_BYTE_LEN / 4);
-    }
+    // Both modes set every field, so saving and loading objects share one hidden class.
+    const w = pageWords(this.#device, pfn);
+    const loading = writer === null;
+    this.#folioCursor = new LinkCursor(
+      this.#device,
+      loading ? wordsU64(w, OBJ_OFF_FOLIO_HEAD / 4) : 0,
+    );
+    this.#byteCursor = new LinkCursor(
+      this.#device,
+      loading ? wordsU64(w, OBJ_OFF_BYTE_HEAD / 4) : 0,
+    );
+    this.#bytes = this.#bytesLeft = loading ? wordsU64(w, OBJ_OFF_BYTE_LEN / 4) : 0;
   }
 
   /**
@@ -144,7 +151,7 @@ export class PkramObject {
     if (!Number.isInteger(order) || order < 0 || order > PKRAM_MAX_ORDER) {
       throw new PkramError('EINVAL', `folio order ${order} is not in 0..${PKRAM_MAX_ORDER}`);
     }
-    const size = 2 ** order;
+    const size = 1 << order;
     if (
       !Number.isSafeInteger(pfn) ||
       pfn < 0 ||
@@ -197,7 +204,7 @@ export class PkramObject {
    */
   loadFolio(): LoadedFolio | null {
     this.#expect('loading', 'loadFolio');
-    const e = (this.#folioCursor as LinkCursor).next();
+    const e = this.#folioCursor.next();
     if (e === null) return null;
     this.#taken++;
     return { folio: { pfn: e.pfn, order: e.order }, index: e.index };
@@ -214,14 +221,14 @@ export class PkramObject {
     let done = 0;
     while (done < buf.length && this.#bytesLeft > 0) {
       if (this.#dataOff === PAGE_SIZE) {
-        const e = (this.#byteCursor as LinkCursor).next();
+        const e = this.#byteCursor.next();
         if (e === null)
           throw new PkramError('EFAULT', `object ${this.pfn}: byte stream ends early`);
         this.#data = this.#device.bytes(e.pfn * PAGE_SIZE, PAGE_SIZE);
         this.#dataOff = 0;
       }
       const n = Math.min(buf.length - done, PAGE_SIZE - this.#dataOff, this.#bytesLeft);
-      buf.set((this.#data as Uint8Array).subarray(this.#dataOff, this.#dataOff + n), done);
+      buf.set(this.#data.subarray(this.#dataOff, this.#dataOff + n), done);
       this.#dataOff += n;
       this.#bytesLeft -= n;
       done += n;

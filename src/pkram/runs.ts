@@ -15,18 +15,18 @@ export class RunList {
   #next = -1;
   #order = -1;
 
-  /** Adds one block of 2^order pages. */
+  /** Adds one block of 2^order pages (order <= 30: PKRAM's are at most 18). */
   add(pfn: number, order: number): void {
     if (pfn === this.#next && order === this.#order) {
       this.blocks[this.length - 1]++;
-      this.#next += 2 ** order;
+      this.#next += 1 << order;
       return;
     }
     if (this.length === this.pfns.length) this.#grow();
     this.pfns[this.length] = pfn;
     this.blocks[this.length] = 1;
     this.orders[this.length++] = order;
-    this.#next = pfn + 2 ** order;
+    this.#next = pfn + (1 << order);
     this.#order = order;
   }
 

@@ -37,6 +37,14 @@ const W_INDEX = LINK_ENTRY_OFF_INDEX / 4;
 const TWO_POW_20 = 2 ** 20;
 const TWO_POW_32 = 2 ** 32;
 
+/**
+ * Stand-ins for "no page yet": a field that goes from null to a typed array
+ * changes its object's hidden class, and V8 then throws away the code it
+ * optimized for the old one (a second PKRAM, or the next node, pays again).
+ */
+export const NO_WORDS = new Uint32Array(0);
+export const NO_BYTES = new Uint8Array(0);
+
 /** One decoded link entry. */
 export interface LinkEntry {
   pfn: number;
@@ -113,22 +121,29 @@ function initLinkPage(device: MemoryDevice, pfn: number): Uint32Array {
   return w;
 }
 
+/** Where a LinkWriter takes its link pages (a class, so every chain calls the same methods). */
+export interface LinkPages {
+  /** A page for the chain. @throws PkramError ENOMEM. */
+  takeLinkPage(): number;
+  /** The chain took page pfn (its first page when chain.head === pfn). */
+  linkPageTaken(chain: LinkWriter, pfn: number): void;
+}
+
 /**
  * Appends entries to a chain, allocating link pages on demand. The chain's
- * head pointer lives in the owner's page; `onNewPage` stores it there (the
- * first page) and records every page the chain takes.
+ * head pointer lives in the owner's page, which the owner stores when told
+ * the first page was taken.
  */
 export class LinkWriter {
   head = 0;
   #tail = 0;
   #count = 0;
   /** The tail link page's words, kept while it is the tail: PKRAM's own page, never lent out. */
-  #words: Uint32Array | null = null;
+  #words: Uint32Array = NO_WORDS;
 
   constructor(
     private readonly device: MemoryDevice,
-    private readonly allocPage: () => number,
-    private readonly onNewPage: (pfn: number, first: boolean) => void,
+    private readonly pages: LinkPages,
   ) {}
 
   /**
@@ -136,8 +151,8 @@ export class LinkWriter {
    * @throws PkramError ENOMEM when a new link page is needed and none is left (nothing appended).
    */
   append(pfn: number, order: number, flags: number, index: number): void {
-    if (this.#count === PKRAM_LINK_ENTRIES || this.#words === null) this.#newPage();
-    const w = this.#words as Uint32Array;
+    if (this.#count === PKRAM_LINK_ENTRIES || this.#tail === 0) this.#newPage();
+    const w = this.#words;
     const at = W_ENTRIES + this.#count * W_ENTRY;
     // pfn * 4096 as lo/hi words without a 64-bit integer: `<<` keeps pfn's low 20 bits.
     w[at] = ((pfn << 12) | flags | order) >>> 0;
@@ -147,19 +162,17 @@ export class LinkWriter {
   }
 
   #newPage(): void {
-    const page = this.allocPage();
+    const page = this.pages.takeLinkPage();
     const words = initLinkPage(this.device, page);
-    if (this.#tail === 0) {
-      this.head = page;
-      this.onNewPage(page, true);
-    } else {
-      setWordsU64(this.#words as Uint32Array, W_NEXT, page);
+    if (this.#tail === 0) this.head = page;
+    else {
+      setWordsU64(this.#words, W_NEXT, page);
       sealPage(this.device, this.#tail, 'link');
-      this.onNewPage(page, false);
     }
     this.#tail = page;
     this.#count = 0;
     this.#words = words;
+    this.pages.linkPageTaken(this, page);
   }
 
   /** Seals the last link page (the others were sealed as the chain grew). */
@@ -176,7 +189,8 @@ export class LinkCursor {
   #pfn: number;
   #idx = 0;
   #count = 0;
-  #words: Uint32Array | null = null;
+  #started = false;
+  #words: Uint32Array = NO_WORDS;
   readonly #entry: LinkEntry = { pfn: 0, order: 0, flags: 0, index: 0 };
 
   constructor(
@@ -191,8 +205,9 @@ export class LinkCursor {
    * @throws PkramError EFAULT when a link page is not one.
    */
   next(): LinkEntry | null {
-    while (this.#words === null || this.#idx >= this.#count) {
-      if (this.#words !== null) this.#pfn = linkNext(this.#words);
+    while (this.#idx >= this.#count) {
+      if (this.#started) this.#pfn = linkNext(this.#words);
+      this.#started = true;
       if (this.#pfn === 0) return null;
       if (!Number.isSafeInteger(this.#pfn) || this.#pfn >= this.device.pages) {
         throw new PkramError('EFAULT', `link page pfn ${this.#pfn} is outside the device`);

@@ -16,6 +16,9 @@
 
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
+  LINK_ENTRY_OFF_INDEX,
+  LINK_ENTRY_SIZE,
+  LINK_OFF_ENTRIES,
   NODE_OFF_FLAGS,
   NODE_OFF_MAGIC,
   NODE_OFF_NAME,
@@ -54,11 +57,10 @@ import {
   wordsU64,
 } from './stream.js';
 
-export type BlockKind = 'node' | 'object' | 'link' | 'data' | 'folio';
-
-/** Receives each block walkNode visits; `flags` are the entry flags for folios and data pages, else 0. */
-export interface BlockSink {
-  block(pfn: number, order: number, kind: BlockKind, flags: number): void;
+/** Where walkNode puts a node's blocks: its own pages (node, object, link, data), and its folios. */
+export interface NodeRuns {
+  readonly meta: RunList;
+  readonly folios: RunList;
 }
 
 /** What one object of a walked node holds. */
@@ -93,7 +95,12 @@ const W_NODE_NR_OBJS = NODE_OFF_NR_OBJS / 4;
 const W_OBJ_NEXT = OBJ_OFF_NEXT / 4;
 const W_OBJ_FOLIO_HEAD = OBJ_OFF_FOLIO_HEAD / 4;
 const W_OBJ_BYTE_HEAD = OBJ_OFF_BYTE_HEAD / 4;
-const POW2 = Array.from({ length: PKRAM_MAX_ORDER + 1 }, (_, o) => 2 ** o);
+const W_ENTRIES = LINK_OFF_ENTRIES / 4;
+const W_ENTRY = LINK_ENTRY_SIZE / 4;
+const W_INDEX = LINK_ENTRY_OFF_INDEX / 4;
+const TWO_POW_20 = 2 ** 20;
+/** An index's high word at or past this puts it past 2^53. */
+const INDEX_HI_LIMIT = 2 ** 21;
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -144,15 +151,14 @@ export function nodeNext(device: MemoryDevice, pfn: number): number {
 }
 
 /**
- * Walks node `pfn`: checks every magic, count and pointer, gives `sink`
- * every block (the node page first, each link page before its entries) and
- * returns a summary.
- * @throws PkramError EFAULT on anything malformed (what `sink` throws passes through).
+ * Walks node `pfn`: checks every magic, count and pointer, adds every
+ * block to `runs` when given, and returns a summary.
+ * @throws PkramError EFAULT on anything malformed.
  */
 export function walkNode(
   device: MemoryDevice,
   pfn: number,
-  sink: BlockSink | null,
+  runs: NodeRuns | null,
   budget: WalkBudget,
 ): NodeSummary {
   checkMetaPfn(device, pfn, 'node');
@@ -167,10 +173,10 @@ export function walkNode(
   const name = readNodeName(device, pfn);
   const nrObjs = view.getUint32(NODE_OFF_NR_OBJS, true);
   const summary: NodeSummary = { pfn, name, flags, objects: [], metadataPages: 1 };
-  sink?.block(pfn, 0, 'node', 0);
+  runs?.meta.add(pfn, 0);
   let obj = wordsU64(pageWords(device, pfn), W_NODE_OBJ);
   for (let i = 0; i < nrObjs; i++) {
-    const o = walkObject(device, obj, sink, budget, summary);
+    const o = walkObject(device, obj, runs, budget, summary);
     summary.objects.push(o);
     obj = wordsU64(pageWords(device, obj), W_OBJ_NEXT);
   }
@@ -181,7 +187,7 @@ export function walkNode(
 function walkObject(
   device: MemoryDevice,
   pfn: number,
-  sink: BlockSink | null,
+  runs: NodeRuns | null,
   budget: WalkBudget,
   node: NodeSummary,
 ): ObjectSummary {
@@ -193,7 +199,7 @@ function walkObject(
   }
   checkSeal(device, pfn, 'object', budget);
   node.metadataPages++;
-  sink?.block(pfn, 0, 'object', 0);
+  runs?.meta.add(pfn, 0);
   const words = pageWords(device, pfn);
   const bytes = wordsU64(words, OBJ_OFF_BYTE_LEN / 4);
   const nrFolios = wordsU64(words, OBJ_OFF_NR_FOLIOS / 4);
@@ -206,7 +212,7 @@ function walkObject(
     wordsU64(words, W_OBJ_FOLIO_HEAD),
     budget,
     node,
-    sink,
+    runs,
     byOrder,
   );
   if (folios.entries !== nrFolios) {
@@ -214,7 +220,7 @@ function walkObject(
   }
   let top = PKRAM_MAX_ORDER;
   while (top >= 0 && byOrder[top] === 0) top--;
-  const data = walkChain(device, pfn, wordsU64(words, W_OBJ_BYTE_HEAD), budget, node, sink, null);
+  const data = walkChain(device, pfn, wordsU64(words, W_OBJ_BYTE_HEAD), budget, node, runs, null);
   if (data.entries !== Math.ceil(bytes / PAGE_SIZE)) {
     throw corrupt(`object ${pfn} has ${data.entries} data pages for ${bytes} bytes`);
   }
@@ -239,12 +245,13 @@ function walkChain(
   head: number,
   budget: WalkBudget,
   node: NodeSummary,
-  sink: BlockSink | null,
+  runs: NodeRuns | null,
   byOrder: Float64Array | null,
 ): { entries: number; relocated: number } {
   const pages = device.pages;
   let entries = 0;
   let relocated = 0;
+  const out = runs === null ? null : byOrder === null ? runs.meta : runs.folios;
   for (let link = head; link !== 0; ) {
     checkMetaPfn(device, link, 'link page');
     spend(budget, 1);
@@ -255,35 +262,37 @@ function walkChain(
     checkSeal(device, link, 'link', budget);
     spend(budget, count);
     node.metadataPages++;
-    // Link pages are given before their entries so a claimer sees the page first.
-    sink?.block(link, 0, 'link', 0);
-    for (let i = 0; i < count; i++) {
-      const lo = entryLo(w, i);
+    runs?.meta.add(link, 0);
+    // The entries read inline, word by word: this loop is the successor's per-folio cost.
+    for (let i = 0, at = W_ENTRIES; i < count; i++, at += W_ENTRY) {
+      const lo = w[at];
       const order = lo & PKRAM_ENTRY_ORDER_MASK;
       const flags = lo & PKRAM_ENTRY_FLAGS_MASK;
-      const pfn = entryPfn(w, i);
       if (order > PKRAM_MAX_ORDER || (flags & ~PKRAM_ENTRY_FLAGS_KNOWN) !== 0) {
         throw corrupt(`link page ${link} entry ${i} has order ${order} flags ${flags}`);
       }
-      const size = POW2[order];
-      if (Math.floor(pfn / size) * size !== pfn || pfn + size > pages) {
+      const pfn = w[at + 1] * TWO_POW_20 + (lo >>> 12);
+      const size = 1 << order;
+      // `&` keeps the low bits of pfn (it reads pfn modulo 2^32), enough for an alignment of 2^18.
+      if ((pfn & (size - 1)) !== 0 || pfn + size > pages) {
         throw corrupt(
           `link page ${link} entry ${i}: pfn ${pfn} order ${order} is misaligned or outside`,
         );
       }
-      const index = entryIndex(w, i);
-      if (!Number.isSafeInteger(index)) {
+      if (w[at + W_INDEX + 1] >= INDEX_HI_LIMIT) {
         throw corrupt(`link page ${link} entry ${i} index is past 2^53`);
       }
       if (byOrder === null) {
-        if (order !== 0 || index !== entries) {
-          throw corrupt(`object ${obj} data page ${entries} has order ${order} index ${index}`);
+        if (order !== 0 || w[at + W_INDEX + 1] !== 0 || w[at + W_INDEX] !== entries) {
+          throw corrupt(
+            `object ${obj} data page ${entries} has order ${order} index ${entryIndex(w, i)}`,
+          );
         }
-        sink?.block(pfn, 0, 'data', flags);
+        out?.add(pfn, 0);
       } else {
         byOrder[order]++;
         if ((flags & PKRAM_ENTRY_FL_RELOCATED) !== 0) relocated++;
-        sink?.block(pfn, order, 'folio', flags);
+        out?.add(pfn, order);
       }
       entries++;
     }

@@ -27,7 +27,14 @@ import {
 } from './abi.js';
 import { RunList } from './runs.js';
 import { sealPage } from './seal.js';
-import { LinkWriter, pageWords, setWordsU64 } from './stream.js';
+import {
+  type LinkPages,
+  LinkWriter,
+  NO_BYTES,
+  NO_WORDS,
+  pageWords,
+  setWordsU64,
+} from './stream.js';
 
 /** Where a writer takes its pages. */
 export interface WriterPages {
@@ -57,7 +64,7 @@ export class NodeWriter {
   relocatedFolios = 0;
   readonly pfn: number;
   readonly #words: Uint32Array;
-  #lastObj: Uint32Array | null = null;
+  #lastObj: Uint32Array = NO_WORDS;
   #lastObjPfn = 0;
   #nrObjs = 0;
 
@@ -80,7 +87,7 @@ export class NodeWriter {
   beginObject(): ObjectWriter {
     const obj = new ObjectWriter(this, this.pages.allocPage());
     this.meta.add(obj.pfn, 0);
-    if (this.#lastObj === null) setWordsU64(this.#words, NODE_OFF_OBJ / 4, obj.pfn);
+    if (this.#lastObjPfn === 0) setWordsU64(this.#words, NODE_OFF_OBJ / 4, obj.pfn);
     else {
       // The previous object was sealed when it was finished; linking it changes it.
       setWordsU64(this.#lastObj, OBJ_OFF_NEXT / 4, obj.pfn);
@@ -101,13 +108,13 @@ export class NodeWriter {
   }
 }
 
-export class ObjectWriter {
+export class ObjectWriter implements LinkPages {
   readonly words: Uint32Array;
   nrFolios = 0;
   bytes = 0;
   readonly #folioChain: LinkWriter;
   readonly #dataChain: LinkWriter;
-  #data: Uint8Array | null = null;
+  #data: Uint8Array = NO_BYTES;
   #dataOff = PAGE_SIZE;
   #dataPages = 0;
   /** Spare link pages reserved ahead of appends that must not fail half-way. */
@@ -121,13 +128,20 @@ export class ObjectWriter {
     device.bytes(pfn * PAGE_SIZE, PAGE_SIZE).fill(0);
     this.words = pageWords(device, pfn);
     this.words[OBJ_OFF_MAGIC / 4] = PKRAM_OBJ_MAGIC;
-    const alloc = (): number => this.#spares.pop() ?? node.pages.allocPage();
-    const chain = (headWord: number) => (page: number, first: boolean) => {
-      if (first) setWordsU64(this.words, headWord, page);
-      node.meta.add(page, 0);
-    };
-    this.#folioChain = new LinkWriter(device, alloc, chain(OBJ_OFF_FOLIO_HEAD / 4));
-    this.#dataChain = new LinkWriter(device, alloc, chain(OBJ_OFF_BYTE_HEAD / 4));
+    this.#folioChain = new LinkWriter(device, this);
+    this.#dataChain = new LinkWriter(device, this);
+  }
+
+  takeLinkPage(): number {
+    return this.#spares.pop() ?? this.node.pages.allocPage();
+  }
+
+  linkPageTaken(chain: LinkWriter, pfn: number): void {
+    if (chain.head === pfn) {
+      const head = chain === this.#folioChain ? OBJ_OFF_FOLIO_HEAD : OBJ_OFF_BYTE_HEAD;
+      setWordsU64(this.words, head / 4, pfn);
+    }
+    this.node.meta.add(pfn, 0);
   }
 
   /**
@@ -187,7 +201,7 @@ export class ObjectWriter {
         this.#dataOff = 0;
       }
       const n = Math.min(bytes.length - done, PAGE_SIZE - this.#dataOff);
-      (this.#data as Uint8Array).set(bytes.subarray(done, done + n), this.#dataOff);
+      this.#data.set(bytes.subarray(done, done + n), this.#dataOff);
       this.#dataOff += n;
       done += n;
       this.bytes += n;
