@@ -40,8 +40,9 @@ export interface PkramPageSource {
   /** A free block of 2^order pages (its head pfn), or null when none is left. */
   allocPages(order: number): number | null;
   /**
-   * Returns a block. In a successor this is also called for blocks the
-   * predecessor preserved (reserved since early boot): the source must take those too.
+   * Returns a block. In a successor this is also called for pages the
+   * predecessor preserved (reserved since early boot): the source must take
+   * those too, and such a block may tile several of the predecessor's blocks.
    */
   freePages(pfn: number, order: number): void;
 }

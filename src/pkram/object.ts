@@ -17,6 +17,7 @@ import {
 } from './abi.js';
 import { PkramError } from './errors.js';
 import type { PkramHost } from './host.js';
+import { RunList } from './runs.js';
 import {
   entryLo,
   entryPfn,
@@ -65,8 +66,7 @@ export function releaseObject(
   inherited: boolean,
 ): void {
   const { device } = host;
-  const frees: number[] = [];
-  const orders: number[] = [];
+  const frees = new RunList();
   const collect = (head: number, folios: boolean): void => {
     let n = 0;
     // The walker validated these chains (or this kernel wrote them); the guard is a backstop.
@@ -77,22 +77,45 @@ export function releaseObject(
       for (let i = folios ? Math.max(0, taken - n) : 0; i < count; i++) {
         const lo = entryLo(w, i);
         if (!folios || inherited || (lo & PKRAM_ENTRY_FL_RELOCATED) !== 0) {
-          frees.push(entryPfn(w, i));
-          orders.push(lo & PKRAM_ENTRY_ORDER_MASK);
+          frees.add(entryPfn(w, i), lo & PKRAM_ENTRY_ORDER_MASK);
         }
       }
       n += count;
-      frees.push(link);
-      orders.push(0);
+      frees.add(link, 0);
       link = linkNext(w);
     }
   };
   const words = pageWords(device, pfn);
   collect(wordsU64(words, OBJ_OFF_FOLIO_HEAD / 4), true);
   collect(wordsU64(words, OBJ_OFF_BYTE_HEAD / 4), false);
-  frees.push(pfn);
-  orders.push(0);
-  for (let i = 0; i < frees.length; i++) host.free(frees[i], orders[i]);
+  frees.add(pfn, 0);
+  freeRuns(host, frees, inherited);
+}
+
+/**
+ * Returns runs of blocks to the page source: block by block as they were
+ * allocated, or, for a predecessor's node (every page reserved since early
+ * boot, nothing allocated as a block), as the largest aligned blocks that
+ * tile each run: a few calls for a run of a thousand link pages.
+ */
+export function freeRuns(host: PkramHost, runs: RunList, inherited: boolean): void {
+  for (let r = 0; r < runs.length; r++) {
+    const size = 2 ** runs.orders[r];
+    const start = runs.pfns[r];
+    const end = start + runs.blocks[r] * size;
+    if (!inherited) {
+      for (let p = start; p < end; p += size) host.free(p, runs.orders[r]);
+      continue;
+    }
+    for (let p = start; p < end; ) {
+      let order = 0;
+      while (order < PKRAM_MAX_ORDER && p % 2 ** (order + 1) === 0 && p + 2 ** (order + 1) <= end) {
+        order++;
+      }
+      host.free(p, order);
+      p += 2 ** order;
+    }
+  }
 }
 
 export class PkramObject {

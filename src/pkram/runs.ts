@@ -20,8 +20,11 @@ export class RunList {
     if (pfn === this.#next && order === this.#order) {
       this.blocks[this.length - 1]++;
       this.#next += 1 << order;
-      return;
-    }
+    } else this.#start(pfn, order);
+  }
+
+  /** A new run: out of line, so code optimized while runs only grew is not thrown away when one starts. */
+  #start(pfn: number, order: number): void {
     if (this.length === this.pfns.length) this.#grow();
     this.pfns[this.length] = pfn;
     this.blocks[this.length] = 1;

@@ -103,16 +103,6 @@ export function entryIndex(w: Uint32Array, i: number): number {
   return wordsU64(w, W_ENTRIES + i * W_ENTRY + W_INDEX);
 }
 
-/** Reads entry i of a link page without validation (the walker validates). */
-export function readEntry(w: Uint32Array, i: number, out: LinkEntry): LinkEntry {
-  const lo = entryLo(w, i);
-  out.order = lo & PKRAM_ENTRY_ORDER_MASK;
-  out.flags = lo & PKRAM_ENTRY_FLAGS_MASK;
-  out.pfn = entryPfn(w, i);
-  out.index = entryIndex(w, i);
-  return out;
-}
-
 /** Formats a fresh link page at pfn and returns its words. */
 function initLinkPage(device: MemoryDevice, pfn: number): Uint32Array {
   const w = pageWords(device, pfn);
@@ -205,10 +195,24 @@ export class LinkCursor {
    * @throws PkramError EFAULT when a link page is not one.
    */
   next(): LinkEntry | null {
+    if (this.#idx >= this.#count && !this.#nextPage()) return null;
+    const w = this.#words;
+    const at = W_ENTRIES + this.#idx++ * W_ENTRY;
+    const lo = w[at];
+    const e = this.#entry;
+    e.order = lo & PKRAM_ENTRY_ORDER_MASK;
+    e.flags = lo & PKRAM_ENTRY_FLAGS_MASK;
+    e.pfn = w[at + 1] * TWO_POW_20 + (lo >>> 12);
+    e.index = w[at + W_INDEX + 1] * TWO_POW_32 + w[at + W_INDEX];
+    return e;
+  }
+
+  /** Moves to the next link page with entries; false at the end of the chain. */
+  #nextPage(): boolean {
     while (this.#idx >= this.#count) {
       if (this.#started) this.#pfn = linkNext(this.#words);
       this.#started = true;
-      if (this.#pfn === 0) return null;
+      if (this.#pfn === 0) return false;
       if (!Number.isSafeInteger(this.#pfn) || this.#pfn >= this.device.pages) {
         throw new PkramError('EFAULT', `link page pfn ${this.#pfn} is outside the device`);
       }
@@ -219,6 +223,6 @@ export class LinkCursor {
       this.#count = Math.min(linkCount(this.#words), PKRAM_LINK_ENTRIES);
       this.#idx = 0;
     }
-    return readEntry(this.#words, this.#idx++, this.#entry);
+    return true;
   }
 }
