@@ -249,6 +249,26 @@ export class KhoRadixTree {
     }
   }
 
+  /**
+   * Whether any of `blocks` consecutive blocks of 2^order pages from pfn is
+   * preserved at that order (isPreserved for a run, a memcmp per leaf).
+   * @throws KhoError EINVAL (bad arguments).
+   */
+  anyPreserved(pfn: number, blocks: number, order: number): boolean {
+    const key0 = this.#runKeys(pfn, blocks, order);
+    if (this.#root === 0) return false;
+    for (let done = 0; done < blocks; ) {
+      const key = key0 + done;
+      const leafKey = Math.floor(key / KHO_BITMAP_BITS);
+      const bit = key - leafKey * KHO_BITMAP_BITS;
+      const n = Math.min(blocks - done, KHO_BITMAP_BITS - bit);
+      const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits : this.#leaf(leafKey, false);
+      if (bits !== null && anyBitSet(bits, bit, bit + n)) return true;
+      done += n;
+    }
+    return false;
+  }
+
   /** The first key of a run, its first and last blocks checked. @throws KhoError EINVAL. */
   #runKeys(pfn: number, blocks: number, order: number): number {
     if (!Number.isSafeInteger(blocks) || blocks < 1) {

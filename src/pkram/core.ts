@@ -180,6 +180,10 @@ export class PkramCore implements NodeOwner {
     return this.tree.isPreserved(pfn, order);
   }
 
+  anyPreserved(pfn: number, blocks: number, order: number): boolean {
+    return this.tree.anyPreserved(pfn, blocks, order);
+  }
+
   /** finishSave: relocate if needed, preserve what the writer recorded, join the node list. */
   nodeSaved(node: PkramNode, writer: NodeWriter): { pfn: number; relocated: number } {
     let saved = writer;

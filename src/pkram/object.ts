@@ -118,6 +118,91 @@ export function freeRuns(host: PkramHost, runs: RunList, inherited: boolean): vo
   }
 }
 
+/**
+ * Why saveFolio refuses a folio, or null: every check but the page
+ * allocation (one message text for saveFolio and saveFolios).
+ */
+function folioRefusal(host: PkramHost, pfn: number, order: number, index: number): string | null {
+  if (!Number.isInteger(order) || order < 0 || order > PKRAM_MAX_ORDER) {
+    return `folio order ${order} is not in 0..${PKRAM_MAX_ORDER}`;
+  }
+  const size = 1 << order;
+  if (
+    !Number.isSafeInteger(pfn) ||
+    pfn < 0 ||
+    Math.floor(pfn / size) * size !== pfn ||
+    pfn + size > host.device.pages
+  ) {
+    return `folio pfn ${pfn} order ${order} is misaligned or outside ${host.device.name}`;
+  }
+  if (!Number.isSafeInteger(index) || index < 0 || index + size > Number.MAX_SAFE_INTEGER) {
+    return `folio index ${index} is not a non-negative integer`;
+  }
+  if (host.isPreserved(pfn, order)) return `folio pfn ${pfn} order ${order} is already preserved`;
+  if (host.isTransient(pfn, size)) {
+    return `folio pfn ${pfn} order ${order} is transient memory (KHO scratch), which is never preserved: allocate it without transient, or write its bytes`;
+  }
+  return null;
+}
+
+const NO_ORDERS: ArrayLike<number> = new Uint8Array(0);
+
+/**
+ * The first folio of a batch that fails a check needing no lookup (order,
+ * alignment, bounds, index), or n. `order` >= 0 is every folio's, else orders[i].
+ */
+function firstUnchecked(
+  pfns: ArrayLike<number>,
+  order: number,
+  orders: ArrayLike<number>,
+  indexes: ArrayLike<number>,
+  n: number,
+  pages: number,
+): number {
+  for (let i = 0; i < n; i++) {
+    const o = order >= 0 ? order : orders[i];
+    if (!Number.isInteger(o) || o < 0 || o > PKRAM_MAX_ORDER) return i;
+    const pfn = pfns[i];
+    const index = indexes[i];
+    const size = 1 << o;
+    if (
+      !Number.isSafeInteger(pfn) ||
+      pfn < 0 ||
+      Math.floor(pfn / size) * size !== pfn ||
+      pfn + size > pages ||
+      !Number.isSafeInteger(index) ||
+      index < 0 ||
+      index + size > Number.MAX_SAFE_INTEGER
+    ) {
+      return i;
+    }
+  }
+  return n;
+}
+
+/** The first n folios of a batch as runs. */
+function batchRuns(
+  pfns: ArrayLike<number>,
+  order: number,
+  orders: ArrayLike<number>,
+  n: number,
+): RunList {
+  const runs = new RunList();
+  for (let i = 0; i < n; i++) runs.add(pfns[i], order >= 0 ? order : orders[i]);
+  return runs;
+}
+
+/** Whether no run is transient, avoided or already preserved. */
+function runsClean(host: PkramHost, runs: RunList): boolean {
+  for (let r = 0; r < runs.length; r++) {
+    const pfn = runs.pfns[r];
+    const pages = runs.blocks[r] * 2 ** runs.orders[r];
+    if (host.isTransient(pfn, pages) || host.collides(pfn, pages)) return false;
+    if (host.anyPreserved(pfn, runs.blocks[r], runs.orders[r])) return false;
+  }
+  return true;
+}
+
 export class PkramObject {
   /** pfn of the object page. */
   readonly pfn: number;
@@ -171,36 +256,66 @@ export class PkramObject {
     const host = this.#owner.host;
     host.check();
     const { pfn, order } = folio ?? ({} as Folio);
-    if (!Number.isInteger(order) || order < 0 || order > PKRAM_MAX_ORDER) {
-      throw new PkramError('EINVAL', `folio order ${order} is not in 0..${PKRAM_MAX_ORDER}`);
-    }
-    const size = 1 << order;
+    const why = folioRefusal(host, pfn, order, index);
+    if (why !== null) throw new PkramError('EINVAL', why);
+    this.#record(writer as ObjectWriter, host, pfn, order, index);
+  }
+
+  /**
+   * Records many folios, as saveFolio does each in turn: folio i is the
+   * block of 2^order pages at `pfns[i]` (order `orders[i]`, or `orders` for
+   * all), saved at mapping index `indexes[i]`. Nothing is allocated per
+   * folio: for large saves, from typed arrays, this is the fast way.
+   * When a folio is refused, the folios before it stay recorded (the
+   * message says which one was refused); on ENOMEM nothing of the call is.
+   * @throws PkramError EINVAL (not saving; arrays of different lengths; a
+   *   folio saveFolio would refuse), ENOMEM, ENODEV.
+   */
+  saveFolios(
+    pfns: ArrayLike<number>,
+    orders: ArrayLike<number> | number,
+    indexes: ArrayLike<number>,
+  ): void {
+    const writer = this.#writer;
+    if (this.#state !== 'saving' || writer === null) this.#expect('saving', 'saveFolios');
+    const host = this.#owner.host;
+    host.check();
+    const n = pfns?.length;
+    const one = typeof orders === 'number';
     if (
-      !Number.isSafeInteger(pfn) ||
-      pfn < 0 ||
-      Math.floor(pfn / size) * size !== pfn ||
-      pfn + size > this.#device.pages
+      !Number.isSafeInteger(n) ||
+      indexes?.length !== n ||
+      (!one && (orders as ArrayLike<number> | undefined)?.length !== n)
     ) {
-      throw new PkramError(
-        'EINVAL',
-        `folio pfn ${pfn} order ${order} is misaligned or outside ${this.#device.name}`,
-      );
+      throw new PkramError('EINVAL', 'saveFolios takes pfns, orders and indexes of one length');
     }
-    if (!Number.isSafeInteger(index) || index < 0 || index + size > Number.MAX_SAFE_INTEGER) {
-      throw new PkramError('EINVAL', `folio index ${index} is not a non-negative integer`);
+    const order = one ? (orders as number) : -1;
+    const list = one ? NO_ORDERS : (orders as ArrayLike<number>);
+    // The arithmetic checks a folio at a time, the rest a run at a time: a batch of
+    // consecutive folios costs a few checks, then a few stores per folio.
+    const end = firstUnchecked(pfns, order, list, indexes, n, this.#device.pages);
+    const runs = batchRuns(pfns, order, list, end);
+    if (runsClean(host, runs)) {
+      (writer as ObjectWriter).appendMany(pfns, order, list, indexes, 0, end, runs);
+    } else {
+      // A run touches something: folio by folio, as saveFolio, for its exact refusal.
+      for (let i = 0; i < end; i++) {
+        const o = one ? order : list[i];
+        const why = folioRefusal(host, pfns[i], o, indexes[i]);
+        if (why !== null) throw new PkramError('EINVAL', `folio ${i} of ${n}: ${why}`);
+        this.#record(writer as ObjectWriter, host, pfns[i], o, indexes[i]);
+      }
     }
-    if (host.isPreserved(pfn, order)) {
-      throw new PkramError('EINVAL', `folio pfn ${pfn} order ${order} is already preserved`);
+    if (end < n) {
+      const why = folioRefusal(host, pfns[end], one ? order : list[end], indexes[end]);
+      throw new PkramError('EINVAL', `folio ${end} of ${n}: ${why}`);
     }
-    if (host.isTransient(pfn, size)) {
-      throw new PkramError(
-        'EINVAL',
-        `folio pfn ${pfn} order ${order} is transient memory (KHO scratch), which is never preserved: allocate it without transient, or write its bytes`,
-      );
-    }
-    const w = writer as ObjectWriter;
-    if (host.collides(pfn, size)) w.saveCopy(pfn, order, index);
-    else w.append(pfn, order, 0, index);
+  }
+
+  /** Appends a checked folio, or a copy of it when it lies in an avoided range. */
+  #record(writer: ObjectWriter, host: PkramHost, pfn: number, order: number, index: number): void {
+    if (host.collides(pfn, 1 << order)) writer.saveCopy(pfn, order, index);
+    else writer.append(pfn, order, 0, index);
   }
 
   /**
@@ -231,6 +346,32 @@ export class PkramObject {
     if (e === null) return null;
     this.#taken++;
     return { folio: { pfn: e.pfn, order: e.order }, index: e.index };
+  }
+
+  /**
+   * Loads up to `pfns.length` folios at once, as loadFolio does each in
+   * turn, into the arrays: folio i is the block of 2^orders[i] pages at
+   * pfns[i], saved at indexes[i]. No object per folio.
+   * @returns how many were loaded: fewer than asked at the end of the stream, then 0.
+   * @throws PkramError EINVAL (not loading; arrays shorter than pfns), EFAULT, ENODEV.
+   */
+  loadFolios(pfns: Float64Array, orders: Uint8Array, indexes: Float64Array): number {
+    this.#expect('loading', 'loadFolios');
+    if (
+      !(pfns instanceof Float64Array) ||
+      !(orders instanceof Uint8Array) ||
+      !(indexes instanceof Float64Array) ||
+      orders.length < pfns.length ||
+      indexes.length < pfns.length
+    ) {
+      throw new PkramError(
+        'EINVAL',
+        'loadFolios takes a Float64Array of pfns, a Uint8Array of orders and a Float64Array of indexes, as long',
+      );
+    }
+    const n = this.#folioCursor.nextInto(pfns, orders, indexes);
+    this.#taken += n;
+    return n;
   }
 
   /**

@@ -33,6 +33,14 @@ export class RunList {
     this.#order = order;
   }
 
+  /** Adds `blocks` consecutive blocks of 2^order pages from pfn. */
+  addRun(pfn: number, blocks: number, order: number): void {
+    if (blocks === 0) return;
+    this.add(pfn, order);
+    this.blocks[this.length - 1] += blocks - 1;
+    this.#next = pfn + blocks * (1 << order);
+  }
+
   /** Pages in all runs. */
   pages(): number {
     let n = 0;

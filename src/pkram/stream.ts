@@ -103,6 +103,55 @@ export function entryIndex(w: Uint32Array, i: number): number {
   return wordsU64(w, W_ENTRIES + i * W_ENTRY + W_INDEX);
 }
 
+/**
+ * Decodes entries [from, to) of a link page into the arrays from position
+ * n on; returns the next position. A leaf function, so the per-folio loop
+ * is optimized on its own, early.
+ */
+function readEntries(
+  w: Uint32Array,
+  from: number,
+  to: number,
+  pfns: Float64Array,
+  orders: Uint8Array,
+  indexes: Float64Array,
+  n: number,
+): number {
+  for (let at = W_ENTRIES + from * W_ENTRY, i = from; i < to; i++, at += W_ENTRY, n++) {
+    const lo = w[at];
+    orders[n] = lo & PKRAM_ENTRY_ORDER_MASK;
+    pfns[n] = w[at + 1] * TWO_POW_20 + (lo >>> 12);
+    indexes[n] = w[at + W_INDEX + 1] * TWO_POW_32 + w[at + W_INDEX];
+  }
+  return n;
+}
+
+/**
+ * Writes folios [from, to) as entries of a link page from entry `count` on;
+ * returns the new count. A leaf function: the per-folio loop of a batch save.
+ */
+function writeEntries(
+  w: Uint32Array,
+  count: number,
+  pfns: ArrayLike<number>,
+  order: number,
+  orders: ArrayLike<number>,
+  indexes: ArrayLike<number>,
+  from: number,
+  to: number,
+): number {
+  for (let i = from, at = W_ENTRIES + count * W_ENTRY; i < to; i++, at += W_ENTRY) {
+    const pfn = pfns[i];
+    const index = indexes[i];
+    const lo = index >>> 0;
+    w[at] = ((pfn << 12) | (order < 0 ? orders[i] : order)) >>> 0;
+    w[at + 1] = Math.floor(pfn / TWO_POW_20);
+    w[at + W_INDEX] = lo;
+    w[at + W_INDEX + 1] = (index - lo) / TWO_POW_32;
+  }
+  return count + to - from;
+}
+
 /** Formats a fresh link page at pfn and returns its words. */
 function initLinkPage(device: MemoryDevice, pfn: number): Uint32Array {
   const w = pageWords(device, pfn);
@@ -149,6 +198,27 @@ export class LinkWriter {
     w[at + 1] = Math.floor(pfn / TWO_POW_20);
     setWordsU64(w, at + W_INDEX, index);
     w[W_COUNT] = ++this.#count;
+  }
+
+  /**
+   * Appends folios [from, to) of the arrays (order `order`, or orders[i]
+   * when order < 0) as far as the tail page has room, taking a new page
+   * first when it is full; returns where it stopped.
+   * @throws PkramError ENOMEM when a new link page is needed and none is left (nothing appended).
+   */
+  appendMany(
+    pfns: ArrayLike<number>,
+    order: number,
+    orders: ArrayLike<number>,
+    indexes: ArrayLike<number>,
+    from: number,
+    to: number,
+  ): number {
+    if (this.#count === PKRAM_LINK_ENTRIES || this.#tail === 0) this.#newPage();
+    const stop = Math.min(to, from + PKRAM_LINK_ENTRIES - this.#count);
+    this.#count = writeEntries(this.#words, this.#count, pfns, order, orders, indexes, from, stop);
+    this.#words[W_COUNT] = this.#count;
+    return stop;
   }
 
   #newPage(): void {
@@ -205,6 +275,21 @@ export class LinkCursor {
     e.pfn = w[at + 1] * TWO_POW_20 + (lo >>> 12);
     e.index = w[at + W_INDEX + 1] * TWO_POW_32 + w[at + W_INDEX];
     return e;
+  }
+
+  /**
+   * Reads up to pfns.length entries into the arrays, a page of entries at a
+   * time; returns how many (0 at the end).
+   * @throws PkramError EFAULT when a link page is not one.
+   */
+  nextInto(pfns: Float64Array, orders: Uint8Array, indexes: Float64Array): number {
+    let n = 0;
+    while (n < pfns.length && (this.#idx < this.#count || this.#nextPage())) {
+      const stop = Math.min(this.#count, this.#idx + pfns.length - n);
+      n = readEntries(this.#words, this.#idx, stop, pfns, orders, indexes, n);
+      this.#idx = stop;
+    }
+    return n;
   }
 
   /** Moves to the next link page with entries; false at the end of the chain. */

@@ -237,7 +237,9 @@ function walkObject(
 /**
  * Walks one chain of object `obj`. With `byOrder` it is a folio stream
  * (counted per order); without, a byte stream, whose entries must be
- * order-0 data pages numbered 0, 1, 2...
+ * order-0 data pages numbered 0, 1, 2... Each page is checked here and its
+ * entries by checkEntries: the per-folio loop is a small function of its
+ * own, which V8 optimizes quickly (a successor runs it once, cold).
  */
 function walkChain(
   device: MemoryDevice,
@@ -248,7 +250,6 @@ function walkChain(
   runs: NodeRuns | null,
   byOrder: Float64Array | null,
 ): { entries: number; relocated: number } {
-  const pages = device.pages;
   let entries = 0;
   let relocated = 0;
   const out = runs === null ? null : byOrder === null ? runs.meta : runs.folios;
@@ -263,42 +264,89 @@ function walkChain(
     spend(budget, count);
     node.metadataPages++;
     runs?.meta.add(link, 0);
-    // The entries read inline, word by word: this loop is the successor's per-folio cost.
-    for (let i = 0, at = W_ENTRIES; i < count; i++, at += W_ENTRY) {
-      const lo = w[at];
-      const order = lo & PKRAM_ENTRY_ORDER_MASK;
-      const flags = lo & PKRAM_ENTRY_FLAGS_MASK;
-      if (order > PKRAM_MAX_ORDER || (flags & ~PKRAM_ENTRY_FLAGS_KNOWN) !== 0) {
-        throw corrupt(`link page ${link} entry ${i} has order ${order} flags ${flags}`);
-      }
-      const pfn = w[at + 1] * TWO_POW_20 + (lo >>> 12);
-      const size = 1 << order;
-      // `&` keeps the low bits of pfn (it reads pfn modulo 2^32), enough for an alignment of 2^18.
-      if ((pfn & (size - 1)) !== 0 || pfn + size > pages) {
-        throw corrupt(
-          `link page ${link} entry ${i}: pfn ${pfn} order ${order} is misaligned or outside`,
-        );
-      }
-      if (w[at + W_INDEX + 1] >= INDEX_HI_LIMIT) {
-        throw corrupt(`link page ${link} entry ${i} index is past 2^53`);
-      }
-      if (byOrder === null) {
-        if (order !== 0 || w[at + W_INDEX + 1] !== 0 || w[at + W_INDEX] !== entries) {
-          throw corrupt(
-            `object ${obj} data page ${entries} has order ${order} index ${entryIndex(w, i)}`,
-          );
-        }
-        out?.add(pfn, 0);
-      } else {
-        byOrder[order]++;
-        if ((flags & PKRAM_ENTRY_FL_RELOCATED) !== 0) relocated++;
-        out?.add(pfn, order);
-      }
-      entries++;
-    }
+    const bad = checkEntries(w, count, device.pages, byOrder === null ? entries : -1, byOrder, out);
+    if (bad >= 0)
+      throw entryRefusal(w, bad, link, obj, device.pages, entries + bad, byOrder === null);
+    if (byOrder !== null) relocated += countRelocated(w, count);
+    entries += count;
     link = linkNext(w);
   }
   return { entries, relocated };
+}
+
+/**
+ * Checks `count` entries of a link page and adds them to `out`; with
+ * `byOrder` counts them per order. For a byte stream (`dataIndex` >= 0)
+ * each must be an order-0 page numbered from dataIndex on. Returns the
+ * first refused entry, or -1.
+ */
+function checkEntries(
+  w: Uint32Array,
+  count: number,
+  pages: number,
+  dataIndex: number,
+  byOrder: Float64Array | null,
+  out: RunList | null,
+): number {
+  for (let i = 0, at = W_ENTRIES; i < count; i++, at += W_ENTRY) {
+    const lo = w[at];
+    const order = lo & PKRAM_ENTRY_ORDER_MASK;
+    if (order > PKRAM_MAX_ORDER || (lo & PKRAM_ENTRY_FLAGS_MASK & ~PKRAM_ENTRY_FLAGS_KNOWN) !== 0) {
+      return i;
+    }
+    const pfn = w[at + 1] * TWO_POW_20 + (lo >>> 12);
+    const size = 1 << order;
+    // `&` keeps the low bits of pfn (it reads pfn modulo 2^32), enough for an alignment of 2^18.
+    if ((pfn & (size - 1)) !== 0 || pfn + size > pages || w[at + W_INDEX + 1] >= INDEX_HI_LIMIT) {
+      return i;
+    }
+    if (dataIndex >= 0) {
+      if (order !== 0 || w[at + W_INDEX + 1] !== 0 || w[at + W_INDEX] !== dataIndex + i) return i;
+    } else if (byOrder !== null) byOrder[order]++;
+    out?.add(pfn, order);
+  }
+  return -1;
+}
+
+/** Relocated copies among a link page's entries. */
+function countRelocated(w: Uint32Array, count: number): number {
+  let n = 0;
+  for (let i = 0, at = W_ENTRIES; i < count; i++, at += W_ENTRY) {
+    if ((w[at] & PKRAM_ENTRY_FL_RELOCATED) !== 0) n++;
+  }
+  return n;
+}
+
+/** What is wrong with entry i, which checkEntries refused. */
+function entryRefusal(
+  w: Uint32Array,
+  i: number,
+  link: number,
+  obj: number,
+  pages: number,
+  nth: number,
+  data: boolean,
+): PkramError {
+  const lo = entryLo(w, i);
+  const order = lo & PKRAM_ENTRY_ORDER_MASK;
+  const flags = lo & PKRAM_ENTRY_FLAGS_MASK;
+  const pfn = entryPfn(w, i);
+  const index = entryIndex(w, i);
+  if (order > PKRAM_MAX_ORDER || (flags & ~PKRAM_ENTRY_FLAGS_KNOWN) !== 0) {
+    return corrupt(`link page ${link} entry ${i} has order ${order} flags ${flags}`);
+  }
+  if (pfn % 2 ** order !== 0 || pfn + 2 ** order > pages) {
+    return corrupt(
+      `link page ${link} entry ${i}: pfn ${pfn} order ${order} is misaligned or outside`,
+    );
+  }
+  if (!Number.isSafeInteger(index))
+    return corrupt(`link page ${link} entry ${i} index is past 2^53`);
+  return corrupt(
+    data
+      ? `object ${obj} data page ${nth} has order ${order} index ${index}`
+      : `link page ${link} entry ${i} is refused`,
+  );
 }
 
 /**

@@ -156,6 +156,31 @@ export class ObjectWriter implements LinkPages {
   }
 
   /**
+   * Appends folios [from, to) of the arrays as they are (checked by the
+   * caller; `runs` are their blocks as runs), all or nothing: the link pages
+   * they need are taken first.
+   * @throws PkramError ENOMEM (nothing appended).
+   */
+  appendMany(
+    pfns: ArrayLike<number>,
+    order: number,
+    orders: ArrayLike<number>,
+    indexes: ArrayLike<number>,
+    from: number,
+    to: number,
+    runs: RunList,
+  ): void {
+    this.#reserveLinks(to - from);
+    for (let i = from; i < to; )
+      i = this.#folioChain.appendMany(pfns, order, orders, indexes, i, to);
+    for (let r = 0; r < runs.length; r++) {
+      this.node.folios.addRun(runs.pfns[r], runs.blocks[r], runs.orders[r]);
+    }
+    this.nrFolios += to - from;
+    setWordsU64(this.words, W_OBJ_NR_FOLIOS, this.nrFolios);
+  }
+
+  /**
    * Copies a folio into new base pages and appends them (order-0 entries
    * with consecutive indexes, flagged relocated), all or nothing.
    * @throws PkramError ENOMEM.
