@@ -147,49 +147,23 @@ function folioRefusal(host: PkramHost, pfn: number, order: number, index: number
 
 const NO_ORDERS: ArrayLike<number> = new Uint8Array(0);
 
-/**
- * The first folio of a batch that fails a check needing no lookup (order,
- * alignment, bounds, index), or n. `order` >= 0 is every folio's, else orders[i].
- */
-function firstUnchecked(
+/** ObjectWriter.saveChunk, with ENOMEM left to the per-folio path (which says EINVAL first for a bad folio). */
+function saveChunk(
+  w: ObjectWriter,
   pfns: ArrayLike<number>,
   order: number,
   orders: ArrayLike<number>,
   indexes: ArrayLike<number>,
+  from: number,
   n: number,
-  pages: number,
+  clean: (runs: RunList) => boolean,
 ): number {
-  for (let i = 0; i < n; i++) {
-    const o = order >= 0 ? order : orders[i];
-    if (!Number.isInteger(o) || o < 0 || o > PKRAM_MAX_ORDER) return i;
-    const pfn = pfns[i];
-    const index = indexes[i];
-    const size = 1 << o;
-    if (
-      !Number.isSafeInteger(pfn) ||
-      pfn < 0 ||
-      Math.floor(pfn / size) * size !== pfn ||
-      pfn + size > pages ||
-      !Number.isSafeInteger(index) ||
-      index < 0 ||
-      index + size > Number.MAX_SAFE_INTEGER
-    ) {
-      return i;
-    }
+  try {
+    return w.saveChunk(pfns, order, orders, indexes, from, n, clean);
+  } catch (err) {
+    if (err instanceof PkramError && err.code === 'ENOMEM') return 0;
+    throw err;
   }
-  return n;
-}
-
-/** The first n folios of a batch as runs. */
-function batchRuns(
-  pfns: ArrayLike<number>,
-  order: number,
-  orders: ArrayLike<number>,
-  n: number,
-): RunList {
-  const runs = new RunList();
-  for (let i = 0; i < n; i++) runs.add(pfns[i], order >= 0 ? order : orders[i]);
-  return runs;
 }
 
 /** Whether no run is transient, avoided or already preserved. */
@@ -266,8 +240,9 @@ export class PkramObject {
    * block of 2^order pages at `pfns[i]` (order `orders[i]`, or `orders` for
    * all), saved at mapping index `indexes[i]`. Nothing is allocated per
    * folio: for large saves, from typed arrays, this is the fast way.
-   * When a folio is refused, the folios before it stay recorded (the
-   * message says which one was refused); on ENOMEM nothing of the call is.
+   * As with saveFolio called for each, a folio that is refused (EINVAL) or
+   * cannot be recorded (ENOMEM) leaves the folios before it recorded and
+   * the rest not; the message says which folio it was.
    * @throws PkramError EINVAL (not saving; arrays of different lengths; a
    *   folio saveFolio would refuse), ENOMEM, ENODEV.
    */
@@ -291,24 +266,30 @@ export class PkramObject {
     }
     const order = one ? (orders as number) : -1;
     const list = one ? NO_ORDERS : (orders as ArrayLike<number>);
-    // The arithmetic checks a folio at a time, the rest a run at a time: a batch of
-    // consecutive folios costs a few checks, then a few stores per folio.
-    const end = firstUnchecked(pfns, order, list, indexes, n, this.#device.pages);
-    const runs = batchRuns(pfns, order, list, end);
-    if (runsClean(host, runs)) {
-      (writer as ObjectWriter).appendMany(pfns, order, list, indexes, 0, end, runs);
-    } else {
-      // A run touches something: folio by folio, as saveFolio, for its exact refusal.
-      for (let i = 0; i < end; i++) {
+    const w = writer as ObjectWriter;
+    const clean = (runs: RunList): boolean => runsClean(host, runs);
+    for (let i = 0; i < n; ) {
+      // A link page's worth at a time: checked by arithmetic a folio at a time, against
+      // the table, scratch and avoided ranges a run at a time, then a few stores each.
+      const done = saveChunk(w, pfns, order, list, indexes, i, n, clean);
+      if (done > 0) {
+        i += done;
+        continue;
+      }
+      // Refused, or a run touches something: folio by folio, as saveFolio, for a chunk.
+      for (const end = Math.min(n, i + PKRAM_LINK_ENTRIES); i < end; i++) {
         const o = one ? order : list[i];
         const why = folioRefusal(host, pfns[i], o, indexes[i]);
         if (why !== null) throw new PkramError('EINVAL', `folio ${i} of ${n}: ${why}`);
-        this.#record(writer as ObjectWriter, host, pfns[i], o, indexes[i]);
+        try {
+          this.#record(w, host, pfns[i], o, indexes[i]);
+        } catch (err) {
+          if (!(err instanceof PkramError) || err.code !== 'ENOMEM') throw err;
+          throw new PkramError('ENOMEM', `folio ${i} of ${n}: ${err.message}`, undefined, {
+            cause: err,
+          });
+        }
       }
-    }
-    if (end < n) {
-      const why = folioRefusal(host, pfns[end], one ? order : list[end], indexes[end]);
-      throw new PkramError('EINVAL', `folio ${end} of ${n}: ${why}`);
     }
   }
 

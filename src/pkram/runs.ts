@@ -33,6 +33,13 @@ export class RunList {
     this.#order = order;
   }
 
+  /** Empties the list (keeping its arrays). */
+  clear(): void {
+    this.length = 0;
+    this.#next = -1;
+    this.#order = -1;
+  }
+
   /** Adds `blocks` consecutive blocks of 2^order pages from pfn. */
   addRun(pfn: number, blocks: number, order: number): void {
     if (blocks === 0) return;

@@ -23,8 +23,10 @@ import {
   PKRAM_ENTRY_ORDER_MASK,
   PKRAM_LINK_ENTRIES,
   PKRAM_LINK_MAGIC,
+  PKRAM_MAX_ORDER,
 } from './abi.js';
 import { PkramError } from './errors.js';
+import type { RunList } from './runs.js';
 import { sealPage } from './seal.js';
 
 const PAGE_WORDS = PAGE_SIZE / 4;
@@ -127,10 +129,14 @@ function readEntries(
 }
 
 /**
- * Writes folios [from, to) as entries of a link page from entry `count` on;
- * returns the new count. A leaf function: the per-folio loop of a batch save.
+ * Writes folios [from, to) of a batch as entries of a link page from entry
+ * `count` on, checking each as it goes (order, alignment, inside `pages`,
+ * index) and adding it to `runs`; returns where it stopped: `to`, or the
+ * first folio refused (not added). `order` >= 0 is every folio's, else
+ * orders[i]. The entries only count once the caller commits them. A leaf
+ * function, called a link page at a time: V8 optimizes it after a few pages.
  */
-function writeEntries(
+function writeChecked(
   w: Uint32Array,
   count: number,
   pfns: ArrayLike<number>,
@@ -139,17 +145,34 @@ function writeEntries(
   indexes: ArrayLike<number>,
   from: number,
   to: number,
+  pages: number,
+  runs: RunList,
 ): number {
   for (let i = from, at = W_ENTRIES + count * W_ENTRY; i < to; i++, at += W_ENTRY) {
+    const o = order >= 0 ? order : orders[i];
+    if (!Number.isInteger(o) || o < 0 || o > PKRAM_MAX_ORDER) return i;
     const pfn = pfns[i];
     const index = indexes[i];
+    const size = 1 << o;
+    if (
+      !Number.isSafeInteger(pfn) ||
+      pfn < 0 ||
+      Math.floor(pfn / size) * size !== pfn ||
+      pfn + size > pages ||
+      !Number.isSafeInteger(index) ||
+      index < 0 ||
+      index + size > Number.MAX_SAFE_INTEGER
+    ) {
+      return i;
+    }
     const lo = index >>> 0;
-    w[at] = ((pfn << 12) | (order < 0 ? orders[i] : order)) >>> 0;
+    w[at] = ((pfn << 12) | o) >>> 0;
     w[at + 1] = Math.floor(pfn / TWO_POW_20);
     w[at + W_INDEX] = lo;
     w[at + W_INDEX + 1] = (index - lo) / TWO_POW_32;
+    runs.add(pfn, o);
   }
-  return count + to - from;
+  return to;
 }
 
 /** Formats a fresh link page at pfn and returns its words. */
@@ -200,25 +223,45 @@ export class LinkWriter {
     w[W_COUNT] = ++this.#count;
   }
 
+  /** Makes room for an entry: a new tail page when there is none or it is full. @throws PkramError ENOMEM. */
+  ensureRoom(): void {
+    if (this.#count === PKRAM_LINK_ENTRIES || this.#tail === 0) this.#newPage();
+  }
+
   /**
-   * Appends folios [from, to) of the arrays (order `order`, or orders[i]
-   * when order < 0) as far as the tail page has room, taking a new page
-   * first when it is full; returns where it stopped.
-   * @throws PkramError ENOMEM when a new link page is needed and none is left (nothing appended).
+   * Writes and checks folios [from, to) of a batch into the tail page, as
+   * many as it has room for (see writeChecked; call ensureRoom first);
+   * they count only once committed. Returns where it stopped.
    */
-  appendMany(
+  writeChecked(
     pfns: ArrayLike<number>,
     order: number,
     orders: ArrayLike<number>,
     indexes: ArrayLike<number>,
     from: number,
     to: number,
+    pages: number,
+    runs: RunList,
   ): number {
-    if (this.#count === PKRAM_LINK_ENTRIES || this.#tail === 0) this.#newPage();
     const stop = Math.min(to, from + PKRAM_LINK_ENTRIES - this.#count);
-    this.#count = writeEntries(this.#words, this.#count, pfns, order, orders, indexes, from, stop);
+    return writeChecked(
+      this.#words,
+      this.#count,
+      pfns,
+      order,
+      orders,
+      indexes,
+      from,
+      stop,
+      pages,
+      runs,
+    );
+  }
+
+  /** Counts the next n entries writeChecked wrote. */
+  commit(n: number): void {
+    this.#count += n;
     this.#words[W_COUNT] = this.#count;
-    return stop;
   }
 
   #newPage(): void {

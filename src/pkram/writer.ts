@@ -119,6 +119,8 @@ export class ObjectWriter implements LinkPages {
   #dataPages = 0;
   /** Spare link pages reserved ahead of appends that must not fail half-way. */
   readonly #spares: number[] = [];
+  /** A batch chunk's folios as runs (saveChunk's scratch). */
+  readonly #chunk = new RunList();
 
   constructor(
     readonly node: NodeWriter,
@@ -156,28 +158,36 @@ export class ObjectWriter implements LinkPages {
   }
 
   /**
-   * Appends folios [from, to) of the arrays as they are (checked by the
-   * caller; `runs` are their blocks as runs), all or nothing: the link pages
-   * they need are taken first.
-   * @throws PkramError ENOMEM (nothing appended).
+   * Records the folios of a batch from `from` on, up to a link page's worth:
+   * written and checked by arithmetic (writeChecked), then a run at a time
+   * by `clean` (table, scratch, avoided ranges); counted only if all pass.
+   * Returns how many were recorded: 0 when folio `from` is refused or the
+   * runs are not clean (the caller then takes the per-folio path).
+   * @throws PkramError ENOMEM (nothing recorded).
    */
-  appendMany(
+  saveChunk(
     pfns: ArrayLike<number>,
     order: number,
     orders: ArrayLike<number>,
     indexes: ArrayLike<number>,
     from: number,
-    to: number,
-    runs: RunList,
-  ): void {
-    this.#reserveLinks(to - from);
-    for (let i = from; i < to; )
-      i = this.#folioChain.appendMany(pfns, order, orders, indexes, i, to);
+    n: number,
+    clean: (runs: RunList) => boolean,
+  ): number {
+    const chain = this.#folioChain;
+    chain.ensureRoom();
+    const runs = this.#chunk;
+    runs.clear();
+    const pages = this.node.pages.device.pages;
+    const stop = chain.writeChecked(pfns, order, orders, indexes, from, n, pages, runs);
+    if (stop === from || !clean(runs)) return 0;
+    chain.commit(stop - from);
     for (let r = 0; r < runs.length; r++) {
       this.node.folios.addRun(runs.pfns[r], runs.blocks[r], runs.orders[r]);
     }
-    this.nrFolios += to - from;
+    this.nrFolios += stop - from;
     setWordsU64(this.words, W_OBJ_NR_FOLIOS, this.nrFolios);
+    return stop - from;
   }
 
   /**

@@ -154,6 +154,29 @@ describe('Pkram batches', () => {
     assert.equal(lo.loadFolio(), null);
   });
 
+  it('ENOMEM mid-batch keeps the folios before the one that found no link page, and names it', () => {
+    const m = machine(300);
+    const node = m.pkram.prepareSave('n');
+    const obj = node.prepareSaveObj();
+    // Page 0, the node and object pages, and 296 folios: one free page, one link page (254 entries).
+    const folios = Array.from({ length: 296 }, (_, i) => makeFolio(m, 0, i));
+    assert.equal(m.buddy.stats().freePages, 1);
+    assert.throws(
+      () =>
+        obj.saveFolios(
+          folios.map((f) => f.pfn),
+          0,
+          folios.map((_, i) => i),
+        ),
+      code('ENOMEM', /folio 254 of 296/),
+    );
+    obj.finishSaveObj();
+    // The folios not recorded are still only the program's: freeing them makes room for the table.
+    for (const f of folios.slice(254)) m.buddy.freePages(f.pfn, 0);
+    node.finishSave();
+    assert.equal(m.pkram.list()[0].folios, 254);
+  });
+
   it('refuses arrays of different lengths and loads into arrays of the wrong kind', () => {
     const m = machine();
     const f = makeFolio(m, 0, 1);
