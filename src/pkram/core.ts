@@ -180,6 +180,10 @@ export class PkramCore implements NodeOwner {
     return this.tree.isPreserved(pfn, order);
   }
 
+  preservesNothing(): boolean {
+    return this.tree.rootPhys === 0;
+  }
+
   anyPreserved(pfn: number, blocks: number, order: number): boolean {
     return this.tree.anyPreserved(pfn, blocks, order);
   }

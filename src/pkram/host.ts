@@ -14,6 +14,8 @@ export interface PkramHost extends WriterPages {
   isTransient(pfn: number, n: number): boolean;
   /** Whether the block is in the preserved-page table. */
   isPreserved(pfn: number, order: number): boolean;
+  /** Whether the preserved-page table is empty. */
+  preservesNothing(): boolean;
   /** Whether a block of the run is in the preserved-page table. */
   anyPreserved(pfn: number, blocks: number, order: number): boolean;
 }

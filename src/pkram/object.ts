@@ -168,11 +168,21 @@ function saveChunk(
 
 /** Whether no run is transient, avoided or already preserved. */
 function runsClean(host: PkramHost, runs: RunList): boolean {
+  // The span of all runs first: mostly it touches no scratch or avoided range and nothing is
+  // preserved yet, and then a page of folios in scattered runs costs a few checks, not one a run.
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = 0;
   for (let r = 0; r < runs.length; r++) {
+    lo = Math.min(lo, runs.pfns[r]);
+    hi = Math.max(hi, runs.pfns[r] + runs.blocks[r] * 2 ** runs.orders[r]);
+  }
+  const ranges = host.isTransient(lo, hi - lo) || host.collides(lo, hi - lo);
+  const table = !host.preservesNothing();
+  for (let r = 0; (ranges || table) && r < runs.length; r++) {
     const pfn = runs.pfns[r];
     const pages = runs.blocks[r] * 2 ** runs.orders[r];
-    if (host.isTransient(pfn, pages) || host.collides(pfn, pages)) return false;
-    if (host.anyPreserved(pfn, runs.blocks[r], runs.orders[r])) return false;
+    if (ranges && (host.isTransient(pfn, pages) || host.collides(pfn, pages))) return false;
+    if (table && host.anyPreserved(pfn, runs.blocks[r], runs.orders[r])) return false;
   }
   return true;
 }

@@ -27,7 +27,7 @@ import {
 } from './abi.js';
 import { PkramError } from './errors.js';
 import type { RunList } from './runs.js';
-import { sealPage } from './seal.js';
+import { sealLink } from './seal.js';
 
 const PAGE_WORDS = PAGE_SIZE / 4;
 const W_MAGIC = LINK_OFF_MAGIC / 4;
@@ -270,7 +270,7 @@ export class LinkWriter {
     if (this.#tail === 0) this.head = page;
     else {
       setWordsU64(this.#words, W_NEXT, page);
-      sealPage(this.device, this.#tail, 'link');
+      sealLink(this.device, this.#tail);
     }
     this.#tail = page;
     this.#count = 0;
@@ -280,7 +280,7 @@ export class LinkWriter {
 
   /** Seals the last link page (the others were sealed as the chain grew). */
   seal(): void {
-    if (this.#tail !== 0) sealPage(this.device, this.#tail, 'link');
+    if (this.#tail !== 0) sealLink(this.device, this.#tail);
   }
 }
 
