@@ -441,6 +441,11 @@ export class Kho implements HandoverSubsystem {
     return this.#in().retrieveSubtree(name);
   }
 
+  /** Whether the predecessor handed over a subtree `name` that nothing has retrieved yet. */
+  hasIncomingSubtree(name: string): boolean {
+    return this.#incoming?.subtreeNames().includes(name) ?? false;
+  }
+
   /** Reads an incoming subtree without claiming it (status, compatibility checks). */
   peekSubtree(name: string): Fdt | null {
     return this.#incoming?.peekSubtree(name) ?? null;

@@ -23,7 +23,6 @@ import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { FdtWriter } from '../fdt/write.js';
 import { KhoError } from '../kho/errors.js';
 import type { Kho } from '../kho/kho.js';
-import { coalescedExtents } from '../kho/radix.js';
 import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { type BuddyAllocator, MAX_PAGE_ORDER } from '../mm/buddy.js';
@@ -131,7 +130,7 @@ export class KernelPkram implements HandoverSubsystem {
           generation: deps.generation,
           bootId: deps.bootId,
         });
-        this.#attached = { superPfn, via, nodes: pkram.list().length };
+        this.#attached = { superPfn, via, nodes: pkram.names().length };
         deps.log(`PKRAM: attached super block at pfn ${superPfn}: ${this.#attached.nodes} nodes`);
       } catch (err) {
         if (!(err instanceof PkramError)) throw err;
@@ -147,7 +146,7 @@ export class KernelPkram implements HandoverSubsystem {
       (deps.scratch ?? []).map((s) => ({ phys: s.base, size: s.size })),
     );
     // The predecessor's subtree page is KHO's to free; claim it so it is not carried on.
-    if (kho.incoming?.subtreeNames().includes(PKRAM_KHO_SUBTREE)) {
+    if (kho.hasIncomingSubtree(PKRAM_KHO_SUBTREE)) {
       try {
         kho.retrieveSubtree(PKRAM_KHO_SUBTREE);
       } catch (err) {
@@ -199,7 +198,7 @@ export class KernelPkram implements HandoverSubsystem {
     const key = `${root}/${this.#pkram.tableChanges}/${shift}`;
     if (this.#cells?.key !== key) {
       const cells = new Map<number, number>();
-      for (const e of coalescedExtents(this.#deps.device, root, Number.MAX_SAFE_INTEGER))
+      for (const e of this.#pkram.preservedExtents(Number.MAX_SAFE_INTEGER))
         addToCells(cells, e.phys / PAGE_SIZE, e.size / PAGE_SIZE, shift);
       this.#cells = { key, cells };
     }
@@ -307,7 +306,7 @@ export class KernelPkram implements HandoverSubsystem {
    */
   freeze(): HandoverPart {
     if (!this.#inUse()) return {};
-    const { device, kho } = this.#deps;
+    const { kho } = this.#deps;
     const superPfn = this.#pkram.finalize();
     if (kho.enabled && this.#khoSuper !== superPfn) {
       throw new PkramError(
@@ -315,7 +314,7 @@ export class KernelPkram implements HandoverSubsystem {
         `KHO subtree pkram points at pfn ${this.#khoSuper}, the super block is at ${superPfn} (KHO finalized too early?)`,
       );
     }
-    const marks = Pkram.preservedRanges(device, superPfn, PKRAM_MAX_MAP_MARKS);
+    const marks = this.#pkram.preservedExtents(PKRAM_MAX_MAP_MARKS);
     const mapMarks: MemoryRange[] = marks.map((m) => ({
       addr: m.phys,
       size: m.size,
@@ -326,7 +325,7 @@ export class KernelPkram implements HandoverSubsystem {
 
   /** PKRAM hands nothing over (and allocates nothing) until a node is saved or finalize is called. */
   #inUse(): boolean {
-    return this.enabled && (this.#pkram.superPfn !== 0 || this.#pkram.list().length > 0);
+    return this.enabled && (this.#pkram.superPfn !== 0 || this.#pkram.names().length > 0);
   }
 
   #addSubtree(): void {
