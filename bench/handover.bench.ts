@@ -40,11 +40,11 @@
  * --sizes, --allocs runs alone.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statfsSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, statfsSync, unlinkSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { table } from './_harness.js';
+import { readStamps, type Stamp, table } from './_harness.js';
 
 const MiB = 2 ** 20;
 const DEFAULT_SIZES = [64, 1024, 4096];
@@ -63,13 +63,6 @@ const WAYS: readonly { way: Way; label: string }[] = [
 ];
 
 /** One JSON line a benchmark program printed. */
-interface Stamp {
-  event: string;
-  pid: number;
-  gen: number;
-  ns: string;
-  message?: string;
-}
 
 /** What one chain measured: per handover, its downtime and each phase, in ms. */
 interface Samples {
@@ -242,20 +235,6 @@ async function measure(way: Way, bytes: number, rounds: number, allocs = 0): Pro
     live.files.delete(file);
     live.files.delete(stampsFile);
   }
-}
-
-/** The stamps the generations appended to `file` (none if it was never written). */
-function readStamps(file: string): Stamp[] {
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter((l) => l.length > 0)
-    .map((l) => JSON.parse(l) as Stamp);
 }
 
 /** Runs a program until every generation has closed stdout; returns its stamps. */

@@ -553,6 +553,7 @@ export class Kernel {
           return kernel.liveupdate;
         },
         load: (o) => this.kexec.load(o),
+        zapMappings: async () => this.device.zap?.(0, this.device.size),
         unload: () => this.kexec.unload(),
         exec: () => this.kexec.exec(),
       },

@@ -1,7 +1,8 @@
 /**
  * An upgrade as one asynchronous call (kernel.upgrade): load the successor,
- * keep the listening servers (each in its own LUO session), drain them, run
- * the program's before-exec hooks (flush logs, close databases), exec. On any
+ * drop the device's mappings ahead of the exec while still serving, keep the
+ * listening servers (each in its own LUO session), drain them, run the
+ * program's before-exec hooks (flush logs, close databases), exec. On any
  * failure before the point of no return the servers listen again on their
  * own sockets, which never closed, and the error is thrown: this generation
  * goes on serving. The successor takes each server back by name.
@@ -24,6 +25,8 @@ export interface UpgradeOptions extends KexecLoadOptions {
 export interface UpgradeHost<K> {
   readonly liveupdate: LiveUpdate;
   load(options: KexecLoadOptions): void;
+  /** Drops the process's mappings of the device ahead of the exec, while it still serves (MemoryDevice.zap). */
+  zapMappings?(): Promise<void>;
   unload(): void;
   exec(): K;
 }
@@ -40,6 +43,8 @@ export async function upgrade<K>(host: UpgradeHost<K>, options: UpgradeOptions):
   host.load(load);
   const kept: { name: string; server: Server; session: LuoSession }[] = [];
   try {
+    // Still serving: the exec's own teardown of these mappings would be downtime.
+    await host.zapMappings?.();
     for (const [name, server] of Object.entries(servers)) {
       const lu = host.liveupdate;
       const session =

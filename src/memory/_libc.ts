@@ -68,6 +68,8 @@ export interface Libc {
   msync(addr: number, length: number, flags: number): number;
   /** `addr` as an integer, as msync. */
   madvise(addr: number, length: number, advice: number): number;
+  /** madvise on a libuv worker thread: 0, or -1 when it failed. */
+  madviseAsync(addr: number, length: number, advice: number): Promise<number>;
   /** The new offset as a bigint, or -1n. */
   lseek(fd: number, offset: bigint, whence: number): bigint;
   memfdCreate(name: string, flags: number): number;
@@ -202,6 +204,13 @@ export function getLibc(): Libc {
     munmap: (addr, length) => munmap(addr, length) as number,
     msync: (addr, length, flags) => msync(addr, length, flags) as number,
     madvise: (addr, length, advice) => madvise(addr, length, advice) as number,
+    madviseAsync: (addr, length, advice) =>
+      new Promise((resolve) => {
+        // koffi runs the call on a worker; errno is that thread's, so only success is told apart.
+        madvise.async(addr, length, advice, (err: unknown, r: unknown) =>
+          resolve(err ? -1 : (r as number)),
+        );
+      }),
     lseek: (fd, offset, whence) => BigInt(lseek(fd, offset, whence) as number | bigint),
     memfdCreate: (name, flags) => memfdCreate(name, flags) as number,
     signal: (sig, handler) => BigInt(signal(sig, handler) as number | bigint),

@@ -55,6 +55,15 @@ export interface MemoryDevice {
    * a mapped device). Does nothing where it cannot.
    */
   populate?(phys: number, length: number): void;
+  /**
+   * Optional hint: drop this process's page-table entries for the range,
+   * off the main thread, keeping every byte (a shared mapping's pages are
+   * the file's; the next access maps them again). An in-place exec tears
+   * down every page the process has mapped, while nothing serves: done
+   * ahead, while the process still serves, that cost leaves the handover.
+   * Resolves when done; never rejects.
+   */
+  zap?(phys: number, length: number): Promise<void>;
   /** Release the mapping and the ownership lock. Further access is an error. */
   close(): void;
 }

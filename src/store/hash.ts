@@ -1,6 +1,8 @@
 /**
  * MurmurHash3 (x86, 32-bit) of a byte range, seeded per store so that keys
- * chosen to collide in one store do not collide in another.
+ * chosen to collide in one store do not collide in another. Returned as a
+ * signed 32-bit integer (the same bits as the u32 the store keeps): V8 keeps
+ * it a small integer, never a boxed number, on the hot paths.
  */
 export function hashBytes(b: Uint8Array, off: number, len: number, seed: number): number {
   let h = seed | 0;
@@ -31,5 +33,5 @@ export function hashBytes(b: Uint8Array, off: number, len: number, seed: number)
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h >>> 0;
+  return h | 0;
 }

@@ -53,9 +53,16 @@ export interface Extent {
 
 /** Where new extents come from (kernel pages); none for a store on a pmpool. */
 export interface ExtentSource {
-  /** A run of at least `minPages` (`wantPages` if it can), preserved and owned by the store; null when none. */
-  take(minPages: number, wantPages: number): { pfn: number; pages: number } | null;
+  /**
+   * A run of at least `minPages` (`wantPages` if it can), preserved and
+   * owned by the store, starting at `after` when the pages there are free
+   * (so that the store's extents lie end to end); null when none.
+   */
+  take(minPages: number, wantPages: number, after: number): { pfn: number; pages: number } | null;
 }
+
+/** Extents are taken in whole blocks of this many pages (4 MiB), so that they can lie end to end. */
+export const EXTENT_BLOCK_PAGES = 1024;
 
 export class StoreMemory {
   readonly device: MemoryDevice;
@@ -131,6 +138,13 @@ export class StoreMemory {
     const a = this.u32[k];
     if (this.#inOp) this.#log(k, i, a[i], value >>> 0);
     a[i] = value;
+  }
+
+  /** True when `bytes` is a view of this device's memory (a getView of this store or another). */
+  holds(bytes: Uint8Array): boolean {
+    const buf = bytes.buffer;
+    for (let k = 0; k < this.u8.length; k++) if (this.u8[k].buffer === buf) return true;
+    return false;
   }
 
   /** The byte view holding the object at `ref`, and its offset there. */
@@ -376,15 +390,20 @@ export class StoreMemory {
     }
     this.overBudget = false;
     if (!grow || this.source === null) return null;
-    // Geometric growth keeps extents few (a successor touches each once): an eighth of what is held.
+    // Geometric growth, a sixteenth of what is held (at most that much held and unused), in
+    // whole blocks taken end to end after the last extent: the KHO map and a successor's
+    // attach see one run however many extents there are.
     const need = pages + align + 2;
-    const want = Math.max(need, Math.min(Math.ceil(this.extentPages / 8), 65536), 1024);
+    const share = Math.min(Math.ceil(this.extentPages / 16), 65536);
+    const want =
+      Math.ceil(Math.max(need, share, EXTENT_BLOCK_PAGES) / EXTENT_BLOCK_PAGES) *
+      EXTENT_BLOCK_PAGES;
     const room = this.budgetPages - this.extentPages;
     if (need > room) {
       this.overBudget = true;
       return null;
     }
-    const got = this.source.take(need, Math.min(want, room));
+    const got = this.source.take(need, Math.min(want, room), this.#end());
     if (got === null) return null;
     const e: Extent = {
       basePfn: got.pfn,
@@ -415,6 +434,29 @@ export class StoreMemory {
     populate.call(this.device, phys, end - phys);
     e.populated = Math.max(done, end);
     return phys;
+  }
+
+  /** The pfn after the highest extent in kernel memory (0: none). */
+  #end(): number {
+    let end = 0;
+    for (const e of this.extents)
+      if (e.kind === EXTENT_KERNEL) end = Math.max(end, e.basePfn + e.pages);
+    return end;
+  }
+
+  /**
+   * The extents in kernel memory as runs of extents that lie end to end
+   * (what KHO restores and preserves at once: a successor's work per run).
+   */
+  kernelRuns(): { pfn: number; pages: number }[] {
+    const runs: { pfn: number; pages: number }[] = [];
+    for (const e of this.extents) {
+      if (e.kind !== EXTENT_KERNEL) continue;
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last.pfn + last.pages === e.basePfn) last.pages += e.pages;
+      else runs.push({ pfn: e.basePfn, pages: e.pages });
+    }
+    return runs;
   }
 
   /** Gives back a span. @throws StoreError EFAULT when it is no span of an extent. */

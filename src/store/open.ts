@@ -58,7 +58,13 @@ import {
   VALUE_LIMIT,
 } from './abi.js';
 import { damaged, StoreError } from './errors.js';
-import { type Extent, type ExtentSource, REF_LIMIT_BYTES, StoreMemory } from './memory.js';
+import {
+  EXTENT_BLOCK_PAGES,
+  type Extent,
+  type ExtentSource,
+  REF_LIMIT_BYTES,
+  StoreMemory,
+} from './memory.js';
 import { Slabs } from './slab.js';
 import { PreservedStore } from './store.js';
 import { MAX_SEGMENTS, segments, Table } from './table.js';
@@ -166,7 +172,7 @@ function openOnKernel(kernel: Kernel, options: OpenStoreOptions): PreservedStore
   }
   if (options.create === false)
     throw new StoreError('ENOENT', `no store '${options.name}' was handed over`);
-  const first = mem.source.take(MIN_EXTENT_PAGES, Math.min(FIRST_EXTENT_PAGES, mem.budgetPages));
+  const first = mem.source.take(MIN_EXTENT_PAGES, Math.min(FIRST_EXTENT_PAGES, mem.budgetPages), 0);
   if (first === null) throw new StoreError('ENOMEM', 'no memory for a new store');
   const pool = CmaPool.format(kernel.device, first.pfn * PAGE, first.pages * PAGE);
   const extent: Extent = {
@@ -315,22 +321,22 @@ function attach(
     mem.source = kernelSource(kernel);
   }
   if (how === 'handover') {
-    for (const e of mem.extents) {
-      if (e.kind !== EXTENT_KERNEL) continue;
+    // Per run of extents that lie end to end (one, as the store grows): O(runs), not O(extents).
+    for (const run of mem.kernelRuns()) {
       try {
-        kernel.kho.restorePages(e.basePfn * PAGE, e.pages);
+        kernel.kho.restorePages(run.pfn * PAGE, run.pages);
       } catch (err) {
         if (err instanceof KhoError)
-          throw damaged(e.basePfn * PAGE, `store extent was not preserved: ${err.message}`, err);
+          throw damaged(run.pfn * PAGE, `store extent was not preserved: ${err.message}`, err);
         throw err;
       }
       try {
-        kernel.kho.preservePages(e.basePfn, e.pages);
+        kernel.kho.preservePages(run.pfn, run.pages);
       } catch (err) {
         if (!(err instanceof KhoError)) throw err;
         throw new StoreError(
           'ENOMEM',
-          `store extent at pfn ${e.basePfn} cannot be kept for the next generation: ${err.message}`,
+          `store extents at pfn ${run.pfn} cannot be kept for the next generation: ${err.message}`,
           { cause: err },
         );
       }
@@ -460,28 +466,15 @@ function attachTable(mem: StoreMemory, desc: number, root: number): Table {
 /** New extents for a store in kernel memory: pages claimed from the page allocator and preserved with KHO. */
 function kernelSource(kernel: Kernel): ExtentSource {
   return {
-    take(minPages: number, wantPages: number) {
+    take(minPages: number, wantPages: number, after: number) {
       // Never the kernel's last pages (its KHO map, a kexec segment), and at most half of what is free.
       const spare = kernel.pages.stats().freePages - KERNEL_RESERVE_PAGES;
       if (spare < minPages) return null;
-      wantPages = Math.max(minPages, Math.min(wantPages, Math.floor(spare / 2)));
-      const limit = REF_LIMIT_BYTES / PAGE;
-      const scratch = kernel.kho.scratch.map((a) => ({
-        base: a.base / PAGE,
-        end: (a.base + a.size) / PAGE,
-      }));
-      let best: { pfn: number; pages: number } | null = null;
-      for (const r of kernel.pages.freeExtents()) {
-        for (const piece of outside(r.base, Math.min(r.base + r.count, limit), scratch)) {
-          // Extents start on 4 MiB boundaries when they can, so KHO tracks each as few blocks.
-          let pfn = Math.ceil(piece.base / 1024) * 1024;
-          if (piece.end - pfn < minPages) pfn = Math.ceil(piece.base / 16) * 16;
-          const pages = Math.min(wantPages, piece.end - pfn);
-          if (pages >= minPages && (best === null || pages > best.pages)) best = { pfn, pages };
-          if (best?.pages === wantPages) break;
-        }
-        if (best?.pages === wantPages) break;
-      }
+      const half = Math.floor(spare / 2);
+      // Whole 4 MiB blocks when it can, so that the next extent starts where this one ends.
+      const blocks = Math.floor(half / EXTENT_BLOCK_PAGES) * EXTENT_BLOCK_PAGES;
+      wantPages = Math.max(minPages, Math.min(wantPages, blocks >= minPages ? blocks : half));
+      const best = nextExtent(kernel, minPages, wantPages, after);
       if (best === null) return null;
       kernel.pages.claimRange(best.pfn, best.pages);
       try {
@@ -501,6 +494,42 @@ function kernelSource(kernel: Kernel): ExtentSource {
       return best;
     },
   };
+}
+
+/**
+ * Where the store's next extent goes: right after its last one when the
+ * pages there are free (its memory stays one run), else the largest free
+ * piece (from a 4 MiB boundary when it can), outside scratch and below the
+ * refs' reach.
+ */
+function nextExtent(
+  kernel: Kernel,
+  minPages: number,
+  wantPages: number,
+  after: number,
+): { pfn: number; pages: number } | null {
+  const limit = REF_LIMIT_BYTES / PAGE;
+  const scratch = kernel.kho.scratch.map((a) => ({
+    base: a.base / PAGE,
+    end: (a.base + a.size) / PAGE,
+  }));
+  const pieces: { base: number; end: number }[] = [];
+  for (const r of kernel.pages.freeExtents()) {
+    pieces.push(...outside(r.base, Math.min(r.base + r.count, limit), scratch));
+  }
+  const next = pieces.find((p) => after > 0 && p.base <= after && after < p.end);
+  if (next !== undefined && next.end - after >= minPages) {
+    return { pfn: after, pages: Math.min(wantPages, next.end - after) };
+  }
+  let best: { pfn: number; pages: number } | null = null;
+  for (const piece of pieces) {
+    let pfn = Math.ceil(piece.base / EXTENT_BLOCK_PAGES) * EXTENT_BLOCK_PAGES;
+    if (piece.end - pfn < minPages) pfn = Math.ceil(piece.base / 16) * 16;
+    const pages = Math.min(wantPages, piece.end - pfn);
+    if (pages >= minPages && (best === null || pages > best.pages)) best = { pfn, pages };
+    if (best?.pages === wantPages) break;
+  }
+  return best;
 }
 
 /** [base, end) without the scratch ranges. */

@@ -59,9 +59,10 @@ const encoder = new TextEncoder();
 /**
  * The word a record keeps for its key's hash, bound to its length words: a
  * damaged header (or a slot pointing at another record) never matches.
+ * Signed, as the hash (read it back through an Int32Array).
  */
 function seal(h: number, meta: number, vlen: number): number {
-  return (h ^ Math.imul((meta & 0xffffff) ^ Math.imul(vlen, 0x9e3779b1), 0x85ebca6b)) >>> 0;
+  return h ^ Math.imul((meta & 0xffffff) ^ Math.imul(vlen, 0x9e3779b1), 0x85ebca6b);
 }
 
 export type StoreKey = string | Uint8Array;
@@ -119,6 +120,8 @@ export class PreservedStore {
   readonly #kbuf: Uint8Array;
   /** Spans freed by the operation under way, released once it commits. */
   #pending: number[] = [];
+  /** Numbers in #pending (the array is reused: setting its length is a runtime call). */
+  #pendingCount = 0;
   /** Why the store refuses updates (frozen for a handover, closed), or null. */
   #refusal: StoreError | null = null;
   #closed = false;
@@ -199,23 +202,25 @@ export class PreservedStore {
    *   EFAULT damaged store memory.
    */
   put(key: StoreKey, value: Uint8Array | string, options?: PutOptions): void {
-    this.#writable();
+    if (this.#refusal !== null) throw this.#refusal;
     const klen = this.#setKey(key);
     let val = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
     if (!(val instanceof Uint8Array))
       throw new StoreError('EINVAL', 'a value is a Uint8Array or a string');
-    // A view of this store (getView) may be evicted or freed by this very put: copy it first.
-    if (this.#mem.u8.some((w) => w.buffer === val.buffer)) val = Uint8Array.from(val);
     if (val.length > this.#cfg.maxValueBytes) {
       throw new StoreError(
         'E2BIG',
         `a value is at most ${this.#cfg.maxValueBytes} bytes, got ${val.length}`,
       );
     }
-    const expiry = options?.ttl === undefined ? 0 : this.#expiryOf(options.ttl);
+    // A put copies the value before it frees anything, but an eviction comes
+    // first: a view of this store (getView) it may free is copied out before.
+    if (this.#cfg.evict && this.#mem.holds(val)) val = Uint8Array.from(val);
+    const expiry =
+      options === undefined || options.ttl === undefined ? 0 : this.#expiryOf(options.ttl);
     const h = hashBytes(this.#karr, 0, klen, this.#cfg.seed);
-    this.#step(true);
-    this.#setKey(key);
+    // An eviction for the table's room used the key scratch: encode this key again.
+    if (this.#step(true)) this.#setKey(key);
     const mem = this.#mem;
     for (;;) {
       mem.begin();
@@ -428,7 +433,7 @@ export class PreservedStore {
       );
     }
     const meta = words[i];
-    if (words[i + R_HASH] !== seal(h, meta, words[i + R_VLEN]) || meta === FREE_OBJECT) {
+    if (mem.i32[k][i + R_HASH] !== seal(h, meta, words[i + R_VLEN]) || meta === FREE_OBJECT) {
       throw damaged(
         t.slotPhys(s),
         `table slot ${s} points at 0x${(ref * 16).toString(16)}, which holds no record of its hash`,
@@ -504,7 +509,7 @@ export class PreservedStore {
     const meta = mem.get(ref, R_META);
     if (
       meta === FREE_OBJECT ||
-      mem.get(ref, R_HASH) !== seal(t.tag(s), meta, mem.get(ref, R_VLEN))
+      (mem.get(ref, R_HASH) | 0) !== seal(t.tag(s), meta, mem.get(ref, R_VLEN))
     ) {
       throw damaged(
         t.slotPhys(s),
@@ -704,13 +709,21 @@ export class PreservedStore {
   }
 
   #addBytes(live: number, rec: number): void {
+    this.#add64(SB_LIVE_LO, SB_LIVE_HI, live);
+    this.#add64(SB_REC_LO, SB_REC_HI, rec);
+  }
+
+  /** Adds `delta` (|delta| < 2^32) to the u64 counter at words lo, hi: the high word changes only on a carry. */
+  #add64(lo: number, hi: number, delta: number): void {
     const mem = this.#mem;
-    const l = mem.sbGet(SB_LIVE_HI) * 2 ** 32 + mem.sbGet(SB_LIVE_LO) + live;
-    const r = mem.sbGet(SB_REC_HI) * 2 ** 32 + mem.sbGet(SB_REC_LO) + rec;
-    mem.sbSet(SB_LIVE_LO, l % 2 ** 32);
-    mem.sbSet(SB_LIVE_HI, Math.floor(l / 2 ** 32));
-    mem.sbSet(SB_REC_LO, r % 2 ** 32);
-    mem.sbSet(SB_REC_HI, Math.floor(r / 2 ** 32));
+    const sum = mem.sbGet(lo) + delta;
+    if (sum >= 0 && sum < 2 ** 32) {
+      mem.sbSet(lo, sum);
+      return;
+    }
+    const carry = Math.floor(sum / 2 ** 32);
+    mem.sbSet(lo, sum - carry * 2 ** 32);
+    mem.sbSet(hi, mem.sbGet(hi) + carry);
   }
 
   /** Frees a record no slot points at any more; spans wait for the commit. */
@@ -726,25 +739,35 @@ export class PreservedStore {
       const pages = Math.ceil(size / PAGE);
       mem.put(ref, R_META, FREE_OBJECT);
       this.#addBytes(-(klen + vlen), -pages * PAGE);
-      this.#pending.push(ref * 16, pages);
+      this.#defer(ref * 16, pages);
       return;
     }
     if (cls >= CLASS_COUNT) throw damaged(ref * 16, `record of class ${cls}`);
     this.#addBytes(-(klen + vlen), -CLASS_SIZES[cls]);
     const slab = this.#slabs.free(ref, cls);
-    if (slab >= 0) this.#pending.push(slab, SLAB_PAGES);
+    if (slab >= 0) this.#defer(slab, SLAB_PAGES);
+  }
+
+  /** A span to give back once the operation commits. */
+  #defer(phys: number, pages: number): void {
+    const n = this.#pendingCount;
+    this.#pending[n] = phys;
+    this.#pending[n + 1] = pages;
+    this.#pendingCount = n + 2;
   }
 
   /** Releases the spans the committed operation freed. */
   #release(): void {
     const p = this.#pending;
-    for (let i = 0; i < p.length; i += 2) this.#mem.releaseSpan(p[i], p[i + 1]);
-    p.length = 0;
+    const n = this.#pendingCount;
+    if (n === 0) return;
+    this.#pendingCount = 0;
+    for (let i = 0; i < n; i += 2) this.#mem.releaseSpan(p[i], p[i + 1]);
   }
 
   #abort(): void {
     this.#mem.rollback();
-    this.#pending.length = 0;
+    this.#pendingCount = 0;
   }
 
   /**
@@ -795,21 +818,24 @@ export class PreservedStore {
 
   // ------------------------------------------------------------ resize
 
-  /** One bounded piece of resize work, before an update (its own operation). */
-  #step(forPut = false): void {
+  /**
+   * One bounded piece of resize work, before an update (its own operation).
+   * @returns true when it evicted an entry instead (a cache whose table cannot grow).
+   */
+  #step(forPut = false): boolean {
     const mem = this.#mem;
     const phase = mem.sbGet(SB_PHASE);
     const cur = this.#cur;
     const used = mem.sbGet(SB_TABLE_CUR + TD_LIVE) + mem.sbGet(SB_TABLE_CUR + TD_TOMBS) + 1;
     if (phase === PHASE_NONE) {
-      if (used * 8 <= cur.size * 5) return;
+      if (used * 8 <= cur.size * 5) return false;
       const live = mem.sbGet(SB_TABLE_CUR + TD_LIVE);
       const log2 = Math.min(MAX_TABLE_LOG2, cur.log2 + (live * 8 >= cur.size * 3 ? 1 : 0));
       const next = Table.create(mem, log2);
       if (next === null) {
-        if (used * 10 <= cur.size * 9) return;
+        if (used * 10 <= cur.size * 9) return false;
         // A cache that cannot grow its table makes room in it.
-        if (forPut && this.#cfg.evict && this.#evictOne()) return;
+        if (forPut && this.#cfg.evict && this.#evictOne()) return true;
         throw new StoreError(
           this.#mem.overBudget ? 'ENOSPC' : 'ENOMEM',
           'no memory to grow the table',
@@ -824,7 +850,7 @@ export class PreservedStore {
       mem.sbSet(SB_PHASE, PHASE_ZEROING);
       mem.commit();
       this.#other = next;
-      return;
+      return false;
     }
     mem.begin();
     if (phase === PHASE_ZEROING) {
@@ -847,7 +873,7 @@ export class PreservedStore {
         this.#other = cur;
         this.#cur = next;
         this.#migrating = true;
-        return;
+        return false;
       }
     } else {
       const old = this.#other as Table;
@@ -877,10 +903,11 @@ export class PreservedStore {
         this.#other = null;
         this.#migrating = false;
         old.release(mem);
-        return;
+        return false;
       }
     }
     mem.commit();
+    return false;
   }
 
   // ------------------------------------------------------------ keys, time, state

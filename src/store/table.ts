@@ -18,9 +18,13 @@ export class Table {
   readonly dirPfn: number;
   readonly segShift: number;
   readonly segMask: number;
-  /** Per segment: its window's words, the index of its first word there, its ref. */
+  /**
+   * Per segment: its slots' words (slot s is words 2s and 2s + 1 of its
+   * segment), the same read signed (tags compare with signed hashes), and
+   * its ref. Views over the segment alone: a slot is one index away.
+   */
   readonly segWords: Uint32Array[] = [];
-  readonly segBase: number[] = [];
+  readonly segTags: Int32Array[] = [];
   readonly segRef: number[] = [];
 
   private constructor(mem: StoreMemory, dirPfn: number, log2: number) {
@@ -41,8 +45,9 @@ export class Table {
           `table directory entry ${i} (pfn ${pfn}) is outside the store`,
         );
       }
-      this.segWords.push(mem.u32[ref >>> 26]);
-      this.segBase.push((ref & 0x3ffffff) << 2);
+      const at = (ref & 0x3ffffff) << 2;
+      this.segWords.push(mem.u32[ref >>> 26].subarray(at, at + slotsPerSeg * 2));
+      this.segTags.push(mem.i32[ref >>> 26].subarray(at, at + slotsPerSeg * 2));
       this.segRef.push(ref);
     }
   }
@@ -105,16 +110,13 @@ export class Table {
     mem.releaseSpan(this.dirPfn * PAGE, 1);
   }
 
+  /** The slot's tag: the key's hash, signed (as hashBytes returns it). */
   tag(s: number): number {
-    return this.segWords[s >>> this.segShift][
-      this.segBase[s >>> this.segShift] + (s & this.segMask) * 2
-    ];
+    return this.segTags[s >>> this.segShift][(s & this.segMask) << 1];
   }
 
   ref(s: number): number {
-    return this.segWords[s >>> this.segShift][
-      this.segBase[s >>> this.segShift] + (s & this.segMask) * 2 + 1
-    ];
+    return this.segWords[s >>> this.segShift][((s & this.segMask) << 1) + 1];
   }
 
   /** Stores a slot: tag first, then ref (the ref says whether the slot is used). */

@@ -128,6 +128,32 @@ test('a successor finds every entry at once, and keeps handing it over', () => {
   assert.equal(k.kho.unclaimed().blocks, 0, 'the store claimed all it handed over');
 });
 
+test('a growing store takes its memory end to end: one run, kept whole across handovers as it grows', () => {
+  const k0 = Machine.create({ size: 256 * MiB }).boot();
+  let k = k0;
+  let s = openStore(k, { name: 'kv' });
+  const runs = (): number => {
+    const r = s.ranges();
+    let n = r.length > 0 ? 1 : 0;
+    for (let i = 1; i < r.length; i++) if (r[i - 1].base + r[i - 1].size !== r[i].base) n++;
+    return n;
+  };
+  let next = 0;
+  let extents = 0;
+  for (let gen = 0; gen < 3; gen++) {
+    // Each generation grows the store by a few extents, then hands it over.
+    for (const end = next + 12000; next < end; next++) s.put(`k${next}`, value(next, 1000));
+    assert.ok(s.stats().extents >= extents + 3, `${s.stats().extents} extents, ${extents} before`);
+    extents = s.stats().extents;
+    assert.equal(runs(), 1, 'every extent starts where the one before ends');
+    k = handOver(k);
+    s = openStore(k, { name: 'kv', create: false });
+    assert.equal(s.size, next);
+    for (let i = 0; i < next; i += 101) assert.deepEqual(s.get(`k${i}`), value(i, 1000));
+  }
+  assert.equal(k.kho.unclaimed().blocks, 0, 'the store claimed all it handed over');
+});
+
 test('the predecessor is frozen by the handover; a failed exec unfreezes it', () => {
   const m = Machine.create({ size: 32 * MiB });
   const k = m.boot();
