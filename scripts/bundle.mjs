@@ -43,10 +43,33 @@ export function exportTargets(pkg) {
   return targets;
 }
 
-/** import.meta.url in a CommonJS bundle: the script's own URL. */
-const CJS_URL = {
-  define: { 'import.meta.url': '__import_meta_url' },
-  banner: { js: 'var __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+/**
+ * What makes ES modules run as one CommonJS script: import.meta.url is the
+ * script's own URL, computed on first use (a successor's start-up need not
+ * pay for it), and node:module's createRequire(import.meta.url) is the
+ * script's own require, which resolves from the same place (requiring
+ * node:module loads part of node's ES module loader).
+ */
+const CJS = {
+  define: { 'import.meta.url': '__lk_meta.url' },
+  banner: {
+    js: 'var __lk_meta = { get url() { return require("node:url").pathToFileURL(__filename).href; } };',
+  },
+  plugins: [
+    {
+      name: 'own-require',
+      setup(b) {
+        b.onResolve({ filter: /^node:module$/ }, () => ({
+          path: 'node:module',
+          namespace: 'own-require',
+        }));
+        b.onLoad({ filter: /.*/, namespace: 'own-require' }, () => ({
+          contents: 'export function createRequire() { return require; }',
+          loader: 'js',
+        }));
+      },
+    },
+  ],
 };
 
 /** "./fdt" -> "fdt", "." -> "root": the prefix of an export's names inside the bundle. */
@@ -81,7 +104,7 @@ async function main() {
     platform: 'node',
     format: 'cjs',
     // The script's own URL (createRequire needs one), however it is loaded (loader.mjs).
-    ...CJS_URL,
+    ...CJS,
     target: 'node20',
     // koffi, commander and cli-progress stay packages (koffi's addon is found at run time).
     packages: 'external',
@@ -97,11 +120,14 @@ async function main() {
     outfile: join(OUT, SCRIPT),
     logLevel: 'warning',
   });
-  // Beside the bundle, as beside dist/src/process.js: what a successor on
-  // trial loads first, the trial loader a failed try may exec, and what a
-  // failed try requires at exit, synchronously (src/trial-*.ts).
+  // Beside the bundle, one level from dist/src: what a successor on trial
+  // preloads (trial-boot.cjs, small: it runs before the main module), what a
+  // failed try requires at exit, synchronously (trial-fail.cjs, which loads
+  // the libc binding, and trial-decide.cjs), and the trial loader a failed
+  // try may exec (src/trial-*.ts).
   for (const [name, format] of [
-    ['trial-boot.js', 'esm'],
+    ['trial-boot.cjs', 'cjs'],
+    ['trial-fail.cjs', 'cjs'],
     ['trial-loader.js', 'esm'],
     ['trial-decide.cjs', 'cjs'],
   ]) {
@@ -110,7 +136,7 @@ async function main() {
       bundle: true,
       platform: 'node',
       format,
-      ...(format === 'cjs' ? CJS_URL : {}),
+      ...(format === 'cjs' ? CJS : {}),
       target: 'node20',
       packages: 'external',
       keepNames: true,
