@@ -9,6 +9,10 @@
  *   in the successor, "ready" at its first statement: node's own start-up;
  * - in place: kexec exec replaces the process by execve (same PID); the
  *   successor boots from LIVEKEXEC_BOOT and restores the memory with KHO;
+ *   with boot counting on (the default), so the successor preloads
+ *   trial-boot.cjs and boots on trial;
+ * - in place, no boot counting: the same with kexec.load({ trial: false }),
+ *   so the difference is what the fallback machinery costs an upgrade;
  * - preloaded: the successor is spawned at kexec load and waits, ready, in
  *   boot(); exec hands over and the old process exits;
  * - snapshot-reload (the classic peer): the old process writes the state to
@@ -28,7 +32,7 @@
  *
  * Options: --rounds=N (handovers per chain, default 5), --chains=K (chains
  * per way and size, default 1), --sizes=MiB,... (default 64,1024,4096),
- * --ways=restart,node,inplace,preload,snapshot (default all; a target is
+ * --ways=restart,node,inplace,untried,preload,snapshot (default all; a target is
  * judged only when both of its ways ran).
  *
  * --allocs=N,... (e.g. 1000,100000,1000000) adds an axis: the state is N
@@ -52,12 +56,13 @@ const DEFAULT_ROUNDS = 5;
 /** A whole chain (fill included) must end within this. */
 const CHAIN_TIMEOUT_MS = 180_000;
 
-type Way = 'restart' | 'node' | 'inplace' | 'preload' | 'snapshot';
+type Way = 'restart' | 'node' | 'inplace' | 'untried' | 'preload' | 'snapshot';
 
 const WAYS: readonly { way: Way; label: string }[] = [
   { way: 'restart', label: 'bare execve, nothing preserved (floor)' },
   { way: 'node', label: 'node alone (no livekexec)' },
   { way: 'inplace', label: 'in place (execve) + KHO' },
+  { way: 'untried', label: 'in place, no boot counting' },
   { way: 'preload', label: 'preloaded + KHO' },
   { way: 'snapshot', label: 'snapshot-reload (tmpfs)' },
 ];
@@ -301,7 +306,7 @@ function samplesOf(way: Way, stamps: Stamp[], rounds: number): Samples {
               ['import livekexec', 'imported'],
               ['boot() (cold)', 'ready'],
             ]
-          : way === 'inplace'
+          : way === 'inplace' || way === 'untried'
             ? [
                 ['exec() before execve', 'execve'],
                 ['execve + node start', 'start'],
@@ -409,6 +414,13 @@ function verdicts(all: { mib: number; results: Result[] }[]): void {
   if (alone.length > 0) {
     process.stdout.write('targets against node alone (node execve, no livekexec code):\n');
     for (const l of alone) process.stdout.write(l);
+  }
+  for (const { mib, results } of all) {
+    const cost = get(results, 'inplace') - get(results, 'untried');
+    if (Number.isNaN(cost)) continue;
+    process.stdout.write(
+      `boot counting's cost per in-place upgrade at ${fmtSize(mib)}: ${cost.toFixed(1)} ms (in place - no boot counting, medians)\n`,
+    );
   }
 }
 

@@ -43,7 +43,9 @@ import {
   takePendingHandover,
   takeServiceFds,
 } from './service.js';
-import { armTrial, trialBooted, trialGood, trialImportOption, withNodeOption } from './trial.js';
+import { armTrial, trialBooted, trialGood, trialSuccessorEnv } from './trial.js';
+import { failTry } from './trial-fail.js';
+import { trialBootPath, trialPreloadOption } from './trial-options.js';
 
 export { defaultDevicePath, defaultRelease, listenFds } from './service.js';
 
@@ -53,9 +55,10 @@ export interface ProcessKernel extends Kernel {
   upgrade(options?: UpgradeOptions): Promise<never>;
 }
 
-/** trial-boot.js and the trial loader sit beside this module (dist/src, or the bundle in dist/pkg). */
-const TRIAL_BOOT = new URL('./trial-boot.js', import.meta.url).href;
-const TRIAL_LOADER = new URL('./trial-loader.js', import.meta.url).href;
+/** The NODE_OPTIONS word that preloads trial-boot.cjs (in dist/pkg). */
+const trialBootOption = () => trialPreloadOption(trialBootPath(import.meta.url));
+/** The trial loader sits beside this module (dist/src, or the bundle in dist/pkg). */
+const trialLoader = () => new URL('./trial-loader.js', import.meta.url).href;
 
 /** The size of a device created without one. */
 const DEFAULT_SIZE = 64 * 1024 * 1024;
@@ -153,7 +156,7 @@ function startCold(options: ProcessBootOptions): ProcessKernel {
   const device = openCold(options);
   let pending: number | null;
   try {
-    setTrialArmer(() => armTrial(TRIAL_LOADER, process.env, [device.fd, ...movedFds()]));
+    setTrialArmer(() => armTrial(trialLoader(), process.env, [device.fd, ...movedFds()], failTry));
     pending = takePendingHandover(device, options.discardPending === true);
   } catch (err) {
     device.close();
@@ -198,9 +201,7 @@ function start(
       readyExec();
       options.platform?.readyHandover?.();
     },
-    trialBoot: TRIAL_BOOT,
-    withTrialBoot: (nodeOptions) =>
-      withNodeOption(nodeOptions, trialImportOption(TRIAL_BOOT), true),
+    trialEnv: (nodeOptions, kept) => trialSuccessorEnv(nodeOptions, kept, trialBootOption()),
     inheritedFd: (session, token, fd) =>
       options.platform?.inheritedFd?.(session, token, fd) ?? inheritedFd(session, token, fd),
     markedGood: () => {
@@ -248,8 +249,8 @@ function start(
       [ENV_FALLBACK_MAIN]: process.env[ENV_FALLBACK_MAIN] || (startedScript() ?? ''),
       ...fdMapEnv(),
     };
-    armTrial(TRIAL_LOADER, { ...process.env, ...handover }, [device.fd, ...movedFds()]);
-    trialBooted(() => kernel.markGood(), trial.deadlineMs, trial.requireGood, handover);
+    armTrial(trialLoader(), { ...process.env, ...handover }, [device.fd, ...movedFds()], failTry);
+    trialBooted(() => kernel.markGood(), trial.deadlineMs, trial.requireGood, handover, failTry);
   } else if (kernel.boot.kind === 'kexec') {
     forgetStoredFds();
   }

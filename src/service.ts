@@ -29,7 +29,7 @@ import {
 } from './memory/header.js';
 import { hotplugMemory } from './memory/hotplug.js';
 import type { MappedDevice } from './memory/mapped.js';
-import { failTry } from './trial.js';
+import { failTry } from './trial-fail.js';
 
 /** Moved descriptors handed on to a next try: `<store name>=<fd>` and `@<old number>=<fd>`, comma-separated. */
 export const ENV_FD_MAP = 'LIVEKEXEC_FD_MAP';

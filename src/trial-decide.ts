@@ -12,6 +12,7 @@ import { tryFailed } from './kexec/boot-counting.js';
 import { ENV_FALLBACK_MAIN, ENV_MAIN } from './kexec/main-script.js';
 import { readDeviceHeader, writeDeviceHeader } from './memory/header.js';
 import { MappedDevice } from './memory/mapped.js';
+import { ENV_TRIAL_FDS, withNodeOption } from './trial-options.js';
 
 const ENV_BOOT = 'LIVEKEXEC_BOOT';
 const ENV_DEVICE_FD = 'LIVEKEXEC_DEVICE_FD';
@@ -26,8 +27,8 @@ export interface NextTry {
 
 /**
  * Counts the failed try (`reason`) of the handover `env` names and returns
- * what to exec next. `trialBoot` is the NODE_OPTIONS word that loads
- * trial-boot.js, added for a retry and removed for the fallback.
+ * what to exec next. `trialBoot` is the NODE_OPTIONS word that preloads
+ * trial-boot.cjs, added for a retry and removed for the fallback.
  * @throws Error (or a livekexec error) when the handover is not on trial or
  *   cannot be read: the caller leaves it pending.
  */
@@ -60,13 +61,14 @@ export function decideNext(
     const command = retry ? counting.successor : counting.fallback;
     const out: Record<string, string> = {};
     for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
-    const words = (out.NODE_OPTIONS ?? '').split(/\s+/).filter((w) => w !== '' && w !== trialBoot);
-    if (retry) words.push(trialBoot);
-    if (words.length > 0) out.NODE_OPTIONS = words.join(' ');
+    const options = withNodeOption(out.NODE_OPTIONS, trialBoot, retry);
+    if (options !== '') out.NODE_OPTIONS = options;
     else delete out.NODE_OPTIONS;
     // The fallback runs the old release by its real path; its successors start what it was started as.
     const main = out[ENV_FALLBACK_MAIN];
     if (!retry && main) out[ENV_MAIN] = main;
+    // The fallback is not on trial: nothing reads the list there.
+    if (!retry) delete out[ENV_TRIAL_FDS];
     const message = retry
       ? `livekexec: try ${trial.tries - 1} of ${trial.maxTries} failed (${reason}); try ${trial.tries}`
       : `livekexec: try ${trial.tries} of ${trial.maxTries} failed (${reason}); falling back to ${command.argv.join(' ')}`;

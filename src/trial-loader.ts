@@ -7,13 +7,14 @@
  * the next boot() of the device takes it.
  */
 import { getProcLibc } from './kexec/_libc.js';
-import { ENV_TRIAL_FAILED, keepStdio, trialImportOption } from './trial.js';
 import { decideNext } from './trial-decide.js';
+import { ENV_TRIAL_FAILED, keepStdio } from './trial-fail.js';
+import { trialBootPath, trialPreloadOption } from './trial-options.js';
 
 try {
   const reason = process.env[ENV_TRIAL_FAILED] ?? 'unknown failure';
   delete process.env[ENV_TRIAL_FAILED];
-  const trialBoot = trialImportOption(new URL('./trial-boot.js', import.meta.url).href);
+  const trialBoot = trialPreloadOption(trialBootPath(import.meta.url));
   const next = decideNext(process.env, reason, trialBoot);
   process.stderr.write(`${next.message}\n`);
   if (next.command.cwd !== '') process.chdir(next.command.cwd);

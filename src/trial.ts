@@ -8,26 +8,26 @@
  * the failure in the device and execs the next try or the fallback.
  *
  * Failures before the program's main module has even loaded (a syntax
- * error, a missing file or export) are caught by trial-boot.js, which the
- * predecessor's exec loads first (--import in NODE_OPTIONS); boot() arms
+ * error, a missing file or export) are caught by trial-boot.cjs, which the
+ * predecessor's exec preloads (--require in NODE_OPTIONS); boot() arms
  * the rest. The state is one object per process (a global symbol), as the
- * two may be different copies of livekexec.
+ * two may be different copies of livekexec. Failing a try (trial-fail.ts)
+ * needs the libc binding: trial-boot.cjs loads it only then, from
+ * trial-fail.cjs, so that arming costs a successor's start-up next to
+ * nothing.
  */
-import { fstatSync, readdirSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { F_GETFD, F_SETFD, FD_CLOEXEC, getProcLibc } from './kexec/_libc.js';
+import { ENV_TRIAL_FDS, withNodeOption } from './trial-options.js';
 
-/** Why the last try failed, for the trial loader. */
-export const ENV_TRIAL_FAILED = 'LIVEKEXEC_TRIAL_FAILED';
-
-interface Inherited {
+export interface Inherited {
   readonly fd: number;
   readonly dev: number;
   readonly ino: number;
 }
 
-interface TrialState {
+export interface TrialState {
   /** The environment this process started with: the next try's and the fallback's. */
   env: Record<string, string>;
   /** Descriptors inherited across the exec, to inherit again. */
@@ -41,58 +41,69 @@ interface TrialState {
   lastError: string | null;
   /** Marks the booted generation good (set by boot()). */
   markGood: (() => void) | null;
-  loader: string;
-  /** trial-decide's bundle (CommonJS: required at exit, synchronously). */
-  decide: string;
-  /** The NODE_OPTIONS word that loads trial-boot.js. */
-  trialBoot: string;
+  /** The trial loader's URL (trial-decide and trial-boot sit in dist/pkg, one level from it). */
+  loaderUrl: string;
+  /** Fails the try (trial-fail.ts's failTry); loaded from trial-fail.cjs when unset. */
+  fail: ((reason: string) => void) | null;
   deadline: ReturnType<typeof setTimeout> | null;
   failing: boolean;
 }
 
 const KEY = Symbol.for('livekexec.trial');
+/** The close-on-exec bit of /proc/<pid>/fdinfo's flags: O_CLOEXEC, 02000000 on Linux (x86-64 and arm64). */
+const O_CLOEXEC = 0o2000000;
 
-function state(): TrialState | undefined {
+export function state(): TrialState | undefined {
   return (globalThis as { [KEY]?: TrialState })[KEY];
 }
 
-/** The options node was given to load trial-boot.js, as a NODE_OPTIONS word. */
-export function trialImportOption(trialBootUrl: string): string {
-  return `--import=${trialBootUrl}`;
-}
-
-/** NODE_OPTIONS with `word` added (or removed, when `add` is false). */
-export function withNodeOption(options: string | undefined, word: string, add: boolean): string {
-  const words = (options ?? '').split(/\s+/).filter((w) => w !== '' && w !== word);
-  if (add) words.push(word);
-  return words.join(' ');
+/**
+ * What an in-place successor on trial gets in its environment on top of the
+ * handover's: NODE_OPTIONS preloading trial-boot.cjs (`trialBoot`, the
+ * word), and the descriptors it inherits beyond stdio (`kept`).
+ */
+export function trialSuccessorEnv(
+  nodeOptions: string | undefined,
+  kept: readonly number[],
+  trialBoot: string,
+): Record<string, string> {
+  return {
+    NODE_OPTIONS: withNodeOption(nodeOptions, trialBoot, true),
+    [ENV_TRIAL_FDS]: describeFds(kept)
+      .map((f) => `${f.fd}:${f.dev}:${f.ino}`)
+      .join(','),
+  };
 }
 
 /**
  * Arms the trial of this process, once: records the environment and the
  * inherited descriptors, and fails the try at a bad exit. `env` is what the
- * next try starts with; `inherited` the descriptors it must keep (all open
- * ones without FD_CLOEXEC when undefined: what crossed the exec).
+ * next try starts with; `inherited` the descriptors it must keep (when
+ * undefined, those `env` names in LIVEKEXEC_TRIAL_FDS, else every open one
+ * without FD_CLOEXEC: what crossed the exec).
  */
 export function armTrial(
   loaderUrl: string,
   env: NodeJS.ProcessEnv,
   inherited?: readonly number[],
+  fail: ((reason: string) => void) | null = null,
 ): void {
   if (state()?.armed) return;
   const copy: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined) copy[k] = v;
   const s: TrialState = {
     env: copy,
-    inherited: describeFds(inherited ?? inheritableFds()),
+    inherited:
+      inherited !== undefined
+        ? describeFds(inherited)
+        : (parseFds(copy[ENV_TRIAL_FDS]) ?? describeFds(inheritableFds())),
     armed: true,
     good: false,
     booted: false,
     lastError: null,
     markGood: null,
-    loader: fileURLToPath(loaderUrl),
-    decide: fileURLToPath(new URL('../pkg/trial-decide.cjs', loaderUrl)),
-    trialBoot: trialImportOption(new URL('./trial-boot.js', loaderUrl).href),
+    loaderUrl,
+    fail,
     deadline: null,
     failing: false,
   };
@@ -112,7 +123,9 @@ export function armTrial(
  * booted: from then on node's own handling (or the program's) applies.
  */
 function rejectedBeforeBoot(reason: unknown): void {
-  failTry(`unhandled rejection before boot (${errorText(reason)})`);
+  const s = state();
+  if (s && !s.good && !s.failing)
+    failWith(s, `unhandled rejection before boot (${errorText(reason)})`);
   // Still here: the exec failed; fail as node would.
   throw reason;
 }
@@ -123,23 +136,25 @@ function errorText(err: unknown): string {
 
 /**
  * boot() booted the handover on trial: `markGood` ends it; the deadline
- * fails it (`requireGood`) or marks it good.
+ * fails it (`requireGood`, with `fail`) or marks it good.
  */
 export function trialBooted(
   markGood: () => void,
   deadlineMs: number,
   requireGood: boolean,
-  env?: Readonly<Record<string, string>>,
+  env: Readonly<Record<string, string>>,
+  fail: (reason: string) => void,
 ): void {
   const s = state();
   if (!s) return;
   s.booted = true;
   process.off('unhandledRejection', rejectedBeforeBoot);
   s.markGood = markGood;
-  if (env) Object.assign(s.env, env);
+  s.fail = fail;
+  Object.assign(s.env, env);
   const timer = setTimeout(() => {
     if (s.good) return;
-    if (requireGood) failTry(`not marked good within ${deadlineMs} ms`);
+    if (requireGood) fail(`not marked good within ${deadlineMs} ms`);
     else markGood();
   }, deadlineMs);
   timer.unref();
@@ -158,7 +173,7 @@ export function trialGood(): void {
 /** True while this process runs a handover on trial not yet marked good. */
 export function onTrial(): boolean {
   const s = state();
-  return s !== undefined && s.armed && !s.good;
+  return s?.armed === true && !s.good;
 }
 
 function onExit(s: TrialState, code: number): void {
@@ -176,74 +191,69 @@ function onExit(s: TrialState, code: number): void {
     code === 0
       ? 'exited before booting the handover'
       : `exited with status ${code}${s.lastError ? ` (${s.lastError})` : ''}`;
-  failTry(why);
+  failWith(s, why);
 }
 
 /**
- * This try failed: exec the trial loader in this process, which counts it
- * and execs the next try or the fallback. Returns only when the exec itself
- * failed (the handover then stays pending for the next boot of the device).
+ * Fails the try with the state's own failTry, or trial-fail.cjs's (in
+ * dist/pkg), required now: an exit listener runs synchronously.
  */
-export function failTry(reason: string): void {
-  const s = state();
-  if (!s || s.good || s.failing) return;
-  s.failing = true;
-  try {
-    const libc = getProcLibc();
-    keepInherited(s.inherited);
-    process.stderr.write(`livekexec: this try failed: ${reason}\n`);
-    execNext(s, reason);
-    // No bundle to decide with here: the trial loader, a program, decides.
-    const env = { ...s.env, [ENV_TRIAL_FAILED]: reason.slice(0, 1000) };
-    const lines = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-    libc.execve(process.execPath, [process.execPath, s.loader], lines);
-    process.stderr.write(
-      `livekexec: cannot start the trial loader (errno ${libc.errno()}); the handover stays pending\n`,
-    );
-  } catch (err) {
-    process.stderr.write(
-      `livekexec: cannot fall back: ${String(err)}; the handover stays pending\n`,
-    );
+function failWith(s: TrialState, reason: string): void {
+  let fail = s.fail;
+  if (fail === null) {
+    try {
+      const file = fileURLToPath(new URL('../pkg/trial-fail.cjs', s.loaderUrl));
+      ({ failTry: fail } = createRequire(import.meta.url)(
+        file,
+      ) as typeof import('./trial-fail.js'));
+    } catch (err) {
+      process.stderr.write(
+        `livekexec: cannot fall back: ${String(err)}; the handover stays pending\n`,
+      );
+      return;
+    }
   }
+  fail(reason);
 }
 
 /**
- * Decides here what follows (trial-decide's bundle, required synchronously:
- * one node start less than the trial loader) and execs it. Returns when
- * there is no bundle; a decision that fails is reported and thrown.
+ * Open descriptors without FD_CLOEXEC: what crossed the exec into this
+ * process. Read from /proc/self/fdinfo (its flags show O_CLOEXEC), not with
+ * fcntl: trial-boot.cjs runs this before the main module, and loading the
+ * libc binding there would put koffi's load before it.
  */
-function execNext(s: TrialState, reason: string): void {
-  let decideNext: typeof import('./trial-decide.js').decideNext;
-  try {
-    ({ decideNext } = createRequire(import.meta.url)(
-      s.decide,
-    ) as typeof import('./trial-decide.js'));
-  } catch {
-    return;
-  }
-  const next = decideNext(s.env, reason, s.trialBoot);
-  process.stderr.write(`${next.message}\n`);
-  if (next.command.cwd !== '') process.chdir(next.command.cwd);
-  const libc = getProcLibc();
-  libc.execve(
-    next.command.file,
-    next.command.argv,
-    Object.entries(next.env).map(([k, v]) => `${k}=${v}`),
-  );
-  throw new Error(`execve(${next.command.file}) failed (errno ${libc.errno()})`);
-}
-
-/** Open descriptors without FD_CLOEXEC: what crossed the exec into this process. */
 function inheritableFds(): number[] {
-  const libc = getProcLibc();
   const out: number[] = [];
+  const info = Buffer.alloc(256);
   for (const name of readdirSync('/proc/self/fd')) {
     const fd = Number(name);
     if (!Number.isSafeInteger(fd) || fd < 3) continue;
-    const flags = libc.fcntl(fd, F_GETFD, 0);
-    if (flags >= 0 && (flags & FD_CLOEXEC) === 0) out.push(fd);
+    let n: number;
+    try {
+      // One read of the first line or two (readFileSync grows its buffer in steps on /proc).
+      const f = openSync(`/proc/self/fdinfo/${fd}`, 'r');
+      try {
+        n = readSync(f, info, 0, info.length, 0);
+      } finally {
+        closeSync(f);
+      }
+    } catch {
+      continue; // closed meanwhile (the directory's own descriptor)
+    }
+    const flags = /^flags:\s*([0-7]+)$/m.exec(info.toString('latin1', 0, n));
+    if (flags && (Number.parseInt(flags[1]!, 8) & O_CLOEXEC) === 0) out.push(fd);
   }
   return out;
+}
+
+/** LIVEKEXEC_TRIAL_FDS read back; null when absent or malformed. */
+function parseFds(text: string | undefined): Inherited[] | null {
+  if (text === undefined || !/^(\d+:\d+:\d+(,\d+:\d+:\d+)*)?$/.test(text)) return null;
+  if (text === '') return [];
+  return text.split(',').map((f) => {
+    const [fd, dev, ino] = f.split(':').map(Number) as [number, number, number];
+    return { fd, dev, ino };
+  });
 }
 
 function describeFds(fds: readonly number[]): Inherited[] {
@@ -257,29 +267,4 @@ function describeFds(fds: readonly number[]): Inherited[] {
     }
   }
   return out;
-}
-
-/** Node may have set FD_CLOEXEC on stdio: cleared before an execve, or the next program gets /dev/null. */
-export function keepStdio(): void {
-  const libc = getProcLibc();
-  for (const fd of [0, 1, 2]) {
-    const flags = libc.fcntl(fd, F_GETFD, 0);
-    if (flags >= 0) libc.fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
-  }
-}
-
-/** Makes stdio and each inherited descriptor (when it is still the same file) inheritable again. */
-function keepInherited(fds: readonly Inherited[]): void {
-  const libc = getProcLibc();
-  keepStdio();
-  for (const f of fds) {
-    try {
-      const st = fstatSync(f.fd);
-      if (st.dev !== f.dev || st.ino !== f.ino) continue;
-    } catch {
-      continue;
-    }
-    const flags = libc.fcntl(f.fd, F_GETFD, 0);
-    if (flags >= 0) libc.fcntl(f.fd, F_SETFD, flags & ~FD_CLOEXEC);
-  }
 }

@@ -28,6 +28,8 @@ const LAYER: Record<string, number> = {
   'trial-boot.ts': 7,
   'trial-loader.ts': 7,
   'trial-decide.ts': 7,
+  'trial-options.ts': 7,
+  'trial-fail.ts': 7,
   store: 7.5,
   cli: 8,
   'index.ts': 9,

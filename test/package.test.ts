@@ -95,7 +95,7 @@ test("the build's code cache is taken by this node, and the package works withou
     const url = pathToFileURL(join(copy, 'livekexec.js')).href;
     const bad = `
       const m = await import(${JSON.stringify(url)});
-      const k = m.root__Machine.create({ size: 8 * 1024 * 1024 }).boot();
+      const k = m.part('root').Machine.create({ size: 8 * 1024 * 1024 }).boot();
       console.log(m.codeCacheState(), k.generation);`;
     assert.equal(run(bad), 'foreign 1');
     const built = readFileSync(join(copy, 'livekexec.cache'));
@@ -140,6 +140,18 @@ test('importing the package loads no node:crypto, node:net or node:child_process
   for (const m of ['NativeModule crypto', 'NativeModule net', 'NativeModule child_process']) {
     assert.ok(!added.includes(m), `${m} was loaded`);
   }
+});
+
+test("importing the package root runs the root's modules only: livekexec/store's (and the node:v8 they load) wait for livekexec/store", () => {
+  const probe = (specifier: string) =>
+    JSON.parse(
+      run(`
+        const before = new Set(process.moduleLoadList);
+        await import('${specifier}');
+        console.log(JSON.stringify(process.moduleLoadList.filter((m) => !before.has(m))));`),
+    ) as string[];
+  assert.ok(!probe('livekexec').includes('NativeModule v8'), 'the root import loaded node:v8');
+  assert.ok(probe('livekexec/store').includes('NativeModule v8'));
 });
 
 test('the build writes the package when its script is run through a symlinked path', {

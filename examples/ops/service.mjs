@@ -19,7 +19,7 @@ const kernel = await boot({
 // One page of preserved memory, the same in every generation (reserve_mem=).
 const { bytes } = kernel.reserveMem('state');
 const hits = new DataView(bytes.buffer, bytes.byteOffset, 8);
-const handler = (req, res) => {
+const handler = (_req, res) => {
   hits.setFloat64(0, hits.getFloat64(0, true) + 1, true);
   res.setHeader('connection', 'close');
   res.end(

@@ -66,13 +66,31 @@ if (process.sourceMapsEnabled ?? process.execArgv.includes('--enable-source-maps
       // absent
     }
   }
-  // One line of wrapper, so the script's line numbers are the file's.
+  // One line of wrapper, so the script's line numbers are the file's. The
+  // bundle is ASCII (the build checks it): read as latin1, not decoded as UTF-8.
   script = new Script(
-    `(function (exports, require, module, __filename, __dirname) {${readFileSync(file, 'utf8')}\n})`,
+    `(function (exports, require, module, __filename, __dirname) {${readFileSync(file, 'latin1')}\n})`,
     { filename: file, cachedData },
   );
   if (cachedData !== undefined) cacheState = script.cachedDataRejected ? 'rejected' : 'accepted';
   script.runInThisContext()(module.exports, require, module, file, dirname(file));
+}
+
+const parts = new Map();
+
+/**
+ * One export's names (`root` for ".", `fdt` for "./fdt", ...): its modules
+ * run when it is first asked for (each export's shim asks for its own).
+ */
+export function part(name) {
+  let p = parts.get(name);
+  if (p === undefined) {
+    const load = module.exports[name];
+    if (typeof load !== 'function') throw new Error(`livekexec: no part ${name} in the bundle`);
+    p = load();
+    parts.set(name, p);
+  }
+  return p;
 }
 
 /**

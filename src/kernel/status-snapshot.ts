@@ -15,7 +15,6 @@ import { coarsenRuns, layCells, type Paint, paintRuns } from '../status/layout.j
 import type {
   HandoverHistory,
   MemoryLayout,
-  MemoryRun,
   PublishedStatus,
   RunKind,
   StatusRange,

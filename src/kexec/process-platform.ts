@@ -75,13 +75,16 @@ export interface ProcessPlatformOptions {
    */
   readonly readyHandover?: () => void;
   /**
-   * The URL of the module a successor on trial loads first (boot() passes
-   * trial-boot.js): without it an in-place successor that cannot load its
-   * main module is not caught, only one that fails after boot().
+   * The environment an in-place successor on trial gets on top of the
+   * handover's, from its NODE_OPTIONS and the descriptors it inherits
+   * (beyond stdio): boot() passes one that preloads trial-boot.cjs, which
+   * catches a main module that cannot load; without it such a successor is
+   * not caught, only one that fails after boot().
    */
-  readonly trialBoot?: string;
-  /** Wraps NODE_OPTIONS of a successor on trial so that it loads `trialBoot`. */
-  readonly withTrialBoot?: (nodeOptions: string | undefined) => string;
+  readonly trialEnv?: (
+    nodeOptions: string | undefined,
+    keptFds: readonly number[],
+  ) => Record<string, string>;
   /** Where a preserved descriptor is in this process when it moved (see KernelPlatform.inheritedFd). */
   readonly inheritedFd?: (session: string, token: bigint, fd: number) => number | undefined;
   /** A successor on trial was marked good. */
@@ -176,14 +179,15 @@ export class ProcessPlatform implements KexecPlatform<never> {
     // The IPC channel to a parent (process.send: pm2, fork()) stays open and the successor's node takes it up.
     const channel = ipcChannelFd();
     if (channel !== null) extra.NODE_CHANNEL_FD = String(channel);
-    const wrap = this.#options.withTrialBoot;
-    if (image.counting !== null && wrap) {
-      extra.NODE_OPTIONS = wrap((image.env ?? process.env).NODE_OPTIONS);
+    const keep = new Set([0, 1, 2, this.device.fd, ...this.#keepFds()]);
+    if (channel !== null) keep.add(channel);
+    const trialEnv = this.#options.trialEnv;
+    if (image.counting !== null && trialEnv) {
+      const kept = [...keep].filter((fd) => fd > 2);
+      Object.assign(extra, trialEnv((image.env ?? process.env).NODE_OPTIONS, kept));
     }
     const env = successorEnv(image, extra);
     checkStdioFlushed();
-    const keep = new Set([0, 1, 2, this.device.fd, ...this.#keepFds()]);
-    if (channel !== null) keep.add(channel);
     const libc = getProcLibc();
     const restore = setCloseOnExec(keep);
     // Only now, with nothing left that can throw before execve: a failure
