@@ -4,15 +4,20 @@
  * A real process boots with `await boot({ device, size, cmdline })`; the
  * emulated machine is `Machine.create({ size }).boot(cmdline)`. Both give a
  * `Kernel` with `kho`, `pkram`, `pmpool`, `liveupdate`, `kexec` and the page
- * allocator. Every layer is also reachable through its subpath export
- * (`livekexec/fdt`, `livekexec/memory`, `livekexec/boot`, `livekexec/mm`,
- * `livekexec/kho`, `livekexec/pmpool`, `livekexec/pkram`, `livekexec/luo`,
- * `livekexec/kexec`).
+ * allocator. The root holds what a service needs and every error class with
+ * its codes; each layer's own API is its subpath export (`livekexec/fdt`,
+ * `livekexec/memory`, `livekexec/boot`, `livekexec/mm`, `livekexec/kho`,
+ * `livekexec/pmpool`, `livekexec/pkram`, `livekexec/luo`, `livekexec/kexec`,
+ * `livekexec/store`), and the handover formats a foreign reader needs are
+ * under `livekexec/fdt/abi`, `livekexec/kho/abi` and `livekexec/luo/abi`
+ * (docs/ARCHITECTURE.md says why the others are not exported).
+ * @module livekexec
  */
 export { LivekexecError } from './base/errors.js';
 export { BootError, type BootErrorCode } from './boot/errors.js';
 export { FdtError, type FdtErrorCode } from './fdt/errors.js';
-export * as fdt from './fdt/index.js';
+export { Fdt } from './fdt/read.js';
+export { FdtWriter } from './fdt/write.js';
 export type { BootInfo, BootKind } from './kernel/boot-info.js';
 export {
   Kernel,
@@ -34,7 +39,7 @@ export { KhoError, type KhoErrorCode } from './kho/errors.js';
 export { LuoError, type LuoErrorCode } from './luo/errors.js';
 export { Machine, type MachineOptions } from './machine.js';
 export type { BootRecord, TrialRecord, UpgradeOutcome } from './memory/boot-record.js';
-export { type MemoryDevice, PAGE_SIZE } from './memory/device.js';
+export { type MemoryDevice, PAGE_SIZE, type PhysRange } from './memory/device.js';
 export { DeviceError, type DeviceErrorCode, GeneralProtectionFault } from './memory/errors.js';
 export { HeapDevice } from './memory/heap.js';
 export { MappedDevice } from './memory/mapped.js';
@@ -55,11 +60,16 @@ export {
 export { StatusError, type StatusErrorCode } from './status/errors.js';
 export type { PromClientMetric } from './status/metrics.js';
 export type {
+  DowntimeHistogram,
   HandoverHistory,
   HandoverOutcome,
   LastHandover,
+  LuoSessionStatus,
   MemoryLayout,
   MemoryRun,
+  PageCounts,
   PublishedStatus,
   RunKind,
+  StatusRange,
 } from './status/model.js';
+export { StoreError, type StoreErrorCode } from './store/errors.js';

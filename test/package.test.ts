@@ -28,9 +28,9 @@ const entries = Object.entries(pkg.exports).flatMap(([key, v]) =>
 );
 
 test('every package export is the bundle, with the names and values of the compiled module', async () => {
-  assert.equal(entries.length, 11);
+  assert.equal(entries.length, 14);
   for (const e of entries) {
-    assert.match(e.default, /^\.\/dist\/pkg\/[a-z]+\.js$/, e.key);
+    assert.match(e.default, /^\.\/dist\/pkg\/[a-z-]+\.js$/, e.key);
     const bundled = (await import(e.specifier)) as Record<string, unknown>;
     const compiled = (await import(
       pathToFileURL(join(REPO_ROOT, e.types.replace(/\.d\.ts$/, '.js'))).href
@@ -48,7 +48,7 @@ test('one copy of each class across the exports: an error from a subpath is inst
   const memory = await import('livekexec/memory');
   assert.equal(kho.KhoError, root.KhoError);
   assert.equal(fdt.FdtError, root.FdtError);
-  assert.equal(root.fdt.FdtWriter, fdt.FdtWriter);
+  assert.equal(root.FdtWriter, fdt.FdtWriter);
   assert.equal(memory.HeapDevice, root.HeapDevice);
   assert.throws(() => fdt.Fdt.from(new Uint8Array(8)), root.FdtError);
   // The class name survives bundling (messages and stack traces show it).
@@ -121,8 +121,8 @@ test('under --enable-source-maps, stack traces from the package point at src/*.t
       '--enable-source-maps',
       '--input-type=module',
       '-e',
-      `const { fdt } = await import('livekexec');
-       try { fdt.Fdt.from(new Uint8Array(8)); } catch (e) { console.log(e.stack); }`,
+      `const { Fdt } = await import('livekexec');
+       try { Fdt.from(new Uint8Array(8)); } catch (e) { console.log(e.stack); }`,
     ],
     { cwd: REPO_ROOT, encoding: 'utf8' },
   );

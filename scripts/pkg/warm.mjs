@@ -48,7 +48,7 @@ function preserve(k) {
   const folio = k.allocPages(2);
   k.folioBytes(folio).fill(0xa5);
   k.kho.preserveFolio(folio);
-  const w = new lk.fdt.FdtWriter();
+  const w = new lk.FdtWriter();
   w.finishReservations();
   w.beginNode('');
   w.property('folio', new Uint8Array(new Float64Array([lk.folioPhys(folio)]).buffer));

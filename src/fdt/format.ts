@@ -8,6 +8,8 @@
  *                       BEGIN_NODE name\0 pad | PROP len nameoff value pad |
  *                       END_NODE | NOP | END
  *   off_dt_strings    property names, NUL-terminated, concatenated
+ *
+ * @module livekexec/fdt/abi
  */
 
 export const FDT_MAGIC = 0xd00dfeed;

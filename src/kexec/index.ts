@@ -1,4 +1,9 @@
-/** kexec: load, exec and unload the next generation: `livekexec/kexec`. */
+/**
+ * kexec: load, exec and unload the next generation, and the process
+ * platform behind it (execve in place, sd_notify).
+ * @module livekexec/kexec
+ */
+export type { BootCounting, KexecCommand } from '../boot/kexec-metadata.js';
 export { KexecError, type KexecErrorCode } from './errors.js';
 export {
   Kexec,
@@ -7,6 +12,5 @@ export {
   type KexecPlatform,
   type LoadedImage,
 } from './kexec.js';
-export { locateMemHole, type PhysRange } from './placement.js';
 export { ProcessPlatform, type ProcessPlatformOptions } from './process-platform.js';
 export { notifyReady, notifyReloading, sdNotify } from './sd-notify.js';

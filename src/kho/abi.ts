@@ -70,6 +70,8 @@
  *     in a typed array
  *   page list: "KHOL" chunks with a      kho_vmalloc chunks: next + a zero-ended
  *     count, entries phys | order        array of phys, order in the descriptor
+ *
+ * @module livekexec/kho/abi
  */
 
 import { PAGE_SHIFT, PAGE_SIZE } from '../memory/device.js';

@@ -1,5 +1,10 @@
-/** Kexec HandOver: `livekexec/kho`. */
-export * from './abi.js';
+/**
+ * Kexec HandOver: preserve folios, page lists and named subtrees for the
+ * next generation, and restore them in it. The handover's on-device format
+ * (Linux's KHO ABI: the root FDT's properties, the preserved-memory radix
+ * tree, page lists, blobs) is under `livekexec/kho/abi`.
+ * @module livekexec/kho
+ */
 export type { KhoBlob } from './blob.js';
 export {
   type CompatReport,
@@ -8,22 +13,11 @@ export {
   registerCompatible,
   type SuccessorConfig,
 } from './compat.js';
-export type { KhoEarly, KhoIncoming } from './early.js';
 export { KhoError, type KhoErrorCode } from './errors.js';
-export type { KhoIncomingState } from './incoming.js';
-export { alignedBlocks, Kho, type KhoNotifier, type SubtreeOptions } from './kho.js';
+export { Kho, type KhoNotifier, type SubtreeOptions } from './kho.js';
 export type { PageListEntries } from './page-list.js';
 export { PageListView } from './page-list-view.js';
-export {
-  coalescedExtents,
-  type KhoExtent,
-  type KhoPageSource,
-  KhoRadixTree,
-  type KhoWalkLimits,
-  type KhoWalkResult,
-} from './radix.js';
 export type { ReserveMemRegion } from './reserve-mem.js';
-export { buildRootFdt, type KhoRoot, parseRootFdt } from './root-fdt.js';
 export type { ScratchArea } from './scratch.js';
 export {
   type DeviceHandoverStatus,
@@ -31,6 +25,5 @@ export {
   type KhoInStatus,
   type KhoOutStatus,
   type KhoStatus,
-  pendingKhoSetupData,
   type SubtreeStatus,
 } from './status.js';

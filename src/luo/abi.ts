@@ -54,6 +54,8 @@
  *   unix-listener-v1  sun-path [bytes of sun_path, no trailing NUL; abstract starts with 0]
  *   memfd-v1          name "x", size /bits/ 64, position /bits/ 64 (both as at freeze)
  *   file-v1           path "/var/x" (for messages), position /bits/ 64 (as at freeze)
+ *
+ * @module livekexec/luo/abi
  */
 
 export const LUO_COMPATIBLE = 'livekexec,luo-v1';

@@ -1,14 +1,17 @@
-/** The page allocator: a buddy allocator over page frame numbers. */
+/**
+ * The page allocator: a buddy allocator over page frame numbers, and folios
+ * (naturally aligned blocks of 2^order pages).
+ * @module livekexec/mm
+ */
 export {
   BuddyAllocator,
   type BuddyOptions,
   type BuddyStats,
   type FreeBlock,
   MAX_PAGE_ORDER,
-  MAX_PAGES,
-  NR_PAGE_ORDERS,
   type PageRange,
   type PageState,
 } from './buddy.js';
 export { PageAllocError, type PageAllocErrorCode } from './errors.js';
+export { type Folio, folioPages, folioPhys, folioSize } from './folio.js';
 export { ScratchPages, type ScratchPagesStats } from './scratch-pages.js';

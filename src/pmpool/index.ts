@@ -1,5 +1,9 @@
-/** The persistent memory pool: the allocator, its early and late boot, status. */
-export * from './abi.js';
+/**
+ * The persistent memory pool: the CMA-style bitmap allocator, the pools a
+ * kernel brings up from `pmpool=`, and their status. The pool's on-device
+ * layout (src/pmpool/abi.ts) is not exported: CmaPool reads and checks it.
+ * @module livekexec/pmpool
+ */
 export {
   type AttachOptions,
   type CheckReport,
@@ -11,21 +15,10 @@ export {
   type PoolStats,
 } from './cma.js';
 export { PmpoolError, type PmpoolErrorCode } from './errors.js';
-export { type PmpoolEarly, type PmpoolRange, pmpoolEarly } from './pool-early.js';
+export type { PmpoolRange } from './pool-early.js';
+export { Pmpool, Pmpools } from './pools.js';
 export {
-  type BringUpPlan,
-  fdtNodeName,
-  Pmpool,
-  type PmpoolNode,
-  Pmpools,
-  type PmpoolsDeps,
-  planBringUp,
-} from './pools.js';
-export {
-  formatInspectedPools,
-  formatPmpoolsStatus,
   type InspectedPool,
-  inspectPoolAt,
   inspectPools,
   type PmpoolOrigin,
   type PmpoolStatus,

@@ -2,8 +2,9 @@
  * Preserved state: `livekexec/store`. A hash map whose table, keys and
  * values live in preserved memory (kernel pages handed over with KHO, or a
  * pmpool), attached by a successor through one root in O(1) of its entries.
+ * @module livekexec/store
  */
-export { CLASS_SIZES, SMALL_MAX } from './classes.js';
+
 export {
   bytesCodec,
   type Codec,

@@ -4,7 +4,8 @@
  * byte damage. Used by the libfdt cross-check and the fuzz test.
  */
 import { nextTag } from '../../src/fdt/_walk.js';
-import { FDT_END, FDT_PROP, Fdt } from '../../src/fdt/index.js';
+import { FDT_END, FDT_PROP } from '../../src/fdt/format.js';
+import { Fdt } from '../../src/fdt/index.js';
 
 /** A small seeded PRNG (mulberry32) so every run sees the same blobs. */
 export function prng(seed: number): () => number {

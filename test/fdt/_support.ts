@@ -6,17 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { nextNode, nextTag } from '../../src/fdt/_walk.js';
-import {
-  checkHeaderFields,
-  FDT_BEGIN_NODE,
-  FDT_END,
-  FDT_END_NODE,
-  FDT_ERR,
-  FDT_NOP,
-  Fdt,
-  FdtError,
-  type FdtErrorCode,
-} from '../../src/fdt/index.js';
+import { FDT_ERR } from '../../src/fdt/errors.js';
+import { FDT_BEGIN_NODE, FDT_END, FDT_END_NODE, FDT_NOP } from '../../src/fdt/format.js';
+import { checkHeaderFields } from '../../src/fdt/header.js';
+import { Fdt, FdtError, type FdtErrorCode } from '../../src/fdt/index.js';
 import { fixture } from '../_helpers/paths.js';
 
 /** Every committed .dtb fixture, by name. */

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { alignUp, Fdt, FdtEditor, FdtWriter } from '../../src/fdt/index.js';
+import { alignUp } from '../../src/fdt/format.js';
+import { Fdt, FdtEditor, FdtWriter } from '../../src/fdt/index.js';
 import { ALL_ORDERS, codeOf, dumpTree, loadDtb, MODERN_FIXTURES, relayout } from './_support.js';
 
 interface TreeNode {

@@ -5,9 +5,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  checkHeader,
-  checkHeaderFields,
-  Fdt,
   HDR_LAST_COMP_VERSION,
   HDR_MAGIC,
   HDR_OFF_DT_STRINGS,
@@ -17,7 +14,9 @@ import {
   HDR_SIZE_DT_STRUCT,
   HDR_TOTALSIZE,
   HDR_VERSION,
-} from '../../src/fdt/index.js';
+} from '../../src/fdt/format.js';
+import { checkHeader, checkHeaderFields } from '../../src/fdt/header.js';
+import { Fdt } from '../../src/fdt/index.js';
 import { withU32 } from './_mutate.js';
 import { codeOf, loadDtb } from './_support.js';
 

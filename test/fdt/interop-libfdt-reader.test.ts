@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { FDT_ERR } from '../../src/fdt/index.js';
+import { FDT_ERR } from '../../src/fdt/errors.js';
 import { badCases } from './_cases.js';
 import {
   cuts,

@@ -10,7 +10,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { FDT_ERR, FdtEditor, FdtError, FdtWriter } from '../../src/fdt/index.js';
+import { FDT_ERR } from '../../src/fdt/errors.js';
+import { FdtEditor, FdtError, FdtWriter } from '../../src/fdt/index.js';
 import { libfdtCheckFull, requireTools, scratchDir, skipUnless } from './_libfdt.js';
 import { loadDtb, MODERN_FIXTURES } from './_support.js';
 

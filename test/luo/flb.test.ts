@@ -8,17 +8,9 @@ import assert from 'node:assert/strict';
 import { closeSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { Fdt, FdtWriter } from '../../src/fdt/index.js';
-import {
-  buildHandover,
-  createMemfd,
-  defaultHandlers,
-  LiveUpdate,
-  LUO_COMPATIBLE,
-  LUO_COMPATIBLE_V2,
-  LUO_FLB_MAX,
-  memfdHandler,
-  parseLiveUpdateHandover,
-} from '../../src/luo/index.js';
+import { LUO_COMPATIBLE, LUO_COMPATIBLE_V2, LUO_FLB_MAX } from '../../src/luo/abi.js';
+import { buildHandover, parseLiveUpdateHandover } from '../../src/luo/handover.js';
+import { createMemfd, defaultHandlers, LiveUpdate, memfdHandler } from '../../src/luo/index.js';
 import { Machine } from '../../src/machine.js';
 import { gatedMemfdHandler, recordingFlb } from './_flb.js';
 import { isCloexec, luoError } from './_support.js';

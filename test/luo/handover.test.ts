@@ -9,17 +9,15 @@ import type net from 'node:net';
 import { describe, test } from 'node:test';
 import { Fdt } from '../../src/fdt/index.js';
 import { F_SETFD, getLuoLibc, SEEK_CUR } from '../../src/luo/_libc.js';
+import { LUO_COMPATIBLE, LUO_SESSION_NAME_MAX } from '../../src/luo/abi.js';
+import { buildHandover, parseHandover } from '../../src/luo/handover.js';
 import {
-  buildHandover,
   createMemfd,
   defaultHandlers,
   LiveUpdate,
-  LUO_COMPATIBLE,
-  LUO_SESSION_NAME_MAX,
   memfdRead,
   memfdSize,
   memfdWrite,
-  parseHandover,
 } from '../../src/luo/index.js';
 import {
   closeServer,

@@ -8,12 +8,8 @@
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import { HeapDevice } from '../../src/memory/heap.js';
 import { BuddyAllocator, type PageRange } from '../../src/mm/buddy.js';
-import {
-  type Folio,
-  Pkram,
-  type PkramExpect,
-  type PkramPageSource,
-} from '../../src/pkram/index.js';
+import { type Folio, Pkram, type PkramPageSource } from '../../src/pkram/index.js';
+import type { PkramExpect } from '../../src/pkram/super.js';
 
 export function bootId(n: number): Uint8Array {
   return new Uint8Array(16).fill(n);

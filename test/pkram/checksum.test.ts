@@ -17,13 +17,12 @@ import {
   NODE_OFF_OBJ,
   OBJ_OFF_BYTE_LEN,
   OBJ_OFF_FOLIO_HEAD,
-  Pkram,
-  PkramError,
   REGION_OFF_SIZE,
   SB_OFF_NODE_PFN,
   SB_OFF_REGION_PFN,
   SB_OFF_TABLE_ROOT,
-} from '../../src/pkram/index.js';
+} from '../../src/pkram/abi.js';
+import { Pkram, PkramError } from '../../src/pkram/index.js';
 import { bootId, type Machine, machine, makeFolio, pattern, readAll, successor } from './_setup.js';
 
 const EXPECT = { generation: 3, predecessorBootId: bootId(3) };

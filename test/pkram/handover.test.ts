@@ -3,13 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { crc32c } from '../../src/memory/crc32c.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
-import {
-  type Folio,
-  Pkram,
-  PkramError,
-  SB_OFF_GENERATION,
-  SB_OFF_MAGIC,
-} from '../../src/pkram/index.js';
+import { SB_OFF_GENERATION, SB_OFF_MAGIC } from '../../src/pkram/abi.js';
+import { type Folio, Pkram, PkramError } from '../../src/pkram/index.js';
 import { sealPage } from '../../src/pkram/seal.js';
 import {
   bootId,

@@ -20,13 +20,13 @@ import {
   NODE_OFF_OBJ,
   OBJ_OFF_FOLIO_HEAD,
   PKRAM_KHO_SUBTREE,
-  PkramError,
   SB_CRC_LEN,
   SB_OFF_BOOT_ID,
   SB_OFF_CRC,
   SB_OFF_GENERATION,
   SB_OFF_NODE_PFN,
-} from '../../src/pkram/index.js';
+} from '../../src/pkram/abi.js';
+import { PkramError } from '../../src/pkram/index.js';
 import { decodePkramSetup } from '../../src/pkram/kernel-early.js';
 import { allocateAll } from '../kernel/_helpers.js';
 import { fillPattern, pattern, readAll } from './_setup.js';
