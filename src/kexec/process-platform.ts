@@ -371,7 +371,7 @@ export class ProcessPlatform implements KexecPlatform<never> {
   }
 
   /** The exec failed before "go": the successor goes back to waiting on its event loop. */
-  execCancelled(_image: LoadedImage): void {
+  execCancelled(): void {
     const pre = this.#preloaded;
     if (!pre?.prepared) return;
     pre.prepared = false;
@@ -383,7 +383,7 @@ export class ProcessPlatform implements KexecPlatform<never> {
   }
 
   /** Kills the waiting successor (kexec unload, or a new load). */
-  cancelPreload(_image: LoadedImage): void {
+  cancelPreload(): void {
     this.#stop();
   }
 

@@ -46,7 +46,7 @@ interface Entry {
   retrieved: boolean;
 }
 
-/** What a session needs from its LiveUpdate. @internal */
+/** What a session needs from its LiveUpdate. @hidden */
 export interface SessionOwner {
   readonly frozen: boolean;
   readonly handlers: readonly FileHandler[];
@@ -107,7 +107,7 @@ export class LuoSession {
   readonly #files = new Map<bigint, Entry>();
   #done = false;
 
-  /** @internal Created by LiveUpdate.createSession and LiveUpdate.fromHandover. */
+  /** @hidden Created by LiveUpdate.createSession and LiveUpdate.fromHandover. */
   constructor(
     owner: SessionOwner,
     readonly name: string,

@@ -43,7 +43,7 @@ export class PkramNode {
   #objsLeft = 0;
 
   /**
-   * @internal Made by Pkram.prepareSave (with the writer holding its node
+   * @hidden Made by Pkram.prepareSave (with the writer holding its node
    * page) or Pkram.prepareLoad (writer null, pfn its node page).
    */
   constructor(

@@ -204,7 +204,7 @@ export class PkramObject {
   #data: Uint8Array = NO_BYTES;
   #dataOff = PAGE_SIZE;
 
-  /** @internal Made by PkramNode.prepareSaveObj (with its writer) / prepareLoadObj (without). */
+  /** @hidden Made by PkramNode.prepareSaveObj (with its writer) / prepareLoadObj (without). */
   constructor(owner: ObjectOwner, pfn: number, writer: ObjectWriter | null) {
     this.#owner = owner;
     this.#device = owner.host.device;

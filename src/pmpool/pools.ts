@@ -95,7 +95,7 @@ export class Pmpool {
   readonly cma: CmaPool;
   readonly #assertAlive: () => void;
 
-  /** @internal built by Pmpools. */
+  /** @hidden built by Pmpools. */
   constructor(init: {
     range: PmpoolRange;
     origin: PmpoolOrigin;
@@ -290,7 +290,7 @@ function bringUp(deps: PmpoolsDeps, range: PmpoolRange, assertAlive: () => void)
 /** The predecessor's v2 node for a pool, claimed; a string says why it is unusable. */
 function claimNode(kho: Kho, name: string | null): PmpoolNode | string | null {
   if (name === null || !kho.enabled || !kho.isKhoBoot()) return null;
-  if (!kho.incoming?.subtreeNames().includes(name)) return null;
+  if (!kho.hasIncomingSubtree(name)) return null;
   try {
     const fdt = kho.retrieveSubtree(name);
     if (!fdt.getStringList(0, FDT_PROP_COMPATIBLE).includes(FDT_COMPATIBLE)) {

@@ -129,7 +129,7 @@ export class PreservedStore {
   /** Whether the generation that opened it still runs (checked only once frozen). */
   readonly #alive: () => boolean;
 
-  /** @internal built by openStore. */
+  /** @hidden built by openStore. */
   constructor(init: {
     mem: StoreMemory;
     slabs: Slabs;
