@@ -14,7 +14,7 @@
  */
 import { MemPool } from '@thi.ng/malloc';
 import { PAGE_SIZE } from '../src/memory/device.js';
-import { BuddyAllocator, MAX_PAGE_ORDER, type PageRange } from '../src/mm/index.js';
+import { BuddyAllocator, MAX_PAGE_ORDER, type PfnRange } from '../src/mm/index.js';
 import { bestMs, rate, table } from './_harness.js';
 
 const GIB_PAGES = 2 ** 30 / PAGE_SIZE;
@@ -62,7 +62,7 @@ interface Side {
 }
 
 function buddySide(): Side {
-  const b = BuddyAllocator.fromFreeRanges(4 * GIB_PAGES, [{ base: 0, count: 4 * GIB_PAGES }]);
+  const b = BuddyAllocator.fromFreeRanges(4 * GIB_PAGES, [{ pfn: 0, count: 4 * GIB_PAGES }]);
   return {
     alloc: (order) => b.allocPages(order) ?? -1,
     free: (pfn, order) => b.freePages(pfn, order),
@@ -114,22 +114,22 @@ function pairsPerSecond(side: Side, w: Workload, ms: number): { rate: number; fa
 }
 
 /** `n` extents spread over `pages`, with unaligned starts and lengths. */
-function fragmented(pages: number, n: number, seed: number): PageRange[] {
+function fragmented(pages: number, n: number, seed: number): PfnRange[] {
   const rnd = prng(seed);
   const slot = Math.floor(pages / n);
-  const out: PageRange[] = [];
+  const out: PfnRange[] = [];
   for (let i = 0; i < n; i++) {
     const base = i * slot + Math.floor(rnd() * (slot / 4));
     const count = Math.max(1, Math.floor(slot / 4 + rnd() * (slot / 4)));
-    out.push({ base, count });
+    out.push({ pfn: base, count });
   }
   return out;
 }
 
 /** The naive bring-up: every page released one at a time. */
-function perPageBringUp(pages: number, ranges: PageRange[]): BuddyAllocator {
+function perPageBringUp(pages: number, ranges: PfnRange[]): BuddyAllocator {
   const b = new BuddyAllocator(pages);
-  for (const r of ranges) for (let p = r.base; p < r.base + r.count; p++) b.releaseRange(p, 1);
+  for (const r of ranges) for (let p = r.pfn; p < r.pfn + r.count; p++) b.releaseRange(p, 1);
   return b;
 }
 
@@ -171,13 +171,13 @@ export async function run(args: string[]): Promise<void> {
   process.stdout.write(
     '\nbring-up (best of 5), against a per-page release loop and MemPool init\n',
   );
-  const cases: { name: string; pages: number; ranges: PageRange[]; perPage: boolean }[] = [];
+  const cases: { name: string; pages: number; ranges: PfnRange[]; perPage: boolean }[] = [];
   for (const gib of [1, 4, 16]) {
     const pages = gib * GIB_PAGES;
     cases.push({
       name: `${gib} GiB all free`,
       pages,
-      ranges: [{ base: 0, count: pages }],
+      ranges: [{ pfn: 0, count: pages }],
       perPage: !quick,
     });
   }

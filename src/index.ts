@@ -14,6 +14,7 @@
  * @module livekexec
  */
 export { LivekexecError } from './base/errors.js';
+export type { PfnRange, PhysRange } from './base/range.js';
 export { BootError, type BootErrorCode } from './boot/errors.js';
 export { FdtError, type FdtErrorCode } from './fdt/errors.js';
 export { Fdt } from './fdt/read.js';
@@ -39,7 +40,7 @@ export { KhoError, type KhoErrorCode } from './kho/errors.js';
 export { LuoError, type LuoErrorCode } from './luo/errors.js';
 export { Machine, type MachineOptions } from './machine.js';
 export type { BootRecord, TrialRecord, UpgradeOutcome } from './memory/boot-record.js';
-export { type MemoryDevice, PAGE_SIZE, type PhysRange } from './memory/device.js';
+export { type MemoryDevice, PAGE_SIZE } from './memory/device.js';
 export { DeviceError, type DeviceErrorCode, GeneralProtectionFault } from './memory/errors.js';
 export { HeapDevice } from './memory/heap.js';
 export { MappedDevice } from './memory/mapped.js';

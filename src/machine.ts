@@ -1,6 +1,6 @@
+import type { PhysRange } from './base/range.js';
 import { Kernel, type KernelPlatform } from './kernel/kernel.js';
 import type { LoadedImage } from './kexec/kexec.js';
-import type { PhysRange } from './kexec/placement.js';
 import { PAGE_SIZE } from './memory/device.js';
 import { formatDevice } from './memory/header.js';
 import { HeapDevice } from './memory/heap.js';

@@ -15,6 +15,8 @@ test('the package root and every documented subpath export load, as a user impor
     'PmpoolError',
     'LuoError',
     'StatusError',
+    'StoreError',
+    'FdtWriter',
   ]) {
     assert.ok(name in root, `livekexec exports ${name}`);
   }
@@ -23,9 +25,12 @@ test('the package root and every documented subpath export load, as a user impor
   const subpaths: Record<string, string[]> = {
     'livekexec/fdt': ['Fdt', 'FdtWriter', 'FdtEditor', 'toDts', 'FdtError'],
     'livekexec/memory': ['HeapDevice', 'MappedDevice', 'MemoryMap', 'crc32c'],
-    'livekexec/boot': ['Cmdline', 'Memblock', 'encodeBootBlock', 'decodeBootBlock', 'memparse'],
+    'livekexec/boot': ['Cmdline', 'Memblock', 'parseCmdline', 'memparse'],
     'livekexec/mm': ['BuddyAllocator'],
-    'livekexec/kho': ['Kho', 'KhoRadixTree', 'inspectDeviceHandover', 'checkHandover'],
+    'livekexec/kho': ['Kho', 'PageListView', 'inspectDeviceHandover', 'checkHandover'],
+    'livekexec/kho/abi': ['KHO_FDT_COMPATIBLE'],
+    'livekexec/luo/abi': ['LUO_COMPATIBLE'],
+    'livekexec/fdt/abi': ['FDT_MAGIC', 'FDT_BEGIN_NODE'],
     'livekexec/pmpool': ['CmaPool'],
     'livekexec/pkram': ['Pkram'],
     'livekexec/luo': ['LiveUpdate'],

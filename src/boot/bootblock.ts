@@ -103,18 +103,18 @@ function getU64(dv: DataView, off: number): number | undefined {
 function checkMemoryMap(map: readonly MemoryRange[], fail: (m: string) => never): void {
   let prevEnd = 0;
   map.forEach((r, i) => {
-    if (!Number.isSafeInteger(r.addr) || r.addr < 0) fail(`memory map entry ${i}: bad address`);
+    if (!Number.isSafeInteger(r.base) || r.base < 0) fail(`memory map entry ${i}: bad address`);
     if (!Number.isSafeInteger(r.size) || r.size <= 0)
       fail(`memory map entry ${i}: size must be > 0`);
-    if (r.addr + r.size > ADDR_LIMIT) fail(`memory map entry ${i}: ends past 2^53`);
+    if (r.base + r.size > ADDR_LIMIT) fail(`memory map entry ${i}: ends past 2^53`);
     // Type 0 is no type: the memory map refuses it, so the block must too.
     if (!isU32(r.type) || r.type === 0) fail(`memory map entry ${i}: bad type ${r.type}`);
-    if (i > 0 && r.addr < prevEnd) {
+    if (i > 0 && r.base < prevEnd) {
       fail(
-        `memory map entry ${i} at ${hex(r.addr)} overlaps or is out of order (previous ends at ${hex(prevEnd)})`,
+        `memory map entry ${i} at ${hex(r.base)} overlaps or is out of order (previous ends at ${hex(prevEnd)})`,
       );
     }
-    prevEnd = r.addr + r.size;
+    prevEnd = r.base + r.size;
   });
 }
 
@@ -180,7 +180,7 @@ export function encodeBootBlock(input: BootBlockInput): Uint8Array {
   out.set(cmdline, cmdlineOff);
   memoryMap.forEach((r, i) => {
     const o = memmapOff + i * MEMMAP_ENTRY_SIZE;
-    setU64(dv, o, r.addr);
+    setU64(dv, o, r.base);
     setU64(dv, o + 8, r.size);
     dv.setUint32(o + 16, r.type, true);
   });
@@ -297,7 +297,7 @@ export function decodeBootBlock(bytes: Uint8Array, expect: BootBlockExpect = {})
     const size = getU64(dv, o + 8);
     if (addr === undefined || size === undefined) bad(`memory map entry ${i} past 2^53`);
     if (dv.getUint32(o + 20, true) !== 0) bad(`memory map entry ${i}: reserved field is not 0`);
-    memoryMap.push({ addr, size, type: dv.getUint32(o + 16, true) });
+    memoryMap.push({ base: addr, size, type: dv.getUint32(o + 16, true) });
   }
   checkMemoryMap(memoryMap, bad);
 

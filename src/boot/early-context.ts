@@ -1,7 +1,8 @@
+import type { PhysRange } from '../base/range.js';
 import type { SetupData } from '../boot/bootblock.js';
 import type { Memblock } from '../boot/memblock.js';
 import type { EarlyParamValues } from '../boot/params.js';
-import type { MemoryDevice, PhysRange } from '../memory/device.js';
+import type { MemoryDevice } from '../memory/device.js';
 import type { MemoryMap } from '../memory/memmap.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { PhysRange } from '../memory/device.js';
+import type { PhysRange } from '../base/range.js';
 import type { MemoryRange } from '../memory/memmap-types.js';
 import type { SetupData } from './bootblock.js';
 

@@ -35,7 +35,7 @@ function isPowerOfTwo(n: number): boolean {
 
 export type MemmapEntry =
   /** `nn@ss` (usable), `nn$ss` / `nn#ss` (reserved), `nn!ss` (reserved by kernel). */
-  | { readonly kind: 'add'; readonly addr: number; readonly size: number; readonly type: E820Type }
+  | { readonly kind: 'add'; readonly base: number; readonly size: number; readonly type: E820Type }
   /** A bare `nn`: no usable memory at or above nn (the kernel's mem= limit form). */
   | { readonly kind: 'limit'; readonly size: number };
 
@@ -83,7 +83,7 @@ export const MEMMAP: EarlyParamDef<MemmapValue> = {
       if (type === undefined) bad(name, `'${item}': expected @, $, # or ! after the size`);
       const addr = memparseExact(rest.slice(1), name);
       checkEnd(addr, size, name);
-      entries.push({ kind: 'add', addr, size, type });
+      entries.push({ kind: 'add', base: addr, size, type });
     }
     return { exactmap, entries };
   },
@@ -307,7 +307,7 @@ export const PKRAM: EarlyParamDef<PkramValue> = {
 
 export interface PkramBanValue {
   readonly size: number;
-  readonly addr: number;
+  readonly base: number;
 }
 
 /**
@@ -324,7 +324,7 @@ export const PKRAM_BAN: EarlyParamDef<PkramBanValue> = {
     if (s.rest[0] !== '@') bad(name, 'expected <size>@<addr>');
     const addr = memparseExact(s.rest.slice(1), name);
     checkEnd(addr, s.value, name);
-    return { size: s.value, addr };
+    return { size: s.value, base: addr };
   },
 };
 

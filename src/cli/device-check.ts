@@ -88,7 +88,7 @@ export function checkDevice(path: string): CheckFinding[] {
     }
     const kept = header.memmap
       .filter((r) => r.type === E820.RESERVED_KERN)
-      .map((r) => ({ base: r.addr, size: r.size }));
+      .map((r) => ({ base: r.base, size: r.size }));
     for (const p of inspectPools(d, kept)) {
       out.push(
         p.ok

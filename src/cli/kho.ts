@@ -63,7 +63,7 @@ function status(path: string, json: boolean): void {
 function render(path: string, s: DeviceHandoverStatus): string {
   const out: string[] = [`device: ${path} (generation ${s.generation})`];
   for (const r of s.preservedRanges)
-    out.push(`preserved: [mem ${hex(r.addr)}-${hex(r.addr + r.size - 1)}]`);
+    out.push(`preserved: [mem ${hex(r.base)}-${hex(r.base + r.size - 1)}]`);
   if (s.pendingBootBlock === 0) {
     out.push('kho/out: no handover pending (none committed, or the successor consumed it)');
     return `${out.join('\n')}\n`;

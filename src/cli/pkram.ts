@@ -23,7 +23,7 @@ import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { readDeviceHeader } from '../memory/header.js';
 import { MappedDevice } from '../memory/mapped.js';
 import { ReadonlyDevice } from '../memory/readonly.js';
-import { checkHandover } from '../pkram/handover.js';
+import { checkPkramHandover } from '../pkram/handover.js';
 import { Pkram, type PkramPageSource } from '../pkram/index.js';
 import { decodePkramSetup } from '../pkram/kernel-early.js';
 import type { PkramExpect } from '../pkram/super.js';
@@ -130,7 +130,7 @@ function remove(path: string, name: string): void {
   const dev = MappedDevice.open(path);
   try {
     const { superPfn, expect } = locate(dev);
-    const check = checkHandover(dev, superPfn, expect);
+    const check = checkPkramHandover(dev, superPfn, expect);
     // Checked before attach: a failed rm must leave the handover as it was.
     if (!check.nodes.some((n) => n.name === name)) fail(`no saved node "${name}"`);
     const r = recyclingSource(check.tablePhys.map((p) => p / PAGE_SIZE));

@@ -5,8 +5,8 @@
  * boot and kexec) and from `--pool` ranges given outright.
  */
 import type { Command } from 'commander';
+import type { PhysRange } from '../base/range.js';
 import { PMPOOL } from '../boot/params.js';
-import type { PhysRange } from '../memory/device.js';
 import { DeviceError } from '../memory/errors.js';
 import { decodeDeviceHeader } from '../memory/header.js';
 import { MappedDevice } from '../memory/mapped.js';
@@ -37,7 +37,7 @@ function status(path: string, poolArgs: readonly string[], json: boolean): void 
   const header = decodeDeviceHeader(peek.page0, peek.size, path);
   const ranges: PhysRange[] = header.memmap
     .filter((r) => r.type === E820.RESERVED_KERN)
-    .map((r) => ({ base: r.addr, size: r.size }));
+    .map((r) => ({ base: r.base, size: r.size }));
   for (const text of poolArgs) {
     const v = PMPOOL.parse(text, '--pool');
     if (v.base + v.size > header.size) {

@@ -187,17 +187,17 @@ export function formatIomem(v: DeviceStatusView): string[] {
   let ri = 0;
   for (const e of v.header.memmap) {
     const name = e.type === 1 ? 'System RAM' : e820TypeName(e.type);
-    out.push(`${range(e.addr, e.size)} : ${name}`);
-    const end = e.addr + e.size;
+    out.push(`${range(e.base, e.size)} : ${name}`);
+    const end = e.base + e.size;
     while (
       ri < runs.length &&
-      (runs[ri] as MemoryRun).base + (runs[ri] as MemoryRun).size <= e.addr
+      (runs[ri] as MemoryRun).base + (runs[ri] as MemoryRun).size <= e.base
     )
       ri++;
     for (let j = ri; j < runs.length && (runs[j] as MemoryRun).base < end; j++) {
       const r = runs[j] as MemoryRun;
       if (r.kind === 'free' || (r.kind === 'reserved' && e.type !== 1)) continue;
-      const b = Math.max(r.base, e.addr);
+      const b = Math.max(r.base, e.base);
       const size = Math.min(r.base + r.size, end) - b;
       out.push(`  ${range(b, size)} : ${runLabel(r)}`);
     }

@@ -71,7 +71,7 @@ export function readDeviceStatus(path: string): DeviceStatusView {
       dev,
       header.memmap
         .filter((r) => r.type === E820.RESERVED_KERN)
-        .map((r) => ({ base: r.addr, size: r.size })),
+        .map((r) => ({ base: r.base, size: r.size })),
     );
     const layout = live && status ? status.layout : restingLayout(header, pools, pending);
     return {
@@ -112,9 +112,9 @@ export function restingLayout(
   const runs: MemoryRun[] = [];
   let at = 0;
   for (const r of header.memmap) {
-    if (r.addr > at) runs.push({ base: at, size: r.addr - at, kind: 'reserved' });
-    runs.push({ base: r.addr, size: r.size, kind: KIND_OF_TYPE[r.type] ?? 'reserved' });
-    at = r.addr + r.size;
+    if (r.base > at) runs.push({ base: at, size: r.base - at, kind: 'reserved' });
+    runs.push({ base: r.base, size: r.size, kind: KIND_OF_TYPE[r.type] ?? 'reserved' });
+    at = r.base + r.size;
   }
   if (at < header.size) runs.push({ base: at, size: header.size - at, kind: 'reserved' });
   const paints: Paint[] = [{ base: 0, size: PAGE_SIZE, kind: 'header' }];

@@ -1,4 +1,4 @@
-import type { PhysRange } from '../kexec/placement.js';
+import type { PhysRange } from '../base/range.js';
 import type { MemoryDevice } from '../memory/device.js';
 import { DeviceError } from '../memory/errors.js';
 

@@ -1,4 +1,5 @@
 import type { Server } from 'node:net';
+import type { PhysRange } from '../base/range.js';
 import { SETUP } from '../boot/abi.js';
 import type { SetupData } from '../boot/bootblock.js';
 import { Cmdline } from '../boot/cmdline.js';
@@ -16,7 +17,6 @@ import { CRASHKERNEL, defaultEarlyParams, type EarlyParamValues, MEMMAP } from '
 import { commandText, fellBack, markedGood, trialStarted } from '../kexec/boot-counting.js';
 import { KexecError } from '../kexec/errors.js';
 import { Kexec, type KexecHost, type KexecPlatform, type LoadedImage } from '../kexec/kexec.js';
-import type { PhysRange } from '../kexec/placement.js';
 import { type KhoEarly, khoEarlyInit, khoScratchInit } from '../kho/early.js';
 import { Kho } from '../kho/kho.js';
 import { ReserveMem, reserveMemEarly } from '../kho/reserve-mem.js';
@@ -449,7 +449,7 @@ export class Kernel {
     this.pages.holdFreesIn(
       handedOver
         .filter((r) => r.type === E820.PRESERVED)
-        .map((r) => ({ base: r.addr / PAGE_SIZE, count: r.size / PAGE_SIZE })),
+        .map((r) => ({ pfn: r.base / PAGE_SIZE, count: r.size / PAGE_SIZE })),
     );
   }
 
@@ -506,7 +506,7 @@ export class Kernel {
    * any number of kexecs.
    * @throws KhoError ENOENT when there is no such region.
    */
-  reserveMem(name: string): { phys: number; size: number; bytes: Uint8Array; kept: boolean } {
+  reserveMem(name: string): { base: number; size: number; bytes: Uint8Array; kept: boolean } {
     this.assertAlive();
     return this.#reserveMem.get(name);
   }
@@ -645,10 +645,10 @@ export class Kernel {
     const device = new CrashDevice(this.device, area);
     const map = buildMemoryMap(
       [
-        { addr: 0, size: area.base, type: E820.RESERVED },
-        { addr: area.base, size: area.size, type: E820.USABLE },
+        { base: 0, size: area.base, type: E820.RESERVED },
+        { base: area.base, size: area.size, type: E820.USABLE },
         {
-          addr: area.base + area.size,
+          base: area.base + area.size,
           size: this.device.size - area.base - area.size,
           type: E820.RESERVED,
         },
@@ -958,7 +958,7 @@ function withHotplugged(
   map: readonly MemoryRange[],
   added: PhysRange | null,
 ): readonly MemoryRange[] {
-  return added === null ? map : [...map, { addr: added.base, size: added.size, type: E820.USABLE }];
+  return added === null ? map : [...map, { base: added.base, size: added.size, type: E820.USABLE }];
 }
 
 function parseCommandLine(text: string): { cmdline: Cmdline; params: EarlyParamValues } {
@@ -1006,7 +1006,7 @@ function isFree(memblock: Memblock, base: number, size: number): boolean {
 function keptRanges(deviceMap: readonly MemoryRange[], map: MemoryMap): MemoryRange[] {
   const out = MemoryMap.from(deviceMap);
   for (const r of map.entries()) {
-    if (r.type === E820.RESERVED_KERN || r.type === E820.STATUS) out.add(r.addr, r.size, r.type);
+    if (r.type === E820.RESERVED_KERN || r.type === E820.STATUS) out.add(r.base, r.size, r.type);
   }
   const entries = out.coarsened(DEVICE_MAP_MAX).entries();
   return entries.length <= DEVICE_MAP_MAX ? entries : [...deviceMap];

@@ -1,9 +1,9 @@
+import type { PfnRange } from '../base/range.js';
 import { MEMBLOCK_KHO_SCRATCH, Memblock } from '../boot/memblock.js';
 import type { MemmapValue } from '../boot/params.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import { MemoryMap } from '../memory/memmap.js';
 import { E820, isUsableType, type MemoryRange } from '../memory/memmap-types.js';
-import type { PageRange } from '../mm/buddy.js';
 
 /**
  * The memory map this boot runs on: the one handed over (or the device's
@@ -21,14 +21,14 @@ export function buildMemoryMap(
     for (const e of m.entries) {
       if (e.kind === 'add') {
         // A user range may retype memory but never uncover what was kept for a successor.
-        map.add(e.addr, e.size, e.type);
+        map.add(e.base, e.size, e.type);
       } else if (e.size < deviceSize) {
         map.remove(e.size, deviceSize - e.size, E820.USABLE);
       }
     }
   }
   if (exact) keepKeptRanges(map, base);
-  if (map.entries().some((r) => r.addr + r.size > deviceSize)) {
+  if (map.entries().some((r) => r.base + r.size > deviceSize)) {
     map.remove(deviceSize, Number.MAX_SAFE_INTEGER - deviceSize);
   }
   map.add(0, PAGE_SIZE, E820.RESERVED);
@@ -44,12 +44,12 @@ function pageGranular(map: MemoryMap): MemoryMap {
   const out: MemoryRange[] = [];
   for (const r of map.entries()) {
     const usable = isUsableType(r.type);
-    const start = usable ? Math.ceil(r.addr / PAGE_SIZE) : Math.floor(r.addr / PAGE_SIZE);
+    const start = usable ? Math.ceil(r.base / PAGE_SIZE) : Math.floor(r.base / PAGE_SIZE);
     const end = usable
-      ? Math.floor((r.addr + r.size) / PAGE_SIZE)
-      : Math.ceil((r.addr + r.size) / PAGE_SIZE);
+      ? Math.floor((r.base + r.size) / PAGE_SIZE)
+      : Math.ceil((r.base + r.size) / PAGE_SIZE);
     if (end > start)
-      out.push({ addr: start * PAGE_SIZE, size: (end - start) * PAGE_SIZE, type: r.type });
+      out.push({ base: start * PAGE_SIZE, size: (end - start) * PAGE_SIZE, type: r.type });
   }
   return MemoryMap.from(out);
 }
@@ -57,7 +57,7 @@ function pageGranular(map: MemoryMap): MemoryMap {
 /** With exactmap the user's ranges replace the map, but preserved and kernel-kept ranges stay. */
 function keepKeptRanges(map: MemoryMap, base: readonly MemoryRange[]): void {
   for (const r of base) {
-    if (r.type !== E820.USABLE && r.type !== E820.RESERVED) map.add(r.addr, r.size, r.type);
+    if (r.type !== E820.USABLE && r.type !== E820.RESERVED) map.add(r.base, r.size, r.type);
   }
 }
 
@@ -65,17 +65,17 @@ function keepKeptRanges(map: MemoryMap, base: readonly MemoryRange[]): void {
 export function memblockFromMap(map: MemoryMap): Memblock {
   const mb = new Memblock();
   for (const r of map.entries()) {
-    if (r.type === E820.USABLE) mb.addMemory(r.addr, r.size);
-    else if (r.type === E820.SCRATCH) mb.addMemory(r.addr, r.size, MEMBLOCK_KHO_SCRATCH);
+    if (r.type === E820.USABLE) mb.addMemory(r.base, r.size);
+    else if (r.type === E820.SCRATCH) mb.addMemory(r.base, r.size, MEMBLOCK_KHO_SCRATCH);
   }
   return mb;
 }
 
 /** The free pages memblock leaves, as whole pages (partial pages at the edges are dropped). */
-export function* freePageRanges(mb: Memblock): IterableIterator<PageRange> {
+export function* freePageRanges(mb: Memblock): IterableIterator<PfnRange> {
   for (const r of mb.freeRanges()) {
     const first = Math.ceil(r.base / PAGE_SIZE);
     const end = Math.floor((r.base + r.size) / PAGE_SIZE);
-    if (end > first) yield { base: first, count: end - first };
+    if (end > first) yield { pfn: first, count: end - first };
   }
 }

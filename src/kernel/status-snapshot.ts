@@ -4,9 +4,11 @@
  * own metadata (counters, the page allocator's census, subsystem extents),
  * never per page or per block: a process publishes it every second.
  */
+
+import type { PhysRange } from '../base/range.js';
 import type { ScratchArea } from '../kho/scratch.js';
 import type { LuoSessionSummary } from '../luo/kernel-luo.js';
-import { PAGE_SIZE, type PhysRange } from '../memory/device.js';
+import { PAGE_SIZE } from '../memory/device.js';
 import type { MemoryMap } from '../memory/memmap.js';
 import { E820 } from '../memory/memmap-types.js';
 import type { BuddyAllocator } from '../mm/buddy.js';
@@ -33,7 +35,7 @@ export interface LayoutSources {
   readonly memoryMap: MemoryMap;
   readonly scratch: readonly ScratchArea[];
   readonly pools: readonly { name: string | null; base: number; size: number }[];
-  readonly reserveMem: readonly { name: string; phys: number; size: number }[];
+  readonly reserveMem: readonly { name: string; base: number; size: number }[];
   readonly crashArea: PhysRange | null;
   readonly statusArea: StatusRange | null;
   readonly kexecSegment: PhysRange | null;
@@ -97,14 +99,14 @@ function ownedExtents(src: LayoutSources): Paint[] {
   const paints: Paint[] = [{ base: 0, size: PAGE_SIZE, kind: 'header' }];
   for (const e of src.memoryMap.entries()) {
     // Preserved ranges this generation keeps without reading them (kho=off, a refused handover).
-    if (e.type === E820.PRESERVED) paints.push({ base: e.addr, size: e.size, kind: 'incoming' });
+    if (e.type === E820.PRESERVED) paints.push({ base: e.base, size: e.size, kind: 'incoming' });
   }
   for (const a of src.scratch)
     paints.push({ base: a.base, size: a.size, kind: 'scratch', owner: scratchName(a) });
   for (const p of src.pools)
     paints.push({ base: p.base, size: p.size, kind: 'pmpool', owner: p.name ?? 'default' });
   for (const r of src.reserveMem)
-    paints.push({ base: r.phys, size: r.size, kind: 'reserve-mem', owner: r.name });
+    paints.push({ base: r.base, size: r.size, kind: 'reserve-mem', owner: r.name });
   if (src.crashArea) paints.push({ ...src.crashArea, kind: 'crashkernel' });
   if (src.statusArea) paints.push({ ...src.statusArea, kind: 'status' });
   if (src.kexecSegment)
@@ -135,7 +137,7 @@ export interface StatusSources {
   };
   readonly pkram: { enabled: boolean; nodes: string[]; preservedPages: number };
   readonly pools: PublishedStatus['pmpools'];
-  readonly reserveMem: readonly { name: string; phys: number; size: number }[];
+  readonly reserveMem: readonly { name: string; base: number; size: number }[];
   readonly luo: LuoSessionSummary[] | null;
   readonly kexec: { segment: PhysRange; preload: boolean; cmdline: string } | null;
   readonly layout: MemoryLayout;
@@ -175,7 +177,7 @@ export function buildStatus(src: StatusSources, maxRuns: number): PublishedStatu
     },
     pkram: src.pkram,
     pmpools: src.pools,
-    reserveMem: src.reserveMem.map((r) => ({ name: r.name, base: r.phys, size: r.size })),
+    reserveMem: src.reserveMem.map((r) => ({ name: r.name, base: r.base, size: r.size })),
     luo:
       src.luo === null
         ? null

@@ -1,3 +1,4 @@
+import type { PhysRange } from '../base/range.js';
 import { SETUP } from '../boot/abi.js';
 import { encodeBootBlock, type SetupData } from '../boot/bootblock.js';
 import type { HandoverPart, HandoverSubsystem, SegmentArena } from '../boot/handover.js';
@@ -8,7 +9,7 @@ import type { MemoryRange } from '../memory/memmap-types.js';
 import { randomBytes } from '../memory/random.js';
 import type { BuddyAllocator } from '../mm/buddy.js';
 import { KexecError } from './errors.js';
-import { locateMemHole, type PhysRange, pagesFor } from './placement.js';
+import { locateMemHole, pagesFor } from './placement.js';
 
 /** What `kexec load` is given. */
 export interface KexecLoadOptions {
@@ -319,7 +320,7 @@ export class Kexec<K> {
         frozen.push(s);
       }
       const map = this.host.handoverMemoryMap();
-      for (const p of parts) for (const m of p.marks ?? []) map.add(m.addr, m.size, m.type);
+      for (const p of parts) for (const m of p.marks ?? []) map.add(m.base, m.size, m.type);
       const memoryMap = map.sanitize().entries();
       const setupData = parts.flatMap((p) => p.setupData ?? []);
       const block = this.#encode(
@@ -415,7 +416,7 @@ export class Kexec<K> {
       ? arena.free()
       : this.host.pages
           .freeExtents()
-          .map((e) => ({ base: e.base * PAGE_SIZE, size: e.count * PAGE_SIZE }));
+          .map((e) => ({ base: e.pfn * PAGE_SIZE, size: e.count * PAGE_SIZE }));
     const base = locateMemHole(free, size, SEGMENT_ALIGN);
     if (base === null) {
       const where = arena ? ' in the scratch areas' : '';

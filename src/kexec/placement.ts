@@ -1,6 +1,5 @@
-import { PAGE_SIZE, type PhysRange } from '../memory/device.js';
-
-export type { PhysRange };
+import type { PhysRange } from '../base/range.js';
+import { PAGE_SIZE } from '../memory/device.js';
 
 /**
  * kexec_locate_mem_hole(): the highest `align`-aligned address at which

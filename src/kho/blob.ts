@@ -15,7 +15,7 @@ import { KhoError } from './errors.js';
 export interface BlobDescriptor {
   /** The blob's versions, newest first. */
   readonly compatibles: readonly string[];
-  readonly phys: number;
+  readonly base: number;
   readonly size: number;
   readonly csum: number;
 }
@@ -65,7 +65,7 @@ export function buildBlobDescriptor(d: BlobDescriptor): Uint8Array {
   w.finishReservations();
   w.beginNode('');
   w.propertyStringList('compatible', d.compatibles);
-  w.propertyU64(KHO_BLOB_PROP_DATA, d.phys);
+  w.propertyU64(KHO_BLOB_PROP_DATA, d.base);
   w.propertyU64(KHO_BLOB_PROP_SIZE, d.size);
   w.propertyU32(KHO_BLOB_PROP_CSUM, d.csum);
   w.endNode();
@@ -109,5 +109,5 @@ export function parseBlobDescriptor(fdt: Fdt, name: string, deviceSize: number):
   if (typeof size === 'bigint' || size <= 0 || size > deviceSize - phys) {
     throw bad(`blob-size ${size} does not fit the device from 0x${phys.toString(16)}`);
   }
-  return { compatibles, phys, size, csum };
+  return { compatibles, base: phys, size, csum };
 }

@@ -106,8 +106,8 @@ export function khoScratchInit(ctx: EarlyContext, early: KhoEarly): KhoEarly {
 function unmarkScratch(ctx: EarlyContext): MemoryRange[] {
   const scratch = ctx.memoryMap.entries().filter((r) => r.type === E820.SCRATCH);
   for (const r of scratch) {
-    ctx.memoryMap.update(r.addr, r.size, E820.SCRATCH, E820.USABLE);
-    ctx.memblock.clearScratch(r.addr, r.size);
+    ctx.memoryMap.update(r.base, r.size, E820.SCRATCH, E820.USABLE);
+    ctx.memblock.clearScratch(r.base, r.size);
   }
   return scratch;
 }
@@ -124,7 +124,7 @@ function revive(
   for (const a of scratch) {
     if (
       !memblock.isMemory(a.base, a.size) ||
-      !handedScratch.some((r) => r.addr <= a.base && a.base + a.size <= r.addr + r.size)
+      !handedScratch.some((r) => r.base <= a.base && a.base + a.size <= r.base + r.size)
     ) {
       throw new KhoError(
         'EFAULT',
@@ -190,7 +190,7 @@ function revive(
   // a kept pool, a hole) would be memory the allocator may one day hand out.
   const outside = (first: number, end: number) => {
     const r = memoryMap.find(first);
-    return r === undefined || r.type !== E820.PRESERVED || end > r.addr + r.size;
+    return r === undefined || r.type !== E820.PRESERVED || end > r.base + r.size;
   };
   for (let i = 0; i < runs.starts.length; i++) {
     if (outside(runs.starts[i] * PAGE_SIZE, runs.ends[i] * PAGE_SIZE)) {
@@ -221,13 +221,13 @@ function revive(
   }
   for (const p of walk.nodePhys) memblock.reserve(p, PAGE_SIZE, MEMBLOCK_RSRV_NOINIT);
   for (const e of extents) {
-    const end = e.phys + e.size;
+    const end = e.base + e.size;
     for (const r of preserved) {
-      const a = Math.max(e.phys, r.addr);
-      const b = Math.min(end, r.addr + r.size);
+      const a = Math.max(e.base, r.base);
+      const b = Math.min(end, r.base + r.size);
       if (b > a) memblock.addMemory(a, b - a);
     }
-    memoryMap.update(e.phys, e.size, E820.PRESERVED, E820.USABLE);
+    memoryMap.update(e.base, e.size, E820.PRESERVED, E820.USABLE);
   }
   memblock.setScratchOnly(false);
   // Scratch stays set aside: the next kexec's boot block goes there.

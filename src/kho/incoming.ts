@@ -1,7 +1,8 @@
+import type { PhysRange } from '../base/range.js';
 import { FdtError } from '../fdt/errors.js';
 import { Fdt } from '../fdt/read.js';
 import { crc32c } from '../memory/crc32c.js';
-import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
+import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import type { BuddyAllocator } from '../mm/buddy.js';
 import { MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
@@ -239,7 +240,7 @@ export class KhoIncomingState {
         `raw subtree '${name}' is ${JSON.stringify(d.compatibles)}, none of ${JSON.stringify(accept)}`,
       );
     }
-    const bytes = this.#device.bytes(d.phys, d.size).slice();
+    const bytes = this.#device.bytes(d.base, d.size).slice();
     const csum = crc32c(bytes);
     if (csum !== d.csum) {
       throw new KhoError(
@@ -253,7 +254,7 @@ export class KhoIncomingState {
   /** A raw subtree's descriptor whose data is an unclaimed block that holds it, else null. @throws KhoError EFAULT */
   #blobDescriptor(name: string, fdt: Fdt): BlobDescriptor | null {
     const d = parseBlobDescriptor(fdt, name, this.#device.size);
-    const order = this.orderAt(d.phys / PAGE_SIZE);
+    const order = this.orderAt(d.base / PAGE_SIZE);
     return order >= 0 && d.size <= 2 ** order * PAGE_SIZE ? d : null;
   }
 
@@ -312,8 +313,8 @@ export class KhoIncomingState {
     const order = this.orderAt(pfn);
     if (order >= 0) this.#release(pfn, order);
     // Looked up again: a corrupt descriptor may point at its own block, released just now.
-    const dataOrder = data ? this.orderAt(data.phys / PAGE_SIZE) : -1;
-    if (data && dataOrder >= 0) this.#release(data.phys / PAGE_SIZE, dataOrder);
+    const dataOrder = data ? this.orderAt(data.base / PAGE_SIZE) : -1;
+    if (data && dataOrder >= 0) this.#release(data.base / PAGE_SIZE, dataOrder);
   }
 
   /** Claims an unclaimed block and gives its (reserved) pages to the allocator. */

@@ -1,8 +1,9 @@
+import type { PhysRange } from '../base/range.js';
 import { SETUP } from '../boot/abi.js';
 import type { HandoverPart, HandoverSubsystem, SegmentArena } from '../boot/handover.js';
 import { Fdt } from '../fdt/read.js';
 import { crc32c } from '../memory/crc32c.js';
-import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
+import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { type BuddyAllocator, MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
@@ -20,7 +21,7 @@ import {
   unpreservePageList,
 } from './page-list.js';
 import type { PageListView } from './page-list-view.js';
-import { coalescedExtents, type KhoExtent, KhoRadixTree } from './radix.js';
+import { coalescedExtents, KhoRadixTree } from './radix.js';
 import { buildRootFdt } from './root-fdt.js';
 import { encodeScratch, KHO_SCRATCH_SEGMENT_WINDOW, type ScratchArea } from './scratch.js';
 import { type KhoStatus, khoStatus } from './status.js';
@@ -77,7 +78,7 @@ export class Kho implements HandoverSubsystem {
   #carried: { pfn: number; order: number }[] = [];
   /** Derived from the tree as it was at `changes` (KhoRadixTree.changes). */
   #sum: { changes: number; pages: number[]; csum: number } | null = null;
-  #marks: { changes: number; extents: readonly KhoExtent[] } | null = null;
+  #marks: { changes: number; extents: readonly PhysRange[] } | null = null;
 
   constructor(deps: { device: MemoryDevice; pages: BuddyAllocator; early: KhoEarly }) {
     this.#device = deps.device;
@@ -299,8 +300,8 @@ export class Kho implements HandoverSubsystem {
     let pfn = -1;
     if (order <= KHO_MAX_ORDER) {
       for (const e of this.#pages.freeExtents()) {
-        const start = Math.ceil(e.base / n) * n;
-        if (start + n <= e.base + e.count) {
+        const start = Math.ceil(e.pfn / n) * n;
+        if (start + n <= e.pfn + e.count) {
           pfn = start;
           break;
         }
@@ -394,7 +395,7 @@ export class Kho implements HandoverSubsystem {
     try {
       const descriptor = buildBlobDescriptor({
         compatibles,
-        phys: blob.pfn * PAGE_SIZE,
+        base: blob.pfn * PAGE_SIZE,
         size: data.length,
         csum: crc32c(data),
       });
@@ -576,7 +577,7 @@ export class Kho implements HandoverSubsystem {
   }
 
   /** The preserved extents marked in the memory map handed over. */
-  #extents(): readonly KhoExtent[] {
+  #extents(): readonly PhysRange[] {
     const changes = this.#tree.changes;
     if (this.#marks?.changes !== changes) {
       const root = this.#tree.rootPhys;
@@ -606,10 +607,10 @@ export class Kho implements HandoverSubsystem {
     const root = this.#rootFdt as Uint8Array;
     const marks: MemoryRange[] = [];
     for (const e of this.#extents()) {
-      marks.push({ addr: e.phys, size: e.size, type: E820.PRESERVED });
+      marks.push({ base: e.base, size: e.size, type: E820.PRESERVED });
     }
     for (const a of this.#early.scratch)
-      marks.push({ addr: a.base, size: a.size, type: E820.SCRATCH });
+      marks.push({ base: a.base, size: a.size, type: E820.SCRATCH });
     return {
       setupData: [
         { type: SETUP.KHO_FDT, data: root },
@@ -680,11 +681,11 @@ export class Kho implements HandoverSubsystem {
   }
 
   /** @internal */
-  get subtreeEntries(): ReadonlyMap<string, { phys: number; size: number; carried: boolean }> {
+  get subtreeEntries(): ReadonlyMap<string, { base: number; size: number; carried: boolean }> {
     return new Map(
       [...this.#subtrees].map(([n, s]) => [
         n,
-        { phys: s.folio.pfn * PAGE_SIZE, size: s.size, carried: s.carried },
+        { base: s.folio.pfn * PAGE_SIZE, size: s.size, carried: s.carried },
       ]),
     );
   }

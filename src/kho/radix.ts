@@ -9,6 +9,7 @@
 
 import { endianness } from 'node:os';
 import { LivekexecError, messageOf } from '../base/errors.js';
+import type { PhysRange } from '../base/range.js';
 import { checkDeviceViews, isPageAligned, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
   KHO_BITMAP_BITS,
@@ -47,12 +48,6 @@ export interface KhoWalkResult {
   blocks: number;
   /** Pages in those blocks (blocks of different orders may overlap; this counts both). */
   pages: number;
-}
-
-/** A physical range handed to the successor's memory map as preserved. */
-export interface KhoExtent {
-  phys: number;
-  size: number;
 }
 
 /**
@@ -916,7 +911,7 @@ export class BlockRuns {
   }
 
   /** At most `maxEntries` extents covering the runs and the tree's own pages. */
-  extents(nodePhys: readonly number[], maxEntries: number, includeMetadata = true): KhoExtent[] {
+  extents(nodePhys: readonly number[], maxEntries: number, includeMetadata = true): PhysRange[] {
     if (!Number.isInteger(maxEntries) || maxEntries < 1) {
       throw new KhoError('EINVAL', `maxEntries ${maxEntries} is not a positive integer`);
     }
@@ -930,7 +925,7 @@ export class BlockRuns {
       }
     }
     return mergeRuns(starts, ends, maxEntries).map(([st, e]) => ({
-      phys: st * PAGE_SIZE,
+      base: st * PAGE_SIZE,
       size: (e - st) * PAGE_SIZE,
     }));
   }
@@ -941,7 +936,7 @@ export function coalescedExtents(
   rootPhys: number,
   maxEntries: number,
   options: { includeMetadata?: boolean; limits?: KhoWalkLimits } = {},
-): KhoExtent[] {
+): PhysRange[] {
   if (!Number.isInteger(maxEntries) || maxEntries < 1) {
     throw new KhoError('EINVAL', `maxEntries ${maxEntries} is not a positive integer`);
   }

@@ -12,7 +12,7 @@ import type { Kho } from './kho.js';
 /** One `reserve_mem=size:align:name` region. */
 export interface ReserveMemRegion {
   readonly name: string;
-  readonly phys: number;
+  readonly base: number;
   readonly size: number;
   /** True when it came back from the predecessor at the same address, with its contents. */
   readonly kept: boolean;
@@ -29,7 +29,7 @@ export function reserveMemEarly(ctx: EarlyContext, kho: KhoEarly): ReserveMemReg
   if (wanted.length === 0) return [];
   const previous = kho.incoming
     ? readPrevious(ctx, kho)
-    : new Map<string, { phys: number; size: number }>();
+    : new Map<string, { base: number; size: number }>();
   const kept = keptRegions(ctx, kho, wanted, previous);
   const out: ReserveMemRegion[] = [];
   for (const w of wanted) {
@@ -37,7 +37,7 @@ export function reserveMemEarly(ctx: EarlyContext, kho: KhoEarly): ReserveMemReg
     const align = Math.max(w.align, PAGE_SIZE);
     const prev = kept.get(w.name);
     if (prev) {
-      out.push({ name: w.name, phys: prev.phys, size, kept: true });
+      out.push({ name: w.name, base: prev.base, size, kept: true });
       continue;
     }
     const phys = ctx.memblock.tryAlloc(size, align);
@@ -45,7 +45,7 @@ export function reserveMemEarly(ctx: EarlyContext, kho: KhoEarly): ReserveMemReg
       ctx.log(`reserve_mem: cannot reserve ${size} bytes for '${w.name}'`);
       continue;
     }
-    out.push({ name: w.name, phys, size, kept: false });
+    out.push({ name: w.name, base: phys, size, kept: false });
   }
   return out;
 }
@@ -62,8 +62,8 @@ function keptRegions(
   ctx: EarlyContext,
   kho: KhoEarly,
   wanted: readonly { size: number; align: number; name: string }[],
-  previous: ReadonlyMap<string, { phys: number; size: number }>,
-): Map<string, { phys: number; size: number }> {
+  previous: ReadonlyMap<string, { base: number; size: number }>,
+): Map<string, { base: number; size: number }> {
   const candidates: { name: string; pfn: number; end: number; blocks: Map<number, number> }[] = [];
   for (const w of wanted) {
     const size = Math.ceil(w.size / PAGE_SIZE) * PAGE_SIZE;
@@ -71,15 +71,15 @@ function keptRegions(
     if (
       prev &&
       prev.size === size &&
-      Number.isSafeInteger(prev.phys) &&
-      prev.phys % Math.max(w.align, PAGE_SIZE) === 0 &&
-      prev.phys + size <= ctx.device.size
+      Number.isSafeInteger(prev.base) &&
+      prev.base % Math.max(w.align, PAGE_SIZE) === 0 &&
+      prev.base + size <= ctx.device.size
     ) {
-      const pfn = prev.phys / PAGE_SIZE;
+      const pfn = prev.base / PAGE_SIZE;
       candidates.push({ name: w.name, pfn, end: pfn + size / PAGE_SIZE, blocks: new Map() });
     }
   }
-  const out = new Map<string, { phys: number; size: number }>();
+  const out = new Map<string, { base: number; size: number }>();
   const incoming = kho.incoming;
   if (candidates.length === 0 || !incoming) return out;
   const bad = new Set<string>();
@@ -103,7 +103,7 @@ function keptRegions(
       continue;
     }
     taken.push(c);
-    out.set(c.name, { phys: c.pfn * PAGE_SIZE, size: (c.end - c.pfn) * PAGE_SIZE });
+    out.set(c.name, { base: c.pfn * PAGE_SIZE, size: (c.end - c.pfn) * PAGE_SIZE });
   }
   return out;
 }
@@ -112,8 +112,8 @@ function keptRegions(
 function readPrevious(
   ctx: EarlyContext,
   kho: KhoEarly,
-): Map<string, { phys: number; size: number }> {
-  const out = new Map<string, { phys: number; size: number }>();
+): Map<string, { base: number; size: number }> {
+  const out = new Map<string, { base: number; size: number }>();
   const phys = kho.incoming?.root.subtrees.get(KHO_RESERVE_MEM_SUBTREE);
   if (phys === undefined) return out;
   try {
@@ -123,7 +123,7 @@ function readPrevious(
       const start = fdt.getU64(off, 'start');
       const size = fdt.getU64(off, 'size');
       if (typeof start === 'number' && typeof size === 'number')
-        out.set(name, { phys: start, size });
+        out.set(name, { base: start, size });
     }
   } catch (err) {
     if (!(err instanceof FdtError || err instanceof KhoError)) throw err;
@@ -156,8 +156,8 @@ export class ReserveMem {
       kho.retrieveSubtree(KHO_RESERVE_MEM_SUBTREE);
     }
     for (const r of regions) {
-      if (r.kept) kho.restorePages(r.phys, r.size / PAGE_SIZE);
-      kho.preservePages(r.phys / PAGE_SIZE, r.size / PAGE_SIZE);
+      if (r.kept) kho.restorePages(r.base, r.size / PAGE_SIZE);
+      kho.preservePages(r.base / PAGE_SIZE, r.size / PAGE_SIZE);
     }
     kho.registerNotifier({
       finalize: () => {
@@ -172,10 +172,10 @@ export class ReserveMem {
    * The region `name`: its address, size and a zero-copy view of its bytes.
    * @throws KhoError ENOENT when no such reserve_mem= region exists.
    */
-  get(name: string): { phys: number; size: number; bytes: Uint8Array; kept: boolean } {
+  get(name: string): { base: number; size: number; bytes: Uint8Array; kept: boolean } {
     const r = this.#regions.get(name);
     if (!r) throw new KhoError('ENOENT', `no reserve_mem region '${name}'`);
-    return { phys: r.phys, size: r.size, kept: r.kept, bytes: this.#device.bytes(r.phys, r.size) };
+    return { base: r.base, size: r.size, kept: r.kept, bytes: this.#device.bytes(r.base, r.size) };
   }
 
   list(): ReserveMemRegion[] {
@@ -188,9 +188,9 @@ export class ReserveMem {
     w.beginNode('');
     w.propertyString('compatible', KHO_RESERVE_MEM_COMPATIBLE);
     for (const r of this.#regions.values()) {
-      w.beginNode(`region@${r.phys.toString(16)}`);
+      w.beginNode(`region@${r.base.toString(16)}`);
       w.propertyString('label', r.name);
-      w.propertyU64('start', r.phys);
+      w.propertyU64('start', r.base);
       w.propertyU64('size', r.size);
       w.endNode();
     }

@@ -1,6 +1,7 @@
+import type { PhysRange } from '../base/range.js';
 import type { Memblock } from '../boot/memblock.js';
 import type { KhoScratchValue } from '../boot/params.js';
-import { PAGE_SIZE, type PhysRange } from '../memory/device.js';
+import { PAGE_SIZE } from '../memory/device.js';
 import {
   KHO_SCRATCH_ENTRY_SIZE,
   type KHO_SCRATCH_KINDS,

@@ -1,3 +1,4 @@
+import type { PhysRange } from '../base/range.js';
 import { BOOT_BLOCK_HEADER_SIZE, MAX_BOOT_BLOCK_SIZE, SETUP } from '../boot/abi.js';
 import { decodeBootBlock } from '../boot/bootblock.js';
 import { BootError } from '../boot/errors.js';
@@ -62,9 +63,9 @@ export function khoStatus(kho: Kho, device: MemoryDevice): KhoStatus {
     finalized: root !== null,
     fdt: root ? dtsOf(root) : null,
     subtrees: [...kho.subtreeEntries].map(([name, s]) => {
-      const r: SubtreeStatus = { name, phys: s.phys, size: s.size };
+      const r: SubtreeStatus = { name, phys: s.base, size: s.size };
       try {
-        r.dts = dtsOf(device.bytes(s.phys, s.size).slice());
+        r.dts = dtsOf(device.bytes(s.base, s.size).slice());
       } catch (err) {
         r.error = (err as Error).message;
       }
@@ -104,8 +105,8 @@ export interface DeviceHandoverStatus {
   generation: number;
   pendingBootBlock: number;
   /** Preserved and scratch ranges of the device's memory map. */
-  preservedRanges: { addr: number; size: number }[];
-  scratchRanges: { addr: number; size: number }[];
+  preservedRanges: PhysRange[];
+  scratchRanges: PhysRange[];
   /** Present when a boot block with a KHO handover is pending. */
   handover?: {
     fdt: string;
@@ -154,10 +155,10 @@ export function inspectDeviceHandover(device: MemoryDevice): DeviceHandoverStatu
     pendingBootBlock: header.bootBlock,
     preservedRanges: header.memmap
       .filter((r) => r.type === E820.PRESERVED)
-      .map(({ addr, size }) => ({ addr, size })),
+      .map(({ base, size }) => ({ base, size })),
     scratchRanges: header.memmap
       .filter((r) => r.type === E820.SCRATCH)
-      .map(({ addr, size }) => ({ addr, size })),
+      .map(({ base, size }) => ({ base, size })),
   };
   if (header.bootBlock === 0) return status;
   try {

@@ -12,12 +12,6 @@ import { DeviceError } from './errors.js';
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
 
-/** A physical range [base, base + size). */
-export interface PhysRange {
-  readonly base: number;
-  readonly size: number;
-}
-
 export interface MemoryDevice {
   /** Size in bytes, a multiple of PAGE_SIZE. */
   readonly size: number;

@@ -100,8 +100,8 @@ export function formatDevice(device: MemoryDevice, options: FormatOptions = {}):
     bootId: NO_BOOT_ID,
     ownerPid: options.ownerPid ?? process.pid,
     memmap: [
-      { addr: 0, size: PAGE_SIZE, type: E820.RESERVED },
-      { addr: PAGE_SIZE, size: device.size - PAGE_SIZE, type: E820.USABLE },
+      { base: 0, size: PAGE_SIZE, type: E820.RESERVED },
+      { base: PAGE_SIZE, size: device.size - PAGE_SIZE, type: E820.USABLE },
     ],
   };
   writeDeviceHeader(device, header);
@@ -153,7 +153,7 @@ export function encodeDeviceHeader(header: DeviceHeader): Uint8Array {
   v.setUint32(HDR_MAP_COUNT, count, true);
   header.memmap.forEach((r, i) => {
     const at = HDR_MAP + i * MAP_ENTRY_SIZE;
-    setU64(v, at + MAP_ENTRY_ADDR, r.addr, 'memmap addr');
+    setU64(v, at + MAP_ENTRY_ADDR, r.base, 'memmap addr');
     setU64(v, at + MAP_ENTRY_SIZE_FIELD, r.size, 'memmap size');
     setU32(v, at + MAP_ENTRY_TYPE, r.type, 'memmap type');
   });
@@ -237,7 +237,7 @@ function decodeFields(v: DataView): DeviceHeader | null {
     const addr = u64(at + MAP_ENTRY_ADDR);
     const size = u64(at + MAP_ENTRY_SIZE_FIELD);
     if (addr === null || size === null) return null;
-    memmap.push({ addr, size, type: v.getUint32(at + MAP_ENTRY_TYPE, true) });
+    memmap.push({ base: addr, size, type: v.getUint32(at + MAP_ENTRY_TYPE, true) });
   }
   const size = u64(HDR_DEVICE_SIZE);
   const created = u64(HDR_CREATED);
@@ -283,12 +283,12 @@ function checkFields(h: DeviceHeader | null, deviceSize: number): string | null 
   for (let i = 0; i < h.memmap.length; i++) {
     const r = h.memmap[i];
     if (r.type === 0) return `memory map entry ${i} has type 0`;
-    if (r.size === 0 || r.addr % PAGE_SIZE !== 0 || r.size % PAGE_SIZE !== 0) {
-      return `memory map entry ${i} [${hex(r.addr)}, +${hex(r.size)}) is not whole pages`;
+    if (r.size === 0 || r.base % PAGE_SIZE !== 0 || r.size % PAGE_SIZE !== 0) {
+      return `memory map entry ${i} [${hex(r.base)}, +${hex(r.size)}) is not whole pages`;
     }
-    if (r.addr + r.size > h.size) return `memory map entry ${i} ends past the device`;
-    if (r.addr < end) return `memory map entry ${i} is out of order or overlaps the one before`;
-    end = r.addr + r.size;
+    if (r.base + r.size > h.size) return `memory map entry ${i} ends past the device`;
+    if (r.base < end) return `memory map entry ${i} is out of order or overlaps the one before`;
+    end = r.base + r.size;
   }
   return null;
 }

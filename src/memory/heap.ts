@@ -1,11 +1,10 @@
+import type { PhysRange } from '../base/range.js';
 import { checkRange } from './_range.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
 import { DeviceError, GeneralProtectionFault, hex } from './errors.js';
 
 /** A range of pages lent to an outside owner. */
-export interface GuardedRange {
-  readonly addr: number;
-  readonly size: number;
+export interface GuardedRange extends PhysRange {
   readonly owner: string;
 }
 
@@ -143,7 +142,7 @@ export class HeapDevice implements MemoryDevice {
       const start = pfn;
       while (pfn < this.pages && table[pfn] === o) pfn++;
       out.push({
-        addr: start * PAGE_SIZE,
+        base: start * PAGE_SIZE,
         size: (pfn - start) * PAGE_SIZE,
         owner: this.owners[o - 1],
       });

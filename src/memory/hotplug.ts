@@ -6,9 +6,10 @@
  * the same addresses and the new memory free.
  */
 import { fstatSync } from 'node:fs';
+import type { PhysRange } from '../base/range.js';
 import { errnoName, getLibc } from './_libc.js';
 import { DEVICE_MAGIC, HDR_DEVICE_SIZE, HDR_MAGIC } from './abi.js';
-import { type MemoryDevice, PAGE_SIZE, type PhysRange } from './device.js';
+import { type MemoryDevice, PAGE_SIZE } from './device.js';
 import { DeviceError } from './errors.js';
 import { decodeDeviceHeader, writeDeviceHeader } from './header.js';
 import { MemoryMap } from './memmap.js';

@@ -3,6 +3,8 @@
  * are ABI: they are written into boot blocks. A reader treats any type it does
  * not know as reserved, so a newer predecessor can add types safely.
  */
+import type { PhysRange } from '../base/range.js';
+
 export const E820 = {
   USABLE: 1,
   RESERVED: 2,
@@ -18,11 +20,8 @@ export const E820 = {
 
 export type E820Type = number;
 
-export interface MemoryRange {
-  /** Physical address of the first byte. */
-  readonly addr: number;
-  /** Length in bytes (> 0). */
-  readonly size: number;
+/** A range of the memory map: `base` its first byte, `size` > 0 bytes, of E820 `type`. */
+export interface MemoryRange extends PhysRange {
   readonly type: E820Type;
 }
 

@@ -16,9 +16,9 @@ export class MemoryMap {
   static from(ranges: Iterable<MemoryRange>): MemoryMap {
     const map = new MemoryMap();
     for (const r of ranges) {
-      checkArgs(r.addr, r.size);
+      checkArgs(r.base, r.size);
       checkType(r.type);
-      if (r.size > 0) map.ranges.push({ addr: r.addr, size: r.size, type: r.type });
+      if (r.size > 0) map.ranges.push({ base: r.base, size: r.size, type: r.type });
     }
     map.sanitize();
     return map;
@@ -33,7 +33,7 @@ export class MemoryMap {
     checkArgs(addr, size);
     checkType(type);
     if (size === 0) return this;
-    this.ranges.push({ addr, size, type });
+    this.ranges.push({ base: addr, size, type });
     return this.sanitize();
   }
 
@@ -48,13 +48,13 @@ export class MemoryMap {
     const end = addr + size;
     const out: MemoryRange[] = [];
     for (const r of this.ranges) {
-      const rEnd = r.addr + r.size;
-      if ((type !== undefined && r.type !== type) || rEnd <= addr || r.addr >= end) {
+      const rEnd = r.base + r.size;
+      if ((type !== undefined && r.type !== type) || rEnd <= addr || r.base >= end) {
         out.push(r);
         continue;
       }
-      if (r.addr < addr) out.push({ addr: r.addr, size: addr - r.addr, type: r.type });
-      if (rEnd > end) out.push({ addr: end, size: rEnd - end, type: r.type });
+      if (r.base < addr) out.push({ base: r.base, size: addr - r.base, type: r.type });
+      if (rEnd > end) out.push({ base: end, size: rEnd - end, type: r.type });
     }
     this.ranges = out;
     return this.sanitize();
@@ -78,16 +78,16 @@ export class MemoryMap {
     const end = addr + size;
     const out: MemoryRange[] = [];
     for (const r of this.ranges) {
-      const rEnd = r.addr + r.size;
-      if (r.type !== oldType || rEnd <= addr || r.addr >= end) {
+      const rEnd = r.base + r.size;
+      if (r.type !== oldType || rEnd <= addr || r.base >= end) {
         out.push(r);
         continue;
       }
-      const a = Math.max(addr, r.addr);
+      const a = Math.max(addr, r.base);
       const b = Math.min(end, rEnd);
-      if (r.addr < a) out.push({ addr: r.addr, size: a - r.addr, type: r.type });
-      out.push({ addr: a, size: b - a, type: newType });
-      if (rEnd > b) out.push({ addr: b, size: rEnd - b, type: r.type });
+      if (r.base < a) out.push({ base: r.base, size: a - r.base, type: r.type });
+      out.push({ base: a, size: b - a, type: newType });
+      if (rEnd > b) out.push({ base: b, size: rEnd - b, type: r.type });
     }
     this.ranges = out;
     return this.sanitize();
@@ -103,8 +103,8 @@ export class MemoryMap {
     for (const r of this.ranges) {
       if (r.size <= 0) continue;
       points.push(
-        { at: r.addr, type: r.type, start: true },
-        { at: r.addr + r.size, type: r.type, start: false },
+        { at: r.base, type: r.type, start: true },
+        { at: r.base + r.size, type: r.type, start: false },
       );
     }
     points.sort((x, y) => x.at - y.at);
@@ -123,7 +123,7 @@ export class MemoryMap {
       let top = 0;
       for (const t of active.keys()) if (t > top) top = t;
       if (top === current) continue;
-      if (current !== 0 && at > from) push(out, { addr: from, size: at - from, type: current });
+      if (current !== 0 && at > from) push(out, { base: from, size: at - from, type: current });
       current = top;
       from = at;
     }
@@ -147,8 +147,8 @@ export class MemoryMap {
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       const r = this.ranges[mid];
-      if (addr < r.addr) hi = mid;
-      else if (addr >= r.addr + r.size) lo = mid + 1;
+      if (addr < r.base) hi = mid;
+      else if (addr >= r.base + r.size) lo = mid + 1;
       else return { ...r };
     }
     return undefined;
@@ -180,7 +180,7 @@ export class MemoryMap {
         const before = out.ranges[i - 1];
         const after = out.ranges[i + 1];
         if (isUsableType(before.type) || isUsableType(after.type)) continue;
-        if (before.addr + before.size !== gap.addr || gap.addr + gap.size !== after.addr) continue;
+        if (before.base + before.size !== gap.base || gap.base + gap.size !== after.base) continue;
         if (best < 0 || gap.size < out.ranges[best].size) best = i;
       }
       if (best < 0) break;
@@ -201,15 +201,15 @@ export class MemoryMap {
   print(prefix = 'BIOS-e820'): string[] {
     return this.ranges.map(
       (r) =>
-        `${prefix}: [mem ${hex16(r.addr)}-${hex16(r.addr + r.size - 1)}] ${e820TypeName(r.type)}`,
+        `${prefix}: [mem ${hex16(r.base)}-${hex16(r.base + r.size - 1)}] ${e820TypeName(r.type)}`,
     );
   }
 }
 
 function push(out: MemoryRange[], r: MemoryRange): void {
   const last = out[out.length - 1];
-  if (last !== undefined && last.type === r.type && last.addr + last.size === r.addr) {
-    out[out.length - 1] = { addr: last.addr, size: last.size + r.size, type: r.type };
+  if (last !== undefined && last.type === r.type && last.base + last.size === r.base) {
+    out[out.length - 1] = { base: last.base, size: last.size + r.size, type: r.type };
   } else out.push(r);
 }
 

@@ -9,6 +9,7 @@
  * memmap), and the free lists are threaded through two Int32Arrays, so there
  * is no object per page and list insert/remove are O(1).
  */
+import type { PfnRange } from '../base/range.js';
 import { PageAllocError } from './errors.js';
 import { pageBytes, pageInts } from './page-array.js';
 import {
@@ -38,12 +39,6 @@ export const MAX_PAGES = 0x7fff_ffff;
 
 /** What a page is used for, as `pageState()` reports it for any page of a block. */
 export type PageState = 'free' | 'allocated' | 'reserved' | 'preserved';
-
-/** A run of pages; `base` is a pfn. */
-export interface PageRange {
-  base: number;
-  count: number;
-}
 
 /** One free block, as the free lists hold it. */
 export interface FreeBlock {
@@ -129,25 +124,25 @@ export class BuddyAllocator {
    */
   static fromFreeRanges(
     npages: number,
-    ranges: Iterable<PageRange>,
+    ranges: Iterable<PfnRange>,
     options: BuddyOptions = {},
   ): BuddyAllocator {
     const buddy = new BuddyAllocator(npages, options);
-    const list: PageRange[] = [];
+    const list: PfnRange[] = [];
     for (const r of ranges) {
       if (typeof r !== 'object' || r === null) {
-        throw new PageAllocError('EINVAL', `free range ${String(r)} is not a {base, count}`);
+        throw new PageAllocError('EINVAL', `free range ${String(r)} is not a {pfn, count}`);
       }
-      buddy.checkRange(r.base, r.count, 'free range');
-      if (r.count > 0) list.push({ base: r.base, count: r.count });
+      buddy.checkRange(r.pfn, r.count, 'free range');
+      if (r.count > 0) list.push({ pfn: r.pfn, count: r.count });
     }
-    list.sort((a, b) => a.base - b.base);
+    list.sort((a, b) => a.pfn - b.pfn);
     let i = 0;
     while (i < list.length) {
-      const base = list[i].base;
+      const base = list[i].pfn;
       let end = base + list[i].count;
-      for (i++; i < list.length && list[i].base <= end; i++) {
-        end = Math.max(end, list[i].base + list[i].count);
+      for (i++; i < list.length && list[i].pfn <= end; i++) {
+        end = Math.max(end, list[i].pfn + list[i].count);
       }
       // Merged ranges are separated by reserved gaps, so no block can merge across them.
       buddy.state.fill(PG_TAIL, base, end);
@@ -443,12 +438,12 @@ export class BuddyAllocator {
    * nothing else hands them out, until releaseHeld(). The pages count as
    * they were (allocated or reserved) meanwhile.
    */
-  holdFreesIn(ranges: readonly PageRange[]): void {
-    const sorted = [...ranges].filter((r) => r.count > 0).sort((a, b) => a.base - b.base);
+  holdFreesIn(ranges: readonly PfnRange[]): void {
+    const sorted = [...ranges].filter((r) => r.count > 0).sort((a, b) => a.pfn - b.pfn);
     const out = new Float64Array(sorted.length * 2);
     sorted.forEach((r, i) => {
-      out[2 * i] = r.base;
-      out[2 * i + 1] = r.base + r.count;
+      out[2 * i] = r.pfn;
+      out[2 * i + 1] = r.pfn + r.count;
     });
     this.holdRanges = out;
   }
@@ -602,14 +597,14 @@ export class BuddyAllocator {
   }
 
   /** Free memory as sorted, coalesced page ranges (for status and tests). */
-  freeExtents(): PageRange[] {
+  freeExtents(): PfnRange[] {
     const blocks = Array.from(this.freeBlocks()).sort((a, b) => a.pfn - b.pfn);
-    const out: PageRange[] = [];
+    const out: { pfn: number; count: number }[] = [];
     for (const b of blocks) {
       const last = out[out.length - 1];
       const size = 2 ** b.order;
-      if (last !== undefined && last.base + last.count === b.pfn) last.count += size;
-      else out.push({ base: b.pfn, count: size });
+      if (last !== undefined && last.pfn + last.count === b.pfn) last.count += size;
+      else out.push({ pfn: b.pfn, count: size });
     }
     return out;
   }

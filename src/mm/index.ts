@@ -3,13 +3,13 @@
  * (naturally aligned blocks of 2^order pages).
  * @module livekexec/mm
  */
+export type { PfnRange } from '../base/range.js';
 export {
   BuddyAllocator,
   type BuddyOptions,
   type BuddyStats,
   type FreeBlock,
   MAX_PAGE_ORDER,
-  type PageRange,
   type PageState,
 } from './buddy.js';
 export { PageAllocError, type PageAllocErrorCode } from './errors.js';

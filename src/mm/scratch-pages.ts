@@ -11,7 +11,7 @@
  * device too), with only the area itself free. The kernel's main allocator
  * never sees scratch: its pages stay reserved there.
  */
-import type { PhysRange } from '../memory/device.js';
+import type { PhysRange } from '../base/range.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import { BuddyAllocator, type BuddyOptions, MAX_PAGE_ORDER } from './buddy.js';
 import { PageAllocError } from './errors.js';
@@ -67,7 +67,7 @@ export class ScratchPages {
       const first = Math.floor(start / 2 ** MAX_PAGE_ORDER) * 2 ** MAX_PAGE_ORDER;
       const buddy = BuddyAllocator.fromFreeRanges(
         end - first,
-        [{ base: start - first, count: end - start }],
+        [{ pfn: start - first, count: end - start }],
         options,
       );
       this.#zones.push({ first, start, end, buddy });
@@ -115,7 +115,7 @@ export class ScratchPages {
     if (this.#window.end > at) out.push(range(at, this.#window.end));
     for (const z of this.#zones) {
       for (const e of z.buddy.freeExtents())
-        out.push(range(e.base + z.first, e.base + e.count + z.first));
+        out.push(range(e.pfn + z.first, e.pfn + e.count + z.first));
     }
     return out;
   }

@@ -13,8 +13,9 @@
  */
 
 import { messageOf } from '../base/errors.js';
+import type { PhysRange } from '../base/range.js';
 import { KhoError } from '../kho/errors.js';
-import { BlockRuns, type KhoExtent, type KhoPageSource, KhoRadixTree } from '../kho/radix.js';
+import { BlockRuns, type KhoPageSource, KhoRadixTree } from '../kho/radix.js';
 import { treeChecksum } from '../kho/tree-csum.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
@@ -45,12 +46,6 @@ export interface PkramPageSource {
    * those too, and such a block may tile several of the predecessor's blocks.
    */
   freePages(pfn: number, order: number): void;
-}
-
-/** A range PKRAM must not preserve pages in (kexec segments, `pkram_ban=`), or refuses folios from. */
-export interface AvoidRange {
-  phys: number;
-  size: number;
 }
 
 export interface RelocateResult {
@@ -269,7 +264,7 @@ export class PkramCore implements NodeOwner {
     const rw = pageWords(device, this.regionPfn);
     rw.fill(0);
     extents.forEach((x, i) => {
-      setWordsU64(rw, (i * REGION_ENTRY_SIZE) / 4, x.phys);
+      setWordsU64(rw, (i * REGION_ENTRY_SIZE) / 4, x.base);
       setWordsU64(rw, (i * REGION_ENTRY_SIZE + 8) / 4, x.size);
     });
     writeSuper(device, this.superPfn, {
@@ -287,7 +282,7 @@ export class PkramCore implements NodeOwner {
   }
 
   /** See Pkram.preservedExtents. */
-  preservedExtents(maxEntries: number): KhoExtent[] {
+  preservedExtents(maxEntries: number): PhysRange[] {
     return this.#exactRuns().extents([...this.tree.metadataPages()], maxEntries);
   }
 
@@ -569,10 +564,10 @@ function blocksMinus(a: number[], b: number[]): number[] {
  * Byte ranges as sorted flat [start, end) pfn pairs (partial pages count whole).
  * @throws PkramError EINVAL (a range that is not non-negative integers).
  */
-export function pfnPairs(ranges: readonly AvoidRange[]): Float64Array {
+export function pfnPairs(ranges: readonly PhysRange[]): Float64Array {
   const pairs: [number, number][] = [];
   for (const r of ranges) {
-    const { phys, size } = r ?? ({} as AvoidRange);
+    const { base: phys, size } = r ?? ({} as PhysRange);
     if (!Number.isSafeInteger(phys) || !Number.isSafeInteger(size) || phys < 0 || size < 0) {
       throw new PkramError('EINVAL', `range {${phys}, ${size}} is not a range`);
     }

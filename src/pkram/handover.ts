@@ -5,14 +5,9 @@
  * once. Nothing is changed here; Pkram.attach acts only on a full success.
  */
 
+import type { PhysRange } from '../base/range.js';
 import { KhoError } from '../kho/errors.js';
-import {
-  BlockRuns,
-  type KhoExtent,
-  type KhoPageSource,
-  KhoRadixTree,
-  type KhoWalkResult,
-} from '../kho/radix.js';
+import { BlockRuns, type KhoPageSource, KhoRadixTree, type KhoWalkResult } from '../kho/radix.js';
 import { treeChecksum } from '../kho/tree-csum.js';
 import { crc32c } from '../memory/crc32c.js';
 import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
@@ -33,7 +28,7 @@ export interface HandoverCheck {
   tablePhys: number[];
   /** Preserved pages that no node, nor the super block or region list, references. */
   orphanPages: number;
-  /** The table taken over in place, when checkHandover was given a page source for it. */
+  /** The table taken over in place, when checkPkramHandover was given a page source for it. */
   tree: KhoRadixTree | null;
   /** The preserved blocks nothing references, as (pfn, order) pairs (computed on demand). */
   orphanBlocks(): number[];
@@ -189,7 +184,7 @@ export function regionListCrc(device: MemoryDevice, regionPfn: number, nr: numbe
  * changed either way: an adopted tree is only dropped if the caller gives up).
  * @throws PkramError ENODEV (no super block), EINVAL (stale), EFAULT (corrupt).
  */
-export function checkHandover(
+export function checkPkramHandover(
   device: MemoryDevice,
   superPfn: number,
   expect?: PkramExpect,
@@ -315,7 +310,7 @@ export function preservedRanges(
   superPfn: number,
   maxEntries: number,
   expect?: PkramExpect,
-): KhoExtent[] {
+): PhysRange[] {
   if (!Number.isInteger(maxEntries) || maxEntries < 1) {
     throw new PkramError('EINVAL', `maxEntries ${maxEntries} is not a positive integer`);
   }
@@ -332,14 +327,14 @@ export function readRegionList(
   device: MemoryDevice,
   superPfn: number,
   expect?: PkramExpect,
-): KhoExtent[] {
+): PhysRange[] {
   const sb = readSuper(device, superPfn, expect);
   if (sb.regionPfn === 0) return [];
   if (regionListCrc(device, sb.regionPfn, sb.nrRegions) !== sb.regionCrc) {
     throw new PkramError('EFAULT', 'the region list fails its crc32c', 'crc');
   }
   const view = device.view(sb.regionPfn * PAGE_SIZE, PAGE_SIZE);
-  const out: KhoExtent[] = [];
+  const out: PhysRange[] = [];
   let lastEnd = 0;
   for (let i = 0; i < sb.nrRegions; i++) {
     const phys = getU64(view, i * REGION_ENTRY_SIZE + REGION_OFF_PHYS);
@@ -358,7 +353,7 @@ export function readRegionList(
       );
     }
     lastEnd = phys + size;
-    out.push({ phys, size });
+    out.push({ base: phys, size });
   }
   return out;
 }

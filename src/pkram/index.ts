@@ -8,9 +8,8 @@ export { PkramError, type PkramErrorCode, type PkramStaleReason } from './errors
 export type { PkramVia } from './kernel-early.js';
 export type { KernelPkram, KernelPkramStatus } from './kernel-pkram.js';
 export { type NodeState, PkramNode } from './node.js';
-export { type Folio, type LoadedFolio, PkramObject } from './object.js';
+export { type LoadedFolio, PkramObject } from './object.js';
 export {
-  type AvoidRange,
   Pkram,
   type PkramAttachOptions,
   type PkramNodeInfo,

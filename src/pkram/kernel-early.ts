@@ -12,6 +12,7 @@
  * (page 0 is the device header, never a super block).
  */
 
+import type { PhysRange } from '../base/range.js';
 import { SETUP } from '../boot/abi.js';
 import type { SetupData } from '../boot/bootblock.js';
 import type { EarlyContext } from '../boot/early-context.js';
@@ -20,7 +21,7 @@ import { PKRAM, PKRAM_BAN } from '../boot/params.js';
 import { FdtError } from '../fdt/errors.js';
 import { Fdt } from '../fdt/read.js';
 import type { KhoEarly } from '../kho/early.js';
-import type { KhoExtent } from '../kho/radix.js';
+
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { E820 } from '../memory/memmap-types.js';
 import { getU64, setU64 } from './_u64.js';
@@ -36,7 +37,7 @@ import {
 } from './abi.js';
 import { PkramError } from './errors.js';
 import { preservedRuns } from './handover.js';
-import type { AvoidRange } from './pkram.js';
+
 import type { PkramExpect } from './super.js';
 
 /** Who wrote the boot block this boot consumed (null on a cold boot). */
@@ -54,14 +55,14 @@ export interface PkramEarly {
   readonly enabled: boolean;
   readonly disabledReason?: string;
   /** `pkram_ban=` ranges. */
-  readonly bans: readonly AvoidRange[];
+  readonly bans: readonly PhysRange[];
   /** The predecessor's super block, accepted and reserved; Pkram.attach takes it over late. */
   readonly incoming: {
     superPfn: number;
     via: PkramVia;
     expect: PkramExpect;
     /** Exact preserved ranges reserved no-init. */
-    reserved: readonly KhoExtent[];
+    reserved: readonly PhysRange[];
   } | null;
   /** Why a super block that was found was refused (it stays reserved, unused). */
   readonly refused?: string;
@@ -70,7 +71,7 @@ export interface PkramEarly {
 /** The SETUP.PKRAM record: the super block and the map marks of one handover. */
 export interface PkramSetupRecord {
   superPfn: number;
-  marks: KhoExtent[];
+  marks: PhysRange[];
 }
 
 export function encodePkramSetup(rec: PkramSetupRecord): SetupData {
@@ -82,7 +83,7 @@ export function encodePkramSetup(rec: PkramSetupRecord): SetupData {
   setU64(v, PKRAM_SETUP_OFF_SUPER, rec.superPfn);
   v.setUint32(PKRAM_SETUP_OFF_NR, rec.marks.length, true);
   rec.marks.forEach((m, i) => {
-    setU64(v, PKRAM_SETUP_OFF_MARKS + i * PKRAM_SETUP_MARK_SIZE, m.phys);
+    setU64(v, PKRAM_SETUP_OFF_MARKS + i * PKRAM_SETUP_MARK_SIZE, m.base);
     setU64(v, PKRAM_SETUP_OFF_MARKS + i * PKRAM_SETUP_MARK_SIZE + 8, m.size);
   });
   return { type: SETUP.PKRAM, data };
@@ -103,13 +104,13 @@ export function decodePkramSetup(data: Uint8Array, device: MemoryDevice): PkramS
   if (nr > PKRAM_MAX_MAP_MARKS) throw bad(`${nr} marks, at most ${PKRAM_MAX_MAP_MARKS}`);
   if (data.length < PKRAM_SETUP_OFF_MARKS + nr * PKRAM_SETUP_MARK_SIZE)
     throw bad(`${nr} marks do not fit in ${data.length} bytes`);
-  const marks: KhoExtent[] = [];
+  const marks: PhysRange[] = [];
   for (let i = 0; i < nr; i++) {
     const phys = getU64(v, PKRAM_SETUP_OFF_MARKS + i * PKRAM_SETUP_MARK_SIZE);
     const size = getU64(v, PKRAM_SETUP_OFF_MARKS + i * PKRAM_SETUP_MARK_SIZE + 8);
     if (phys % PAGE_SIZE !== 0 || size % PAGE_SIZE !== 0 || size === 0 || phys + size > device.size)
       throw bad(`mark ${i} [${phys}, +${size}) is not a range of pages of the device`);
-    marks.push({ phys, size });
+    marks.push({ base: phys, size });
   }
   return { superPfn, marks };
 }
@@ -124,7 +125,7 @@ export function pkramEarly(
   predecessor: PkramPredecessor | null,
 ): PkramEarly {
   const param = ctx.params.get(PKRAM);
-  const bans = ctx.params.getAll(PKRAM_BAN).map((b) => ({ phys: b.addr, size: b.size }));
+  const bans = ctx.params.getAll(PKRAM_BAN).map((b) => ({ base: b.base, size: b.size }));
   const record = readRecord(ctx);
   if (!kho.enabled && param === undefined) {
     const why = `${kho.disabledReason ?? 'kho=off'} and no pkram=`;
@@ -157,8 +158,8 @@ export function pkramEarly(
     generation: predecessor.generation,
     predecessorBootId: predecessor.predecessorBootId,
   };
-  let extents: KhoExtent[];
-  let exact: KhoExtent[];
+  let extents: PhysRange[];
+  let exact: PhysRange[];
   try {
     // One walk of the table: the marks the predecessor put in the map, and the exact ranges.
     const { runs, tablePhys } = preservedRuns(ctx.device, found.superPfn, expect);
@@ -171,10 +172,10 @@ export function pkramEarly(
   // The recorded marks equal the extents, unless `pkram rm` freed a node offline: revive them too.
   const revive =
     record && record.superPfn === found.superPfn ? [...extents, ...record.marks] : extents;
-  for (const e of revive) reviveRange(ctx, e.phys, e.size);
+  for (const e of revive) reviveRange(ctx, e.base, e.size);
   let pages = 0;
   for (const r of exact) {
-    ctx.memblock.reserve(r.phys, r.size, MEMBLOCK_RSRV_NOINIT);
+    ctx.memblock.reserve(r.base, r.size, MEMBLOCK_RSRV_NOINIT);
     pages += r.size / PAGE_SIZE;
   }
   ctx.log(
@@ -233,16 +234,16 @@ function reviveRange(ctx: EarlyContext, phys: number, size: number): void {
   const end = phys + size;
   const preserved = ctx.memoryMap
     .entries()
-    .filter((r) => r.type === E820.PRESERVED && r.addr < end && r.addr + r.size > phys);
+    .filter((r) => r.type === E820.PRESERVED && r.base < end && r.base + r.size > phys);
   if (preserved.length === 0) return;
   ctx.memoryMap.update(phys, size, E820.PRESERVED, E820.USABLE);
   for (const r of preserved) {
-    const a = Math.max(phys, r.addr);
-    ctx.memblock.addMemory(a, Math.min(end, r.addr + r.size) - a);
+    const a = Math.max(phys, r.base);
+    ctx.memblock.addMemory(a, Math.min(end, r.base + r.size) - a);
   }
 }
 
 /** A refused handover: its marks stay out of the allocator even where KHO made memory of them. */
-function keepReserved(ctx: EarlyContext, marks: readonly KhoExtent[]): void {
-  for (const m of marks) ctx.memblock.reserve(m.phys, m.size);
+function keepReserved(ctx: EarlyContext, marks: readonly PhysRange[]): void {
+  for (const m of marks) ctx.memblock.reserve(m.base, m.size);
 }

@@ -19,11 +19,12 @@
  *   the ban was given.
  */
 
+import type { PhysRange } from '../base/range.js';
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { FdtWriter } from '../fdt/write.js';
 import { KhoError } from '../kho/errors.js';
 import type { Kho } from '../kho/kho.js';
-import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
+import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { type BuddyAllocator, MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
@@ -37,13 +38,7 @@ import {
 import { PkramError } from './errors.js';
 import { encodePkramSetup, type PkramEarly, type PkramVia } from './kernel-early.js';
 import type { PkramNode } from './node.js';
-import {
-  type AvoidRange,
-  Pkram,
-  type PkramNodeInfo,
-  type PkramPageSource,
-  type RelocateResult,
-} from './pkram.js';
+import { Pkram, type PkramNodeInfo, type PkramPageSource, type RelocateResult } from './pkram.js';
 
 export interface KernelPkramDeps {
   device: MemoryDevice;
@@ -69,7 +64,7 @@ export interface KernelPkramStatus {
   superPfn: number;
   nodes: string[];
   preservedPages: number;
-  bans: AvoidRange[];
+  bans: PhysRange[];
   lastRelocation: RelocateResult | null;
 }
 
@@ -91,7 +86,7 @@ export class KernelPkram implements HandoverSubsystem {
   readonly #attached: KernelPkramStatus['attached'];
   readonly #refused: string | undefined;
   readonly #disabled: string | undefined;
-  readonly #bans: AvoidRange[];
+  readonly #bans: PhysRange[];
   /** The super block the KHO subtree points at, once added. */
   #khoSuper = 0;
   #lastRelocation: RelocateResult | null = null;
@@ -143,7 +138,7 @@ export class KernelPkram implements HandoverSubsystem {
     this.#pkram = pkram ?? fresh();
     this.#pkram.setAvoidRanges(this.#bans);
     this.#pkram.setTransientRanges(
-      (deps.scratch ?? []).map((s) => ({ phys: s.base, size: s.size })),
+      (deps.scratch ?? []).map((s) => ({ base: s.base, size: s.size })),
     );
     // The predecessor's subtree page is KHO's to free; claim it so it is not carried on.
     if (kho.hasIncomingSubtree(PKRAM_KHO_SUBTREE)) {
@@ -199,7 +194,7 @@ export class KernelPkram implements HandoverSubsystem {
     if (this.#cells?.key !== key) {
       const cells = new Map<number, number>();
       for (const e of this.#pkram.preservedExtents(Number.MAX_SAFE_INTEGER))
-        addToCells(cells, e.phys / PAGE_SIZE, e.size / PAGE_SIZE, shift);
+        addToCells(cells, e.base / PAGE_SIZE, e.size / PAGE_SIZE, shift);
       this.#cells = { key, cells };
     }
     return this.#cells.cells;
@@ -288,7 +283,7 @@ export class KernelPkram implements HandoverSubsystem {
   segmentsPlaced(segments: readonly PhysRange[]): void {
     if (!this.enabled) return;
     this.#pkram.setAvoidRanges([
-      ...segments.map((s) => ({ phys: s.base, size: s.size })),
+      ...segments.map((s) => ({ base: s.base, size: s.size })),
       ...this.#bans,
     ]);
     this.#lastRelocation = this.#pkram.relocateCollisions();
@@ -316,7 +311,7 @@ export class KernelPkram implements HandoverSubsystem {
     }
     const marks = this.#pkram.preservedExtents(PKRAM_MAX_MAP_MARKS);
     const mapMarks: MemoryRange[] = marks.map((m) => ({
-      addr: m.phys,
+      base: m.base,
       size: m.size,
       type: E820.PRESERVED,
     }));

@@ -6,6 +6,7 @@
  */
 
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import type { Folio } from '../mm/folio.js';
 import {
   OBJ_OFF_BYTE_HEAD,
   OBJ_OFF_BYTE_LEN,
@@ -29,12 +30,6 @@ import {
   wordsU64,
 } from './stream.js';
 import type { ObjectWriter } from './writer.js';
-
-/** A block of 2^order pages starting at pfn, as the page allocator hands out. */
-export interface Folio {
-  pfn: number;
-  order: number;
-}
 
 /** One folio handed back by loadFolio, with the mapping index it was saved at. */
 export interface LoadedFolio {

@@ -12,25 +12,20 @@
  */
 
 import { messageOf } from '../base/errors.js';
-import type { KhoExtent } from '../kho/radix.js';
+import type { PhysRange } from '../base/range.js';
+
 import { checkDeviceViews, type MemoryDevice } from '../memory/device.js';
 import { randomBytes } from '../memory/random.js';
 import { PKRAM_BOOT_ID_SIZE, PKRAM_NAME_MAX } from './abi.js';
-import {
-  type AvoidRange,
-  PkramCore,
-  type PkramPageSource,
-  pfnPairs,
-  type RelocateResult,
-} from './core.js';
+import { PkramCore, type PkramPageSource, pfnPairs, type RelocateResult } from './core.js';
 import { PkramError } from './errors.js';
-import { checkHandover, preservedRanges, readRegionList } from './handover.js';
+import { checkPkramHandover, preservedRanges, readRegionList } from './handover.js';
 import { PkramNode } from './node.js';
 import { consumeSuper, type PkramExpect } from './super.js';
 import { type NodeSummary, walkNode } from './walk.js';
 import { NodeWriter } from './writer.js';
 
-export type { AvoidRange, PkramPageSource, RelocateResult };
+export type { PhysRange, PkramPageSource, RelocateResult };
 
 export interface PkramOptions {
   device: MemoryDevice;
@@ -122,7 +117,7 @@ export class Pkram {
       bootId: options.bootId ?? randomBytes(PKRAM_BOOT_ID_SIZE),
     });
     const core = pkram.#core;
-    const check = checkHandover(device, superPfn, expect, core.tablePages);
+    const check = checkPkramHandover(device, superPfn, expect, core.tablePages);
     // Everything checked: from here on nothing fails.
     core.adopt(check, superPfn);
     consumeSuper(device, superPfn);
@@ -138,7 +133,7 @@ export class Pkram {
     superPfn: number,
     expect?: PkramExpect,
   ): { generation: number; bootId: Uint8Array; nodes: PkramNodeInfo[]; orphanPages: number } {
-    const check = checkHandover(device, superPfn, expect);
+    const check = checkPkramHandover(device, superPfn, expect);
     return {
       generation: check.sb.generation,
       bootId: check.sb.bootId,
@@ -156,12 +151,12 @@ export class Pkram {
     superPfn: number,
     maxEntries: number,
     expect?: PkramExpect,
-  ): KhoExtent[] {
+  ): PhysRange[] {
     return preservedRanges(device, superPfn, maxEntries, expect);
   }
 
   /** The region list written at finalize. @throws PkramError ENODEV, EINVAL, EFAULT. */
-  static regionList(device: MemoryDevice, superPfn: number, expect?: PkramExpect): KhoExtent[] {
+  static regionList(device: MemoryDevice, superPfn: number, expect?: PkramExpect): PhysRange[] {
     return readRegionList(device, superPfn, expect);
   }
 
@@ -197,7 +192,7 @@ export class Pkram {
    * change, O(its pages + runs)).
    * @throws PkramError EINVAL (maxEntries not a positive integer).
    */
-  preservedExtents(maxEntries: number): KhoExtent[] {
+  preservedExtents(maxEntries: number): PhysRange[] {
     if (!Number.isInteger(maxEntries) || maxEntries < 1) {
       throw new PkramError('EINVAL', `maxEntries ${maxEntries} is not a positive integer`);
     }
@@ -273,7 +268,7 @@ export class Pkram {
    * them. Already saved nodes are moved by relocateCollisions().
    * @throws PkramError ENODEV, EINVAL (a range that is not non-negative integers).
    */
-  setAvoidRanges(ranges: readonly AvoidRange[]): void {
+  setAvoidRanges(ranges: readonly PhysRange[]): void {
     this.#core.check();
     this.#core.avoid = pfnPairs(ranges);
   }
@@ -285,7 +280,7 @@ export class Pkram {
    * would cost O(data) and hide that the caller asked for the wrong memory.
    * @throws PkramError ENODEV, EINVAL (a range that is not non-negative integers).
    */
-  setTransientRanges(ranges: readonly AvoidRange[]): void {
+  setTransientRanges(ranges: readonly PhysRange[]): void {
     this.#core.check();
     this.#core.transient = pfnPairs(ranges);
   }

@@ -1,4 +1,5 @@
 import { endianness } from 'node:os';
+import type { PfnRange } from '../base/range.js';
 import { crc32c } from '../memory/crc32c.js';
 import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
@@ -41,12 +42,6 @@ if (endianness() !== 'LE') throw new Error('pmpool: only little-endian hosts are
 const BM = BITMAP_OFFSET >>> 2;
 /** Largest order allocPages accepts: 2^52 pages is beyond any pool, but still an exact number. */
 const MAX_ORDER_ARG = 52;
-
-/** A range of pool pages handed to a caller. */
-export interface PageRange {
-  readonly pfn: number;
-  readonly count: number;
-}
 
 export interface PoolStats {
   /** Pages of the pool, metadata included. */
@@ -95,7 +90,7 @@ export interface AttachOptions extends PoolOptions {
   repair?: boolean;
 }
 
-export interface FormatOptions extends PoolOptions {
+export interface PoolFormatOptions extends PoolOptions {
   /** Generation to record (default: random). Intent records of another generation are garbage. */
   generation?: number;
 }
@@ -162,7 +157,7 @@ export class CmaPool {
     device: MemoryDevice,
     basePhys: number,
     size: number,
-    options: FormatOptions = {},
+    options: PoolFormatOptions = {},
   ): CmaPool {
     const pages = checkRange(device, basePhys, size);
     const meta = metadataPages(pages);
@@ -268,7 +263,7 @@ export class CmaPool {
    * @throws PmpoolError EINVAL when count is not a positive integer or align
    *   not a power of two; EFAULT when another operation is still in flight.
    */
-  alloc(count: number, align = 1): PageRange | null {
+  alloc(count: number, align = 1): PfnRange | null {
     if (!Number.isSafeInteger(count) || count < 1) {
       throw new PmpoolError('EINVAL', `alloc: count must be a positive integer, got ${count}`);
     }

@@ -4,13 +4,13 @@
  * layout (src/pmpool/abi.ts) is not exported: CmaPool reads and checks it.
  * @module livekexec/pmpool
  */
+export type { PfnRange } from '../base/range.js';
 export {
   type AttachOptions,
   type CheckReport,
   CmaPool,
-  type FormatOptions,
-  type PageRange,
   type PendingIntent,
+  type PoolFormatOptions,
   type PoolOptions,
   type PoolStats,
 } from './cma.js';

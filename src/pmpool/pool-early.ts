@@ -131,14 +131,14 @@ function isKeptPool(
   const end = w.base + w.size;
   let at = w.base;
   for (const r of marked) {
-    if (r.addr + r.size <= at) continue;
-    if (r.addr > at) return false;
-    at = r.addr + r.size;
+    if (r.base + r.size <= at) continue;
+    if (r.base > at) return false;
+    at = r.base + r.size;
     if (at >= end) break;
   }
   if (at < end) return false;
   const edges = new Set<number>();
-  for (const r of marked) edges.add(r.addr).add(r.addr + r.size);
+  for (const r of marked) edges.add(r.base).add(r.base + r.size);
   for (const o of wanted) if (o !== w) edges.add(o.base).add(o.base + o.size);
   return (edges.has(w.base) && edges.has(end)) || headerRecords(device, w.base, w.size);
 }
@@ -169,20 +169,20 @@ function checkFree(ctx: EarlyContext, kho: KhoEarly, w: PmpoolValue): void {
   }
   let at = w.base;
   for (const r of ctx.memoryMap.entries()) {
-    if (r.addr + r.size <= at) continue;
-    if (r.addr >= end) break;
-    if (r.addr > at) throw notMemory(what, at, 'a hole in the memory map');
+    if (r.base + r.size <= at) continue;
+    if (r.base >= end) break;
+    if (r.base > at) throw notMemory(what, at, 'a hole in the memory map');
     if (r.type === E820.RESERVED_KERN) {
       throw notMemory(
         what,
-        Math.max(r.addr, at),
+        Math.max(r.base, at),
         'a range a predecessor kept (reserved by kernel) with another base or size',
       );
     }
     if (r.type !== E820.USABLE) {
-      throw notMemory(what, Math.max(r.addr, at), `${e820TypeName(r.type)} memory`);
+      throw notMemory(what, Math.max(r.base, at), `${e820TypeName(r.type)} memory`);
     }
-    at = r.addr + r.size;
+    at = r.base + r.size;
   }
   if (at < end) throw notMemory(what, at, 'a hole in the memory map');
   for (const f of ctx.memblock.freeRanges()) {

@@ -1,3 +1,4 @@
+import type { PfnRange } from '../base/range.js';
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { FdtError } from '../fdt/errors.js';
 import { FdtWriter } from '../fdt/write.js';
@@ -14,7 +15,7 @@ import {
   FDT_PROP_COMPATIBLE,
   FDT_PROP_SIZE,
 } from './abi.js';
-import { type CheckReport, CmaPool, type PageRange, type PoolStats } from './cma.js';
+import { type CheckReport, CmaPool, type PoolStats } from './cma.js';
 import { PmpoolError } from './errors.js';
 import { label, type PmpoolEarly, type PmpoolRange } from './pool-early.js';
 import type { PmpoolOrigin, PmpoolStatus, PmpoolsStatus } from './status.js';
@@ -118,7 +119,7 @@ export class Pmpool {
    * @returns the range, or null when the pool has no such run.
    * @throws PmpoolError EINVAL, EFAULT (see CmaPool.alloc); KexecError ESRCH once replaced.
    */
-  alloc(count: number, align = 1): PageRange | null {
+  alloc(count: number, align = 1): PfnRange | null {
     this.#assertAlive();
     return this.cma.alloc(count, align);
   }
@@ -259,7 +260,7 @@ export class Pmpools implements HandoverSubsystem {
   /** Every pool range goes to the successor marked "reserved by kernel" (v3). */
   freeze(): HandoverPart {
     return {
-      marks: this.#pools.map((p) => ({ addr: p.base, size: p.size, type: E820.RESERVED_KERN })),
+      marks: this.#pools.map((p) => ({ base: p.base, size: p.size, type: E820.RESERVED_KERN })),
     };
   }
 }

@@ -1,4 +1,5 @@
-import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
+import type { PhysRange } from '../base/range.js';
+import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { HDR_MAGIC, HDR_PAGES, metadataPages, PMPOOL_MAGIC } from './abi.js';
 import { CmaPool, type PoolStats } from './cma.js';
 import { PmpoolError } from './errors.js';

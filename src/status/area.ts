@@ -27,8 +27,8 @@ export function findStatusArea(
 ): StatusRange | null {
   const r = map.find((e) => e.type === E820.STATUS);
   if (!r) return null;
-  checkArea({ base: r.addr, size: r.size }, deviceSize);
-  return { base: r.addr, size: r.size };
+  checkArea({ base: r.base, size: r.size }, deviceSize);
+  return { base: r.base, size: r.size };
 }
 
 function checkArea(area: StatusRange, deviceSize: number): void {

@@ -515,7 +515,7 @@ function nextExtent(
   }));
   const pieces: { base: number; end: number }[] = [];
   for (const r of kernel.pages.freeExtents()) {
-    pieces.push(...outside(r.base, Math.min(r.base + r.count, limit), scratch));
+    pieces.push(...outside(r.pfn, Math.min(r.pfn + r.count, limit), scratch));
   }
   const next = pieces.find((p) => after > 0 && p.base <= after && after < p.end);
   if (next !== undefined && next.end - after >= minPages) {

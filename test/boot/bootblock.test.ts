@@ -31,10 +31,10 @@ function sample(): BootBlockInput {
     predecessorBootId: id(1),
     cmdline: 'kho=on reserve_mem=1M:4K:trace -- --port=8080 naïve',
     memoryMap: [
-      { addr: 0, size: 0x1000, type: E820.RESERVED },
-      { addr: 0x1000, size: 0x3fff000, type: E820.USABLE },
-      { addr: 0x4000000, size: 0x200000, type: E820.PRESERVED },
-      { addr: 0x8000000, size: 2 ** 52, type: 0xdead },
+      { base: 0, size: 0x1000, type: E820.RESERVED },
+      { base: 0x1000, size: 0x3fff000, type: E820.USABLE },
+      { base: 0x4000000, size: 0x200000, type: E820.PRESERVED },
+      { base: 0x8000000, size: 2 ** 52, type: 0xdead },
     ],
     setupData: [
       { type: SETUP.KHO_FDT, data: Uint8Array.from([0xd0, 0x0d, 0xfe, 0xed, 1, 2, 3]) },
@@ -301,12 +301,12 @@ test('encode refuses out-of-range input with EINVAL', () => {
   bad({ cmdline: 'a\0b' });
   bad({
     memoryMap: [
-      { addr: 0x1000, size: 0x1000, type: 1 },
-      { addr: 0, size: 0x2000, type: 1 },
+      { base: 0x1000, size: 0x1000, type: 1 },
+      { base: 0, size: 0x2000, type: 1 },
     ],
   });
-  bad({ memoryMap: [{ addr: 0, size: 0, type: 1 }] });
-  bad({ memoryMap: [{ addr: 2 ** 53 - 4096, size: 8192, type: 1 }] });
+  bad({ memoryMap: [{ base: 0, size: 0, type: 1 }] });
+  bad({ memoryMap: [{ base: 2 ** 53 - 4096, size: 8192, type: 1 }] });
   bad({ setupData: [{ type: SETUP.NONE, data: new Uint8Array(1) }] });
   bad({ setupData: [{ type: 1, data: new Uint8Array(5 * 2 ** 20) }] });
 });
@@ -346,7 +346,7 @@ test('fuzz: 10,000 mutated blocks decode or throw BootError, nothing else', () =
 });
 
 test('a memory map entry of type 0 is refused: EINVAL to encode, EFAULT to decode', () => {
-  const map = [{ addr: 0x1000, size: 0x1000, type: 0 }];
+  const map = [{ base: 0x1000, size: 0x1000, type: 0 }];
   assert.throws(
     () => encodeBootBlock({ ...sample(), memoryMap: map }),
     (e: unknown) => e instanceof BootError && e.code === 'EINVAL',

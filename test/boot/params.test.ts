@@ -44,13 +44,13 @@ test('memmap=: usable, reserved, persistent, limit and exactmap, comma-separated
     {
       exactmap: true,
       entries: [
-        { kind: 'add', addr: 0, size: 64 * M, type: E820.USABLE },
-        { kind: 'add', addr: G, size: 16 * M, type: E820.RESERVED },
+        { kind: 'add', base: 0, size: 64 * M, type: E820.USABLE },
+        { kind: 'add', base: G, size: 16 * M, type: E820.RESERVED },
       ],
     },
     {
       exactmap: false,
-      entries: [{ kind: 'add', addr: 0x2000, size: 4096, type: E820.RESERVED_KERN }],
+      entries: [{ kind: 'add', base: 0x2000, size: 4096, type: E820.RESERVED_KERN }],
     },
     { exactmap: false, entries: [{ kind: 'limit', size: 2 * G }] },
   ]);
@@ -174,8 +174,8 @@ test('pkram=: a hex pfn', () => {
 test('pkram_ban=: size@addr, repeatable', () => {
   const v = defaultEarlyParams().parseAll('pkram_ban=1M@2G pkram_ban=4K@0');
   assert.deepEqual(v.getAll(PKRAM_BAN), [
-    { size: M, addr: 2 * G },
-    { size: 4096, addr: 0 },
+    { size: M, base: 2 * G },
+    { size: 4096, base: 0 },
   ]);
   for (const bad of ['pkram_ban=1M', 'pkram_ban=0@1M', 'pkram_ban=1M@', 'pkram_ban=1M$2G'])
     refused(bad, 'pkram_ban');

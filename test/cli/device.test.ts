@@ -72,8 +72,8 @@ test('device info prints the header and the memory map as the kernel does', () =
   assert.equal(o.bootBlock, 0x5000);
   assert.equal(o.owner, process.pid);
   assert.deepEqual(o.memmap, [
-    { addr: 0, size: 4096, type: 2, typeName: 'reserved' },
-    { addr: 4096, size: 1048576 - 4096, type: 1, typeName: 'usable' },
+    { base: 0, size: 4096, type: 2, typeName: 'reserved' },
+    { base: 4096, size: 1048576 - 4096, type: 1, typeName: 'usable' },
   ]);
 });
 

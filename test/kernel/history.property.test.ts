@@ -48,7 +48,7 @@ function forbiddenPages(k: Kernel): Uint8Array {
   const out = new Uint8Array(PAGES).fill(1);
   for (const r of k.memoryMap.entries()) {
     if (!isUsableType(r.type)) continue;
-    out.fill(0, Math.ceil(r.addr / PAGE_SIZE), Math.floor((r.addr + r.size) / PAGE_SIZE));
+    out.fill(0, Math.ceil(r.base / PAGE_SIZE), Math.floor((r.base + r.size) / PAGE_SIZE));
   }
   if (k.crashArea)
     out.fill(1, k.crashArea.base / PAGE_SIZE, (k.crashArea.base + k.crashArea.size) / PAGE_SIZE);

@@ -37,9 +37,9 @@ test('memmap= carves a reserved range that is never allocated', () => {
   const m = Machine.create({ size: 16 * MiB });
   const k = m.boot('kho=off memmap=1M$4M memmap=2M!8M');
   const map = k.memoryMap.entries();
-  assert.ok(map.some((r) => r.addr === 4 * MiB && r.size === MiB && r.type === E820.RESERVED));
+  assert.ok(map.some((r) => r.base === 4 * MiB && r.size === MiB && r.type === E820.RESERVED));
   assert.ok(
-    map.some((r) => r.addr === 8 * MiB && r.size === 2 * MiB && r.type === E820.RESERVED_KERN),
+    map.some((r) => r.base === 8 * MiB && r.size === 2 * MiB && r.type === E820.RESERVED_KERN),
   );
   const pfns = allocateAll(k);
   const inside = (pfn: number, base: number, size: number) =>
@@ -126,7 +126,7 @@ test('memmap= ranges that are not whole pages are rounded: kept ranges outwards,
   const k = m.boot('memmap=1K$4K memmap=6K$1M');
   const reserved = k.memoryMap.entries().filter((r) => r.type === E820.RESERVED);
   assert.deepEqual(
-    reserved.map((r) => [r.addr, r.size]),
+    reserved.map((r) => [r.base, r.size]),
     [
       [0, 2 * PAGE_SIZE],
       [MiB, 2 * PAGE_SIZE],

@@ -33,7 +33,7 @@ function published(m: Machine) {
   const header = readDeviceHeader(m.device);
   const range = header.memmap.find((r) => r.type === E820.STATUS);
   assert.ok(range, 'the device header names the status area');
-  const read = readArea(m.device, { base: range.addr, size: range.size });
+  const read = readArea(m.device, { base: range.base, size: range.size });
   assert.ok(read.ok);
   return decodeStatusPayload(read.payload);
 }
@@ -76,7 +76,7 @@ test('status: the memory layout covers the device and names each owner', () => {
   assert.equal(kindAt(runs, 0), 'header');
   assert.equal(kindAt(runs, folio.pfn * 4096), 'kho');
   assert.equal(kindAt(runs, 0x1000000), 'pmpool');
-  assert.equal(kindAt(runs, k.reserveMem('trace').phys), 'reserve-mem');
+  assert.equal(kindAt(runs, k.reserveMem('trace').base), 'reserve-mem');
   assert.equal(kindAt(runs, k.kho.scratch[0]?.base as number), 'scratch');
   assert.equal(kindAt(runs, k.status().statusArea?.base as number), 'status');
   const pkram = runs.filter((r) => r.kind === 'pkram').reduce((n, r) => n + r.size, 0);

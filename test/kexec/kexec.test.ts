@@ -27,7 +27,7 @@ test('kexec load places the boot block top-down in free memory, and unload gives
     assert.equal(k.pages.pageState(p), 'reserved', 'segment pages are held by kexec');
   }
   // Top-down: no free page lies above the segment.
-  assert.ok(k.pages.freeExtents().every((e) => (e.base + e.count) * PAGE_SIZE <= base));
+  assert.ok(k.pages.freeExtents().every((e) => (e.pfn + e.count) * PAGE_SIZE <= base));
   k.kexec.unload();
   k.freePages(top);
   assert.equal(k.pages.stats().freePages, free);
@@ -45,9 +45,9 @@ test('exec boots the successor with the loaded command line; the predecessor is 
   assert.deepEqual(k2.cmdline.programArgs, ['serve']);
   assert.equal(m.kernel, k2);
   // The map handed over keeps the predecessor's memmap= range and adds the new one.
-  const reserved = k2.memoryMap.entries().filter((r) => r.type === E820.RESERVED && r.addr > 0);
+  const reserved = k2.memoryMap.entries().filter((r) => r.type === E820.RESERVED && r.base > 0);
   assert.deepEqual(
-    reserved.map((r) => [r.addr, r.size]),
+    reserved.map((r) => [r.base, r.size]),
     [
       [4 * MiB, MiB],
       [8 * MiB, 2 * MiB],
@@ -101,7 +101,7 @@ function damaging(m: Machine, damage: (image: LoadedImage) => void): KernelPlatf
 function preserving(addr: number, size: number): HandoverSubsystem {
   return {
     name: 'test-preserve',
-    freeze: () => ({ marks: [{ addr, size, type: E820.PRESERVED }] }),
+    freeze: () => ({ marks: [{ base: addr, size, type: E820.PRESERVED }] }),
   };
 }
 

@@ -180,7 +180,7 @@ test('a KHO boot reuses its scratch areas and ignores kho_scratch=', () => {
       k2.memoryMap
         .entries()
         .some(
-          (r) => r.type === E820.SCRATCH && r.addr <= a.base && a.base + a.size <= r.addr + r.size,
+          (r) => r.type === E820.SCRATCH && r.base <= a.base && a.base + a.size <= r.base + r.size,
         ),
     );
   }
@@ -244,18 +244,18 @@ test('reserve_mem: a damaged predecessor region is allocated afresh, never half-
     const phys = parseRootFdt(k1.kho.rootFdt!, k1.device.size).subtrees.get('reserve_mem')!;
     const bytes = k1.device.bytes(phys, PAGE_SIZE);
     const want = new Uint8Array(8);
-    new DataView(want.buffer).setBigUint64(0, BigInt(log.phys), false);
+    new DataView(want.buffer).setBigUint64(0, BigInt(log.base), false);
     const at = Buffer.from(bytes).indexOf(Buffer.from(want));
     assert.ok(at > 0);
-    const start = damage === 'shifted' ? log.phys + PAGE_SIZE : 2 ** 53 - PAGE_SIZE;
+    const start = damage === 'shifted' ? log.base + PAGE_SIZE : 2 ** 53 - PAGE_SIZE;
     new DataView(bytes.buffer, bytes.byteOffset).setBigUint64(at, BigInt(start), false);
     const k2 = k1.kexec.exec();
     assert.equal(k2.boot.kind, 'kexec', damage);
     const r = k2.reserveMem('log');
     assert.equal(r.kept, false, damage);
-    assert.ok(r.phys + r.size <= log.phys || r.phys >= log.phys + log.size, 'not over the old one');
+    assert.ok(r.base + r.size <= log.base || r.base >= log.base + log.size, 'not over the old one');
     // The old region's blocks were not claimed by reserve_mem: they are still there to free.
-    assert.equal(k2.kho.incoming!.orderAt(log.phys / PAGE_SIZE) >= 0, true, damage);
+    assert.equal(k2.kho.incoming!.orderAt(log.base / PAGE_SIZE) >= 0, true, damage);
   }
 });
 
@@ -284,7 +284,7 @@ test('preserved memory in many separate runs still kexecs: the header keeps a co
   // Every kept page is inside a range the header's map keeps out of a cold boot.
   for (const pfn of kept) {
     const r = header.memmap.find(
-      (e) => e.addr <= pfn * PAGE_SIZE && pfn * PAGE_SIZE < e.addr + e.size,
+      (e) => e.base <= pfn * PAGE_SIZE && pfn * PAGE_SIZE < e.base + e.size,
     );
     assert.ok(r && r.type !== E820.USABLE, `pfn ${pfn} is kept in the header's map`);
   }
@@ -298,7 +298,7 @@ test('a cold boot after a handover treats the old scratch areas as plain memory;
     assert.ok(
       !k1.memoryMap
         .entries()
-        .some((r) => r.type === E820.SCRATCH && !k1.kho.scratch.some((a) => a.base === r.addr)),
+        .some((r) => r.type === E820.SCRATCH && !k1.kho.scratch.some((a) => a.base === r.base)),
       'no stale scratch',
     );
     const f = k1.allocPages(4)!;

@@ -82,10 +82,10 @@ test('a damaged blob is EFAULT and nothing is claimed; FDT and raw subtrees are 
   const k2 = k1.kexec.exec();
   assert.throws(() => k2.kho.retrieveBlob('tree'), code('EINVAL'));
   const d = parseBlobDescriptor(k2.kho.peekSubtree('raw')!, 'raw', k2.device.size);
-  k2.device.bytes(d.phys + 2 * PAGE_SIZE, 1)[0] ^= 1;
+  k2.device.bytes(d.base + 2 * PAGE_SIZE, 1)[0] ^= 1;
   assert.throws(() => k2.kho.retrieveBlob('raw'), code('EFAULT'));
   assert.deepEqual(k2.kho.unclaimed().subtrees, ['raw', 'tree']);
-  k2.device.bytes(d.phys + 2 * PAGE_SIZE, 1)[0] ^= 1;
+  k2.device.bytes(d.base + 2 * PAGE_SIZE, 1)[0] ^= 1;
   assert.deepEqual(k2.kho.retrieveBlob('raw').bytes, data);
 });
 
@@ -190,10 +190,12 @@ test('property: a descriptor with any values parses within the device or is EFAU
       fc.oneof(fc.nat(), fc.constant(0)),
       fc.integer({ min: 0, max: 0xffffffff }),
       (compatibles, phys, blobSize, csum) => {
-        const fdt = Fdt.from(buildBlobDescriptor({ compatibles, phys, size: blobSize, csum }));
+        const fdt = Fdt.from(
+          buildBlobDescriptor({ compatibles, base: phys, size: blobSize, csum }),
+        );
         try {
           const d = parseBlobDescriptor(fdt, 'p', size);
-          assert.ok(d.phys > 0 && d.phys % PAGE_SIZE === 0 && d.phys + d.size <= size);
+          assert.ok(d.base > 0 && d.base % PAGE_SIZE === 0 && d.base + d.size <= size);
           assert.ok(d.size > 0 && d.compatibles.length > 0 && d.csum === csum);
         } catch (err) {
           assert.ok(err instanceof KhoError && err.code === 'EFAULT', String(err));

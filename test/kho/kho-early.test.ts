@@ -13,7 +13,7 @@ const MiB = 1024 * 1024;
 
 /** khoEarlyInit over a real handover, with the memory map handed over edited by `edit`. */
 function earlyWith(
-  edit: (map: MemoryMap, preserved: { addr: number; size: number }[], gaps: Set<number>) => void,
+  edit: (map: MemoryMap, preserved: { base: number; size: number }[], gaps: Set<number>) => void,
 ) {
   const m = Machine.create({ size: 32 * MiB });
   // A platform that never starts the successor: exec writes the boot block, then fails.
@@ -57,11 +57,11 @@ function earlyWith(
 
 test('KHO early: preserved blocks where the map says reserved refuse revival; nothing becomes memory', () => {
   const { early, memblock, preserved } = earlyWith((map, preserved) => {
-    for (const r of preserved) map.update(r.addr, r.size, E820.PRESERVED, E820.RESERVED);
+    for (const r of preserved) map.update(r.base, r.size, E820.PRESERVED, E820.RESERVED);
   });
   assert.equal(early.incoming, null);
   assert.match(early.revivalRefused ?? '', /not preserved memory in the map/);
-  for (const r of preserved) assert.equal(memblock.isMemory(r.addr, r.size), false);
+  for (const r of preserved) assert.equal(memblock.isMemory(r.base, r.size), false);
 });
 
 test('KHO early: only the preserved parts of an extent become memory, not a reserved gap inside it', () => {
@@ -69,7 +69,7 @@ test('KHO early: only the preserved parts of an extent become memory, not a rese
   const { early, memblock } = earlyWith((map, preserved, gaps) => {
     // A page inside a preserved extent that is neither a block nor a tree page: reserved here.
     for (const r of preserved) {
-      for (let a = r.addr; a < r.addr + r.size && hole.addr === 0; a += 4096) {
+      for (let a = r.base; a < r.base + r.size && hole.addr === 0; a += 4096) {
         if (gaps.has(a / 4096)) hole.addr = a;
       }
     }

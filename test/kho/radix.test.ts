@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { LivekexecError } from '../../src/base/errors.js';
+import type { PhysRange } from '../../src/base/range.js';
 import {
   KHO_BITMAP_BITS,
   KHO_INNER_LEVELS,
@@ -9,7 +10,7 @@ import {
   KHO_TREE_DEPTH,
 } from '../../src/kho/abi.js';
 import { KhoError } from '../../src/kho/errors.js';
-import { coalescedExtents, type KhoExtent, KhoRadixTree } from '../../src/kho/radix.js';
+import { coalescedExtents, KhoRadixTree } from '../../src/kho/radix.js';
 import type { MemoryDevice } from '../../src/memory/device.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import { HeapDevice } from '../../src/memory/heap.js';
@@ -210,10 +211,10 @@ describe('KhoRadixTree: preserve and walk', () => {
     assert.equal(source.inUse.size, 133);
     assert.deepEqual([...tree.preservedByOrder()], [[0, pages]]);
     const extents = coalescedExtents(device, tree.rootPhys, 4, { includeMetadata: false });
-    assert.deepEqual(extents, [{ phys: 0, size: 16 * GiB }]);
+    assert.deepEqual(extents, [{ base: 0, size: 16 * GiB }]);
     // The tree's pages sit right above the data here, so they merge into one extent.
     const withMeta = coalescedExtents(device, tree.rootPhys, 4);
-    assert.deepEqual(withMeta, [{ phys: 0, size: 16 * GiB + 133 * PAGE_SIZE }]);
+    assert.deepEqual(withMeta, [{ base: 0, size: 16 * GiB + 133 * PAGE_SIZE }]);
   });
 });
 
@@ -498,8 +499,8 @@ describe('KhoRadixTree.walk: untrusted trees', () => {
 });
 
 describe('coalescedExtents', () => {
-  function covered(extents: KhoExtent[], phys: number): boolean {
-    return extents.some((e) => phys >= e.phys && phys < e.phys + e.size);
+  function covered(extents: PhysRange[], phys: number): boolean {
+    return extents.some((e) => phys >= e.base && phys < e.base + e.size);
   }
 
   it('merges neighbours, then closes the smallest gaps', () => {
@@ -510,7 +511,7 @@ describe('coalescedExtents', () => {
     tree.preserve(100, 0);
     const ext = (max: number) =>
       coalescedExtents(device, tree.rootPhys, max, { includeMetadata: false });
-    const p = (pfn: number, pages: number) => ({ phys: pfn * PAGE_SIZE, size: pages * PAGE_SIZE });
+    const p = (pfn: number, pages: number) => ({ base: pfn * PAGE_SIZE, size: pages * PAGE_SIZE });
     assert.deepEqual(ext(10), [p(0, 2), p(4, 4), p(100, 1)]);
     assert.deepEqual(ext(2), [p(0, 8), p(100, 1)]);
     assert.deepEqual(ext(1), [p(0, 101)]);
@@ -528,7 +529,7 @@ describe('coalescedExtents', () => {
         const extents = coalescedExtents(device, tree.rootPhys, max);
         assert.ok(extents.length <= max);
         for (let i = 1; i < extents.length; i++) {
-          assert.ok(extents[i - 1].phys + extents[i - 1].size < extents[i].phys, 'sorted, apart');
+          assert.ok(extents[i - 1].base + extents[i - 1].size < extents[i].base, 'sorted, apart');
         }
         for (const b of blocks) {
           assert.ok(covered(extents, b.pfn * PAGE_SIZE));

@@ -54,8 +54,8 @@ test('header: format then read round-trips every field', () => {
     bootId: '0'.repeat(32),
     ownerPid: 4242,
     memmap: [
-      { addr: 0, size: PAGE_SIZE, type: E820.RESERVED },
-      { addr: PAGE_SIZE, size: 15 * PAGE_SIZE, type: E820.USABLE },
+      { base: 0, size: PAGE_SIZE, type: E820.RESERVED },
+      { base: PAGE_SIZE, size: 15 * PAGE_SIZE, type: E820.USABLE },
     ],
     record: { kexecCount: 0, release: '', trial: null, last: null },
   });
@@ -91,9 +91,9 @@ test('header: too-small devices and bad headers are refused at format/write time
   inval(() => writeDeviceHeader(d, { ...h, size: 8 * PAGE_SIZE }));
   inval(() => writeDeviceHeader(d, { ...h, generation: -1 }));
   inval(() => writeDeviceHeader(d, { ...h, bootBlock: 5 }));
-  inval(() => writeDeviceHeader(d, { ...h, memmap: [{ addr: 0, size: 17 * PAGE_SIZE, type: 1 }] }));
+  inval(() => writeDeviceHeader(d, { ...h, memmap: [{ base: 0, size: 17 * PAGE_SIZE, type: 1 }] }));
   const many = Array.from({ length: abi.DEVICE_MAP_MAX + 1 }, (_, i) => ({
-    addr: i * PAGE_SIZE,
+    base: i * PAGE_SIZE,
     size: PAGE_SIZE,
     type: 1,
   }));

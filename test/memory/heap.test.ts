@@ -90,7 +90,7 @@ test('guard: any read or write view touching a guarded page faults, none after u
   d.bytes(4 * PAGE_SIZE, 4 * PAGE_SIZE);
   d.bytes(2 * PAGE_SIZE, 0);
   assert.deepEqual(d.guardedRanges(), [
-    { addr: 2 * PAGE_SIZE, size: 2 * PAGE_SIZE, owner: 'sidecar' },
+    { base: 2 * PAGE_SIZE, size: 2 * PAGE_SIZE, owner: 'sidecar' },
   ]);
   d.unguard(2 * PAGE_SIZE, PAGE_SIZE);
   d.bytes(2 * PAGE_SIZE, PAGE_SIZE);
@@ -114,8 +114,8 @@ test('guard: misuse is a typed error and changes nothing', () => {
   assert.equal(d.isGuarded(1), true);
   d.guard(2 * PAGE_SIZE, PAGE_SIZE, 'b');
   assert.deepEqual(d.guardedRanges(), [
-    { addr: PAGE_SIZE, size: PAGE_SIZE, owner: 'a' },
-    { addr: 2 * PAGE_SIZE, size: PAGE_SIZE, owner: 'b' },
+    { base: PAGE_SIZE, size: PAGE_SIZE, owner: 'a' },
+    { base: 2 * PAGE_SIZE, size: PAGE_SIZE, owner: 'b' },
   ]);
 });
 

@@ -32,39 +32,39 @@ test('memmap: prints like the kernel, inclusive end, 16 hex digits', () => {
 test('memmap: overlaps resolve to the larger type, like e820__update_table', () => {
   const m = new MemoryMap().add(0, 0x10000, USABLE).add(0x4000, 0x2000, RESERVED);
   assert.deepEqual(m.entries(), [
-    { addr: 0, size: 0x4000, type: USABLE },
-    { addr: 0x4000, size: 0x2000, type: RESERVED },
-    { addr: 0x6000, size: 0xa000, type: USABLE },
+    { base: 0, size: 0x4000, type: USABLE },
+    { base: 0x4000, size: 0x2000, type: RESERVED },
+    { base: 0x6000, size: 0xa000, type: USABLE },
   ]);
   // usable added over reserved frees nothing.
   m.add(0, 0x20000, USABLE);
   assert.deepEqual(m.entries(), [
-    { addr: 0, size: 0x4000, type: USABLE },
-    { addr: 0x4000, size: 0x2000, type: RESERVED },
-    { addr: 0x6000, size: 0x1a000, type: USABLE },
+    { base: 0, size: 0x4000, type: USABLE },
+    { base: 0x4000, size: 0x2000, type: RESERVED },
+    { base: 0x6000, size: 0x1a000, type: USABLE },
   ]);
   // Partial overlaps on both sides, and a range covering several.
   const n = MemoryMap.from([
-    { addr: 0x1000, size: 0x2000, type: RESERVED },
-    { addr: 0x2000, size: 0x2000, type: USABLE },
-    { addr: 0x0, size: 0x1800, type: USABLE },
+    { base: 0x1000, size: 0x2000, type: RESERVED },
+    { base: 0x2000, size: 0x2000, type: USABLE },
+    { base: 0x0, size: 0x1800, type: USABLE },
   ]);
   assert.deepEqual(n.entries(), [
-    { addr: 0, size: 0x1000, type: USABLE },
-    { addr: 0x1000, size: 0x2000, type: RESERVED },
-    { addr: 0x3000, size: 0x1000, type: USABLE },
+    { base: 0, size: 0x1000, type: USABLE },
+    { base: 0x1000, size: 0x2000, type: RESERVED },
+    { base: 0x3000, size: 0x1000, type: USABLE },
   ]);
 });
 
 test('memmap: adjacent and overlapping ranges of one type merge; empty ones vanish', () => {
   const m = MemoryMap.from([
-    { addr: 0x3000, size: 0x1000, type: USABLE },
-    { addr: 0x0, size: 0x1000, type: USABLE },
-    { addr: 0x1000, size: 0x2000, type: USABLE },
-    { addr: 0x3800, size: 0x1000, type: USABLE },
-    { addr: 0x9000, size: 0, type: RESERVED },
+    { base: 0x3000, size: 0x1000, type: USABLE },
+    { base: 0x0, size: 0x1000, type: USABLE },
+    { base: 0x1000, size: 0x2000, type: USABLE },
+    { base: 0x3800, size: 0x1000, type: USABLE },
+    { base: 0x9000, size: 0, type: RESERVED },
   ]);
-  assert.deepEqual(m.entries(), [{ addr: 0, size: 0x4800, type: USABLE }]);
+  assert.deepEqual(m.entries(), [{ base: 0, size: 0x4800, type: USABLE }]);
   m.add(0x5000, 0, RESERVED);
   assert.equal(m.length, 1);
 });
@@ -73,12 +73,12 @@ test('memmap: update splits at the edges and only retypes the old type', () => {
   const m = new MemoryMap().add(0, 0x10000, USABLE).add(0x10000, 0x1000, RESERVED);
   m.update(0x2000, 0x10000, USABLE, PRESERVED);
   assert.deepEqual(m.entries(), [
-    { addr: 0, size: 0x2000, type: USABLE },
-    { addr: 0x2000, size: 0xe000, type: PRESERVED },
-    { addr: 0x10000, size: 0x1000, type: RESERVED },
+    { base: 0, size: 0x2000, type: USABLE },
+    { base: 0x2000, size: 0xe000, type: PRESERVED },
+    { base: 0x10000, size: 0x1000, type: RESERVED },
   ]);
   m.update(0x3000, 0x1000, PRESERVED, USABLE);
-  assert.deepEqual(m.find(0x3800), { addr: 0x3000, size: 0x1000, type: USABLE });
+  assert.deepEqual(m.find(0x3800), { base: 0x3000, size: 0x1000, type: USABLE });
   assert.equal(m.totalOf(PRESERVED), 0xd000);
   assert.throws(() => m.update(0, 1, USABLE, USABLE), DeviceError);
 });
@@ -87,17 +87,17 @@ test('memmap: remove cuts holes, optionally by type', () => {
   const m = new MemoryMap().add(0, 0x4000, USABLE).add(0x4000, 0x4000, RESERVED);
   m.remove(0x3000, 0x2000, USABLE);
   assert.deepEqual(m.entries(), [
-    { addr: 0, size: 0x3000, type: USABLE },
-    { addr: 0x4000, size: 0x4000, type: RESERVED },
+    { base: 0, size: 0x3000, type: USABLE },
+    { base: 0x4000, size: 0x4000, type: RESERVED },
   ]);
   m.remove(0x1000, 0x4000);
   assert.deepEqual(m.entries(), [
-    { addr: 0, size: 0x1000, type: USABLE },
-    { addr: 0x5000, size: 0x3000, type: RESERVED },
+    { base: 0, size: 0x1000, type: USABLE },
+    { base: 0x5000, size: 0x3000, type: RESERVED },
   ]);
   assert.equal(m.find(0x2000), undefined);
   assert.equal(m.find(0x8000), undefined);
-  assert.deepEqual(m.find(0), { addr: 0, size: 0x1000, type: USABLE });
+  assert.deepEqual(m.find(0), { base: 0, size: 0x1000, type: USABLE });
 });
 
 test('memmap: clone is independent; bad arguments are EINVAL', () => {
@@ -152,13 +152,13 @@ test('memmap: after any history the map is sanitized and matches a per-byte mode
           assert.ok(e[i].size > 0);
           if (i > 0) {
             const prev = e[i - 1];
-            assert.ok(prev.addr + prev.size <= e[i].addr, 'sorted, not overlapping');
-            if (prev.addr + prev.size === e[i].addr)
+            assert.ok(prev.base + prev.size <= e[i].base, 'sorted, not overlapping');
+            if (prev.base + prev.size === e[i].base)
               assert.notEqual(prev.type, e[i].type, 'merged');
           }
         }
         const seen = new Array<number>(model.length).fill(0);
-        for (const r of e) for (let i = r.addr; i < r.addr + r.size; i++) seen[i] = r.type;
+        for (const r of e) for (let i = r.base; i < r.base + r.size; i++) seen[i] = r.type;
         assert.deepEqual(seen, model);
         for (const t of types) assert.equal(m.totalOf(t), model.filter((x) => x === t).length);
         for (let i = 0; i < model.length; i++) assert.equal(m.find(i)?.type ?? 0, model[i]);
@@ -179,7 +179,7 @@ test('memmap: coarsened gives the smallest usable gaps between kept ranges to th
     c
       .entries()
       .filter((r) => r.type === E820.PRESERVED)
-      .map((r) => [r.addr, r.size]),
+      .map((r) => [r.base, r.size]),
     [
       [0x10000, 0x1000],
       [0x30000, 0x5000],

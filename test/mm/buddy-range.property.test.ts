@@ -42,7 +42,7 @@ describe('BuddyAllocator.firstFreeIn', () => {
             npages,
             rs
               .filter((r) => r.at < npages)
-              .map((r) => ({ base: r.at, count: Math.min(r.len, npages - r.at) })),
+              .map((r) => ({ pfn: r.at, count: Math.min(r.len, npages - r.at) })),
           );
           const live: [number, number][] = [];
           const claimed: [number, number][] = [];
@@ -83,7 +83,7 @@ describe('BuddyAllocator.firstFreeIn', () => {
   });
 
   it('starts inside a free block (a tail page) and refuses bad ranges', () => {
-    const b = BuddyAllocator.fromFreeRanges(64, [{ base: 0, count: 64 }]);
+    const b = BuddyAllocator.fromFreeRanges(64, [{ pfn: 0, count: 64 }]);
     assert.equal(b.firstFreeIn(5, 3), 5);
     b.claimRange(0, 64);
     assert.equal(b.firstFreeIn(0, 64), -1);

@@ -9,8 +9,8 @@ import {
   BuddyAllocator,
   MAX_PAGE_ORDER,
   PageAllocError,
-  type PageRange,
   type PageState,
+  type PfnRange,
 } from '../../src/mm/index.js';
 
 // Model states per page.
@@ -30,7 +30,7 @@ const EXPECTED_STATE: readonly PageState[] = [
 
 interface Layout {
   npages: number;
-  ranges: PageRange[];
+  ranges: PfnRange[];
 }
 
 const layoutArb: fc.Arbitrary<Layout> = fc.integer({ min: 1, max: 3000 }).chain((npages) =>
@@ -41,7 +41,7 @@ const layoutArb: fc.Arbitrary<Layout> = fc.integer({ min: 1, max: 3000 }).chain(
     })
     .map((rs) => ({
       npages,
-      ranges: rs.map(({ at, len }) => ({ base: at, count: Math.min(len, npages - at) })),
+      ranges: rs.map(({ at, len }) => ({ pfn: at, count: Math.min(len, npages - at) })),
     })),
 );
 
@@ -108,13 +108,13 @@ function sortedBlocks(b: BuddyAllocator): [number, number][] {
 class Model {
   readonly page: Uint8Array;
   readonly live: { pfn: number; order: number }[] = [];
-  readonly claimed: PageRange[] = [];
+  readonly claimed: PfnRange[] = [];
   readonly preserved: { pfn: number; order: number }[] = [];
   readonly initialFree: number;
 
   constructor(readonly layout: Layout) {
     this.page = new Uint8Array(layout.npages);
-    for (const r of layout.ranges) this.page.fill(FREE, r.base, r.base + r.count);
+    for (const r of layout.ranges) this.page.fill(FREE, r.pfn, r.pfn + r.count);
     this.initialFree = this.count(FREE);
   }
 
@@ -214,7 +214,7 @@ function apply(b: BuddyAllocator, m: Model, cmd: Cmd): void {
       if (m.allAre(cmd.at, count, FREE)) {
         b.claimRange(cmd.at, count);
         m.page.fill(CLAIMED, cmd.at, cmd.at + count);
-        m.claimed.push({ base: cmd.at, count });
+        m.claimed.push({ pfn: cmd.at, count });
       } else {
         const before = sortedBlocks(b);
         assert.throws(() => b.claimRange(cmd.at, count), codeIs('EBUSY'));
@@ -225,8 +225,8 @@ function apply(b: BuddyAllocator, m: Model, cmd: Cmd): void {
     case 'release': {
       if (m.claimed.length === 0) return;
       const [r] = m.claimed.splice(cmd.pick % m.claimed.length, 1);
-      b.releaseRange(r.base, r.count);
-      m.page.fill(FREE, r.base, r.base + r.count);
+      b.releaseRange(r.pfn, r.count);
+      m.page.fill(FREE, r.pfn, r.pfn + r.count);
       return;
     }
     case 'preserve': {
@@ -266,8 +266,8 @@ function drainAndCheck(b: BuddyAllocator, m: Model): void {
     m.page.fill(FREE, blk.pfn, blk.pfn + 2 ** blk.order);
   }
   for (const r of m.claimed.splice(0)) {
-    b.releaseRange(r.base, r.count);
-    m.page.fill(FREE, r.base, r.base + r.count);
+    b.releaseRange(r.pfn, r.count);
+    m.page.fill(FREE, r.pfn, r.pfn + r.count);
   }
   m.check(b);
   assert.equal(b.stats().freePages, m.initialFree);

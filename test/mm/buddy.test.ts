@@ -30,7 +30,7 @@ function conserved(b: BuddyAllocator): void {
 
 describe('BuddyAllocator bring-up', () => {
   it('carves a power-of-two range into one block', () => {
-    const b = BuddyAllocator.fromFreeRanges(16, [{ base: 0, count: 16 }]);
+    const b = BuddyAllocator.fromFreeRanges(16, [{ pfn: 0, count: 16 }]);
     assert.deepEqual(sortedBlocks(b), [[0, 4]]);
     assert.deepEqual(b.stats(), {
       totalPages: 16,
@@ -43,7 +43,7 @@ describe('BuddyAllocator bring-up', () => {
   });
 
   it('carves unaligned starts and ends into maximal aligned blocks', () => {
-    const b = BuddyAllocator.fromFreeRanges(32, [{ base: 3, count: 10 }]);
+    const b = BuddyAllocator.fromFreeRanges(32, [{ pfn: 3, count: 10 }]);
     assert.deepEqual(sortedBlocks(b), [
       [3, 0],
       [4, 2],
@@ -58,7 +58,7 @@ describe('BuddyAllocator bring-up', () => {
 
   it('caps blocks at MAX_PAGE_ORDER and handles a range ending at npages', () => {
     const n = 3 * 1024 + 7;
-    const b = BuddyAllocator.fromFreeRanges(n, [{ base: 0, count: n }]);
+    const b = BuddyAllocator.fromFreeRanges(n, [{ pfn: 0, count: n }]);
     assert.deepEqual(sortedBlocks(b), [
       [0, 10],
       [1024, 10],
@@ -73,12 +73,12 @@ describe('BuddyAllocator bring-up', () => {
 
   it('takes tiny, empty, overlapping, adjacent and unsorted ranges', () => {
     const b = BuddyAllocator.fromFreeRanges(64, [
-      { base: 40, count: 1 },
-      { base: 10, count: 0 },
-      { base: 8, count: 4 },
-      { base: 12, count: 4 },
-      { base: 9, count: 2 },
-      { base: 63, count: 1 },
+      { pfn: 40, count: 1 },
+      { pfn: 10, count: 0 },
+      { pfn: 8, count: 4 },
+      { pfn: 12, count: 4 },
+      { pfn: 9, count: 2 },
+      { pfn: 63, count: 1 },
     ]);
     // [8,16) merges to one order-3 block.
     assert.deepEqual(sortedBlocks(b), [
@@ -99,7 +99,7 @@ describe('BuddyAllocator bring-up', () => {
 
   it('supports a 16 GiB device (4M pages)', () => {
     const n = 4 * 1024 * 1024;
-    const b = BuddyAllocator.fromFreeRanges(n, [{ base: 0, count: n }]);
+    const b = BuddyAllocator.fromFreeRanges(n, [{ pfn: 0, count: n }]);
     assert.equal(b.stats().freeByOrder[MAX_PAGE_ORDER], 4096);
     const p = b.allocPages(0);
     assert.equal(p, b.compoundHead(p!));
@@ -111,11 +111,11 @@ describe('BuddyAllocator bring-up', () => {
     throwsCode(() => new BuddyAllocator(-1), 'EINVAL');
     throwsCode(() => new BuddyAllocator(1.5), 'EINVAL');
     throwsCode(() => new BuddyAllocator(2 ** 31), 'EINVAL');
-    throwsCode(() => BuddyAllocator.fromFreeRanges(16, [{ base: 10, count: 7 }]), 'EFAULT');
-    throwsCode(() => BuddyAllocator.fromFreeRanges(16, [{ base: -1, count: 2 }]), 'EINVAL');
-    throwsCode(() => BuddyAllocator.fromFreeRanges(16, [{ base: 0, count: Number.NaN }]), 'EINVAL');
+    throwsCode(() => BuddyAllocator.fromFreeRanges(16, [{ pfn: 10, count: 7 }]), 'EFAULT');
+    throwsCode(() => BuddyAllocator.fromFreeRanges(16, [{ pfn: -1, count: 2 }]), 'EINVAL');
+    throwsCode(() => BuddyAllocator.fromFreeRanges(16, [{ pfn: 0, count: Number.NaN }]), 'EINVAL');
     throwsCode(
-      () => BuddyAllocator.fromFreeRanges(16, [null as unknown as { base: number; count: number }]),
+      () => BuddyAllocator.fromFreeRanges(16, [null as unknown as { pfn: number; count: number }]),
       'EINVAL',
     );
   });
@@ -123,7 +123,7 @@ describe('BuddyAllocator bring-up', () => {
 
 describe('BuddyAllocator alloc and free', () => {
   it('splits a block on allocation and merges it back on free', () => {
-    const b = BuddyAllocator.fromFreeRanges(1024, [{ base: 0, count: 1024 }]);
+    const b = BuddyAllocator.fromFreeRanges(1024, [{ pfn: 0, count: 1024 }]);
     const p = b.allocPages(0);
     assert.equal(p, 0);
     // One block left at each order 0..9: the halves shed by the split.
@@ -136,7 +136,7 @@ describe('BuddyAllocator alloc and free', () => {
   });
 
   it('merges buddies freed in any order', () => {
-    const b = BuddyAllocator.fromFreeRanges(8, [{ base: 0, count: 8 }]);
+    const b = BuddyAllocator.fromFreeRanges(8, [{ pfn: 0, count: 8 }]);
     const got = [0, 1, 2, 3, 4, 5, 6, 7].map(() => b.allocPages(0)!);
     assert.deepEqual(
       [...got].sort((x, y) => x - y),
@@ -153,7 +153,7 @@ describe('BuddyAllocator alloc and free', () => {
   });
 
   it('does not merge past a reserved buddy', () => {
-    const b = BuddyAllocator.fromFreeRanges(8, [{ base: 0, count: 6 }]);
+    const b = BuddyAllocator.fromFreeRanges(8, [{ pfn: 0, count: 6 }]);
     assert.deepEqual(sortedBlocks(b), [
       [0, 2],
       [4, 1],
@@ -168,7 +168,7 @@ describe('BuddyAllocator alloc and free', () => {
   });
 
   it('returns blocks aligned to their order', () => {
-    const b = BuddyAllocator.fromFreeRanges(5000, [{ base: 1, count: 4998 }]);
+    const b = BuddyAllocator.fromFreeRanges(5000, [{ pfn: 1, count: 4998 }]);
     for (let i = 0; i < 200; i++) {
       const order = (i * 7) % (MAX_PAGE_ORDER + 1);
       const p = b.allocPages(order);
@@ -180,7 +180,7 @@ describe('BuddyAllocator alloc and free', () => {
   });
 
   it('returns null when nothing fits', () => {
-    const b = BuddyAllocator.fromFreeRanges(8, [{ base: 0, count: 8 }]);
+    const b = BuddyAllocator.fromFreeRanges(8, [{ pfn: 0, count: 8 }]);
     assert.equal(b.allocPages(4), null);
     for (let i = 0; i < 8; i++) assert.notEqual(b.allocPages(0), null);
     assert.equal(b.allocPages(0), null);
@@ -195,7 +195,7 @@ describe('BuddyAllocator alloc and free', () => {
 
 describe('BuddyAllocator misuse', () => {
   function setup(): { b: BuddyAllocator; p: number } {
-    const b = BuddyAllocator.fromFreeRanges(64, [{ base: 0, count: 32 }]);
+    const b = BuddyAllocator.fromFreeRanges(64, [{ pfn: 0, count: 32 }]);
     const p = b.allocPages(2)!;
     return { b, p };
   }
@@ -246,7 +246,7 @@ describe('BuddyAllocator misuse', () => {
     }
     throwsCode(() => b.allocPagesAt(62, 2), 'EINVAL', 62);
     throwsCode(() => b.allocPagesAt(64 - 1, 1), 'EINVAL');
-    const small = BuddyAllocator.fromFreeRanges(6, [{ base: 0, count: 6 }]);
+    const small = BuddyAllocator.fromFreeRanges(6, [{ pfn: 0, count: 6 }]);
     throwsCode(() => small.allocPagesAt(4, 2), 'EFAULT', 4);
   });
 
@@ -271,7 +271,7 @@ describe('BuddyAllocator misuse', () => {
     throwsCode(() => b.markPreserved(p, 1), 'EINVAL', p);
     assert.equal(b.stats().preservedPages, 0);
     // A reserved head with free pages in the block.
-    const mixed = BuddyAllocator.fromFreeRanges(8, [{ base: 2, count: 2 }]);
+    const mixed = BuddyAllocator.fromFreeRanges(8, [{ pfn: 2, count: 2 }]);
     throwsCode(() => mixed.markPreserved(0, 2), 'ENOENT', 0);
     assert.equal(mixed.stats().reservedPages, 6);
   });
@@ -279,7 +279,7 @@ describe('BuddyAllocator misuse', () => {
 
 describe('BuddyAllocator targeted allocation and late reservation', () => {
   it('allocPagesAt takes a block out of the middle of a larger one', () => {
-    const b = BuddyAllocator.fromFreeRanges(16, [{ base: 0, count: 16 }]);
+    const b = BuddyAllocator.fromFreeRanges(16, [{ pfn: 0, count: 16 }]);
     b.allocPagesAt(10, 1);
     assert.equal(b.pageState(11), 'allocated');
     assert.deepEqual(sortedBlocks(b), [
@@ -294,7 +294,7 @@ describe('BuddyAllocator targeted allocation and late reservation', () => {
   });
 
   it('claimRange reserves an unaligned run and releaseRange gives it back', () => {
-    const b = BuddyAllocator.fromFreeRanges(2048, [{ base: 0, count: 2048 }]);
+    const b = BuddyAllocator.fromFreeRanges(2048, [{ pfn: 0, count: 2048 }]);
     b.claimRange(5, 1030);
     assert.equal(b.stats().reservedPages, 1030);
     assert.equal(b.pageState(4), 'free');
@@ -302,15 +302,15 @@ describe('BuddyAllocator targeted allocation and late reservation', () => {
     assert.equal(b.pageState(1034), 'reserved');
     assert.equal(b.pageState(1035), 'free');
     assert.deepEqual(b.freeExtents(), [
-      { base: 0, count: 5 },
-      { base: 1035, count: 1013 },
+      { pfn: 0, count: 5 },
+      { pfn: 1035, count: 1013 },
     ]);
     conserved(b);
     // Nothing allocated from the free lists may land in the claimed run.
     for (let p = b.allocPages(0); p !== null; p = b.allocPages(0)) {
       assert.ok(p < 5 || p >= 1035, `pfn ${p} handed out from a claimed range`);
     }
-    const b2 = BuddyAllocator.fromFreeRanges(2048, [{ base: 0, count: 2048 }]);
+    const b2 = BuddyAllocator.fromFreeRanges(2048, [{ pfn: 0, count: 2048 }]);
     b2.claimRange(5, 1030);
     b2.releaseRange(5, 1030);
     assert.deepEqual(sortedBlocks(b2), [
@@ -321,7 +321,7 @@ describe('BuddyAllocator targeted allocation and late reservation', () => {
   });
 
   it('claimRange is all or nothing', () => {
-    const b = BuddyAllocator.fromFreeRanges(64, [{ base: 0, count: 64 }]);
+    const b = BuddyAllocator.fromFreeRanges(64, [{ pfn: 0, count: 64 }]);
     b.allocPagesAt(20, 0);
     const before = sortedBlocks(b);
     throwsCode(() => b.claimRange(16, 8), 'EBUSY', 20);
@@ -334,8 +334,8 @@ describe('BuddyAllocator targeted allocation and late reservation', () => {
   it('preserves reserved memory and frees it back once restored', () => {
     // The successor's view: pages 8..15 were preserved, so bring-up left them reserved.
     const b = BuddyAllocator.fromFreeRanges(16, [
-      { base: 0, count: 8 },
-      { base: 16, count: 0 },
+      { pfn: 0, count: 8 },
+      { pfn: 16, count: 0 },
     ]);
     b.markPreserved(8, 2);
     throwsCode(() => b.markPreserved(12, 3), 'EINVAL', 12);
@@ -350,12 +350,12 @@ describe('BuddyAllocator targeted allocation and late reservation', () => {
 
   it('lists free extents sorted and coalesced', () => {
     const b = BuddyAllocator.fromFreeRanges(100, [
-      { base: 50, count: 30 },
-      { base: 3, count: 9 },
+      { pfn: 50, count: 30 },
+      { pfn: 3, count: 9 },
     ]);
     assert.deepEqual(b.freeExtents(), [
-      { base: 3, count: 9 },
-      { base: 50, count: 30 },
+      { pfn: 3, count: 9 },
+      { pfn: 50, count: 30 },
     ]);
     assert.equal(b.isFree(3), true);
     assert.equal(b.isFree(12), false);
@@ -364,7 +364,7 @@ describe('BuddyAllocator targeted allocation and late reservation', () => {
 
 describe('BuddyAllocator allocReserved (restore of preserved blocks)', () => {
   it('makes reserved blocks allocated in place, and frees them as usual', () => {
-    const b = BuddyAllocator.fromFreeRanges(64, [{ base: 32, count: 32 }]);
+    const b = BuddyAllocator.fromFreeRanges(64, [{ pfn: 32, count: 32 }]);
     b.allocReservedBlocks(Float64Array.of(0, 4, 8), Uint8Array.of(2, 0, 3));
     assert.equal(b.pageState(0), 'allocated');
     assert.equal(b.pageState(3), 'allocated');
@@ -377,7 +377,7 @@ describe('BuddyAllocator allocReserved (restore of preserved blocks)', () => {
   });
 
   it('is all or nothing: one block that is not all reserved changes nothing', () => {
-    const b = BuddyAllocator.fromFreeRanges(64, [{ base: 32, count: 32 }]);
+    const b = BuddyAllocator.fromFreeRanges(64, [{ pfn: 32, count: 32 }]);
     const before = b.stats();
     // pfn 32 is free; pfn 2 is misaligned for order 2.
     throwsCode(

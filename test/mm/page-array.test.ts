@@ -18,7 +18,7 @@ test('page arrays: zeroed, one element per page, shared or not', () => {
 
 test('buddy: a shared memmap (4 GiB of pages) is not charged to V8; by default it is', () => {
   const prelude = `import { BuddyAllocator } from ${JSON.stringify(srcUrl('mm/buddy.js'))};
-    const ranges = [{ base: 1, count: ${MiB - 1} }];`;
+    const ranges = [{ pfn: 1, count: ${MiB - 1} }];`;
   const shared = externalGrowth(
     prelude,
     `BuddyAllocator.fromFreeRanges(${MiB}, ranges, { shared: true })`,

@@ -59,7 +59,7 @@ describe('the page census', () => {
             npages,
             rs
               .filter((r) => r.at < npages)
-              .map((r) => ({ base: r.at, count: Math.min(r.len, npages - r.at) })),
+              .map((r) => ({ pfn: r.at, count: Math.min(r.len, npages - r.at) })),
           );
           const live: [number, number][] = [];
           const kept: [number, number][] = [];
@@ -105,7 +105,7 @@ describe('the page census', () => {
   });
 
   it('counts reserved pages preserved as they are (a predecessor\u2019s blocks at bring-up)', () => {
-    const b = BuddyAllocator.fromFreeRanges(4 * CENSUS_CELLS, [{ base: 1024, count: 4096 }]);
+    const b = BuddyAllocator.fromFreeRanges(4 * CENSUS_CELLS, [{ pfn: 1024, count: 4096 }]);
     b.markPreserved(0, 9);
     b.allocPagesAt(2048, 4);
     checkCensus(b);

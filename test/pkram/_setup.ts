@@ -5,10 +5,12 @@
  * preserved ranges, build a fresh allocator around them, attach.
  */
 
+import type { PfnRange } from '../../src/base/range.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import { HeapDevice } from '../../src/memory/heap.js';
-import { BuddyAllocator, type PageRange } from '../../src/mm/buddy.js';
-import { type Folio, Pkram, type PkramPageSource } from '../../src/pkram/index.js';
+import { BuddyAllocator } from '../../src/mm/buddy.js';
+import type { Folio } from '../../src/mm/folio.js';
+import { Pkram, type PkramPageSource } from '../../src/pkram/index.js';
 import type { PkramExpect } from '../../src/pkram/super.js';
 
 export function bootId(n: number): Uint8Array {
@@ -35,7 +37,7 @@ export interface Machine {
 
 export function machine(npages = 2048, generation = 1, id = 1): Machine {
   const device = new HeapDevice(npages * PAGE_SIZE);
-  const buddy = BuddyAllocator.fromFreeRanges(npages, [{ base: 1, count: npages - 1 }]);
+  const buddy = BuddyAllocator.fromFreeRanges(npages, [{ pfn: 1, count: npages - 1 }]);
   const pages = pageSource(buddy);
   return {
     device,
@@ -54,14 +56,14 @@ export function successor(
 ): Machine {
   const npages = device.pages;
   const ranges = Pkram.preservedRanges(device, superPfn, 4096, expect);
-  const free: PageRange[] = [];
+  const free: PfnRange[] = [];
   let at = 1;
   for (const r of ranges) {
-    const start = r.phys / PAGE_SIZE;
-    if (start > at) free.push({ base: at, count: start - at });
+    const start = r.base / PAGE_SIZE;
+    if (start > at) free.push({ pfn: at, count: start - at });
     at = Math.max(at, start + r.size / PAGE_SIZE);
   }
-  if (at < npages) free.push({ base: at, count: npages - at });
+  if (at < npages) free.push({ pfn: at, count: npages - at });
   const buddy = BuddyAllocator.fromFreeRanges(npages, free);
   const pages = pageSource(buddy);
   const pkram = Pkram.attach({ device, pages, superPfn, expect, bootId: bootId(id) });

@@ -1,7 +1,8 @@
 /** saveFolios and loadFolios: many folios per call from and into typed arrays, across a kexec. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Folio, PkramError } from '../../src/pkram/index.js';
+import type { Folio } from '../../src/mm/folio.js';
+import { PkramError } from '../../src/pkram/index.js';
 import { bootId, folioBytes, machine, makeFolio, pattern, successor } from './_setup.js';
 
 function code(c: string, message?: RegExp): (e: unknown) => boolean {

@@ -30,7 +30,7 @@ function predecessor(): { image: Uint8Array; superPfn: number; pages: number[] }
   const superPfn = m.pkram.finalize();
   const pages: number[] = [];
   for (const r of Pkram.preservedRanges(m.device, superPfn, 4096)) {
-    for (let p = r.phys / PAGE_SIZE; p < (r.phys + r.size) / PAGE_SIZE; p++) pages.push(p);
+    for (let p = r.base / PAGE_SIZE; p < (r.base + r.size) / PAGE_SIZE; p++) pages.push(p);
   }
   return { image: m.device.bytes(0, NPAGES * PAGE_SIZE).slice(), superPfn, pages };
 }

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { crc32c } from '../../src/memory/crc32c.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
+import type { Folio } from '../../src/mm/folio.js';
 import { SB_OFF_GENERATION, SB_OFF_MAGIC } from '../../src/pkram/abi.js';
-import { type Folio, Pkram, PkramError } from '../../src/pkram/index.js';
+import { Pkram, PkramError } from '../../src/pkram/index.js';
 import { sealPage } from '../../src/pkram/seal.js';
 import {
   bootId,
@@ -226,7 +227,7 @@ describe('Pkram handover', () => {
     const regions = Pkram.regionList(m.device, superPfn);
     assert.deepEqual(regions, ranges);
     const covered = (pfn: number): boolean =>
-      ranges.some((r) => r.phys <= pfn * PAGE_SIZE && pfn * PAGE_SIZE < r.phys + r.size);
+      ranges.some((r) => r.base <= pfn * PAGE_SIZE && pfn * PAGE_SIZE < r.base + r.size);
     for (const f of folios) for (let i = 0; i < 2 ** f.order; i++) assert.ok(covered(f.pfn + i));
     assert.ok(covered(superPfn));
     const one = Pkram.preservedRanges(m.device, superPfn, 1);

@@ -32,8 +32,8 @@ test('pkram_ban= over an inherited order-9 folio: kexec load copies it into base
   obj.write(pattern(9000, 3));
   obj.finishSaveObj();
   node.finishSave();
-  const ban = { phys: big.pfn * PAGE_SIZE, size: 2 * MiB };
-  k1.kexec.load({ cmdline: `pkram_ban=2M@0x${ban.phys.toString(16)}` });
+  const ban = { base: big.pfn * PAGE_SIZE, size: 2 * MiB };
+  k1.kexec.load({ cmdline: `pkram_ban=2M@0x${ban.base.toString(16)}` });
   const k2 = k1.kexec.exec();
   assert.deepEqual(k2.status().pkram.bans, [ban]);
   assert.deepEqual(

@@ -5,15 +5,15 @@ import { PAGE_SIZE } from '../../src/memory/device.js';
 import { Pkram, PkramError } from '../../src/pkram/index.js';
 import { bootId, folioBytes, machine, makeFolio, pattern, readAll, successor } from './_setup.js';
 
-const overlaps = (a: { phys: number; size: number }, b: { phys: number; size: number }): boolean =>
-  a.phys < b.phys + b.size && b.phys < a.phys + a.size;
+const overlaps = (a: { base: number; size: number }, b: { base: number; size: number }): boolean =>
+  a.base < b.base + b.size && b.base < a.base + a.size;
 
 describe('Pkram relocation', () => {
   it('a folio saved into an avoided range is copied; a compound folio becomes base pages', () => {
     const m = machine(2048);
     const f = makeFolio(m, 2, 42);
     const original = folioBytes(m, f).slice();
-    const avoid = { phys: (f.pfn + 1) * PAGE_SIZE, size: 100 };
+    const avoid = { base: (f.pfn + 1) * PAGE_SIZE, size: 100 };
     m.pkram.setAvoidRanges([avoid]);
     const node = m.pkram.prepareSave('r');
     const obj = node.prepareSaveObj();
@@ -57,7 +57,7 @@ describe('Pkram relocation', () => {
     node.finishSave();
     const before = m.buddy.stats().allocatedPages;
     const tableBefore = m.pkram.tablePages;
-    const avoid = { phys: hit.pfn * PAGE_SIZE, size: 8 * PAGE_SIZE };
+    const avoid = { base: hit.pfn * PAGE_SIZE, size: 8 * PAGE_SIZE };
     m.pkram.setAvoidRanges([avoid]);
     assert.deepEqual(m.pkram.relocateCollisions(), { nodes: 1, relocatedFolios: 1 });
     // Eight copies made; the rebuilt node's metadata replaced the old one's (the table may shrink:
@@ -91,7 +91,7 @@ describe('Pkram relocation', () => {
     node.finishSave();
     const first = m.pkram.finalize();
     // Ban everything PKRAM has used so far: all low pages.
-    const avoid = { phys: 0, size: 64 * PAGE_SIZE };
+    const avoid = { base: 0, size: 64 * PAGE_SIZE };
     m.pkram.setAvoidRanges([avoid]);
     assert.equal(m.pkram.relocateCollisions().nodes, 1);
     const superPfn = m.pkram.finalize();
@@ -118,7 +118,7 @@ describe('Pkram relocation', () => {
       predecessorBootId: bootId(1),
     });
     assert.equal(s.buddy.pageState(f.pfn), 'reserved');
-    s.pkram.setAvoidRanges([{ phys: f.pfn * PAGE_SIZE, size: 2 * PAGE_SIZE }]);
+    s.pkram.setAvoidRanges([{ base: f.pfn * PAGE_SIZE, size: 2 * PAGE_SIZE }]);
     assert.deepEqual(s.pkram.relocateCollisions(), { nodes: 1, relocatedFolios: 1 });
     assert.equal(s.buddy.pageState(f.pfn), 'free');
     s.pkram.remove('inh');
@@ -128,7 +128,7 @@ describe('Pkram relocation', () => {
   it('EINVAL for a malformed avoid range; ENOMEM leaves the node as it was', () => {
     const m = machine(64);
     assert.throws(
-      () => m.pkram.setAvoidRanges([{ phys: -1, size: 1 }]),
+      () => m.pkram.setAvoidRanges([{ base: -1, size: 1 }]),
       (e) => e instanceof PkramError && e.code === 'EINVAL',
     );
     const f = makeFolio(m, 4, 1);
@@ -139,7 +139,7 @@ describe('Pkram relocation', () => {
     node.finishSave();
     // Fill memory so the 16 copies cannot be made.
     while (m.buddy.allocPages(0) !== null) {}
-    m.pkram.setAvoidRanges([{ phys: f.pfn * PAGE_SIZE, size: PAGE_SIZE }]);
+    m.pkram.setAvoidRanges([{ base: f.pfn * PAGE_SIZE, size: PAGE_SIZE }]);
     assert.throws(
       () => m.pkram.relocateCollisions(),
       (e) => e instanceof PkramError && e.code === 'ENOMEM',

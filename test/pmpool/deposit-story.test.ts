@@ -5,12 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { PfnRange } from '../../src/base/range.js';
 import type { Kernel } from '../../src/kernel/kernel.js';
 import { Machine } from '../../src/machine.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import { GeneralProtectionFault } from '../../src/memory/errors.js';
 import { E820 } from '../../src/memory/memmap-types.js';
-import type { PageRange } from '../../src/pmpool/cma.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 32 * MiB;
@@ -20,7 +20,7 @@ const OWNER = 'hypervisor';
 
 /** The hypervisor's side: which pages it holds. It lives outside the kernel, so it survives kexec. */
 class Hypervisor {
-  readonly deposits: PageRange[] = [];
+  readonly deposits: PfnRange[] = [];
 
   constructor(readonly machine: Machine) {}
 
@@ -59,7 +59,7 @@ class Hypervisor {
     }
   }
 
-  #take(r: PageRange): void {
+  #take(r: PfnRange): void {
     this.machine.device.guard(r.pfn * PAGE_SIZE, r.count * PAGE_SIZE, OWNER);
     this.deposits.push(r);
   }

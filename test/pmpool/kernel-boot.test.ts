@@ -17,7 +17,7 @@ const SIZE = 32 * MiB;
 function buddyAvoids(k: Kernel, base: number, size: number): boolean {
   const first = base / PAGE_SIZE;
   const end = (base + size) / PAGE_SIZE;
-  return k.pages.freeExtents().every((e) => e.base + e.count <= first || e.base >= end);
+  return k.pages.freeExtents().every((e) => e.pfn + e.count <= first || e.pfn >= end);
 }
 
 function typeAt(k: Kernel, addr: number): number | undefined {

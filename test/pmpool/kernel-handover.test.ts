@@ -1,6 +1,7 @@
 /** The pools across kexec: v2 (KHO node), v3 (kept range), mismatches, older successors, corruption. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { PfnRange } from '../../src/base/range.js';
 import { BootError } from '../../src/boot/errors.js';
 import { Fdt } from '../../src/fdt/read.js';
 import type { Kernel } from '../../src/kernel/kernel.js';
@@ -10,7 +11,7 @@ import { PAGE_SIZE } from '../../src/memory/device.js';
 import { readDeviceHeader } from '../../src/memory/header.js';
 import { E820 } from '../../src/memory/memmap-types.js';
 import { BITMAP_OFFSET, HDR_CRC } from '../../src/pmpool/abi.js';
-import { CmaPool, type PageRange } from '../../src/pmpool/cma.js';
+import { CmaPool } from '../../src/pmpool/cma.js';
 import type { PmpoolRange } from '../../src/pmpool/pool-early.js';
 import { type Pmpool, planBringUp } from '../../src/pmpool/pools.js';
 
@@ -30,7 +31,7 @@ function must<T>(v: T | null | undefined): T {
 }
 
 /** A few allocations of assorted sizes, alignments and a release in between. */
-function allocSome(pool: Pmpool): PageRange[] {
+function allocSome(pool: Pmpool): PfnRange[] {
   const out = [must(pool.alloc(1)), must(pool.alloc(37)), must(pool.alloc(512, 512))];
   const gone = must(pool.alloc(9));
   out.push(must(pool.alloc(3)));
@@ -39,7 +40,7 @@ function allocSome(pool: Pmpool): PageRange[] {
   return out;
 }
 
-function assertHeld(pool: Pmpool, ranges: readonly PageRange[]): void {
+function assertHeld(pool: Pmpool, ranges: readonly PfnRange[]): void {
   let pages = 0;
   for (const r of ranges) {
     for (let p = r.pfn; p < r.pfn + r.count; p++) assert.ok(pool.isAllocated(p), `pfn ${p}`);
@@ -52,7 +53,7 @@ function assertHeld(pool: Pmpool, ranges: readonly PageRange[]): void {
 function buddyAvoids(k: Kernel, base: number, size: number): boolean {
   const first = base / PAGE_SIZE;
   const end = (base + size) / PAGE_SIZE;
-  return k.pages.freeExtents().every((e) => e.base + e.count <= first || e.base >= end);
+  return k.pages.freeExtents().every((e) => e.pfn + e.count <= first || e.pfn >= end);
 }
 
 function corruptHeader(m: Machine, base: number): void {
@@ -88,7 +89,7 @@ describe('pmpool across kexec', () => {
       ['pmpool_io', 12 * MiB, 1 * MiB],
     ] as const) {
       const e = must(entries.get(name));
-      const fdt = Fdt.from(m.device.bytes(e.phys, e.size).slice());
+      const fdt = Fdt.from(m.device.bytes(e.base, e.size).slice());
       assert.deepEqual(fdt.getStringList(0, 'compatible'), ['pmpool']);
       assert.equal(fdt.getU64(0, 'base'), base);
       assert.equal(fdt.getU64(0, 'size'), size);
@@ -201,7 +202,7 @@ describe('pmpool across kexec', () => {
     const held = allocSome(must(k1.pmpool));
     const k2 = kexec(k1, 'kho=off pmpool=4M,4M');
     assert.deepEqual(k2.memoryMap.find(BASE), {
-      addr: BASE,
+      base: BASE,
       size: 5 * MiB,
       type: E820.RESERVED_KERN,
     });

@@ -55,17 +55,17 @@ test('status area: the newest valid slot wins, a torn or damaged slot falls back
 
 test('status area: found by its memory map type; a range that cannot hold two slots is refused', () => {
   const map = [
-    { addr: 0, size: 4096, type: E820.RESERVED },
-    { addr: 4096, size: 8192, type: E820.STATUS },
+    { base: 0, size: 4096, type: E820.RESERVED },
+    { base: 4096, size: 8192, type: E820.STATUS },
   ];
   assert.deepEqual(findStatusArea(map, 1 * MiB), { base: 4096, size: 8192 });
   assert.equal(findStatusArea(map.slice(0, 1), 1 * MiB), null);
   assert.throws(
-    () => findStatusArea([{ addr: 4096, size: 12288, type: E820.STATUS }], 1 * MiB),
+    () => findStatusArea([{ base: 4096, size: 12288, type: E820.STATUS }], 1 * MiB),
     (e: unknown) => e instanceof StatusError && e.code === 'EINVAL',
   );
   assert.throws(
-    () => findStatusArea([{ addr: 4096, size: 8192, type: E820.STATUS }], 8192),
+    () => findStatusArea([{ base: 4096, size: 8192, type: E820.STATUS }], 8192),
     (e: unknown) => e instanceof StatusError && e.code === 'EINVAL',
   );
 });
