@@ -145,13 +145,7 @@ function isKeptPool(
 
 /** Whether a valid pool header at `base` was made for exactly this base and size (read-only). */
 function headerRecords(device: MemoryDevice, base: number, size: number): boolean {
-  try {
-    CmaPool.attach(device, base, size, { repair: false });
-    return true;
-  } catch (err) {
-    if (err instanceof PmpoolError) return false;
-    throw err;
-  }
+  return CmaPool.headerFits(device, base, size);
 }
 
 /** @throws BootError ERANGE unless every byte of `w` is free usable memory. */

@@ -278,8 +278,20 @@ function bringUp(deps: PmpoolsDeps, range: PmpoolRange, assertAlive: () => void)
       if (report && report.problems.length > 0) reason = `recovered: ${report.problems.join('; ')}`;
     } catch (err) {
       if (!(err instanceof PmpoolError)) throw err;
-      origin = 'reinitialised';
-      reason = `${plan.origin} attach failed: ${err.message}`;
+      if (err.code === 'ESTALE') {
+        // A whole, valid pool of another shape: the configuration changed, as a v2 mismatch.
+        origin = 'reinitialised';
+        reason = `${plan.origin} attach failed: ${err.message}`;
+      } else {
+        // Damage: its pages may be held (lent out), so nothing that may be held is freed.
+        cma = CmaPool.rebuild(deps.device, range.base, range.size);
+        const r = cma.attachReport;
+        origin = 'rebuilt';
+        reason =
+          `${plan.origin} attach failed: ${err.message}; rebuilt: ` +
+          `${r?.damagedChunks ?? 0} bitmap chunks damaged, ${r?.markedInUse ?? 0} pages marked in use` +
+          (r && r.problems.length > 0 ? ` (${r.problems.join('; ')})` : '');
+      }
     }
   }
   // Early boot checked the range and its size, so format cannot fail here.
