@@ -9,6 +9,7 @@
  * `livekexec/kho`, `livekexec/pmpool`, `livekexec/pkram`, `livekexec/luo`,
  * `livekexec/kexec`).
  */
+export { LivekexecError } from './base/errors.js';
 export { BootError, type BootErrorCode } from './boot/errors.js';
 export { FdtError, type FdtErrorCode } from './fdt/errors.js';
 export * as fdt from './fdt/index.js';
@@ -17,16 +18,16 @@ export { Kernel, type KernelPlatform, type KernelStatus } from './kernel/kernel.
 export { KexecError, type KexecErrorCode } from './kexec/errors.js';
 export type { KexecLoadOptions, LoadedImage } from './kexec/kexec.js';
 export { KhoError, type KhoErrorCode } from './kho/errors.js';
-export { LuoError } from './luo/errors.js';
+export { LuoError, type LuoErrorCode } from './luo/errors.js';
 export { Machine, type MachineOptions } from './machine.js';
 export { type MemoryDevice, PAGE_SIZE } from './memory/device.js';
 export { DeviceError, type DeviceErrorCode, GeneralProtectionFault } from './memory/errors.js';
 export { HeapDevice } from './memory/heap.js';
 export { MappedDevice } from './memory/mapped.js';
-export { PageAllocError } from './mm/errors.js';
+export { PageAllocError, type PageAllocErrorCode } from './mm/errors.js';
 export { type Folio, folioPages, folioPhys, folioSize } from './mm/folio.js';
-export { PkramError } from './pkram/errors.js';
-export { PmpoolError } from './pmpool/errors.js';
+export { PkramError, type PkramErrorCode } from './pkram/errors.js';
+export { PmpoolError, type PmpoolErrorCode } from './pmpool/errors.js';
 export {
   boot,
   defaultDevicePath,

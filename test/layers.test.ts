@@ -9,6 +9,7 @@ import { REPO_ROOT } from './_helpers/paths.js';
  * subsystems may use KHO (they are its users); KHO may not use them.
  */
 const LAYER: Record<string, number> = {
+  base: 0,
   fdt: 1,
   memory: 2,
   boot: 3,

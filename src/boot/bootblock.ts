@@ -99,7 +99,7 @@ function getU64(dv: DataView, off: number): number | undefined {
   return hi * U32 + dv.getUint32(off, true);
 }
 
-/** Shared by encode (EINVAL) and decode (EBADBOOT): the map's ranges are sane. */
+/** Shared by encode (EINVAL) and decode (EFAULT): the map's ranges are sane. */
 function checkMemoryMap(map: readonly MemoryRange[], fail: (m: string) => never): void {
   let prevEnd = 0;
   map.forEach((r, i) => {
@@ -210,14 +210,14 @@ function sameId(a: Uint8Array, b: Uint8Array): boolean {
  * Reads and validates a boot block at the start of `bytes` (which may run
  * past the block's end).
  *
- * @throws BootError EBADBOOT when the block is truncated, has a bad magic,
+ * @throws BootError EFAULT when the block is truncated, has a bad magic,
  *   checksum, length, count, memory map entry or setup_data chain;
- *   EVERSION when it needs a newer reader; ESTALE when its generation or
+ *   EPROTO when it needs a newer reader; ESTALE when its generation or
  *   predecessor boot id is not what `expect` says (a repeated or old block).
  */
 export function decodeBootBlock(bytes: Uint8Array, expect: BootBlockExpect = {}): BootBlock {
   const bad: (m: string) => never = (m) => {
-    throw new BootError('EBADBOOT', `boot block: ${m}`);
+    throw new BootError('EFAULT', `boot block: ${m}`);
   };
   if (!(bytes instanceof Uint8Array)) bad('not a byte array');
   if (bytes.length < BOOT_BLOCK_HEADER_SIZE)
@@ -241,7 +241,7 @@ export function decodeBootBlock(bytes: Uint8Array, expect: BootBlockExpect = {})
     bad(`bad version ${version} (last compatible ${lastComp})`);
   if (lastComp > BOOT_BLOCK_VERSION) {
     throw new BootError(
-      'EVERSION',
+      'EPROTO',
       `boot block: version ${version} needs a reader of version ${lastComp}; this one reads ${BOOT_BLOCK_VERSION}`,
     );
   }

@@ -1,3 +1,5 @@
+import { LivekexecError } from '../base/errors.js';
+
 /**
  * The one error type of the FDT layer. `code` carries libfdt's name for the
  * cause (libfdt returns the same numbers negated), so a message can be matched
@@ -57,17 +59,19 @@ const DESCRIPTIONS: Record<FdtErrorCode, string> = {
 };
 
 /** Raised by every FDT function; nothing else escapes the codec on any input. */
-export class FdtError extends Error {
-  override readonly name = 'FdtError';
+export class FdtError extends LivekexecError<FdtErrorCode> {
+  override name = 'FdtError';
   /** libfdt's error number (positive). */
   readonly errno: number;
 
-  constructor(
-    readonly code: FdtErrorCode,
-    detail?: string,
-  ) {
-    super(detail ? `FDT_ERR_${code}: ${detail}` : `FDT_ERR_${code}: ${DESCRIPTIONS[code]}`);
+  constructor(code: FdtErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(code, detail ?? DESCRIPTIONS[code], options);
     this.errno = FDT_ERR[code];
+  }
+
+  /** libfdt's spelling, which fdtget and fdt_strerror() print. */
+  static override label(code: string): string {
+    return `FDT_ERR_${code}`;
   }
 
   /** What libfdt's `fdt_strerror()` says, in short. */

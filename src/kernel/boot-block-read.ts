@@ -24,7 +24,7 @@ export function readPendingBootBlock(
     );
   }
   if (!Number.isSafeInteger(phys) || phys < 0 || phys + BOOT_BLOCK_HEADER_SIZE > device.size) {
-    throw new BootError('EBADBOOT', `boot block at 0x${phys.toString(16)} is outside the device`);
+    throw new BootError('EFAULT', `boot block at 0x${phys.toString(16)} is outside the device`);
   }
   const total = device.view(phys, BOOT_BLOCK_HEADER_SIZE).getUint32(BB_TOTAL_SIZE, true);
   const length = Math.min(

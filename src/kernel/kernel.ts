@@ -296,7 +296,7 @@ export class Kernel {
   /**
    * Allocates a folio of 2^order pages from the page allocator.
    * @returns null when no block of that order is free.
-   * @throws PageAllocError EBADORDER; KexecError ESRCH once replaced.
+   * @throws PageAllocError EINVAL (bad order); KexecError ESRCH once replaced.
    */
   allocPages(order: number): Folio | null {
     this.assertAlive();

@@ -1,3 +1,5 @@
+import { LivekexecError } from '../base/errors.js';
+
 /** Errors of kexec: loading, executing and unloading the next generation. */
 export type KexecErrorCode =
   /** exec or unload with nothing loaded. */
@@ -13,14 +15,6 @@ export type KexecErrorCode =
   /** The platform could not start the successor. */
   | 'EIO';
 
-export class KexecError extends Error {
-  override readonly name = 'KexecError';
-
-  constructor(
-    readonly code: KexecErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
+export class KexecError extends LivekexecError<KexecErrorCode> {
+  override name = 'KexecError';
 }

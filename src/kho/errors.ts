@@ -1,3 +1,5 @@
+import { LivekexecError } from '../base/errors.js';
+
 /**
  * The one error type of the KHO layer. `code` is the errno the kernel's KHO
  * returns for the same cause, so messages read like the kernel's.
@@ -31,15 +33,17 @@ const DESCRIPTIONS: Record<KhoErrorCode, string> = {
   EOPNOTSUPP: 'kexec handover is disabled',
 };
 
-/** Raised by every KHO function for every expected failure; nothing else escapes on bad input. */
-export class KhoError extends Error {
-  override readonly name = 'KhoError';
+/** Whether `code` is one of KhoError's codes. */
+export function isKhoErrorCode(code: string): code is KhoErrorCode {
+  return Object.hasOwn(DESCRIPTIONS, code);
+}
 
-  constructor(
-    readonly code: KhoErrorCode,
-    detail?: string,
-  ) {
-    super(detail ? `${code}: ${detail}` : `${code}: ${DESCRIPTIONS[code]}`);
+/** Raised by every KHO function for every expected failure; nothing else escapes on bad input. */
+export class KhoError extends LivekexecError<KhoErrorCode> {
+  override name = 'KhoError';
+
+  constructor(code: KhoErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(code, detail ?? DESCRIPTIONS[code], options);
   }
 
   /** A short description of a code. */

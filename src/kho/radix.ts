@@ -8,6 +8,7 @@
  */
 
 import { endianness } from 'node:os';
+import { LivekexecError, messageOf } from '../base/errors.js';
 import { checkDeviceViews, isPageAligned, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
   KHO_BITMAP_BITS,
@@ -20,7 +21,7 @@ import {
   KHO_TABLE_ENTRY_SIZE,
   KHO_TABLE_SHIFT,
 } from './abi.js';
-import { KhoError } from './errors.js';
+import { isKhoErrorCode, KhoError } from './errors.js';
 
 /** Where the tree gets its own pages. */
 export interface KhoPageSource {
@@ -328,7 +329,11 @@ export class KhoRadixTree {
       phys = this.pageSource.allocPage();
     } catch (err) {
       if (err instanceof KhoError) throw err;
-      throw new KhoError('ENOMEM', `no page for the preserved-memory map: ${String(err)}`);
+      // The page source's own refusal keeps its code where KHO has it, and stays the cause.
+      const code = err instanceof LivekexecError && isKhoErrorCode(err.code) ? err.code : 'ENOMEM';
+      throw new KhoError(code, `no page for the preserved-memory map: ${messageOf(err)}`, {
+        cause: err,
+      });
     }
     if (phys === 0) throw new KhoError('ENOMEM', 'no page for the preserved-memory map');
     if (

@@ -1,3 +1,5 @@
+import { LivekexecError } from '../base/errors.js';
+
 /**
  * The one error type of the Live Update Orchestrator. `code` is the errno
  * Linux's /dev/liveupdate returns for the same cause.
@@ -20,13 +22,6 @@ export type LuoErrorCode =
   /** Live update is not available in this generation (a crash kernel). */
   | 'ENODEV';
 
-export class LuoError extends Error {
-  override readonly name = 'LuoError';
-
-  constructor(
-    readonly code: LuoErrorCode,
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
-  }
+export class LuoError extends LivekexecError<LuoErrorCode> {
+  override name = 'LuoError';
 }

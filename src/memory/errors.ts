@@ -1,3 +1,5 @@
+import { LivekexecError } from '../base/errors.js';
+
 /**
  * Errors of the memory layer. `DeviceError.code` is an errno name, so a
  * message reads like the system call that would have failed.
@@ -30,23 +32,16 @@ export type DeviceErrorCode =
   /** Another system call failure; the message names the call and errno. */
   | 'EIO';
 
-export class DeviceError extends Error {
-  override readonly name = 'DeviceError';
-
-  constructor(
-    readonly code: DeviceErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
+export class DeviceError extends LivekexecError<DeviceErrorCode> {
+  override name = 'DeviceError';
 }
 
 /**
  * Raised by the heap device's access guard when the kernel touches a page lent
  * to another owner (the seeds' "pages deposited to the hypervisor").
  */
-export class GeneralProtectionFault extends Error {
-  override readonly name = 'GeneralProtectionFault';
+export class GeneralProtectionFault extends LivekexecError<'EFAULT'> {
+  override name = 'GeneralProtectionFault';
 
   constructor(
     /** Physical address of the first guarded page the access touched. */
@@ -54,7 +49,10 @@ export class GeneralProtectionFault extends Error {
     /** The owner the page was lent to. */
     readonly owner: string,
   ) {
-    super(`general protection fault: access to 0x${phys.toString(16)} (page lent to ${owner})`);
+    super(
+      'EFAULT',
+      `general protection fault: access to 0x${phys.toString(16)} (page lent to ${owner})`,
+    );
   }
 }
 

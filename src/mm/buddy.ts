@@ -146,7 +146,7 @@ export class BuddyAllocator {
   /**
    * Takes a free block of 2^order pages, splitting a larger one if needed.
    * @returns the pfn of the block's head (aligned to 2^order), or null when no block fits.
-   * @throws PageAllocError EBADORDER when order is not in 0..MAX_PAGE_ORDER.
+   * @throws PageAllocError EINVAL when order is not in 0..MAX_PAGE_ORDER.
    */
   allocPages(order: number): number | null {
     this.checkOrder(order);
@@ -168,7 +168,7 @@ export class BuddyAllocator {
   /**
    * Takes the specific free block [pfn, pfn + 2^order) out of the free lists
    * and returns it allocated.
-   * @throws PageAllocError EBADORDER (order), EFAULT (outside the pages),
+   * @throws PageAllocError EINVAL (order), EFAULT (outside the pages),
    *   EINVAL (pfn not aligned to 2^order), EBUSY (some of the pages are not free).
    */
   allocPagesAt(pfn: number, order: number): void {
@@ -194,9 +194,9 @@ export class BuddyAllocator {
   /**
    * Returns an allocated block to the free lists and merges it with its free
    * buddies up to MAX_PAGE_ORDER. Nothing changes when it throws.
-   * @throws PageAllocError EBADORDER (order out of range, or not the order the block
-   *   was allocated with), EFAULT (pfn outside the pages), EDOUBLEFREE, ETAILPAGE,
-   *   ERESERVED, EBUSY (the block is preserved).
+   * @throws PageAllocError EINVAL (order out of range, or not the order the block
+   *   was allocated with), EFAULT (pfn outside the pages), ENOENT (already free), EINVAL (a tail page),
+   *   EPERM (reserved), EBUSY (the block is preserved).
    */
   freePages(pfn: number, order: number): void {
     this.checkOrder(order);
@@ -205,7 +205,7 @@ export class BuddyAllocator {
     if (st !== PG_ALLOCATED) this.refuseFree(pfn, st);
     if (this.order[pfn] !== order) {
       throw new PageAllocError(
-        'EBADORDER',
+        'EINVAL',
         `pfn ${pfn} was allocated with order ${this.order[pfn]}, freed with order ${order}`,
         pfn,
       );
@@ -220,8 +220,8 @@ export class BuddyAllocator {
    * Marks a block as preserved for the next kernel, so that it cannot be
    * freed. The block is either allocated with this order, or made entirely of
    * reserved pages (memory a predecessor preserved, seen at bring-up).
-   * @throws PageAllocError EBADORDER, EFAULT, EINVAL (misaligned), ETAILPAGE,
-   *   ENOTALLOCATED (free pages, or reserved pages mixed with others), EBUSY (already preserved).
+   * @throws PageAllocError EFAULT, EINVAL (bad order, misaligned, a tail page),
+   *   ENOENT (free pages, or reserved pages mixed with others), EBUSY (already preserved).
    */
   markPreserved(pfn: number, order: number): void {
     this.checkBlock(pfn, order);
@@ -234,7 +234,7 @@ export class BuddyAllocator {
     } else if (st === PG_RESERVED) {
       if (!this.allReserved(pfn, pfn + n)) {
         throw new PageAllocError(
-          'ENOTALLOCATED',
+          'ENOENT',
           `pages ${fmtRange(pfn, n)} are not one allocated block nor all reserved`,
           pfn,
         );
@@ -246,9 +246,9 @@ export class BuddyAllocator {
     } else if (st === PG_PRESERVED) {
       throw new PageAllocError('EBUSY', `pfn ${pfn} is already preserved`, pfn);
     } else if (st === PG_TAIL) {
-      throw new PageAllocError('ETAILPAGE', `pfn ${pfn} is a tail page of a block`, pfn);
+      throw new PageAllocError('EINVAL', `pfn ${pfn} is a tail page of a block`, pfn);
     } else {
-      throw new PageAllocError('ENOTALLOCATED', `pfn ${pfn} is free, cannot preserve it`, pfn);
+      throw new PageAllocError('ENOENT', `pfn ${pfn} is free, cannot preserve it`, pfn);
     }
     this.nrPreserved += n;
   }
@@ -256,16 +256,12 @@ export class BuddyAllocator {
   /**
    * Ends the preservation of a block: it is allocated again (unpreserved, or
    * restored by the next kernel) and can be freed.
-   * @throws PageAllocError EBADORDER, EFAULT, EINVAL (misaligned), ENOTALLOCATED (not preserved).
+   * @throws PageAllocError EFAULT, EINVAL (bad order, misaligned), ENOENT (not preserved).
    */
   clearPreserved(pfn: number, order: number): void {
     this.checkBlock(pfn, order);
     if (this.state[pfn] !== PG_PRESERVED) {
-      throw new PageAllocError(
-        'ENOTALLOCATED',
-        `pfn ${pfn} is not the head of a preserved block`,
-        pfn,
-      );
+      throw new PageAllocError('ENOENT', `pfn ${pfn} is not the head of a preserved block`, pfn);
     }
     this.checkHeadOrder(pfn, order);
     const n = 2 ** order;
@@ -513,10 +509,10 @@ export class BuddyAllocator {
   private refuseFree(pfn: number, st: number): never {
     switch (st) {
       case PG_FREE:
-        throw new PageAllocError('EDOUBLEFREE', `pfn ${pfn} is already free`, pfn);
+        throw new PageAllocError('ENOENT', `pfn ${pfn} is already free`, pfn);
       case PG_TAIL:
         throw new PageAllocError(
-          'ETAILPAGE',
+          'EINVAL',
           `pfn ${pfn} is a tail page of the block at pfn ${this.compoundHead(pfn)}, not its head`,
           pfn,
         );
@@ -527,14 +523,14 @@ export class BuddyAllocator {
           pfn,
         );
       default:
-        throw new PageAllocError('ERESERVED', `pfn ${pfn} is reserved, not allocated`, pfn);
+        throw new PageAllocError('EPERM', `pfn ${pfn} is reserved, not allocated`, pfn);
     }
   }
 
   private checkHeadOrder(pfn: number, order: number): void {
     if (this.order[pfn] !== order) {
       throw new PageAllocError(
-        'EBADORDER',
+        'EINVAL',
         `the block at pfn ${pfn} has order ${this.order[pfn]}, not ${order}`,
         pfn,
       );
@@ -543,7 +539,7 @@ export class BuddyAllocator {
 
   private checkOrder(order: number): void {
     if (!Number.isInteger(order) || order < 0 || order > MAX_PAGE_ORDER) {
-      throw new PageAllocError('EBADORDER', `order ${order} is not in 0..${MAX_PAGE_ORDER}`);
+      throw new PageAllocError('EINVAL', `order ${order} is not in 0..${MAX_PAGE_ORDER}`);
     }
   }
 

@@ -1,3 +1,5 @@
+import { LivekexecError } from '../base/errors.js';
+
 /**
  * The one error type of the page allocator. A misuse of the buddy allocator is
  * always one of these, raised before any state changes, never silent
@@ -6,34 +8,33 @@
 export type PageAllocErrorCode =
   /** A pfn or a page range lies outside the allocator's pages. */
   | 'EFAULT'
-  /** An order outside 0..MAX_PAGE_ORDER, or not the order the block was allocated with. */
-  | 'EBADORDER'
-  /** A malformed argument: a pfn not aligned to its order, a negative count, a bad size. */
+  /**
+   * A malformed argument: an order outside 0..MAX_PAGE_ORDER or not the one the
+   * block was allocated with, a pfn not aligned to its order or inside a block
+   * but not its head page, a negative count, a bad size.
+   */
   | 'EINVAL'
-  /** The block is already free. */
-  | 'EDOUBLEFREE'
-  /** The pfn is inside a block but is not its head page. */
-  | 'ETAILPAGE'
+  /** No allocated (or preserved) block there: never allocated, or already freed (a double free). */
+  | 'ENOENT'
   /** The page is reserved: it never belonged to the allocator's free memory. */
-  | 'ERESERVED'
-  /** The operation needs an allocated (or preserved) block and the page is not one. */
-  | 'ENOTALLOCATED'
+  | 'EPERM'
   /** The pages are in use: preserved for the next kernel, or not free when they must be. */
   | 'EBUSY';
 
-export class PageAllocError extends Error {
-  override readonly name = 'PageAllocError';
+export class PageAllocError extends LivekexecError<PageAllocErrorCode> {
+  override name = 'PageAllocError';
 
   /**
    * @param code the cause.
-   * @param message says what was attempted and names the pfn.
+   * @param detail says what was attempted and names the pfn.
    * @param pfn the page at fault, when there is one.
    */
   constructor(
-    readonly code: PageAllocErrorCode,
-    message: string,
+    code: PageAllocErrorCode,
+    detail: string,
     readonly pfn?: number,
+    options?: { cause?: unknown },
   ) {
-    super(`${code}: ${message}`);
+    super(code, detail, options);
   }
 }

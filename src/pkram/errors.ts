@@ -1,3 +1,5 @@
+import { LivekexecError } from '../base/errors.js';
+
 /**
  * The one error type of PKRAM. `code` is the errno the RFC's pkram_* calls
  * return for the same cause; `reason` names which check refused a super block
@@ -31,20 +33,21 @@ export type PkramStaleReason =
   | 'table'
   | 'metadata';
 
-export class PkramError extends Error {
-  override readonly name = 'PkramError';
+export class PkramError extends LivekexecError<PkramErrorCode> {
+  override name = 'PkramError';
 
   /**
    * @param code the cause.
-   * @param message what was found and what was expected.
+   * @param detail what was found and what was expected.
    * @param reason for refused handovers, the check that failed.
    */
   constructor(
-    readonly code: PkramErrorCode,
-    message: string,
+    code: PkramErrorCode,
+    detail: string,
     readonly reason?: PkramStaleReason,
+    options?: { cause?: unknown },
   ) {
-    super(`${code}: ${message}`);
+    super(code, detail, options);
   }
 }
 

@@ -537,10 +537,16 @@ export class Pkram {
     } catch (err) {
       for (let j = 0; j < i; j += 2) tree.unpreserve(blocks[j], blocks[j + 1]);
       if (err instanceof KhoError) {
-        if (err.code === 'ENOMEM') throw new PkramError('ENOMEM', err.message);
+        // PKRAM's own page source refused: that is the error, not KHO's wrapper.
+        if (err.cause instanceof PkramError) throw err.cause;
+        if (err.code === 'ENOMEM') {
+          throw new PkramError('ENOMEM', err.message, undefined, { cause: err });
+        }
         throw new PkramError(
           'EINVAL',
           `pfn ${blocks[i]} order ${blocks[i + 1]} cannot be preserved (saved twice?): ${err.message}`,
+          undefined,
+          { cause: err },
         );
       }
       throw err;

@@ -1,3 +1,5 @@
+import { LivekexecError } from '../base/errors.js';
+
 /**
  * The one error type of the persistent memory pool. `code` is an errno name,
  * so the kernel side can tell "reinitialise the pool" (ENODEV, EPROTO,
@@ -17,17 +19,6 @@ export type PmpoolErrorCode =
   /** A valid pool, but made for another base or size than the one configured now. */
   | 'ESTALE';
 
-export class PmpoolError extends Error {
-  override readonly name = 'PmpoolError';
-
-  /**
-   * @param code the cause.
-   * @param message says what was found and what was expected.
-   */
-  constructor(
-    readonly code: PmpoolErrorCode,
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
-  }
+export class PmpoolError extends LivekexecError<PmpoolErrorCode> {
+  override name = 'PmpoolError';
 }

@@ -100,9 +100,9 @@ test('a block inside a larger buffer at an offset decodes; empty sections are fi
   assert.deepEqual(b.setupData, []);
 });
 
-test('truncation at every byte is EBADBOOT', () => {
+test('truncation at every byte is EFAULT', () => {
   const bytes = encodeBootBlock(sample());
-  for (let n = 0; n < bytes.length; n++) refuses(bytes.subarray(0, n), 'EBADBOOT', /truncated/);
+  for (let n = 0; n < bytes.length; n++) refuses(bytes.subarray(0, n), 'EFAULT', /truncated/);
 });
 
 test('any single flipped bit fails the checksum or the magic', () => {
@@ -110,7 +110,7 @@ test('any single flipped bit fails the checksum or the magic', () => {
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes.slice();
     c[i] ^= 1 << (i % 8);
-    refuses(c, 'EBADBOOT');
+    refuses(c, 'EFAULT');
   }
 });
 
@@ -118,45 +118,45 @@ test('magic, size and checksum', () => {
   const bytes = encodeBootBlock(sample());
   refuses(
     edit(bytes, (dv) => dv.setUint32(0, 0x12345678, true)),
-    'EBADBOOT',
+    'EFAULT',
     /magic/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(BB_CRC32C, dv.getUint32(BB_CRC32C, true) ^ 1, true), false),
-    'EBADBOOT',
+    'EFAULT',
     /checksum/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(BB_TOTAL_SIZE, 8, true)),
-    'EBADBOOT',
+    'EFAULT',
     /total size/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(BB_TOTAL_SIZE, 0xffffffff, true), false),
-    'EBADBOOT',
+    'EFAULT',
     /total size/,
   );
 });
 
-test('a block needing a newer reader is EVERSION; a newer but compatible one is read', () => {
+test('a block needing a newer reader is EPROTO; a newer but compatible one is read', () => {
   const bytes = encodeBootBlock(sample());
   refuses(
     edit(bytes, (dv) => {
       dv.setUint16(BB_VERSION, 3, true);
       dv.setUint16(BB_LAST_COMP_VERSION, 2, true);
     }),
-    'EVERSION',
+    'EPROTO',
   );
   const newer = edit(bytes, (dv) => dv.setUint16(BB_VERSION, 2, true));
   assert.equal(decodeBootBlock(newer).version, 2);
   refuses(
     edit(bytes, (dv) => dv.setUint16(BB_VERSION, 0, true)),
-    'EBADBOOT',
+    'EFAULT',
     /version/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint16(BB_LAST_COMP_VERSION, 0, true)),
-    'EBADBOOT',
+    'EFAULT',
     /version/,
   );
 });
@@ -167,65 +167,65 @@ test('counts, lengths and memory map entries are bounded and checked', () => {
   const memmapOff = dv0.getUint32(0x48, true);
   refuses(
     edit(bytes, (dv) => dv.setUint32(0x44, MAX_CMDLINE + 1, true)),
-    'EBADBOOT',
+    'EFAULT',
     /command line/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(0x44, bytes.length, true)),
-    'EBADBOOT',
+    'EFAULT',
     /outside/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(0x40, 0x10, true)),
-    'EBADBOOT',
+    'EFAULT',
     /outside/,
   );
   refuses(
     edit(bytes, (d) => d.setUint8(0x60, 0xff)),
-    'EBADBOOT',
+    'EFAULT',
     /UTF-8/,
   );
   refuses(
     edit(bytes, (d) => d.setUint8(0x60, 0)),
-    'EBADBOOT',
+    'EFAULT',
     /NUL/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(BB_MEMMAP_NR, MAX_MEMMAP_ENTRIES + 1, true)),
-    'EBADBOOT',
+    'EFAULT',
     /entries/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(BB_MEMMAP_NR, 5000, true)),
-    'EBADBOOT',
+    'EFAULT',
     /outside/,
   );
   // Entry 1: zero size, unsorted, address past 2^53, end past 2^53, reserved field.
   const e1 = memmapOff + 24;
   refuses(
     edit(bytes, (dv) => dv.setUint32(e1 + 8, 0, true)),
-    'EBADBOOT',
+    'EFAULT',
     /size/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(e1, 0, true)),
-    'EBADBOOT',
+    'EFAULT',
     /overlaps/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(e1 + 4, 0x200000, true)),
-    'EBADBOOT',
+    'EFAULT',
     /2\^53/,
   );
   const e3 = memmapOff + 3 * 24;
   refuses(
     edit(bytes, (dv) => dv.setUint32(e3 + 4, 0x1fffff, true)),
-    'EBADBOOT',
+    'EFAULT',
     /2\^53/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(e1 + 20, 1, true)),
-    'EBADBOOT',
+    'EFAULT',
     /reserved/,
   );
 });
@@ -235,43 +235,43 @@ test('the setup_data chain stays inside the block and cannot loop', () => {
   const first = new DataView(bytes.buffer).getUint32(BB_SETUP_DATA_OFF, true);
   refuses(
     edit(bytes, (dv) => dv.setUint32(BB_SETUP_DATA_OFF, bytes.length, true)),
-    'EBADBOOT',
+    'EFAULT',
     /outside/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(BB_SETUP_DATA_OFF, first + 4, true)),
-    'EBADBOOT',
+    'EFAULT',
     /outside/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(BB_SETUP_DATA_OFF, 8, true)),
-    'EBADBOOT',
+    'EFAULT',
     /outside/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(first + 12, bytes.length, true)),
-    'EBADBOOT',
+    'EFAULT',
     /run past/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(first + 8, 0, true)),
-    'EBADBOOT',
+    'EFAULT',
     /type 0/,
   );
   // A next pointing back at itself, or far away.
   refuses(
     edit(bytes, (dv) => dv.setUint32(first, first, true)),
-    'EBADBOOT',
+    'EFAULT',
     /bad next/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(first + 4, 0x40000000, true)),
-    'EBADBOOT',
+    'EFAULT',
     /bad next/,
   );
   refuses(
     edit(bytes, (dv) => dv.setUint32(first, bytes.length + 8, true)),
-    'EBADBOOT',
+    'EFAULT',
     /outside/,
   );
 });
@@ -281,10 +281,10 @@ test('a stale or repeated block is ESTALE', () => {
   // The device moved on to generation 8: the block for 7 was already consumed.
   refuses(bytes, 'ESTALE', /generation 7/, { generation: 8 });
   refuses(bytes, 'ESTALE', /another boot/, { generation: 7, predecessorBootId: id(9) });
-  // Checks come after validation: a corrupt block is EBADBOOT whatever is expected.
+  // Checks come after validation: a corrupt block is EFAULT whatever is expected.
   const c = bytes.slice();
   c[c.length - 1] ^= 0xff;
-  refuses(c, 'EBADBOOT', undefined, { generation: 8 });
+  refuses(c, 'EFAULT', undefined, { generation: 8 });
 });
 
 test('encode refuses out-of-range input with EINVAL', () => {
@@ -345,7 +345,7 @@ test('fuzz: 10,000 mutated blocks decode or throw BootError, nothing else', () =
   assert.ok(decoded > 0);
 });
 
-test('a memory map entry of type 0 is refused: EINVAL to encode, EBADBOOT to decode', () => {
+test('a memory map entry of type 0 is refused: EINVAL to encode, EFAULT to decode', () => {
   const map = [{ addr: 0x1000, size: 0x1000, type: 0 }];
   assert.throws(
     () => encodeBootBlock({ ...sample(), memoryMap: map }),
@@ -354,5 +354,5 @@ test('a memory map entry of type 0 is refused: EINVAL to encode, EBADBOOT to dec
   const good = encodeBootBlock({ ...sample(), memoryMap: [{ ...map[0], type: E820.USABLE }] });
   // A resealed block with a type-0 range would make the memory map throw a DeviceError later.
   const bad = edit(good, (dv) => dv.setUint32(dv.getUint32(BB_MEMMAP_NR - 4, true) + 16, 0, true));
-  refuses(bad, 'EBADBOOT', /bad type 0/);
+  refuses(bad, 'EFAULT', /bad type 0/);
 });

@@ -29,7 +29,7 @@ function refused(text: string, param: string): void {
       assert.ok(e instanceof BootError, String(e));
       assert.equal(e.code, 'EINVAL');
       assert.equal(e.param, param);
-      assert.ok(e.message.startsWith(`${param}: `));
+      assert.ok(e.message.startsWith(`${e.code}: ${param}: `), e.message);
       return true;
     },
     text,

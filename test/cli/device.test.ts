@@ -35,13 +35,13 @@ test('device create refuses bad sizes and existing files', () => {
   for (const size of ['1000', '4K', '12Q', 'lots']) {
     const r = runCli(['device', 'create', p, '--size', size]);
     assert.equal(r.status, 1, size);
-    assert.match(r.stderr, /^livekexec: --size: /);
+    assert.match(r.stderr, /^livekexec: EINVAL: --size: /);
     assert.equal(existsSync(p), false);
   }
   assert.equal(runCli(['device', 'create', p, '--size', '64K']).status, 0);
   const again = runCli(['device', 'create', p, '--size', '64K']);
   assert.equal(again.status, 1);
-  assert.equal(again.stderr, `livekexec: ${p} already exists\n`);
+  assert.equal(again.stderr, `livekexec: EEXIST: ${p} already exists\n`);
 });
 
 test('device info prints the header and the memory map as the kernel does', () => {
@@ -95,7 +95,7 @@ test('device rm refuses a busy device and removes an idle one', () => {
   const busy = runCli(['device', 'rm', p]);
   d.close();
   assert.equal(busy.status, 1);
-  assert.equal(busy.stderr, `livekexec: device busy: ${p} is owned by PID ${process.pid}\n`);
+  assert.equal(busy.stderr, `livekexec: EBUSY: device busy: ${p} is owned by PID ${process.pid}\n`);
   assert.equal(existsSync(p), true);
   const r = runCli(['device', 'rm', p]);
   assert.equal(r.status, 0, r.stderr);

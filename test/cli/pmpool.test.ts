@@ -102,10 +102,13 @@ test('pmpool status on a device with no pools, and bad arguments', () => {
   assert.match(r.stdout, /^no pools$/m);
   const bad = runCli(['pmpool', 'status', '--device', path, '--pool', '4K']);
   assert.equal(bad.status, 1);
-  assert.match(bad.stderr, /^livekexec: --pool: /);
+  assert.match(bad.stderr, /^livekexec: EINVAL: --pool: /);
   const past = runCli(['pmpool', 'status', '--device', path, '--pool', '2M,1M']);
   assert.equal(past.status, 1);
-  assert.match(past.stderr, /^livekexec: --pool: 2M,1M ends past the 1048576-byte device$/m);
+  assert.match(
+    past.stderr,
+    /^livekexec: EINVAL: --pool: 2M,1M ends past the 1048576-byte device$/m,
+  );
   const missing = runCli(['pmpool', 'status', '--device', join(DIR, 'nope')]);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /no such device file/);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { LivekexecError } from '../../src/base/errors.js';
 import {
   KHO_BITMAP_BITS,
   KHO_INNER_LEVELS,
@@ -311,6 +312,18 @@ describe('KhoRadixTree: errors', () => {
       freePage: () => {},
     });
     assert.throws(() => throwing.preserve(0, 0), expectKho('ENOMEM', /buddy empty/));
+    // A typed refusal keeps its code and stays the cause (PKRAM's EINVAL came out as ENOMEM).
+    const refusal = new LivekexecError('EINVAL', 'page source is sealed');
+    const typed = new KhoRadixTree(device, {
+      allocPage: () => {
+        throw refusal;
+      },
+      freePage: () => {},
+    });
+    assert.throws(
+      () => typed.preserve(0, 0),
+      (e: unknown) => e instanceof KhoError && e.code === 'EINVAL' && e.cause === refusal,
+    );
     for (const bad of [123, device.size, -PAGE_SIZE, 0.5]) {
       const tree = new KhoRadixTree(device, { allocPage: () => bad, freePage: () => {} });
       assert.throws(() => tree.preserve(0, 0), expectKho('EINVAL', /unusable/));

@@ -115,7 +115,7 @@ test('a handover rehearsal with no memory for its emulated machine neither refus
     assert.equal(mine[0]!.code, 'LIVEKEXEC_REHEARSAL');
     assert.match(
       mine[0]!.message as string,
-      /rehearsal: no emulated machine \(cannot allocate a heap device of 33554432 bytes\)/,
+      /rehearsal: no emulated machine \(ENOMEM: cannot allocate a heap device of 33554432 bytes\)/,
     );
   }
   process.kill(booted.pid as number, 'SIGTERM');
