@@ -116,7 +116,17 @@ export class Kernel {
     this.crashArea = init.crashArea;
     this.log = init.log;
     this.kexec = new Kexec<Kernel>(this.#kexecHost(), init.platform);
-    this.kho = new Kho({ device: init.device, pages: init.pages, early: init.khoEarly });
+    // Each owner of preserved pages asks the others before it takes a page (one owner per page).
+    this.kho = new Kho({
+      device: init.device,
+      pages: init.pages,
+      early: init.khoEarly,
+      ownership: {
+        otherHolder: (pfn, count) =>
+          this.pkram?.holder(pfn, count) ?? this.pmpools?.holder(pfn, count) ?? null,
+        changes: () => this.pkram?.changes ?? 0,
+      },
+    });
     this.addSubsystem(this.kho);
     this.#reserveMem = new ReserveMem(init.device, this.kho, []);
     this.pmpools = new Pmpools({
@@ -136,6 +146,11 @@ export class Kernel {
       bootId: Uint8Array.from(Buffer.from(init.boot.bootId, 'hex')),
       log: (line) => init.log.push(line),
       assertAlive: () => this.assertAlive(),
+      ownership: {
+        otherHolder: (pfn, count) => this.kho.holder(pfn, count) ?? this.pmpools.holder(pfn, count),
+        // Pools are fixed at boot; received KHO blocks only ever leave KHO.
+        changes: () => this.kho.changes,
+      },
     });
     this.addSubsystem(this.pkram);
     this.#luo = new KernelLiveUpdate(

@@ -5,6 +5,7 @@ import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.j
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import type { BuddyAllocator } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
+import type { PageHolder, PageOwnership } from '../mm/ownership.js';
 import { KHO_MAX_MAP_MARKS } from './abi.js';
 import { type CompatReport, checkHandover, type SuccessorConfig } from './compat.js';
 import type { KhoEarly } from './early.js';
@@ -56,9 +57,17 @@ export class Kho implements HandoverSubsystem {
   /** Derived from the tree as it was at `changes` (KhoRadixTree.changes). */
   #sum: { changes: number; pages: number[]; csum: number } | null = null;
   #marks: { changes: number; extents: readonly KhoExtent[] } | null = null;
+  readonly #ownership: PageOwnership | null;
 
-  constructor(deps: { device: MemoryDevice; pages: BuddyAllocator; early: KhoEarly }) {
+  constructor(deps: {
+    device: MemoryDevice;
+    pages: BuddyAllocator;
+    early: KhoEarly;
+    /** The other owners of preserved pages (PKRAM, pools), asked before each preservation. */
+    ownership?: PageOwnership;
+  }) {
     this.#device = deps.device;
+    this.#ownership = deps.ownership ?? null;
     this.#pages = deps.pages;
     this.#early = deps.early;
     this.#tree = new KhoRadixTree(deps.device, {
@@ -101,11 +110,13 @@ export class Kho implements HandoverSubsystem {
   /**
    * Preserves a folio the page allocator handed out, keeping its order.
    * @throws KhoError EBUSY (finalized), EINVAL (not an allocated folio of that
-   *   order, or inside scratch), EEXIST (already preserved), EOPNOTSUPP (KHO off).
+   *   order, or inside scratch), EEXIST (already preserved, here or by PKRAM
+   *   or a pool), EOPNOTSUPP (KHO off).
    */
   preserveFolio(folio: Folio): void {
     this.#checkMutable();
     this.#checkFolio(folio);
+    this.#checkNotHeld(folio.pfn, 2 ** folio.order);
     if (
       this.#pages.pageState(folio.pfn) !== 'allocated' ||
       this.#pages.headOrder(folio.pfn) !== folio.order
@@ -142,7 +153,7 @@ export class Kho implements HandoverSubsystem {
   /**
    * Preserves `count` pages from `pfn` (allocated or reserved, not free, not
    * scratch), split into naturally aligned blocks. All or nothing.
-   * @throws KhoError EBUSY, EINVAL, EEXIST.
+   * @throws KhoError EBUSY, EINVAL, EEXIST (already preserved, here or by PKRAM or a pool).
    */
   preservePages(pfn: number, count: number): void {
     this.#checkMutable();
@@ -151,6 +162,7 @@ export class Kho implements HandoverSubsystem {
     const free = this.#pages.firstFreeIn(pfn, count);
     if (free >= 0)
       throw new KhoError('EINVAL', `pfn ${free} is free: preserve only memory you own`);
+    this.#checkNotHeld(pfn, count);
     const done: [number, number][] = [];
     try {
       for (const [p, o] of alignedBlocks(pfn, count)) {
@@ -236,6 +248,30 @@ export class Kho implements HandoverSubsystem {
   unpreserveFree(folio: Folio): void {
     this.unpreserveFolio(folio);
     this.#pages.freePages(folio.pfn, folio.order);
+  }
+
+  /** Changes to what this generation preserves (PageOwnership.changes). */
+  get changes(): number {
+    return this.#tree.changes;
+  }
+
+  /**
+   * Whether KHO holds any page of [pfn, pfn + count): preserved by this
+   * generation, or received and not restored yet.
+   */
+  holder(pfn: number, count: number): PageHolder | null {
+    const out = this.#tree.firstPreservedIn(pfn, count);
+    if (out >= 0) return { holder: 'KHO', pfn: out };
+    const received = this.#incoming?.firstUnclaimedIn(pfn, count) ?? -1;
+    return received >= 0 ? { holder: 'KHO (received, not restored)', pfn: received } : null;
+  }
+
+  /** @throws KhoError EEXIST when another owner holds a page of the range. */
+  #checkNotHeld(pfn: number, count: number): void {
+    const other = this.#ownership?.otherHolder(pfn, count);
+    if (other) {
+      throw new KhoError('EEXIST', `pfn ${other.pfn} is already preserved by ${other.holder}`);
+    }
   }
 
   /** In the successor: restores an allocPreserve folio and frees it. */

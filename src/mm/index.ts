@@ -11,3 +11,4 @@ export {
   type PageState,
 } from './buddy.js';
 export { PageAllocError, type PageAllocErrorCode } from './errors.js';
+export type { PageHolder, PageOwnership } from './ownership.js';

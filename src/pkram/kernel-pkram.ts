@@ -25,6 +25,7 @@ import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.j
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { type BuddyAllocator, MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
+import type { PageHolder, PageOwnership } from '../mm/ownership.js';
 import {
   PKRAM_KHO_COMPATIBLE,
   PKRAM_KHO_PROP_SUPER,
@@ -53,6 +54,8 @@ export interface KernelPkramDeps {
   log(line: string): void;
   /** @throws when the generation was replaced. */
   assertAlive(): void;
+  /** The other owners of preserved pages (KHO, pools). */
+  ownership?: PageOwnership;
 }
 
 export interface KernelPkramStatus {
@@ -102,6 +105,7 @@ export class KernelPkram implements HandoverSubsystem {
         generation: deps.generation,
         bootId: deps.bootId,
         disabled,
+        ownership: deps.ownership,
       });
     this.#bans = [...(early?.bans ?? [])];
     this.#refused = early?.refused;
@@ -122,6 +126,7 @@ export class KernelPkram implements HandoverSubsystem {
           expect,
           generation: deps.generation,
           bootId: deps.bootId,
+          ownership: deps.ownership,
         });
         this.#attached = { superPfn, via, nodes: pkram.list().length };
         deps.log(`PKRAM: attached super block at pfn ${superPfn}: ${this.#attached.nodes} nodes`);
@@ -174,6 +179,16 @@ export class KernelPkram implements HandoverSubsystem {
   /** Pages in preserved blocks. */
   get preservedPages(): number {
     return this.#pkram.preservedPages;
+  }
+
+  /** Changes to what PKRAM preserves (PageOwnership.changes). */
+  get changes(): number {
+    return this.#pkram.changes;
+  }
+
+  /** Whether a saved node holds a page of [pfn, pfn + count). */
+  holder(pfn: number, count: number): PageHolder | null {
+    return this.#pkram.holder(pfn, count);
   }
 
   /**

@@ -136,7 +136,8 @@ export class PkramObject {
    * not copied, unless it lies in an avoided range: then it is copied into
    * new base pages (order-0 entries with consecutive indexes, flagged relocated).
    * @throws PkramError EINVAL (not saving; a bad pfn, order or index; the folio is
-   *   already preserved), ENOMEM (nothing is recorded then), ENODEV.
+   *   already in PKRAM), EEXIST (KHO or a pool holds a page of it), ENOMEM
+   *   (nothing is recorded then), ENODEV.
    */
   saveFolio(folio: Folio, index: number): void {
     this.#expect('saving', 'saveFolio');
@@ -158,6 +159,7 @@ export class PkramObject {
     if (this.pkram._isPreserved(pfn, order)) {
       throw new PkramError('EINVAL', `folio pfn ${pfn} order ${order} is already preserved`);
     }
+    this.pkram._checkNotHeld(pfn, order);
     if (this.pkram._collides(pfn, size)) this._saveCopy(pfn, order, index);
     else this._append(pfn, order, 0, index);
   }

@@ -16,6 +16,7 @@ import { coalescedExtents, type KhoExtent, KhoRadixTree } from '../kho/radix.js'
 import { treeChecksum } from '../kho/tree-csum.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { randomBytes } from '../memory/random.js';
+import type { PageHolder, PageOwnership } from '../mm/ownership.js';
 import { getU64, setU64 } from './_u64.js';
 import {
   NODE_OFF_FLAGS,
@@ -58,6 +59,8 @@ export interface PkramOptions {
   bootId: Uint8Array;
   /** When set, PKRAM is off (e.g. "crash kernel") and every call is ENODEV with this reason. */
   disabled?: string;
+  /** The other owners of preserved pages (KHO, pools), asked before a folio is saved. */
+  ownership?: PageOwnership;
 }
 
 export interface PkramAttachOptions {
@@ -71,6 +74,8 @@ export interface PkramAttachOptions {
   generation?: number;
   /** This boot's id; default 16 random bytes. */
   bootId?: Uint8Array;
+  /** As PkramOptions.ownership. */
+  ownership?: PageOwnership;
 }
 
 export interface PkramObjectInfo {
@@ -131,11 +136,14 @@ export class Pkram {
   /** Saved nodes: the preserved set, in node-list order. */
   #nodes: NodeRecord[] = [];
   readonly #saving = new Map<string, PkramNode>();
+  /** The other owners' changes() when each node being saved was started. */
+  readonly #savingSince = new Map<PkramNode, number>();
   /** Avoided pfn ranges as flat [start, end) pairs, sorted. */
   #avoid: number[] = [];
   #superPfn = 0;
   #regionPfn = 0;
   #metaPreserved = false;
+  readonly #ownership: PageOwnership | null;
 
   /** @throws PkramError EINVAL (bad generation or boot id). */
   constructor(options: PkramOptions) {
@@ -151,6 +159,7 @@ export class Pkram {
     this.bootId = bootId.slice();
     this.#pages = pages;
     this.#disabled = options.disabled ?? null;
+    this.#ownership = options.ownership ?? null;
     this.#treeSource = {
       allocPage: (): number => this._allocPage() * PAGE_SIZE,
       freePage: (phys: number): void => this.#pages.freePages(phys / PAGE_SIZE, 0),
@@ -174,6 +183,7 @@ export class Pkram {
       pages,
       generation: options.generation ?? expect.generation + 1,
       bootId: options.bootId ?? randomBytes(PKRAM_BOOT_ID_SIZE),
+      ownership: options.ownership,
     });
     pkram.#nodes = check.nodes.map((n) => ({ pfn: n.pfn, name: n.name, inherited: true }));
     pkram.#rebuildTable();
@@ -230,6 +240,11 @@ export class Pkram {
     return this.#tree.preservedPages();
   }
 
+  /** Changes to the preserved-page table (PageOwnership.changes). */
+  get changes(): number {
+    return this.#tree.changes;
+  }
+
   /** Pages the preserved-page table itself uses. */
   get tablePages(): number {
     return this.#tree.metadataPageCount;
@@ -250,6 +265,7 @@ export class Pkram {
     initNodePage(this.device, pfn, bytes);
     const node = new PkramNode(this, pfn, name, 'save', false);
     this.#saving.set(name, node);
+    this.#savingSince.set(node, this.#ownership?.changes() ?? 0);
     return node;
   }
 
@@ -456,8 +472,37 @@ export class Pkram {
     return this.#tree.isPreserved(pfn, order);
   }
 
+  /**
+   * @internal A folio may be saved only when no other owner (KHO, a pool) holds any of its pages.
+   * @throws PkramError EEXIST naming the owner.
+   */
+  _checkNotHeld(pfn: number, order: number): void {
+    const other = this.#ownership?.otherHolder(pfn, 2 ** order);
+    if (other) {
+      throw new PkramError(
+        'EEXIST',
+        `folio pfn ${pfn} order ${order}: pfn ${other.pfn} is already preserved by ${other.holder}`,
+      );
+    }
+  }
+
+  /** Whether PKRAM holds any page of [pfn, pfn + count) in its saved nodes. */
+  holder(pfn: number, count: number): PageHolder | null {
+    if (this.#disabled !== null) return null;
+    const at = this.#tree.firstPreservedIn(pfn, count);
+    return at >= 0 ? { holder: 'PKRAM', pfn: at } : null;
+  }
+
   /** @internal finishSave: relocate if needed, preserve, join the node list. */
   _nodeSaved(node: PkramNode): void {
+    // Another owner may have taken one of the node's pages since it was started.
+    const own = this.#ownership;
+    if (own !== null && own.changes() !== this.#savingSince.get(node)) {
+      walkNode(this.device, node.pfn, (p, order) => this._checkNotHeld(p, order), {
+        left: 2 * this.device.pages,
+      });
+      this.#savingSince.set(node, own.changes());
+    }
     if (this.#nodeCollides(node.pfn)) {
       const rebuilt = this.#rebuild(node.pfn, node.name, node.inherited);
       try {
@@ -473,12 +518,14 @@ export class Pkram {
       this.#preserveNode(this.#tree, node.pfn);
     }
     this.#saving.delete(node.name);
+    this.#savingSince.delete(node);
     this.#nodes.push({ pfn: node.pfn, name: node.name, inherited: node.inherited });
   }
 
   /** @internal */
   _nodeDiscarded(node: PkramNode): void {
     this.#saving.delete(node.name);
+    this.#savingSince.delete(node);
   }
 
   /** @internal */

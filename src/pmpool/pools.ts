@@ -3,8 +3,9 @@ import { FdtError } from '../fdt/errors.js';
 import { FdtWriter } from '../fdt/write.js';
 import { KhoError } from '../kho/errors.js';
 import type { Kho } from '../kho/kho.js';
-import type { MemoryDevice } from '../memory/device.js';
+import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { E820 } from '../memory/memmap-types.js';
+import type { PageHolder } from '../mm/ownership.js';
 import {
   BITMAP_OFFSET,
   FDT_COMPATIBLE,
@@ -245,6 +246,18 @@ export class Pmpools implements HandoverSubsystem {
   get(name?: string): Pmpool | undefined {
     const key = name ?? null;
     return this.#pools.find((p) => p.name === key);
+  }
+
+  /** The pool whose range holds a page of [pfn, pfn + count): every page of a pool is the pool's. */
+  holder(pfn: number, count: number): PageHolder | null {
+    for (const p of this.#pools) {
+      const first = p.base / PAGE_SIZE;
+      const end = first + p.size / PAGE_SIZE;
+      if (pfn < end && first < pfn + count) {
+        return { holder: `pmpool ${label(p.name)}`, pfn: Math.max(pfn, first) };
+      }
+    }
+    return null;
   }
 
   /** Every pool, in command-line order. */
