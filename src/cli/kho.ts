@@ -121,6 +121,7 @@ function check(opts: {
   else {
     process.stdout.write(`${report.understood ? 'understood' : 'NOT understood'}\n`);
     for (const r of report.reasons) process.stdout.write(`  ${r}\n`);
+    for (const n of report.notes) process.stdout.write(`  note: ${n}\n`);
   }
   if (!report.understood) throw new ExitCode(1);
 }
