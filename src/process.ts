@@ -26,7 +26,7 @@ import {
 import { sdNotify } from './kexec/sd-notify.js';
 import type { Machine } from './machine.js';
 import { PAGE_SIZE } from './memory/device.js';
-import { formatDevice } from './memory/header.js';
+import { decodeDeviceHeader, formatDevice } from './memory/header.js';
 import { MappedDevice } from './memory/mapped.js';
 
 /** The size of a device created without one. */
@@ -142,6 +142,12 @@ function openCold(options: ProcessBootOptions): MappedDevice {
   const size =
     typeof options.size === 'string' ? memparseExact(options.size, 'size') : options.size;
   const absent = !existsSync(path);
+  // An existing file is recognised before it is opened: preallocating a file that is no
+  // device (a sparse one could be any size) would fill the file system for nothing.
+  if (!absent) {
+    const peek = MappedDevice.peek(path);
+    if (!peek.page0.every((b) => b === 0)) decodeDeviceHeader(peek.page0, peek.size, path);
+  }
   const device = MappedDevice.open(path, {
     create: absent || options.create === true,
     size: absent ? (size ?? DEFAULT_SIZE) : size,

@@ -25,6 +25,7 @@ import {
   O_RDONLY,
   O_RDWR,
 } from './_libc.js';
+import { checkDeviceFile } from './_owner-rule.js';
 import { checkRange } from './_range.js';
 import { type Window as Mapping, mapWindow, unmapWindow } from './_window.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
@@ -52,6 +53,12 @@ export interface MappedOpenOptions {
   onProgress?: (done: number, total: number) => void;
   /** Preallocation chunk in bytes (default 64 MiB). */
   chunkSize?: number;
+  /**
+   * An existing file with holes is filled before it is mapped (default true).
+   * With false it is refused instead (EINVAL), and nothing is allocated: for
+   * tools that must not grow a file they have not recognised as a device.
+   */
+  fillHoles?: boolean;
 }
 
 /** What `MappedDevice.peek` reads without taking ownership. */
@@ -127,7 +134,7 @@ export class MappedDevice implements MemoryDevice {
     if (fd < 0) throw sysError(`open(${path})`, libc.errno(), path);
     const created = existing === null;
     try {
-      const st = checkOwnership(path, fstatSync(fd));
+      const st = checkDeviceFile(path, fstatSync(fd));
       lockOrBusy(fd, path, st);
       let size = st.size;
       if (options.size !== undefined) {
@@ -139,7 +146,7 @@ export class MappedDevice implements MemoryDevice {
           throw new DeviceError('EINVAL', `${path} is ${st.size} bytes, not ${want}`);
         }
       }
-      if (!created) ensureBacked(fd, path, fstatSync(fd));
+      if (!created) ensureBacked(fd, path, fstatSync(fd), options.fillHoles ?? true);
       return MappedDevice.adopt(path, fd, size);
     } catch (err) {
       libc.close(fd);
@@ -167,13 +174,13 @@ export class MappedDevice implements MemoryDevice {
     if (named === null || named.dev !== st.dev || named.ino !== st.ino) {
       throw new DeviceError('EINVAL', `descriptor ${fd} is not ${path}`);
     }
-    checkOwnership(path, st);
+    checkDeviceFile(path, st);
     // flock on a description that already holds the lock succeeds; on any other it fails.
     lockOrBusy(fd, path, st);
     const libc = getLibc();
     const fl = libc.fcntl(fd, F_GETFD, 0);
     if (fl >= 0 && fl & FD_CLOEXEC) libc.fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
-    ensureBacked(fd, path, st);
+    ensureBacked(fd, path, st, true);
     return MappedDevice.adopt(path, fd, st.size);
   }
 
@@ -182,20 +189,9 @@ export class MappedDevice implements MemoryDevice {
    * @throws DeviceError ELOOP, EPERM, ENOENT, EINVAL as open().
    */
   static peek(path: string): DevicePeek {
-    const existing = lstatOrNull(path);
-    if (existing === null) throw new DeviceError('ENOENT', `${path}: no such device file`);
-    if (existing.isSymbolicLink()) throw refuseSymlink(path);
-    // Before the open: opening a FIFO for reading would block until a writer comes.
-    if (!existing.isFile()) throw new DeviceError('EINVAL', `${path} is not a regular file`);
-    let fd: number;
+    const fd = openReadOnly(path);
     try {
-      fd = openSync(path, O_RDONLY | O_NOFOLLOW | fsConstants.O_NONBLOCK);
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new DeviceError(knownCode(e.code), `open(${path}): ${e.code ?? e.message}`);
-    }
-    try {
-      const st = checkOwnership(path, fstatSync(fd));
+      const st = checkDeviceFile(path, fstatSync(fd));
       const page0 = new Uint8Array(Math.min(st.size, PAGE_SIZE));
       let got = 0;
       while (got < page0.length) {
@@ -207,6 +203,22 @@ export class MappedDevice implements MemoryDevice {
     } finally {
       closeSync(fd);
     }
+  }
+
+  /**
+   * Takes the device's lock without mapping or allocating anything, so it can
+   * be removed knowing no process owns it; `release()` lets it go.
+   * @throws DeviceError ENOENT, ELOOP, EPERM, EINVAL as open(); EBUSY owned (naming the PID).
+   */
+  static holdIdle(path: string): { release(): void } {
+    const fd = openReadOnly(path);
+    try {
+      lockOrBusy(fd, path, checkDeviceFile(path, fstatSync(fd)));
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    return { release: () => closeSync(fd) };
   }
 
   private static adopt(path: string, fd: number, size: number): MappedDevice {
@@ -327,6 +339,21 @@ export class MappedDevice implements MemoryDevice {
   }
 }
 
+/** Opens an existing regular file read-only, refusing symlinks and anything else. */
+function openReadOnly(path: string): number {
+  const existing = lstatOrNull(path);
+  if (existing === null) throw new DeviceError('ENOENT', `${path}: no such device file`);
+  if (existing.isSymbolicLink()) throw refuseSymlink(path);
+  // Before the open: opening a FIFO for reading would block until a writer comes.
+  if (!existing.isFile()) throw new DeviceError('EINVAL', `${path} is not a regular file`);
+  try {
+    return openSync(path, O_RDONLY | O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new DeviceError(knownCode(e.code), `open(${path}): ${e.code ?? e.message}`);
+  }
+}
+
 function lstatOrNull(path: string): Stats | null {
   try {
     return lstatSync(path);
@@ -348,25 +375,6 @@ function checkSize(path: string, size: number): void {
       `${path}: device size must be a positive multiple of ${PAGE_SIZE}, got ${size}`,
     );
   }
-}
-
-/** The checks that keep another user from planting or sharing a device. */
-function checkOwnership(path: string, st: Stats): Stats {
-  if (!st.isFile()) throw new DeviceError('EINVAL', `${path} is not a regular file`);
-  const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid) {
-    throw new DeviceError(
-      'EPERM',
-      `${path} is owned by uid ${st.uid}, not by this user (uid ${uid})`,
-    );
-  }
-  if (st.mode & 0o022) {
-    throw new DeviceError(
-      'EPERM',
-      `${path} is group- or world-writable (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`,
-    );
-  }
-  return st;
 }
 
 function lockOrBusy(fd: number, path: string, st: Stats): void {
@@ -450,9 +458,15 @@ function preallocate(fd: number, path: string, size: number, options: MappedOpen
   }
 }
 
-/** An existing file with holes (or a shorter allocation) is filled before mapping. */
-function ensureBacked(fd: number, path: string, st: Stats): void {
+/** An existing file with holes (or a shorter allocation) is filled before mapping, or refused. */
+function ensureBacked(fd: number, path: string, st: Stats, fill: boolean): void {
   if (st.blocks * 512 >= st.size || isHugetlbfs(path)) return;
+  if (!fill) {
+    throw new DeviceError(
+      'EINVAL',
+      `${path} has holes (${st.blocks * 512} of ${st.size} bytes allocated): not a device as livekexec makes them; nothing was allocated`,
+    );
+  }
   const rc = getLibc().posixFallocate(fd, 0, st.size);
   if (rc !== 0) throw sysError(`posix_fallocate(${path})`, rc);
 }

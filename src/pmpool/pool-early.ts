@@ -7,7 +7,6 @@ import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { E820, e820TypeName, type MemoryRange } from '../memory/memmap-types.js';
 import { MAX_POOL_PAGES, metadataPages } from './abi.js';
 import { CmaPool } from './cma.js';
-import { PmpoolError } from './errors.js';
 
 /** One `pmpool=` range, validated and reserved in early boot. */
 export interface PmpoolRange {
