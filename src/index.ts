@@ -35,3 +35,14 @@ export {
   processPlatform,
   receivedFds,
 } from './process.js';
+export { StatusError, type StatusErrorCode } from './status/errors.js';
+export type { PromClientMetric } from './status/metrics.js';
+export type {
+  HandoverHistory,
+  HandoverOutcome,
+  LastHandover,
+  MemoryLayout,
+  MemoryRun,
+  PublishedStatus,
+  RunKind,
+} from './status/model.js';

@@ -11,6 +11,8 @@ export interface MachineOptions {
   /** NUMA nodes the memory is split into, equally (default 1). */
   nodes?: number;
   name?: string;
+  /** Publish each generation's status into a status area, as a real process does (default false). */
+  status?: boolean;
 }
 
 /**
@@ -22,9 +24,11 @@ export class Machine implements KernelPlatform {
   readonly device: HeapDevice;
   readonly nodes: readonly PhysRange[];
   #kernel: Kernel | null = null;
+  readonly #status: boolean;
 
-  private constructor(device: HeapDevice, nodes: number) {
+  private constructor(device: HeapDevice, nodes: number, status: boolean) {
     this.device = device;
+    this.#status = status;
     this.nodes = splitNodes(device.size, nodes);
   }
 
@@ -39,7 +43,7 @@ export class Machine implements KernelPlatform {
     }
     const device = new HeapDevice(options.size, { name: options.name });
     formatDevice(device);
-    return new Machine(device, nodes);
+    return new Machine(device, nodes, options.status === true);
   }
 
   /** The running generation, if any. */
@@ -55,7 +59,13 @@ export class Machine implements KernelPlatform {
   boot(cmdline = ''): Kernel {
     this.#kernel?.retire('a reset of the machine');
     this.#kernel = null;
-    this.#kernel = Kernel.boot({ device: this.device, cmdline, platform: this, nodes: this.nodes });
+    this.#kernel = Kernel.boot({
+      device: this.device,
+      cmdline,
+      platform: this,
+      nodes: this.nodes,
+      status: this.#status,
+    });
     return this.#kernel;
   }
 
@@ -68,6 +78,7 @@ export class Machine implements KernelPlatform {
       bootBlock: image.segment.base,
       platform: this,
       nodes: this.nodes,
+      status: this.#status,
     });
     old?.retire(`generation ${next.generation}`);
     this.#kernel = next;

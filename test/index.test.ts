@@ -14,6 +14,7 @@ test('the package root and every documented subpath export load, as a user impor
     'PkramError',
     'PmpoolError',
     'LuoError',
+    'StatusError',
   ]) {
     assert.ok(name in root, `livekexec exports ${name}`);
   }

@@ -18,6 +18,7 @@ const LAYER: Record<string, number> = {
   pmpool: 5.5,
   pkram: 5.5,
   luo: 5.5,
+  status: 5.5,
   kexec: 6,
   kernel: 7,
   'machine.ts': 7,

@@ -5,6 +5,7 @@
  *   GET  /kv/<key>                 the value, or 404
  *   DELETE /kv/<key>               forget it
  *   GET  /stats                    entries, bytes, chunks, version, pid, generation, boot
+ *   GET  /metrics                  livekexec's Prometheus metrics (kernel.metrics())
  *   POST /admin/upgrade?version=N  202, then becomes version N in place
  *
  * Values live in slab chunks from the kernel's page allocator (store.ts).
@@ -127,6 +128,15 @@ class Service {
     }
     if (url.pathname === '/stats' && method === 'GET') {
       reply(res, 200, this.stats());
+      return;
+    }
+    if (url.pathname === '/metrics' && method === 'GET') {
+      const text = this.kernel.metrics();
+      res.writeHead(200, {
+        'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+        'content-length': Buffer.byteLength(text),
+      });
+      res.end(text);
       return;
     }
     if (url.pathname === '/admin/upgrade' && method === 'POST') {

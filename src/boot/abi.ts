@@ -93,4 +93,6 @@ export const SETUP = {
   PMPOOL: 13,
   /** Reserved for LUO sessions. */
   LUO: 14,
+  /** When the predecessor's exec began (the successor's downtime starts there): src/status/abi.ts. */
+  HANDOVER_CLOCK: 15,
 } as const;

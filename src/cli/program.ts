@@ -11,6 +11,7 @@ import { registerKexecCommand } from './kexec.js';
 import { registerKhoCommands } from './kho.js';
 import { registerPkramCommands } from './pkram.js';
 import { registerPmpoolCommands } from './pmpool.js';
+import { registerStatusCommands } from './status.js';
 import { packageVersion } from './version.js';
 
 /** Whether the command line asks for JSON output (`--json` before any `--`). */
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerKhoCommands(program);
   registerKexecCommand(program);
   registerPmpoolCommands(program);
+  registerStatusCommands(program);
   registerDemoCommand(program);
   return program;
 }

@@ -7,7 +7,7 @@ import type { HandoverSubsystem } from '../boot/handover.js';
 import type { Memblock } from '../boot/memblock.js';
 import { CRASHKERNEL, defaultEarlyParams, type EarlyParamValues, MEMMAP } from '../boot/params.js';
 import { KexecError } from '../kexec/errors.js';
-import { Kexec, type KexecHost, type KexecPlatform } from '../kexec/kexec.js';
+import { Kexec, type KexecHost, type KexecPlatform, type LoadedImage } from '../kexec/kexec.js';
 import type { PhysRange } from '../kexec/placement.js';
 import { type KhoEarly, khoEarlyInit, khoScratchInit } from '../kho/early.js';
 import { Kho } from '../kho/kho.js';
@@ -22,15 +22,31 @@ import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { randomBytes } from '../memory/random.js';
 import { BuddyAllocator, type BuddyStats } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
+import type { ScratchPagesStats } from '../mm/scratch-pages.js';
 import { type PkramEarly, pkramEarly } from '../pkram/kernel-early.js';
 import { KernelPkram, type KernelPkramStatus } from '../pkram/kernel-pkram.js';
 import { type PmpoolEarly, pmpoolEarly } from '../pmpool/pool-early.js';
 import { type Pmpool, Pmpools } from '../pmpool/pools.js';
 import type { PmpoolsStatus } from '../pmpool/status.js';
+import { MAX_LAYOUT_RUNS } from '../status/abi.js';
+import {
+  formatPrometheus,
+  metricFamilies,
+  type PromClientMetric,
+  promClientMetrics,
+} from '../status/metrics.js';
+import type {
+  HandoverHistory,
+  MemoryLayout,
+  PublishedStatus,
+  StatusRange,
+} from '../status/model.js';
 import { readPendingBootBlock } from './boot-block-read.js';
 import type { BootInfo } from './boot-info.js';
 import { CrashDevice } from './crash-device.js';
 import { buildMemoryMap, freePageRanges, memblockFromMap } from './memory-layout.js';
+import { KernelStatusArea, type StatusEarly, statusEarly } from './status-area.js';
+import { buildStatus, kernelLayout, type StatusSources } from './status-snapshot.js';
 
 /** What starts a successor, and learns of a crash kernel taking over. */
 export interface KernelPlatform extends KexecPlatform<Kernel> {
@@ -48,6 +64,14 @@ export interface BootRequest {
   readonly platform: KernelPlatform;
   /** NUMA nodes, as physical ranges; one node spanning the device when absent. */
   readonly nodes?: readonly PhysRange[];
+  /**
+   * Make a status area (src/status/abi.ts) when the device has none, so
+   * readers outside the process see this generation. A device that has one
+   * is always published into.
+   */
+  readonly status?: boolean;
+  /** How often the caller republishes the status (recorded for readers; 0: only at events). */
+  readonly statusIntervalMs?: number;
 }
 
 /** Alignment of the crashkernel= area (the kernel's CRASH_ALIGN is 16 MiB; devices here can be small). */
@@ -82,6 +106,9 @@ export class Kernel {
   /** What this boot logged (the kernel's dmesg). */
   readonly log: readonly string[];
   #reserveMem: ReserveMem;
+  readonly #status: KernelStatusArea;
+  #statusIntervalMs = 0;
+  #layoutCache: { key: string; layout: MemoryLayout; at: number } | null = null;
   #header: DeviceHeader;
   #replacedBy: string | null = null;
   readonly #platform: KernelPlatform;
@@ -102,6 +129,7 @@ export class Kernel {
     khoEarly: KhoEarly;
     pmpoolEarly?: PmpoolEarly;
     pkramEarly?: PkramEarly;
+    statusEarly?: StatusEarly;
   }) {
     this.device = init.device;
     this.boot = init.boot;
@@ -141,6 +169,7 @@ export class Kernel {
       device: init.device,
       pages: init.pages,
       kho: this.kho,
+      scratch: init.khoEarly.scratch,
       early: init.boot.kind === 'crash' ? null : (init.pkramEarly ?? null),
       generation: init.boot.generation,
       bootId: Uint8Array.from(Buffer.from(init.boot.bootId, 'hex')),
@@ -158,6 +187,11 @@ export class Kernel {
       init.boot.kind === 'crash' ? { disabled: 'crash kernel' } : {},
     );
     this.addSubsystem(this.#luo);
+    this.#status = new KernelStatusArea(
+      init.device,
+      init.statusEarly ?? { area: null, previous: null, slot: null, sequence: 0 },
+    );
+    this.addSubsystem(this.#status);
   }
 
   /**
@@ -219,6 +253,7 @@ export class Kernel {
       block ? { generation: header.generation, predecessorBootId: block.predecessorBootId } : null,
     );
     const reserveMem = reserveMemEarly(ctx, khoEarly);
+    const status = statusEarly(ctx, request.status === true);
     khoEarly = khoScratchInit(ctx, khoEarly);
     const crashArea = reserveCrashArea(memblock, params);
     const pages = BuddyAllocator.fromFreeRanges(device.pages, freePageRanges(memblock), {
@@ -261,10 +296,14 @@ export class Kernel {
       khoEarly,
       pmpoolEarly: pmpool,
       pkramEarly: pkram,
+      statusEarly: status,
     });
     kernel.#reserveMem = new ReserveMem(device, kernel.kho, reserveMem);
     // Last: only a boot that nothing refused consumes the boot block.
     writeDeviceHeader(device, next);
+    kernel.#statusIntervalMs = request.statusIntervalMs ?? 0;
+    kernel.#status.booted(boot, header.generation);
+    kernel.publishStatus();
     return kernel;
   }
 
@@ -309,20 +348,28 @@ export class Kernel {
   }
 
   /**
-   * Allocates a folio of 2^order pages from the page allocator.
+   * Allocates a folio of 2^order pages from the page allocator. A
+   * `transient` folio, one that will never be preserved (a buffer, a cache),
+   * comes from KHO scratch while scratch has room, as the kernel lets
+   * movable allocations use scratch after boot; KHO refuses to preserve
+   * such pages and PKRAM copies them out.
    * @returns null when no block of that order is free.
    * @throws PageAllocError EINVAL (bad order); KexecError ESRCH once replaced.
    */
-  allocPages(order: number): Folio | null {
+  allocPages(order: number, options: { transient?: boolean } = {}): Folio | null {
     this.assertAlive();
-    const pfn = this.pages.allocPages(order);
+    const pfn =
+      (options.transient ? this.kho.scratchPages.allocPages(order) : null) ??
+      this.pages.allocPages(order);
     return pfn === null ? null : { pfn, order };
   }
 
   /** Frees a folio allocPages returned. @throws PageAllocError on misuse (double free, ...). */
   freePages(folio: Folio): void {
     this.assertAlive();
-    this.pages.freePages(folio.pfn, folio.order);
+    if (this.kho.scratchPages.owns(folio.pfn))
+      this.kho.scratchPages.freePages(folio.pfn, folio.order);
+    else this.pages.freePages(folio.pfn, folio.order);
   }
 
   /** A zero-copy view of a folio's bytes. */
@@ -410,6 +457,118 @@ export class Kernel {
     }
   }
 
+  /**
+   * The device's memory by use (free, allocated, preserved per subsystem,
+   * pools, scratch, reserved, the boot block, ...): sorted runs covering the
+   * device. Work is O(page blocks + reserved pages / 4 + preserved blocks),
+   * never an object per page; cached until a page changes state.
+   */
+  memoryLayout(): MemoryLayout {
+    const loaded = this.kexec.loaded;
+    const unclaimed = this.kho.incoming?.unclaimed().blocks ?? 0;
+    const key = `${this.pages.changes}/${loaded?.segment.base ?? -1}/${this.pkram.preservedPages}/${unclaimed}`;
+    if (this.#layoutCache?.key === key) return this.#layoutCache.layout;
+    const layout = kernelLayout({
+      size: this.device.size,
+      nodes: this.nodes,
+      pages: this.pages,
+      memoryMap: this.memoryMap,
+      scratch: this.kho.scratch,
+      pools: this.pmpools.status().pools.map((p) => ({ name: p.name, base: p.base, size: p.size })),
+      reserveMem: this.#reserveMem.list(),
+      pkramExtents: this.pkram.preservedExtents(),
+      incoming: this.kho.incoming?.unclaimedRanges() ?? [],
+      crashArea: this.crashArea,
+      statusArea: this.#status.area,
+      kexecSegment: loaded ? loaded.segment : null,
+    });
+    this.#layoutCache = { key, layout, at: Date.now() };
+    return layout;
+  }
+
+  /**
+   * Writes this generation's status into the device's status area, where
+   * `livekexec status`, `iomem` and `map` read it without the lock. boot()
+   * does it at boot, at each handover event and every second.
+   * @param options.layoutMaxAgeMs publish a memory layout up to this old
+   *   rather than compute it again (it costs O(page blocks); boot()'s
+   *   timer passes 10 s); default 0: the current one.
+   * @returns false when the device has no status area or the write failed.
+   */
+  publishStatus(options: { layoutMaxAgeMs?: number } = {}): boolean {
+    if (!this.alive) return false;
+    const cached = this.#layoutCache;
+    const maxAge = options.layoutMaxAgeMs ?? 0;
+    const layout =
+      cached !== null && Date.now() - cached.at <= maxAge ? cached.layout : this.memoryLayout();
+    return this.#status.publish((maxRuns) => buildStatus(this.#statusSources(layout), maxRuns));
+  }
+
+  /**
+   * Prometheus metrics in the text exposition format (version 0.0.4):
+   * handover downtime histogram, preserved bytes by subsystem, pages by
+   * state, free blocks by order, handovers, failures and fallbacks (counted
+   * over the life of the device), pools, LUO descriptors.
+   */
+  metrics(): string {
+    return formatPrometheus(metricFamilies(this.#fullStatus()));
+  }
+
+  /**
+   * The same metrics as objects a prom-client Registry takes with
+   * `registry.registerMetric(m)`; each reads this generation's figures
+   * when scraped.
+   */
+  metricCollectors(): PromClientMetric[] {
+    return promClientMetrics(() => this.#fullStatus());
+  }
+
+  #fullStatus(): PublishedStatus {
+    return buildStatus(this.#statusSources(), Number.POSITIVE_INFINITY);
+  }
+
+  /** What this generation would publish now. */
+  publishedStatus(): PublishedStatus {
+    return buildStatus(this.#statusSources(), MAX_LAYOUT_RUNS);
+  }
+
+  #statusSources(layout = this.memoryLayout()): StatusSources {
+    const kho = this.kho;
+    const loaded = this.kexec.loaded;
+    const pk = this.pkram.status();
+    return {
+      generation: this.generation,
+      bootId: this.boot.bootId,
+      bootKind: this.boot.kind,
+      coldReason: this.boot.coldReason,
+      bootedAtMs: this.#status.bootedAtMs,
+      publishIntervalMs: this.#statusIntervalMs,
+      deviceSize: this.device.size,
+      history: this.#status.history,
+      pages: this.pages,
+      kho: {
+        enabled: kho.enabled,
+        preserved: kho.preserved(),
+        subtrees: kho.enabled ? kho.subtreeNames() : [],
+        scratch: kho.scratch,
+      },
+      pkram: { enabled: pk.enabled, nodes: pk.nodes, preservedPages: pk.preservedPages },
+      pools: this.pmpools.status().pools.map((p) => ({
+        name: p.name,
+        base: p.base,
+        size: p.size,
+        totalPages: p.totalPages,
+        usedPages: p.usedPages,
+      })),
+      reserveMem: this.#reserveMem.list(),
+      luo: this.#luo.summary(),
+      kexec: loaded
+        ? { segment: loaded.segment, preload: loaded.preload, cmdline: loaded.cmdline }
+        : null,
+      layout,
+    };
+  }
+
   /** A plain snapshot for tools and tests. */
   status(): KernelStatus {
     const loaded = this.kexec.loaded;
@@ -423,10 +582,14 @@ export class Kernel {
       memoryMap: { entries: this.memoryMap.entries(), lines: this.memoryMap.print() },
       memblock: this.memblock.dump(),
       pages: this.pages.stats(),
+      scratchPages: this.kho.scratchPages.stats(),
       crashArea: this.crashArea,
       pmpools: this.pmpools.status(),
       pkram: this.pkram.status(),
       kexec: loaded ? { cmdline: loaded.cmdline, segment: loaded.segment } : null,
+      bootedAt: this.#status.bootedAtMs,
+      handover: this.#status.history,
+      statusArea: this.#status.area,
     };
   }
 
@@ -452,6 +615,14 @@ export class Kernel {
         return kernel.subsystems;
       },
       handoverMemoryMap: () => this.memoryMap.clone(),
+      handoverBegan: (image: LoadedImage) => this.#status.handoverBegan(image.preload),
+      handoverFailed: (_image: LoadedImage, err: unknown) => {
+        this.#status.handoverFailed(
+          this.generation,
+          err instanceof Error ? err.message : String(err),
+        );
+        this.publishStatus();
+      },
       checkCanKexec: () => {
         this.assertAlive();
         if (this.isCrashKernel) throw new KexecError('ESRCH', 'a crash kernel cannot kexec');
@@ -483,10 +654,18 @@ export interface KernelStatus {
   memoryMap: { entries: MemoryRange[]; lines: string[] };
   memblock: string;
   pages: BuddyStats;
+  /** KHO scratch given back to transient allocations, and its kexec window. */
+  scratchPages: ScratchPagesStats;
   crashArea: PhysRange | null;
   pmpools: PmpoolsStatus;
   kexec: { cmdline: string; segment: PhysRange } | null;
   pkram: KernelPkramStatus;
+  /** When this generation booted (ms since the epoch). */
+  bootedAt: number;
+  /** Every handover of the device so far, and how the last one ended. */
+  handover: HandoverHistory;
+  /** Where this generation publishes its status, or null. */
+  statusArea: StatusRange | null;
 }
 
 function parseCommandLine(text: string): { cmdline: Cmdline; params: EarlyParamValues } {
@@ -533,7 +712,9 @@ function isFree(memblock: Memblock, base: number, size: number): boolean {
  */
 function keptRanges(deviceMap: readonly MemoryRange[], map: MemoryMap): MemoryRange[] {
   const out = MemoryMap.from(deviceMap);
-  for (const r of map.entries()) if (r.type === E820.RESERVED_KERN) out.add(r.addr, r.size, r.type);
+  for (const r of map.entries()) {
+    if (r.type === E820.RESERVED_KERN || r.type === E820.STATUS) out.add(r.addr, r.size, r.type);
+  }
   const entries = out.coarsened(DEVICE_MAP_MAX).entries();
   return entries.length <= DEVICE_MAP_MAX ? entries : [...deviceMap];
 }

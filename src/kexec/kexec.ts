@@ -1,5 +1,5 @@
 import { encodeBootBlock, type SetupData } from '../boot/bootblock.js';
-import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
+import type { HandoverPart, HandoverSubsystem, SegmentArena } from '../boot/handover.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import type { MemoryMap } from '../memory/memmap.js';
 import type { MemoryRange } from '../memory/memmap-types.js';
@@ -50,6 +50,10 @@ export interface KexecHost {
   readonly subsystems: readonly HandoverSubsystem[];
   /** The memory map handed over, before the subsystems' marks. */
   handoverMemoryMap(): MemoryMap;
+  /** exec has begun: the downtime starts (advisory: what it throws is ignored). */
+  handoverBegan?(image: LoadedImage): void;
+  /** exec failed and this generation goes on (advisory: what it throws is ignored). */
+  handoverFailed?(image: LoadedImage, err: unknown): void;
   /** Checks the successor's command line as it will parse it. @throws BootError naming the parameter. */
   checkCmdline(cmdline: string): void;
   /** Whether this generation may kexec at all (a crash kernel may not). */
@@ -137,7 +141,7 @@ export class Kexec<K> {
     if (previous) this.#release(previous);
     let placed: { segment: PhysRange; inArena: boolean };
     try {
-      placed = this.#place(bytes, null);
+      placed = this.#place(bytes);
     } catch (err) {
       if (previous) this.#hold(previous);
       throw err;
@@ -221,6 +225,11 @@ export class Kexec<K> {
     const frozen: HandoverSubsystem[] = [];
     const parts: HandoverPart[] = [];
     let committed = false;
+    try {
+      this.host.handoverBegan?.(image);
+    } catch {
+      // Only a clock reading for status.
+    }
     this.platform.execBegin?.(image);
     try {
       for (const s of this.host.subsystems) {
@@ -259,6 +268,11 @@ export class Kexec<K> {
       if (committed) this.host.cancelPendingBoot();
       for (const s of frozen.reverse()) s.unfreeze?.();
       this.platform.execCancelled?.(image);
+      try {
+        this.host.handoverFailed?.(image, err);
+      } catch {
+        // Status only: the exec's own error is what the caller needs.
+      }
       if (err instanceof KexecError) throw err;
       throw new KexecError('EIO', `kexec exec: ${messageOf(err)}`, { cause: err });
     }
@@ -288,19 +302,20 @@ export class Kexec<K> {
   /** The image with a segment big enough for `bytes`, re-placed when the handover grew. */
   #fit(image: LoadedImage, bytes: number): LoadedImage {
     if (bytes <= image.segment.size) return image;
-    const placed = this.#place(bytes, image.inArena ? image.segment : null);
+    // Placed while the old segment is still held, so the two never overlap.
+    const placed = this.#place(bytes);
     this.#release(image);
     this.#image = { ...image, ...placed };
     return this.#image;
   }
 
   /** Places a segment: in a subsystem's arena when there is one, else in pages claimed from the allocator. */
-  #place(bytes: number, busy: PhysRange | null): { segment: PhysRange; inArena: boolean } {
+  #place(bytes: number): { segment: PhysRange; inArena: boolean } {
     const pages = pagesFor(bytes);
     const size = pages * PAGE_SIZE;
     const arena = this.#arena();
     const free = arena
-      ? arena.flatMap((r) => subtract(r, busy))
+      ? arena.free()
       : this.host.pages
           .freeExtents()
           .map((e) => ({ base: e.base * PAGE_SIZE, size: e.count * PAGE_SIZE }));
@@ -312,38 +327,31 @@ export class Kexec<K> {
         `kexec load: no free hole of ${size} bytes for the boot block${where}`,
       );
     }
-    if (!arena) this.host.pages.claimRange(base / PAGE_SIZE, pages);
-    return { segment: { base, size }, inArena: arena !== undefined };
+    const segment = { base, size };
+    if (arena) arena.claim(segment);
+    else this.host.pages.claimRange(base / PAGE_SIZE, pages);
+    return { segment, inArena: arena !== undefined };
   }
 
   #release(image: Pick<LoadedImage, 'segment' | 'inArena'>): void {
-    if (image.inArena) return;
-    this.host.pages.releaseRange(image.segment.base / PAGE_SIZE, image.segment.size / PAGE_SIZE);
+    if (image.inArena) this.#arena()?.release(image.segment);
+    else
+      this.host.pages.releaseRange(image.segment.base / PAGE_SIZE, image.segment.size / PAGE_SIZE);
   }
 
   /** Claims again the pages of an image #release gave back (nothing was allocated since). */
   #hold(image: LoadedImage): void {
-    if (image.inArena) return;
-    this.host.pages.claimRange(image.segment.base / PAGE_SIZE, image.segment.size / PAGE_SIZE);
+    if (image.inArena) this.#arena()?.claim(image.segment);
+    else this.host.pages.claimRange(image.segment.base / PAGE_SIZE, image.segment.size / PAGE_SIZE);
   }
 
-  #arena(): readonly PhysRange[] | undefined {
+  #arena(): SegmentArena | undefined {
     for (const s of this.host.subsystems) {
       const a = s.segmentArena?.();
       if (a !== undefined) return a;
     }
     return undefined;
   }
-}
-
-/** `r` without the part `busy` covers (at most two pieces). */
-function subtract(r: PhysRange, busy: PhysRange | null): PhysRange[] {
-  if (!busy || busy.base >= r.base + r.size || busy.base + busy.size <= r.base) return [r];
-  const out: PhysRange[] = [];
-  if (busy.base > r.base) out.push({ base: r.base, size: busy.base - r.base });
-  const end = busy.base + busy.size;
-  if (end < r.base + r.size) out.push({ base: end, size: r.base + r.size - end });
-  return out;
 }
 
 function randomBootId(): Uint8Array {

@@ -39,6 +39,37 @@
  *       has n in bits 14..0 is preserved.
  *
  * The root is always a level-5 node; a path is exactly 5 inner nodes then a leaf.
+ *
+ * Mapping to Linux's KHO ABI (include/linux/kho/abi/kexec_handover.h), on purpose:
+ *
+ *   here                                 Linux
+ *   -----------------------------------  -----------------------------------------
+ *   root "livekexec,kho-v1"              "kho-v1" (bitmap chunks), "kho-v2" (this
+ *                                        radix tree), "kho-v3"/"kho-v4" (blob-size,
+ *                                        sub-compatibles). The vendor prefix says
+ *                                        the layout is ours: no kernel reads it, and
+ *                                        a tool that knows the kernel's must not
+ *                                        take one for the other. Our v1 is the
+ *                                        kernel's v2 tree plus the checks below.
+ *   preserved-memory-map                 the same name and meaning
+ *   preserved-memory-pages, -csum        none: a successor here checks the tree
+ *                                        before it follows a pointer
+ *   <subtree> { fdt }                    "fdt" (kho-v1), "preserved-data" (kho-v2 on)
+ *   raw subtree: a descriptor FDT with   "preserved-data" + "blob-size" in the child
+ *     preserved-data, blob-size,         node itself (kho-v3 on), no checksum, no
+ *     blob-csum, compatible              version but the blob's own (see below)
+ *   values: big-endian devicetree cells  native-endian u64, no #cells (little-endian
+ *     (dtc and fdtget print them right)  on x86 and arm64): the same numbers on
+ *                                        those machines, other bytes in the FDT
+ *   tree nodes and leaves: little-endian native-endian: the same bytes on LE hosts
+ *   key (1 << (52 - order)) | pfn>>order the same (KHO_ORDER_0_LOG2 = 64 - PAGE_SHIFT)
+ *   handoff: setup_data KHO_FDT (10),    setup_data SETUP_KEXEC_KHO (10) holding
+ *     KHO_SCRATCH (11), in the boot      the FDT and scratch addresses (x86), or
+ *     block                              /chosen linux,kho-fdt / linux,kho-scratch
+ *   restored marker: order + 1 per pfn   "KHOP" magic and order in struct page
+ *     in a typed array
+ *   page list: "KHOL" chunks with a      kho_vmalloc chunks: next + a zero-ended
+ *     count, entries phys | order        array of phys, order in the descriptor
  */
 
 import { PAGE_SHIFT, PAGE_SIZE } from '../memory/device.js';
@@ -58,6 +89,32 @@ export const KHO_FDT_PROP_PRESERVED_MEMORY_PAGES = 'preserved-memory-pages';
 export const KHO_FDT_PROP_PRESERVED_MEMORY_CSUM = 'preserved-memory-csum';
 /** Subtree child property: u64 physical address of that subtree's FDT. */
 export const KHO_FDT_PROP_SUBTREE_FDT = 'fdt';
+
+/**
+ * A raw subtree: a blob that is not an FDT (upstream's kho_add_subtree
+ * carries plain C structs, e.g. kexec_metadata.h). Its bytes live in their
+ * own preserved block (allocPreserve: 2^order pages, zero past the end), and
+ * the subtree's FDT is a small descriptor, so a root stays the same
+ * `livekexec,kho-v1` and every reader of it (older ones too) lists, checks
+ * and carries a raw subtree like any other:
+ *
+ *   / {
+ *       compatible = "vendor,thing-v2", "vendor,thing-v1";  // the blob's versions, newest first
+ *       preserved-data = <u64 phys of the blob's first byte, a preserved block>;
+ *       blob-size = <u64 length in bytes, 1 .. the block's size>;
+ *       blob-csum = <u32 crc32c of those bytes>;
+ *   };
+ *
+ * `preserved-data` and `blob-size` are upstream's names for the same facts
+ * (there they sit in the root's child node, under root "kho-v3" and later).
+ */
+export const KHO_BLOB_PROP_DATA = 'preserved-data';
+export const KHO_BLOB_PROP_SIZE = 'blob-size';
+export const KHO_BLOB_PROP_CSUM = 'blob-csum';
+/** Longest compatible string of a raw subtree, in bytes (upstream's handler compatibles are shorter). */
+export const KHO_BLOB_COMPATIBLE_MAX = 127;
+/** Most compatible strings a raw subtree carries. */
+export const KHO_BLOB_COMPATIBLES_MAX = 16;
 
 /**
  * Scratch areas travel in the boot block's setup_data chain as an array of

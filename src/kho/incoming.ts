@@ -1,10 +1,17 @@
 import { FdtError } from '../fdt/errors.js';
 import { Fdt } from '../fdt/read.js';
+import { crc32c } from '../memory/crc32c.js';
 import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
 import type { BuddyAllocator } from '../mm/buddy.js';
 import { MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
 import { pageBytes } from '../mm/page-array.js';
+import {
+  type BlobDescriptor,
+  isBlobDescriptor,
+  type KhoBlob,
+  parseBlobDescriptor,
+} from './blob.js';
 import type { KhoIncoming } from './early.js';
 import { KhoError } from './errors.js';
 import { readPageList } from './page-list.js';
@@ -105,6 +112,22 @@ export class KhoIncomingState {
     return { pfn, order };
   }
 
+  /**
+   * Restores what allocPreserve returned and frees it: a folio, or a block
+   * past MAX_PAGE_ORDER (reserved pages, released as a range).
+   * @throws KhoError EINVAL when no unclaimed preserved block starts at `phys`.
+   */
+  restoreFree(phys: number): void {
+    const pfn = this.#pfnOf(phys);
+    const order = this.orderAt(pfn);
+    if (order > MAX_PAGE_ORDER) {
+      this.#release(pfn, order);
+      return;
+    }
+    const f = this.restoreFolio(phys);
+    this.#pages.freePages(f.pfn, f.order);
+  }
+
   /** @throws KhoError EINVAL when [phys, +count pages) is not exactly preserved blocks. */
   restorePages(phys: number, count: number): PhysRange {
     const pfn = this.#pfnOf(phys);
@@ -139,6 +162,64 @@ export class KhoIncomingState {
     return folios;
   }
 
+  /** @throws KhoError ENOENT, EINVAL, EPROTO, EFAULT (Kho.retrieveBlob says when). */
+  retrieveBlob(name: string, accept?: readonly string[]): KhoBlob {
+    const found = this.#readBlob(name, accept);
+    if (!found)
+      throw new KhoError('ENOENT', `no subtree '${name}' in the handover (or retrieved already)`);
+    this.#drop(name, found.descriptor);
+    return found.blob;
+  }
+
+  /** retrieveBlob without claiming; null when absent. */
+  peekBlob(name: string, accept?: readonly string[]): KhoBlob | null {
+    return this.#readBlob(name, accept)?.blob ?? null;
+  }
+
+  #readBlob(
+    name: string,
+    accept: readonly string[] | undefined,
+  ): { blob: KhoBlob; descriptor: BlobDescriptor } | null {
+    const fdt = this.peekSubtree(name);
+    if (!fdt) return null;
+    if (!isBlobDescriptor(fdt))
+      throw new KhoError(
+        'EINVAL',
+        `subtree '${name}' is an FDT, not a raw blob: use retrieveSubtree`,
+      );
+    const d = this.#blobDescriptor(name, fdt);
+    if (!d) {
+      throw new KhoError(
+        'EFAULT',
+        `raw subtree '${name}': its data is not an unclaimed preserved block`,
+      );
+    }
+    const compatible =
+      accept === undefined ? d.compatibles[0] : accept.find((c) => d.compatibles.includes(c));
+    if (compatible === undefined) {
+      throw new KhoError(
+        'EPROTO',
+        `raw subtree '${name}' is ${JSON.stringify(d.compatibles)}, none of ${JSON.stringify(accept)}`,
+      );
+    }
+    const bytes = this.#device.bytes(d.phys, d.size).slice();
+    const csum = crc32c(bytes);
+    if (csum !== d.csum) {
+      throw new KhoError(
+        'EFAULT',
+        `raw subtree '${name}': checksum 0x${csum.toString(16)}, the handover says 0x${d.csum.toString(16)}`,
+      );
+    }
+    return { blob: { compatibles: d.compatibles, compatible, bytes }, descriptor: d };
+  }
+
+  /** A raw subtree's descriptor whose data is an unclaimed block that holds it, else null. @throws KhoError EFAULT */
+  #blobDescriptor(name: string, fdt: Fdt): BlobDescriptor | null {
+    const d = parseBlobDescriptor(fdt, name, this.#device.size);
+    const order = this.orderAt(d.phys / PAGE_SIZE);
+    return order >= 0 && d.size <= 2 ** order * PAGE_SIZE ? d : null;
+  }
+
   /** @throws KhoError ENOENT (absent or retrieved), EFAULT (not a valid FDT). */
   retrieveSubtree(name: string): Fdt {
     const fdt = this.peekSubtree(name);
@@ -170,14 +251,36 @@ export class KhoIncomingState {
     }
   }
 
-  /** Forgets an unclaimed subtree and frees its pages. */
+  /**
+   * Forgets an unclaimed subtree and frees its pages, and a raw subtree's
+   * data block when its checksum says it is that blob's (a damaged
+   * descriptor never frees a block that may be someone else's).
+   */
   dropSubtree(name: string): void {
+    let data: BlobDescriptor | null = null;
+    try {
+      data = this.#readBlob(name, undefined)?.descriptor ?? null;
+    } catch (err) {
+      // An FDT subtree, or a damaged raw one: its data, if any, stays unclaimed.
+      if (!(err instanceof KhoError)) throw err;
+    }
+    this.#drop(name, data);
+  }
+
+  #drop(name: string, data: BlobDescriptor | null): void {
     const phys = this.#subtrees.get(name);
     if (phys === undefined) return;
     this.#subtrees.delete(name);
     const pfn = phys / PAGE_SIZE;
     const order = this.orderAt(pfn);
-    if (order < 0) return;
+    if (order >= 0) this.#release(pfn, order);
+    // Looked up again: a corrupt descriptor may point at its own block, released just now.
+    const dataOrder = data ? this.orderAt(data.phys / PAGE_SIZE) : -1;
+    if (data && dataOrder >= 0) this.#release(data.phys / PAGE_SIZE, dataOrder);
+  }
+
+  /** Claims an unclaimed block and gives its (reserved) pages to the allocator. */
+  #release(pfn: number, order: number): void {
     this.#claim(pfn, order);
     this.#pages.releaseRange(pfn, 2 ** order);
   }
@@ -238,6 +341,13 @@ export class KhoIncomingState {
       if (order >= 0) subtrees.set(name, { folio: { pfn, order }, size: 2 ** order * PAGE_SIZE });
     }
     return { blocks, subtrees };
+  }
+
+  /** What no one has restored yet, as page ranges (unsorted, one per block): O(incoming blocks). */
+  unclaimedRanges(): { pfn: number; count: number }[] {
+    const out: { pfn: number; count: number }[] = [];
+    this.#forEachUnclaimed((pfn, order) => out.push({ pfn, count: 2 ** order }));
+    return out;
   }
 
   #forEachUnclaimed(fn: (pfn: number, order: number) => void): void {

@@ -1,5 +1,6 @@
 /** Kexec HandOver: `livekexec/kho`. */
 export * from './abi.js';
+export type { KhoBlob } from './blob.js';
 export {
   type CompatReport,
   checkHandover,
@@ -10,7 +11,7 @@ export {
 export type { KhoEarly, KhoIncoming } from './early.js';
 export { KhoError, type KhoErrorCode } from './errors.js';
 export type { KhoIncomingState } from './incoming.js';
-export { alignedBlocks, Kho, type KhoNotifier } from './kho.js';
+export { alignedBlocks, Kho, type KhoNotifier, type SubtreeOptions } from './kho.js';
 export {
   coalescedExtents,
   type KhoExtent,

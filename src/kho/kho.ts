@@ -1,12 +1,15 @@
 import { SETUP } from '../boot/abi.js';
-import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
+import type { HandoverPart, HandoverSubsystem, SegmentArena } from '../boot/handover.js';
 import { Fdt } from '../fdt/read.js';
+import { crc32c } from '../memory/crc32c.js';
 import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
-import type { BuddyAllocator } from '../mm/buddy.js';
+import { type BuddyAllocator, MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
 import type { PageHolder, PageOwnership } from '../mm/ownership.js';
-import { KHO_MAX_MAP_MARKS } from './abi.js';
+import { ScratchPages } from '../mm/scratch-pages.js';
+import { KHO_MAX_MAP_MARKS, KHO_MAX_ORDER } from './abi.js';
+import { buildBlobDescriptor, checkBlobCompatibles, type KhoBlob } from './blob.js';
 import { type CompatReport, checkHandover, type SuccessorConfig } from './compat.js';
 import type { KhoEarly } from './early.js';
 import { KhoError } from './errors.js';
@@ -14,7 +17,7 @@ import { KhoIncomingState } from './incoming.js';
 import { type PageListHost, preservePageList, unpreservePageList } from './page-list.js';
 import { coalescedExtents, type KhoExtent, KhoRadixTree } from './radix.js';
 import { buildRootFdt } from './root-fdt.js';
-import { encodeScratch, type ScratchArea } from './scratch.js';
+import { encodeScratch, KHO_SCRATCH_SEGMENT_WINDOW, type ScratchArea } from './scratch.js';
 import { type KhoStatus, khoStatus } from './status.js';
 import { treeChecksum } from './tree-csum.js';
 
@@ -29,11 +32,23 @@ export interface KhoNotifier {
 interface OutgoingSubtree {
   readonly folio: Folio;
   readonly size: number;
+  /** A raw subtree's bytes; `folio` then holds its descriptor. */
+  readonly blob?: Folio;
   /** An unclaimed subtree of the predecessor, passed on as it came. */
   readonly carried: boolean;
 }
 
 const NODE_NAME = /^[0-9a-zA-Z,._+-]{1,31}(@[0-9a-zA-Z,._+-]+)?$/;
+
+/** How addSubtree takes its bytes. */
+export interface SubtreeOptions {
+  /**
+   * The bytes are a raw blob, not an FDT, versioned by these compatible
+   * strings (newest first); livekexec stores them with a crc32c that the
+   * successor's retrieveBlob checks.
+   */
+  readonly compatible?: string | readonly string[];
+}
 
 /**
  * Kexec HandOver for one generation (`kernel.kho`). Memory is preserved
@@ -46,6 +61,7 @@ export class Kho implements HandoverSubsystem {
   readonly #device: MemoryDevice;
   readonly #pages: BuddyAllocator;
   readonly #early: KhoEarly;
+  readonly #scratchPages: ScratchPages;
   readonly #tree: KhoRadixTree;
   readonly #subtrees = new Map<string, OutgoingSubtree>();
   readonly #incoming: KhoIncomingState | null;
@@ -70,6 +86,9 @@ export class Kho implements HandoverSubsystem {
     this.#ownership = deps.ownership ?? null;
     this.#pages = deps.pages;
     this.#early = deps.early;
+    this.#scratchPages = new ScratchPages(deps.early.scratch, KHO_SCRATCH_SEGMENT_WINDOW, {
+      shared: deps.device.ownedForLife === true,
+    });
     this.#tree = new KhoRadixTree(deps.device, {
       allocPage: () => {
         const pfn = deps.pages.allocPages(0);
@@ -98,6 +117,14 @@ export class Kho implements HandoverSubsystem {
   /** The scratch areas: the successor's early memory and kexec's segments. */
   get scratch(): readonly ScratchArea[] {
     return this.#early.scratch;
+  }
+
+  /**
+   * Scratch given back: the page allocator's zone for transient allocations
+   * (never preserved), all of scratch but its kexec window. Empty when KHO is off.
+   */
+  get scratchPages(): ScratchPages {
+    return this.#scratchPages;
   }
 
   /** Adds a notifier run at finalize and abort. */
@@ -223,14 +250,20 @@ export class Kho implements HandoverSubsystem {
   // ------------------------------------------------------------ alloc and preserve
 
   /**
-   * Allocates a zeroed folio of at least `size` bytes and preserves it.
+   * Allocates a zeroed, preserved block of at least `size` bytes: 2^order
+   * pages, rounded up to a power of two as the kernel's kho_alloc_preserve
+   * does. Up to 4 MiB (MAX_PAGE_ORDER) it is a folio from the page
+   * allocator; past that, a naturally aligned run of free pages taken as
+   * pages (alloc_contig_range's way), as large as the free memory allows.
+   * Free it with unpreserveFree, or in the successor with restoreFree.
    * @throws KhoError ENOMEM, EINVAL (size), EBUSY.
    */
   allocPreserve(size: number): Folio {
     this.#checkMutable();
     if (!Number.isSafeInteger(size) || size <= 0) throw new KhoError('EINVAL', `bad size ${size}`);
     const order = Math.max(0, Math.ceil(Math.log2(Math.ceil(size / PAGE_SIZE))));
-    const pfn = order <= 10 ? this.#pages.allocPages(order) : null;
+    if (order > MAX_PAGE_ORDER) return this.#allocPreserveRun(size, order);
+    const pfn = this.#pages.allocPages(order);
     if (pfn === null)
       throw new KhoError('ENOMEM', `no free folio of ${size} bytes (order ${order})`);
     const folio = { pfn, order };
@@ -244,10 +277,36 @@ export class Kho implements HandoverSubsystem {
     return folio;
   }
 
-  /** Unpreserves and frees what allocPreserve returned. */
-  unpreserveFree(folio: Folio): void {
-    this.unpreserveFolio(folio);
-    this.#pages.freePages(folio.pfn, folio.order);
+  /** allocPreserve past MAX_PAGE_ORDER: the lowest aligned free run, reserved, preserved as one block. */
+  #allocPreserveRun(size: number, order: number): Folio {
+    const n = 2 ** order;
+    let pfn = -1;
+    if (order <= KHO_MAX_ORDER) {
+      for (const e of this.#pages.freeExtents()) {
+        const start = Math.ceil(e.base / n) * n;
+        if (start + n <= e.base + e.count) {
+          pfn = start;
+          break;
+        }
+      }
+    }
+    if (pfn < 0) {
+      throw new KhoError(
+        'ENOMEM',
+        `no free run of ${n} pages aligned to ${n} for ${size} bytes (order ${order})`,
+      );
+    }
+    const folio = { pfn, order };
+    this.#checkFolio(folio);
+    this.#pages.claimRange(pfn, n);
+    try {
+      this.#device.bytes(pfn * PAGE_SIZE, n * PAGE_SIZE).fill(0);
+      this.#tree.preserve(pfn, order);
+    } catch (err) {
+      this.#pages.releaseRange(pfn, n);
+      throw err;
+    }
+    return folio;
   }
 
   /** Changes to what this generation preserves (PageOwnership.changes). */
@@ -274,23 +333,55 @@ export class Kho implements HandoverSubsystem {
     }
   }
 
-  /** In the successor: restores an allocPreserve folio and frees it. */
+  /**
+   * Unpreserves and frees what allocPreserve returned.
+   * @throws KhoError EBUSY, ENOENT (not preserved), EINVAL.
+   */
+  unpreserveFree(folio: Folio): void {
+    if (folio.order <= MAX_PAGE_ORDER) {
+      this.unpreserveFolio(folio);
+      this.#pages.freePages(folio.pfn, folio.order);
+      return;
+    }
+    this.#checkMutable();
+    this.#checkFolio(folio);
+    if (!this.#tree.isPreserved(folio.pfn, folio.order))
+      throw new KhoError(
+        'ENOENT',
+        `no preserved block of order ${folio.order} at pfn ${folio.pfn}`,
+      );
+    this.#tree.unpreserve(folio.pfn, folio.order);
+    this.#pages.releaseRange(folio.pfn, 2 ** folio.order);
+  }
+
+  /**
+   * In the successor: restores what allocPreserve returned and frees it.
+   * @throws KhoError EINVAL when no preserved block starts at `phys`.
+   */
   restoreFree(phys: number): void {
-    const f = this.restoreFolio(phys);
-    this.#pages.freePages(f.pfn, f.order);
+    this.#in().restoreFree(phys);
   }
 
   // ------------------------------------------------------------ subtrees
 
   /**
-   * Hands `fdt` to the successor under `name`, copied into preserved pages.
-   * @throws KhoError EEXIST, EINVAL (bad name or not a valid FDT), EBUSY, ENOMEM.
+   * Hands `data` to the successor under `name`, copied into preserved pages:
+   * an FDT (checked whole), or with `options.compatible` a raw blob of any
+   * length the page allocator can hold, versioned by those strings and
+   * checksummed (the successor takes it with retrieveBlob).
+   * @throws KhoError EEXIST, EINVAL (bad name, not a valid FDT, empty blob,
+   *   bad compatible), EBUSY, ENOMEM.
    */
-  addSubtree(name: string, fdt: Uint8Array): void {
+  addSubtree(name: string, data: Uint8Array, options: SubtreeOptions = {}): void {
     this.#checkMutable();
     if (!NODE_NAME.test(name))
       throw new KhoError('EINVAL', `subtree name '${name}' is not a valid node name`);
     if (this.#subtrees.has(name)) throw new KhoError('EEXIST', `subtree '${name}' exists`);
+    if (options.compatible !== undefined) {
+      this.#addBlob(name, data, checkBlobCompatibles(options.compatible));
+      return;
+    }
+    let fdt = data;
     try {
       const parsed = Fdt.from(fdt);
       parsed.checkFull();
@@ -301,9 +392,33 @@ export class Kho implements HandoverSubsystem {
         `subtree '${name}' is not a valid FDT: ${(err as Error).message}`,
       );
     }
-    const folio = this.allocPreserve(fdt.length);
-    this.#device.bytes(folio.pfn * PAGE_SIZE, fdt.length).set(fdt);
-    this.#subtrees.set(name, { folio, size: fdt.length, carried: false });
+    this.#subtrees.set(name, { folio: this.#storeCopy(fdt), size: fdt.length, carried: false });
+  }
+
+  #addBlob(name: string, data: Uint8Array, compatibles: string[]): void {
+    if (!(data instanceof Uint8Array) || data.length === 0)
+      throw new KhoError('EINVAL', `raw subtree '${name}' is empty`);
+    const blob = this.#storeCopy(data);
+    try {
+      const descriptor = buildBlobDescriptor({
+        compatibles,
+        phys: blob.pfn * PAGE_SIZE,
+        size: data.length,
+        csum: crc32c(data),
+      });
+      const folio = this.#storeCopy(descriptor);
+      this.#subtrees.set(name, { folio, size: descriptor.length, carried: false, blob });
+    } catch (err) {
+      this.unpreserveFree(blob);
+      throw err;
+    }
+  }
+
+  /** A zeroed preserved block holding a copy of `bytes`. */
+  #storeCopy(bytes: Uint8Array): Folio {
+    const folio = this.allocPreserve(bytes.length);
+    this.#device.bytes(folio.pfn * PAGE_SIZE, bytes.length).set(bytes);
+    return folio;
   }
 
   /** @throws KhoError ENOENT, EBUSY. */
@@ -312,8 +427,12 @@ export class Kho implements HandoverSubsystem {
     const s = this.#subtrees.get(name);
     if (!s) throw new KhoError('ENOENT', `no subtree '${name}'`);
     this.#subtrees.delete(name);
-    if (s.carried) this.#in().dropSubtree(name);
-    else this.unpreserveFree(s.folio);
+    if (s.carried) {
+      this.#in().dropSubtree(name);
+      return;
+    }
+    this.unpreserveFree(s.folio);
+    if (s.blob) this.unpreserveFree(s.blob);
   }
 
   /** Names of the subtrees this generation will hand over. */
@@ -333,6 +452,26 @@ export class Kho implements HandoverSubsystem {
   /** Reads an incoming subtree without claiming it (status, compatibility checks). */
   peekSubtree(name: string): Fdt | null {
     return this.#incoming?.peekSubtree(name) ?? null;
+  }
+
+  /**
+   * In the successor: the predecessor's raw subtree `name` (added with a
+   * compatible), its checksum verified, as a copy; its preserved pages are
+   * freed. With `accept` (compatibles this program reads, in its order of
+   * preference) a blob of none of them is refused and stays unclaimed.
+   * The copy costs O(blob): keep bulk data in preserved folios or page
+   * lists and their addresses in the blob.
+   * @throws KhoError ENOENT (absent or already retrieved), EINVAL (an FDT
+   *   subtree: use retrieveSubtree), EPROTO (no accepted compatible),
+   *   EFAULT (bad descriptor, block or checksum; nothing is claimed).
+   */
+  retrieveBlob(name: string, accept?: readonly string[]): KhoBlob {
+    return this.#in().retrieveBlob(name, accept);
+  }
+
+  /** retrieveBlob without claiming: null when there is no such subtree. @throws KhoError as retrieveBlob. */
+  peekBlob(name: string, accept?: readonly string[]): KhoBlob | null {
+    return this.#incoming?.peekBlob(name, accept) ?? null;
   }
 
   // ------------------------------------------------------------ unclaimed memory
@@ -450,8 +589,15 @@ export class Kho implements HandoverSubsystem {
     return this.#marks.extents;
   }
 
-  segmentArena(): readonly PhysRange[] | undefined {
-    return this.enabled ? this.#early.scratch : undefined;
+  /** Scratch: its kexec window and whatever transient allocations leave free there. */
+  segmentArena(): SegmentArena | undefined {
+    if (!this.enabled) return undefined;
+    const z = this.#scratchPages;
+    return {
+      free: () => z.segmentFree(),
+      claim: (s) => z.claimSegment(s),
+      release: (s) => z.releaseSegment(s),
+    };
   }
 
   freeze(): HandoverPart {

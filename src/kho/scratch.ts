@@ -30,6 +30,12 @@ export const KHO_SCRATCH_MIN_GLOBAL = 1024 * 1024;
 export const KHO_SCRATCH_MIN_PERNODE = 256 * 1024;
 /** lowmem, global and one per node, for at most 64 nodes. */
 export const KHO_SCRATCH_MAX_AREAS = 2 + 64;
+/**
+ * The top of scratch kept for kexec segments when the rest serves transient
+ * allocations (mm/scratch-pages.ts): the lowmem floor, four times a default
+ * segment (the boot block plus 64 KiB of room for handover data).
+ */
+export const KHO_SCRATCH_SEGMENT_WINDOW = KHO_SCRATCH_MIN_LOWMEM;
 /** Scratch areas are aligned like CMA areas would be, scaled to small devices. */
 export const KHO_SCRATCH_ALIGN = 64 * 1024;
 const LOWMEM_LIMIT = 4 * 1024 ** 3;

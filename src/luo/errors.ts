@@ -20,7 +20,11 @@ export type LuoErrorCode =
   /** The inherited descriptor is no longer what was preserved. */
   | 'ESRCH'
   /** Live update is not available in this generation (a crash kernel). */
-  | 'ENODEV';
+  | 'ENODEV'
+  /** No FLB state was handed over, or it is finished. */
+  | 'ENODATA'
+  /** Too many FLBs. */
+  | 'ENOSPC';
 
 export class LuoError extends LivekexecError<LuoErrorCode> {
   override name = 'LuoError';

@@ -4,7 +4,7 @@
  * it can preserve an fd, then drives the chosen one through the lifecycle:
  *
  *   preserve -> (unpreserve | freeze -> (unfreeze | save ... exec ... load
- *            -> retrieve -> finish))
+ *            -> retrieve -> canFinish -> finish))
  *
  * Clearing and restoring FD_CLOEXEC is common to all and done by the session;
  * a handler's freeze only checks the file and records what changes while it
@@ -42,6 +42,13 @@ export interface FileHandler<D extends FileIdentity = FileIdentity> {
    * @throws LuoError ESRCH it is closed or another file
    */
   retrieve(fd: number, data: D): D;
+  /**
+   * Optional: asked for every file of a session before any of them is
+   * finished (the kernel's can_finish); false refuses the finish (EBUSY) and
+   * nothing changes, so a handler can hold its files until what it needs
+   * has been retrieved. Never throws.
+   */
+  canFinish?(fd: number, data: D, retrieved: boolean): boolean;
   /** The session is finished; `retrieved` says whether the program took the fd. */
   finish(fd: number, data: D, retrieved: boolean): void;
   /** Write its properties (identity included) into the open file node. */

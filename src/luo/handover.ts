@@ -7,17 +7,24 @@ import { Fdt, FdtError, FdtWriter } from '../fdt/index.js';
 import { NodeProps } from './_props.js';
 import {
   LUO_COMPATIBLE,
+  LUO_COMPATIBLE_V2,
   LUO_FD_MAX,
   LUO_FILE_NODE,
+  LUO_FLB_COMPATIBLE_MAX,
+  LUO_FLB_MAX,
+  LUO_FLB_NODE,
   LUO_SESSION_NAME_MAX,
   LUO_SESSION_NODE,
   PROP_COMPATIBLE,
+  PROP_COUNT,
+  PROP_DATA,
   PROP_FD,
   PROP_FD_FLAGS,
   PROP_NAME,
   PROP_TOKEN,
 } from './abi.js';
 import { LuoError } from './errors.js';
+import type { HandoverFlb } from './flb.js';
 import type { FileHandler, FileIdentity } from './handlers.js';
 
 /** One file as it crosses the exec. */
@@ -38,12 +45,24 @@ export interface HandoverSession {
 /** The only F_GETFD flag Linux defines. */
 const FD_FLAGS_MASK = 1;
 
-/** Build the handover FDT. @throws FdtError only on a writer bug (names are fixed) */
-export function buildHandover(sessions: readonly HandoverSession[]): Uint8Array {
+/** Everything a handover carries. */
+export interface LiveUpdateHandover {
+  sessions: HandoverSession[];
+  flbs: HandoverFlb[];
+}
+
+/**
+ * Build the handover FDT: v1 without FLBs, v2 with them.
+ * @throws FdtError only on a writer bug (names are fixed)
+ */
+export function buildHandover(
+  sessions: readonly HandoverSession[],
+  flbs: readonly HandoverFlb[] = [],
+): Uint8Array {
   const w = new FdtWriter();
   w.finishReservations();
   w.beginNode('');
-  w.propertyString(PROP_COMPATIBLE, LUO_COMPATIBLE);
+  w.propertyString(PROP_COMPATIBLE, flbs.length > 0 ? LUO_COMPATIBLE_V2 : LUO_COMPATIBLE);
   sessions.forEach((s, i) => {
     w.beginNode(`${LUO_SESSION_NODE}@${i.toString(16)}`);
     w.propertyString(PROP_NAME, s.name);
@@ -56,6 +75,13 @@ export function buildHandover(sessions: readonly HandoverSession[]): Uint8Array 
       f.handler.save(w, f.data);
       w.endNode();
     });
+    w.endNode();
+  });
+  flbs.forEach((f, i) => {
+    w.beginNode(`${LUO_FLB_NODE}@${i.toString(16)}`);
+    w.propertyString(PROP_COMPATIBLE, f.compatible);
+    w.property(PROP_DATA, f.data);
+    w.propertyU64(PROP_COUNT, BigInt(f.count));
     w.endNode();
   });
   w.endNode();
@@ -76,6 +102,18 @@ export function parseHandover(
   bytes: Uint8Array,
   handlers: readonly FileHandler[],
 ): HandoverSession[] {
+  return parseLiveUpdateHandover(bytes, handlers).sessions;
+}
+
+/**
+ * parseHandover, with the FLBs too. Each FLB's count is checked against the
+ * number of files handed over.
+ * @throws LuoError EFAULT anything wrong, with where and what
+ */
+export function parseLiveUpdateHandover(
+  bytes: Uint8Array,
+  handlers: readonly FileHandler[],
+): LiveUpdateHandover {
   if (!(bytes instanceof Uint8Array)) throw fault('not a byte array');
   try {
     return parse(bytes, handlers);
@@ -85,20 +123,25 @@ export function parseHandover(
   }
 }
 
-function parse(bytes: Uint8Array, handlers: readonly FileHandler[]): HandoverSession[] {
+function parse(bytes: Uint8Array, handlers: readonly FileHandler[]): LiveUpdateHandover {
   const fdt = Fdt.from(bytes);
   fdt.checkFull();
   const root = new NodeProps(fdt, 0, '/');
   const compatible = root.string(PROP_COMPATIBLE, 64);
-  if (compatible !== LUO_COMPATIBLE) {
-    throw fault(`compatible is "${compatible}", not "${LUO_COMPATIBLE}"`);
+  if (compatible !== LUO_COMPATIBLE && compatible !== LUO_COMPATIBLE_V2) {
+    throw fault(`compatible is "${compatible}", not "${LUO_COMPATIBLE}" or "${LUO_COMPATIBLE_V2}"`);
   }
   const byCompatible = new Map(handlers.map((h) => [h.compatible, h]));
   const sessions: HandoverSession[] = [];
+  const flbNodes: number[] = [];
   const names = new Set<string>();
   const fds = new Set<number>();
   for (const sn of fdt.subnodes(0)) {
     const where = fdt.getName(sn);
+    if (compatible === LUO_COMPATIBLE_V2 && where.startsWith(`${LUO_FLB_NODE}@`)) {
+      flbNodes.push(sn);
+      continue;
+    }
     if (!where.startsWith(`${LUO_SESSION_NODE}@`)) throw fault(`unexpected node ${where}`);
     const sp = new NodeProps(fdt, sn, where);
     const name = sp.string(PROP_NAME, LUO_SESSION_NAME_MAX);
@@ -126,5 +169,25 @@ function parse(bytes: Uint8Array, handlers: readonly FileHandler[]): HandoverSes
     }
     sessions.push({ name, files });
   }
-  return sessions;
+  return { sessions, flbs: parseFlbs(fdt, flbNodes, fds.size) };
+}
+
+function parseFlbs(fdt: Fdt, nodes: readonly number[], files: number): HandoverFlb[] {
+  if (nodes.length > LUO_FLB_MAX) throw fault(`${nodes.length} FLBs (at most ${LUO_FLB_MAX})`);
+  const flbs: HandoverFlb[] = [];
+  const seen = new Set<string>();
+  for (const n of nodes) {
+    const p = new NodeProps(fdt, n, fdt.getName(n));
+    const c = p.string(PROP_COMPATIBLE, LUO_FLB_COMPATIBLE_MAX);
+    if (!/^[\x21-\x7e]+$/.test(c))
+      throw fault(`${p.where}: compatible "${c}" is not printable ASCII`);
+    if (seen.has(c)) throw fault(`${p.where}: FLB "${c}" appears twice`);
+    seen.add(c);
+    const count = p.u64(PROP_COUNT);
+    if (count < 1n || count > BigInt(files)) {
+      throw fault(`${p.where}: count ${count} is not 1..${files} (the files handed over)`);
+    }
+    flbs.push({ compatible: c, data: p.bytes(PROP_DATA).slice(), count: Number(count) });
+  }
+  return flbs;
 }

@@ -2,6 +2,7 @@
 
 export * from './abi.js';
 export * from './errors.js';
+export type { FileLifecycleBound, HandoverFlb } from './flb.js';
 export { type FileData, fileHandler } from './handler-file.js';
 export { type MemfdData, memfdHandler, memfdName } from './handler-memfd.js';
 export {
@@ -15,7 +16,9 @@ export {
   buildHandover,
   type HandoverFile,
   type HandoverSession,
+  type LiveUpdateHandover,
   parseHandover,
+  parseLiveUpdateHandover,
 } from './handover.js';
 export { LiveUpdate, type LiveUpdateOptions } from './liveupdate.js';
 export { createMemfd, MEMFD_NAME_MAX, memfdRead, memfdSize, memfdWrite } from './memfd.js';

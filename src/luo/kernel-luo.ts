@@ -1,24 +1,35 @@
 import { SETUP } from '../boot/abi.js';
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { LuoError } from './errors.js';
+import type { HandoverFlb } from './flb.js';
 import { defaultHandlers, type FileHandler } from './handlers.js';
-import { type HandoverSession, parseHandover } from './handover.js';
+import { type HandoverSession, parseLiveUpdateHandover } from './handover.js';
 import { LiveUpdate } from './liveupdate.js';
 import { markCloseOnExec } from './session.js';
+
+/** One session as status shows it. */
+export interface LuoSessionSummary {
+  name: string;
+  direction: string;
+  files: { token: bigint; kind: string; description: string }[];
+}
 
 /**
  * The Live Update Orchestrator of one generation (`kernel.liveupdate`),
  * opened on first use like /dev/liveupdate. Its sessions travel in the boot
  * block (setup_data SETUP.LUO): descriptors need no preserved memory, only
  * their description, and survive the in-place execve because freeze makes
- * them inheritable.
+ * them inheritable. So, unlike Linux's, it stays on with `kho=off` and when
+ * KHO revival is refused (abi.ts says why).
  */
 export class KernelLiveUpdate implements HandoverSubsystem {
   readonly name = 'luo';
   #lu: LiveUpdate | null = null;
   /** The predecessor's sessions, read at boot, or why they could not be. */
-  #incoming: { sessions: HandoverSession[]; handlers: FileHandler[] } | { error: unknown } | null =
-    null;
+  #incoming:
+    | { sessions: HandoverSession[]; flbs: HandoverFlb[]; handlers: FileHandler[] }
+    | { error: unknown }
+    | null = null;
   readonly #disabled: string | undefined;
   #froze = false;
 
@@ -33,9 +44,9 @@ export class KernelLiveUpdate implements HandoverSubsystem {
     if (incoming === undefined || options.disabled) return;
     const handlers = defaultHandlers();
     try {
-      const sessions = parseHandover(incoming, handlers);
+      const { sessions, flbs } = parseLiveUpdateHandover(incoming, handlers);
       for (const s of sessions) for (const f of s.files) markCloseOnExec(f);
-      this.#incoming = { sessions, handlers };
+      this.#incoming = { sessions, flbs, handlers };
     } catch (error) {
       this.#incoming = { error };
     }
@@ -53,11 +64,41 @@ export class KernelLiveUpdate implements HandoverSubsystem {
       const incoming = this.#incoming;
       if (incoming !== null && 'error' in incoming) throw incoming.error;
       this.#lu = incoming
-        ? LiveUpdate.fromSessions(incoming.sessions, incoming.handlers)
+        ? LiveUpdate.fromSessions(incoming.sessions, incoming.handlers, incoming.flbs)
         : new LiveUpdate();
       this.#incoming = null;
     }
     return this.#lu;
+  }
+
+  /**
+   * The sessions and their descriptors, for status, without opening the
+   * orchestrator: the open one's, else the predecessor's not yet taken, else
+   * null (nothing to show, or live update unavailable).
+   */
+  summary(): LuoSessionSummary[] | null {
+    if (this.#lu) {
+      return this.#lu.sessions().map((s) => ({
+        name: s.name,
+        direction: s.direction,
+        files: s.files().map((f) => ({
+          token: f.token,
+          kind: f.compatible,
+          description: f.description,
+        })),
+      }));
+    }
+    const incoming = this.#incoming;
+    if (incoming === null || 'error' in incoming) return null;
+    return incoming.sessions.map((s) => ({
+      name: s.name,
+      direction: 'incoming',
+      files: s.files.map((f) => ({
+        token: f.token,
+        kind: f.handler.compatible,
+        description: f.handler.describe(f.data),
+      })),
+    }));
   }
 
   /** Descriptor numbers the next exec must keep open. */

@@ -11,12 +11,17 @@
  *   successor: LiveUpdate.fromHandover(bytes) -> retrieveSession
  *              -> retrieveFd / retrieveServer ... -> finish
  *
+ * State shared by several files (an FLB, flb.ts) is linked to their handler
+ * with registerFlb, in both generations, before their files are preserved
+ * or finished.
+ *
  * Exclusive like /dev/liveupdate: one open LiveUpdate per process; close()
  * releases it.
  */
 import { LuoError } from './errors.js';
+import { type FileLifecycleBound, FlbRegistry, type HandoverFlb } from './flb.js';
 import { defaultHandlers, type FileHandler } from './handlers.js';
-import { buildHandover, type HandoverSession, parseHandover } from './handover.js';
+import { buildHandover, type HandoverSession, parseLiveUpdateHandover } from './handover.js';
 import { checkSessionName, LuoSession, type SessionOwner } from './session.js';
 
 export interface LiveUpdateOptions {
@@ -35,6 +40,7 @@ export class LiveUpdate {
   #frozen = false;
   #closed = false;
   readonly #owner: SessionOwner;
+  #flbs = new FlbRegistry();
 
   /**
    * Open the orchestrator of this generation, with no incoming sessions.
@@ -48,6 +54,9 @@ export class LiveUpdate {
     const fds = this.#fds;
     const self = this;
     this.#owner = {
+      get flbs() {
+        return self.#flbs;
+      },
       get frozen() {
         return self.#frozen;
       },
@@ -77,7 +86,8 @@ export class LiveUpdate {
    */
   static fromHandover(bytes: Uint8Array, options: LiveUpdateOptions = {}): LiveUpdate {
     const handlers = [...(options.handlers ?? defaultHandlers())];
-    return LiveUpdate.fromSessions(parseHandover(bytes, handlers), handlers);
+    const { sessions, flbs } = parseLiveUpdateHandover(bytes, handlers);
+    return LiveUpdate.fromSessions(sessions, handlers, flbs);
   }
 
   /**
@@ -88,8 +98,10 @@ export class LiveUpdate {
   static fromSessions(
     sessions: readonly HandoverSession[],
     handlers: readonly FileHandler[],
+    flbs: readonly HandoverFlb[] = [],
   ): LiveUpdate {
     const lu = new LiveUpdate({ handlers });
+    lu.#flbs = new FlbRegistry(flbs);
     for (const s of sessions) {
       lu.#incoming.set(s.name, new LuoSession(lu.#owner, s.name, 'incoming', s.files));
     }
@@ -129,6 +141,65 @@ export class LiveUpdate {
     const s = this.#incoming.get(name);
     if (s === undefined) throw new LuoError('ENOENT', `no incoming session "${name}"`);
     return s;
+  }
+
+  /**
+   * liveupdate_register_flb(): files of `handler` (one of this LiveUpdate's
+   * handlers) now depend on `flb`. In the successor, register the same FLB
+   * (same compatible) before its files' sessions finish.
+   * @throws LuoError EINVAL unknown handler, bad FLB; EEXIST linked already or the
+   *   compatible is taken; ENOSPC too many FLBs; EBUSY files of that handler are preserved
+   */
+  registerFlb<O>(handler: FileHandler, flb: FileLifecycleBound<O>): void {
+    this.#checkFlbChange(handler);
+    this.#flbs.register(handler, flb as FileLifecycleBound);
+  }
+
+  /**
+   * liveupdate_unregister_flb().
+   * @throws LuoError ENOENT not linked; EINVAL unknown handler; EBUSY files of that handler are preserved
+   */
+  unregisterFlb<O>(handler: FileHandler, flb: FileLifecycleBound<O>): void {
+    this.#checkFlbChange(handler);
+    this.#flbs.unregister(handler, flb as FileLifecycleBound);
+  }
+
+  /** A link changed while files count on it would unbalance the counts. */
+  #checkFlbChange(handler: FileHandler): void {
+    this.#checkOpen();
+    if (!this.handlers.includes(handler)) {
+      throw new LuoError('EINVAL', `${handler?.compatible} is not a handler of this LiveUpdate`);
+    }
+    // Incoming files are counted by the handover itself: linking in the successor is the normal order.
+    const held = [...this.#outgoing.values()].some((s) =>
+      s.files().some((f) => f.compatible === handler.compatible),
+    );
+    if (held || this.#frozen) {
+      throw new LuoError(
+        'EBUSY',
+        `files of ${handler.compatible} are preserved: link FLBs before preserving them`,
+      );
+    }
+  }
+
+  /**
+   * liveupdate_flb_get_outgoing(): the live object the first preserved file
+   * made, or undefined while none of its files is preserved.
+   */
+  flbGetOutgoing<O>(flb: FileLifecycleBound<O>): O | undefined {
+    this.#checkOpen();
+    return this.#flbs.getOutgoing(flb);
+  }
+
+  /**
+   * liveupdate_flb_get_incoming(): the object rebuilt from what the
+   * predecessor saved (retrieve runs once, on first use).
+   * @throws LuoError ENODATA nothing handed over, or finished; ENOENT no FLB of
+   *   that compatible was handed over; whatever its retrieve throws
+   */
+  flbGetIncoming<O>(flb: FileLifecycleBound<O>): O {
+    this.#checkOpen();
+    return this.#flbs.getIncoming(flb);
   }
 
   /** Open sessions: outgoing ones, then incoming ones not finished. */
@@ -174,6 +245,7 @@ export class LiveUpdate {
     if (!this.#frozen) throw new LuoError('EINVAL', 'serialize needs a frozen LiveUpdate');
     return buildHandover(
       [...this.#outgoing.values()].map((s) => ({ name: s.name, files: s.handoverFiles() })),
+      this.#flbs.serialize(),
     );
   }
 

@@ -16,6 +16,7 @@ import {
   LUO_UNIX_LISTENER_COMPATIBLE,
 } from './abi.js';
 import { LuoError } from './errors.js';
+import type { FlbRegistry } from './flb.js';
 import type { FileHandler, FileIdentity } from './handlers.js';
 import type { HandoverFile } from './handover.js';
 import { createMemfd } from './memfd.js';
@@ -54,6 +55,8 @@ export interface SessionOwner {
   claimFd(fd: number, holder: string): void;
   releaseFd(fd: number): void;
   dropSession(session: LuoSession): void;
+  /** The file-lifecycle-bound state of the handlers (flb.ts). */
+  readonly flbs: FlbRegistry;
 }
 
 export type SessionDirection = 'outgoing' | 'incoming';
@@ -184,7 +187,15 @@ export class LuoSession {
         `no handler can preserve fd ${fd} (not a listening socket, memfd or regular file)`,
       );
     }
-    const data = handler.preserve(fd);
+    // The shared state first, so the handler's preserve can use it (getOutgoing).
+    this.#owner.flbs.filePreserved(handler);
+    let data: FileIdentity;
+    try {
+      data = handler.preserve(fd);
+    } catch (e) {
+      this.#owner.flbs.fileUnpreserved(handler);
+      throw e;
+    }
     this.#files.set(t, { token: t, fd, handler, data, fdFlags: -1, owned, retrieved: false });
     this.#owner.claimFd(fd, this.#holder(t));
   }
@@ -246,6 +257,7 @@ export class LuoSession {
   #unpreserve(e: Entry): void {
     if (e.fdFlags >= 0) setFdFlags(e.fd, e.fdFlags);
     e.handler.unpreserve(e.fd, e.data);
+    this.#owner.flbs.fileUnpreserved(e.handler);
     this.#files.delete(e.token);
     this.#owner.releaseFd(e.fd);
     if (e.owned) closeSync(e.fd);
@@ -325,12 +337,25 @@ export class LuoSession {
   /**
    * Incoming: the program has taken what it wants; every descriptor not
    * retrieved is closed (if it is still the preserved file; otherwise it is
-   * left alone) and the session is gone. Outgoing: nothing to do.
-   * @throws LuoError EINVAL finished already
+   * left alone) and the session is gone. First every handler may refuse
+   * (canFinish) and every FLB whose last file this is gets retrieved: a
+   * refusal or a failing retrieve changes nothing, so finish can be called
+   * again later. Outgoing: nothing to do.
+   * @throws LuoError EINVAL finished already; EBUSY a handler cannot finish yet;
+   *   whatever an FLB's retrieve throws
    */
   finish(): void {
     if (this.#done) throw new LuoError('EINVAL', `session "${this.name}" is finished`);
     if (this.direction === 'outgoing') return;
+    for (const e of this.#files.values()) {
+      if (e.handler.canFinish && !e.handler.canFinish(e.fd, e.data, e.retrieved)) {
+        throw new LuoError(
+          'EBUSY',
+          `${this.#holder(e.token)} (${e.handler.describe(e.data)}) cannot finish yet`,
+        );
+      }
+    }
+    this.#owner.flbs.prepareFinish([...this.#files.values()].map((e) => e.handler));
     for (const e of this.#files.values()) {
       if (!e.retrieved) {
         let same = true;
@@ -343,6 +368,7 @@ export class LuoSession {
         if (same) closeSync(e.fd);
       }
       e.handler.finish(e.fd, e.data, e.retrieved);
+      this.#owner.flbs.fileFinished(e.handler);
     }
     this.#done = true;
     this.#owner.dropSession(this);

@@ -12,6 +12,8 @@ export const E820 = {
   PRESERVED: 129,
   /** KHO scratch: the only memory a KHO successor allocates from before it has read the handover. */
   SCRATCH: 130,
+  /** The running generation's status area (src/status/abi.ts), kept at its address across boots. */
+  STATUS: 131,
 } as const;
 
 export type E820Type = number;
@@ -37,6 +39,8 @@ export function e820TypeName(type: E820Type): string {
       return 'preserved';
     case E820.SCRATCH:
       return 'kho scratch';
+    case E820.STATUS:
+      return 'livekexec status';
     default:
       return `type ${type}`;
   }

@@ -79,6 +79,8 @@ export class BuddyAllocator {
   private readonly nrFreeBlocks = new Float64Array(NR_PAGE_ORDERS);
 
   private nrFree = 0;
+  /** Bumped by every change of a page's state: a cheap "has the layout changed" for status. */
+  private changeCount = 0;
   private nrAllocated = 0;
   private nrPreserved = 0;
   private nrReserved: number;
@@ -160,6 +162,7 @@ export class BuddyAllocator {
       const n = 2 ** order;
       this.nrFree -= n;
       this.nrAllocated += n;
+      this.changeCount++;
       return pfn;
     }
     return null;
@@ -189,6 +192,7 @@ export class BuddyAllocator {
     const n = 2 ** order;
     this.nrFree -= n;
     this.nrAllocated += n;
+    this.changeCount++;
   }
 
   /**
@@ -213,6 +217,7 @@ export class BuddyAllocator {
     const n = 2 ** order;
     this.nrAllocated -= n;
     this.nrFree += n;
+    this.changeCount++;
     this.mergeFree(pfn, order);
   }
 
@@ -251,6 +256,7 @@ export class BuddyAllocator {
       throw new PageAllocError('ENOENT', `pfn ${pfn} is free, cannot preserve it`, pfn);
     }
     this.nrPreserved += n;
+    this.changeCount++;
   }
 
   /**
@@ -268,6 +274,7 @@ export class BuddyAllocator {
     this.state[pfn] = PG_ALLOCATED;
     this.nrPreserved -= n;
     this.nrAllocated += n;
+    this.changeCount++;
   }
 
   /**
@@ -308,6 +315,7 @@ export class BuddyAllocator {
     this.state.fill(PG_RESERVED, pfn, end);
     this.nrFree -= count;
     this.nrReserved += count;
+    this.changeCount++;
   }
 
   /**
@@ -335,6 +343,7 @@ export class BuddyAllocator {
     }
     this.nrReserved -= count;
     this.nrFree += count;
+    this.changeCount++;
   }
 
   /**
@@ -401,6 +410,58 @@ export class BuddyAllocator {
       preservedPages: this.nrPreserved,
       freeByOrder: Array.from(this.nrFreeBlocks),
     };
+  }
+
+  /** A number that changes whenever any page changes state. */
+  get changes(): number {
+    return this.changeCount;
+  }
+
+  /**
+   * Every page as coalesced runs of one state, ascending. Blocks are
+   * stepped over by their order; only reserved pages (which belong to no
+   * block) are scanned, four at a time where they are aligned. Do not
+   * change the allocator while iterating.
+   */
+  *stateRuns(): Generator<PageRange & { state: PageState }> {
+    const n = this.npages;
+    const st = this.state;
+    const words =
+      st.byteOffset % 4 === 0 ? new Uint32Array(st.buffer, st.byteOffset, n >>> 2) : null;
+    let runBase = 0;
+    let runState = -1;
+    let p = 0;
+    while (p < n) {
+      let raw = st[p] as number;
+      let len: number;
+      if (raw === PG_RESERVED) {
+        let q = p + 1;
+        while (q < n && q % 4 !== 0 && st[q] === PG_RESERVED) q++;
+        if (words && q % 4 === 0) {
+          let w = q >>> 2;
+          while (w < words.length && words[w] === 0) w++;
+          q = w << 2;
+        }
+        while (q < n && st[q] === PG_RESERVED) q++;
+        len = q - p;
+      } else if (raw === PG_TAIL) {
+        // Only reached after a reserved run ended inside a block: step to its end.
+        const head = this.compoundHead(p);
+        raw = st[head] as number;
+        len = head + 2 ** (this.order[head] as number) - p;
+      } else {
+        len = 2 ** (this.order[p] as number);
+      }
+      if (raw !== runState) {
+        if (runState >= 0)
+          yield { base: runBase, count: p - runBase, state: STATE_NAMES[runState] as PageState };
+        runBase = p;
+        runState = raw;
+      }
+      p += len;
+    }
+    if (runState >= 0 && n > runBase)
+      yield { base: runBase, count: n - runBase, state: STATE_NAMES[runState] as PageState };
   }
 
   /** The free blocks, in free-list order; do not change the allocator while iterating. */

@@ -12,3 +12,4 @@ export {
 } from './buddy.js';
 export { PageAllocError, type PageAllocErrorCode } from './errors.js';
 export type { PageHolder, PageOwnership } from './ownership.js';
+export { ScratchPages, type ScratchPagesStats } from './scratch-pages.js';

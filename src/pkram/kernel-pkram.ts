@@ -12,15 +12,18 @@
  * - kexec interplay: segmentsPlaced() makes PKRAM avoid the segments and the
  *   `pkram_ban=` ranges and moves saved nodes out of them. livekexec's kexec
  *   places segments in free pages (or in KHO scratch, which the allocator
- *   never hands out), so a saved folio cannot collide with a segment by
- *   construction; what does get moved is memory in a `pkram_ban=` range, for
- *   example nodes a predecessor saved there before the ban was given.
+ *   hands out only to transient allocations, and which PKRAM always avoids),
+ *   so a saved folio cannot collide with a segment by construction; what
+ *   does get moved is memory in a `pkram_ban=` range, for example nodes a
+ *   predecessor saved there before the ban was given, and a transient folio
+ *   saved from scratch is copied out at once.
  */
 
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { FdtWriter } from '../fdt/write.js';
 import { KhoError } from '../kho/errors.js';
 import type { Kho } from '../kho/kho.js';
+import { coalescedExtents } from '../kho/radix.js';
 import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { type BuddyAllocator, MAX_PAGE_ORDER } from '../mm/buddy.js';
@@ -47,6 +50,11 @@ export interface KernelPkramDeps {
   device: MemoryDevice;
   pages: BuddyAllocator;
   kho: Kho;
+  /**
+   * KHO scratch, where transient allocations live: PKRAM keeps out of it
+   * always (a folio saved from there is copied out, as from any avoided range).
+   */
+  scratch?: readonly PhysRange[];
   /** Null in a crash kernel (no early boot of its own): PKRAM is off. */
   early: PkramEarly | null;
   generation: number;
@@ -139,7 +147,7 @@ export class KernelPkram implements HandoverSubsystem {
       }
     }
     this.#pkram = pkram ?? fresh();
-    this.#pkram.setAvoidRanges(this.#bans);
+    this.#pkram.setAvoidRanges(this.#alwaysAvoided());
     // The predecessor's subtree page is KHO's to free; claim it so it is not carried on.
     if (kho.incoming?.subtreeNames().includes(PKRAM_KHO_SUBTREE)) {
       try {
@@ -189,6 +197,17 @@ export class KernelPkram implements HandoverSubsystem {
   /** Whether a saved node holds a page of [pfn, pfn + count). */
   holder(pfn: number, count: number): PageHolder | null {
     return this.#pkram.holder(pfn, count);
+  }
+
+  /**
+   * The pages PKRAM keeps (saved folios, node and link pages, the table's
+   * own pages) as coalesced extents, for status pictures: one walk of the
+   * table, O(its blocks).
+   */
+  preservedExtents(): { phys: number; size: number }[] {
+    const root = this.enabled ? this.#pkram.tableRoot : 0;
+    if (root === 0) return [];
+    return coalescedExtents(this.#deps.device, root, Number.MAX_SAFE_INTEGER);
   }
 
   /**
@@ -275,7 +294,7 @@ export class KernelPkram implements HandoverSubsystem {
     if (!this.enabled) return;
     this.#pkram.setAvoidRanges([
       ...segments.map((s) => ({ phys: s.base, size: s.size })),
-      ...this.#bans,
+      ...this.#alwaysAvoided(),
     ]);
     this.#lastRelocation = this.#pkram.relocateCollisions();
     if (this.#lastRelocation.nodes > 0) {
@@ -307,6 +326,12 @@ export class KernelPkram implements HandoverSubsystem {
       type: E820.PRESERVED,
     }));
     return { setupData: [encodePkramSetup({ superPfn, marks })], marks: mapMarks };
+  }
+
+  /** `pkram_ban=` ranges and KHO scratch (transient allocations live there). */
+  #alwaysAvoided(): AvoidRange[] {
+    const scratch = (this.#deps.scratch ?? []).map((s) => ({ phys: s.base, size: s.size }));
+    return [...scratch, ...this.#bans];
   }
 
   /** PKRAM hands nothing over (and allocates nothing) until a node is saved or finalize is called. */

@@ -245,6 +245,11 @@ export class Pkram {
     return this.#tree.changes;
   }
 
+  /** Physical address of the preserved-page table's root (0 while nothing is saved). */
+  get tableRoot(): number {
+    return this.#tree.rootPhys;
+  }
+
   /** Pages the preserved-page table itself uses. */
   get tablePages(): number {
     return this.#tree.metadataPageCount;

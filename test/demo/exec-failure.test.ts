@@ -87,5 +87,10 @@ test('a failed upgrade exec: version 1 keeps serving its values on the same port
     [3, 1, ready.pid, 1],
   );
   assert.doesNotMatch(stderr, /freeze|EAGAIN/, 'the second attempt found the session clean');
+  // /metrics counts both failures, and no completed handover.
+  const metrics = await ask(port, 'GET', '/metrics');
+  assert.equal(metrics.status, 200);
+  assert.match(metrics.body, /^livekexec_handovers_failed_total 2$/m);
+  assert.match(metrics.body, /^livekexec_handovers_total 0$/m);
   child.stdin.end();
 });

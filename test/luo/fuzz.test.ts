@@ -8,7 +8,8 @@ import { closeSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Fdt, FdtWriter } from '../../src/fdt/index.js';
-import { createMemfd, LiveUpdate, LuoError } from '../../src/luo/index.js';
+import { createMemfd, LiveUpdate, LuoError, memfdHandler } from '../../src/luo/index.js';
+import { recordingFlb } from './_flb.js';
 import { closeServer, openFile, serverFd, tcpServer, tempDir } from './_support.js';
 
 interface Node {
@@ -50,6 +51,13 @@ function tryHandover(bytes: Uint8Array): 'ok' | 'refused' {
   let lu: LiveUpdate | undefined;
   try {
     lu = LiveUpdate.fromHandover(bytes);
+    const flb = recordingFlb([]);
+    lu.registerFlb(memfdHandler, flb);
+    try {
+      lu.flbGetIncoming(flb);
+    } catch (e) {
+      if (!(e instanceof LuoError)) throw e;
+    }
     for (const s of lu.sessions()) {
       for (const f of s.files()) {
         try {
@@ -99,7 +107,7 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({
     kind: fc.constant('rename' as const),
     node: fc.nat(),
-    name: fc.constantFrom('x', 'session@9', 'file@9', ''),
+    name: fc.constantFrom('x', 'session@9', 'file@9', 'flb@9', ''),
   }),
   fc.record({ kind: fc.constant('repeat' as const), node: fc.nat() }),
 );
@@ -132,6 +140,8 @@ describe('corrupt handovers', () => {
   before(async () => {
     server = await tcpServer();
     const lu = new LiveUpdate();
+    // With an FLB: the handover is v2 and carries an flb@ node to corrupt too.
+    lu.registerFlb(memfdHandler, recordingFlb([]));
     const a = lu.createSession('a');
     fds.push(createMemfd('m', 64), openFile(dir));
     a.preserveFd(fds[0]!, 1);

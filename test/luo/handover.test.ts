@@ -15,6 +15,7 @@ import {
   defaultHandlers,
   LiveUpdate,
   LUO_COMPATIBLE,
+  LUO_SESSION_NAME_MAX,
   memfdRead,
   memfdSize,
   memfdWrite,
@@ -210,6 +211,26 @@ describe('serialize and fromHandover', () => {
     closeSync(memfd);
     closeSync(file);
     remove();
+  });
+
+  test('session names of 64 bytes cross the handover (no NUL counted; the kernel takes 63); 65 are EFAULT', () => {
+    const names = ['x'.repeat(64), 'é'.repeat(32)];
+    assert.ok(names.every((n) => Buffer.byteLength(n) === LUO_SESSION_NAME_MAX));
+    const blob = buildHandover(names.map((name) => ({ name, files: [] })));
+    const next = LiveUpdate.fromHandover(blob);
+    try {
+      assert.deepEqual(
+        next.sessions().map((s) => s.name),
+        names,
+      );
+      // The successor can re-create the very sessions it took, for its own successor.
+      for (const n of names) next.retrieveSession(n).finish();
+      for (const n of names) next.createSession(n);
+    } finally {
+      next.close();
+    }
+    const long = buildHandover([{ name: 'y'.repeat(65), files: [] }]);
+    assert.throws(() => LiveUpdate.fromHandover(long), luoError('EFAULT'));
   });
 
   test('fromHandover of bytes that are not a handover is EFAULT', () => {

@@ -90,3 +90,34 @@ test('a corrupt live update handover does not fail the boot: kernel.liveupdate s
     );
   }
 });
+
+test('live update stays on without KHO: with kho=off, and when the successor refuses KHO revival', () => {
+  const m = Machine.create({ size: 16 * MiB });
+  const k1 = m.boot('kho=off');
+  assert.equal(k1.kho.enabled, false);
+  const s1 = k1.liveupdate.createSession('state');
+  const fd = s1.preserveMemfd('kept', 1, 0);
+  memfdWrite(fd, Buffer.from('across kho=off'), 0);
+  k1.kexec.load();
+  const k2 = k1.kexec.exec();
+  const got = k2.liveupdate.retrieveSession('state').retrieveFd(1);
+  assert.equal(Buffer.from(memfdRead(got, 14, 0)).toString(), 'across kho=off');
+  // KHO on here, off in the successor: its KHO handover is not revived, the sessions are.
+  k2.liveupdate.createSession('again').preserveFd(got, 2);
+  k2.kexec.load({ cmdline: 'kho=on' });
+  const k3 = k2.kexec.exec();
+  k3.liveupdate
+    .createSession('last')
+    .preserveFd(k3.liveupdate.retrieveSession('again').retrieveFd(2), 3);
+  k3.kexec.load({ cmdline: 'kho=off' });
+  const k4 = k3.kexec.exec();
+  assert.equal(k4.kho.enabled, false);
+  assert.ok(
+    k4.log.some((l) => l.includes('not reviving')),
+    k4.log.join('\n'),
+  );
+  const last = k4.liveupdate.retrieveSession('last').retrieveFd(3);
+  assert.equal(Buffer.from(memfdRead(last, 14, 0)).toString(), 'across kho=off');
+  k4.liveupdate.close();
+  closeSync(last);
+});

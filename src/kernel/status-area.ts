@@ -1,0 +1,250 @@
+/**
+ * The kernel's side of the status area (src/status/abi.ts): early boot
+ * finds or makes the area and reads what the previous generation left
+ * there; the running generation writes its status into it at boot, at each
+ * handover event and when asked (a real process: every second), and puts
+ * the exec's start time in the boot block so the successor can tell the
+ * downtime.
+ */
+import { SETUP } from '../boot/abi.js';
+import type { SetupData } from '../boot/bootblock.js';
+import type { EarlyContext } from '../boot/early-context.js';
+import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
+import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import { E820 } from '../memory/memmap-types.js';
+import {
+  CLOCK_MONOTONIC_US,
+  CLOCK_REALTIME_US,
+  CLOCK_SIZE,
+  CLOCK_WAY,
+  HANDOVER_WAYS,
+  MAX_LAYOUT_RUNS,
+  SLOT_HEADER_SIZE,
+  STATUS_AREA_SIZE,
+} from '../status/abi.js';
+import { findStatusArea, readArea, writeArea } from '../status/area.js';
+import { StatusError } from '../status/errors.js';
+import { emptyHistory, recordHandover } from '../status/history.js';
+import type {
+  HandoverHistory,
+  LastHandover,
+  PublishedStatus,
+  StatusRange,
+} from '../status/model.js';
+import { decodeStatusPayload, encodeStatusPayload } from '../status/payload.js';
+import type { BootInfo } from './boot-info.js';
+
+export interface StatusEarly {
+  readonly area: StatusRange | null;
+  /** What the previous generation last published there. */
+  readonly previous: PublishedStatus | null;
+  readonly slot: 0 | 1 | null;
+  readonly sequence: number;
+}
+
+/**
+ * Finds the status area in the memory map (it keeps its address for the
+ * life of the device) and reads the previous generation's status from it;
+ * makes one, top-down in memblock, when there is none and `want` is set.
+ * A damaged area is logged and read as empty: status never fails a boot.
+ */
+export function statusEarly(ctx: EarlyContext, want: boolean): StatusEarly {
+  const none: StatusEarly = { area: null, previous: null, slot: null, sequence: 0 };
+  let area: StatusRange | null;
+  try {
+    area = findStatusArea(ctx.memoryMap.entries(), ctx.device.size);
+  } catch (err) {
+    if (!(err instanceof StatusError)) throw err;
+    ctx.log(`status: ignoring the status area: ${err.message}`);
+    return none;
+  }
+  if (area) {
+    const read = readArea(ctx.device, area);
+    if (!read.ok) {
+      ctx.log(`status: the previous status cannot be read: ${read.error.message}`);
+      return { ...none, area };
+    }
+    try {
+      const previous = decodeStatusPayload(read.payload);
+      return { area, previous, slot: read.slot, sequence: read.sequence };
+    } catch (err) {
+      if (!(err instanceof StatusError)) throw err;
+      ctx.log(`status: the previous status cannot be read: ${err.message}`);
+      return { ...none, area, slot: read.slot, sequence: read.sequence };
+    }
+  }
+  if (!want) return none;
+  const base = ctx.memblock.tryAlloc(STATUS_AREA_SIZE, PAGE_SIZE);
+  if (base === null) {
+    ctx.log(`status: no room for a ${STATUS_AREA_SIZE}-byte status area; not publishing`);
+    return none;
+  }
+  ctx.memoryMap.add(base, STATUS_AREA_SIZE, E820.STATUS);
+  // Whatever the pages held before is not a status.
+  ctx.device.bytes(base, STATUS_AREA_SIZE).fill(0);
+  return { ...none, area: { base, size: STATUS_AREA_SIZE } };
+}
+
+/** A clock reading: wall time for people, the monotonic clock for durations. */
+interface ClockReading {
+  realtimeUs: number;
+  monotonicUs: number;
+}
+
+function readClock(): ClockReading {
+  return {
+    realtimeUs: Date.now() * 1000,
+    monotonicUs: Number(process.hrtime.bigint() / 1000n),
+  };
+}
+
+/** The longest downtime believed; a larger figure means the clocks disagree (another machine boot). */
+const MAX_DOWNTIME_US = 24 * 3600 * 1e6;
+
+function encodeClock(c: ClockReading, way: number): Uint8Array {
+  const out = new Uint8Array(CLOCK_SIZE);
+  const v = new DataView(out.buffer);
+  v.setBigUint64(CLOCK_REALTIME_US, BigInt(Math.round(c.realtimeUs)), true);
+  v.setBigUint64(CLOCK_MONOTONIC_US, BigInt(Math.round(c.monotonicUs)), true);
+  v.setUint32(CLOCK_WAY, way, true);
+  return out;
+}
+
+/** The predecessor's exec start, or null when absent or malformed (untrusted: it only feeds a figure). */
+function decodeClock(data: Uint8Array | undefined): (ClockReading & { way: string }) | null {
+  if (data === undefined || data.length < CLOCK_SIZE) return null;
+  const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const realtimeUs = Number(v.getBigUint64(CLOCK_REALTIME_US, true));
+  const monotonicUs = Number(v.getBigUint64(CLOCK_MONOTONIC_US, true));
+  const way = HANDOVER_WAYS[v.getUint32(CLOCK_WAY, true)] ?? 'unknown';
+  return { realtimeUs, monotonicUs, way };
+}
+
+/**
+ * The status of one generation: its handover history and the area it
+ * publishes into. As a handover subsystem it adds the exec's start time
+ * to the boot block.
+ */
+export class KernelStatusArea implements HandoverSubsystem {
+  readonly name = 'status';
+  readonly area: StatusRange | null;
+  readonly bootedAtMs = Date.now();
+  #slot: 0 | 1 | null;
+  #sequence: number;
+  #history: HandoverHistory;
+  #began: (ClockReading & { way: number }) | null = null;
+  #lastError: string | null = null;
+
+  readonly #device: MemoryDevice;
+
+  constructor(device: MemoryDevice, early: StatusEarly) {
+    this.#device = device;
+    this.area = early.area;
+    this.#slot = early.slot;
+    this.#sequence = early.sequence;
+    this.#history = early.previous?.handover ?? emptyHistory();
+  }
+
+  get history(): HandoverHistory {
+    return this.#history;
+  }
+
+  /** Why the last publish failed, or null. */
+  get lastError(): string | null {
+    return this.#lastError;
+  }
+
+  /**
+   * The boot is done: a kexec boot counts its handover (with the downtime
+   * from the predecessor's exec start to now), a boot that refused the
+   * handover it was offered counts a refusal.
+   */
+  booted(boot: BootInfo, predecessorGeneration: number): void {
+    if (boot.kind === 'kexec') {
+      const began = decodeClock(boot.setupData.find((s) => s.type === SETUP.HANDOVER_CLOCK)?.data);
+      const now = readClock();
+      let downtimeUs: number | undefined;
+      if (began) {
+        const mono = now.monotonicUs - began.monotonicUs;
+        const real = now.realtimeUs - began.realtimeUs;
+        const d = mono >= 0 && mono < MAX_DOWNTIME_US ? mono : real;
+        if (d >= 0 && d < MAX_DOWNTIME_US) downtimeUs = Math.round(d);
+      }
+      this.#record({
+        outcome: 'ok',
+        atMs: began ? Math.floor(began.realtimeUs / 1000) : Date.now(),
+        way: began?.way ?? 'unknown',
+        fromGeneration: predecessorGeneration,
+        toGeneration: boot.generation,
+        ...(downtimeUs === undefined ? {} : { downtimeUs }),
+      });
+    } else if (boot.coldReason !== undefined) {
+      this.#record({
+        outcome: 'refused',
+        atMs: Date.now(),
+        way: 'unknown',
+        fromGeneration: predecessorGeneration,
+        toGeneration: boot.generation,
+        reason: boot.coldReason,
+      });
+    }
+  }
+
+  /** kexec exec has begun: the downtime starts now. */
+  handoverBegan(preload: boolean): void {
+    this.#began = { ...readClock(), way: preload ? 2 : 1 };
+  }
+
+  /** The exec failed before the successor took over; this generation goes on. */
+  handoverFailed(fromGeneration: number, reason: string): void {
+    const began = this.#began;
+    this.#began = null;
+    this.#record({
+      outcome: 'failed',
+      atMs: began ? Math.floor(began.realtimeUs / 1000) : Date.now(),
+      way: HANDOVER_WAYS[began?.way ?? 0] ?? 'unknown',
+      fromGeneration,
+      toGeneration: fromGeneration + 1,
+      reason,
+    });
+  }
+
+  #record(last: LastHandover): void {
+    this.#history = recordHandover(this.#history, last);
+  }
+
+  freeze(): HandoverPart {
+    const began = this.#began ?? { ...readClock(), way: 0 };
+    const setupData: SetupData[] = [
+      { type: SETUP.HANDOVER_CLOCK, data: encodeClock(began, began.way) },
+    ];
+    return { setupData };
+  }
+
+  /**
+   * Writes the status `build` makes into the area (the slot not written
+   * last), asking for fewer layout runs while it does not fit a slot.
+   * @returns false when there is no area or it could not be written (the reason is in lastError).
+   */
+  publish(build: (maxRuns: number) => PublishedStatus): boolean {
+    const area = this.area;
+    if (!area) return false;
+    const room = area.size / 2 - SLOT_HEADER_SIZE;
+    try {
+      let payload: Uint8Array | null = null;
+      for (let runs = MAX_LAYOUT_RUNS; payload === null; runs = Math.floor(runs / 2)) {
+        const bytes = encodeStatusPayload(build(runs));
+        if (bytes.length <= room) payload = bytes;
+        else if (runs <= 1)
+          throw new StatusError('EINVAL', `status of ${bytes.length} bytes does not fit ${room}`);
+      }
+      this.#sequence += 1;
+      this.#slot = writeArea(this.#device, area, payload, this.#sequence, this.#slot);
+      this.#lastError = null;
+      return true;
+    } catch (err) {
+      this.#lastError = err instanceof Error ? err.message : String(err);
+      return false;
+    }
+  }
+}

@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Registry } from 'prom-client';
+import { Kernel, Machine } from '../../src/index.js';
+import { readDeviceHeader } from '../../src/memory/header.js';
+import { E820 } from '../../src/memory/memmap-types.js';
+import { readArea } from '../../src/status/area.js';
+import type { MemoryRun } from '../../src/status/model.js';
+import { decodeStatusPayload } from '../../src/status/payload.js';
+
+const MiB = 1024 * 1024;
+const CMDLINE = 'kho=on pmpool=0x1000000,0x400000 reserve_mem=64K:4K:trace';
+
+function bootWithEverything() {
+  const m = Machine.create({ size: 32 * MiB, status: true });
+  const k = m.boot(CMDLINE);
+  const folio = k.allocPages(3);
+  assert.ok(folio);
+  k.kho.preserveFolio(folio);
+  k.pmpool?.alloc(8);
+  const node = k.pkram.prepareSave('index');
+  const obj = node.prepareSaveObj();
+  obj.write(new Uint8Array(20000).fill(7));
+  obj.finishSaveObj();
+  node.finishSave();
+  return { m, k, folio };
+}
+
+function published(m: Machine) {
+  const header = readDeviceHeader(m.device);
+  const range = header.memmap.find((r) => r.type === E820.STATUS);
+  assert.ok(range, 'the device header names the status area');
+  const read = readArea(m.device, { base: range.addr, size: range.size });
+  assert.ok(read.ok);
+  return decodeStatusPayload(read.payload);
+}
+
+function kindAt(runs: readonly MemoryRun[], addr: number): string | undefined {
+  return runs.find((r) => r.base <= addr && addr < r.base + r.size)?.kind;
+}
+
+test('status: a generation publishes itself where a reader of the device header finds it', () => {
+  const { m, k } = bootWithEverything();
+  assert.ok(k.publishStatus());
+  const s = published(m);
+  assert.equal(s.generation, k.generation);
+  assert.equal(s.bootKind, 'cold');
+  assert.equal(s.ownerPid, process.pid);
+  assert.deepEqual(s.pkram.nodes, ['index']);
+  assert.equal(s.pmpools[0]?.base, 0x1000000);
+  assert.equal(s.pmpools[0]?.usedPages, k.pmpool?.stats().usedPages);
+  assert.deepEqual(
+    s.reserveMem.map((r) => r.name),
+    ['trace'],
+  );
+  assert.equal(
+    s.kho.preservedBlocks,
+    k.kho.preserved().byOrder.reduce((n, o) => n + o.blocks, 0),
+  );
+  assert.deepEqual(s.pages.freeByOrder, k.pages.stats().freeByOrder);
+});
+
+test('status: the memory layout covers the device and names each owner', () => {
+  const { k, folio } = bootWithEverything();
+  const layout = k.memoryLayout();
+  let end = 0;
+  for (const r of layout.runs) {
+    assert.equal(r.base, end, 'runs are sorted and leave no gap');
+    end = r.base + r.size;
+  }
+  assert.equal(end, k.device.size);
+  const runs = layout.runs;
+  assert.equal(kindAt(runs, 0), 'header');
+  assert.equal(kindAt(runs, folio.pfn * 4096), 'kho');
+  assert.equal(kindAt(runs, 0x1000000), 'pmpool');
+  assert.equal(kindAt(runs, k.reserveMem('trace').phys), 'reserve-mem');
+  assert.equal(kindAt(runs, k.kho.scratch[0]?.base as number), 'scratch');
+  assert.equal(kindAt(runs, k.status().statusArea?.base as number), 'status');
+  const pkram = runs.filter((r) => r.kind === 'pkram').reduce((n, r) => n + r.size, 0);
+  assert.ok(pkram >= 5 * 4096, `PKRAM's pages are attributed to it (${pkram} bytes)`);
+  k.kexec.load();
+  const seg = k.kexec.loaded?.segment;
+  assert.ok(seg);
+  assert.equal(kindAt(k.memoryLayout().runs, seg.base), 'boot-block');
+});
+
+test('status: the successor counts the handover, its downtime and way, and keeps the history', () => {
+  const { m, k } = bootWithEverything();
+  k.kexec.load();
+  const k2 = k.kexec.exec();
+  const h2 = k2.status().handover;
+  assert.equal(h2.handovers, 1);
+  assert.equal(h2.last?.outcome, 'ok');
+  assert.equal(h2.last?.way, 'in-place');
+  assert.equal(h2.last?.fromGeneration, 1);
+  assert.equal(h2.last?.toGeneration, 2);
+  assert.ok((h2.last?.downtimeUs ?? -1) >= 0);
+  assert.equal(
+    h2.downtime.counts.reduce((a, b) => a + b, 0),
+    1,
+  );
+  // The next generation carries the history on, from the area.
+  k2.kexec.load();
+  const k3 = k2.kexec.exec();
+  assert.equal(k3.status().handover.handovers, 2);
+  assert.equal(published(m).handover.handovers, 2);
+  assert.equal(published(m).generation, 3);
+  // A cold boot (a reset) keeps it too: the area stays at its address.
+  const again = m.boot(CMDLINE);
+  assert.equal(again.status().statusArea?.base, k.status().statusArea?.base);
+  assert.equal(again.status().handover.handovers, 2);
+});
+
+test('status: a failed exec is counted, with its reason, and published at once', () => {
+  const { m, k } = bootWithEverything();
+  k.addSubsystem({
+    name: 'refuser',
+    freeze: () => {
+      throw new Error('not now');
+    },
+  });
+  k.kexec.load();
+  assert.throws(() => k.kexec.exec(), /refuser could not freeze: not now/);
+  const s = published(m);
+  assert.equal(s.handover.failed, 1);
+  assert.equal(s.handover.last?.outcome, 'failed');
+  assert.match(s.handover.last?.reason ?? '', /not now/);
+  assert.equal(s.handover.handovers, 0);
+});
+
+test('status: a refused handover is counted as such', () => {
+  const { m, k } = bootWithEverything();
+  k.kexec.load();
+  const k2 = k.kexec.exec();
+  assert.equal(k2.status().handover.refused, 0);
+  // The boot block k2 consumed is stale now: a boot offered it refuses it and boots cold.
+  const cold = Kernel.boot({
+    device: m.device,
+    bootBlock: k2.boot.bootBlock as number,
+    platform: m,
+    status: true,
+  });
+  assert.equal(cold.boot.kind, 'cold');
+  const h = cold.status().handover;
+  assert.equal(h.refused, 1);
+  assert.equal(h.handovers, 1);
+  assert.equal(h.last?.outcome, 'refused');
+  assert.equal(h.last?.reason, cold.boot.coldReason);
+});
+
+test('metrics: the Prometheus text has the downtime histogram, preserved bytes by subsystem and free blocks by order', () => {
+  const { k } = bootWithEverything();
+  k.kexec.load();
+  const k2 = k.kexec.exec();
+  const text = k2.metrics();
+  assert.match(text, /^# TYPE livekexec_handover_downtime_seconds histogram$/m);
+  assert.match(text, /^livekexec_handover_downtime_seconds_bucket\{le="\+Inf"\} 1$/m);
+  assert.match(text, /^livekexec_handover_downtime_seconds_count 1$/m);
+  assert.match(text, /^livekexec_handovers_total 1$/m);
+  assert.match(text, /^livekexec_handovers_failed_total 0$/m);
+  assert.match(text, /^livekexec_handover_fallbacks_total 0$/m);
+  assert.match(text, /^livekexec_preserved_bytes\{subsystem="pmpool"\} 4194304$/m);
+  assert.match(text, /^livekexec_preserved_bytes\{subsystem="reserve_mem"\} 65536$/m);
+  // Not yet restored by the successor: the predecessor's folio and PKRAM's pages.
+  const incoming = Number(
+    /^livekexec_preserved_bytes\{subsystem="incoming"\} (\d+)$/m.exec(text)?.[1],
+  );
+  assert.ok(incoming >= 8 * 4096, `incoming ${incoming}`);
+  const free = k2.pages.stats().freeByOrder;
+  free.forEach((n, order) => {
+    assert.match(text, new RegExp(`^livekexec_free_blocks\\{order="${order}"\\} ${n}$`, 'm'));
+  });
+  // Buckets are cumulative and end with +Inf.
+  const buckets = [
+    ...text.matchAll(/^livekexec_handover_downtime_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm),
+  ];
+  assert.equal(buckets.at(-1)?.[1], '+Inf');
+  for (let i = 1; i < buckets.length; i++)
+    assert.ok(Number(buckets[i]?.[2]) >= Number(buckets[i - 1]?.[2]));
+});
+
+test('metrics: a prom-client Registry takes livekexec collectors and prints what kernel.metrics() prints', async () => {
+  const { k } = bootWithEverything();
+  const registry = new Registry();
+  for (const m of k.metricCollectors()) registry.registerMetric(m as never);
+  const fromRegistry = await registry.metrics();
+  const samples = (text: string) =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith('livekexec_') && !l.startsWith('livekexec_boot_time'))
+      .sort();
+  assert.deepEqual(samples(fromRegistry), samples(k.metrics()));
+  assert.match(fromRegistry, /# TYPE livekexec_handover_downtime_seconds histogram/);
+});
