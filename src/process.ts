@@ -4,9 +4,11 @@
  * started (in place by execve, or preloaded and released over the control
  * channel).
  */
+
 import { existsSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { show } from './base/errors.js';
 import { memparseExact } from './boot/memparse.js';
 import { FdtWriter } from './fdt/write.js';
 import { Kernel } from './kernel/kernel.js';
@@ -86,6 +88,7 @@ export interface ProcessBootOptions {
  * @throws BootError for a bad command line.
  */
 export async function boot(options: ProcessBootOptions = {}): Promise<Kernel> {
+  checkBootOptions(options);
   const env = process.env;
   if (env[ENV_PRELOAD] !== undefined) return bootPreloaded(options);
   const spec = env[ENV_BOOT];
@@ -96,6 +99,25 @@ export async function boot(options: ProcessBootOptions = {}): Promise<Kernel> {
     return start(MappedDevice.openFd(fd, path), options, bootBlock);
   }
   return start(openCold(options), options);
+}
+
+/** @throws KexecError EINVAL for options that are not boot options (boot(42), a numeric device). */
+function checkBootOptions(o: unknown): asserts o is ProcessBootOptions {
+  const bad = (what: string, v: unknown): never => {
+    throw new KexecError('EINVAL', `boot: ${what}, got ${show(v)}`);
+  };
+  if (typeof o !== 'object' || o === null) bad('options must be an object', o);
+  const r = o as Record<string, unknown>;
+  if (r.device !== undefined && (typeof r.device !== 'string' || r.device === ''))
+    bad('device must be a path', r.device);
+  if (r.size !== undefined && typeof r.size !== 'number' && typeof r.size !== 'string')
+    bad('size must be a number of bytes or a memparse string', r.size);
+  if (r.cmdline !== undefined && typeof r.cmdline !== 'string')
+    bad('cmdline must be a string', r.cmdline);
+  if (r.create !== undefined && typeof r.create !== 'boolean')
+    bad('create must be a boolean', r.create);
+  if (r.platform !== undefined && (typeof r.platform !== 'object' || r.platform === null))
+    bad('platform must be an object', r.platform);
 }
 
 /** /dev/shm/livekexec-<main script name>, or the same name in the temp directory. */

@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 import { SETUP } from '../boot/abi.js';
 import type { SetupData } from '../boot/bootblock.js';
 import { Cmdline } from '../boot/cmdline.js';
@@ -21,7 +22,8 @@ import { MemoryMap } from '../memory/memmap.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { randomBytes } from '../memory/random.js';
 import { BuddyAllocator, type BuddyStats } from '../mm/buddy.js';
-import type { Folio } from '../mm/folio.js';
+import { PageAllocError } from '../mm/errors.js';
+import { checkFolio, type Folio } from '../mm/folio.js';
 import type { ScratchPagesStats } from '../mm/scratch-pages.js';
 import { type PkramEarly, pkramEarly } from '../pkram/kernel-early.js';
 import { KernelPkram, type KernelPkramStatus } from '../pkram/kernel-pkram.js';
@@ -204,6 +206,7 @@ export class Kernel {
    * @throws DeviceError ENODEV when the device has no valid header.
    */
   static boot(request: BootRequest): Kernel {
+    checkBootRequest(request);
     const { device } = request;
     checkDeviceViews(device);
     const header = readDeviceHeader(device);
@@ -358,6 +361,11 @@ export class Kernel {
    */
   allocPages(order: number, options: { transient?: boolean } = {}): Folio | null {
     this.assertAlive();
+    if (typeof options !== 'object' || options === null)
+      throw new PageAllocError(
+        'EINVAL',
+        `allocPages options must be an object, got ${show(options)}`,
+      );
     const pfn =
       (options.transient ? this.kho.scratchPages.allocPages(order) : null) ??
       this.pages.allocPages(order);
@@ -367,6 +375,7 @@ export class Kernel {
   /** Frees a folio allocPages returned. @throws PageAllocError on misuse (double free, ...). */
   freePages(folio: Folio): void {
     this.assertAlive();
+    checkFolio(folio);
     if (this.kho.scratchPages.owns(folio.pfn))
       this.kho.scratchPages.freePages(folio.pfn, folio.order);
     else this.pages.freePages(folio.pfn, folio.order);
@@ -374,11 +383,20 @@ export class Kernel {
 
   /** A zero-copy view of a folio's bytes. */
   folioBytes(folio: Folio): Uint8Array {
+    checkFolio(folio);
     return this.device.bytes(folio.pfn * PAGE_SIZE, 2 ** folio.order * PAGE_SIZE);
   }
 
   /** Registers a subsystem that takes part in kexec. */
   addSubsystem(s: HandoverSubsystem): void {
+    const hooks = ['segmentArena', 'segmentsPlaced', 'freeze', 'unfreeze'] as const;
+    if (
+      typeof s !== 'object' ||
+      s === null ||
+      typeof s.name !== 'string' ||
+      hooks.some((h) => s[h] !== undefined && typeof s[h] !== 'function')
+    )
+      throw new KexecError('EINVAL', `a subsystem is { name, freeze?(), ... }, got ${show(s)}`);
     this.subsystems.push(s);
   }
 
@@ -496,6 +514,16 @@ export class Kernel {
    * @returns false when the device has no status area or the write failed.
    */
   publishStatus(options: { layoutMaxAgeMs?: number } = {}): boolean {
+    if (typeof options !== 'object' || options === null)
+      throw new KexecError(
+        'EINVAL',
+        `publishStatus options must be an object, got ${show(options)}`,
+      );
+    if (options.layoutMaxAgeMs !== undefined && typeof options.layoutMaxAgeMs !== 'number')
+      throw new KexecError(
+        'EINVAL',
+        `layoutMaxAgeMs must be a number, got ${show(options.layoutMaxAgeMs)}`,
+      );
     if (!this.alive) return false;
     const cached = this.#layoutCache;
     const maxAge = options.layoutMaxAgeMs ?? 0;
@@ -671,6 +699,28 @@ export interface KernelStatus {
 function parseCommandLine(text: string): { cmdline: Cmdline; params: EarlyParamValues } {
   const cmdline = Cmdline.parse(text);
   return { cmdline, params: defaultEarlyParams().parseAll(cmdline) };
+}
+
+/** @throws BootError EINVAL for a request that is not one (before anything is read). */
+function checkBootRequest(r: BootRequest): void {
+  const bad = (what: string, v: unknown): never => {
+    throw new BootError('EINVAL', `Kernel.boot: ${what}, got ${show(v)}`);
+  };
+  if (typeof r !== 'object' || r === null) bad('the request must be an object', r);
+  const d = r.device as unknown as Record<string, unknown> | null;
+  if (
+    typeof d !== 'object' ||
+    d === null ||
+    typeof d.bytes !== 'function' ||
+    typeof d.view !== 'function'
+  )
+    bad('device must be a MemoryDevice', d);
+  if (r.cmdline !== undefined && typeof r.cmdline !== 'string')
+    bad('cmdline must be a string', r.cmdline);
+  if (r.bootBlock !== undefined && !Number.isSafeInteger(r.bootBlock))
+    bad('bootBlock must be an address', r.bootBlock);
+  if (typeof r.platform !== 'object' || r.platform === null)
+    bad('platform must be an object', r.platform);
 }
 
 function reserveCrashArea(memblock: Memblock, params: EarlyParamValues): PhysRange | null {

@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 import { encodeBootBlock, type SetupData } from '../boot/bootblock.js';
 import type { HandoverPart, HandoverSubsystem, SegmentArena } from '../boot/handover.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
@@ -119,6 +120,8 @@ export class Kexec<K> {
    */
   load(options: KexecLoadOptions = {}): LoadedImage {
     this.host.checkCanKexec();
+    if (typeof options !== 'object' || options === null)
+      throw new KexecError('EINVAL', `load options must be an object, got ${show(options)}`);
     const cmdline = options.cmdline ?? this.host.cmdline;
     this.host.checkCmdline(cmdline);
     const bootId = randomBootId();

@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 import { SETUP } from '../boot/abi.js';
 import type { HandoverPart, HandoverSubsystem, SegmentArena } from '../boot/handover.js';
 import { Fdt } from '../fdt/read.js';
@@ -232,6 +233,8 @@ export class Kho implements HandoverSubsystem {
    */
   preservePageList(folios: readonly Folio[]): number {
     this.#checkMutable();
+    if (!Array.isArray(folios))
+      throw new KhoError('EINVAL', `a page list is an array of folios, got ${show(folios)}`);
     for (const f of folios) this.#checkFolio(f);
     return preservePageList(this.#pageListHost(), folios);
   }
@@ -239,6 +242,8 @@ export class Kho implements HandoverSubsystem {
   /** Undoes preservePageList: unpreserves the folios and frees the chunks. */
   unpreservePageList(phys: number): void {
     this.#checkMutable();
+    if (!Number.isSafeInteger(phys) || phys < 0 || phys % PAGE_SIZE !== 0)
+      throw new KhoError('EINVAL', `page list address ${show(phys)} is not a page address`);
     unpreservePageList(this.#pageListHost(), phys, (pfn) => this.#outgoingOrderAt(pfn));
   }
 
@@ -260,7 +265,8 @@ export class Kho implements HandoverSubsystem {
    */
   allocPreserve(size: number): Folio {
     this.#checkMutable();
-    if (!Number.isSafeInteger(size) || size <= 0) throw new KhoError('EINVAL', `bad size ${size}`);
+    if (!Number.isSafeInteger(size) || size <= 0)
+      throw new KhoError('EINVAL', `bad size ${show(size)}`);
     const order = Math.max(0, Math.ceil(Math.log2(Math.ceil(size / PAGE_SIZE))));
     if (order > MAX_PAGE_ORDER) return this.#allocPreserveRun(size, order);
     const pfn = this.#pages.allocPages(order);
@@ -319,6 +325,11 @@ export class Kho implements HandoverSubsystem {
    * generation, or received and not restored yet.
    */
   holder(pfn: number, count: number): PageHolder | null {
+    if (!Number.isSafeInteger(pfn) || !Number.isSafeInteger(count))
+      throw new KhoError(
+        'EINVAL',
+        `holder: pfn ${show(pfn)} and count ${show(count)} must be integers`,
+      );
     const out = this.#tree.firstPreservedIn(pfn, count);
     if (out >= 0) return { holder: 'KHO', pfn: out };
     const received = this.#incoming?.firstUnclaimedIn(pfn, count) ?? -1;
@@ -338,6 +349,7 @@ export class Kho implements HandoverSubsystem {
    * @throws KhoError EBUSY, ENOENT (not preserved), EINVAL.
    */
   unpreserveFree(folio: Folio): void {
+    this.#checkFolio(folio);
     if (folio.order <= MAX_PAGE_ORDER) {
       this.unpreserveFolio(folio);
       this.#pages.freePages(folio.pfn, folio.order);
@@ -374,8 +386,10 @@ export class Kho implements HandoverSubsystem {
    */
   addSubtree(name: string, data: Uint8Array, options: SubtreeOptions = {}): void {
     this.#checkMutable();
-    if (!NODE_NAME.test(name))
-      throw new KhoError('EINVAL', `subtree name '${name}' is not a valid node name`);
+    if (typeof name !== 'string' || !NODE_NAME.test(name))
+      throw new KhoError('EINVAL', `subtree name ${show(name)} is not a valid node name`);
+    if (typeof options !== 'object' || options === null)
+      throw new KhoError('EINVAL', `subtree options must be an object, got ${show(options)}`);
     if (this.#subtrees.has(name)) throw new KhoError('EEXIST', `subtree '${name}' exists`);
     if (options.compatible !== undefined) {
       this.#addBlob(name, data, checkBlobCompatibles(options.compatible));
@@ -425,7 +439,7 @@ export class Kho implements HandoverSubsystem {
   removeSubtree(name: string): void {
     this.#checkMutable();
     const s = this.#subtrees.get(name);
-    if (!s) throw new KhoError('ENOENT', `no subtree '${name}'`);
+    if (!s) throw new KhoError('ENOENT', `no subtree ${show(name)}`);
     this.#subtrees.delete(name);
     if (s.carried) {
       this.#in().dropSubtree(name);
@@ -639,6 +653,13 @@ export class Kho implements HandoverSubsystem {
    * (finalize first, or the root is built just for the check).
    */
   checkSuccessor(config: SuccessorConfig): CompatReport {
+    if (typeof config !== 'object' || config === null || typeof config.cmdline !== 'string')
+      throw new KhoError(
+        'EINVAL',
+        `a successor config is { cmdline, compatibles? }, got ${show(config)}`,
+      );
+    if (config.compatibles !== undefined && !Array.isArray(config.compatibles))
+      throw new KhoError('EINVAL', `compatibles must be an array of strings`);
     const root = this.#rootFdt ?? this.#probeRoot();
     const subtrees = this.#subtrees;
     return checkHandover(
@@ -734,6 +755,9 @@ export class Kho implements HandoverSubsystem {
   }
 
   #checkFolio(f: Folio): void {
+    if (typeof f !== 'object' || f === null) {
+      throw new KhoError('EINVAL', `a folio is an object { pfn, order }, got ${show(f)}`);
+    }
     if (
       !Number.isInteger(f.order) ||
       f.order < 0 ||
@@ -742,7 +766,7 @@ export class Kho implements HandoverSubsystem {
       f.pfn < 0 ||
       f.pfn % 2 ** f.order !== 0
     ) {
-      throw new KhoError('EINVAL', `bad folio pfn ${f.pfn} order ${f.order}`);
+      throw new KhoError('EINVAL', `bad folio pfn ${show(f.pfn)} order ${show(f.order)}`);
     }
     this.#checkRange(f.pfn, 2 ** f.order);
   }
@@ -755,7 +779,10 @@ export class Kho implements HandoverSubsystem {
       count <= 0 ||
       pfn + count > this.#device.pages
     ) {
-      throw new KhoError('EINVAL', `pages [${pfn}, +${count}) are not inside the device`);
+      throw new KhoError(
+        'EINVAL',
+        `pages [${show(pfn)}, +${show(count)}) are not inside the device`,
+      );
     }
     const start = pfn * PAGE_SIZE;
     const end = (pfn + count) * PAGE_SIZE;

@@ -10,6 +10,7 @@ import {
   statfsSync,
   unlinkSync,
 } from 'node:fs';
+import { show } from '../base/errors.js';
 import {
   errnoName,
   F_GETFD,
@@ -115,6 +116,9 @@ export class MappedDevice implements MemoryDevice {
    *   EINVAL bad size or not a regular file; ENOSPC preallocation failed; EIO other.
    */
   static open(path: string, options: MappedOpenOptions = {}): MappedDevice {
+    if (typeof options !== 'object' || options === null) {
+      throw new DeviceError('EINVAL', `open options must be an object, got ${show(options)}`);
+    }
     const existing = lstatOrNull(path);
     if (existing?.isSymbolicLink()) throw refuseSymlink(path);
     if (existing === null && !options.create) {
@@ -127,6 +131,21 @@ export class MappedDevice implements MemoryDevice {
       throw new DeviceError('EINVAL', `${path}: a size is needed to create a device`);
     }
     if (options.size !== undefined) checkSize(path, options.size);
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+      throw new DeviceError(
+        'EINVAL',
+        `onProgress must be a function, got ${show(options.onProgress)}`,
+      );
+    }
+    if (
+      options.chunkSize !== undefined &&
+      (!Number.isSafeInteger(options.chunkSize) || options.chunkSize <= 0)
+    ) {
+      throw new DeviceError(
+        'EINVAL',
+        `chunkSize must be a positive integer, got ${show(options.chunkSize)}`,
+      );
+    }
     const libc = getLibc();
     const flags =
       O_RDWR | O_NOFOLLOW | (options.create ? O_CREAT : 0) | (options.exclusive ? O_EXCL : 0);
@@ -162,7 +181,10 @@ export class MappedDevice implements MemoryDevice {
    *   file; ELOOP, EPERM as open(); EBUSY the lock belongs to someone else.
    */
   static openFd(fd: number, path: string): MappedDevice {
-    if (!Number.isSafeInteger(fd) || fd < 0) throw new DeviceError('EBADF', `bad descriptor ${fd}`);
+    if (!Number.isSafeInteger(fd) || fd < 0)
+      throw new DeviceError('EBADF', `bad descriptor ${show(fd)}`);
+    if (typeof path !== 'string' || path === '')
+      throw new DeviceError('EINVAL', `a device path is a non-empty string, got ${show(path)}`);
     let st: Stats;
     try {
       st = fstatSync(fd);
@@ -355,6 +377,9 @@ function openReadOnly(path: string): number {
 }
 
 function lstatOrNull(path: string): Stats | null {
+  if (typeof path !== 'string' || path === '' || path.includes('\0')) {
+    throw new DeviceError('EINVAL', `a device path is a non-empty string, got ${show(path)}`);
+  }
   try {
     return lstatSync(path);
   } catch (err) {
@@ -372,7 +397,7 @@ function checkSize(path: string, size: number): void {
   if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
     throw new DeviceError(
       'EINVAL',
-      `${path}: device size must be a positive multiple of ${PAGE_SIZE}, got ${size}`,
+      `${path}: device size must be a positive multiple of ${PAGE_SIZE}, got ${show(size)}`,
     );
   }
 }

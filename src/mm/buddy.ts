@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 /**
  * The buddy page allocator, after the kernel's mm/page_alloc.c: free memory is
  * kept as naturally aligned blocks of 2^order pages, order 0..MAX_PAGE_ORDER,
@@ -123,7 +124,7 @@ export class BuddyAllocator {
     const list: PageRange[] = [];
     for (const r of ranges) {
       if (typeof r !== 'object' || r === null) {
-        throw new PageAllocError('EINVAL', `free range ${String(r)} is not a {base, count}`);
+        throw new PageAllocError('EINVAL', `free range ${show(r)} is not a {base, count}`);
       }
       buddy.checkRange(r.base, r.count, 'free range');
       if (r.count > 0) list.push({ base: r.base, count: r.count });
@@ -600,7 +601,7 @@ export class BuddyAllocator {
 
   private checkOrder(order: number): void {
     if (!Number.isInteger(order) || order < 0 || order > MAX_PAGE_ORDER) {
-      throw new PageAllocError('EINVAL', `order ${order} is not in 0..${MAX_PAGE_ORDER}`);
+      throw new PageAllocError('EINVAL', `order ${show(order)} is not in 0..${MAX_PAGE_ORDER}`);
     }
   }
 
@@ -608,7 +609,7 @@ export class BuddyAllocator {
     if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.npages) {
       throw new PageAllocError(
         'EFAULT',
-        `pfn ${pfn} is outside the allocator's pages 0..${this.npages - 1}`,
+        `pfn ${show(pfn)} is outside the allocator's pages 0..${this.npages - 1}`,
       );
     }
   }
@@ -631,7 +632,10 @@ export class BuddyAllocator {
 
   private checkRange(base: number, count: number, what: string): void {
     if (!Number.isInteger(base) || !Number.isInteger(count) || base < 0 || count < 0) {
-      throw new PageAllocError('EINVAL', `${what} base ${base} count ${count} is not valid`);
+      throw new PageAllocError(
+        'EINVAL',
+        `${what} base ${show(base)} count ${show(count)} is not valid`,
+      );
     }
     if (base + count > this.npages) {
       throw new PageAllocError(

@@ -19,6 +19,7 @@
  *   saved from scratch is copied out at once.
  */
 
+import { show } from '../base/errors.js';
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { FdtWriter } from '../fdt/write.js';
 import { KhoError } from '../kho/errors.js';
@@ -256,9 +257,11 @@ export class KernelPkram implements HandoverSubsystem {
   takeFolio(folio: Folio): Folio {
     this.#check();
     const pages = this.#deps.pages;
-    const { pfn, order } = folio;
+    const { pfn, order } = typeof folio === 'object' && folio !== null ? folio : ({} as Folio);
     if (!Number.isSafeInteger(pfn) || pfn < 0 || pfn >= this.#deps.device.pages)
-      throw new PkramError('EINVAL', `folio pfn ${pfn} is outside the device`);
+      throw new PkramError('EINVAL', `folio pfn ${show(pfn)} is outside the device`);
+    if (!Number.isInteger(order) || order < 0)
+      throw new PkramError('EINVAL', `folio order ${show(order)} is not an order`);
     const state = pages.pageState(pfn);
     if (state === 'allocated' && pages.headOrder(pfn) === order) return folio;
     if (state !== 'reserved' || order > MAX_PAGE_ORDER) {
@@ -292,6 +295,8 @@ export class KernelPkram implements HandoverSubsystem {
   /** Keeps PKRAM out of the segments and `pkram_ban=` ranges, moving saved nodes that are in them. */
   segmentsPlaced(segments: readonly PhysRange[]): void {
     if (!this.enabled) return;
+    if (!Array.isArray(segments) || !segments.every((s) => typeof s === 'object' && s !== null))
+      throw new PkramError('EINVAL', `segments must be an array of ranges, got ${show(segments)}`);
     this.#pkram.setAvoidRanges([
       ...segments.map((s) => ({ phys: s.base, size: s.size })),
       ...this.#alwaysAvoided(),

@@ -11,6 +11,7 @@
  * own counters, all rebuilt by attach().
  */
 
+import { show } from '../base/errors.js';
 import { KhoError } from '../kho/errors.js';
 import { coalescedExtents, type KhoExtent, KhoRadixTree } from '../kho/radix.js';
 import { treeChecksum } from '../kho/tree-csum.js';
@@ -493,6 +494,11 @@ export class Pkram {
 
   /** Whether PKRAM holds any page of [pfn, pfn + count) in its saved nodes. */
   holder(pfn: number, count: number): PageHolder | null {
+    if (!Number.isSafeInteger(pfn) || !Number.isSafeInteger(count))
+      throw new PkramError(
+        'EINVAL',
+        `holder: pfn ${show(pfn)} and count ${show(count)} must be integers`,
+      );
     if (this.#disabled !== null) return null;
     const at = this.#tree.firstPreservedIn(pfn, count);
     return at >= 0 ? { holder: 'PKRAM', pfn: at } : null;

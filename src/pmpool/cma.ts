@@ -1,4 +1,5 @@
 import { endianness } from 'node:os';
+import { show } from '../base/errors.js';
 import { crc32c } from '../memory/crc32c.js';
 import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
@@ -302,10 +303,13 @@ export class CmaPool {
    */
   alloc(count: number, align = 1): PageRange | null {
     if (!Number.isSafeInteger(count) || count < 1) {
-      throw new PmpoolError('EINVAL', `alloc: count must be a positive integer, got ${count}`);
+      throw new PmpoolError(
+        'EINVAL',
+        `alloc: count must be a positive integer, got ${show(count)}`,
+      );
     }
     if (!isPowerOfTwo(align)) {
-      throw new PmpoolError('EINVAL', `alloc: align must be a power of two, got ${align}`);
+      throw new PmpoolError('EINVAL', `alloc: align must be a power of two, got ${show(align)}`);
     }
     if (count > this.pages - this.metadataPages) return null;
     const w = this.words();
@@ -334,7 +338,7 @@ export class CmaPool {
     if (!Number.isSafeInteger(pfn) || !Number.isSafeInteger(count) || count < 1) {
       throw new PmpoolError(
         'EINVAL',
-        `release: pfn and count must be integers, count >= 1, got ${pfn}, ${count}`,
+        `release: pfn and count must be integers, count >= 1, got ${show(pfn)}, ${show(count)}`,
       );
     }
     const first = pfn - this.basePfn;
@@ -371,6 +375,7 @@ export class CmaPool {
 
   /** True when `pfn` is a page of this pool that is in use (metadata pages included). */
   isAllocated(pfn: number): boolean {
+    if (typeof pfn !== 'number') return false;
     const i = pfn - this.basePfn;
     if (!Number.isSafeInteger(i) || i < 0 || i >= this.pages) return false;
     return ((get(this.words(), BM + (i >>> 5)) >>> (i & 31)) & 1) === 1;
@@ -413,12 +418,15 @@ export class CmaPool {
    * @throws PmpoolError EFAULT with `strict` (attach) for corruption.
    */
   check(options: { repair?: boolean; strict?: boolean } = {}): CheckReport {
-    const repair = options.repair ?? false;
+    if (typeof options !== 'object' || options === null)
+      throw new PmpoolError('EINVAL', `check options must be an object, got ${show(options)}`);
+    const repair = options.repair === true;
     const w = this.words();
     const problems: string[] = [];
     let repaired = false;
     const fail = (msg: string): void => {
-      if (options.strict) throw new PmpoolError('EFAULT', `pmpool at 0x${this.at()}: ${msg}`);
+      if (options.strict === true)
+        throw new PmpoolError('EFAULT', `pmpool at 0x${this.at()}: ${msg}`);
       problems.push(msg);
     };
     if (get(w, HDR_MAGIC) !== PMPOOL_MAGIC || get(w, HDR_CRC) !== headerCrc(w, PMPOOL_MAGIC)) {
@@ -877,7 +885,7 @@ function checkOrder(order: number): void {
   if (!Number.isInteger(order) || order < 0 || order > MAX_ORDER_ARG) {
     throw new PmpoolError(
       'EINVAL',
-      `order must be an integer in 0..${MAX_ORDER_ARG}, got ${order}`,
+      `order must be an integer in 0..${MAX_ORDER_ARG}, got ${show(order)}`,
     );
   }
 }
@@ -899,6 +907,7 @@ function put(w: DataView, index: number, value: number): void {
 }
 
 function isPowerOfTwo(n: number): boolean {
+  if (typeof n !== 'number') return false;
   if (n >= 1 && n <= 0x40000000) return (n & (n - 1)) === 0;
   return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
 }

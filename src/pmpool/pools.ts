@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { FdtError } from '../fdt/errors.js';
 import { FdtWriter } from '../fdt/write.js';
@@ -250,6 +251,11 @@ export class Pmpools implements HandoverSubsystem {
 
   /** The pool whose range holds a page of [pfn, pfn + count): every page of a pool is the pool's. */
   holder(pfn: number, count: number): PageHolder | null {
+    if (!Number.isSafeInteger(pfn) || !Number.isSafeInteger(count))
+      throw new PmpoolError(
+        'EINVAL',
+        `holder: pfn ${show(pfn)} and count ${show(count)} must be integers`,
+      );
     for (const p of this.#pools) {
       const first = p.base / PAGE_SIZE;
       const end = first + p.size / PAGE_SIZE;
