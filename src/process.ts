@@ -175,6 +175,14 @@ function start(
   }
   platform.adopt(kernel);
   platforms.set(kernel, platform);
+  // Off the boot path (the watch and the sentinel cost a spawn): see memory/_truncation.ts.
+  setImmediate(() => {
+    try {
+      device.guardTruncation((s) => process.stderr.write(`livekexec: ${s.message}\n`));
+    } catch {
+      // The device was closed before the guard started: nothing left to watch.
+    }
+  });
   if (interval > 0) republish(kernel, interval);
   try {
     sdNotify(ready);

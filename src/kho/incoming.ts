@@ -261,8 +261,8 @@ export class KhoIncomingState {
     try {
       data = this.#readBlob(name, undefined)?.descriptor ?? null;
     } catch (err) {
-      // An FDT subtree, or a damaged raw one: its data, if any, stays unclaimed.
-      if (!(err instanceof KhoError)) throw err;
+      // An FDT subtree, or a damaged raw one (its FDT may even fail to read): its data, if any, stays unclaimed.
+      if (!(err instanceof KhoError || err instanceof FdtError)) throw err;
     }
     this.#drop(name, data);
   }

@@ -28,6 +28,13 @@ import {
 } from './_libc.js';
 import { checkDeviceFile } from './_owner-rule.js';
 import { checkRange } from './_range.js';
+import {
+  type DeviceShrink,
+  markIdle,
+  markOwned,
+  reclaimAbandoned,
+  TruncationGuard,
+} from './_truncation.js';
 import { type Window as Mapping, mapWindow, unmapWindow } from './_window.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
 import { DeviceError, type DeviceErrorCode } from './errors.js';
@@ -92,6 +99,7 @@ export class MappedDevice implements MemoryDevice {
   private readonly extra = new Map<string, Mapping>();
   /** The one window of a device up to 4 GiB, while open; null otherwise. */
   private single: Mapping | null = null;
+  private guard: TruncationGuard | null = null;
 
   private constructor(
     readonly path: string,
@@ -149,7 +157,12 @@ export class MappedDevice implements MemoryDevice {
     const libc = getLibc();
     const flags =
       O_RDWR | O_NOFOLLOW | (options.create ? O_CREAT : 0) | (options.exclusive ? O_EXCL : 0);
-    const fd = libc.open(path, flags, 0o600);
+    let fd = libc.open(path, flags, 0o600);
+    if (fd < 0 && errnoName(libc.errno()) === 'EACCES' && existing !== null) {
+      // Left read-only by an owner that died: writable again unless someone holds it.
+      if (!reclaimAbandoned(path)) throw busy(path, existing);
+      fd = libc.open(path, flags, 0o600);
+    }
     if (fd < 0) throw sysError(`open(${path})`, libc.errno(), path);
     const created = existing === null;
     try {
@@ -166,7 +179,9 @@ export class MappedDevice implements MemoryDevice {
         }
       }
       if (!created) ensureBacked(fd, path, fstatSync(fd), options.fillHoles ?? true);
-      return MappedDevice.adopt(path, fd, size);
+      const dev = MappedDevice.adopt(path, fd, size);
+      markOwned(fd);
+      return dev;
     } catch (err) {
       libc.close(fd);
       if (created) tryUnlink(path);
@@ -203,7 +218,9 @@ export class MappedDevice implements MemoryDevice {
     const fl = libc.fcntl(fd, F_GETFD, 0);
     if (fl >= 0 && fl & FD_CLOEXEC) libc.fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
     ensureBacked(fd, path, st, true);
-    return MappedDevice.adopt(path, fd, st.size);
+    const dev = MappedDevice.adopt(path, fd, st.size);
+    markOwned(fd);
+    return dev;
   }
 
   /**
@@ -303,9 +320,27 @@ export class MappedDevice implements MemoryDevice {
   }
 
   /** munmap every window and close the descriptor (releasing the lock). Idempotent. */
+  /**
+   * Watches the file for a shrink by another process (see _truncation.ts):
+   * the size is put back and `onShrink` told; a sentinel explains a SIGBUS
+   * death. Ended by close(). For the owner of a real device.
+   */
+  guardTruncation(onShrink: (s: DeviceShrink) => void): void {
+    if (this.guard !== null) return;
+    this.guard = new TruncationGuard(this.live(), this.path, this.size, onShrink);
+    this.guard.start();
+  }
+
+  /** Whether the file shrank since it was mapped (restoring it and reporting as guardTruncation does). */
+  checkTruncation(): boolean {
+    return this.guard?.check() ?? false;
+  }
+
   close(): void {
     const fd = this.fdOrNull;
     if (fd === null) return;
+    this.guard?.stop();
+    this.guard = null;
     this.fdOrNull = null;
     this.single = null;
     for (const m of [...this.windows, ...this.extra.values()]) {
@@ -314,6 +349,7 @@ export class MappedDevice implements MemoryDevice {
     this.windows.length = 0;
     this.extra.clear();
     getLibc().close(fd);
+    markIdle(this.path);
   }
 
   private live(): number {
@@ -409,8 +445,12 @@ function lockOrBusy(fd: number, path: string, st: Stats): void {
   if (errnoName(errno) !== 'EWOULDBLOCK' && errnoName(errno) !== 'EAGAIN') {
     throw sysError(`flock(${path})`, errno);
   }
+  throw busy(path, st);
+}
+
+function busy(path: string, st: Stats): DeviceError {
   const pid = flockOwner(st);
-  throw new DeviceError(
+  return new DeviceError(
     'EBUSY',
     `device busy: ${path} is owned by ${pid === undefined ? 'another process' : `PID ${pid}`}`,
   );
