@@ -1,4 +1,5 @@
 /** Small timing helpers shared by the benchmarks. */
+import { readFileSync } from 'node:fs';
 
 /** Runs `fn` repeatedly for about `ms` milliseconds and returns calls per second. */
 export function rate(fn: () => void, ms = 500): number {
@@ -38,4 +39,28 @@ export function table(head: string[], rows: (string | number)[][]): void {
 function fmt(n: number): string {
   if (n >= 100) return Math.round(n).toLocaleString('en-US');
   return n.toPrecision(3);
+}
+
+/** A stamp a benchmark program appended (bench/fixtures/handover-common.mjs): CLOCK_MONOTONIC ns. */
+export interface Stamp {
+  event: string;
+  pid: number;
+  gen: number;
+  ns: string;
+  message?: string;
+  [field: string]: unknown;
+}
+
+/** The stamps the generations appended to `file` (none if it was never written). */
+export function readStamps(file: string): Stamp[] {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as Stamp);
 }

@@ -9,6 +9,10 @@
  *   in the successor, "ready" at its first statement: node's own start-up;
  * - in place: kexec exec replaces the process by execve (same PID); the
  *   successor boots from LIVEKEXEC_BOOT and restores the memory with KHO;
+ *   with boot counting on (the default), so the successor preloads
+ *   trial-boot.cjs and boots on trial;
+ * - in place, no boot counting: the same with kexec.load({ trial: false }),
+ *   so the difference is what the fallback machinery costs an upgrade;
  * - preloaded: the successor is spawned at kexec load and waits, ready, in
  *   boot(); exec hands over and the old process exits;
  * - snapshot-reload (the classic peer): the old process writes the state to
@@ -28,15 +32,23 @@
  *
  * Options: --rounds=N (handovers per chain, default 5), --chains=K (chains
  * per way and size, default 1), --sizes=MiB,... (default 64,1024,4096),
- * --ways=restart,node,inplace,preload,snapshot (default all; a target is
+ * --ways=restart,node,inplace,untried,preload,snapshot (default all; a target is
  * judged only when both of its ways ran).
+ *
+ * --allocs=N,... (e.g. 1000,100000,1000000) adds an axis: the state is N
+ * order-0 folios, allocated one by one and preserved as one KHO page list;
+ * each successor restores it (restorePageListView) before "ready". Its ways
+ * are node alone, in place and preloaded, and its peer libpmemobj: a new
+ * process's pmemobj_open + first pmemobj_alloc of a pool holding N objects
+ * of 4 KiB (bench/c/pmemobj_open_bench.c, up to 100,000 objects). Without
+ * --sizes, --allocs runs alone.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, statfsSync, unlinkSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, statfsSync, unlinkSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { table } from './_harness.js';
+import { readStamps, type Stamp, table } from './_harness.js';
 
 const MiB = 2 ** 20;
 const DEFAULT_SIZES = [64, 1024, 4096];
@@ -44,24 +56,18 @@ const DEFAULT_ROUNDS = 5;
 /** A whole chain (fill included) must end within this. */
 const CHAIN_TIMEOUT_MS = 180_000;
 
-type Way = 'restart' | 'node' | 'inplace' | 'preload' | 'snapshot';
+type Way = 'restart' | 'node' | 'inplace' | 'untried' | 'preload' | 'snapshot';
 
 const WAYS: readonly { way: Way; label: string }[] = [
   { way: 'restart', label: 'bare execve, nothing preserved (floor)' },
   { way: 'node', label: 'node alone (no livekexec)' },
   { way: 'inplace', label: 'in place (execve) + KHO' },
+  { way: 'untried', label: 'in place, no boot counting' },
   { way: 'preload', label: 'preloaded + KHO' },
   { way: 'snapshot', label: 'snapshot-reload (tmpfs)' },
 ];
 
 /** One JSON line a benchmark program printed. */
-interface Stamp {
-  event: string;
-  pid: number;
-  gen: number;
-  ns: string;
-  message?: string;
-}
 
 /** What one chain measured: per handover, its downtime and each phase, in ms. */
 interface Samples {
@@ -90,7 +96,8 @@ export async function run(args: string[]): Promise<void> {
   const rounds = intOption(args, 'rounds') ?? DEFAULT_ROUNDS;
   const chains = intOption(args, 'chains') ?? 1;
   const ways = waysOption(args);
-  const sizes = listOption(args, 'sizes') ?? DEFAULT_SIZES;
+  const allocs = allocsOption(args) ?? [];
+  const sizes = listOption(args, 'sizes') ?? (allocs.length > 0 ? [] : DEFAULT_SIZES);
   const onSignal = (): void => {
     cleanup();
     process.exit(130);
@@ -98,6 +105,7 @@ export async function run(args: string[]): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
+    process.stdout.write(`node ${process.version} (${process.execPath})\n`);
     printLoad('before');
     printStartupEnv();
     const all: { mib: number; results: Result[] }[] = [];
@@ -112,10 +120,13 @@ export async function run(args: string[]): Promise<void> {
       }
       const results = ways.map((way) => summarize(way, samples.get(way) ?? []));
       all.push({ mib, results });
-      report(mib, results, rounds * chains);
+      report(fmtSize(mib), results, rounds * chains);
     }
+    const byAllocs: AllocsResult[] = [];
+    for (const n of allocs) byAllocs.push(await measureAllocs(n, ways, rounds, chains));
     printLoad('after');
     verdicts(all);
+    allocsVerdicts(byAllocs);
   } finally {
     cleanup();
     process.removeListener('SIGINT', onSignal);
@@ -123,8 +134,83 @@ export async function run(args: string[]): Promise<void> {
   }
 }
 
-/** Runs one chain of `rounds` handovers of one way and size. */
-async function measure(way: Way, bytes: number, rounds: number): Promise<Samples> {
+/** The --allocs axis at one count: its ways, and the libpmemobj peer. */
+interface AllocsResult {
+  allocs: number;
+  results: Result[];
+  /** pmemobj_open + first alloc, median ms; null when not run. */
+  pmemobj: number | null;
+}
+
+const ALLOCS_WAYS: readonly Way[] = ['node', 'inplace', 'preload'];
+/** The peer creates its pool with this many objects at most (4 KiB each). */
+const PMEMOBJ_MAX_OBJECTS = 100_000;
+
+async function measureAllocs(
+  allocs: number,
+  ways: readonly Way[],
+  rounds: number,
+  chains: number,
+): Promise<AllocsResult> {
+  const run = ways.filter((w) => ALLOCS_WAYS.includes(w));
+  const samples = new Map<Way, Samples[]>(run.map((way) => [way, []]));
+  for (let c = 0; c < chains; c++) {
+    for (const way of run) samples.get(way)?.push(await measure(way, 0, rounds, allocs));
+  }
+  const results = run.map((way) => summarize(way, samples.get(way) ?? []));
+  const pmemobj = allocs <= PMEMOBJ_MAX_OBJECTS ? pmemobjOpen(allocs, rounds * chains) : null;
+  const label = `${allocs.toLocaleString('en-US')} order-0 folios`;
+  report(label, results, rounds * chains);
+  if (pmemobj !== null) {
+    process.stdout.write(
+      `libpmemobj, a pool of ${allocs.toLocaleString('en-US')} objects of 4 KiB: open + first alloc ${pmemobj.toFixed(1)} ms (median of ${rounds * chains} new processes)\n`,
+    );
+  }
+  return { allocs, results, pmemobj };
+}
+
+/** Median ms of pmemobj_open + first alloc over `runs` new processes; null without libpmemobj. */
+function pmemobjOpen(objects: number, runs: number): number | null {
+  const harness = join(ROOT, 'bench', '.build', 'pmemobj_open_bench');
+  const pool = join(SHM, `livekexec-bench-pmemobj-${process.pid}`);
+  live.files.add(pool);
+  try {
+    mkdirSync(dirname(harness), { recursive: true });
+    execFileSync(
+      'cc',
+      [
+        '-O2',
+        '-Wall',
+        '-o',
+        harness,
+        join(ROOT, 'bench', 'c', 'pmemobj_open_bench.c'),
+        '-lpmemobj',
+      ],
+      { stdio: 'pipe' },
+    );
+    execFileSync(harness, ['create', pool, String(objects), '4096'], { stdio: 'pipe' });
+    const ms: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const out = execFileSync(harness, ['open', pool], { encoding: 'utf8' });
+      const m = /^open_alloc_ms ([\d.]+) objects (\d+)/m.exec(out);
+      if (m === null || Number(m[2]) !== objects) throw new Error(`unexpected output: ${out}`);
+      ms.push(Number(m[1]));
+    }
+    return median(ms);
+  } catch (err) {
+    const e = err as { stderr?: Buffer; message: string };
+    process.stdout.write(
+      `libpmemobj: not run (${(e.stderr?.toString() ?? e.message).split('\n')[0]}); install libpmemobj-dev to compare\n`,
+    );
+    return null;
+  } finally {
+    remove(pool);
+    live.files.delete(pool);
+  }
+}
+
+/** Runs one chain of `rounds` handovers of one way and size (or of `allocs` folios). */
+async function measure(way: Way, bytes: number, rounds: number, allocs = 0): Promise<Samples> {
   const file = join(SHM, `livekexec-bench-handover-${way}-${process.pid}`);
   const stampsFile = `${file}.stamps`;
   const program = join(
@@ -142,7 +228,7 @@ async function measure(way: Way, bytes: number, rounds: number): Promise<Samples
       ? [String(rounds)]
       : way === 'snapshot'
         ? [file, String(bytes), String(rounds)]
-        : [way, file, String(bytes), String(rounds)];
+        : [way, file, String(bytes), String(rounds), String(allocs)];
   live.files.add(file);
   live.files.add(stampsFile);
   try {
@@ -154,20 +240,6 @@ async function measure(way: Way, bytes: number, rounds: number): Promise<Samples
     live.files.delete(file);
     live.files.delete(stampsFile);
   }
-}
-
-/** The stamps the generations appended to `file` (none if it was never written). */
-function readStamps(file: string): Stamp[] {
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter((l) => l.length > 0)
-    .map((l) => JSON.parse(l) as Stamp);
 }
 
 /** Runs a program until every generation has closed stdout; returns its stamps. */
@@ -234,7 +306,7 @@ function samplesOf(way: Way, stamps: Stamp[], rounds: number): Samples {
               ['import livekexec', 'imported'],
               ['boot() (cold)', 'ready'],
             ]
-          : way === 'inplace'
+          : way === 'inplace' || way === 'untried'
             ? [
                 ['exec() before execve', 'execve'],
                 ['execve + node start', 'start'],
@@ -279,17 +351,21 @@ function summarize(way: Way, chains: Samples[]): Result {
   };
 }
 
-function report(mib: number, results: Result[], rounds: number): void {
+function report(what: string, results: Result[], rounds: number): void {
   const floor = results.find((r) => r.way === 'restart')?.downtime ?? Number.NaN;
-  process.stdout.write(`\n${fmtSize(mib)} preserved (median of ${rounds} handovers, ms):\n`);
+  const node = results.find((r) => r.way === 'node')?.downtime ?? Number.NaN;
+  const ratio = (ms: number, of: number): string =>
+    Number.isNaN(of) ? '-' : `${(ms / of).toFixed(2)}x`;
+  process.stdout.write(`\n${what} preserved (median of ${rounds} handovers, ms):\n`);
   table(
-    ['way', 'downtime', 'min', 'max', 'x floor', 'phases (median ms)'],
+    ['way', 'downtime', 'min', 'max', 'x floor', 'x node alone', 'phases (median ms)'],
     results.map((r) => [
       WAYS.find((w) => w.way === r.way)?.label ?? r.way,
       r.downtime,
       r.min,
       r.max,
-      Number.isNaN(floor) ? '-' : `${(r.downtime / floor).toFixed(2)}x`,
+      ratio(r.downtime, floor),
+      ratio(r.downtime, node),
       r.phases.map(([label, ms]) => `${label} ${ms.toFixed(1)}`).join(', '),
     ]),
   );
@@ -323,19 +399,55 @@ function verdicts(all: { mib: number; results: Result[] }[]): void {
     );
     for (const t of targets) process.stdout.write(t);
   }
-  const lines: string[] = [];
+  const alone: string[] = [];
+  const lineAlone = (text: string, ratio: number, ok: boolean): void => {
+    if (!Number.isNaN(ratio))
+      alone.push(`  ${text}: ${ratio.toFixed(3)}x  ${ok ? 'met' : 'MISSED'}\n`);
+  };
   for (const { mib, results } of all) {
     const node = get(results, 'node');
-    const parts = (['inplace', 'preload', 'restart'] as const)
-      .filter((w) => !Number.isNaN(get(results, w) / node))
-      .map(
-        (w) =>
-          `${w === 'restart' ? 'floor' : w === 'inplace' ? 'in place' : 'preloaded'} ${(get(results, w) / node).toFixed(3)}x`,
-      );
-    if (parts.length > 0) lines.push(`  at ${fmtSize(mib)}: ${parts.join(', ')}\n`);
+    const inPlace = get(results, 'inplace') / node;
+    lineAlone(`in place / node alone at ${fmtSize(mib)} (<= 1.25x)`, inPlace, inPlace <= 1.25);
+    const pre = get(results, 'preload') / node;
+    lineAlone(`preloaded / node alone at ${fmtSize(mib)} (<= 0.1x)`, pre, pre <= 0.1);
+  }
+  if (alone.length > 0) {
+    process.stdout.write('targets against node alone (node execve, no livekexec code):\n');
+    for (const l of alone) process.stdout.write(l);
+  }
+  for (const { mib, results } of all) {
+    const cost = get(results, 'inplace') - get(results, 'untried');
+    if (Number.isNaN(cost)) continue;
+    process.stdout.write(
+      `boot counting's cost per in-place upgrade at ${fmtSize(mib)}: ${cost.toFixed(1)} ms (in place - no boot counting, medians)\n`,
+    );
+  }
+}
+
+/** Restore targets of the --allocs axis: 1M folios in <= 200 ms, 100k within libpmemobj's open. */
+function allocsVerdicts(all: readonly AllocsResult[]): void {
+  const lines: string[] = [];
+  for (const { allocs, results, pmemobj } of all) {
+    for (const r of results) {
+      if (r.way === 'node') continue;
+      const restore = r.phases.find(([label]) => label === 'restore')?.[1] ?? Number.NaN;
+      const way = r.way === 'inplace' ? 'in place' : 'preloaded';
+      const n = allocs.toLocaleString('en-US');
+      const perFolio = ((restore * 1000) / allocs).toFixed(3);
+      if (allocs === 1_000_000) {
+        lines.push(
+          `  ${way}: restore of ${n} folios ${restore.toFixed(1)} ms (${perFolio} us each; <= 200 ms)  ${restore <= 200 ? 'met' : 'MISSED'}\n`,
+        );
+      }
+      if (pmemobj !== null) {
+        lines.push(
+          `  ${way}: restore of ${n} folios ${restore.toFixed(1)} ms, libpmemobj open + first alloc ${pmemobj.toFixed(1)} ms: ${(restore / pmemobj).toFixed(2)}x (<= 1x)  ${restore <= pmemobj ? 'met' : 'MISSED'}\n`,
+        );
+      }
+    }
   }
   if (lines.length > 0) {
-    process.stdout.write('against node alone (no livekexec code in the successor):\n');
+    process.stdout.write('restore targets (--allocs):\n');
     for (const l of lines) process.stdout.write(l);
   }
 }
@@ -432,6 +544,16 @@ function waysOption(args: readonly string[]): Way[] {
   }
   // In the table's order, each once.
   return WAYS.map(({ way }) => way).filter((w) => names.includes(w));
+}
+
+function allocsOption(args: readonly string[]): number[] | undefined {
+  const a = args.find((x) => x.startsWith('--allocs='));
+  if (a === undefined) return undefined;
+  const out = a.slice('--allocs='.length).split(',').map(Number);
+  if (out.some((n) => !Number.isSafeInteger(n) || n < 1 || n > 4_000_000)) {
+    throw new Error(`bench: --allocs takes folio counts (1..4,000,000), got ${a}`);
+  }
+  return out;
 }
 
 function listOption(args: readonly string[], name: string): number[] | undefined {

@@ -43,66 +43,160 @@ export function exportTargets(pkg) {
   return targets;
 }
 
-/** "./fdt" -> "fdt", "." -> "root": the prefix of an export's names inside the bundle. */
-function prefixOf(key) {
+/**
+ * What makes ES modules run as one CommonJS script: import.meta.url is the
+ * script's own URL, computed on first use (a successor's start-up need not
+ * pay for it), and node:module's createRequire(import.meta.url) is the
+ * script's own require, which resolves from the same place (requiring
+ * node:module loads part of node's ES module loader).
+ */
+const CJS = {
+  define: { 'import.meta.url': '__lk_meta.url' },
+  banner: {
+    js: 'var __lk_meta = { get url() { return require("node:url").pathToFileURL(__filename).href; } };',
+  },
+  plugins: [
+    {
+      name: 'own-require',
+      setup(b) {
+        b.onResolve({ filter: /^node:module$/ }, () => ({
+          path: 'node:module',
+          namespace: 'own-require',
+        }));
+        b.onLoad({ filter: /.*/, namespace: 'own-require' }, () => ({
+          contents: 'export function createRequire() { return require; }',
+          loader: 'js',
+        }));
+      },
+    },
+  ],
+};
+
+/** "./fdt" -> "fdt", "." -> "root": an export's part of the bundle. */
+function partOf(key) {
   return key === '.' ? 'root' : key.slice(2).replace(/[^A-Za-z0-9]/g, '_');
 }
 
 async function main() {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
   const targets = exportTargets(pkg);
+  // The bundle evaluates an export's modules when that export is first
+  // imported (each part a require() the bundler makes lazy), not all of them
+  // at once: importing livekexec does not run livekexec/store's modules.
   const entry = [];
   const shims = [];
-  const all = [];
   for (const t of targets) {
     const names = Object.keys(await import(pathToFileURL(join(ROOT, t.module)).href));
-    const prefix = prefixOf(t.key);
-    const spec = `./${relative(ROOT, join(ROOT, t.module))}`;
-    entry.push(
-      `export { ${names.map((n) => `${n} as ${prefix}__${n}`).join(', ')} } from '${spec}';`,
-    );
-    all.push(...names.map((n) => `${prefix}__${n}`));
+    const part = partOf(t.key);
+    entry.push(`  ${part}: () => require('./${relative(ROOT, join(ROOT, t.module))}'),`);
     shims.push({
       file: t.shim,
-      text: `export { ${names.map((n) => `${prefix}__${n} as ${n}`).join(', ')} } from './${BUNDLE}';\n`,
+      text: `import { part } from './${BUNDLE}';\nexport const { ${names.join(', ')} } = part('${part}');\n`,
     });
   }
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
   await build({
-    stdin: { contents: entry.join('\n'), resolveDir: ROOT, sourcefile: 'livekexec-exports.js' },
+    stdin: {
+      contents: `module.exports = {\n${entry.join('\n')}\n};\n`,
+      resolveDir: ROOT,
+      sourcefile: 'livekexec-exports.js',
+    },
     bundle: true,
     platform: 'node',
     format: 'cjs',
     // The script's own URL (createRequire needs one), however it is loaded (loader.mjs).
-    define: { 'import.meta.url': '__import_meta_url' },
-    banner: { js: 'var __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+    ...CJS,
     target: 'node20',
     // koffi, commander and cli-progress stay packages (koffi's addon is found at run time).
     packages: 'external',
-    // Class names appear in messages and stack traces.
+    // Class and function names appear in messages and stack traces: kept
+    // (a class that names itself is `class _X` in the bundle, a function
+    // named like another module's is renamed), then the __name() calls that
+    // only repeat a declared function's own name are taken out (withoutOwnNames).
     keepNames: true,
     // Chains tsc's source maps, so --enable-source-maps points at src/*.ts
     // (the loader then goes through require: node maps no vm.Script).
     sourcemap: 'linked',
     legalComments: 'none',
-    // Names stay (keepNames, no identifier minification); a third less text
-    // for the successor to read and V8 to hold: import 31-33 -> 27-29 ms.
-    minifyWhitespace: true,
-    minifySyntax: true,
+    // Non-ASCII characters escaped: the loader reads the text as latin1.
+    charset: 'ascii',
+    // Not minified: node prints the source line of an uncaught error's throw,
+    // and a minified bundle is one line of 350 KB. With the code cache the
+    // text is read, not parsed.
     outfile: join(OUT, SCRIPT),
     logLevel: 'warning',
   });
+  const text = withoutOwnNames(readFileSync(join(OUT, SCRIPT), 'latin1'));
+  const wide = text.search(/[^\x00-\x7f]/);
+  if (wide >= 0) throw new Error(`bundle: ${SCRIPT} has a non-ASCII character at ${wide}`);
+  writeFileSync(join(OUT, SCRIPT), text, 'latin1');
+  // Beside the bundle, one level from dist/src: what a successor on trial
+  // preloads (trial-boot.cjs, small: it runs before the main module), what a
+  // failed try requires at exit, synchronously (trial-fail.cjs, which loads
+  // the libc binding, and trial-decide.cjs), and the trial loader a failed
+  // try may exec (src/trial-*.ts).
+  for (const [name, format] of [
+    ['trial-boot.cjs', 'cjs'],
+    ['trial-fail.cjs', 'cjs'],
+    ['trial-loader.js', 'esm'],
+    ['trial-decide.cjs', 'cjs'],
+  ]) {
+    await build({
+      entryPoints: [join(ROOT, 'dist', 'src', name.replace(/\.cjs$/, '.js'))],
+      bundle: true,
+      platform: 'node',
+      format,
+      ...(format === 'cjs' ? CJS : {}),
+      target: 'node20',
+      packages: 'external',
+      keepNames: true,
+      minifyWhitespace: true,
+      legalComments: 'none',
+      outfile: join(OUT, name),
+      logLevel: 'warning',
+    });
+  }
   const loader = readFileSync(join(ROOT, 'scripts', 'pkg', 'loader.mjs'), 'utf8');
-  writeFileSync(
-    join(OUT, BUNDLE),
-    `${loader}\nexport const { ${all.join(', ')} } = module.exports;\n`,
-  );
+  writeFileSync(join(OUT, BUNDLE), loader);
   for (const s of shims) writeFileSync(join(OUT, s.file), s.text);
+  await checkNames(targets);
   // npm makes an installed package's bins executable, not the project's own,
   // which `npx livekexec` runs in a clone; tsc writes them 0644.
   for (const bin of Object.values(pkg.bin ?? {})) chmodSync(join(ROOT, bin), 0o755);
   warmUp();
+}
+
+/**
+ * The bundle without keepNames' `__name(f, "f");` statements after function
+ * declarations, which set the name the declaration already gives: each
+ * runs as its module is evaluated (some 500 of them; importing the package
+ * took ~2 ms more with them). A statement is blanked, not removed, so every
+ * line keeps its number (the source map stays right).
+ */
+function withoutOwnNames(text) {
+  return text.replace(/^([ \t]*)__name\(([A-Za-z_$][\w$]*), "\2"\);$/gm, '$1');
+}
+
+/**
+ * Each exported class and function of the bundle has the name it has in
+ * the compiled module (messages and stack traces show class names): without
+ * keepNames, the bundler renames one of two same-named declarations.
+ */
+async function checkNames(targets) {
+  const wrong = [];
+  for (const t of targets) {
+    const compiled = await import(pathToFileURL(join(ROOT, t.module)).href);
+    const bundled = await import(pathToFileURL(join(OUT, t.shim)).href);
+    for (const [name, value] of Object.entries(compiled)) {
+      if (typeof value === 'function' && bundled[name]?.name !== value.name) {
+        wrong.push(
+          `${t.key} ${name}: ${bundled[name]?.name} in the bundle, ${value.name} compiled`,
+        );
+      }
+    }
+  }
+  if (wrong.length > 0) throw new Error(`bundle: names changed:\n${wrong.join('\n')}`);
 }
 
 /** Writes dist/pkg/livekexec.cache; a failed warm-up leaves the package without one (slower, not broken). */

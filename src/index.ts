@@ -14,12 +14,26 @@ export { BootError, type BootErrorCode } from './boot/errors.js';
 export { FdtError, type FdtErrorCode } from './fdt/errors.js';
 export * as fdt from './fdt/index.js';
 export type { BootInfo, BootKind } from './kernel/boot-info.js';
-export { Kernel, type KernelPlatform, type KernelStatus } from './kernel/kernel.js';
+export {
+  Kernel,
+  type KernelPlatform,
+  type KernelStatus,
+  type KernelTrial,
+  type UpgradeStatus,
+} from './kernel/kernel.js';
+export type { UpgradeOptions } from './kernel/upgrade.js';
 export { KexecError, type KexecErrorCode } from './kexec/errors.js';
-export type { KexecLoadOptions, LoadedImage } from './kexec/kexec.js';
+export type { ListenFd } from './kexec/fd-store.js';
+export type {
+  KexecLoadOptions,
+  LoadedImage,
+  SuccessorStart,
+  TrialOptions,
+} from './kexec/kexec.js';
 export { KhoError, type KhoErrorCode } from './kho/errors.js';
 export { LuoError, type LuoErrorCode } from './luo/errors.js';
 export { Machine, type MachineOptions } from './machine.js';
+export type { BootRecord, TrialRecord, UpgradeOutcome } from './memory/boot-record.js';
 export { type MemoryDevice, PAGE_SIZE } from './memory/device.js';
 export { DeviceError, type DeviceErrorCode, GeneralProtectionFault } from './memory/errors.js';
 export { HeapDevice } from './memory/heap.js';
@@ -31,7 +45,10 @@ export { PmpoolError, type PmpoolErrorCode } from './pmpool/errors.js';
 export {
   boot,
   defaultDevicePath,
+  defaultRelease,
+  listenFds,
   type ProcessBootOptions,
+  type ProcessKernel,
   processPlatform,
   receivedFds,
 } from './process.js';

@@ -14,6 +14,8 @@ export interface MachineOptions {
   /** NUMA nodes the memory is split into, equally (default 1). */
   nodes?: number;
   name?: string;
+  /** The release every generation reports in its kexec metadata (default ''). */
+  release?: string;
   /** Publish each generation's status into a status area, as a real process does (default false). */
   status?: boolean;
 }
@@ -26,13 +28,15 @@ export interface MachineOptions {
 export class Machine implements KernelPlatform {
   readonly device: HeapDevice;
   readonly nodes: readonly PhysRange[];
+  readonly release: string;
   #kernel: Kernel | null = null;
   readonly #status: boolean;
 
-  private constructor(device: HeapDevice, nodes: number, status: boolean) {
+  private constructor(device: HeapDevice, nodes: number, status: boolean, release: string) {
     this.device = device;
     this.#status = status;
     this.nodes = splitNodes(device.size, nodes);
+    this.release = release;
   }
 
   /**
@@ -55,7 +59,7 @@ export class Machine implements KernelPlatform {
     }
     const device = new HeapDevice(options.size, { name: options.name });
     formatDevice(device);
-    return new Machine(device, nodes, options.status === true);
+    return new Machine(device, nodes, options.status === true, options.release ?? '');
   }
 
   /** The running generation, if any. */
@@ -76,6 +80,7 @@ export class Machine implements KernelPlatform {
       cmdline,
       platform: this,
       nodes: this.nodes,
+      release: this.release,
       status: this.#status,
     });
     return this.#kernel;
@@ -98,6 +103,7 @@ export class Machine implements KernelPlatform {
       bootBlock: image.segment.base,
       platform: this,
       nodes: this.nodes,
+      release: this.release,
       status: this.#status,
     });
     old?.retire(`generation ${next.generation}`);

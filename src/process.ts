@@ -6,18 +6,20 @@
  */
 
 import { existsSync, readlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
 import { show } from './base/errors.js';
 import { memparseExact } from './boot/memparse.js';
 import { FdtWriter } from './fdt/write.js';
 import { Kernel } from './kernel/kernel.js';
+import type { UpgradeOptions } from './kernel/upgrade.js';
 import { ControlChannel, type ControlMessage, type Received } from './kexec/control-channel.js';
 import { KexecError } from './kexec/errors.js';
+import type { Kexec } from './kexec/kexec.js';
+import { ENV_FALLBACK_MAIN, startedScript } from './kexec/main-script.js';
 import {
   ENV_BOOT,
   ENV_DEVICE_FD,
   ENV_PRELOAD,
+  mainScriptRealPath,
   mapWhole,
   ProcessPlatform,
   type ProcessPlatformOptions,
@@ -29,25 +31,54 @@ import { sdNotify } from './kexec/sd-notify.js';
 import type { Machine } from './machine.js';
 import { PAGE_SIZE } from './memory/device.js';
 import { decodeDeviceHeader, formatDevice } from './memory/header.js';
+import { growDeviceFile } from './memory/hotplug.js';
 import { MappedDevice } from './memory/mapped.js';
+import {
+  defaultDevicePath,
+  defaultRelease,
+  fdMapEnv,
+  forgetStoredFds,
+  inheritedFd,
+  movedFd,
+  movedFds,
+  setTrialArmer,
+  takePendingHandover,
+  takeServiceFds,
+} from './service.js';
+import { armTrial, trialBooted, trialGood, trialSuccessorEnv } from './trial.js';
+import { failTry } from './trial-fail.js';
+import { trialBootPath, trialPreloadOption } from './trial-options.js';
+
+export { defaultDevicePath, defaultRelease, listenFds } from './service.js';
+
+/** A generation booted in a real process: its kexec exec does not return on success. */
+export interface ProcessKernel extends Kernel {
+  readonly kexec: Kexec<never>;
+  upgrade(options?: UpgradeOptions): Promise<never>;
+}
+
+/** The NODE_OPTIONS word that preloads trial-boot.cjs (in dist/pkg). */
+const trialBootOption = () => trialPreloadOption(trialBootPath(import.meta.url));
+/** The trial loader sits beside this module (dist/src, or the bundle in dist/pkg). */
+const trialLoader = () => new URL('./trial-loader.js', import.meta.url).href;
 
 /** The size of a device created without one. */
 const DEFAULT_SIZE = 64 * 1024 * 1024;
 /** How often a process republishes its status by default (ms). */
 const STATUS_INTERVAL_MS = 1000;
-/**
- * How stale the memory layout in a periodic republish may be (ms): the
- * layout costs O(page blocks) (15-30 ms for a fragmented 1-4 GiB device on
- * a shared VM), the rest of the status well under a millisecond.
- */
-const LAYOUT_MAX_AGE_MS = 10_000;
 /** The emulated machine handovers are rehearsed on. */
 const REHEARSAL_SIZE = 32 * 1024 * 1024;
 
 export interface ProcessBootOptions {
   /** The device file of a cold boot (default: defaultDevicePath()). */
   device?: string;
-  /** Its size when created: bytes or a memparse string ("64M", "1G"). */
+  /**
+   * Its size: bytes or a memparse string ("64M", "1G"). A new device is
+   * created at it; an existing smaller one (in a cold boot or a successor's
+   * kexec boot) grows to it and the new range comes online as usable memory
+   * (memory hotplug), everything kept staying where it was; a larger one is
+   * refused (devices never shrink).
+   */
   size?: number | string;
   /** The command line of a cold boot (a kexec boot takes the boot block's). */
   cmdline?: string;
@@ -55,7 +86,7 @@ export interface ProcessBootOptions {
    * Kept for callers that say so explicitly; it changes nothing: an absent
    * device is always created (at `size`, 64 MiB by default) and formatted, an
    * existing empty file is preallocated and formatted, and an existing device
-   * must have exactly `size` bytes when `size` is given.
+   * grows to `size` when it is smaller (see `size`).
    */
   create?: boolean;
   /**
@@ -67,6 +98,24 @@ export interface ProcessBootOptions {
   statusIntervalMs?: number;
   /** Platform options (kept descriptors, preload timeout, takeover hook). */
   platform?: Omit<ProcessPlatformOptions, 'device'>;
+  /**
+   * This program's release, which its successor reads as
+   * `kernel.boot.previousRelease` (default: `name@version` of the
+   * package.json nearest the main script, else the script's name).
+   */
+  release?: string;
+  /**
+   * When systemd hears READY=1: `'boot'` (default) once booted; `'good'`
+   * when the program calls `kernel.markGood()` (it serves).
+   */
+  notifyReady?: 'boot' | 'good';
+  /**
+   * A cold start that finds a handover pending (a restart handover, or a
+   * try that died) boots as its successor; when that handover cannot be
+   * booted, boot() throws BootError ESTALE rather than drop it. true: drop
+   * it and boot cold (its preserved memory stays reserved).
+   */
+  discardPending?: boolean;
 }
 
 /**
@@ -87,18 +136,22 @@ export interface ProcessBootOptions {
  *   control channel fails.
  * @throws BootError for a bad command line.
  */
-export async function boot(options: ProcessBootOptions = {}): Promise<Kernel> {
+export async function boot(options: ProcessBootOptions = {}): Promise<ProcessKernel> {
   checkBootOptions(options);
   const env = process.env;
+  mainScriptRealPath(); // now, before a deploy flips a release symlink: the fallback's path
+  takeServiceFds();
   if (env[ENV_PRELOAD] !== undefined) return bootPreloaded(options);
   const spec = env[ENV_BOOT];
   if (spec !== undefined) {
     const fd = deviceFd();
     delete env[ENV_BOOT];
     const { path, bootBlock } = parseBootSpec(spec);
+    // A successor may ask for a larger device than its predecessor had: it grows (hotplug), never shrinks.
+    if (options.size !== undefined) growDeviceFile(fd, path, sizeBytes(options.size));
     return start(MappedDevice.openFd(fd, path), options, bootBlock);
   }
-  return start(openCold(options), options);
+  return startCold(options);
 }
 
 /** @throws KexecError EINVAL for options that are not boot options (boot(42), a numeric device). */
@@ -114,17 +167,25 @@ function checkBootOptions(o: unknown): asserts o is ProcessBootOptions {
     bad('size must be a number of bytes or a memparse string', r.size);
   if (r.cmdline !== undefined && typeof r.cmdline !== 'string')
     bad('cmdline must be a string', r.cmdline);
-  if (r.create !== undefined && typeof r.create !== 'boolean')
-    bad('create must be a boolean', r.create);
+  for (const flag of ['create', 'discardPending'] as const)
+    if (r[flag] !== undefined && typeof r[flag] !== 'boolean')
+      bad(`${flag} must be a boolean`, r[flag]);
   if (r.platform !== undefined && (typeof r.platform !== 'object' || r.platform === null))
     bad('platform must be an object', r.platform);
 }
 
-/** /dev/shm/livekexec-<main script name>, or the same name in the temp directory. */
-export function defaultDevicePath(): string {
-  const main = process.argv[1] ? basename(process.argv[1]).replace(/\.[cm]?js$/, '') : 'node';
-  const name = `livekexec-${main.replace(/[^A-Za-z0-9._-]/g, '_') || 'node'}`;
-  return join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), name);
+/** A cold start; a handover still pending on the device (its owner is gone) is booted as its successor. */
+function startCold(options: ProcessBootOptions): ProcessKernel {
+  const device = openCold(options);
+  let pending: number | null;
+  try {
+    setTrialArmer(() => armTrial(trialLoader(), process.env, [device.fd, ...movedFds()], failTry));
+    pending = takePendingHandover(device, options.discardPending === true);
+  } catch (err) {
+    device.close();
+    throw err;
+  }
+  return start(device, options, pending ?? undefined);
 }
 
 /** Descriptors the predecessor passed, by their number there -> number here. */
@@ -145,13 +206,32 @@ function start(
   options: ProcessBootOptions,
   bootBlock?: number,
   ready = 'READY=1',
-): Kernel {
+): ProcessKernel {
+  let readySent = false;
+  const sendReady = () => {
+    if (readySent) return;
+    readySent = true;
+    try {
+      sdNotify(ready);
+    } catch {
+      // Advisory: a service manager that cannot be told will time out on its own.
+    }
+  };
   const platform = new ProcessPlatform({
     ...options.platform,
     device,
     readyHandover: () => {
       readyExec();
       options.platform?.readyHandover?.();
+    },
+    trialEnv: (nodeOptions, kept) => trialSuccessorEnv(nodeOptions, kept, trialBootOption()),
+    inheritedFd: (session, token, fd) =>
+      options.platform?.inheritedFd?.(session, token, fd) ?? inheritedFd(session, token, fd),
+    markedGood: () => {
+      trialGood();
+      forgetStoredFds();
+      sendReady();
+      options.platform?.markedGood?.();
     },
   });
   // Loaded in the background once this boot's caller has run on, for a later
@@ -166,13 +246,19 @@ function start(
       cmdline: options.cmdline,
       bootBlock,
       platform,
+      release: options.release ?? defaultRelease(),
       status: true,
       statusIntervalMs: interval,
+      deferStatus: true,
     });
   } catch (err) {
     device.close();
     throw err;
   }
+  // Once the program that awaited boot() has run on (restored its state,
+  // said ready): not inside a successor's downtime.
+  const booted = kernel;
+  setImmediate(() => booted.publishStatus());
   platform.adopt(kernel);
   platforms.set(kernel, platform);
   // Off the boot path (the watch and the sentinel cost a spawn): see memory/_truncation.ts.
@@ -184,12 +270,23 @@ function start(
     }
   });
   if (interval > 0) republish(kernel, interval);
-  try {
-    sdNotify(ready);
-  } catch {
-    // Advisory: a service manager that cannot be told will time out on its own.
+  const trial = kernel.trial;
+  if (trial !== null) {
+    // Another try or the fallback boots this same handover if this one fails.
+    const handover = {
+      [ENV_BOOT]: `${device.path}@0x${(bootBlock ?? 0).toString(16)}`,
+      [ENV_DEVICE_FD]: String(device.fd),
+      // A try started by a supervisor (a restart handover) falls back to the same program.
+      [ENV_FALLBACK_MAIN]: process.env[ENV_FALLBACK_MAIN] || (startedScript() ?? ''),
+      ...fdMapEnv(),
+    };
+    armTrial(trialLoader(), { ...process.env, ...handover }, [device.fd, ...movedFds()], failTry);
+    trialBooted(() => kernel.markGood(), trial.deadlineMs, trial.requireGood, handover, failTry);
+  } else if (kernel.boot.kind === 'kexec') {
+    forgetStoredFds();
   }
-  return kernel;
+  if (options.notifyReady !== 'good') sendReady();
+  return kernel as ProcessKernel;
 }
 
 function statusInterval(ms: number | undefined): number {
@@ -200,22 +297,18 @@ function statusInterval(ms: number | undefined): number {
   return ms;
 }
 
-/**
- * Rewrites the status every `ms` until the generation is replaced (the
- * layout in it at most LAYOUT_MAX_AGE_MS old); never keeps the process alive.
- */
+/** Rewrites the status every `ms` until the generation is replaced; never keeps the process alive. */
 function republish(kernel: Kernel, ms: number): void {
   const timer = setInterval(() => {
     if (!kernel.alive) clearInterval(timer);
-    else kernel.publishStatus({ layoutMaxAgeMs: LAYOUT_MAX_AGE_MS });
+    else kernel.publishStatus();
   }, ms);
   timer.unref();
 }
 
 function openCold(options: ProcessBootOptions): MappedDevice {
   const path = options.device ?? defaultDevicePath();
-  const size =
-    typeof options.size === 'string' ? memparseExact(options.size, 'size') : options.size;
+  const size = options.size === undefined ? undefined : sizeBytes(options.size);
   const absent = !existsSync(path);
   // An existing file is recognised before it is opened: preallocating a file that is no
   // device (a sparse one could be any size) would fill the file system for nothing.
@@ -239,6 +332,10 @@ function openCold(options: ProcessBootOptions): MappedDevice {
   return device;
 }
 
+function sizeBytes(size: number | string): number {
+  return typeof size === 'string' ? memparseExact(size, 'size') : size;
+}
+
 function isBlank(device: MappedDevice): boolean {
   const page0 = device.bytes(0, Math.min(PAGE_SIZE, device.size));
   return page0.every((b) => b === 0);
@@ -255,7 +352,7 @@ function deviceFd(): number {
 }
 
 /** A preloaded successor: says ready, places passed descriptors, waits for go, boots, acknowledges. */
-async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
+async function bootPreloaded(options: ProcessBootOptions): Promise<ProcessKernel> {
   const text = process.env[ENV_PRELOAD] ?? '';
   delete process.env[ENV_PRELOAD];
   const fd = deviceFd();
@@ -272,7 +369,7 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<Kernel> {
     channel.send({ t: 'ready', pid: process.pid });
     const spec = await awaitGo(channel, options.platform?.takeoverTimeoutMs ?? TAKEOVER_TIMEOUT);
     const { bootBlock } = parseBootSpec(spec);
-    let kernel: Kernel;
+    let kernel: ProcessKernel;
     const booting = device;
     // start() owns the device from here, and closes it when the boot fails.
     device = null;
@@ -446,7 +543,10 @@ async function awaitGo(channel: ControlChannel, timeoutMs: number): Promise<stri
     const fds = got.fds;
     if (msg.t === 'go') return msg.boot;
     if (msg.t === 'fds') {
-      for (const [from, to] of placeReceivedFds(msg.numbers, fds)) received.set(from, to);
+      for (const [from, to] of placeReceivedFds(msg.numbers, fds)) {
+        received.set(from, to);
+        movedFd(from, to);
+      }
     } else if (msg.t === 'prepare' || msg.t === 'cancel') {
       prepared = msg.t === 'prepare';
     } else {

@@ -30,6 +30,7 @@ test('the package root and every documented subpath export load, as a user impor
     'livekexec/pkram': ['Pkram'],
     'livekexec/luo': ['LiveUpdate'],
     'livekexec/kexec': ['Kexec', 'ProcessPlatform', 'sdNotify'],
+    'livekexec/store': ['openStore', 'PreservedStore', 'PreservedMap', 'StoreError'],
   };
   for (const [path, names] of Object.entries(subpaths)) {
     const mod = await import(path);

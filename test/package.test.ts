@@ -28,7 +28,7 @@ const entries = Object.entries(pkg.exports).flatMap(([key, v]) =>
 );
 
 test('every package export is the bundle, with the names and values of the compiled module', async () => {
-  assert.equal(entries.length, 10);
+  assert.equal(entries.length, 11);
   for (const e of entries) {
     assert.match(e.default, /^\.\/dist\/pkg\/[a-z]+\.js$/, e.key);
     const bundled = (await import(e.specifier)) as Record<string, unknown>;
@@ -86,16 +86,26 @@ test("the build's code cache is taken by this node, and the package works withou
     console.log(m.codeCacheState(), k.generation);`;
   assert.equal(run(probe), 'accepted 1');
   assert.equal(run(probe, { LIVEKEXEC_CODE_CACHE: 'off' }), 'off 1');
-  // A copy of the package whose cache is garbage: V8 refuses it and compiles as usual.
+  // A copy of the package elsewhere: the build's cache names the build's
+  // place, so it is not used there; a garbage cache made for the copy's place
+  // is refused by V8, and the package compiles as usual.
   const copy = mkdtempSync(join(REPO_ROOT, 'dist', 'pkg-copy-'));
   try {
     cpSync(join(REPO_ROOT, 'dist', 'pkg'), copy, { recursive: true });
-    writeFileSync(join(copy, 'livekexec.cache'), Buffer.alloc(4096, 0x5a));
     const url = pathToFileURL(join(copy, 'livekexec.js')).href;
     const bad = `
       const m = await import(${JSON.stringify(url)});
-      const k = m.root__Machine.create({ size: 8 * 1024 * 1024 }).boot();
+      const k = m.part('root').Machine.create({ size: 8 * 1024 * 1024 }).boot();
       console.log(m.codeCacheState(), k.generation);`;
+    assert.equal(run(bad), 'foreign 1');
+    const built = readFileSync(join(copy, 'livekexec.cache'));
+    const line = built.subarray(0, built.indexOf(10) + 1).toString('latin1');
+    assert.match(line, / warm .*livekexec\.cjs\n$/);
+    const here = line.replace(/ \/.*\n$/, ` ${join(copy, 'livekexec.cjs')}\n`);
+    writeFileSync(
+      join(copy, 'livekexec.cache'),
+      Buffer.concat([Buffer.from(here, 'latin1'), Buffer.alloc(4096, 0x5a)]),
+    );
     assert.equal(run(bad), 'rejected 1');
     rmSync(join(copy, 'livekexec.cache'));
     assert.equal(run(bad), 'absent 1');
@@ -130,6 +140,18 @@ test('importing the package loads no node:crypto, node:net or node:child_process
   for (const m of ['NativeModule crypto', 'NativeModule net', 'NativeModule child_process']) {
     assert.ok(!added.includes(m), `${m} was loaded`);
   }
+});
+
+test("importing the package root runs the root's modules only: livekexec/store's (and the node:v8 they load) wait for livekexec/store", () => {
+  const probe = (specifier: string) =>
+    JSON.parse(
+      run(`
+        const before = new Set(process.moduleLoadList);
+        await import('${specifier}');
+        console.log(JSON.stringify(process.moduleLoadList.filter((m) => !before.has(m))));`),
+    ) as string[];
+  assert.ok(!probe('livekexec').includes('NativeModule v8'), 'the root import loaded node:v8');
+  assert.ok(probe('livekexec/store').includes('NativeModule v8'));
 });
 
 test('the build writes the package when its script is run through a symlinked path', {

@@ -24,7 +24,7 @@ export interface DemoOptions {
   seed?: number;
   /** Concurrent request loops during the upgrades (default 4). */
   workers?: number;
-  /** Device size (default 64M). */
+  /** Device size (default: sized from `keys`, see deviceSizeFor). */
   size?: string;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
@@ -68,6 +68,8 @@ export interface DemoReport {
   problems: string[];
 }
 
+/** Fill keys per /kv-batch or /kv-mget request. */
+const BATCH_KEYS = 1000;
 /** Hot keys each load loop rewrites (fixed, so the entry count is known). */
 const HOT_KEYS = 16;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -95,10 +97,38 @@ export function prng(seed: number): () => number {
 
 /** A value of 64 B..4 KiB from `rand`. */
 export function makeValue(rand: () => number): Buffer {
-  const len = 64 + Math.floor(rand() * (4096 - 64 + 1));
-  const out = Buffer.allocUnsafe(len);
-  for (let i = 0; i < len; i++) out[i] = (rand() * 256) | 0;
-  return out;
+  return fillValue((rand() * 2 ** 32) >>> 0, 0);
+}
+
+/**
+ * The value of fill key `i` under `seed`, 64 B..4 KiB, made again on demand
+ * (a million keys' values are never all held by the driver).
+ */
+export function fillValue(seed: number, i: number): Buffer {
+  let x = mix(seed ^ Math.imul(i + 1, 0x9e3779b1)) | 1;
+  const len = 64 + (mix(x) % (4096 - 64 + 1));
+  const words = new Uint32Array(Math.ceil(len / 4));
+  for (let w = 0; w < words.length; w++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[w] = x;
+  }
+  return Buffer.from(words.buffer, 0, len);
+}
+
+function mix(v: number): number {
+  let h = Math.imul(v ^ (v >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** Average bytes a fill key costs the device (value, key, record, table), with room to spare. */
+const BYTES_PER_KEY = 2600;
+
+/** The device size for `keys` fill keys: 64 MiB plus BYTES_PER_KEY each, in whole MiB. */
+export function deviceSizeFor(keys: number): string {
+  return `${64 + Math.ceil((keys * BYTES_PER_KEY) / 2 ** 20)}M`;
 }
 
 /** The running service as the client sees it, with counters over every request. */
@@ -142,10 +172,33 @@ class Client {
   check(key: string, r: Reply | null, crc: number, len: number): boolean {
     if (r === null) return false;
     if (r.body.length === len && crc32c(r.body) === crc) return true;
+    this.#wrongValue(key, r.generation);
+    return false;
+  }
+
+  /** Checks a /kv-mget answer for fill keys [from, to). @returns how many were right (the rest counted). */
+  checkBatch(r: Reply, from: number, to: number, crc: Uint32Array, len: Uint16Array): number {
+    let ok = 0;
+    let p = 0;
+    const body = r.body;
+    for (let i = from; i < to; i++) {
+      const n = p + 4 <= body.length ? body.readUInt32LE(p) : -1;
+      p += 4;
+      if (n === 0xffffffff || n < 0 || p + n > body.length) {
+        this.#wrongValue(`key-${i}`, r.generation);
+        continue;
+      }
+      if (n === len[i] && crc32c(body.subarray(p, p + n)) === crc[i]) ok++;
+      else this.#wrongValue(`key-${i}`, r.generation);
+      p += n;
+    }
+    return ok;
+  }
+
+  #wrongValue(key: string, generation: number): void {
     this.wrong++;
     if (this.problems.length < 20)
-      this.problems.push(`${key}: wrong value from generation ${r.generation}`);
-    return false;
+      this.problems.push(`${key}: wrong value from generation ${generation}`);
   }
 
   /** Resolves at the first response of `version`. */
@@ -205,6 +258,32 @@ function send(port: number, method: string, path: string, body?: Buffer): Promis
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** A /kv-batch body with fill keys [from, to). */
+function putBatch(seed: number, from: number, to: number): Buffer {
+  const parts: Buffer[] = [];
+  for (let i = from; i < to; i++) {
+    const key = Buffer.from(`key-${i}`);
+    const v = fillValue(seed, i);
+    const head = Buffer.alloc(6);
+    head.writeUInt16LE(key.length, 0);
+    head.writeUInt32LE(v.length, 2);
+    parts.push(head, key, v);
+  }
+  return Buffer.concat(parts);
+}
+
+/** A /kv-mget body naming fill keys [from, to). */
+function getBatch(from: number, to: number): Buffer {
+  const parts: Buffer[] = [];
+  for (let i = from; i < to; i++) {
+    const key = Buffer.from(`key-${i}`);
+    const head = Buffer.alloc(2);
+    head.writeUInt16LE(key.length, 0);
+    parts.push(head, key);
+  }
+  return Buffer.concat(parts);
 }
 
 /** Runs `fn` over 0..n-1 with `width` loops at once. */
@@ -321,7 +400,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const signal = options.signal;
   const device = demoDevicePath();
   const started = performance.now();
-  const service = new Service(device, options.size ?? '64M');
+  const service = new Service(device, options.size ?? deviceSizeFor(nKeys));
   let onAbort = (): void => {};
   // Rejects when the run is aborted (never settles otherwise).
   const aborted = new Promise<never>((_, reject) => {
@@ -340,26 +419,34 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     log(`kv-cache version 1 serving on port ${client.port}, PID ${pid}, device ${device}`);
 
     // Fill: fixed keys never rewritten (checked after each upgrade) and hot keys the loops rewrite.
-    const rand = prng(seed);
+    // Fixed keys go in batches; their values are made again from the seed when checked.
     const expected = new Map<string, { crc: number; len: number }>();
+    const fillCrc = new Uint32Array(nKeys);
+    const fillLen = new Uint16Array(nKeys);
     let valueBytes = 0;
-    const fillKeys: string[] = [];
-    const values: [string, Buffer][] = [];
     for (let i = 0; i < nKeys; i++) {
-      const v = makeValue(rand);
-      const key = `key-${i}`;
-      fillKeys.push(key);
-      values.push([key, v]);
+      const v = fillValue(seed, i);
+      fillCrc[i] = crc32c(v);
+      fillLen[i] = v.length;
       valueBytes += v.length;
     }
+    const hot: [string, Buffer][] = [];
+    const rand = prng(seed);
     for (let w = 0; w < workers; w++) {
-      for (let h = 0; h < HOT_KEYS; h++) values.push([`hot-${w}-${h}`, makeValue(rand)]);
+      for (let h = 0; h < HOT_KEYS; h++) hot.push([`hot-${w}-${h}`, makeValue(rand)]);
     }
-    log(
-      `filling ${nKeys} keys (${(valueBytes / 1e6).toFixed(1)} MB) and ${values.length - nKeys} hot keys`,
-    );
-    await forEach(values.length, 8, async (i) => {
-      const [key, v] = values[i];
+    log(`filling ${nKeys} keys (${(valueBytes / 1e6).toFixed(1)} MB) and ${hot.length} hot keys`);
+    const batches = Math.ceil(nKeys / BATCH_KEYS);
+    let filled = 0;
+    await forEach(batches, 4, async (b) => {
+      const from = b * BATCH_KEYS;
+      const to = Math.min(nKeys, from + BATCH_KEYS);
+      if (await client.request('POST', '/kv-batch', putBatch(seed, from, to), [204]))
+        filled += to - from;
+    });
+    if (filled !== nKeys) client.problems.push(`fill: ${nKeys - filled} keys not stored`);
+    await forEach(hot.length, 8, async (i) => {
+      const [key, v] = hot[i];
       if (await client.request('PUT', `/kv/${key}`, v, [204])) {
         expected.set(key, { crc: crc32c(v), len: v.length });
       }
@@ -380,11 +467,16 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
           if (ok) expected.set(key, { crc: crc32c(v), len: v.length });
           else expected.delete(key);
         } else {
-          const key =
-            x < 0.3 ? `hot-${w}-${Math.floor(r() * HOT_KEYS)}` : fillKeys[Math.floor(r() * nKeys)];
-          const want = expected.get(key);
-          const got = await client.request('GET', `/kv/${key}`);
-          if (want) client.check(key, got, want.crc, want.len);
+          if (x < 0.3) {
+            const key = `hot-${w}-${Math.floor(r() * HOT_KEYS)}`;
+            const want = expected.get(key);
+            const got = await client.request('GET', `/kv/${key}`);
+            if (want) client.check(key, got, want.crc, want.len);
+          } else {
+            const i = Math.floor(r() * nKeys);
+            const got = await client.request('GET', `/kv/key-${i}`);
+            client.check(`key-${i}`, got, fillCrc[i], fillLen[i]);
+          }
         }
       }
     };
@@ -417,20 +509,20 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
           reports.push(failedUpgrade(from, to, nKeys, pid, client, failedBefore, wrongBefore));
           break;
         }
-        // Every fixed key, read back from the new version.
+        // Every fixed key, read back from the new version (in batches).
         let kept = 0;
-        await forEach(fillKeys.length, 8, async (k) => {
-          const key = fillKeys[k];
-          const want = expected.get(key);
-          const got = await client.request('GET', `/kv/${key}`);
-          if (want && client.check(key, got, want.crc, want.len)) kept++;
+        await forEach(batches, 4, async (b) => {
+          const from = b * BATCH_KEYS;
+          const to = Math.min(nKeys, from + BATCH_KEYS);
+          const got = await client.request('POST', '/kv-mget', getBatch(from, to));
+          if (got !== null) kept += client.checkBatch(got, from, to, fillCrc, fillLen);
         });
         const stats = await client.request('GET', '/stats');
         const s = stats ? parseStats(stats.body) : {};
         const generation = Number(s.generation ?? 0);
         const lastOld = client.lastAt.get(generation - 1) ?? Number.NaN;
         const firstNew = client.firstAt.get(generation) ?? Number.NaN;
-        const fixedKept = kept === fillKeys.length && fillKeys.every((k) => expected.has(k));
+        const fixedKept = kept === nKeys;
         const report: UpgradeReport = {
           from,
           to,

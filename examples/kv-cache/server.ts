@@ -4,16 +4,19 @@
  *   PUT  /kv/<key>                 store the body (at most 64 KiB)
  *   GET  /kv/<key>                 the value, or 404
  *   DELETE /kv/<key>               forget it
- *   GET  /stats                    entries, bytes, chunks, version, pid, generation, boot
+ *   POST /kv-batch                 many puts: {u16 key length, u32 value length, key, value}...
+ *   POST /kv-mget                  many gets: {u16 key length, key}... -> {u32 length, value}...
+ *                                  (length 0xffffffff: no such key)
+ *   GET  /stats                    entries, bytes, pages, version, pid, generation, boot
  *   GET  /metrics                  livekexec's Prometheus metrics (kernel.metrics())
  *   POST /admin/upgrade?version=N  202, then becomes version N in place
  *
- * Values live in slab chunks from the kernel's page allocator (store.ts).
- * An upgrade preserves the listening socket with the Live Update
- * Orchestrator, stops accepting, lets in-flight requests finish, saves the
- * chunks and the index to PKRAM and execs the same program as version N:
- * same PID, same pages, same socket; new connections wait in its backlog
- * meanwhile, so none is refused.
+ * Keys and values live in a preserved store (store.ts, livekexec/store) in
+ * kernel pages. An upgrade (kernel.upgrade) preserves the listening socket with
+ * the Live Update Orchestrator, stops accepting, lets in-flight requests finish and
+ * execs the same program as version N: same PID, same pages, same socket;
+ * the successor attaches to the store in O(1) of its entries, and new
+ * connections wait in the socket's backlog meanwhile, so none is refused.
  *
  * argv: --version N --device PATH --port P (0: any) [--host H] [--size 64M]
  *       [--exit-with-stdin] [--upgrade-program FILE]
@@ -25,12 +28,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { boot, type Kernel } from 'livekexec';
-import type { LuoSession } from 'livekexec/luo';
-// Not part of the API: a duplicate of the kept socket after a failed exec (see upgrade()).
-import { F_DUPFD_CLOEXEC, getLuoLibc } from '../../src/luo/_libc.js';
-import { CHUNK_BYTES, SlabStore, StoreError } from './store.js';
+import { CacheStore, MAX_VALUE_BYTES, StoreError } from './store.js';
 
-const SESSION = 'kv-cache';
+/** The name the listening server is handed over under. */
+const SERVER = 'http';
+/** The largest /kv-batch or /kv-mget body. */
+const BATCH_MAX_BYTES = 64 * 1024 * 1024;
 /** In-flight requests get this long to finish before an upgrade cuts them. */
 const DRAIN_TIMEOUT_MS = 5000;
 
@@ -86,12 +89,10 @@ class Service {
   server: http.Server = http.createServer((req, res) => this.#handle(req, res));
   #draining = false;
   #upgrading = false;
-  #session: LuoSession | null = null;
-  #token = 0;
 
   constructor(
     readonly kernel: Kernel,
-    public store: SlabStore,
+    public store: CacheStore,
     readonly options: Options,
   ) {}
 
@@ -124,6 +125,14 @@ class Service {
         return;
       }
       reply(res, 405, { error: `${method} on a key` });
+      return;
+    }
+    if (url.pathname === '/kv-batch' && method === 'POST') {
+      this.#batch(req, res, false);
+      return;
+    }
+    if (url.pathname === '/kv-mget' && method === 'POST') {
+      this.#batch(req, res, true);
       return;
     }
     if (url.pathname === '/stats' && method === 'GET') {
@@ -164,11 +173,11 @@ class Service {
     let size = 0;
     req.on('data', (d: Buffer) => {
       size += d.length;
-      if (size <= CHUNK_BYTES) parts.push(d);
+      if (size <= MAX_VALUE_BYTES) parts.push(d);
     });
     req.on('end', () => {
-      if (size > CHUNK_BYTES) {
-        reply(res, 413, { error: `values are at most ${CHUNK_BYTES} bytes` });
+      if (size > MAX_VALUE_BYTES) {
+        reply(res, 413, { error: `values are at most ${MAX_VALUE_BYTES} bytes` });
         return;
       }
       try {
@@ -182,11 +191,67 @@ class Service {
     });
   }
 
+  /** Many puts (or, with `mget`, many gets) in one request: the demo fills and checks a million keys this way. */
+  #batch(req: http.IncomingMessage, res: http.ServerResponse, mget: boolean): void {
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size <= BATCH_MAX_BYTES) parts.push(d);
+    });
+    req.on('end', () => {
+      if (size > BATCH_MAX_BYTES) {
+        reply(res, 413, { error: `a batch is at most ${BATCH_MAX_BYTES} bytes` });
+        return;
+      }
+      const body = Buffer.concat(parts, size);
+      const out: Buffer[] = [];
+      let p = 0;
+      try {
+        while (p < body.length) {
+          if (p + (mget ? 2 : 6) > body.length)
+            throw new StoreError('EINVAL', 'a batch entry is cut off');
+          const klen = body.readUInt16LE(p);
+          const vlen = mget ? 0 : body.readUInt32LE(p + 2);
+          p += mget ? 2 : 6;
+          if (p + klen + vlen > body.length)
+            throw new StoreError('EINVAL', 'a batch entry is cut off');
+          const key = body.toString('utf8', p, p + klen);
+          p += klen;
+          if (mget) {
+            const v = this.store.get(key);
+            const len = Buffer.alloc(4);
+            len.writeUInt32LE(v === null ? 0xffffffff : v.length, 0);
+            out.push(len);
+            if (v !== null) out.push(Buffer.from(v));
+          } else {
+            this.store.put(key, body.subarray(p, p + vlen));
+            p += vlen;
+          }
+        }
+      } catch (err) {
+        if (!(err instanceof StoreError)) throw err;
+        reply(res, err.code === 'ENOMEM' ? 507 : 400, { error: err.message });
+        return;
+      }
+      if (!mget) {
+        reply(res, 204);
+        return;
+      }
+      const data = Buffer.concat(out);
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': data.length,
+      });
+      res.end(data);
+    });
+  }
+
   stats(): Record<string, unknown> {
     return {
       entries: this.store.entries,
       bytes: this.store.bytes,
-      chunks: this.store.chunks,
+      pages: this.store.pages,
       version: this.options.version,
       pid: process.pid,
       generation: this.kernel.generation,
@@ -221,39 +286,21 @@ class Service {
    */
   async upgrade(to: number): Promise<void> {
     const argv = successorArgv(this.options, to, (this.server.address() as AddressInfo).port);
-    this.kernel.kexec.load({ argv, program: this.options.upgradeProgram });
-    this.#session ??= this.kernel.liveupdate.createSession(SESSION);
-    const token = ++this.#token;
-    const listenFd = this.#session.preserveServer(this.server, token);
-    await this.#drain();
+    this.#draining = true;
     try {
-      this.store.save({ listenerToken: token });
-      this.kernel.kexec.exec();
+      // Keeps the socket, drains it, saves the values last, execs.
+      await this.kernel.upgrade({
+        argv,
+        program: this.options.upgradeProgram,
+        servers: { [SERVER]: this.server },
+        drainTimeoutMs: DRAIN_TIMEOUT_MS,
+        beforeExec: [() => this.store.save({ listenerToken: 0 })],
+      });
     } catch (err) {
-      // The exec did not happen: take the values back and listen again on the kept socket.
-      const back = SlabStore.restore(this.kernel);
-      if (back) this.store = back.store;
+      // Not replaced (the store, frozen for the exec, is unfrozen): the server listens again on its own socket.
       this.#draining = false;
-      this.server = http.createServer((req, res) => this.#handle(req, res));
-      // Unpreserving closes the session's socket: serve on a duplicate, so the next upgrade starts afresh.
-      const fd = getLuoLibc().fcntl(listenFd, F_DUPFD_CLOEXEC, 0);
-      if (fd >= 0) this.#session.unpreserveFd(token);
-      this.server.listen({ fd: fd >= 0 ? fd : listenFd });
       throw err;
     }
-  }
-
-  /** Stops accepting (the socket stays open in the session) and waits for open connections to end. */
-  #drain(): Promise<void> {
-    this.#draining = true;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.server.closeAllConnections(), DRAIN_TIMEOUT_MS);
-      this.server.close(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.server.closeIdleConnections();
-    });
   }
 }
 
@@ -278,24 +325,11 @@ function reply(res: http.ServerResponse, status: number, body?: unknown): void {
   res.end(text);
 }
 
-/** The predecessor's store and socket, when this generation is its successor. */
+/** The predecessor's socket, when this generation is its successor. */
 function takeOver(kernel: Kernel, service: Service): boolean {
   if (kernel.boot.kind !== 'kexec') return false;
-  let token: number;
   try {
-    const back = SlabStore.restore(kernel);
-    if (back === null) return false;
-    service.store = back.store;
-    token = back.extra.listenerToken;
-  } catch (err) {
-    process.stderr.write(`kv-cache: the saved store is unusable, starting empty: ${String(err)}\n`);
-    return false;
-  }
-  try {
-    const session = kernel.liveupdate.retrieveSession(SESSION);
-    session.retrieveServer(token, service.server);
-    session.finish();
-    return true;
+    return kernel.takeServer(SERVER, service.server) !== null;
   } catch (err) {
     process.stderr.write(`kv-cache: no preserved socket, listening anew: ${String(err)}\n`);
     return false;
@@ -305,9 +339,12 @@ function takeOver(kernel: Kernel, service: Service): boolean {
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const kernel = await boot({ device: options.device, size: options.size });
-  const service = new Service(kernel, new SlabStore(kernel), options);
+  const { store } = CacheStore.open(kernel);
+  const service = new Service(kernel, store, options);
   if (!takeOver(kernel, service)) service.server.listen(options.port, options.host);
   if (!service.server.listening) await once(service.server, 'listening');
+  // Serving: a successor on trial is good now (its predecessor's fallback is no longer needed).
+  kernel.markGood();
   const { port } = service.server.address() as AddressInfo;
   const ready = {
     ready: true,

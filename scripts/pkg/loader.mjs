@@ -1,12 +1,28 @@
 // dist/pkg/livekexec.js: loads dist/pkg/livekexec.cjs (all of livekexec, one
-// script) through V8's code cache in livekexec.cache, written at build time
-// after a warm-up handover (scripts/pkg/warm.mjs). With the cache, V8 neither
-// parses the 0.5 MB script nor compiles the functions a successor's boot
+// script) through V8's code cache in livekexec.cache. With the cache, V8
+// neither parses the script nor compiles the functions a successor's boot
 // calls: a handover's downtime is mostly start-up, and this is most of the
-// start-up that is ours. A cache V8 rejects (another Node, other flags) or a
-// missing one only costs the compilation it would have saved.
+// start-up that is ours. A cache V8 rejects (other flags) or a missing one
+// only costs the compilation it would have saved.
+//
+// The cache file starts with one line naming the node, the architecture and
+// the script's real path it was made for, then V8's bytes. V8 keeps the
+// script name it was made with, so a cache made elsewhere (the build
+// machine's checkout) would make stack traces name that place: it is used
+// only where it was made. The build's warm-up writes one (scripts/pkg/
+// warm.mjs); a generation that booted from a handover without an accepted
+// cache writes one at kexec load (saveCodeCache), when the package
+// directory is writable, so an installed package warms itself up.
+//
+// Not node's module.enableCompileCache() (Node.js >= 22): it caches what
+// compiling the module compiled, not the functions a handover's boot later
+// runs: a successor's import and boot took 24-41 and 18-38 ms with it,
+// 18-28 and 11-24 ms with this cache (node 22, 4 interleaved runs each, a
+// loaded machine).
+//
 // LIVEKEXEC_CODE_CACHE=off skips it, and so do source maps (--enable-source-maps):
 // node maps stack traces of what its own loaders compiled, never of a vm.Script.
+// The hook for saving sits on globalThis under Symbol.for('livekexec.codeCache').
 import { createRequire } from 'node:module';
 
 // Built-ins through require: an ES import of node:fs also loads fs/promises,
@@ -15,8 +31,16 @@ const require = createRequire(import.meta.url);
 const { fileURLToPath } = require('node:url');
 const file = fileURLToPath(new URL('./livekexec.cjs', import.meta.url));
 const cacheFile = file.replace(/\.cjs$/, '.cache');
+const MAGIC = 'livekexec code cache 1';
+
+/** The first line of a cache made here; `warm` says a handover's boot had run. */
+function header(warm) {
+  return `${MAGIC} ${process.version} ${process.arch} ${warm ? 'warm' : 'cold'} ${file}\n`;
+}
 
 let cacheState = 'off';
+let warmCache = false;
+let saved = false;
 let script = null;
 const module = { exports: {} };
 if (process.sourceMapsEnabled ?? process.execArgv.includes('--enable-source-maps')) {
@@ -27,22 +51,52 @@ if (process.sourceMapsEnabled ?? process.execArgv.includes('--enable-source-maps
   const { Script } = require('node:vm');
   let cachedData;
   if (process.env.LIVEKEXEC_CODE_CACHE !== 'off') {
+    cacheState = 'absent';
     try {
-      cachedData = readFileSync(cacheFile);
+      const bytes = readFileSync(cacheFile);
+      const nl = bytes.indexOf(10);
+      const line = nl < 0 ? '' : bytes.subarray(0, nl + 1).toString('latin1');
+      if (line === header(true) || line === header(false)) {
+        cachedData = bytes.subarray(nl + 1);
+        warmCache = line === header(true);
+      } else {
+        cacheState = 'foreign';
+      }
     } catch {
-      cacheState = 'absent';
+      // absent
     }
   }
-  // One line of wrapper, so the script's line numbers are the file's.
+  // One line of wrapper, so the script's line numbers are the file's. The
+  // bundle is ASCII (the build checks it): read as latin1, not decoded as UTF-8.
   script = new Script(
-    `(function (exports, require, module, __filename, __dirname) {${readFileSync(file, 'utf8')}\n})`,
+    `(function (exports, require, module, __filename, __dirname) {${readFileSync(file, 'latin1')}\n})`,
     { filename: file, cachedData },
   );
   if (cachedData !== undefined) cacheState = script.cachedDataRejected ? 'rejected' : 'accepted';
   script.runInThisContext()(module.exports, require, module, file, dirname(file));
 }
 
-/** Whether V8 took the code cache: 'accepted', 'rejected', 'absent' or 'off'. */
+const parts = new Map();
+
+/**
+ * One export's names (`root` for ".", `fdt` for "./fdt", ...): its modules
+ * run when it is first asked for (each export's shim asks for its own).
+ */
+export function part(name) {
+  let p = parts.get(name);
+  if (p === undefined) {
+    const load = module.exports[name];
+    if (typeof load !== 'function') throw new Error(`livekexec: no part ${name} in the bundle`);
+    p = load();
+    parts.set(name, p);
+  }
+  return p;
+}
+
+/**
+ * Whether V8 took the code cache: 'accepted', 'rejected' (V8 refused it),
+ * 'foreign' (made for another node, architecture or place), 'absent' or 'off'.
+ */
 export function codeCacheState() {
   return cacheState;
 }
@@ -52,3 +106,33 @@ export function createCodeCache() {
   if (script === null) throw new Error('livekexec: loaded without its code cache (source maps)');
   return script.createCachedData();
 }
+
+/**
+ * Writes the code cache of what this process compiled so far, unless one
+ * as good was accepted; `warm` when a handover's boot has run. Never throws:
+ * a package directory it cannot write keeps going without.
+ * @returns whether a cache was written.
+ */
+export function saveCodeCache(warm) {
+  if (script === null || cacheState === 'off' || saved) return false;
+  if (cacheState === 'accepted' && (warmCache || !warm)) return false;
+  saved = writeCodeCache(warm);
+  return saved;
+}
+
+/** Writes the code cache of what was compiled so far, for this node and place. */
+export function writeCodeCache(warm) {
+  const { renameSync, rmSync, writeFileSync } = require('node:fs');
+  const tmp = `${cacheFile}.${process.pid}.tmp`;
+  try {
+    const data = Buffer.concat([Buffer.from(header(warm), 'latin1'), createCodeCache()]);
+    writeFileSync(tmp, data, { mode: 0o644 });
+    renameSync(tmp, cacheFile);
+    return true;
+  } catch {
+    rmSync(tmp, { force: true });
+    return false;
+  }
+}
+
+globalThis[Symbol.for('livekexec.codeCache')] = { save: saveCodeCache, state: codeCacheState };

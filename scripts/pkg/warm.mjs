@@ -4,13 +4,13 @@
 // execs itself in place; generation 2 boots as the successor, restores them,
 // runs an exec up to an execve that fails, does the same round on an emulated
 // machine, writes the cache, and removes the device. Run by scripts/bundle.mjs: node warm.mjs <dist/pkg> <device>
-import { rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const [pkgDir, device] = process.argv.slice(2);
 const lk = await import(pathToFileURL(join(pkgDir, 'index.js')).href);
-const { createCodeCache, codeCacheState } = await import(
+const { writeCodeCache, codeCacheState } = await import(
   pathToFileURL(join(pkgDir, 'livekexec.js')).href
 );
 const SUBTREE = 'warm-up';
@@ -41,7 +41,7 @@ const first = machine.boot('');
 preserve(first);
 first.kexec.load();
 restore(first.kexec.exec());
-writeFileSync(join(pkgDir, 'livekexec.cache'), createCodeCache());
+if (!writeCodeCache(true)) throw new Error('the warm-up could not write the code cache');
 rmSync(device, { force: true });
 
 function preserve(k) {

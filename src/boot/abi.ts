@@ -95,4 +95,47 @@ export const SETUP = {
   LUO: 14,
   /** When the predecessor's exec began (the successor's downtime starts there): src/status/abi.ts. */
   HANDOVER_CLOCK: 15,
+  /** Kexec metadata: the writer's release, the kexec count, boot counting and the fallback (kexec-metadata.ts). */
+  KEXEC_METADATA: 16,
 } as const;
+
+/**
+ * Kexec metadata (setup_data SETUP.KEXEC_METADATA), little-endian. Upstream
+ * carries its `struct kho_kexec_metadata` { u32 version; char
+ * previous_release[65]; u32 kexec_count } as a raw KHO subtree named
+ * "kexec-metadata"; here it rides in the boot block, because the fallback
+ * must read it before KHO (which `kho=off` disables) and the CLI reads it
+ * from a device at rest. The first fields mirror upstream's, aligned:
+ *
+ *   0x00 u32 version (1)
+ *   0x04 u32 kexec_count        kexec boots since the last cold boot, this one included
+ *   0x08 u8[65] previous_release  NUL-terminated: the release that wrote the block
+ *   0x49 u8[3] 0
+ *   0x4c u32 flags              bit 0: boot counting (the successor boots on trial);
+ *                               bit 1: a try must be marked good by the deadline
+ *   0x50 u32 tries              tries of the successor before the fallback
+ *   0x54 u32 deadline_ms        how long each try has to be marked good
+ *   0x58 u32 successor_off, successor_len   command: NUL-terminated strings
+ *   0x60 u32 fallback_off, fallback_len     cwd, file, argv[0], argv[1], ...
+ *   0x68 ...                    the two commands
+ *
+ * A reader takes a version it knows and ignores bytes past the fields it
+ * knows; flags it does not know make it refuse the boot counting, not the boot.
+ */
+export const KMETA_VERSION = 1;
+export const KMETA_KEXEC_COUNT = 0x04;
+export const KMETA_PREVIOUS_RELEASE = 0x08;
+/** Upstream's __NEW_UTS_LEN + 1. */
+export const KMETA_RELEASE_SIZE = 65;
+export const KMETA_FLAGS = 0x4c;
+export const KMETA_TRIES = 0x50;
+export const KMETA_DEADLINE_MS = 0x54;
+export const KMETA_SUCCESSOR = 0x58;
+export const KMETA_FALLBACK = 0x60;
+export const KMETA_HEADER_SIZE = 0x68;
+/** flags: the successor boots on trial, with a fallback. */
+export const KMETA_FLAG_TRIAL = 1;
+/** flags: a try not marked good by the deadline fails (else living that long marks it good). */
+export const KMETA_FLAG_REQUIRE_GOOD = 2;
+/** Bytes of one command, so that decoding a hostile entry is bounded. */
+export const KMETA_COMMAND_MAX = 64 * 1024;

@@ -8,6 +8,9 @@ import type { Command } from 'commander';
 import { type DemoReport, runDemo, type UpgradeReport } from '../../examples/kv-cache/driver.js';
 import { ExitCode } from './cli-exit.js';
 
+/** The device grows with --keys (about 2.6 KB a key): 4 million keys take about 10 GB of tmpfs. */
+const MAX_KEYS = 4_000_000;
+
 interface DemoCliOptions {
   json?: boolean;
   upgrades: string;
@@ -24,7 +27,11 @@ export function registerDemoCommand(program: Command): void {
     )
     .option('--json', 'print the report as a JSON object')
     .option('--upgrades <n>', 'in-place upgrades (to versions 2, 3, ...)', '3')
-    .option('--keys <n>', 'keys to fill before upgrading', '5000')
+    .option(
+      '--keys <n>',
+      `keys to fill before upgrading (the device is sized from it; at most ${MAX_KEYS})`,
+      '5000',
+    )
     .option('--seed <n>', 'seed of the values', '1')
     .option('--workers <n>', 'concurrent request loops during the upgrades', '4')
     .action((opts: DemoCliOptions) => demo(opts));
@@ -33,7 +40,7 @@ export function registerDemoCommand(program: Command): void {
 async function demo(opts: DemoCliOptions): Promise<void> {
   const json = opts.json === true;
   const upgrades = count('--upgrades', opts.upgrades, 1, 100);
-  const keys = count('--keys', opts.keys, 1, 100_000);
+  const keys = count('--keys', opts.keys, 1, MAX_KEYS);
   const seed = count('--seed', opts.seed, 0, 2 ** 32 - 1);
   const workers = count('--workers', opts.workers, 1, 64);
   const abort = new AbortController();

@@ -7,9 +7,15 @@ import { unlinkSync } from 'node:fs';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { memparseExact } from '../boot/memparse.js';
+import { type BootRecord, EMPTY_BOOT_RECORD } from '../memory/boot-record.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import { DeviceError } from '../memory/errors.js';
-import { decodeDeviceHeader, formatDevice, readDeviceHeader } from '../memory/header.js';
+import {
+  decodeDeviceHeader,
+  formatDevice,
+  readDeviceHeader,
+  writeDeviceHeader,
+} from '../memory/header.js';
 import { describeSize } from '../memory/heap.js';
 import { MappedDevice } from '../memory/mapped.js';
 import { MemoryMap } from '../memory/memmap.js';
@@ -47,6 +53,14 @@ export function registerDeviceCommands(program: Command): void {
     .argument('<path>', 'device file')
     .option('--json', 'print a JSON object instead')
     .action((path: string, opts: { json?: boolean }) => runDeviceCheck(path, opts.json === true));
+
+  device
+    .command('discard-pending')
+    .description(
+      'drop the handover pending on a device no process owns, so the next boot is cold (preserved memory stays reserved)',
+    )
+    .argument('<path>', 'device file')
+    .action((path: string) => discardPending(path));
 
   device
     .command('rm')
@@ -140,10 +154,59 @@ function info(path: string, json: boolean): void {
     `boot block: ${h.bootBlock === 0 ? 'none pending' : `pending at 0x${h.bootBlock.toString(16)}`}`,
     `owner:      ${peek.ownerPid === undefined ? 'none (not in use)' : `PID ${peek.ownerPid}`}` +
       (h.ownerPid !== 0 ? `; last written by PID ${h.ownerPid}` : ''),
+    ...recordLines(h.record ?? EMPTY_BOOT_RECORD, h.generation),
     'memory map:',
     ...map.print(),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** The boot record as `device info` prints it: release and kexec count, a trial, the last outcome. */
+function recordLines(r: BootRecord, generation: number): string[] {
+  const out: string[] = [];
+  if (generation > 0) {
+    const how =
+      r.kexecCount === 0 ? 'a cold boot' : `kexec boot ${r.kexecCount} since the cold boot`;
+    out.push(`release:    ${r.release || 'unknown'} (${how})`);
+  }
+  const t = r.trial;
+  if (t !== null) {
+    const who = t.release || 'the successor';
+    out.push(
+      t.state === 'on-trial'
+        ? `trial:      ${who} on trial, try ${t.tries} of ${t.maxTries} (PID ${t.pid || 'none yet'})` +
+            (t.reason ? `; last failure: ${t.reason}` : '')
+        : `trial:      ${who} failed ${t.tries} tries (${t.reason}); the fallback boots next`,
+    );
+  }
+  const l = r.last;
+  if (l !== null) {
+    const when = new Date(l.at).toISOString();
+    out.push(
+      l.outcome === 'good'
+        ? `last:       ${l.successor} marked good after ${l.tries} ${l.tries === 1 ? 'try' : 'tries'} (${when})`
+        : `last:       fell back: ${l.successor} marked bad after ${l.tries} ${l.tries === 1 ? 'try' : 'tries'}: ${l.reason} (${when})`,
+    );
+  }
+  return out;
+}
+
+function discardPending(path: string): void {
+  const dev = MappedDevice.open(path);
+  try {
+    const h = readDeviceHeader(dev);
+    if (h.bootBlock === 0) {
+      process.stdout.write(`${path}: no handover is pending\n`);
+      return;
+    }
+    const record = h.record ?? EMPTY_BOOT_RECORD;
+    writeDeviceHeader(dev, { ...h, bootBlock: 0, record: { ...record, trial: null } });
+    process.stdout.write(
+      `${path}: dropped the handover pending at 0x${h.bootBlock.toString(16)}; its preserved memory stays reserved\n`,
+    );
+  } finally {
+    dev.close();
+  }
 }
 
 /**
@@ -170,7 +233,7 @@ function remove(path: string, force: boolean): void {
     if (lost.length > 0 && !force) {
       throw new CliError(
         'EBUSY',
-        `${path} holds a pending handover; removing it loses:\n${lost.map((l) => `  ${l}`).join('\n')}\nrun 'livekexec kexec --device ${path} -- PROGRAM' to boot it, or add --force to remove it anyway`,
+        `${path} holds a pending handover; removing it loses:\n${lost.map((l) => `  ${l}`).join('\n')}\nrun 'livekexec kexec --device ${path} -- PROGRAM' to boot it, 'livekexec device discard-pending ${path}' to drop it, or add --force to remove the device anyway`,
       );
     }
     unlinkSync(path);

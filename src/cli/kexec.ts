@@ -60,6 +60,8 @@ async function kexec(
       program: prog,
       argv: args,
       preload: false,
+      successor: 'in-place',
+      counting: null,
     });
   }
   const kernel = await boot({
@@ -67,7 +69,8 @@ async function kexec(
     size: opts.size,
     create: opts.size !== undefined,
   });
-  kernel.kexec.load({ cmdline: opts.cmdline, program: prog, argv: args });
+  // PROGRAM need not use livekexec, and this command is no program to fall back to.
+  kernel.kexec.load({ cmdline: opts.cmdline, program: prog, argv: args, trial: false });
   kernel.kexec.exec();
 }
 

@@ -7,7 +7,9 @@ import type { DeviceHeader } from '../memory/header.js';
 /**
  * Reads and validates the boot block at `phys` against the device header:
  * it must be the pending one, of the next generation, written by the
- * running boot. Every failure is a BootError saying why.
+ * running boot; or, while a successor is on trial with it (the header then
+ * names that successor), written by the generation the trial records.
+ * Every failure is a BootError saying why.
  */
 export function readPendingBootBlock(
   device: MemoryDevice,
@@ -32,8 +34,20 @@ export function readPendingBootBlock(
     MAX_BOOT_BLOCK_SIZE,
     device.size - phys,
   );
+  const base = trialBase(header, phys);
   return decodeBootBlock(device.bytes(phys, length), {
-    generation: header.generation + 1,
-    predecessorBootId: Uint8Array.from(Buffer.from(header.bootId, 'hex')),
+    generation: base.generation + 1,
+    predecessorBootId: Uint8Array.from(Buffer.from(base.bootId, 'hex')),
   });
+}
+
+/** The generation and boot id that wrote the pending block at `phys`: the trial's, or the header's. */
+export function trialBase(
+  header: DeviceHeader,
+  phys: number,
+): { generation: number; bootId: string } {
+  const t = header.record?.trial;
+  return t && t.bootBlock === phys
+    ? { generation: t.baseGeneration, bootId: t.baseBootId }
+    : { generation: header.generation, bootId: header.bootId };
 }

@@ -1,4 +1,5 @@
 import type { SetupData } from '../boot/bootblock.js';
+import type { UpgradeOutcome } from '../memory/boot-record.js';
 
 /** How a generation came up. */
 export type BootKind =
@@ -25,4 +26,14 @@ export interface BootInfo {
   readonly setupData: readonly SetupData[];
   /** The command line, as given. */
   readonly cmdline: string;
+  /** Kexec boots since the last cold boot, this one included (0 for a cold boot), as upstream's kexec metadata counts them. */
+  readonly kexecCount: number;
+  /** The release of the generation that kexec'd into this one (its kexec metadata), when it said. */
+  readonly previousRelease?: string;
+  /**
+   * A fallback boot: the successor of the handover this boot took failed
+   * every try, and this, the last known-good program, booted the same
+   * handover in its place.
+   */
+  readonly fellBackFrom?: UpgradeOutcome;
 }

@@ -1,3 +1,4 @@
+import type { Server } from 'node:net';
 import { show } from '../base/errors.js';
 import { SETUP } from '../boot/abi.js';
 import type { SetupData } from '../boot/bootblock.js';
@@ -5,19 +6,29 @@ import { Cmdline } from '../boot/cmdline.js';
 import type { EarlyContext } from '../boot/early-context.js';
 import { BootError } from '../boot/errors.js';
 import type { HandoverSubsystem } from '../boot/handover.js';
+import {
+  type BootCounting,
+  decodeKexecMetadata,
+  type KexecCommand,
+  type KexecMetadata,
+} from '../boot/kexec-metadata.js';
 import type { Memblock } from '../boot/memblock.js';
 import { CRASHKERNEL, defaultEarlyParams, type EarlyParamValues, MEMMAP } from '../boot/params.js';
+import { commandText, fellBack, markedGood, trialStarted } from '../kexec/boot-counting.js';
 import { KexecError } from '../kexec/errors.js';
 import { Kexec, type KexecHost, type KexecPlatform, type LoadedImage } from '../kexec/kexec.js';
 import type { PhysRange } from '../kexec/placement.js';
 import { type KhoEarly, khoEarlyInit, khoScratchInit } from '../kho/early.js';
 import { Kho } from '../kho/kho.js';
 import { ReserveMem, reserveMemEarly } from '../kho/reserve-mem.js';
+import type { FileHandler } from '../luo/handlers.js';
 import { KernelLiveUpdate } from '../luo/kernel-luo.js';
 import type { LiveUpdate } from '../luo/liveupdate.js';
 import { DEVICE_MAP_MAX } from '../memory/abi.js';
+import { type BootRecord, EMPTY_BOOT_RECORD, type UpgradeOutcome } from '../memory/boot-record.js';
 import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { type DeviceHeader, readDeviceHeader, writeDeviceHeader } from '../memory/header.js';
+import { hotplugMemory } from '../memory/hotplug.js';
 import { MemoryMap } from '../memory/memmap.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { randomBytes } from '../memory/random.js';
@@ -43,16 +54,21 @@ import type {
   PublishedStatus,
   StatusRange,
 } from '../status/model.js';
-import { readPendingBootBlock } from './boot-block-read.js';
+import { readPendingBootBlock, trialBase } from './boot-block-read.js';
 import type { BootInfo } from './boot-info.js';
 import { CrashDevice } from './crash-device.js';
 import { buildMemoryMap, freePageRanges, memblockFromMap } from './memory-layout.js';
 import { KernelStatusArea, type StatusEarly, statusEarly } from './status-area.js';
 import { buildStatus, kernelLayout, type StatusSources } from './status-snapshot.js';
+import { takeServer, type UpgradeOptions, upgrade } from './upgrade.js';
 
 /** What starts a successor, and learns of a crash kernel taking over. */
 export interface KernelPlatform extends KexecPlatform<Kernel> {
   adopt?(kernel: Kernel): void;
+  /** A successor on trial was marked good (the process platform tells systemd, or its predecessor). */
+  markedGood?(kernel: Kernel): void;
+  /** Where a preserved descriptor is now, when it moved (see KernelLiveUpdateOptions). */
+  inheritedFd?(session: string, token: bigint, fd: number): number | undefined;
 }
 
 /** How to boot one generation. */
@@ -66,6 +82,8 @@ export interface BootRequest {
   readonly platform: KernelPlatform;
   /** NUMA nodes, as physical ranges; one node spanning the device when absent. */
   readonly nodes?: readonly PhysRange[];
+  /** This generation's release (a program's name@version), handed to its successor in the kexec metadata. */
+  readonly release?: string;
   /**
    * Make a status area (src/status/abi.ts) when the device has none, so
    * readers outside the process see this generation. A device that has one
@@ -74,6 +92,46 @@ export interface BootRequest {
   readonly status?: boolean;
   /** How often the caller republishes the status (recorded for readers; 0: only at events). */
   readonly statusIntervalMs?: number;
+  /**
+   * Leave the first publishStatus to the caller (a real process does it
+   * once its program has run on): the first memory layout counts the
+   * predecessor's preserved blocks per census cell, O(blocks) once (11-22 ms
+   * at 300,000 order-0 blocks, loaded machine), which would sit in a
+   * successor's downtime if boot() published it. Default false: published at boot.
+   */
+  readonly deferStatus?: boolean;
+}
+
+/** A successor on trial: it boots its predecessor's handover without consuming it until marked good. */
+export interface KernelTrial {
+  /** This try's number, and how many the successor has before the fallback boots. */
+  readonly tries: number;
+  readonly maxTries: number;
+  /** How long the try has to be marked good (ms). */
+  readonly deadlineMs: number;
+  /** True when a try not marked good by then fails; false when living that long marks it good. */
+  readonly requireGood: boolean;
+  /** The last known-good program, which boots the same handover if every try fails. */
+  readonly fallback: KexecCommand;
+  readonly successor: KexecCommand;
+}
+
+/**
+ * kernel.status().upgrade: this generation's release and kexec count, the
+ * boot counting of a successor on trial, and how the last counted upgrade
+ * of the device ended (the device's boot record holds the same at rest).
+ */
+export interface UpgradeStatus {
+  /** This generation's release. */
+  release: string;
+  /** Kexec boots since the last cold boot (0 for a cold boot). */
+  kexecCount: number;
+  /** The release that kexec'd into this generation, when known. */
+  previousRelease: string | null;
+  /** Set while this generation is a successor on trial. */
+  trial: (Omit<KernelTrial, 'fallback' | 'successor'> & { fallback: string }) | null;
+  /** How the last counted handover onto this device ended (good, or fell back with why). */
+  last: UpgradeOutcome | null;
 }
 
 /** Alignment of the crashkernel= area (the kernel's CRASH_ALIGN is 16 MiB; devices here can be small). */
@@ -107,11 +165,16 @@ export class Kernel {
   readonly pkram: KernelPkram;
   /** What this boot logged (the kernel's dmesg). */
   readonly log: readonly string[];
+  readonly #log: string[];
   #reserveMem: ReserveMem;
   readonly #status: KernelStatusArea;
   #statusIntervalMs = 0;
-  #layoutCache: { key: string; layout: MemoryLayout; at: number } | null = null;
   #header: DeviceHeader;
+  /** This generation's release. */
+  readonly release: string;
+  #trial: KernelTrial | null = null;
+  /** What marking this trial good writes (the boot's consumption of the handover). */
+  #goodHeader: DeviceHeader | null = null;
   #replacedBy: string | null = null;
   readonly #platform: KernelPlatform;
 
@@ -128,6 +191,7 @@ export class Kernel {
     nodes: readonly PhysRange[];
     crashArea: PhysRange | null;
     log: string[];
+    release?: string;
     khoEarly: KhoEarly;
     pmpoolEarly?: PmpoolEarly;
     pkramEarly?: PkramEarly;
@@ -143,8 +207,10 @@ export class Kernel {
     this.#header = init.header;
     this.#platform = init.platform;
     this.nodes = init.nodes;
+    this.release = init.release ?? '';
     this.crashArea = init.crashArea;
     this.log = init.log;
+    this.#log = init.log;
     this.kexec = new Kexec<Kernel>(this.#kexecHost(), init.platform);
     // Each owner of preserved pages asks the others before it takes a page (one owner per page).
     this.kho = new Kho({
@@ -186,7 +252,9 @@ export class Kernel {
     this.addSubsystem(this.pkram);
     this.#luo = new KernelLiveUpdate(
       init.boot.setupData.find((d) => d.type === SETUP.LUO)?.data,
-      init.boot.kind === 'crash' ? { disabled: 'crash kernel' } : {},
+      init.boot.kind === 'crash'
+        ? { disabled: 'crash kernel' }
+        : { inheritedFd: init.platform.inheritedFd?.bind(init.platform) },
     );
     this.addSubsystem(this.#luo);
     this.#status = new KernelStatusArea(
@@ -209,9 +277,12 @@ export class Kernel {
     checkBootRequest(request);
     const { device } = request;
     checkDeviceViews(device);
+    // A device that grew since its last boot brings the new memory online first.
+    const hotplugged = hotplugMemory(device);
     const header = readDeviceHeader(device);
     let block = null;
     let coldReason: string | undefined;
+    const log0: string[] = [];
     if (request.bootBlock !== undefined) {
       try {
         block = readPendingBootBlock(device, header, request.bootBlock);
@@ -233,10 +304,16 @@ export class Kernel {
       cmdlineText = request.cmdline ?? '';
       ({ cmdline, params } = parseCommandLine(cmdlineText));
     }
-    const baseMap = block ? block.memoryMap : header.memmap;
+    const meta = block ? readKexecMetadata(block.setupData, log0) : null;
+    const baseMap = block ? withHotplugged(block.memoryMap, hotplugged) : header.memmap;
     const memoryMap = buildMemoryMap(baseMap, params.getAll(MEMMAP), device.size);
     const memblock = memblockFromMap(memoryMap);
-    const log: string[] = [];
+    const log: string[] = log0;
+    if (hotplugged) {
+      log.push(
+        `memory: hotplugged [0x${hotplugged.base.toString(16)}, +0x${hotplugged.size.toString(16)})`,
+      );
+    }
     if (coldReason) log.push(`boot: handover refused, booting cold: ${coldReason}`);
     const nodes = request.nodes ?? [{ base: 0, size: device.size }];
     const ctx: EarlyContext = {
@@ -250,10 +327,15 @@ export class Kernel {
     };
     let khoEarly = khoEarlyInit(ctx);
     const pmpool = pmpoolEarly(ctx, khoEarly);
+    // The generation that wrote the block: the header's, or (a retry, a fallback) the trial's base.
+    const base =
+      request.bootBlock !== undefined
+        ? trialBase(header, request.bootBlock)
+        : { generation: header.generation, bootId: header.bootId };
     const pkram = pkramEarly(
       ctx,
       khoEarly,
-      block ? { generation: header.generation, predecessorBootId: block.predecessorBootId } : null,
+      block ? { generation: base.generation, predecessorBootId: block.predecessorBootId } : null,
     );
     const reserveMem = reserveMemEarly(ctx, khoEarly);
     const status = statusEarly(ctx, request.status === true);
@@ -265,14 +347,44 @@ export class Kernel {
 
     // Consume the boot block (or the pending one a cold boot ignores): a repeat is then stale.
     const bootId = block ? Buffer.from(block.bootId).toString('hex') : randomBootId();
+    const record = header.record ?? EMPTY_BOOT_RECORD;
+    const kexecCount = block ? (meta?.kexecCount ?? record.kexecCount + 1) : 0;
+    const release = request.release ?? '';
+    const now = Date.now();
+    // A/B boot counting: a successor on trial boots the handover without
+    // consuming it; the boot after its tries are spent is the fallback's.
+    const counting = meta?.counting ?? null;
+    let trialRecord = block && record.trial?.bootBlock === request.bootBlock ? record.trial : null;
+    const fallback = trialRecord?.state === 'falling-back';
+    const onTrial = block !== null && counting !== null && !fallback;
+    if (onTrial && trialRecord === null) {
+      // An exec that did not record the trial (another writer): this is try 1.
+      trialRecord = trialStarted(
+        record,
+        request.bootBlock ?? 0,
+        counting,
+        process.pid,
+        now,
+        base,
+      ).trial;
+    }
+    const fellBackFrom =
+      fallback && trialRecord ? fellBack(trialRecord, counting?.successor ?? null, now) : undefined;
+    let last = record.last;
+    if (fellBackFrom) last = fellBackFrom;
     const next: DeviceHeader = {
       ...header,
-      generation: header.generation + 1,
+      generation: (block ? base.generation : header.generation) + 1,
       bootBlock: 0,
       bootId,
       ownerPid: process.pid,
       memmap: keptRanges(header.memmap, memoryMap),
+      record: { kexecCount, release, trial: null, last },
     };
+    if (fellBackFrom)
+      log.push(
+        `boot: fallback: ${fellBackFrom.successor} failed ${fellBackFrom.tries} tries (${fellBackFrom.reason})`,
+      );
     const boot: BootInfo = {
       kind: block ? 'kexec' : 'cold',
       generation: next.generation,
@@ -282,7 +394,11 @@ export class Kernel {
       bootBlock: block ? request.bootBlock : undefined,
       setupData: block ? block.setupData : ([] as SetupData[]),
       cmdline: cmdlineText,
+      kexecCount,
+      previousRelease: meta ? meta.previousRelease : undefined,
+      fellBackFrom,
     };
+    if (meta) log.push(`kexec from: ${meta.previousRelease || 'unknown'} (count ${kexecCount})`);
     const kernel = new Kernel({
       device,
       boot,
@@ -296,6 +412,7 @@ export class Kernel {
       nodes,
       crashArea,
       log,
+      release,
       khoEarly,
       pmpoolEarly: pmpool,
       pkramEarly: pkram,
@@ -303,11 +420,103 @@ export class Kernel {
     });
     kernel.#reserveMem = new ReserveMem(device, kernel.kho, reserveMem);
     // Last: only a boot that nothing refused consumes the boot block.
-    writeDeviceHeader(device, next);
+    if (onTrial && trialRecord && counting) {
+      // The header names this generation but keeps the boot block pending,
+      // and the device's own map as it was; the trial records who tries it.
+      const tried: DeviceHeader = {
+        ...next,
+        bootBlock: header.bootBlock,
+        memmap: header.memmap,
+        record: {
+          kexecCount,
+          release,
+          last: record.last,
+          trial: { ...trialRecord, pid: process.pid, release },
+        },
+      };
+      kernel.#startTrial(tried, next, trialRecord.tries, counting, block?.memoryMap ?? []);
+      writeDeviceHeader(device, tried);
+    } else {
+      writeDeviceHeader(device, next);
+    }
     kernel.#statusIntervalMs = request.statusIntervalMs ?? 0;
-    kernel.#status.booted(boot, header.generation);
-    kernel.publishStatus();
+    kernel.#status.booted(boot, base.generation);
+    if (request.deferStatus !== true) kernel.publishStatus();
     return kernel;
+  }
+
+  #startTrial(
+    tried: DeviceHeader,
+    good: DeviceHeader,
+    tries: number,
+    counting: BootCounting,
+    handedOver: readonly MemoryRange[],
+  ): void {
+    this.#header = tried;
+    this.#goodHeader = good;
+    this.#trial = {
+      tries,
+      maxTries: counting.tries,
+      deadlineMs: counting.deadlineMs,
+      requireGood: counting.requireGood,
+      fallback: counting.fallback,
+      successor: counting.successor,
+    };
+    // Pages of the handover this generation frees stay unused until it is
+    // marked good: a retry or the fallback reads them again.
+    this.pages.holdFreesIn(
+      handedOver
+        .filter((r) => r.type === E820.PRESERVED)
+        .map((r) => ({ base: r.addr / PAGE_SIZE, count: r.size / PAGE_SIZE })),
+    );
+  }
+
+  /**
+   * Set while this generation is a successor on trial (A/B boot counting):
+   * it runs on its predecessor's handover, which stays pending and
+   * untouched in the device (pages freed from it are held back) until
+   * markGood(); if this try fails, the next try or the fallback boots the
+   * same handover.
+   */
+  get trial(): KernelTrial | null {
+    return this.#trial;
+  }
+
+  /**
+   * Ends the trial: this generation takes the handover for good (the boot
+   * block is consumed, held pages are freed, the outcome is recorded in the
+   * device). Done by itself at the first kexec load; the process platform
+   * also does it when the program exits cleanly or, unless the predecessor
+   * required it, when the deadline passes. Also the program's way to say it
+   * serves: a process booted with `notifyReady: 'good'` tells systemd
+   * READY=1 now (on trial or not).
+   * @throws KexecError ESRCH once replaced.
+   */
+  markGood(): void {
+    this.assertAlive();
+    const trial = this.#trial;
+    const good = this.#goodHeader;
+    if (trial === null || good === null) {
+      this.#platform.markedGood?.(this);
+      return;
+    }
+    const from = this.#header.record?.trial;
+    const header: DeviceHeader = {
+      ...good,
+      record: {
+        ...(good.record ?? EMPTY_BOOT_RECORD),
+        last: from
+          ? markedGood(from, this.release || commandText(trial.successor), Date.now())
+          : null,
+      },
+    };
+    writeDeviceHeader(this.device, header);
+    this.#header = header;
+    this.#trial = null;
+    this.#goodHeader = null;
+    this.pages.releaseHeld();
+    this.#log.push(`boot: marked good after ${trial.tries} of ${trial.maxTries} tries`);
+    this.#platform.markedGood?.(this);
   }
 
   /**
@@ -330,9 +539,64 @@ export class Kernel {
     return this.#luo.get();
   }
 
+  /**
+   * liveupdate_register_file_handler(): a file handler of the program's own
+   * (a kind of descriptor the default ones do not know, or a canFinish step
+   * that holds a session's finish), asked before the default handlers for
+   * the files this generation preserves, and given the predecessor's files
+   * of its compatible. Register it before the first use of
+   * `kernel.liveupdate`, in every generation that hands such files on.
+   * @throws LuoError EBUSY after that first use; EEXIST a handler has that
+   *   compatible; EINVAL not a handler; ENODEV in a crash kernel.
+   */
+  registerLiveUpdateHandler(handler: FileHandler): void {
+    this.assertAlive();
+    this.#luo.registerHandler(handler);
+  }
+
+  /**
+   * An upgrade in one call: loads the successor (`options` as kexec load),
+   * hands over `servers` (each preserved, then drained), awaits the
+   * `beforeExec` hooks, and execs. In a real process it does not return on
+   * success; on a failure before the point of no return the servers listen
+   * again on their own sockets and the error is thrown (this generation
+   * serves on). The successor takes each server back with takeServer(name).
+   * @throws KexecError EINVAL for bad options; as kexec load and exec, LuoError as
+   *   preserveServer, and what a hook throws.
+   */
+  upgrade(options: UpgradeOptions = {}): Promise<Kernel> {
+    const kernel = this;
+    return upgrade<Kernel>(
+      {
+        get liveupdate() {
+          return kernel.liveupdate;
+        },
+        load: (o) => this.kexec.load(o),
+        zapMappings: async () => this.device.zap?.(0, this.device.size),
+        unload: () => this.kexec.unload(),
+        exec: () => this.kexec.exec(),
+      },
+      options,
+    );
+  }
+
+  /**
+   * The server the predecessor's upgrade() handed over as `name`, listening
+   * again with `server` (a new net.Server by default); null when there is none.
+   * @throws LuoError when the socket that came is not the one preserved.
+   */
+  takeServer<S extends Server>(name: string, server?: S): S | null {
+    return takeServer(this.liveupdate, name, server) as S | null;
+  }
+
   /** Descriptor numbers preserved for the next exec (the process platform keeps them open). */
   preservedFds(): number[] {
     return this.#luo.preservedFds();
+  }
+
+  /** The same descriptors with the session and token each is preserved under. */
+  preservedFiles(): { session: string; token: bigint; fd: number }[] {
+    return this.#luo.preservedFiles();
   }
 
   /** The default persistent memory pool (`pmpool=<base>,<size>`), or null. */
@@ -354,8 +618,8 @@ export class Kernel {
    * Allocates a folio of 2^order pages from the page allocator. A
    * `transient` folio, one that will never be preserved (a buffer, a cache),
    * comes from KHO scratch while scratch has room, as the kernel lets
-   * movable allocations use scratch after boot; KHO refuses to preserve
-   * such pages and PKRAM copies them out.
+   * movable allocations use scratch after boot; KHO and PKRAM refuse to
+   * preserve such pages (EINVAL).
    * @returns null when no block of that order is free.
    * @throws PageAllocError EINVAL (bad order); KexecError ESRCH once replaced.
    */
@@ -437,6 +701,7 @@ export class Kernel {
         predecessorBootId: this.boot.bootId,
         setupData: [],
         cmdline: '',
+        kexecCount: this.boot.kexecCount,
       },
       cmdline,
       params,
@@ -478,57 +743,40 @@ export class Kernel {
   /**
    * The device's memory by use (free, allocated, preserved per subsystem,
    * pools, scratch, reserved, the boot block, ...): sorted runs covering the
-   * device. Work is O(page blocks + reserved pages / 4 + preserved blocks),
-   * never an object per page; cached until a page changes state.
+   * device. Page states and PKRAM's pages come from the page allocator's
+   * census, exact in number per cell of 2^`pages.census.shift` pages (one
+   * page on devices of up to CENSUS_CELLS pages); what owns memory in a few
+   * extents is painted over them at its exact bounds. O(census cells + subsystem extents), whatever
+   * the device's size and fragmentation: a process republishes it every second.
    */
   memoryLayout(): MemoryLayout {
     const loaded = this.kexec.loaded;
-    const unclaimed = this.kho.incoming?.unclaimed().blocks ?? 0;
-    const key = `${this.pages.changes}/${loaded?.segment.base ?? -1}/${this.pkram.preservedPages}/${unclaimed}`;
-    if (this.#layoutCache?.key === key) return this.#layoutCache.layout;
-    const layout = kernelLayout({
+    const census = this.pages.census;
+    return kernelLayout({
       size: this.device.size,
       nodes: this.nodes,
-      pages: this.pages,
+      census,
+      pkramCells: this.pkram.pagesPerCell(census.shift),
+      incomingCells: this.kho.incoming?.unclaimedPerCell(census.shift) ?? new Map(),
       memoryMap: this.memoryMap,
       scratch: this.kho.scratch,
-      pools: this.pmpools.status().pools.map((p) => ({ name: p.name, base: p.base, size: p.size })),
+      pools: this.pmpools.list().map((p) => ({ name: p.name, base: p.base, size: p.size })),
       reserveMem: this.#reserveMem.list(),
-      pkramExtents: this.pkram.preservedExtents(),
-      incoming: this.kho.incoming?.unclaimedRanges() ?? [],
       crashArea: this.crashArea,
       statusArea: this.#status.area,
       kexecSegment: loaded ? loaded.segment : null,
     });
-    this.#layoutCache = { key, layout, at: Date.now() };
-    return layout;
   }
 
   /**
    * Writes this generation's status into the device's status area, where
    * `livekexec status`, `iomem` and `map` read it without the lock. boot()
    * does it at boot, at each handover event and every second.
-   * @param options.layoutMaxAgeMs publish a memory layout up to this old
-   *   rather than compute it again (it costs O(page blocks); boot()'s
-   *   timer passes 10 s); default 0: the current one.
    * @returns false when the device has no status area or the write failed.
    */
-  publishStatus(options: { layoutMaxAgeMs?: number } = {}): boolean {
-    if (typeof options !== 'object' || options === null)
-      throw new KexecError(
-        'EINVAL',
-        `publishStatus options must be an object, got ${show(options)}`,
-      );
-    if (options.layoutMaxAgeMs !== undefined && typeof options.layoutMaxAgeMs !== 'number')
-      throw new KexecError(
-        'EINVAL',
-        `layoutMaxAgeMs must be a number, got ${show(options.layoutMaxAgeMs)}`,
-      );
+  publishStatus(): boolean {
     if (!this.alive) return false;
-    const cached = this.#layoutCache;
-    const maxAge = options.layoutMaxAgeMs ?? 0;
-    const layout =
-      cached !== null && Date.now() - cached.at <= maxAge ? cached.layout : this.memoryLayout();
+    const layout = this.memoryLayout();
     return this.#status.publish((maxRuns) => buildStatus(this.#statusSources(layout), maxRuns));
   }
 
@@ -618,6 +866,26 @@ export class Kernel {
       bootedAt: this.#status.bootedAtMs,
       handover: this.#status.history,
       statusArea: this.#status.area,
+      upgrade: this.#upgradeStatus(),
+    };
+  }
+
+  #upgradeStatus(): UpgradeStatus {
+    const t = this.#trial;
+    return {
+      release: this.release,
+      kexecCount: this.boot.kexecCount,
+      previousRelease: this.boot.previousRelease ?? null,
+      trial: t
+        ? {
+            tries: t.tries,
+            maxTries: t.maxTries,
+            deadlineMs: t.deadlineMs,
+            requireGood: t.requireGood,
+            fallback: commandText(t.fallback),
+          }
+        : null,
+      last: this.#header.record?.last ?? null,
     };
   }
 
@@ -639,6 +907,14 @@ export class Kernel {
       get cmdline() {
         return kernel.boot.cmdline;
       },
+      get release() {
+        return kernel.release;
+      },
+      get kexecCount() {
+        return kernel.boot.kexecCount;
+      },
+      // Loading a successor is a generation's own judgement that it works.
+      beforeLoad: () => this.markGood(),
       get subsystems() {
         return kernel.subsystems;
       },
@@ -658,16 +934,29 @@ export class Kernel {
       checkCmdline: (text: string) => {
         parseCommandLine(text);
       },
-      commitPendingBoot: (phys: number, memoryMap: readonly MemoryRange[]) => {
+      commitPendingBoot: (
+        phys: number,
+        memoryMap: readonly MemoryRange[],
+        counting: BootCounting | null,
+        restart: boolean,
+      ) => {
         // The boot block carries the exact map; the header's copy (for a later
         // cold boot) may be coarser, kept ranges growing over small usable gaps.
         const memmap = MemoryMap.from(memoryMap).coarsened(DEVICE_MAP_MAX).entries();
-        const header = { ...this.#header, bootBlock: phys, memmap };
+        const base = this.#header.record ?? EMPTY_BOOT_RECORD;
+        const record: BootRecord = counting
+          ? trialStarted(base, phys, counting, restart ? 0 : process.pid, Date.now(), {
+              generation: this.#header.generation,
+              bootId: this.#header.bootId,
+            })
+          : { ...base, trial: null };
+        const header = { ...this.#header, bootBlock: phys, memmap, record };
         writeDeviceHeader(this.device, header);
         this.#header = header;
       },
       cancelPendingBoot: () => {
-        const header = { ...this.#header, bootBlock: 0 };
+        const base = this.#header.record ?? EMPTY_BOOT_RECORD;
+        const header = { ...this.#header, bootBlock: 0, record: { ...base, trial: null } };
         writeDeviceHeader(this.device, header);
         this.#header = header;
       },
@@ -694,6 +983,16 @@ export interface KernelStatus {
   handover: HandoverHistory;
   /** Where this generation publishes its status, or null. */
   statusArea: StatusRange | null;
+  /** Release, kexec count, boot counting of a successor on trial, the last counted upgrade's outcome. */
+  upgrade: UpgradeStatus;
+}
+
+/** The predecessor's map, with memory hotplugged since it was written as usable. */
+function withHotplugged(
+  map: readonly MemoryRange[],
+  added: PhysRange | null,
+): readonly MemoryRange[] {
+  return added === null ? map : [...map, { addr: added.base, size: added.size, type: E820.USABLE }];
 }
 
 function parseCommandLine(text: string): { cmdline: Cmdline; params: EarlyParamValues } {
@@ -771,4 +1070,16 @@ function keptRanges(deviceMap: readonly MemoryRange[], map: MemoryMap): MemoryRa
 
 function randomBootId(): string {
   return Buffer.from(randomBytes(16)).toString('hex');
+}
+
+/** The boot block's kexec metadata, or null (none, or unreadable: logged; the boot goes on without it). */
+function readKexecMetadata(setupData: readonly SetupData[], log: string[]): KexecMetadata | null {
+  const entry = setupData.find((d) => d.type === SETUP.KEXEC_METADATA);
+  if (!entry) return null;
+  try {
+    return decodeKexecMetadata(entry.data);
+  } catch (err) {
+    log.push(`boot: ${err instanceof Error ? err.message : String(err)}; booting without it`);
+    return null;
+  }
 }

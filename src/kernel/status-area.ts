@@ -170,13 +170,16 @@ export class KernelStatusArea implements HandoverSubsystem {
         const d = mono >= 0 && mono < MAX_DOWNTIME_US ? mono : real;
         if (d >= 0 && d < MAX_DOWNTIME_US) downtimeUs = Math.round(d);
       }
+      // A fallback boot: the successor failed its tries and the last good program took the handover.
+      const fell = boot.fellBackFrom;
       this.#record({
-        outcome: 'ok',
+        outcome: fell ? 'fallback' : 'ok',
         atMs: began ? Math.floor(began.realtimeUs / 1000) : Date.now(),
         way: began?.way ?? 'unknown',
         fromGeneration: predecessorGeneration,
         toGeneration: boot.generation,
         ...(downtimeUs === undefined ? {} : { downtimeUs }),
+        ...(fell ? { reason: `${fell.successor}: ${fell.reason}` } : {}),
       });
     } else if (boot.coldReason !== undefined) {
       this.#record({

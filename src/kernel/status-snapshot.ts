@@ -1,19 +1,20 @@
 /**
  * A running generation as the status model has it: its memory layout and
  * the status it publishes. Everything here is computed from the kernel's
- * own state (counters, block lists, the KHO and PKRAM trees), never per page.
+ * own metadata (counters, the page allocator's census, subsystem extents),
+ * never per page or per block: a process publishes it every second.
  */
 import type { ScratchArea } from '../kho/scratch.js';
 import type { LuoSessionSummary } from '../luo/kernel-luo.js';
 import { PAGE_SIZE, type PhysRange } from '../memory/device.js';
 import type { MemoryMap } from '../memory/memmap.js';
 import { E820 } from '../memory/memmap-types.js';
-import type { BuddyAllocator, PageState } from '../mm/buddy.js';
-import { coarsenRuns, type Paint, paintRuns } from '../status/layout.js';
+import type { BuddyAllocator } from '../mm/buddy.js';
+import { addToCells, type CensusView } from '../mm/page-census.js';
+import { coarsenRuns, layCells, type Paint, paintRuns } from '../status/layout.js';
 import type {
   HandoverHistory,
   MemoryLayout,
-  MemoryRun,
   PublishedStatus,
   RunKind,
   StatusRange,
@@ -23,76 +24,92 @@ import type {
 export interface LayoutSources {
   readonly size: number;
   readonly nodes: readonly PhysRange[];
-  readonly pages: BuddyAllocator;
+  /** The page allocator's census of pages by state. */
+  readonly census: CensusView;
+  /** PKRAM's pages per census cell. */
+  readonly pkramCells: ReadonlyMap<number, number>;
+  /** Pages per census cell the predecessor preserved in KHO that no one has restored yet. */
+  readonly incomingCells: ReadonlyMap<number, number>;
   readonly memoryMap: MemoryMap;
   readonly scratch: readonly ScratchArea[];
   readonly pools: readonly { name: string | null; base: number; size: number }[];
   readonly reserveMem: readonly { name: string; phys: number; size: number }[];
-  readonly pkramExtents: readonly { phys: number; size: number }[];
-  /** Blocks the predecessor preserved that no one has restored yet. */
-  readonly incoming: readonly { pfn: number; count: number }[];
   readonly crashArea: PhysRange | null;
   readonly statusArea: StatusRange | null;
   readonly kexecSegment: PhysRange | null;
 }
 
-const KIND_OF_STATE: Record<PageState, RunKind> = {
-  free: 'free',
-  allocated: 'allocated',
-  preserved: 'kho',
-  reserved: 'reserved',
-};
-
 /**
- * The device's pages by use: the page allocator's states (KHO-preserved
- * blocks are its "preserved" state), with what owns reserved and allocated
- * memory painted over them.
+ * The device's pages by use. What owns memory in a few extents (header,
+ * scratch, pools, reserve_mem, preserved ranges kept by the map, the crash
+ * area, the status area, a loaded boot block: reserved pages all) is drawn
+ * at its exact bounds; the rest of each census cell is laid out as its
+ * counts say, exact in number, in the order free, allocated, PKRAM's,
+ * KHO-preserved, incoming, reserved. O(cells + extents).
  */
 export function kernelLayout(src: LayoutSources): MemoryLayout {
-  const runs: MemoryRun[] = [];
-  for (const r of src.pages.stateRuns()) {
-    runs.push({
-      base: r.base * PAGE_SIZE,
-      size: r.count * PAGE_SIZE,
-      kind: KIND_OF_STATE[r.state],
-    });
-  }
+  const { census, pkramCells, incomingCells } = src;
+  const owned = paintRuns([{ base: 0, size: src.size, kind: 'free' }], ownedExtents(src)).filter(
+    (r) => r.kind !== 'free',
+  );
+  const cellBytes = 2 ** census.shift * PAGE_SIZE;
+  // Owned extents are reserved pages: each cell's reserved count lends them their room.
+  const ownedIn = new Map<number, number>();
+  for (const r of owned) addToCells(ownedIn, r.base / PAGE_SIZE, r.size / PAGE_SIZE, census.shift);
+  const counts = (c: number): [RunKind, number][] => {
+    let allocated = census.count(c, 'allocated');
+    let reserved = census.count(c, 'reserved');
+    // PKRAM's pages are allocated (its own) or reserved (a predecessor's, not yet loaded).
+    const pkram = Math.min(pkramCells.get(c) ?? 0, allocated + reserved);
+    const fromAllocated = Math.min(pkram, allocated);
+    allocated -= fromAllocated;
+    reserved -= pkram - fromAllocated;
+    // The predecessor's KHO blocks stay reserved until restored.
+    const incoming = Math.min(incomingCells.get(c) ?? 0, reserved);
+    reserved -= incoming;
+    const pages: [RunKind, number][] = [
+      ['free', census.count(c, 'free')],
+      ['allocated', allocated],
+      ['pkram', pkram],
+      ['kho', census.count(c, 'preserved')],
+      ['incoming', incoming],
+      ['reserved', reserved],
+    ];
+    // Were the counts to disagree with the extents, the room comes from the last kinds.
+    let room = ownedIn.get(c) ?? 0;
+    for (let k = pages.length - 1; k >= 0 && room > 0; k--) {
+      const entry = pages[k] as [RunKind, number];
+      const take = Math.min(room, entry[1]);
+      entry[1] -= take;
+      room -= take;
+    }
+    return pages.map(([kind, n]) => [kind, n * PAGE_SIZE]);
+  };
+  return {
+    size: src.size,
+    nodes: src.nodes.map((n) => ({ base: n.base, size: n.size })),
+    runs: layCells(src.size, cellBytes, counts, owned),
+  };
+}
+
+/** What owns memory in a few extents, later ones drawn over earlier ones. */
+function ownedExtents(src: LayoutSources): Paint[] {
   const paints: Paint[] = [{ base: 0, size: PAGE_SIZE, kind: 'header' }];
   for (const e of src.memoryMap.entries()) {
-    // What the predecessor preserved and nobody has taken yet is still reserved.
-    if (e.type === E820.PRESERVED)
-      paints.push({ base: e.addr, size: e.size, kind: 'incoming', over: ['reserved'] });
-  }
-  for (const b of src.incoming) {
-    paints.push({
-      base: b.pfn * PAGE_SIZE,
-      size: b.count * PAGE_SIZE,
-      kind: 'incoming',
-      over: ['reserved'],
-    });
+    // Preserved ranges this generation keeps without reading them (kho=off, a refused handover).
+    if (e.type === E820.PRESERVED) paints.push({ base: e.addr, size: e.size, kind: 'incoming' });
   }
   for (const a of src.scratch)
     paints.push({ base: a.base, size: a.size, kind: 'scratch', owner: scratchName(a) });
   for (const p of src.pools)
     paints.push({ base: p.base, size: p.size, kind: 'pmpool', owner: p.name ?? 'default' });
-  for (const e of src.pkramExtents)
-    paints.push({
-      base: e.phys,
-      size: e.size,
-      kind: 'pkram',
-      over: ['allocated', 'reserved', 'incoming'],
-    });
   for (const r of src.reserveMem)
     paints.push({ base: r.phys, size: r.size, kind: 'reserve-mem', owner: r.name });
   if (src.crashArea) paints.push({ ...src.crashArea, kind: 'crashkernel' });
   if (src.statusArea) paints.push({ ...src.statusArea, kind: 'status' });
   if (src.kexecSegment)
     paints.push({ ...src.kexecSegment, kind: 'boot-block', owner: 'kexec load' });
-  return {
-    size: src.size,
-    nodes: src.nodes.map((n) => ({ base: n.base, size: n.size })),
-    runs: paintRuns(runs, paints),
-  };
+  return paints;
 }
 
 function scratchName(a: ScratchArea): string {

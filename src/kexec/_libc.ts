@@ -70,8 +70,8 @@ export interface ProcLibc {
   bind(fd: number, path: string): number;
   /** Sends to a path ("@name" is abstract). */
   sendto(fd: number, data: Uint8Array, path: string, flags: number): number;
-  /** sendmsg of `data` with SCM_RIGHTS for `fds` when any. */
-  sendmsg(fd: number, data: Uint8Array, fds: readonly number[], flags: number): number;
+  /** sendmsg of `data` with SCM_RIGHTS for `fds` when any; to a path when `to` is given ("@name" is abstract). */
+  sendmsg(fd: number, data: Uint8Array, fds: readonly number[], flags: number, to?: string): number;
   /** recvmsg into `into`; -1 with errno on failure. */
   recvmsg(fd: number, into: Uint8Array, flags: number): { n: number; cmsgs: Cmsg[] };
   /** poll one descriptor; the returned revents, 0 on timeout, -1 on error. */
@@ -98,9 +98,11 @@ export function getProcLibc(): ProcLibc {
     setsockoptInt: (fd, level, name, value) => libc.setsockoptInt(fd, level, name, value),
     bind: (fd, path) => libc.bind(fd, sockaddrUn(path)),
     sendto: (fd, data, path, flags) => libc.sendto(fd, data, flags, sockaddrUn(path)),
-    sendmsg: (fd, data, fds, flags) => {
+    sendmsg: (fd, data, fds, flags, to) => {
       const ctl = fds.length > 0 ? cmsgSpace(fds.length * 4) : 0;
-      const scratch = Scratch.take(libc, MSGHDR_SIZE + IOVEC_SIZE + data.length + ctl);
+      const name = to === undefined ? null : sockaddrUn(to);
+      const nameAt = MSGHDR_SIZE + IOVEC_SIZE + data.length + ctl;
+      const scratch = Scratch.take(libc, nameAt + (name === null ? 0 : name.length));
       try {
         const iov = scratch.at(MSGHDR_SIZE);
         const buf = scratch.at(MSGHDR_SIZE + IOVEC_SIZE);
@@ -110,6 +112,9 @@ export function getProcLibc(): ProcLibc {
         v.setBigUint64(MSGHDR_SIZE, buf, true);
         v.setBigUint64(MSGHDR_SIZE + 8, BigInt(data.length), true);
         writeMsghdr(v, iov, ctl > 0 ? control : 0n, ctl);
+        v.setBigUint64(0, name === null ? 0n : scratch.at(nameAt), true);
+        v.setUint32(8, name === null ? 0 : name.length, true);
+        if (name !== null) scratch.bytes.set(name, nameAt);
         if (ctl > 0) {
           const at = MSGHDR_SIZE + IOVEC_SIZE + data.length;
           v.setBigUint64(at, BigInt(CMSG_HDR + fds.length * 4), true);

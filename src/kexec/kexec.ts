@@ -1,6 +1,8 @@
 import { show } from '../base/errors.js';
+import { SETUP } from '../boot/abi.js';
 import { encodeBootBlock, type SetupData } from '../boot/bootblock.js';
 import type { HandoverPart, HandoverSubsystem, SegmentArena } from '../boot/handover.js';
+import { type BootCounting, encodeKexecMetadata } from '../boot/kexec-metadata.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import type { MemoryMap } from '../memory/memmap.js';
 import type { MemoryRange } from '../memory/memmap-types.js';
@@ -21,8 +23,38 @@ export interface KexecLoadOptions {
   argv?: readonly string[];
   /** Its environment (the running one's when absent). */
   env?: Readonly<Record<string, string>>;
-  /** Start the successor now, ready to take over, instead of at exec (real processes). */
+  /**
+   * How the successor starts (real processes): `in-place` (default) execs it
+   * in this process at exec; `preload` starts it now, ready to take over at
+   * exec; `restart` makes exec commit the handover and exit this process
+   * cleanly, and the next process to boot the device (started by a
+   * supervisor: systemd, pm2, a container runtime) boots as the successor.
+   */
+  successor?: SuccessorStart;
+  /** Same as `successor: 'preload'`. */
   preload?: boolean;
+  /**
+   * A/B boot counting: the successor boots on trial and, if it fails every
+   * try, the last known-good program (this one) boots the same handover in
+   * its place. Real processes count by default ({ tries: 2, deadlineMs:
+   * 5000 }); the emulated machine only when asked. `false`: no counting.
+   */
+  trial?: TrialOptions | false;
+}
+
+export type SuccessorStart = 'in-place' | 'preload' | 'restart';
+
+/** Boot counting of a successor. */
+export interface TrialOptions {
+  /** Tries of the successor before the fallback boots (default 2: one retry). */
+  tries?: number;
+  /** How long each try has to be marked good, in ms (default 5000). */
+  deadlineMs?: number;
+  /**
+   * true: a try not marked good (kernel.markGood()) by the deadline fails;
+   * false (default): a try that lives that long, or exits cleanly, is good.
+   */
+  requireGood?: boolean;
 }
 
 /** The loaded image: the segment holding the boot block, placed and held. */
@@ -38,7 +70,11 @@ export interface LoadedImage {
   readonly program?: string;
   readonly argv?: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
+  /** `successor === 'preload'`. */
   readonly preload: boolean;
+  readonly successor: SuccessorStart;
+  /** The successor's boot counting, carried in the kexec metadata; null when none. */
+  readonly counting: BootCounting | null;
 }
 
 /** The generation kexec belongs to, seen from below. */
@@ -48,7 +84,12 @@ export interface KexecHost {
   readonly generation: number;
   readonly bootId: Uint8Array;
   readonly cmdline: string;
+  /** This generation's release and kexec count, for the kexec metadata. */
+  readonly release: string;
+  readonly kexecCount: number;
   readonly subsystems: readonly HandoverSubsystem[];
+  /** Runs first at load (a successor on trial marks itself good). */
+  beforeLoad?(): void;
   /** The memory map handed over, before the subsystems' marks. */
   handoverMemoryMap(): MemoryMap;
   /** exec has begun: the downtime starts (advisory: what it throws is ignored). */
@@ -64,7 +105,13 @@ export interface KexecHost {
    * over, so even a cold boot of a later generation keeps out of preserved
    * memory). The point of no return.
    */
-  commitPendingBoot(bootBlockPhys: number, memoryMap: readonly MemoryRange[]): void;
+  commitPendingBoot(
+    bootBlockPhys: number,
+    memoryMap: readonly MemoryRange[],
+    counting: BootCounting | null,
+    /** The first try is started by whoever boots the device next (a restart), not by this exec. */
+    restart: boolean,
+  ): void;
   /** Undoes commitPendingBoot when the platform could not start the successor. */
   cancelPendingBoot(): void;
 }
@@ -83,6 +130,23 @@ export interface KexecPlatform<K> {
   execBegin?(image: LoadedImage): void;
   /** The exec that execBegin announced failed before the successor took over. */
   execCancelled?(image: LoadedImage): void;
+  /**
+   * Refuses a load this platform cannot carry out (a real process: an IPC
+   * channel to a parent cannot follow a preloaded successor, a cluster
+   * worker cannot be replaced under its primary).
+   * @throws KexecError EINVAL naming why.
+   */
+  checkLoad?(successor: SuccessorStart): void;
+  /**
+   * The boot counting of an image being loaded: the commands of the
+   * successor and of the fallback. None given (null, or no such method):
+   * the image counts only when `trial` was given, with placeholder commands.
+   * @throws KexecError EINVAL when the options cannot be honoured.
+   */
+  bootCounting?(
+    image: Pick<LoadedImage, 'program' | 'argv' | 'successor'>,
+    trial: TrialOptions | false | undefined,
+  ): BootCounting | null;
 }
 
 /** Alignment of the boot block segment, like the kernel's page-aligned segments. */
@@ -122,6 +186,10 @@ export class Kexec<K> {
     this.host.checkCanKexec();
     if (typeof options !== 'object' || options === null)
       throw new KexecError('EINVAL', `load options must be an object, got ${show(options)}`);
+    this.host.beforeLoad?.();
+    const successor = successorStart(options);
+    this.platform.checkLoad?.(successor);
+    const counting = this.#counting(options, successor);
     const cmdline = options.cmdline ?? this.host.cmdline;
     this.host.checkCmdline(cmdline);
     const bootId = randomBootId();
@@ -133,6 +201,7 @@ export class Kexec<K> {
       generation,
       this.host.handoverMemoryMap().entries(),
       [],
+      counting,
     );
     const reserve = options.reserveBytes ?? DEFAULT_RESERVE;
     if (!Number.isSafeInteger(reserve) || reserve < 0) {
@@ -169,7 +238,9 @@ export class Kexec<K> {
       program: options.program,
       argv: options.argv,
       env: options.env,
-      preload: options.preload ?? false,
+      preload: successor === 'preload',
+      successor,
+      counting,
     };
     if (image.preload) {
       if (!this.platform.preload) {
@@ -260,11 +331,17 @@ export class Kexec<K> {
         image.generation,
         memoryMap,
         setupData,
+        image.counting,
       );
       const target = this.#fit(image, block.length);
       this.host.device.bytes(target.segment.base, block.length).set(block);
       this.host.device.flush(target.segment.base, block.length);
-      this.host.commitPendingBoot(target.segment.base, memoryMap);
+      this.host.commitPendingBoot(
+        target.segment.base,
+        memoryMap,
+        target.counting,
+        target.successor === 'restart',
+      );
       committed = true;
       return this.platform.execute(target);
     } catch (err) {
@@ -287,19 +364,39 @@ export class Kexec<K> {
     generation: number,
     memoryMap: readonly MemoryRange[],
     setupData: readonly SetupData[],
+    counting: BootCounting | null,
   ): Uint8Array {
     try {
+      const metadata = encodeKexecMetadata({
+        kexecCount: this.host.kexecCount + 1,
+        previousRelease: this.host.release,
+        counting,
+      });
       return encodeBootBlock({
         generation,
         bootId,
         predecessorBootId: this.host.bootId,
         cmdline,
         memoryMap,
-        setupData,
+        setupData: [...setupData, { type: SETUP.KEXEC_METADATA, data: metadata }],
       });
     } catch (err) {
       throw new KexecError('EINVAL', `kexec: ${messageOf(err)}`, { cause: err });
     }
+  }
+
+  /** The successor's boot counting: the platform's, or (asked for, on a platform without one) placeholders. */
+  #counting(options: KexecLoadOptions, successor: SuccessorStart): BootCounting | null {
+    const trial = options.trial;
+    if (this.platform.bootCounting) {
+      return this.platform.bootCounting(
+        { program: options.program, argv: options.argv, successor },
+        trial,
+      );
+    }
+    if (trial === undefined || trial === false) return null;
+    const here = { cwd: '', file: 'machine', argv: ['machine'] };
+    return { ...trialDefaults(trial), successor: here, fallback: here };
   }
 
   /** The image with a segment big enough for `bytes`, re-placed when the handover grew. */
@@ -363,4 +460,36 @@ function randomBootId(): Uint8Array {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** The tries, deadline and requirement of `trial`, with the defaults filled in. @throws KexecError EINVAL */
+export function trialDefaults(
+  trial: TrialOptions,
+): Pick<BootCounting, 'tries' | 'deadlineMs' | 'requireGood'> {
+  const tries = trial.tries ?? 2;
+  const deadlineMs = trial.deadlineMs ?? 5000;
+  if (!Number.isInteger(tries) || tries < 1 || tries > 1000) {
+    throw new KexecError('EINVAL', `kexec load: trial.tries ${tries} is not an integer in 1..1000`);
+  }
+  if (!Number.isInteger(deadlineMs) || deadlineMs < 1 || deadlineMs > 0xffffffff) {
+    throw new KexecError(
+      'EINVAL',
+      `kexec load: trial.deadlineMs ${deadlineMs} is not a positive integer`,
+    );
+  }
+  return { tries, deadlineMs, requireGood: trial.requireGood === true };
+}
+
+function successorStart(options: KexecLoadOptions): SuccessorStart {
+  const s = options.successor ?? (options.preload ? 'preload' : 'in-place');
+  if (s !== 'in-place' && s !== 'preload' && s !== 'restart') {
+    throw new KexecError(
+      'EINVAL',
+      `kexec load: successor '${String(s)}' is not in-place, preload or restart`,
+    );
+  }
+  if (options.preload && s !== 'preload') {
+    throw new KexecError('EINVAL', `kexec load: preload: true with successor '${s}'`);
+  }
+  return s;
 }

@@ -7,6 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import type { BootCounting, KexecCommand } from '../boot/kexec-metadata.js';
 import { errnoName } from '../memory/_libc.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import type { MappedDevice } from '../memory/mapped.js';
@@ -19,10 +20,21 @@ import {
   SIGACTION_SIZE,
   SIGPROF,
 } from './_libc.js';
+import { saveCodeCache } from './code-cache.js';
 import { ControlChannel } from './control-channel.js';
 import { KexecError } from './errors.js';
-import type { KexecPlatform, LoadedImage } from './kexec.js';
+import { storeFd, storeName } from './fd-store.js';
+import {
+  type KexecPlatform,
+  type LoadedImage,
+  type SuccessorStart,
+  type TrialOptions,
+  trialDefaults,
+} from './kexec.js';
+import { ENV_FALLBACK_MAIN, ENV_MAIN, mainScriptRealPath, startedScript } from './main-script.js';
 import { notifyMainPid, notifyReady, notifyReloading } from './sd-notify.js';
+
+export { mainScriptRealPath } from './main-script.js';
 
 /** `<device path>@0x<boot block physical address>`: where and what the successor boots. */
 export const ENV_BOOT = 'LIVEKEXEC_BOOT';
@@ -62,6 +74,21 @@ export interface ProcessPlatformOptions {
    * it throws is ignored.
    */
   readonly readyHandover?: () => void;
+  /**
+   * The environment an in-place successor on trial gets on top of the
+   * handover's, from its NODE_OPTIONS and the descriptors it inherits
+   * (beyond stdio): boot() passes one that preloads trial-boot.cjs, which
+   * catches a main module that cannot load; without it such a successor is
+   * not caught, only one that fails after boot().
+   */
+  readonly trialEnv?: (
+    nodeOptions: string | undefined,
+    keptFds: readonly number[],
+  ) => Record<string, string>;
+  /** Where a preserved descriptor is in this process when it moved (see KernelPlatform.inheritedFd). */
+  readonly inheritedFd?: (session: string, token: bigint, fd: number) => number | undefined;
+  /** A successor on trial was marked good. */
+  readonly markedGood?: () => void;
 }
 
 interface Preloaded {
@@ -100,6 +127,10 @@ export interface PlatformGeneration {
   retire(by: string): void;
   /** Descriptors preserved for the next exec, kept open across it. */
   preservedFds(): number[];
+  /** The same, with the session and token each is preserved under (for the fd store). */
+  preservedFiles(): { session: string; token: bigint; fd: number }[];
+  /** How it booted ('kexec': from a handover). */
+  readonly boot?: { readonly kind: string };
 }
 
 export class ProcessPlatform implements KexecPlatform<never> {
@@ -139,13 +170,24 @@ export class ProcessPlatform implements KexecPlatform<never> {
    */
   execute(image: LoadedImage): never {
     if (image.preload) return this.#handOver(image);
+    if (image.successor === 'restart') return this.#restart();
     const { file, argv } = successorCommand(image);
-    const env = successorEnv(image, {
+    const extra: Record<string, string> = {
       [ENV_BOOT]: bootSpec(this.device.path, image.segment.base),
       [ENV_DEVICE_FD]: String(this.device.fd),
-    });
-    checkStdioFlushed();
+    };
+    // The IPC channel to a parent (process.send: pm2, fork()) stays open and the successor's node takes it up.
+    const channel = ipcChannelFd();
+    if (channel !== null) extra.NODE_CHANNEL_FD = String(channel);
     const keep = new Set([0, 1, 2, this.device.fd, ...this.#keepFds()]);
+    if (channel !== null) keep.add(channel);
+    const trialEnv = this.#options.trialEnv;
+    if (image.counting !== null && trialEnv) {
+      const kept = [...keep].filter((fd) => fd > 2);
+      Object.assign(extra, trialEnv((image.env ?? process.env).NODE_OPTIONS, kept));
+    }
+    const env = successorEnv(image, extra);
+    checkStdioFlushed();
     const libc = getProcLibc();
     const restore = setCloseOnExec(keep);
     // Only now, with nothing left that can throw before execve: a failure
@@ -163,6 +205,9 @@ export class ProcessPlatform implements KexecPlatform<never> {
     const prof = new Uint8Array(SIGACTION_SIZE);
     const profSaved = libc.sigaction(SIGPROF, null, prof) === 0;
     if (profSaved) libc.signal(SIGPROF, SIG_IGN);
+    // Not process.execve: on Node.js 22 and 24 a failed one aborts the
+    // process (SIGABRT, seen on 22.23 and 24.22; only 26 throws), and this
+    // generation must keep serving when the exec fails.
     libc.execve(file, argv, env);
     const errno = libc.errno();
     if (profSaved) libc.sigaction(SIGPROF, prof, null);
@@ -175,13 +220,88 @@ export class ProcessPlatform implements KexecPlatform<never> {
   }
 
   /**
+   * A restart handover: the handover is committed; the preserved descriptors
+   * go to the service manager's fd store (named by session and token), and
+   * this process exits cleanly ('exit' handlers run). The next process that
+   * boots the device boots as the successor.
+   * @throws KexecError EINVAL when descriptors are preserved and there is no
+   *   fd store (NOTIFY_SOCKET unset); EIO when storing one fails. Thrown
+   *   before the exit, so kexec cancels the handover and this generation goes on.
+   */
+  #restart(): never {
+    const files = this.#kernel?.preservedFiles() ?? [];
+    if (files.length > 0 && !process.env.NOTIFY_SOCKET) {
+      throw new KexecError(
+        'EINVAL',
+        `kexec exec: a restart handover cannot keep ${files.length} preserved descriptor(s) without a service manager's fd store (NOTIFY_SOCKET is unset; under systemd set FileDescriptorStoreMax=); preserve none, or use successor 'in-place' or 'preload'`,
+      );
+    }
+    for (const f of files) storeFd(storeName(f.session, f.token), f.fd);
+    this.#kernel?.retire('a restart handover: the next boot of the device');
+    process.exit(0);
+  }
+
+  /**
+   * The boot counting of an image: on by default (`trial` undefined), with
+   * the successor's command and this program's own as the fallback.
+   * @throws KexecError EINVAL for bad trial options.
+   */
+  bootCounting(
+    image: Pick<LoadedImage, 'program' | 'argv' | 'successor'>,
+    trial: TrialOptions | false | undefined,
+  ): BootCounting | null {
+    if (trial === false) return null;
+    const { file, argv } = successorCommand(image);
+    return {
+      ...trialDefaults(trial ?? {}),
+      successor: { cwd: process.cwd(), file, argv },
+      fallback: ownCommand(),
+    };
+  }
+
+  /**
+   * A process with an IPC channel to its parent (process.send) keeps it
+   * across an in-place exec; a preloaded successor is another process, which
+   * the channel cannot follow. A cluster worker's listening sockets belong
+   * to its primary: only a restart handover (the primary forks anew) works.
+   * @throws KexecError EINVAL naming why.
+   */
+  checkLoad(successor: SuccessorStart): void {
+    if (ipcChannelFd() === null || successor === 'restart') return;
+    const cluster = createRequire(import.meta.url)('node:cluster') as { isWorker: boolean };
+    if (cluster.isWorker) {
+      throw new KexecError(
+        'EINVAL',
+        `kexec load: a cluster worker cannot be replaced ${successor}: its primary holds the listening sockets and tracks the worker over IPC; upgrade the primary, or use successor 'restart' (the primary forks a new worker)`,
+      );
+    }
+    if (successor === 'preload') {
+      throw new KexecError(
+        'EINVAL',
+        "kexec load: this process has an IPC channel to its parent (process.send: pm2, child_process.fork), which cannot follow a preloaded successor (another process); use successor 'in-place' (the channel is kept) or 'restart'",
+      );
+    }
+  }
+
+  /** Where a preserved descriptor is now, when it moved. */
+  inheritedFd(session: string, token: bigint, fd: number): number | undefined {
+    return this.#options.inheritedFd?.(session, token, fd);
+  }
+
+  markedGood(): void {
+    this.#options.markedGood?.();
+  }
+
+  /**
    * A loaded image: exec checks that stdout and stderr hold nothing back, and
    * Node creates those streams on first use (2 ms for a pipe): created now,
-   * that is not part of the exec.
+   * that is not part of the exec. The package's code cache is written now
+   * too when it has none for this node and place (code-cache.ts).
    */
   loaded(): void {
     void process.stdout;
     void process.stderr;
+    saveCodeCache(this.#kernel?.boot?.kind === 'kexec');
   }
 
   /**
@@ -359,6 +479,13 @@ export function mapWhole(device: MappedDevice): void {
   }
 }
 
+/** The descriptor of this process's IPC channel to its parent, or null when it has none. */
+function ipcChannelFd(): number | null {
+  const channel = (process as { channel?: { fd?: unknown } }).channel;
+  const fd = channel?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : null;
+}
+
 /**
  * node:child_process, on first use: it loads node:net, node:dgram and a dozen
  * more internal modules, which an in-place successor's start-up never needs.
@@ -377,22 +504,40 @@ export function successorCommand(image: Pick<LoadedImage, 'program' | 'argv'>): 
   const args = [...(image.argv ?? process.argv.slice(2))];
   const program = image.program;
   if (program === undefined || /\.[cm]?js$/.test(program)) {
-    const script = program ?? process.argv[1];
+    const script = program ?? startedScript();
     return {
       file: process.execPath,
-      argv: [process.execPath, ...process.execArgv, script, ...args],
+      argv: [process.execPath, ...process.execArgv, ...(script ? [script] : []), ...args],
     };
   }
   return { file: program, argv: [program, ...args] };
 }
 
-/** The successor's environment as KEY=VALUE strings: the image's (or ours) without stale handover variables, plus `extra`. */
+/**
+ * This program as it runs now, to fall back to: node, its options, the main
+ * script by its real path (a deploy that flips a `current` symlink to the
+ * new release must not turn the fallback into the new code) and arguments.
+ */
+export function ownCommand(): KexecCommand {
+  const script = mainScriptRealPath();
+  const argv = [process.execPath, ...process.execArgv];
+  if (script) argv.push(script);
+  argv.push(...process.argv.slice(2));
+  return { cwd: process.cwd(), file: process.execPath, argv };
+}
+
+/**
+ * The successor's environment as KEY=VALUE strings: the image's (or ours)
+ * without stale handover variables, plus `extra`, and the script this
+ * program's successors start, for a fallback to start its own from.
+ */
 export function successorEnv(
   image: Pick<LoadedImage, 'env'>,
   extra: Readonly<Record<string, string>>,
 ): string[] {
   const base: Record<string, string | undefined> = { ...(image.env ?? process.env) };
-  for (const k of [ENV_BOOT, ENV_DEVICE_FD, ENV_PRELOAD]) delete base[k];
+  for (const k of [ENV_BOOT, ENV_DEVICE_FD, ENV_PRELOAD, ENV_MAIN]) delete base[k];
+  base[ENV_FALLBACK_MAIN] = startedScript();
   Object.assign(base, extra);
   const out: string[] = [];
   for (const [k, v] of Object.entries(base)) if (v !== undefined) out.push(`${k}=${v}`);

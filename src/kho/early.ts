@@ -145,7 +145,8 @@ function revive(
   // Until the handover is read, only scratch memory may be allocated.
   memblock.setScratchOnly(true);
   ctx.log('KHO: memblock is scratch-only until the handover is read');
-  const root = parseRootFdt(rootFdt, device.size);
+  // The boot block's crc32c, over its setup_data, matched when it was read.
+  const root = parseRootFdt(rootFdt, device.size, { crcChecked: true });
   // Check the tree's pages against the checksum before following any pointer in them.
   const csum = treeChecksum(device, root.memoryMapPages);
   if (csum !== root.memoryMapCsum) {

@@ -6,6 +6,7 @@ import type { BuddyAllocator } from '../mm/buddy.js';
 import { MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
 import { pageBytes } from '../mm/page-array.js';
+import { addToCells } from '../mm/page-census.js';
 import {
   type BlobDescriptor,
   isBlobDescriptor,
@@ -14,8 +15,12 @@ import {
 } from './blob.js';
 import type { KhoIncoming } from './early.js';
 import { KhoError } from './errors.js';
-import { readPageList } from './page-list.js';
+import { badEntry, entryOrder, entryPfn, readPageListChain } from './page-list.js';
+import { PageListView } from './page-list-view.js';
 import type { KhoRadixTree } from './radix.js';
+
+/** A marker while a page list's restore claims the block (above any order + 1). */
+const CLAIMING = 0xff;
 
 /**
  * What a KHO boot received and has not yet handed to its owners. Each
@@ -32,6 +37,8 @@ export class KhoIncomingState {
   readonly #subtrees: Map<string, number>;
   #unclaimedBlocks: number;
   #unclaimedPages = 0;
+  /** Unclaimed pages per census cell of 2^shift pages, kept by #claim once asked for. */
+  #cells: { shift: number; pages: Map<number, number> } | null = null;
 
   constructor(device: MemoryDevice, pages: BuddyAllocator, incoming: KhoIncoming) {
     this.#device = device;
@@ -107,8 +114,7 @@ export class KhoIncomingState {
     }
     this.#claim(pfn, order);
     // Reserved since early boot: made one allocated block in place, no trip through the free lists.
-    this.#pages.markPreserved(pfn, order);
-    this.#pages.clearPreserved(pfn, order);
+    this.#pages.allocReserved(pfn, order);
     return { pfn, order };
   }
 
@@ -147,19 +153,71 @@ export class KhoIncomingState {
     return { base: phys, size: count * PAGE_SIZE };
   }
 
-  /** Restores every folio of a preserved page list and frees its chunk pages. */
-  restorePageList(phys: number): Folio[] {
-    const list = readPageList(this.#device, phys, (p) => this.orderAt(p));
-    for (const e of list.entries) {
-      if (e.order > MAX_PAGE_ORDER)
-        throw new KhoError('EFAULT', `page list entry of order ${e.order} is not a folio`);
+  /**
+   * Restores every folio of a preserved page list and frees its chunk pages.
+   * The list is checked whole first (so a bad one restores nothing) in one
+   * pass over its entries that also claims them: a block's marker is set to
+   * CLAIMING as it is named, so a block named twice, or a chunk named as an
+   * entry, is caught without a second structure. O(folios), with as little
+   * done per folio as possible: a successor runs this before its code is
+   * optimized.
+   * @throws KhoError EFAULT (a damaged list, or an entry too large to be a folio).
+   */
+  restorePageList(phys: number): PageListView {
+    const marker = this.#marker;
+    const claimed: number[] = [];
+    const undo = (pfns: Float64Array, orders: Uint8Array, n: number): void => {
+      for (let i = 0; i < n; i++) marker[pfns[i]] = orders[i] + 1;
+      for (const c of claimed) marker[c] = 1;
+    };
+    let chain: ReturnType<typeof readPageListChain>;
+    try {
+      chain = readPageListChain(this.#device, phys, (pfn) => {
+        if (marker[pfn] === CLAIMING) return 'appears twice (a cycle)';
+        if (marker[pfn] !== 1) return 'is not a preserved page';
+        marker[pfn] = CLAIMING;
+        claimed.push(pfn);
+        return null;
+      });
+    } catch (err) {
+      undo(new Float64Array(0), new Uint8Array(0), 0);
+      throw err;
     }
-    const folios = list.entries.map((e) => this.restoreFolio(e.pfn * PAGE_SIZE));
-    for (const c of list.chunks) {
+    const pfns = new Float64Array(chain.total);
+    const orders = new Uint8Array(chain.total);
+    let n = 0;
+    let pages = 0;
+    try {
+      for (const { words, count } of chain.chunks) {
+        for (let i = 0; i < count; i++, n++) {
+          const order = entryOrder(words, i);
+          const pfn = entryPfn(words, i);
+          // Past the end the marker reads undefined: no order matches.
+          if (marker[pfn] !== order + 1) throw badEntry(n, pfn, order, marker[pfn] === CLAIMING);
+          if (order > MAX_PAGE_ORDER) {
+            throw new KhoError('EFAULT', `page list entry ${n} has order ${order}: not a folio`);
+          }
+          marker[pfn] = CLAIMING;
+          pfns[n] = pfn;
+          orders[n] = order;
+          pages += 1 << order;
+        }
+      }
+      // Reserved since early boot: made allocated blocks in place (all or nothing).
+      this.#pages.allocReservedBlocks(pfns, orders);
+    } catch (err) {
+      undo(pfns, orders, n);
+      throw err;
+    }
+    for (let i = 0; i < n; i++) marker[pfns[i]] = 0;
+    this.#unclaimedBlocks -= n;
+    this.#unclaimedPages -= pages;
+    for (const c of claimed) {
+      marker[c] = 1;
       this.#claim(c, 0);
       this.#pages.releaseRange(c, 1);
     }
-    return folios;
+    return new PageListView(this.#device, { pfn: pfns, order: orders }, pages);
   }
 
   /** @throws KhoError ENOENT, EINVAL, EPROTO, EFAULT (Kho.retrieveBlob says when). */
@@ -343,13 +401,6 @@ export class KhoIncomingState {
     return { blocks, subtrees };
   }
 
-  /** What no one has restored yet, as page ranges (unsorted, one per block): O(incoming blocks). */
-  unclaimedRanges(): { pfn: number; count: number }[] {
-    const out: { pfn: number; count: number }[] = [];
-    this.#forEachUnclaimed((pfn, order) => out.push({ pfn, count: 2 ** order }));
-    return out;
-  }
-
   #forEachUnclaimed(fn: (pfn: number, order: number) => void): void {
     const { blockPfn } = this.#in;
     for (let i = 0; i < blockPfn.length; i++) {
@@ -359,7 +410,22 @@ export class KhoIncomingState {
     }
   }
 
+  /**
+   * Unclaimed pages per cell of 2^shift pages (cell index -> pages), for
+   * memory layouts: O(incoming blocks) the first time, then kept up to date
+   * by every claim, O(1) each.
+   */
+  unclaimedPerCell(shift: number): ReadonlyMap<number, number> {
+    if (this.#cells?.shift !== shift) {
+      const pages = new Map<number, number>();
+      this.#forEachUnclaimed((pfn, order) => addToCells(pages, pfn, 2 ** order, shift));
+      this.#cells = { shift, pages };
+    }
+    return this.#cells.pages;
+  }
+
   #claim(pfn: number, order: number): void {
+    if (this.#cells) addToCells(this.#cells.pages, pfn, 2 ** order, this.#cells.shift, -1);
     this.#marker[pfn] = 0;
     this.#unclaimedBlocks--;
     this.#unclaimedPages -= 2 ** order;

@@ -12,6 +12,8 @@ export type { KhoEarly, KhoIncoming } from './early.js';
 export { KhoError, type KhoErrorCode } from './errors.js';
 export type { KhoIncomingState } from './incoming.js';
 export { alignedBlocks, Kho, type KhoNotifier, type SubtreeOptions } from './kho.js';
+export type { PageListEntries } from './page-list.js';
+export { PageListView } from './page-list-view.js';
 export {
   coalescedExtents,
   type KhoExtent,

@@ -15,7 +15,14 @@ import { type CompatReport, checkHandover, type SuccessorConfig } from './compat
 import type { KhoEarly } from './early.js';
 import { KhoError } from './errors.js';
 import { KhoIncomingState } from './incoming.js';
-import { type PageListHost, preservePageList, unpreservePageList } from './page-list.js';
+import {
+  isPageListEntries,
+  type PageListEntries,
+  type PageListHost,
+  preservePageList,
+  unpreservePageList,
+} from './page-list.js';
+import type { PageListView } from './page-list-view.js';
 import { coalescedExtents, type KhoExtent, KhoRadixTree } from './radix.js';
 import { buildRootFdt } from './root-fdt.js';
 import { encodeScratch, KHO_SCRATCH_SEGMENT_WINDOW, type ScratchArea } from './scratch.js';
@@ -228,14 +235,21 @@ export class Kho implements HandoverSubsystem {
 
   /**
    * Preserves a scattered buffer (the kernel's vmalloc preservation): every
-   * folio, plus a chain of chunk pages listing them.
+   * folio, plus a chain of chunk pages listing them. The folios as objects,
+   * or as typed arrays (a PageListView restored from the predecessor).
    * @returns the physical address of the first chunk, to record in a subtree.
    */
-  preservePageList(folios: readonly Folio[]): number {
+  preservePageList(folios: readonly Folio[] | PageListEntries): number {
     this.#checkMutable();
-    if (!Array.isArray(folios))
-      throw new KhoError('EINVAL', `a page list is an array of folios, got ${show(folios)}`);
-    for (const f of folios) this.#checkFolio(f);
+    if (Array.isArray(folios)) for (const f of folios as readonly Folio[]) this.#checkFolio(f);
+    else if (isPageListEntries(folios)) {
+      const e = folios;
+      for (let i = 0; i < e.pfn.length; i++) this.#checkFolio({ pfn: e.pfn[i], order: e.order[i] });
+    } else
+      throw new KhoError(
+        'EINVAL',
+        `a page list is an array of folios or a page list's entries, got ${show(folios)}`,
+      );
     return preservePageList(this.#pageListHost(), folios);
   }
 
@@ -247,8 +261,25 @@ export class Kho implements HandoverSubsystem {
     unpreservePageList(this.#pageListHost(), phys, (pfn) => this.#outgoingOrderAt(pfn));
   }
 
-  /** In the successor: the folios of a preserved page list, restored; the chunks are freed. */
+  /**
+   * In the successor: the folios of a preserved page list, restored; the
+   * chunks are freed. One object per folio: for large lists use
+   * restorePageListView.
+   * @throws KhoError EFAULT (damaged list: nothing restored), ENOENT (not a KHO boot).
+   */
   restorePageList(phys: number): Folio[] {
+    const view = this.#in().restorePageList(phys);
+    return Array.from(view.pfn, (pfn, i) => ({ pfn, order: view.order[i] }));
+  }
+
+  /**
+   * In the successor: restores a preserved page list (as restorePageList)
+   * and returns it as one buffer: the folios as typed arrays, and a
+   * zero-copy view when they are contiguous in the device, a gather view
+   * over their runs when not (costs in PageListView). O(folios).
+   * @throws KhoError EFAULT (damaged list: nothing restored), ENOENT (not a KHO boot).
+   */
+  restorePageListView(phys: number): PageListView {
     return this.#in().restorePageList(phys);
   }
 
@@ -461,6 +492,11 @@ export class Kho implements HandoverSubsystem {
    */
   retrieveSubtree(name: string): Fdt {
     return this.#in().retrieveSubtree(name);
+  }
+
+  /** Whether the predecessor handed over a subtree `name` that nothing has retrieved yet. */
+  hasIncomingSubtree(name: string): boolean {
+    return this.#incoming?.subtreeNames().includes(name) ?? false;
   }
 
   /** Reads an incoming subtree without claiming it (status, compatibility checks). */

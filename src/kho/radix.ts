@@ -55,6 +55,14 @@ export interface KhoExtent {
   size: number;
 }
 
+/**
+ * "No cached leaf / parent": stand-ins rather than null, so these fields keep
+ * one type and the tree one hidden class (a field going from null to a view
+ * makes V8 drop the code it optimized for the tree).
+ */
+const NO_BITS = new Uint8Array(0);
+const NO_VIEW: DataView = new DataView(new ArrayBuffer(0));
+
 /** 2^i for i in 0..53, exact. */
 const POW2 = new Float64Array(KHO_ORDER_0_LOG2 + 2).map((_, i) => 2 ** i);
 const TWO_POW_32 = 2 ** 32;
@@ -91,10 +99,13 @@ export class KhoRadixTree {
 
   #cacheLeafKey = -1;
   #cacheSlot = -1;
-  #cacheBits: Uint8Array | null = null;
+  /** A leaf key found absent, and the change count it was absent at. */
+  #missLeafKey = -1;
+  #missChanges = -1;
+  #cacheBits: Uint8Array = NO_BITS;
   /** The level-1 node last passed (parent of up to 512 leaves), so a leaf miss rarely walks from the root. */
   #l1Key = -1;
-  #l1View: DataView | null = null;
+  #l1View: DataView = NO_VIEW;
 
   /** Scratch for the last descent: node phys per depth and the slot taken in it. */
   readonly #pathPhys = new Float64Array(DEPTH);
@@ -129,7 +140,7 @@ export class KhoRadixTree {
     const key = this.#key(pfn, order);
     const leafKey = Math.floor(key / KHO_BITMAP_BITS);
     const bit = key - leafKey * KHO_BITMAP_BITS;
-    const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits! : this.#leaf(leafKey, true)!;
+    const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits : this.#leaf(leafKey, true)!;
     const mask = 1 << (bit & 7);
     const byte = bit >>> 3;
     if ((bits[byte] & mask) !== 0) {
@@ -165,16 +176,130 @@ export class KhoRadixTree {
   }
 
   /**
+   * Marks `blocks` consecutive blocks of 2^order pages from pfn as preserved,
+   * all or nothing: consecutive blocks of one order are consecutive keys, so
+   * a run costs a few byte fills per leaf it spans, not a step per block.
+   * @throws KhoError EINVAL (bad arguments, a block outside the device),
+   *   EEXIST (a block already preserved at this order), ENOMEM.
+   */
+  preserveRun(pfn: number, blocks: number, order: number): void {
+    const key0 = this.#runKeys(pfn, blocks, order);
+    let done = 0;
+    try {
+      while (done < blocks) {
+        const key = key0 + done;
+        const leafKey = Math.floor(key / KHO_BITMAP_BITS);
+        const bit = key - leafKey * KHO_BITMAP_BITS;
+        const n = Math.min(blocks - done, KHO_BITMAP_BITS - bit);
+        const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits : this.#leaf(leafKey, true)!;
+        if (anyBitSet(bits, bit, bit + n)) {
+          throw new KhoError(
+            'EEXIST',
+            `a block of pfn ${pfn} + ${blocks} x 2^${order} pages is already preserved`,
+          );
+        }
+        setBits(bits, bit, bit + n, 0xff);
+        this.#count[this.#cacheSlot] += n;
+        this.#byOrder[order] += n;
+        this.#changes++;
+        done += n;
+      }
+    } catch (err) {
+      if (done > 0) this.unpreserveRun(pfn, done, order);
+      throw err;
+    }
+  }
+
+  /**
+   * Clears `blocks` consecutive blocks of 2^order pages from pfn, all or
+   * nothing, and frees the nodes left empty.
+   * @throws KhoError EINVAL (bad arguments), ENOENT (a block not preserved at this order).
+   */
+  unpreserveRun(pfn: number, blocks: number, order: number): void {
+    const key0 = this.#runKeys(pfn, blocks, order);
+    for (let done = 0; done < blocks; ) {
+      const key = key0 + done;
+      const leafKey = Math.floor(key / KHO_BITMAP_BITS);
+      const bit = key - leafKey * KHO_BITMAP_BITS;
+      const n = Math.min(blocks - done, KHO_BITMAP_BITS - bit);
+      const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits : this.#leaf(leafKey, false);
+      if (bits === null || !allBitsSet(bits, bit, bit + n)) {
+        throw new KhoError(
+          'ENOENT',
+          `a block of pfn ${pfn} + ${blocks} x 2^${order} pages is not preserved`,
+        );
+      }
+      done += n;
+    }
+    for (let done = 0; done < blocks; ) {
+      const key = key0 + done;
+      const leafKey = Math.floor(key / KHO_BITMAP_BITS);
+      const bit = key - leafKey * KHO_BITMAP_BITS;
+      const n = Math.min(blocks - done, KHO_BITMAP_BITS - bit);
+      const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits : this.#leaf(leafKey, false)!;
+      setBits(bits, bit, bit + n, 0);
+      this.#byOrder[order] -= n;
+      this.#changes++;
+      done += n;
+      this.#count[this.#cacheSlot] -= n;
+      if (this.#count[this.#cacheSlot] === 0) {
+        this.#descend(leafKey, false); // refresh the path for pruning
+        this.#prune(DEPTH - 1);
+      }
+    }
+  }
+
+  /**
+   * Whether any of `blocks` consecutive blocks of 2^order pages from pfn is
+   * preserved at that order (isPreserved for a run, a memcmp per leaf).
+   * @throws KhoError EINVAL (bad arguments).
+   */
+  anyPreserved(pfn: number, blocks: number, order: number): boolean {
+    const key0 = this.#runKeys(pfn, blocks, order);
+    if (this.#root === 0) return false;
+    for (let done = 0; done < blocks; ) {
+      const key = key0 + done;
+      const leafKey = Math.floor(key / KHO_BITMAP_BITS);
+      const bit = key - leafKey * KHO_BITMAP_BITS;
+      const n = Math.min(blocks - done, KHO_BITMAP_BITS - bit);
+      const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits : this.#leaf(leafKey, false);
+      if (bits !== null && anyBitSet(bits, bit, bit + n)) return true;
+      done += n;
+    }
+    return false;
+  }
+
+  /** The first key of a run, its first and last blocks checked. @throws KhoError EINVAL. */
+  #runKeys(pfn: number, blocks: number, order: number): number {
+    if (!Number.isSafeInteger(blocks) || blocks < 1) {
+      throw new KhoError('EINVAL', `a run of ${blocks} blocks`);
+    }
+    const key0 = this.#key(pfn, order);
+    if (blocks > 1) this.#key(pfn + (blocks - 1) * POW2[order], order);
+    return key0;
+  }
+
+  /**
    * Whether exactly this block (pfn, order) is preserved; a block of another
    * order covering it does not count.
    * @throws KhoError EINVAL (bad arguments).
    */
   isPreserved(pfn: number, order: number): boolean {
-    const key = this.#key(pfn, order);
+    this.#checkBlock(pfn, order);
+    // Nothing preserved, or the leaf last found missing while nothing changed: no lookup (and no
+    // boxed key), which is what a save into memory the tree does not cover meets block after block.
+    if (this.#root === 0) return false;
+    const key = POW2[KHO_ORDER_0_LOG2 - order] + pfn / POW2[order];
     const leafKey = Math.floor(key / KHO_BITMAP_BITS);
+    if (leafKey === this.#missLeafKey && this.#missChanges === this.#changes) return false;
     const bit = key - leafKey * KHO_BITMAP_BITS;
     const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits : this.#leaf(leafKey, false);
-    return bits !== null && (bits[bit >>> 3] & (1 << (bit & 7))) !== 0;
+    if (bits === null) {
+      this.#missLeafKey = leafKey;
+      this.#missChanges = this.#changes;
+      return false;
+    }
+    return (bits[bit >>> 3] & (1 << (bit & 7))) !== 0;
   }
 
   /**
@@ -263,24 +388,83 @@ export class KhoRadixTree {
     visit: (pfn: number, order: number) => void,
     limits: KhoWalkLimits = {},
   ): KhoWalkResult {
+    return KhoRadixTree.walkRuns(
+      device,
+      rootPhys,
+      (pfn, blocks, order) => {
+        for (let i = 0; i < blocks; i++) visit(pfn + i * POW2[order], order);
+      },
+      limits,
+    );
+  }
+
+  /**
+   * walk, one call per run of consecutive blocks of one order (`blocks`
+   * blocks of 2^order pages from pfn): a densely preserved leaf costs a step
+   * per 32 blocks, not per block. Same validation and order as walk.
+   * @throws KhoError as walk. Whatever `visit` throws passes through.
+   */
+  static walkRuns(
+    device: MemoryDevice,
+    rootPhys: number,
+    visit: (pfn: number, blocks: number, order: number) => void,
+    limits: KhoWalkLimits = {},
+  ): KhoWalkResult {
     const checked = validateTree(device, rootPhys, limits);
-    const { pfn, order } = checked;
-    for (let i = 0; i < checked.blocks; i++) visit(pfn[i], order[i]);
+    visitRuns(checked, visit);
     return { nodePhys: checked.nodePhys, blocks: checked.blocks, pages: checked.pages };
   }
 
+  /**
+   * Takes over a tree another kernel built, in place: validated as walk
+   * does, then its pages become this tree's (freed through `pageSource` as
+   * they empty). O(tree pages), not O(blocks). `visit` sees its runs as walkRuns.
+   * @throws KhoError as walk.
+   */
+  static adopt(
+    device: MemoryDevice,
+    pageSource: KhoPageSource,
+    rootPhys: number,
+    visit: ((pfn: number, blocks: number, order: number) => void) | null,
+    limits: KhoWalkLimits = {},
+  ): { tree: KhoRadixTree; walk: KhoWalkResult } {
+    const checked = validateTree(device, rootPhys, limits);
+    if (visit !== null) visitRuns(checked, visit);
+    const tree = new KhoRadixTree(device, pageSource);
+    tree.#root = rootPhys;
+    tree.#count = new Int32Array(Math.max(64, checked.nodePhys.length));
+    checked.nodePhys.forEach((phys, slot) => {
+      tree.#slotOf.set(phys, slot);
+      tree.#count[slot] = checked.nodeCount[slot];
+    });
+    tree.#nextSlot = checked.nodePhys.length;
+    for (let i = 0; i < checked.runs; i++) {
+      tree.#byOrder[checked.runOrder[i]] += checked.runBlocks[i];
+    }
+    return {
+      tree,
+      walk: { nodePhys: checked.nodePhys, blocks: checked.blocks, pages: checked.pages },
+    };
+  }
+
   #key(pfn: number, order: number): number {
+    this.#checkBlock(pfn, order);
+    return POW2[KHO_ORDER_0_LOG2 - order] + pfn / POW2[order];
+  }
+
+  /** @throws KhoError EINVAL unless (pfn, order) is a block of the device. */
+  #checkBlock(pfn: number, order: number): void {
     if (!Number.isInteger(order) || order < 0 || order > KHO_MAX_ORDER) {
       throw new KhoError('EINVAL', `order ${order} is not in 0..${KHO_MAX_ORDER}`);
     }
     const size = POW2[order];
-    if (!Number.isInteger(pfn) || pfn < 0 || pfn % size !== 0) {
+    // A multiple of a power of two without `%`, which is a libm call on doubles.
+    if (!Number.isInteger(pfn) || pfn < 0 || Math.floor(pfn / size) * size !== pfn) {
       throw new KhoError('EINVAL', `pfn ${pfn} is not a multiple of 2^${order}`);
     }
     if (pfn + size > this.device.pages) {
       throw new KhoError('EINVAL', `pfn ${pfn} order ${order} lies outside ${this.device.name}`);
     }
-    return POW2[KHO_ORDER_0_LOG2 - order] + pfn / size;
   }
 
   /** The leaf bitmap for leafKey, made the cached leaf; null if absent and !create. */
@@ -289,8 +473,10 @@ export class KhoRadixTree {
     const l1Key = Math.floor(leafKey / KHO_TABLE_ENTRIES);
     if (l1Key === this.#l1Key) {
       const off = (leafKey - l1Key * KHO_TABLE_ENTRIES) * KHO_TABLE_ENTRY_SIZE;
-      const view = this.#l1View!;
+      const view = this.#l1View;
       leaf = view.getUint32(off, true) + view.getUint32(off + 4, true) * TWO_POW_32;
+      // The cached parent is current (a freed node clears it): an empty slot is an absent leaf.
+      if (leaf === 0 && !create) return null;
     }
     if (leaf === 0) leaf = this.#descend(leafKey, create);
     if (leaf === 0) return null;
@@ -310,7 +496,7 @@ export class KhoRadixTree {
       this.#root = this.#allocNode();
     }
     let node = this.#root;
-    let view: DataView | null = null;
+    let view = NO_VIEW;
     for (let depth = 0; depth < DEPTH - 1; depth++) {
       const level = KHO_INNER_LEVELS - depth;
       const idx = Math.floor(leafKey / SLOT_LEAVES[level]) % KHO_TABLE_ENTRIES;
@@ -406,19 +592,31 @@ export class KhoRadixTree {
   #invalidate(): void {
     this.#cacheLeafKey = -1;
     this.#cacheSlot = -1;
-    this.#cacheBits = null;
+    this.#cacheBits = NO_BITS;
     this.#l1Key = -1;
-    this.#l1View = null;
+    this.#l1View = NO_VIEW;
   }
 }
 
 interface CheckedTree {
   nodePhys: number[];
-  /** The blocks in walk order, `blocks` of them. */
-  pfn: Float64Array;
-  order: Uint8Array;
+  /** Per node, as nodePhys: children present (inner) or bits set (leaf). */
+  nodeCount: number[];
+  /** The runs in walk order, `runs` of them: `runBlocks` blocks of 2^runOrder pages from runPfn. */
+  runPfn: Float64Array;
+  runBlocks: Float64Array;
+  runOrder: Uint8Array;
+  runs: number;
   blocks: number;
   pages: number;
+}
+
+function visitRuns(
+  checked: CheckedTree,
+  visit: (pfn: number, blocks: number, order: number) => void,
+): void {
+  const { runPfn, runBlocks, runOrder } = checked;
+  for (let i = 0; i < checked.runs; i++) visit(runPfn[i], runBlocks[i], runOrder[i]);
 }
 
 function corrupt(reason: string): KhoError {
@@ -435,6 +633,12 @@ const ZERO_CHUNK = Buffer.alloc(CHUNK_BYTES);
 
 function zeroChunk(page: Uint8Array, at: number): boolean {
   return ZERO_CHUNK.compare(page, at, at + CHUNK_BYTES) === 0;
+}
+
+const FULL_CHUNK = Buffer.alloc(CHUNK_BYTES, 0xff);
+
+function fullChunk(page: Uint8Array, at: number): boolean {
+  return FULL_CHUNK.compare(page, at, at + CHUNK_BYTES) === 0;
 }
 
 /**
@@ -458,8 +662,11 @@ function validateTree(device: MemoryDevice, rootPhys: number, limits: KhoWalkLim
   }
   const out: CheckedTree = {
     nodePhys: [],
-    pfn: new Float64Array(64),
-    order: new Uint8Array(64),
+    nodeCount: [],
+    runPfn: new Float64Array(64),
+    runBlocks: new Float64Array(64),
+    runOrder: new Uint8Array(64),
+    runs: 0,
     blocks: 0,
     pages: 0,
   };
@@ -470,7 +677,7 @@ function validateTree(device: MemoryDevice, rootPhys: number, limits: KhoWalkLim
     throw corrupt(`root address ${rootPhys} is not a physical address`);
   }
   const seen = new Set<number>();
-  const enter = (phys: number, where: string): void => {
+  const enter = (phys: number, where: string): number => {
     if (!isPageAligned(phys)) throw corrupt(`${where} points to unaligned ${hex(phys)}`);
     if (phys + PAGE_SIZE > device.size) {
       throw corrupt(`${where} points to ${hex(phys)}, outside ${device.name}`);
@@ -479,31 +686,33 @@ function validateTree(device: MemoryDevice, rootPhys: number, limits: KhoWalkLim
       throw corrupt(`${where}: node ${hex(phys)} reached twice (cycle or shared)`);
     if (seen.size >= maxNodes) throw corrupt(`more than ${maxNodes} nodes`);
     seen.add(phys);
-    out.nodePhys.push(phys);
+    out.nodeCount.push(0);
+    return out.nodePhys.push(phys) - 1;
   };
-  const addBlock = (pfn: number, order: number): void => {
-    if (pfn + POW2[order] > device.pages) {
-      throw corrupt(`block pfn ${pfn} order ${order} lies outside ${device.name}`);
+  const addRun = (pfn: number, blocks: number, order: number): void => {
+    if (pfn + blocks * POW2[order] > device.pages) {
+      throw corrupt(
+        `block pfn ${pfn + (blocks - 1) * POW2[order]} order ${order} lies outside ${device.name}`,
+      );
     }
-    if (out.blocks + 1 > maxBlocks) throw corrupt(`more than ${maxBlocks} preserved blocks`);
-    if (out.blocks === out.pfn.length) {
-      const pfns = new Float64Array(out.pfn.length * 2);
-      pfns.set(out.pfn);
-      out.pfn = pfns;
-      const orders = new Uint8Array(out.order.length * 2);
-      orders.set(out.order);
-      out.order = orders;
+    if (out.blocks + blocks > maxBlocks) throw corrupt(`more than ${maxBlocks} preserved blocks`);
+    if (out.runs === out.runPfn.length) {
+      out.runPfn = grow(out.runPfn, new Float64Array(out.runs * 2));
+      out.runBlocks = grow(out.runBlocks, new Float64Array(out.runs * 2));
+      out.runOrder = grow(out.runOrder, new Uint8Array(out.runs * 2));
     }
-    out.pfn[out.blocks] = pfn;
-    out.order[out.blocks++] = order;
-    out.pages += POW2[order];
+    out.runPfn[out.runs] = pfn;
+    out.runBlocks[out.runs] = blocks;
+    out.runOrder[out.runs++] = order;
+    out.blocks += blocks;
+    out.pages += blocks * POW2[order];
   };
   // Depth is fixed by the key layout, so this recursion is at most 6 deep.
-  const visitNode = (phys: number, level: number, keyBase: number): void => {
+  const visitNode = (phys: number, slot: number, level: number, keyBase: number): void => {
     const page = device.bytes(phys, PAGE_SIZE);
     const words = wordsOf(page);
     if (level === 0) {
-      scanLeaf(page, words, phys, keyBase / KHO_BITMAP_BITS, addBlock);
+      out.nodeCount[slot] = scanLeaf(page, words, phys, keyBase / KHO_BITMAP_BITS, addRun);
       return;
     }
     for (let idx = 0; idx < KHO_TABLE_ENTRIES; idx++) {
@@ -521,29 +730,100 @@ function validateTree(device: MemoryDevice, rootPhys: number, limits: KhoWalkLim
       }
       if (hi >= HI_LIMIT) throw corrupt(`${where} points above 2^53`);
       const child = hi * TWO_POW_32 + lo;
-      enter(child, where);
-      visitNode(child, level - 1, keyBase + idx * SLOT_SPAN[level]);
+      out.nodeCount[slot]++;
+      visitNode(child, enter(child, where), level - 1, keyBase + idx * SLOT_SPAN[level]);
     }
   };
-  enter(rootPhys, 'root');
-  visitNode(rootPhys, KHO_INNER_LEVELS, 0);
+  visitNode(rootPhys, enter(rootPhys, 'root'), KHO_INNER_LEVELS, 0);
   return out;
 }
 
+function grow<T extends Float64Array | Uint8Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
 /**
- * Calls fn(pfn, order) for each set bit of a leaf, in key order, 32 bits at a
- * time. A key with no marker bit (key 0) is corrupt.
+ * Calls fn(pfn, blocks, order) for each run of set bits of a leaf, in key
+ * order, a word of 32 bits at a time (a full word extends the run by 32).
+ * Returns the bits set. A key with no marker bit (key 0) is corrupt.
  */
 function scanLeaf(
   page: Uint8Array,
   words: Uint32Array,
   phys: number,
   leafKey: number,
-  fn: (pfn: number, order: number) => void,
-): void {
+  fn: (pfn: number, blocks: number, order: number) => void,
+): number {
   const keyBase = leafKey * KHO_BITMAP_BITS;
+  if (leafKey === 0) return scanLeafZero(page, words, phys, fn);
   // Above leaf 0 every key of the leaf shares its highest bit, hence one order.
-  const leafOrder = leafKey > 0 ? KHO_ORDER_0_LOG2 - (highBit(leafKey) + KHO_BITMAP_SHIFT) : -1;
+  const order = KHO_ORDER_0_LOG2 - (highBit(leafKey) + KHO_BITMAP_SHIFT);
+  const first = POW2[KHO_ORDER_0_LOG2 - order];
+  let runKey = -1;
+  let runLen = 0;
+  let bits = 0;
+  const flush = (): void => {
+    if (runLen > 0) fn((runKey - first) * POW2[order], runLen, order);
+    runLen = 0;
+  };
+  for (let w = 0; w < PAGE_WORDS; w++) {
+    if (w % (CHUNK_BYTES / 4) === 0) {
+      if (zeroChunk(page, w * 4)) {
+        flush();
+        w += CHUNK_BYTES / 4 - 1;
+        continue;
+      }
+      // A densely preserved chunk (2048 blocks) costs one memcmp too, not 64 steps.
+      if (fullChunk(page, w * 4)) {
+        const key0 = keyBase + w * 32;
+        if (runLen > 0 && runKey + runLen === key0) runLen += CHUNK_BYTES * 8;
+        else {
+          flush();
+          runKey = key0;
+          runLen = CHUNK_BYTES * 8;
+        }
+        bits += CHUNK_BYTES * 8;
+        w += CHUNK_BYTES / 4 - 1;
+        continue;
+      }
+    }
+    let word = words[w];
+    const key0 = keyBase + w * 32;
+    if (word === 0xffffffff) {
+      if (runLen > 0 && runKey + runLen === key0) runLen += 32;
+      else {
+        flush();
+        runKey = key0;
+        runLen = 32;
+      }
+      bits += 32;
+      continue;
+    }
+    while (word !== 0) {
+      const key = key0 + 31 - Math.clz32(word & -word);
+      word &= word - 1;
+      bits++;
+      if (runLen > 0 && runKey + runLen === key) runLen++;
+      else {
+        flush();
+        runKey = key;
+        runLen = 1;
+      }
+    }
+  }
+  flush();
+  return bits;
+}
+
+/** Leaf 0 mixes orders (keys below 2^15: blocks of 2^38 pages and more): one run per bit. */
+function scanLeafZero(
+  page: Uint8Array,
+  words: Uint32Array,
+  phys: number,
+  fn: (pfn: number, blocks: number, order: number) => void,
+): number {
+  let bits = 0;
   for (let w = 0; w < PAGE_WORDS; w++) {
     if (w % (CHUNK_BYTES / 4) === 0 && zeroChunk(page, w * 4)) {
       w += CHUNK_BYTES / 4 - 1;
@@ -551,14 +831,66 @@ function scanLeaf(
     }
     let word = words[w];
     while (word !== 0) {
-      const b = 31 - Math.clz32(word & -word);
+      const key = w * 32 + 31 - Math.clz32(word & -word);
       word &= word - 1;
-      const key = keyBase + w * 32 + b;
       if (key === 0) throw corrupt(`leaf ${hex(phys)} sets key 0, which has no order`);
-      const order = leafOrder >= 0 ? leafOrder : KHO_ORDER_0_LOG2 - highBit(key);
-      fn((key - POW2[KHO_ORDER_0_LOG2 - order]) * POW2[order], order);
+      const order = KHO_ORDER_0_LOG2 - highBit(key);
+      fn((key - POW2[KHO_ORDER_0_LOG2 - order]) * POW2[order], 1, order);
+      bits++;
     }
   }
+  return bits;
+}
+
+const ONES_PAGE = Buffer.alloc(PAGE_SIZE, 0xff);
+const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
+
+/** Mask of bits [from, to) within one byte (0 <= from < to <= 8). */
+function byteMask(from: number, to: number): number {
+  return ((1 << (to - from)) - 1) << from;
+}
+
+/** Whether a bit in [from, to) of a bitmap page is set: masks at the ends, one memcmp between. */
+function anyBitSet(bits: Uint8Array, from: number, to: number): boolean {
+  return !bitsAre(bits, from, to, 0, ZERO_PAGE);
+}
+
+/** Whether every bit in [from, to) of a bitmap page is set. */
+function allBitsSet(bits: Uint8Array, from: number, to: number): boolean {
+  return bitsAre(bits, from, to, 0xff, ONES_PAGE);
+}
+
+function bitsAre(bits: Uint8Array, from: number, to: number, fill: number, page: Buffer): boolean {
+  let b = from >>> 3;
+  const last = (to - 1) >>> 3;
+  if (b === last) {
+    const m = byteMask(from & 7, ((to - 1) & 7) + 1);
+    return (bits[b] & m) === (fill & m);
+  }
+  if ((from & 7) !== 0) {
+    const m = byteMask(from & 7, 8);
+    if ((bits[b] & m) !== (fill & m)) return false;
+    b++;
+  }
+  const m = byteMask(0, ((to - 1) & 7) + 1);
+  if ((bits[last] & m) !== (fill & m)) return false;
+  return b >= last || page.compare(bits, b, last, 0, last - b) === 0;
+}
+
+/** Sets bits [from, to) of a bitmap page to 1 (fill 0xff) or 0 (fill 0). */
+function setBits(bits: Uint8Array, from: number, to: number, fill: number): void {
+  let b = from >>> 3;
+  const last = (to - 1) >>> 3;
+  const put = (i: number, m: number): void => {
+    bits[i] = (bits[i] & ~m) | (fill & m);
+  };
+  if (b === last) {
+    put(b, byteMask(from & 7, ((to - 1) & 7) + 1));
+    return;
+  }
+  if ((from & 7) !== 0) put(b++, byteMask(from & 7, 8));
+  put(last, byteMask(0, ((to - 1) & 7) + 1));
+  if (b < last) bits.fill(fill, b, last);
 }
 
 /** Index of the highest set bit of a positive integer below 2^53. */
@@ -591,8 +923,13 @@ export class BlockRuns {
   #runEnd = -1;
 
   add(pfn: number, order: number): void {
+    this.addPages(pfn, POW2[order]);
+  }
+
+  /** Adds `pages` pages from pfn (a run of blocks as walkRuns gives). */
+  addPages(pfn: number, pages: number): void {
     if (pfn === this.#runEnd) {
-      this.#runEnd = pfn + POW2[order];
+      this.#runEnd = pfn + pages;
       return;
     }
     if (this.#runStart >= 0) {
@@ -600,7 +937,7 @@ export class BlockRuns {
       this.ends.push(this.#runEnd);
     }
     this.#runStart = pfn;
-    this.#runEnd = pfn + POW2[order];
+    this.#runEnd = pfn + pages;
   }
 
   /** Closes the open run; the exact runs are then in starts/ends. */
@@ -645,10 +982,10 @@ export function coalescedExtents(
     throw new KhoError('EINVAL', `maxEntries ${maxEntries} is not a positive integer`);
   }
   const runs = new BlockRuns();
-  const result = KhoRadixTree.walk(
+  const result = KhoRadixTree.walkRuns(
     device,
     rootPhys,
-    (pfn, order) => runs.add(pfn, order),
+    (pfn, blocks, order) => runs.addPages(pfn, blocks * POW2[order]),
     options.limits,
   );
   return runs.extents(result.nodePhys, maxEntries, options.includeMetadata ?? true);

@@ -83,6 +83,8 @@ export const LUO_FLB_NODE = 'flb';
 export const LUO_FLB_MAX = 64;
 /** Longest FLB compatible, in bytes of printable ASCII. */
 export const LUO_FLB_COMPATIBLE_MAX = 64;
+/** Longest file handler compatible (a file node's), in bytes. */
+export const LUO_HANDLER_COMPATIBLE_MAX = 64;
 
 export const PROP_COMPATIBLE = 'compatible';
 export const PROP_NAME = 'name';

@@ -14,6 +14,7 @@
  * place); here the state travels in the handover FDT, so `save` is asked for
  * its bytes when the handover is written, after every file is frozen.
  */
+import { checkOps } from './_ops.js';
 import { LUO_FLB_COMPATIBLE_MAX, LUO_FLB_MAX } from './abi.js';
 import { LuoError } from './errors.js';
 import type { FileHandler } from './handlers.js';
@@ -57,21 +58,13 @@ interface Incoming {
 
 /** @throws LuoError EINVAL when `flb` lacks an op or has a bad compatible */
 function checkFlb(flb: FileLifecycleBound): void {
-  const c = flb?.compatible;
-  if (
-    typeof c !== 'string' ||
-    c.length === 0 ||
-    c.length > LUO_FLB_COMPATIBLE_MAX ||
-    !/^[\x21-\x7e]+$/.test(c)
-  ) {
-    throw new LuoError(
-      'EINVAL',
-      `FLB compatible ${JSON.stringify(c)} is not 1..${LUO_FLB_COMPATIBLE_MAX} printable ASCII characters`,
-    );
-  }
-  for (const op of ['preserve', 'unpreserve', 'save', 'retrieve', 'finish'] as const) {
-    if (typeof flb[op] !== 'function') throw new LuoError('EINVAL', `FLB "${c}" has no ${op}()`);
-  }
+  checkOps(flb, 'FLB', LUO_FLB_COMPATIBLE_MAX, [
+    'preserve',
+    'unpreserve',
+    'save',
+    'retrieve',
+    'finish',
+  ]);
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   LUO_FLB_COMPATIBLE_MAX,
   LUO_FLB_MAX,
   LUO_FLB_NODE,
+  LUO_HANDLER_COMPATIBLE_MAX,
   LUO_SESSION_NAME_MAX,
   LUO_SESSION_NODE,
   PROP_COMPATIBLE,
@@ -114,16 +115,85 @@ export function parseLiveUpdateHandover(
   bytes: Uint8Array,
   handlers: readonly FileHandler[],
 ): LiveUpdateHandover {
+  const raw = readHandover(bytes);
+  return { sessions: bindHandlers(raw.sessions, handlers), flbs: raw.flbs };
+}
+
+/** One file node, checked but not yet read by its handler. */
+export interface UnboundFile {
+  token: bigint;
+  fd: number;
+  fdFlags: number;
+  /** Its handler's compatible. */
+  compatible: string;
+  /** The node's properties, for the handler's load(). */
+  props: NodeProps;
+}
+
+export interface UnboundSession {
+  name: string;
+  files: UnboundFile[];
+}
+
+/** A handover read before its file handlers are known (the kernel reads it at boot). */
+export interface UnboundHandover {
+  sessions: UnboundSession[];
+  flbs: HandoverFlb[];
+}
+
+/**
+ * The first half of parseLiveUpdateHandover: everything but the handlers'
+ * own properties, so a successor can read its handover at boot and bind
+ * handlers registered later.
+ * @throws LuoError EFAULT anything wrong, with where and what
+ */
+export function readHandover(bytes: Uint8Array): UnboundHandover {
   if (!(bytes instanceof Uint8Array)) throw fault('not a byte array');
+  return withFdtFaults(() => read(bytes));
+}
+
+/**
+ * The second half: each file's handler (by compatible) loads its properties.
+ * @throws LuoError EFAULT a file has no handler among `handlers`, or its properties are malformed
+ */
+export function bindHandlers(
+  sessions: readonly UnboundSession[],
+  handlers: readonly FileHandler[],
+): HandoverSession[] {
+  const byCompatible = new Map(handlers.map((h) => [h.compatible, h]));
+  return withFdtFaults(() =>
+    sessions.map((s) => ({
+      name: s.name,
+      files: s.files.map((f) => {
+        const handler = byCompatible.get(f.compatible);
+        if (handler === undefined) {
+          throw new LuoError(
+            'EFAULT',
+            `handover: ${f.props.where}: no handler for "${f.compatible}" (register it before the sessions are opened)`,
+          );
+        }
+        return {
+          token: f.token,
+          fd: f.fd,
+          fdFlags: f.fdFlags,
+          handler,
+          data: handler.load(f.props),
+        };
+      }),
+    })),
+  );
+}
+
+function withFdtFaults<T>(run: () => T): T {
   try {
-    return parse(bytes, handlers);
+    return run();
   } catch (e) {
     if (e instanceof FdtError) throw fault(e.message);
     throw e;
   }
 }
 
-function parse(bytes: Uint8Array, handlers: readonly FileHandler[]): LiveUpdateHandover {
+function read(bytes: Uint8Array): UnboundHandover {
   const fdt = Fdt.from(bytes);
   fdt.checkFull();
   const root = new NodeProps(fdt, 0, '/');
@@ -131,8 +201,7 @@ function parse(bytes: Uint8Array, handlers: readonly FileHandler[]): LiveUpdateH
   if (compatible !== LUO_COMPATIBLE && compatible !== LUO_COMPATIBLE_V2) {
     throw fault(`compatible is "${compatible}", not "${LUO_COMPATIBLE}" or "${LUO_COMPATIBLE_V2}"`);
   }
-  const byCompatible = new Map(handlers.map((h) => [h.compatible, h]));
-  const sessions: HandoverSession[] = [];
+  const sessions: UnboundSession[] = [];
   const flbNodes: number[] = [];
   const names = new Set<string>();
   const fds = new Set<number>();
@@ -147,16 +216,14 @@ function parse(bytes: Uint8Array, handlers: readonly FileHandler[]): LiveUpdateH
     const name = sp.string(PROP_NAME, LUO_SESSION_NAME_MAX);
     if (names.has(name)) throw fault(`session name "${name}" appears twice`);
     names.add(name);
-    const files: HandoverFile[] = [];
+    const files: UnboundFile[] = [];
     const tokens = new Set<bigint>();
     for (const fn of fdt.subnodes(sn)) {
       const fwhere = `${where}/${fdt.getName(fn)}`;
       if (!fdt.getName(fn).startsWith(`${LUO_FILE_NODE}@`))
         throw fault(`unexpected node ${fwhere}`);
       const fp = new NodeProps(fdt, fn, fwhere);
-      const fc = fp.string(PROP_COMPATIBLE, 64);
-      const handler = byCompatible.get(fc);
-      if (handler === undefined) throw fault(`${fwhere}: no handler for "${fc}"`);
+      const fc = fp.string(PROP_COMPATIBLE, LUO_HANDLER_COMPATIBLE_MAX);
       const token = fp.u64(PROP_TOKEN);
       if (tokens.has(token)) throw fault(`${fwhere}: token ${token} appears twice in "${name}"`);
       tokens.add(token);
@@ -165,7 +232,7 @@ function parse(bytes: Uint8Array, handlers: readonly FileHandler[]): LiveUpdateH
       fds.add(fd);
       const fdFlags = fp.u32(PROP_FD_FLAGS);
       if ((fdFlags & ~FD_FLAGS_MASK) !== 0) throw fault(`${fwhere}: fd-flags ${fdFlags} unknown`);
-      files.push({ token, fd, fdFlags, handler, data: handler.load(fp) });
+      files.push({ token, fd, fdFlags, compatible: fc, props: fp });
     }
     sessions.push({ name, files });
   }

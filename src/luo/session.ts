@@ -8,7 +8,7 @@ import { closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Server } from 'node:net';
 import { show } from '../base/errors.js';
-import { checkFdNumber, fdFlags, setFdFlags, withCloexec } from './_fd.js';
+import { checkFdNumber, fdFlags, fdStat, setFdFlags, withCloexec } from './_fd.js';
 import { F_DUPFD_CLOEXEC, getLuoLibc } from './_libc.js';
 import {
   LUO_SESSION_NAME_MAX,
@@ -121,7 +121,7 @@ export class LuoSession {
     for (const f of incoming) {
       this.#files.set(f.token, { ...f, owned: false, retrieved: false });
       owner.claimFd(f.fd, this.#holder(f.token));
-      markCloseOnExec(f);
+      markCloseOnExec(f.fd, f.data);
     }
   }
 
@@ -228,6 +228,29 @@ export class LuoSession {
       throw e;
     }
     return fd;
+  }
+
+  /**
+   * Stop preserving a socket preserveServer kept (an exec that did not
+   * happen) and listen on it again with `server`: the socket never closed,
+   * so connections that came meanwhile are served. The session's duplicate
+   * becomes the server's.
+   * @returns `server`, listening again ('listening' follows)
+   * @throws LuoError ENOENT unknown token; EINVAL not a socket preserveServer
+   *   kept, an incoming or closed session
+   */
+  unpreserveServer(token: bigint | number, server: Server = createServer()): Server {
+    this.#check('outgoing');
+    const e = this.#entry(token);
+    const c = e.handler.compatible;
+    if (!e.owned || (c !== LUO_TCP_LISTENER_COMPATIBLE && c !== LUO_UNIX_LISTENER_COMPATIBLE)) {
+      throw new LuoError('EINVAL', `${this.#holder(e.token)} is not a socket preserveServer kept`);
+    }
+    const fd = e.fd;
+    this.#unpreserve({ ...e, owned: false });
+    this.#files.delete(e.token);
+    server.listen({ fd });
+    return server;
   }
 
   /**
@@ -397,17 +420,16 @@ export class LuoSession {
 /**
  * An inherited descriptor came without FD_CLOEXEC (that is how it crossed the
  * exec); until the program retrieves it, it is set again, so a child spawned
- * meanwhile does not inherit it. Only when it is still the preserved file: a
- * descriptor that is something else now is not the session's to touch.
+ * meanwhile does not inherit it. Only when it is still the preserved open
+ * file (same st_dev and st_ino, which every file node carries): a descriptor
+ * that is something else now is not the session's to touch. Needs no
+ * handler, so a successor does it at boot, before its handlers are registered.
  */
-export function markCloseOnExec(f: HandoverFile): void {
-  try {
-    f.handler.retrieve(f.fd, f.data);
-  } catch {
-    return;
-  }
-  const flags = fdFlags(f.fd);
-  if (flags !== null) setFdFlags(f.fd, withCloexec(flags, true));
+export function markCloseOnExec(fd: number, id: FileIdentity): void {
+  const st = fdStat(fd);
+  if (st === null || st.dev !== id.dev || st.ino !== id.ino) return;
+  const flags = fdFlags(fd);
+  if (flags !== null) setFdFlags(fd, withCloexec(flags, true));
 }
 
 /** Check the file, record its state, clear FD_CLOEXEC. Returns the failure, if any. */

@@ -67,6 +67,10 @@ export interface Libc {
   munmap(addr: unknown, length: number): number;
   /** `addr` as an integer: msync of part of a mapping needs pointer arithmetic. */
   msync(addr: number, length: number, flags: number): number;
+  /** `addr` as an integer, as msync. */
+  madvise(addr: number, length: number, advice: number): number;
+  /** madvise on a libuv worker thread: 0, or -1 when it failed. */
+  madviseAsync(addr: number, length: number, advice: number): Promise<number>;
   /** The new offset as a bigint, or -1n. */
   lseek(fd: number, offset: bigint, whence: number): bigint;
   memfdCreate(name: string, flags: number): number;
@@ -143,7 +147,17 @@ export function getLibc(): Libc {
   if (libc !== null) return libc;
   const koffi = loadKoffi();
   const lib = koffi.load('libc.so.6');
-  const fn = (decl: string) => lib.func(decl) as Fn;
+  // Bound on first call: a successor's boot uses a handful of the 26, and
+  // each declaration parsed costs ~20 us of its start-up.
+  const fn = (decl: string): Fn => {
+    let f: Fn | null = null;
+    const bound = (): Fn => {
+      f ??= lib.func(decl) as Fn;
+      return f;
+    };
+    const call = (...args: unknown[]) => bound()(...args);
+    return Object.assign(call, { async: (...args: unknown[]) => bound().async(...args) });
+  };
   const open = fn('int open(const char *path, int flags, ...)');
   const close = fn('int close(int fd)');
   const flock = fn('int flock(int fd, int op)');
@@ -155,6 +169,7 @@ export function getLibc(): Libc {
   );
   const munmap = fn('int munmap(void *addr, size_t length)');
   const msync = fn('int msync(uintptr_t addr, size_t length, int flags)');
+  const madvise = fn('int madvise(uintptr_t addr, size_t length, int advice)');
   const lseek = fn('int64_t lseek(int fd, int64_t offset, int whence)');
   const memfdCreate = fn('int memfd_create(const char *name, unsigned int flags)');
   const execve = fn('int execve(const char *path, const char **argv, const char **envp)');
@@ -189,6 +204,14 @@ export function getLibc(): Libc {
     mmapAt: (at, length, prot, flags, fd, offset) => mmap(at, length, prot, flags, fd, offset),
     munmap: (addr, length) => munmap(addr, length) as number,
     msync: (addr, length, flags) => msync(addr, length, flags) as number,
+    madvise: (addr, length, advice) => madvise(addr, length, advice) as number,
+    madviseAsync: (addr, length, advice) =>
+      new Promise((resolve) => {
+        // koffi runs the call on a worker; errno is that thread's, so only success is told apart.
+        madvise.async(addr, length, advice, (err: unknown, r: unknown) =>
+          resolve(err ? -1 : (r as number)),
+        );
+      }),
     lseek: (fd, offset, whence) => BigInt(lseek(fd, offset, whence) as number | bigint),
     memfdCreate: (name, flags) => memfdCreate(name, flags) as number,
     signal: (sig, handler) => BigInt(signal(sig, handler) as number | bigint),

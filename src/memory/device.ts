@@ -49,6 +49,21 @@ export interface MemoryDevice {
 
   /** Make [phys, phys + length) durable (msync on a mapped device; no-op on the heap). */
   flush(phys: number, length: number): void;
+  /**
+   * Optional hint: fault [phys, phys + length) in for writing now, in one
+   * call, rather than one page fault at a time later (MADV_POPULATE_WRITE on
+   * a mapped device). Does nothing where it cannot.
+   */
+  populate?(phys: number, length: number): void;
+  /**
+   * Optional hint: drop this process's page-table entries for the range,
+   * off the main thread, keeping every byte (a shared mapping's pages are
+   * the file's; the next access maps them again). An in-place exec tears
+   * down every page the process has mapped, while nothing serves: done
+   * ahead, while the process still serves, that cost leaves the handover.
+   * Resolves when done; never rejects.
+   */
+  zap?(phys: number, length: number): Promise<void>;
   /** Release the mapping and the ownership lock. Further access is an error. */
   close(): void;
 }

@@ -16,13 +16,21 @@ import {
   HDR_MAP_COUNT,
   HDR_OWNER_PID,
   HDR_PAGE_SIZE,
+  HDR_RECORD,
   HDR_UUID,
   HDR_VERSION,
   MAP_ENTRY_ADDR,
   MAP_ENTRY_SIZE,
   MAP_ENTRY_SIZE_FIELD,
   MAP_ENTRY_TYPE,
+  RECORD_SIZE,
 } from './abi.js';
+import {
+  type BootRecord,
+  decodeBootRecord,
+  EMPTY_BOOT_RECORD,
+  encodeBootRecord,
+} from './boot-record.js';
 import { crc32c } from './crc32c.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
 import { DeviceError, hex } from './errors.js';
@@ -54,6 +62,11 @@ export interface DeviceHeader {
   readonly ownerPid: number;
   /** The device's own memory map. */
   readonly memmap: readonly MemoryRange[];
+  /**
+   * Which release last booted, kexec boots since a cold boot, and the boot
+   * counting of a successor on trial (format version 2; empty when absent).
+   */
+  readonly record?: BootRecord;
 }
 
 export interface FormatOptions {
@@ -124,7 +137,7 @@ export function encodeDeviceHeader(header: DeviceHeader): Uint8Array {
   const count = header.memmap.length;
   if (count > DEVICE_MAP_MAX)
     throw new DeviceError('ENOSPC', `memory map has ${count} entries (max ${DEVICE_MAP_MAX})`);
-  const headerSize = HDR_MAP + count * MAP_ENTRY_SIZE;
+  const headerSize = HDR_RECORD + RECORD_SIZE;
   v.setUint32(HDR_MAGIC, DEVICE_MAGIC, true);
   v.setUint32(HDR_VERSION, DEVICE_FORMAT_VERSION, true);
   v.setUint32(HDR_LAST_COMP, DEVICE_LAST_COMPAT_VERSION, true);
@@ -144,6 +157,7 @@ export function encodeDeviceHeader(header: DeviceHeader): Uint8Array {
     setU64(v, at + MAP_ENTRY_SIZE_FIELD, r.size, 'memmap size');
     setU32(v, at + MAP_ENTRY_TYPE, r.type, 'memmap type');
   });
+  encodeBootRecord(v, HDR_RECORD, header.record ?? EMPTY_BOOT_RECORD);
   v.setUint32(HDR_CRC, crc32c(page.subarray(0, headerSize)), true);
   return page;
 }
@@ -205,7 +219,9 @@ export function decodeDeviceHeader(
   if (fields === null) throw bad('a 64-bit field is above 2^53');
   const problem = checkFields(fields, deviceSize);
   if (problem !== null) throw bad(problem);
-  return { ...fields, version, lastCompatVersion: lastComp };
+  const record = decodeBootRecord(v, HDR_RECORD, headerSize);
+  if (typeof record === 'string') throw bad(record);
+  return { ...fields, version, lastCompatVersion: lastComp, record };
 }
 
 /** The fields after the checksum, or null when a u64 is not exact as a number. */

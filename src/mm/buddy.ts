@@ -12,6 +12,14 @@ import { show } from '../base/errors.js';
  */
 import { PageAllocError } from './errors.js';
 import { pageBytes, pageInts } from './page-array.js';
+import {
+  CENSUS_ALLOCATED,
+  CENSUS_FREE,
+  CENSUS_PRESERVED,
+  CENSUS_RESERVED,
+  type CensusView,
+  PageCensus,
+} from './page-census.js';
 
 /** Largest block order, as the kernel's MAX_PAGE_ORDER (a 4 MiB block of 4 KiB pages). */
 export const MAX_PAGE_ORDER = 10;
@@ -54,11 +62,11 @@ export interface BuddyStats {
   freeByOrder: number[];
 }
 
-// Raw page states in the memmap. RESERVED is 0 so a fresh memmap is all reserved.
-const PG_RESERVED = 0;
-const PG_FREE = 1;
-const PG_ALLOCATED = 2;
-const PG_PRESERVED = 3;
+// Raw page states in the memmap (the census counts them by the same values). RESERVED is 0 so a fresh memmap is all reserved.
+const PG_RESERVED = CENSUS_RESERVED;
+const PG_FREE = CENSUS_FREE;
+const PG_ALLOCATED = CENSUS_ALLOCATED;
+const PG_PRESERVED = CENSUS_PRESERVED;
 /** Any page of a block other than its head; the head holds the block's state and order. */
 const PG_TAIL = 4;
 
@@ -80,9 +88,13 @@ export class BuddyAllocator {
   private readonly nrFreeBlocks = new Float64Array(NR_PAGE_ORDERS);
 
   private nrFree = 0;
-  /** Bumped by every change of a page's state: a cheap "has the layout changed" for status. */
-  private changeCount = 0;
+  /** Pages by state per cell, for memory layouts. */
+  private readonly pageCensus: PageCensus;
   private nrAllocated = 0;
+  /** Sorted [start, end) pfn pairs whose freed blocks are held back (see holdFreesIn). */
+  private holdRanges: Float64Array | null = null;
+  /** Held blocks: pfn, then the order (>= 0, from freePages) or -count (from releaseRange). */
+  private held: number[] = [];
   private nrPreserved = 0;
   private nrReserved: number;
 
@@ -105,6 +117,7 @@ export class BuddyAllocator {
     this.next = pageInts(npages, shared);
     this.prev = pageInts(npages, shared);
     this.nrReserved = npages;
+    this.pageCensus = new PageCensus(npages);
   }
 
   /**
@@ -142,6 +155,7 @@ export class BuddyAllocator {
       buddy.carveFree(base, end);
       buddy.nrReserved -= end - base;
       buddy.nrFree += end - base;
+      buddy.pageCensus.move(base, end - base, PG_RESERVED, PG_FREE);
     }
     return buddy;
   }
@@ -163,7 +177,7 @@ export class BuddyAllocator {
       const n = 2 ** order;
       this.nrFree -= n;
       this.nrAllocated += n;
-      this.changeCount++;
+      this.pageCensus.move(pfn, n, PG_FREE, PG_ALLOCATED);
       return pfn;
     }
     return null;
@@ -177,6 +191,7 @@ export class BuddyAllocator {
    */
   allocPagesAt(pfn: number, order: number): void {
     this.checkBlock(pfn, order);
+    this.unholdRange(pfn, 2 ** order);
     const head = this.freeBlockContaining(pfn);
     if (head === NIL || this.order[head] < order) {
       throw new PageAllocError(
@@ -193,7 +208,7 @@ export class BuddyAllocator {
     const n = 2 ** order;
     this.nrFree -= n;
     this.nrAllocated += n;
-    this.changeCount++;
+    this.pageCensus.move(pfn, n, PG_FREE, PG_ALLOCATED);
   }
 
   /**
@@ -206,6 +221,14 @@ export class BuddyAllocator {
   freePages(pfn: number, order: number): void {
     this.checkOrder(order);
     this.checkPfn(pfn);
+    if (
+      this.holds(pfn, 2 ** order) &&
+      this.state[pfn] === PG_ALLOCATED &&
+      this.order[pfn] === order
+    ) {
+      this.held.push(pfn, order);
+      return;
+    }
     const st = this.state[pfn];
     if (st !== PG_ALLOCATED) this.refuseFree(pfn, st);
     if (this.order[pfn] !== order) {
@@ -218,7 +241,7 @@ export class BuddyAllocator {
     const n = 2 ** order;
     this.nrAllocated -= n;
     this.nrFree += n;
-    this.changeCount++;
+    this.pageCensus.move(pfn, n, PG_ALLOCATED, PG_FREE);
     this.mergeFree(pfn, order);
   }
 
@@ -232,7 +255,7 @@ export class BuddyAllocator {
   markPreserved(pfn: number, order: number): void {
     this.checkBlock(pfn, order);
     const n = 2 ** order;
-    const st = this.state[pfn];
+    const st = this.state[pfn] as number;
     if (st === PG_ALLOCATED) {
       this.checkHeadOrder(pfn, order);
       this.state[pfn] = PG_PRESERVED;
@@ -257,7 +280,75 @@ export class BuddyAllocator {
       throw new PageAllocError('ENOENT', `pfn ${pfn} is free, cannot preserve it`, pfn);
     }
     this.nrPreserved += n;
-    this.changeCount++;
+    this.pageCensus.move(pfn, n, st, PG_PRESERVED);
+  }
+
+  /**
+   * Makes reserved pages (memory a predecessor preserved, taken back) one
+   * allocated block in place, without a trip through the free lists: what
+   * markPreserved then clearPreserved do, in one step.
+   * @throws PageAllocError EFAULT, EINVAL (bad order, misaligned), ENOENT (not all reserved).
+   */
+  allocReserved(pfn: number, order: number): void {
+    this.checkBlock(pfn, order);
+    const n = 2 ** order;
+    if (this.state[pfn] !== PG_RESERVED || !this.allReserved(pfn, pfn + n)) {
+      throw new PageAllocError('ENOENT', `pages ${fmtRange(pfn, n)} are not all reserved`, pfn);
+    }
+    if (n > 1) this.state.fill(PG_TAIL, pfn + 1, pfn + n);
+    this.state[pfn] = PG_ALLOCATED;
+    this.order[pfn] = order;
+    this.nrReserved -= n;
+    this.nrAllocated += n;
+  }
+
+  /**
+   * allocReserved for many blocks in one loop (a restored page list): all
+   * are checked before any changes, so it is all or nothing.
+   * @throws PageAllocError as allocReserved, for the first bad block.
+   */
+  allocReservedBlocks(pfns: Float64Array, orders: Uint8Array): void {
+    if (
+      !(pfns instanceof Float64Array) ||
+      !(orders instanceof Uint8Array) ||
+      pfns.length !== orders.length
+    )
+      throw new PageAllocError(
+        'EINVAL',
+        `allocReservedBlocks takes a Float64Array of pfns and a Uint8Array of orders of one length, got ${show(pfns)} and ${show(orders)}`,
+      );
+    const state = this.state;
+    for (let i = 0; i < pfns.length; i++) {
+      const pfn = pfns[i];
+      const o = orders[i];
+      // One page: reserved or not (a pfn outside reads undefined). Runs cold in a successor.
+      if (o === 0 && state[pfn] === PG_RESERVED) continue;
+      const n = 2 ** o;
+      if (
+        o > MAX_PAGE_ORDER ||
+        pfn % n !== 0 ||
+        !(pfn >= 0 && pfn + n <= this.npages) ||
+        !this.allReserved(pfn, pfn + n)
+      ) {
+        this.allocReserved(pfn, o); // throws the precise error
+      }
+    }
+    let pages = 0;
+    for (let i = 0; i < pfns.length; i++) {
+      const pfn = pfns[i];
+      const o = orders[i];
+      state[pfn] = PG_ALLOCATED;
+      this.order[pfn] = o;
+      if (o === 0) {
+        pages++;
+        continue;
+      }
+      const n = 2 ** o;
+      state.fill(PG_TAIL, pfn + 1, pfn + n);
+      pages += n;
+    }
+    this.nrReserved -= pages;
+    this.nrAllocated += pages;
   }
 
   /**
@@ -275,7 +366,7 @@ export class BuddyAllocator {
     this.state[pfn] = PG_ALLOCATED;
     this.nrPreserved -= n;
     this.nrAllocated += n;
-    this.changeCount++;
+    this.pageCensus.move(pfn, n, PG_PRESERVED, PG_ALLOCATED);
   }
 
   /**
@@ -316,7 +407,7 @@ export class BuddyAllocator {
     this.state.fill(PG_RESERVED, pfn, end);
     this.nrFree -= count;
     this.nrReserved += count;
-    this.changeCount++;
+    this.pageCensus.move(pfn, count, PG_FREE, PG_RESERVED);
   }
 
   /**
@@ -328,6 +419,10 @@ export class BuddyAllocator {
    */
   releaseRange(pfn: number, count: number): void {
     this.checkRange(pfn, count, 'range');
+    if (this.holds(pfn, count) && this.allReserved(pfn, pfn + count)) {
+      this.held.push(pfn, -count);
+      return;
+    }
     const end = pfn + count;
     if (!this.allReserved(pfn, end)) {
       throw new PageAllocError(
@@ -344,7 +439,106 @@ export class BuddyAllocator {
     }
     this.nrReserved -= count;
     this.nrFree += count;
-    this.changeCount++;
+    this.pageCensus.move(pfn, count, PG_RESERVED, PG_FREE);
+  }
+
+  /**
+   * A successor on trial must leave its predecessor's handover as it found
+   * it, so that a retry or the fallback boots it again: blocks freed (or
+   * released) inside `ranges` from now on stay out of the free lists, and
+   * nothing else hands them out, until releaseHeld(). The pages count as
+   * they were (allocated or reserved) meanwhile.
+   * @throws PageAllocError EINVAL (not an array of {base, count}), EFAULT (a range past the pages).
+   */
+  holdFreesIn(ranges: readonly PageRange[]): void {
+    if (!Array.isArray(ranges))
+      throw new PageAllocError('EINVAL', `held ranges must be an array, got ${show(ranges)}`);
+    for (const r of ranges) {
+      if (typeof r !== 'object' || r === null)
+        throw new PageAllocError('EINVAL', `held range ${show(r)} is not a {base, count}`);
+      this.checkRange(r.base, r.count, 'held range');
+    }
+    const sorted = [...ranges].filter((r) => r.count > 0).sort((a, b) => a.base - b.base);
+    const out = new Float64Array(sorted.length * 2);
+    sorted.forEach((r, i) => {
+      out[2 * i] = r.base;
+      out[2 * i + 1] = r.base + r.count;
+    });
+    this.holdRanges = out;
+  }
+
+  /** Frees every held block and stops holding. @returns the pages given back. */
+  releaseHeld(): number {
+    this.holdRanges = null;
+    const held = this.held;
+    this.held = [];
+    let pages = 0;
+    for (let i = 0; i < held.length; i += 2) {
+      const x = held[i + 1];
+      if (x >= 0) {
+        this.freePages(held[i], x);
+        pages += 2 ** x;
+      } else {
+        this.releaseRange(held[i], -x);
+        pages -= x;
+      }
+    }
+    return pages;
+  }
+
+  /** Pages held back by holdFreesIn. */
+  get heldPages(): number {
+    let pages = 0;
+    for (let i = 1; i < this.held.length; i += 2) {
+      const x = this.held[i];
+      pages += x >= 0 ? 2 ** x : -x;
+    }
+    return pages;
+  }
+
+  /**
+   * The caller takes held pages it released itself (PKRAM's takeFolio
+   * releases a loaded folio, then allocates it at its place): a held release
+   * covering [pfn, pfn + count) is made for real, the rest of it held still.
+   */
+  private unholdRange(pfn: number, count: number): void {
+    if (this.held.length === 0) return;
+    for (let i = 0; i < this.held.length; i += 2) {
+      const at = this.held[i];
+      const n = -this.held[i + 1];
+      if (n <= 0 || pfn < at || pfn + count > at + n) continue;
+      this.held.splice(i, 2);
+      const ranges = this.holdRanges;
+      this.holdRanges = null;
+      try {
+        this.releaseRange(at, n);
+      } finally {
+        this.holdRanges = ranges;
+      }
+      // Whatever of the entry the caller does not take stays out of use.
+      if (pfn > at) this.claimHeld(at, pfn - at);
+      if (at + n > pfn + count) this.claimHeld(pfn + count, at + n - pfn - count);
+      return;
+    }
+  }
+
+  private claimHeld(pfn: number, count: number): void {
+    this.claimRange(pfn, count);
+    this.held.push(pfn, -count);
+  }
+
+  /** Whether [pfn, pfn + count) meets a held range (binary search over the sorted pairs). */
+  private holds(pfn: number, count: number): boolean {
+    const r = this.holdRanges;
+    if (r === null) return false;
+    let lo = 0;
+    let hi = r.length / 2;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (r[2 * mid + 1] <= pfn) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < r.length / 2 && r[2 * lo] < pfn + count;
   }
 
   /**
@@ -413,56 +607,9 @@ export class BuddyAllocator {
     };
   }
 
-  /** A number that changes whenever any page changes state. */
-  get changes(): number {
-    return this.changeCount;
-  }
-
-  /**
-   * Every page as coalesced runs of one state, ascending. Blocks are
-   * stepped over by their order; only reserved pages (which belong to no
-   * block) are scanned, four at a time where they are aligned. Do not
-   * change the allocator while iterating.
-   */
-  *stateRuns(): Generator<PageRange & { state: PageState }> {
-    const n = this.npages;
-    const st = this.state;
-    const words =
-      st.byteOffset % 4 === 0 ? new Uint32Array(st.buffer, st.byteOffset, n >>> 2) : null;
-    let runBase = 0;
-    let runState = -1;
-    let p = 0;
-    while (p < n) {
-      let raw = st[p] as number;
-      let len: number;
-      if (raw === PG_RESERVED) {
-        let q = p + 1;
-        while (q < n && q % 4 !== 0 && st[q] === PG_RESERVED) q++;
-        if (words && q % 4 === 0) {
-          let w = q >>> 2;
-          while (w < words.length && words[w] === 0) w++;
-          q = w << 2;
-        }
-        while (q < n && st[q] === PG_RESERVED) q++;
-        len = q - p;
-      } else if (raw === PG_TAIL) {
-        // Only reached after a reserved run ended inside a block: step to its end.
-        const head = this.compoundHead(p);
-        raw = st[head] as number;
-        len = head + 2 ** (this.order[head] as number) - p;
-      } else {
-        len = 2 ** (this.order[p] as number);
-      }
-      if (raw !== runState) {
-        if (runState >= 0)
-          yield { base: runBase, count: p - runBase, state: STATE_NAMES[runState] as PageState };
-        runBase = p;
-        runState = raw;
-      }
-      p += len;
-    }
-    if (runState >= 0 && n > runBase)
-      yield { base: runBase, count: n - runBase, state: STATE_NAMES[runState] as PageState };
+  /** Pages by state per cell, kept as pages change state: what memory layouts are drawn from. */
+  get census(): CensusView {
+    return this.pageCensus;
   }
 
   /** The free blocks, in free-list order; do not change the allocator while iterating. */
@@ -559,6 +706,12 @@ export class BuddyAllocator {
 
   /** Whether every page of [start, end) is reserved, using native scans only. */
   private allReserved(start: number, end: number): boolean {
+    // Small blocks (a restore of a million order-0 folios) are checked in
+    // place: a subarray and four scans per page cost 1 us.
+    if (end - start <= 64) {
+      for (let p = start; p < end; p++) if (this.state[p] !== PG_RESERVED) return false;
+      return true;
+    }
     const span = this.state.subarray(start, end);
     return (
       span.indexOf(PG_FREE) < 0 &&

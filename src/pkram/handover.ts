@@ -6,36 +6,48 @@
  */
 
 import { KhoError } from '../kho/errors.js';
-import { BlockRuns, type KhoExtent, KhoRadixTree, type KhoWalkResult } from '../kho/radix.js';
+import {
+  BlockRuns,
+  type KhoExtent,
+  type KhoPageSource,
+  KhoRadixTree,
+  type KhoWalkResult,
+} from '../kho/radix.js';
 import { treeChecksum } from '../kho/tree-csum.js';
 import { crc32c } from '../memory/crc32c.js';
-import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { getU64 } from './_u64.js';
-import {
-  NODE_OFF_NEXT,
-  PKRAM_NODE_FL_SAVED,
-  REGION_ENTRY_SIZE,
-  REGION_OFF_PHYS,
-  REGION_OFF_SIZE,
-} from './abi.js';
+import { PKRAM_NODE_FL_SAVED, REGION_ENTRY_SIZE, REGION_OFF_PHYS, REGION_OFF_SIZE } from './abi.js';
 import { PkramError } from './errors.js';
+import { RunList } from './runs.js';
 import { type PkramExpect, readSuper, type SuperBlock } from './super.js';
-import { type BlockKind, type NodeSummary, walkNode } from './walk.js';
+import { type NodeSummary, nodeNext, walkNode } from './walk.js';
 
 export interface HandoverCheck {
   sb: SuperBlock;
   /** The saved nodes, in node-list order. */
   nodes: NodeSummary[];
+  /** Each node's preserved runs (node, object, link and data pages, then folios), as nodes. */
+  nodeRuns: RunList[][];
   /** Pages of the predecessor's preserved-page table itself. */
   tablePhys: number[];
   /** Preserved pages that no node, nor the super block or region list, references. */
   orphanPages: number;
+  /** The table taken over in place, when checkHandover was given a page source for it. */
+  tree: KhoRadixTree | null;
+  /** The preserved blocks nothing references, as (pfn, order) pairs (computed on demand). */
+  orphanBlocks(): number[];
 }
 
+/** Page states of a check: a preserved block's head page says its order (HEAD + order). */
 const NONE = 0;
-const PRESERVED = 1;
+const BODY = 1;
 const TABLE = 2;
 const CLAIMED = 3;
+const HEAD = 8;
+/** Pages compared at a time against a page of one state. */
+const SPAN = 4096;
+const sameState = new Map<number, Buffer>();
 
 function tableError(err: unknown): unknown {
   if (err instanceof KhoError) {
@@ -44,27 +56,125 @@ function tableError(err: unknown): unknown {
   return err;
 }
 
+/** The first page of [start, end) whose state is not `value`, or -1: memcmps of SPAN pages. */
+function firstOther(state: Uint8Array, start: number, end: number, value: number): number {
+  if (end - start === 1) return state[start] === value ? -1 : start;
+  let ref = sameState.get(value);
+  if (ref === undefined) {
+    ref = Buffer.alloc(SPAN, value);
+    sameState.set(value, ref);
+  }
+  for (let at = start; at < end; at += SPAN) {
+    const n = Math.min(SPAN, end - at);
+    if (ref.compare(state, at, at + n, 0, n) === 0) continue;
+    for (let i = at; i < at + n; i++) if (state[i] !== value) return i;
+  }
+  return -1;
+}
+
+/**
+ * Per-page state of a handover check: the only structure sized by the
+ * device, a byte a page. The table's runs are marked with native fills; a
+ * node's runs are claimed against them: each block must be the head of a
+ * preserved block of the same order, not yet claimed. So every preserved
+ * block is referenced at most once, and only as it was preserved, with a
+ * memcmp and a fill per run of order-0 pages rather than a step per page.
+ */
+class PageClaims {
+  readonly state: Uint8Array;
+  preserved = 0;
+  claimed = 0;
+
+  constructor(pages: number) {
+    this.state = new Uint8Array(pages);
+  }
+
+  /** A run of the table: `blocks` blocks of 2^order pages from pfn, none seen before. */
+  mark(pfn: number, blocks: number, order: number): void {
+    const size = 2 ** order;
+    const end = pfn + blocks * size;
+    const p = firstOther(this.state, pfn, end, NONE);
+    if (p >= 0) throw new PkramError('EFAULT', `preserved blocks overlap at pfn ${p}`, 'table');
+    if (order === 0) this.state.fill(HEAD, pfn, end);
+    else {
+      this.state.fill(BODY, pfn, end);
+      for (let b = pfn; b < end; b += size) this.state[b] = HEAD + order;
+    }
+    this.preserved += end - pfn;
+  }
+
+  table(pfn: number): void {
+    if (this.state[pfn] !== NONE) {
+      throw new PkramError('EFAULT', `table page pfn ${pfn} is also a preserved block`, 'table');
+    }
+    this.state[pfn] = TABLE;
+  }
+
+  /** Claims every run of `runs`. @throws PkramError EFAULT naming the first page refused. */
+  claim(runs: RunList, what: string): void {
+    for (let r = 0; r < runs.length; r++) {
+      const order = runs.orders[r];
+      const size = 2 ** order;
+      const pfn = runs.pfns[r];
+      const end = pfn + runs.blocks[r] * size;
+      if (order === 0) {
+        const p = firstOther(this.state, pfn, end, HEAD);
+        if (p >= 0) this.#refuse(p, 0, what);
+        this.state.fill(CLAIMED, pfn, end);
+      } else {
+        for (let b = pfn; b < end; b += size) {
+          if (this.state[b] !== HEAD + order) this.#refuse(b, order, what);
+          this.state[b] = CLAIMED;
+        }
+      }
+      this.claimed += end - pfn;
+    }
+  }
+
+  /** Whether the block at pfn is preserved and nothing claimed it. */
+  unclaimed(pfn: number): boolean {
+    return this.state[pfn] >= HEAD;
+  }
+
+  #refuse(pfn: number, order: number, what: string): never {
+    const s = this.state[pfn];
+    const why =
+      s === CLAIMED
+        ? 'is referenced twice'
+        : s >= HEAD
+          ? `is preserved as order ${s - HEAD}, not ${order}`
+          : 'is not preserved';
+    throw new PkramError('EFAULT', `${what} page pfn ${pfn} ${why}`, 'metadata');
+  }
+}
+
 /**
  * Walks the super block's preserved-page table (bounded, every pointer
- * checked), then checks the pages it went through against the super block's
- * table crc: a flipped bit that still walks is caught before any block is used.
+ * checked), or takes it over when `adopt` is given, then checks the pages
+ * it went through against the super block's table crc: a flipped bit that
+ * still walks is caught before any block is used.
  * @throws PkramError EFAULT (reason 'table' or 'crc').
  */
 function walkTable(
   device: MemoryDevice,
   sb: SuperBlock,
-  onBlock: (pfn: number, order: number) => void,
-): KhoWalkResult {
-  let walk: KhoWalkResult;
+  onRun: (pfn: number, blocks: number, order: number) => void,
+  adopt?: KhoPageSource,
+): { walk: KhoWalkResult; tree: KhoRadixTree | null } {
+  let out: { walk: KhoWalkResult; tree: KhoRadixTree | null };
+  const limits = { maxNodes: device.pages };
   try {
-    walk = KhoRadixTree.walk(device, sb.tableRoot, onBlock, { maxNodes: device.pages });
+    out =
+      adopt === undefined
+        ? { walk: KhoRadixTree.walkRuns(device, sb.tableRoot, onRun, limits), tree: null }
+        : KhoRadixTree.adopt(device, adopt, sb.tableRoot, onRun, limits);
   } catch (err) {
     throw tableError(err);
   }
-  if (treeChecksum(device, walk.nodePhys) !== sb.tableCrc) {
+  if (treeChecksum(device, out.walk.nodePhys) !== sb.tableCrc) {
     throw new PkramError('EFAULT', 'preserved-page table fails its crc32c', 'crc');
   }
-  return walk;
+  return out;
 }
 
 /** crc32c of the region list's first nr entries. */
@@ -73,53 +183,48 @@ export function regionListCrc(device: MemoryDevice, regionPfn: number, nr: numbe
 }
 
 /**
- * Validates a predecessor's PKRAM in full.
+ * Validates a predecessor's PKRAM in full: O(table pages + runs) for the
+ * table, a few typed-array steps per node entry, a crc per metadata page.
+ * With `adopt`, the table comes back taken over (nothing on the device is
+ * changed either way: an adopted tree is only dropped if the caller gives up).
  * @throws PkramError ENODEV (no super block), EINVAL (stale), EFAULT (corrupt).
  */
 export function checkHandover(
   device: MemoryDevice,
   superPfn: number,
   expect?: PkramExpect,
+  adopt?: KhoPageSource,
 ): HandoverCheck {
   const sb = readSuper(device, superPfn, expect);
   if (sb.tableRoot === 0) {
     throw new PkramError('EFAULT', 'super block has no preserved-page table', 'table');
   }
-  // Per-page state: the only structure sized by the device, one byte a page.
-  const state = new Uint8Array(device.pages);
-  const walk = walkTable(device, sb, (pfn, order) => {
-    const end = pfn + 2 ** order;
-    for (let p = pfn; p < end; p++) {
-      if (state[p] !== NONE) {
-        throw new PkramError('EFAULT', `preserved blocks overlap at pfn ${p}`, 'table');
-      }
-      state[p] = PRESERVED;
-    }
-  });
-  for (const phys of walk.nodePhys) {
-    const p = phys / PAGE_SIZE;
-    if (state[p] !== NONE) {
-      throw new PkramError('EFAULT', `table page pfn ${p} is also a preserved block`, 'table');
-    }
-    state[p] = TABLE;
-  }
-  const claim = (pfn: number, order: number, what: BlockKind | 'super' | 'regions'): void => {
-    const end = pfn + 2 ** order;
-    for (let p = pfn; p < end; p++) {
-      if (state[p] !== PRESERVED) {
-        const why = state[p] === CLAIMED ? 'is referenced twice' : 'is not preserved';
-        throw new PkramError('EFAULT', `${what} page pfn ${p} ${why}`, 'metadata');
-      }
-      state[p] = CLAIMED;
-    }
+  checkViews(device);
+  const claims = new PageClaims(device.pages);
+  const runs: number[] = [];
+  const { walk, tree } = walkTable(
+    device,
+    sb,
+    (pfn, blocks, order) => {
+      claims.mark(pfn, blocks, order);
+      runs.push(pfn, blocks, order);
+    },
+    adopt,
+  );
+  for (const phys of walk.nodePhys) claims.table(phys / PAGE_SIZE);
+  const single = (pfn: number): RunList => {
+    const l = new RunList();
+    l.add(pfn, 0);
+    return l;
   };
-  claim(superPfn, 0, 'super');
-  if (sb.regionPfn !== 0) claim(sb.regionPfn, 0, 'regions');
+  claims.claim(single(superPfn), 'super');
+  if (sb.regionPfn !== 0) claims.claim(single(sb.regionPfn), 'regions');
   if (sb.regionPfn !== 0 && regionListCrc(device, sb.regionPfn, sb.nrRegions) !== sb.regionCrc) {
     throw new PkramError('EFAULT', 'the region list fails its crc32c', 'crc');
   }
   const budget = { left: 2 * device.pages + 1, verify: true };
   const nodes: NodeSummary[] = [];
+  const nodeRuns: RunList[][] = [];
   const names = new Set<string>();
   let pfn = sb.nodePfn;
   for (let i = 0; i < sb.nrNodes; i++) {
@@ -130,23 +235,73 @@ export function checkHandover(
         'metadata',
       );
     }
-    const node = walkNode(device, pfn, (p, order, kind) => claim(p, order, kind), budget);
+    const r = { meta: new RunList(), folios: new RunList() };
+    const node = walkNode(device, pfn, r, budget);
     if ((node.flags & PKRAM_NODE_FL_SAVED) === 0) {
       throw new PkramError('EFAULT', `node "${node.name}" on the list was never saved`, 'metadata');
     }
     if (names.has(node.name)) {
       throw new PkramError('EFAULT', `node name "${node.name}" appears twice`, 'metadata');
     }
+    claims.claim(r.meta, `node "${node.name}" metadata`);
+    claims.claim(r.folios, `node "${node.name}" folio`);
     names.add(node.name);
     nodes.push(node);
-    pfn = getU64(device.view(pfn * PAGE_SIZE, PAGE_SIZE), NODE_OFF_NEXT);
+    nodeRuns.push([r.meta, r.folios]);
+    pfn = nodeNext(device, pfn);
   }
   if (pfn !== 0) {
     throw new PkramError('EFAULT', `node list runs past its ${sb.nrNodes} nodes`, 'metadata');
   }
-  let orphanPages = 0;
-  for (let p = 0; p < state.length; p++) if (state[p] === PRESERVED) orphanPages++;
-  return { sb, nodes, tablePhys: walk.nodePhys, orphanPages };
+  const orphanBlocks = (): number[] => {
+    const out: number[] = [];
+    for (let r = 0; r < runs.length; r += 3) {
+      const size = 2 ** runs[r + 2];
+      for (let b = 0; b < runs[r + 1]; b++) {
+        const p = runs[r] + b * size;
+        if (claims.unclaimed(p)) out.push(p, runs[r + 2]);
+      }
+    }
+    return out;
+  };
+  // Every claim turned preserved pages into claimed ones: the rest are orphans.
+  return {
+    sb,
+    nodes,
+    nodeRuns,
+    tablePhys: walk.nodePhys,
+    orphanPages: claims.preserved - claims.claimed,
+    tree,
+    orphanBlocks,
+  };
+}
+
+/** Metadata pages are read as 32-bit words: a device whose views cannot be is refused. */
+function checkViews(device: MemoryDevice): void {
+  try {
+    checkDeviceViews(device);
+  } catch (err) {
+    throw new PkramError('EINVAL', `${device.name}: ${String(err)}`, undefined, { cause: err });
+  }
+}
+
+/**
+ * The exact runs of preserved pages behind a super block (table pages not
+ * included) and the table's pages: one walk, from which any number of
+ * coalesced range lists are cut (BlockRuns.extents).
+ * @throws PkramError ENODEV, EINVAL (stale), EFAULT.
+ */
+export function preservedRuns(
+  device: MemoryDevice,
+  superPfn: number,
+  expect?: PkramExpect,
+): { runs: BlockRuns; tablePhys: number[] } {
+  const sb = readSuper(device, superPfn, expect);
+  const runs = new BlockRuns();
+  const { walk } = walkTable(device, sb, (pfn, blocks, order) =>
+    runs.addPages(pfn, blocks * 2 ** order),
+  );
+  return { runs, tablePhys: walk.nodePhys };
 }
 
 /**
@@ -164,10 +319,8 @@ export function preservedRanges(
   if (!Number.isInteger(maxEntries) || maxEntries < 1) {
     throw new PkramError('EINVAL', `maxEntries ${maxEntries} is not a positive integer`);
   }
-  const sb = readSuper(device, superPfn, expect);
-  const runs = new BlockRuns();
-  const walk = walkTable(device, sb, (pfn, order) => runs.add(pfn, order));
-  return runs.extents(walk.nodePhys, maxEntries);
+  const { runs, tablePhys } = preservedRuns(device, superPfn, expect);
+  return runs.extents(tablePhys, maxEntries);
 }
 
 /**

@@ -36,8 +36,8 @@ import {
   PKRAM_SETUP_OFF_SUPER,
 } from './abi.js';
 import { PkramError } from './errors.js';
+import { preservedRuns } from './handover.js';
 import type { AvoidRange } from './pkram.js';
-import { Pkram } from './pkram.js';
 import type { PkramExpect } from './super.js';
 
 /** Who wrote the boot block this boot consumed (null on a cold boot). */
@@ -161,13 +161,10 @@ export function pkramEarly(
   let extents: KhoExtent[];
   let exact: KhoExtent[];
   try {
-    extents = Pkram.preservedRanges(ctx.device, found.superPfn, PKRAM_MAX_MAP_MARKS, expect);
-    exact = Pkram.preservedRanges(
-      ctx.device,
-      found.superPfn,
-      Math.max(1, Math.ceil(ctx.device.pages / 2)),
-      expect,
-    );
+    // One walk of the table: the marks the predecessor put in the map, and the exact ranges.
+    const { runs, tablePhys } = preservedRuns(ctx.device, found.superPfn, expect);
+    extents = runs.extents(tablePhys, PKRAM_MAX_MAP_MARKS);
+    exact = runs.extents(tablePhys, Math.max(1, Math.ceil(ctx.device.pages / 2)));
   } catch (err) {
     if (!(err instanceof PkramError)) throw err;
     return refuse(err.message);

@@ -12,11 +12,11 @@
  * - kexec interplay: segmentsPlaced() makes PKRAM avoid the segments and the
  *   `pkram_ban=` ranges and moves saved nodes out of them. livekexec's kexec
  *   places segments in free pages (or in KHO scratch, which the allocator
- *   hands out only to transient allocations, and which PKRAM always avoids),
- *   so a saved folio cannot collide with a segment by construction; what
- *   does get moved is memory in a `pkram_ban=` range, for example nodes a
- *   predecessor saved there before the ban was given, and a transient folio
- *   saved from scratch is copied out at once.
+ *   hands out only to transient allocations, and which PKRAM refuses to
+ *   save, as KHO refuses to preserve it), so a saved folio cannot collide
+ *   with a segment by construction; what does get moved is memory in a
+ *   `pkram_ban=` range, for example nodes a predecessor saved there before
+ *   the ban was given.
  */
 
 import { show } from '../base/errors.js';
@@ -24,12 +24,12 @@ import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { FdtWriter } from '../fdt/write.js';
 import { KhoError } from '../kho/errors.js';
 import type { Kho } from '../kho/kho.js';
-import { coalescedExtents } from '../kho/radix.js';
 import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { type BuddyAllocator, MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
 import type { PageHolder, PageOwnership } from '../mm/ownership.js';
+import { addToCells } from '../mm/page-census.js';
 import {
   PKRAM_KHO_COMPATIBLE,
   PKRAM_KHO_PROP_SUPER,
@@ -51,10 +51,7 @@ export interface KernelPkramDeps {
   device: MemoryDevice;
   pages: BuddyAllocator;
   kho: Kho;
-  /**
-   * KHO scratch, where transient allocations live: PKRAM keeps out of it
-   * always (a folio saved from there is copied out, as from any avoided range).
-   */
+  /** KHO scratch, where transient allocations live: PKRAM refuses folios from it. */
   scratch?: readonly PhysRange[];
   /** Null in a crash kernel (no early boot of its own): PKRAM is off. */
   early: PkramEarly | null;
@@ -102,6 +99,8 @@ export class KernelPkram implements HandoverSubsystem {
   /** The super block the KHO subtree points at, once added. */
   #khoSuper = 0;
   #lastRelocation: RelocateResult | null = null;
+  /** pagesPerCell() as of the table it was derived from. */
+  #cells: { key: string; cells: Map<number, number> } | null = null;
 
   constructor(deps: KernelPkramDeps) {
     this.#deps = deps;
@@ -137,7 +136,7 @@ export class KernelPkram implements HandoverSubsystem {
           bootId: deps.bootId,
           ownership: deps.ownership,
         });
-        this.#attached = { superPfn, via, nodes: pkram.list().length };
+        this.#attached = { superPfn, via, nodes: pkram.names().length };
         deps.log(`PKRAM: attached super block at pfn ${superPfn}: ${this.#attached.nodes} nodes`);
       } catch (err) {
         if (!(err instanceof PkramError)) throw err;
@@ -148,9 +147,12 @@ export class KernelPkram implements HandoverSubsystem {
       }
     }
     this.#pkram = pkram ?? fresh();
-    this.#pkram.setAvoidRanges(this.#alwaysAvoided());
+    this.#pkram.setAvoidRanges(this.#bans);
+    this.#pkram.setTransientRanges(
+      (deps.scratch ?? []).map((s) => ({ phys: s.base, size: s.size })),
+    );
     // The predecessor's subtree page is KHO's to free; claim it so it is not carried on.
-    if (kho.incoming?.subtreeNames().includes(PKRAM_KHO_SUBTREE)) {
+    if (kho.hasIncomingSubtree(PKRAM_KHO_SUBTREE)) {
       try {
         kho.retrieveSubtree(PKRAM_KHO_SUBTREE);
       } catch (err) {
@@ -192,7 +194,7 @@ export class KernelPkram implements HandoverSubsystem {
 
   /** Changes to what PKRAM preserves (PageOwnership.changes). */
   get changes(): number {
-    return this.#pkram.changes;
+    return this.#pkram.tableChanges;
   }
 
   /** Whether a saved node holds a page of [pfn, pfn + count). */
@@ -202,13 +204,21 @@ export class KernelPkram implements HandoverSubsystem {
 
   /**
    * The pages PKRAM keeps (saved folios, node and link pages, the table's
-   * own pages) as coalesced extents, for status pictures: one walk of the
-   * table, O(its blocks).
+   * own pages) per cell of 2^shift pages (cell index -> pages), for memory
+   * layouts: one walk of the table each time it has changed, O(its blocks);
+   * O(1) otherwise.
    */
-  preservedExtents(): { phys: number; size: number }[] {
+  pagesPerCell(shift: number): ReadonlyMap<number, number> {
     const root = this.enabled ? this.#pkram.tableRoot : 0;
-    if (root === 0) return [];
-    return coalescedExtents(this.#deps.device, root, Number.MAX_SAFE_INTEGER);
+    if (root === 0) return new Map();
+    const key = `${root}/${this.#pkram.tableChanges}/${shift}`;
+    if (this.#cells?.key !== key) {
+      const cells = new Map<number, number>();
+      for (const e of this.#pkram.preservedExtents(Number.MAX_SAFE_INTEGER))
+        addToCells(cells, e.phys / PAGE_SIZE, e.size / PAGE_SIZE, shift);
+      this.#cells = { key, cells };
+    }
+    return this.#cells.cells;
   }
 
   /**
@@ -283,7 +293,7 @@ export class KernelPkram implements HandoverSubsystem {
       attached: this.#attached,
       refused: this.#refused,
       superPfn: this.#pkram.superPfn,
-      nodes: this.enabled ? this.#pkram.list().map((n) => n.name) : [],
+      nodes: this.enabled ? this.#pkram.names() : [],
       preservedPages: this.enabled ? this.#pkram.preservedPages : 0,
       bans: [...this.#bans],
       lastRelocation: this.#lastRelocation,
@@ -299,7 +309,7 @@ export class KernelPkram implements HandoverSubsystem {
       throw new PkramError('EINVAL', `segments must be an array of ranges, got ${show(segments)}`);
     this.#pkram.setAvoidRanges([
       ...segments.map((s) => ({ phys: s.base, size: s.size })),
-      ...this.#alwaysAvoided(),
+      ...this.#bans,
     ]);
     this.#lastRelocation = this.#pkram.relocateCollisions();
     if (this.#lastRelocation.nodes > 0) {
@@ -316,7 +326,7 @@ export class KernelPkram implements HandoverSubsystem {
    */
   freeze(): HandoverPart {
     if (!this.#inUse()) return {};
-    const { device, kho } = this.#deps;
+    const { kho } = this.#deps;
     const superPfn = this.#pkram.finalize();
     if (kho.enabled && this.#khoSuper !== superPfn) {
       throw new PkramError(
@@ -324,7 +334,7 @@ export class KernelPkram implements HandoverSubsystem {
         `KHO subtree pkram points at pfn ${this.#khoSuper}, the super block is at ${superPfn} (KHO finalized too early?)`,
       );
     }
-    const marks = Pkram.preservedRanges(device, superPfn, PKRAM_MAX_MAP_MARKS);
+    const marks = this.#pkram.preservedExtents(PKRAM_MAX_MAP_MARKS);
     const mapMarks: MemoryRange[] = marks.map((m) => ({
       addr: m.phys,
       size: m.size,
@@ -333,15 +343,9 @@ export class KernelPkram implements HandoverSubsystem {
     return { setupData: [encodePkramSetup({ superPfn, marks })], marks: mapMarks };
   }
 
-  /** `pkram_ban=` ranges and KHO scratch (transient allocations live there). */
-  #alwaysAvoided(): AvoidRange[] {
-    const scratch = (this.#deps.scratch ?? []).map((s) => ({ phys: s.base, size: s.size }));
-    return [...scratch, ...this.#bans];
-  }
-
   /** PKRAM hands nothing over (and allocates nothing) until a node is saved or finalize is called. */
   #inUse(): boolean {
-    return this.enabled && (this.#pkram.superPfn !== 0 || this.#pkram.list().length > 0);
+    return this.enabled && (this.#pkram.superPfn !== 0 || this.#pkram.names().length > 0);
   }
 
   #addSubtree(): void {

@@ -5,73 +5,86 @@
  * one is EINVAL.
  */
 
-import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
-import { getU64, setU64 } from './_u64.js';
-import {
-  NODE_OFF_FLAGS,
-  NODE_OFF_MAGIC,
-  NODE_OFF_NAME,
-  NODE_OFF_NAME_LEN,
-  NODE_OFF_NEXT,
-  NODE_OFF_NR_OBJS,
-  NODE_OFF_OBJ,
-  OBJ_OFF_NEXT,
-  PKRAM_NODE_FL_SAVED,
-  PKRAM_NODE_MAGIC,
-} from './abi.js';
+import { NODE_OFF_NR_OBJS, NODE_OFF_OBJ, OBJ_OFF_NEXT, PKRAM_NODE_FL_SAVED } from './abi.js';
 import { PkramError } from './errors.js';
-import { initObjectPage, PkramObject, releaseObject } from './object.js';
-import type { Pkram } from './pkram.js';
-import { sealPage } from './seal.js';
+import type { PkramHost } from './host.js';
+import { type ObjectOwner, PkramObject, releaseObject } from './object.js';
+import { pageWords, wordsU64 } from './stream.js';
+import { type NodeWriter, sealNode } from './writer.js';
 
 export type NodeState = 'saving' | 'saved' | 'discarded' | 'loading' | 'loaded';
 
-/** Formats a fresh node page holding `name` (already checked: 1..256 bytes). */
-export function initNodePage(device: MemoryDevice, pfn: number, name: Uint8Array): void {
-  device.bytes(pfn * PAGE_SIZE, PAGE_SIZE).fill(0);
-  const view = device.view(pfn * PAGE_SIZE, PAGE_SIZE);
-  view.setUint32(NODE_OFF_MAGIC, PKRAM_NODE_MAGIC, true);
-  view.setUint32(NODE_OFF_NAME_LEN, name.length, true);
-  device.bytes(pfn * PAGE_SIZE + NODE_OFF_NAME, name.length).set(name);
-}
-
-/** Sets a node page's next-node pointer (the node list is linked at finalize) and reseals it. */
-export function setNodeNext(device: MemoryDevice, pfn: number, next: number): void {
-  setU64(device.view(pfn * PAGE_SIZE, PAGE_SIZE), NODE_OFF_NEXT, next);
-  sealPage(device, pfn, 'node');
+/** What a node needs from the Pkram that made it. */
+export interface NodeOwner extends PkramHost {
+  /**
+   * finishSave: relocates the node if it collides, preserves its blocks and
+   * puts it on the node list; returns where its node page ended up and how
+   * many folios relocation copied.
+   * @throws PkramError EINVAL (a folio saved twice), ENOMEM (nothing changed).
+   */
+  nodeSaved(node: PkramNode, writer: NodeWriter): { pfn: number; relocated: number };
+  /** discardSave: the name is free again. */
+  nodeDiscarded(node: PkramNode): void;
 }
 
 export class PkramNode {
+  readonly name: string;
+  /** True when the node came from the predecessor: then PKRAM owns every folio in it. */
+  readonly inherited: boolean;
+  readonly #owner: NodeOwner;
+  readonly #objects: ObjectOwner;
   #state: NodeState;
+  #pfn: number;
+  #writer: NodeWriter | null;
   #open: PkramObject | null = null;
-  #lastObj = 0;
-  #nrObjs = 0;
+  #relocated = 0;
   // Loading: the next object to hand out and how many are left.
   #nextObj = 0;
   #objsLeft = 0;
-  /** Folios copied away from avoided ranges while saving (each counts once, whatever its order). */
-  relocatedFolios = 0;
 
-  /** @internal Made by Pkram.prepareSave / prepareLoad. */
+  /**
+   * @internal Made by Pkram.prepareSave (with the writer holding its node
+   * page) or Pkram.prepareLoad (writer null, pfn its node page).
+   */
   constructor(
-    private readonly pkram: Pkram,
-    /** pfn of the node page; changes if the node is rebuilt to avoid a range. */
-    public pfn: number,
-    readonly name: string,
-    mode: 'save' | 'load',
-    /** True when the node came from the predecessor: then PKRAM owns every folio in it. */
-    readonly inherited: boolean,
+    owner: NodeOwner,
+    name: string,
+    inherited: boolean,
+    writer: NodeWriter | null,
+    pfn: number,
   ) {
-    this.#state = mode === 'save' ? 'saving' : 'loading';
-    if (mode === 'load') {
-      const view = pkram.device.view(pfn * PAGE_SIZE, PAGE_SIZE);
-      this.#nextObj = getU64(view, NODE_OFF_OBJ);
-      this.#objsLeft = view.getUint32(NODE_OFF_NR_OBJS, true);
+    this.#owner = owner;
+    this.name = name;
+    this.inherited = inherited;
+    this.#writer = writer;
+    this.#pfn = writer?.pfn ?? pfn;
+    this.#state = writer !== null ? 'saving' : 'loading';
+    this.#objects = {
+      host: owner,
+      inherited,
+      closed: (obj) => {
+        if (this.#open === obj) this.#open = null;
+      },
+    };
+    if (writer === null) {
+      const w = pageWords(owner.device, pfn);
+      this.#nextObj = wordsU64(w, NODE_OFF_OBJ / 4);
+      this.#objsLeft = w[NODE_OFF_NR_OBJS / 4];
     }
   }
 
   get state(): NodeState {
     return this.#state;
+  }
+
+  /** pfn of the node page; it changes if finishSave moved the node out of an avoided range. */
+  get pfn(): number {
+    return this.#pfn;
+  }
+
+  /** Folios copied away from avoided ranges while saving (each counts once, whatever its order). */
+  get relocatedFolios(): number {
+    return (this.#writer?.relocatedFolios ?? 0) + this.#relocated;
   }
 
   /**
@@ -81,28 +94,8 @@ export class PkramNode {
   prepareSaveObj(): PkramObject {
     this.#expect('saving', 'prepareSaveObj');
     this.#noOpenObject('prepareSaveObj');
-    const device = this.pkram.device;
-    const pfn = this.pkram._allocPage();
-    initObjectPage(device, pfn);
-    if (this.#lastObj === 0) setU64(this.#view(), NODE_OFF_OBJ, pfn);
-    else {
-      // The previous object was sealed when it was finished; linking it changes it.
-      setU64(device.view(this.#lastObj * PAGE_SIZE, PAGE_SIZE), OBJ_OFF_NEXT, pfn);
-      sealPage(device, this.#lastObj, 'object');
-    }
-    this.#lastObj = pfn;
-    this.#nrObjs++;
-    this.#view().setUint32(NODE_OFF_NR_OBJS, this.#nrObjs, true);
-    this.#open = new PkramObject(
-      this.pkram,
-      pfn,
-      'save',
-      this.inherited,
-      (o) => this.#closed(o),
-      (n) => {
-        this.relocatedFolios += n;
-      },
-    );
+    const writer = (this.#writer as NodeWriter).beginObject();
+    this.#open = new PkramObject(this.#objects, writer.pfn, writer);
     return this.#open;
   }
 
@@ -116,9 +109,12 @@ export class PkramNode {
   finishSave(): void {
     this.#expect('saving', 'finishSave');
     this.#noOpenObject('finishSave');
-    this.pkram._nodeSaved(this);
-    this.#view().setUint32(NODE_OFF_FLAGS, PKRAM_NODE_FL_SAVED, true);
-    sealPage(this.pkram.device, this.pfn, 'node');
+    const writer = this.#writer as NodeWriter;
+    const saved = this.#owner.nodeSaved(this, writer);
+    this.#relocated = writer.relocatedFolios + saved.relocated;
+    this.#pfn = saved.pfn;
+    sealNode(this.#owner.device, this.#pfn, PKRAM_NODE_FL_SAVED);
+    this.#writer = null;
     this.#state = 'saved';
   }
 
@@ -129,10 +125,13 @@ export class PkramNode {
    */
   discardSave(): void {
     this.#expect('saving', 'discardSave');
-    this.#open?._close();
-    this.pkram._freeNodePages(this.pfn, false);
+    this.#open?.finishSaveObj();
+    const writer = this.#writer as NodeWriter;
+    writer.freePages();
+    this.#relocated = writer.relocatedFolios;
+    this.#writer = null;
     this.#state = 'discarded';
-    this.pkram._nodeDiscarded(this);
+    this.#owner.nodeDiscarded(this);
   }
 
   /**
@@ -143,17 +142,8 @@ export class PkramNode {
     this.#expect('loading', 'prepareLoadObj');
     this.#noOpenObject('prepareLoadObj');
     if (this.#objsLeft === 0) return null;
-    const pfn = this.#nextObj;
-    this.#nextObj = getU64(this.pkram.device.view(pfn * PAGE_SIZE, PAGE_SIZE), OBJ_OFF_NEXT);
-    this.#objsLeft--;
-    this.#open = new PkramObject(
-      this.pkram,
-      pfn,
-      'load',
-      this.inherited,
-      (o) => this.#closed(o),
-      () => {},
-    );
+    const pfn = this.#takeObject();
+    this.#open = new PkramObject(this.#objects, pfn, null);
     return this.#open;
   }
 
@@ -164,25 +154,17 @@ export class PkramNode {
    */
   finishLoad(): void {
     this.#expect('loading', 'finishLoad');
-    this.#open?._close();
-    const device = this.pkram.device;
-    while (this.#objsLeft > 0) {
-      const pfn = this.#nextObj;
-      this.#nextObj = getU64(device.view(pfn * PAGE_SIZE, PAGE_SIZE), OBJ_OFF_NEXT);
-      this.#objsLeft--;
-      releaseObject(this.pkram, pfn, 0, this.inherited);
-    }
-    this.pkram._free(this.pfn, 0);
+    this.#open?.finishLoadObj();
+    while (this.#objsLeft > 0) releaseObject(this.#owner, this.#takeObject(), 0, this.inherited);
+    this.#owner.free(this.#pfn, 0);
     this.#state = 'loaded';
-    this.pkram._nodeLoaded(this);
   }
 
-  #closed(obj: PkramObject): void {
-    if (this.#open === obj) this.#open = null;
-  }
-
-  #view(): DataView {
-    return this.pkram.device.view(this.pfn * PAGE_SIZE, PAGE_SIZE);
+  #takeObject(): number {
+    const pfn = this.#nextObj;
+    this.#nextObj = wordsU64(pageWords(this.#owner.device, pfn), OBJ_OFF_NEXT / 4);
+    this.#objsLeft--;
+    return pfn;
   }
 
   #noOpenObject(op: string): void {
@@ -195,7 +177,7 @@ export class PkramNode {
   }
 
   #expect(state: NodeState, op: string): void {
-    this.pkram._check();
+    this.#owner.check();
     if (this.#state !== state) {
       throw new PkramError('EINVAL', `${op}: node "${this.name}" is ${this.#state}, not ${state}`);
     }

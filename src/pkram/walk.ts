@@ -1,22 +1,29 @@
 /**
- * The node walker: visits every block a node holds (its node page, object
- * pages, link pages, data pages and folios) while validating what it reads,
- * so it serves both this kernel's own bookkeeping and a successor's first
- * look at untrusted metadata. Work is bounded by a page budget shared across
- * calls: every page or entry visited spends one, so a cycle or an absurd
- * count ends in EFAULT, never a hang.
+ * The node walkers.
+ *
+ * walkNode visits every block a node holds (its node page, object pages,
+ * link pages, data pages and folios) while validating what it reads, so it
+ * serves both this kernel's own listing and a successor's first look at
+ * untrusted metadata. Work is bounded by a page budget shared across calls:
+ * every page or entry visited spends one, so a cycle or an absurd count ends
+ * in EFAULT, never a hang.
+ *
+ * collectNodeBlocks reads a node that was validated (or that this kernel
+ * wrote) into a RunList, checking only enough to stay in bounds.
+ *
+ * Both read link pages as 32-bit words (stream.ts): an entry is a few loads.
  */
 
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
-import { getU64 } from './_u64.js';
 import {
-  LINK_OFF_COUNT,
-  LINK_OFF_MAGIC,
-  LINK_OFF_NEXT,
+  LINK_ENTRY_OFF_INDEX,
+  LINK_ENTRY_SIZE,
+  LINK_OFF_ENTRIES,
   NODE_OFF_FLAGS,
   NODE_OFF_MAGIC,
   NODE_OFF_NAME,
   NODE_OFF_NAME_LEN,
+  NODE_OFF_NEXT,
   NODE_OFF_NR_OBJS,
   NODE_OFF_OBJ,
   OBJ_OFF_BYTE_HEAD,
@@ -27,8 +34,9 @@ import {
   OBJ_OFF_NR_FOLIOS,
   PKRAM_ENTRY_FL_RELOCATED,
   PKRAM_ENTRY_FLAGS_KNOWN,
+  PKRAM_ENTRY_FLAGS_MASK,
+  PKRAM_ENTRY_ORDER_MASK,
   PKRAM_LINK_ENTRIES,
-  PKRAM_LINK_MAGIC,
   PKRAM_MAX_ORDER,
   PKRAM_NAME_MAX,
   PKRAM_NODE_FL_SAVED,
@@ -36,13 +44,24 @@ import {
   PKRAM_OBJ_MAGIC,
 } from './abi.js';
 import { PkramError } from './errors.js';
-import { pageSealed, type SealedPage } from './seal.js';
-import { type LinkEntry, readEntry } from './stream.js';
+import type { RunList } from './runs.js';
+import { linkSealed, pageSealed, type SealedPage } from './seal.js';
+import {
+  entryIndex,
+  entryLo,
+  entryPfn,
+  isLinkPage,
+  linkCount,
+  linkNext,
+  pageWords,
+  wordsU64,
+} from './stream.js';
 
-export type BlockKind = 'node' | 'object' | 'link' | 'data' | 'folio';
-
-/** Called for each block; `flags` are the entry flags for folios and data pages, else 0. */
-export type BlockVisitor = (pfn: number, order: number, kind: BlockKind, flags: number) => void;
+/** Where walkNode puts a node's blocks: its own pages (node, object, link, data), and its folios. */
+export interface NodeRuns {
+  readonly meta: RunList;
+  readonly folios: RunList;
+}
 
 /** What one object of a walked node holds. */
 export interface ObjectSummary {
@@ -69,6 +88,19 @@ export interface WalkBudget {
   /** Check each page's crc before use: set for metadata this kernel did not write. */
   verify?: boolean;
 }
+
+const W_NODE_NEXT = NODE_OFF_NEXT / 4;
+const W_NODE_OBJ = NODE_OFF_OBJ / 4;
+const W_NODE_NR_OBJS = NODE_OFF_NR_OBJS / 4;
+const W_OBJ_NEXT = OBJ_OFF_NEXT / 4;
+const W_OBJ_FOLIO_HEAD = OBJ_OFF_FOLIO_HEAD / 4;
+const W_OBJ_BYTE_HEAD = OBJ_OFF_BYTE_HEAD / 4;
+const W_ENTRIES = LINK_OFF_ENTRIES / 4;
+const W_ENTRY = LINK_ENTRY_SIZE / 4;
+const W_INDEX = LINK_ENTRY_OFF_INDEX / 4;
+const TWO_POW_20 = 2 ** 20;
+/** An index's high word at or past this puts it past 2^53. */
+const INDEX_HI_LIMIT = 2 ** 21;
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -113,15 +145,20 @@ export function readNodeName(device: MemoryDevice, pfn: number): string {
   }
 }
 
+/** The next-node pointer of a node page. */
+export function nodeNext(device: MemoryDevice, pfn: number): number {
+  return wordsU64(pageWords(device, pfn), W_NODE_NEXT);
+}
+
 /**
- * Walks node `pfn`: checks every magic, count and pointer, calls `visit` for
- * every block (the node page first, folios as they come) and returns a summary.
- * @throws PkramError EFAULT on anything malformed (what `visit` throws passes through).
+ * Walks node `pfn`: checks every magic, count and pointer, adds every
+ * block to `runs` when given, and returns a summary.
+ * @throws PkramError EFAULT on anything malformed.
  */
 export function walkNode(
   device: MemoryDevice,
   pfn: number,
-  visit: BlockVisitor | null,
+  runs: NodeRuns | null,
   budget: WalkBudget,
 ): NodeSummary {
   checkMetaPfn(device, pfn, 'node');
@@ -136,12 +173,12 @@ export function walkNode(
   const name = readNodeName(device, pfn);
   const nrObjs = view.getUint32(NODE_OFF_NR_OBJS, true);
   const summary: NodeSummary = { pfn, name, flags, objects: [], metadataPages: 1 };
-  visit?.(pfn, 0, 'node', 0);
-  let obj = getU64(view, NODE_OFF_OBJ);
+  runs?.meta.add(pfn, 0);
+  let obj = wordsU64(pageWords(device, pfn), W_NODE_OBJ);
   for (let i = 0; i < nrObjs; i++) {
-    const o = walkObject(device, obj, visit, budget, summary);
+    const o = walkObject(device, obj, runs, budget, summary);
     summary.objects.push(o);
-    obj = getU64(device.view(obj * PAGE_SIZE, PAGE_SIZE), OBJ_OFF_NEXT);
+    obj = wordsU64(pageWords(device, obj), W_OBJ_NEXT);
   }
   if (obj !== 0) throw corrupt(`node ${pfn} lists more than its ${nrObjs} objects`);
   return summary;
@@ -150,7 +187,7 @@ export function walkNode(
 function walkObject(
   device: MemoryDevice,
   pfn: number,
-  visit: BlockVisitor | null,
+  runs: NodeRuns | null,
   budget: WalkBudget,
   node: NodeSummary,
 ): ObjectSummary {
@@ -162,85 +199,202 @@ function walkObject(
   }
   checkSeal(device, pfn, 'object', budget);
   node.metadataPages++;
-  visit?.(pfn, 0, 'object', 0);
-  const bytes = getU64(view, OBJ_OFF_BYTE_LEN);
-  const nrFolios = getU64(view, OBJ_OFF_NR_FOLIOS);
+  runs?.meta.add(pfn, 0);
+  const words = pageWords(device, pfn);
+  const bytes = wordsU64(words, OBJ_OFF_BYTE_LEN / 4);
+  const nrFolios = wordsU64(words, OBJ_OFF_NR_FOLIOS / 4);
   if (bytes > device.size) throw corrupt(`object ${pfn} claims ${bytes} bytes`);
   if (nrFolios > device.pages) throw corrupt(`object ${pfn} claims ${nrFolios} folios`);
-  const out: ObjectSummary = {
+  const byOrder = new Float64Array(PKRAM_MAX_ORDER + 1);
+  const folios = walkChain(
+    device,
     pfn,
-    folios: 0,
-    foliosByOrder: [],
-    relocatedFolios: 0,
+    wordsU64(words, W_OBJ_FOLIO_HEAD),
+    budget,
+    node,
+    runs,
+    byOrder,
+  );
+  if (folios.entries !== nrFolios) {
+    throw corrupt(`object ${pfn} has ${folios.entries} folio entries, its count says ${nrFolios}`);
+  }
+  let top = PKRAM_MAX_ORDER;
+  while (top >= 0 && byOrder[top] === 0) top--;
+  const data = walkChain(device, pfn, wordsU64(words, W_OBJ_BYTE_HEAD), budget, node, runs, null);
+  if (data.entries !== Math.ceil(bytes / PAGE_SIZE)) {
+    throw corrupt(`object ${pfn} has ${data.entries} data pages for ${bytes} bytes`);
+  }
+  node.metadataPages += data.entries;
+  return {
+    pfn,
+    folios: folios.entries,
+    foliosByOrder: Array.from(byOrder.subarray(0, top + 1)),
+    relocatedFolios: folios.relocated,
     bytes,
   };
-  walkChain(device, getU64(view, OBJ_OFF_FOLIO_HEAD), budget, node, visit, (e) => {
-    out.folios++;
-    out.foliosByOrder[e.order] = (out.foliosByOrder[e.order] ?? 0) + 1;
-    if (e.flags & PKRAM_ENTRY_FL_RELOCATED) out.relocatedFolios++;
-    visit?.(e.pfn, e.order, 'folio', e.flags);
-  });
-  if (out.folios !== nrFolios) {
-    throw corrupt(`object ${pfn} has ${out.folios} folio entries, its count says ${nrFolios}`);
-  }
-  for (let o = 0; o < out.foliosByOrder.length; o++) out.foliosByOrder[o] ??= 0;
-  const wantPages = Math.ceil(bytes / PAGE_SIZE);
-  let dataPages = 0;
-  walkChain(device, getU64(view, OBJ_OFF_BYTE_HEAD), budget, node, visit, (e) => {
-    if (e.order !== 0 || e.index !== dataPages) {
-      throw corrupt(`object ${pfn} data page ${dataPages} has order ${e.order} index ${e.index}`);
-    }
-    dataPages++;
-    node.metadataPages++;
-    visit?.(e.pfn, 0, 'data', e.flags);
-  });
-  if (dataPages !== wantPages) {
-    throw corrupt(`object ${pfn} has ${dataPages} data pages for ${bytes} bytes`);
-  }
-  return out;
 }
 
+/**
+ * Walks one chain of object `obj`. With `byOrder` it is a folio stream
+ * (counted per order); without, a byte stream, whose entries must be
+ * order-0 data pages numbered 0, 1, 2... Each page is checked here and its
+ * entries by checkEntries: the per-folio loop is a small function of its
+ * own, which V8 optimizes quickly (a successor runs it once, cold).
+ */
 function walkChain(
   device: MemoryDevice,
+  obj: number,
   head: number,
   budget: WalkBudget,
   node: NodeSummary,
-  visit: BlockVisitor | null,
-  onEntry: (e: LinkEntry) => void,
-): void {
-  const e: LinkEntry = { pfn: 0, order: 0, flags: 0, index: 0 };
-  let link = head;
-  while (link !== 0) {
+  runs: NodeRuns | null,
+  byOrder: Float64Array | null,
+): { entries: number; relocated: number } {
+  let entries = 0;
+  let relocated = 0;
+  const out = runs === null ? null : byOrder === null ? runs.meta : runs.folios;
+  for (let link = head; link !== 0; ) {
     checkMetaPfn(device, link, 'link page');
     spend(budget, 1);
-    const view = device.view(link * PAGE_SIZE, PAGE_SIZE);
-    if (view.getUint32(LINK_OFF_MAGIC, true) !== PKRAM_LINK_MAGIC) {
-      throw corrupt(`pfn ${link} is not a link page`);
-    }
-    const count = view.getUint32(LINK_OFF_COUNT, true);
+    const w = pageWords(device, link);
+    if (!isLinkPage(w)) throw corrupt(`pfn ${link} is not a link page`);
+    const count = linkCount(w);
     if (count > PKRAM_LINK_ENTRIES) throw corrupt(`link page ${link} claims ${count} entries`);
-    checkSeal(device, link, 'link', budget);
-    node.metadataPages++;
-    // Link pages are visited before their entries so a claimer sees the page first.
-    visit?.(link, 0, 'link', 0);
-    for (let i = 0; i < count; i++) {
-      readEntry(view, i, e);
-      if (e.order > PKRAM_MAX_ORDER)
-        throw corrupt(`link page ${link} entry ${i} has order ${e.order}`);
-      if ((e.flags & ~PKRAM_ENTRY_FLAGS_KNOWN) !== 0) {
-        throw corrupt(`link page ${link} entry ${i} has unknown flags ${e.flags}`);
-      }
-      const size = 2 ** e.order;
-      if (e.pfn % size !== 0 || e.pfn + size > device.pages) {
-        throw corrupt(
-          `link page ${link} entry ${i}: pfn ${e.pfn} order ${e.order} is misaligned or outside`,
-        );
-      }
-      if (!Number.isSafeInteger(e.index))
-        throw corrupt(`link page ${link} entry ${i} index is past 2^53`);
-      spend(budget, 1);
-      onEntry(e);
+    if (budget.verify === true && !linkSealed(device, link)) {
+      throw new PkramError(
+        'EFAULT',
+        `corrupt PKRAM metadata: link page ${link} fails its crc32c`,
+        'crc',
+      );
     }
-    link = getU64(view, LINK_OFF_NEXT);
+    spend(budget, count);
+    node.metadataPages++;
+    runs?.meta.add(link, 0);
+    const bad = checkEntries(w, count, device.pages, byOrder === null ? entries : -1, byOrder, out);
+    if (bad >= 0)
+      throw entryRefusal(w, bad, link, obj, device.pages, entries + bad, byOrder === null);
+    if (byOrder !== null) relocated += countRelocated(w, count);
+    entries += count;
+    link = linkNext(w);
+  }
+  return { entries, relocated };
+}
+
+/**
+ * Checks `count` entries of a link page and adds them to `out`; with
+ * `byOrder` counts them per order. For a byte stream (`dataIndex` >= 0)
+ * each must be an order-0 page numbered from dataIndex on. Returns the
+ * first refused entry, or -1.
+ */
+function checkEntries(
+  w: Uint32Array,
+  count: number,
+  pages: number,
+  dataIndex: number,
+  byOrder: Float64Array | null,
+  out: RunList | null,
+): number {
+  for (let i = 0, at = W_ENTRIES; i < count; i++, at += W_ENTRY) {
+    const lo = w[at];
+    const order = lo & PKRAM_ENTRY_ORDER_MASK;
+    if (order > PKRAM_MAX_ORDER || (lo & PKRAM_ENTRY_FLAGS_MASK & ~PKRAM_ENTRY_FLAGS_KNOWN) !== 0) {
+      return i;
+    }
+    const pfn = w[at + 1] * TWO_POW_20 + (lo >>> 12);
+    const size = 1 << order;
+    // `&` keeps the low bits of pfn (it reads pfn modulo 2^32), enough for an alignment of 2^18.
+    if ((pfn & (size - 1)) !== 0 || pfn + size > pages || w[at + W_INDEX + 1] >= INDEX_HI_LIMIT) {
+      return i;
+    }
+    if (dataIndex >= 0) {
+      if (order !== 0 || w[at + W_INDEX + 1] !== 0 || w[at + W_INDEX] !== dataIndex + i) return i;
+    } else if (byOrder !== null) byOrder[order]++;
+    out?.add(pfn, order);
+  }
+  return -1;
+}
+
+/** Relocated copies among a link page's entries. */
+function countRelocated(w: Uint32Array, count: number): number {
+  let n = 0;
+  for (let i = 0, at = W_ENTRIES; i < count; i++, at += W_ENTRY) {
+    if ((w[at] & PKRAM_ENTRY_FL_RELOCATED) !== 0) n++;
+  }
+  return n;
+}
+
+/** What is wrong with entry i, which checkEntries refused. */
+function entryRefusal(
+  w: Uint32Array,
+  i: number,
+  link: number,
+  obj: number,
+  pages: number,
+  nth: number,
+  data: boolean,
+): PkramError {
+  const lo = entryLo(w, i);
+  const order = lo & PKRAM_ENTRY_ORDER_MASK;
+  const flags = lo & PKRAM_ENTRY_FLAGS_MASK;
+  const pfn = entryPfn(w, i);
+  const index = entryIndex(w, i);
+  if (order > PKRAM_MAX_ORDER || (flags & ~PKRAM_ENTRY_FLAGS_KNOWN) !== 0) {
+    return corrupt(`link page ${link} entry ${i} has order ${order} flags ${flags}`);
+  }
+  if (pfn % 2 ** order !== 0 || pfn + 2 ** order > pages) {
+    return corrupt(
+      `link page ${link} entry ${i}: pfn ${pfn} order ${order} is misaligned or outside`,
+    );
+  }
+  if (!Number.isSafeInteger(index))
+    return corrupt(`link page ${link} entry ${i} index is past 2^53`);
+  return corrupt(
+    data
+      ? `object ${obj} data page ${nth} has order ${order} index ${index}`
+      : `link page ${link} entry ${i} is refused`,
+  );
+}
+
+/**
+ * Appends every block of node `pfn` to `out`: node page, object pages, link
+ * pages, data pages and folios; with `folios` false, the folios are left
+ * out. For nodes validated at attach or written by this kernel: it checks
+ * only what keeps it inside the device and finite.
+ * @throws PkramError EFAULT when a pointer leaves the device or the node never ends.
+ */
+export function collectNodeBlocks(
+  device: MemoryDevice,
+  pfn: number,
+  out: RunList,
+  folios = true,
+): void {
+  const pages = device.pages;
+  let budget = 2 * pages;
+  const page = (p: number, what: string): Uint32Array => {
+    checkMetaPfn(device, p, what);
+    if (--budget < 0) throw corrupt(`node ${pfn} does not end (a cycle?)`);
+    out.add(p, 0);
+    return pageWords(device, p);
+  };
+  const chain = (head: number, withFolios: boolean): void => {
+    for (let link = head; link !== 0; ) {
+      const w = page(link, 'link page');
+      const count = Math.min(linkCount(w), PKRAM_LINK_ENTRIES);
+      budget -= count;
+      if (withFolios) {
+        for (let i = 0; i < count; i++) {
+          out.add(entryPfn(w, i), entryLo(w, i) & PKRAM_ENTRY_ORDER_MASK);
+        }
+      }
+      link = linkNext(w);
+    }
+  };
+  const node = page(pfn, 'node');
+  let obj = wordsU64(node, W_NODE_OBJ);
+  for (let i = node[W_NODE_NR_OBJS]; i > 0 && obj !== 0; i--) {
+    const o = page(obj, 'object');
+    chain(wordsU64(o, W_OBJ_FOLIO_HEAD), folios);
+    chain(wordsU64(o, W_OBJ_BYTE_HEAD), true);
+    obj = wordsU64(o, W_OBJ_NEXT);
   }
 }

@@ -55,7 +55,10 @@
  *              tokens u64[], kinds str[], descriptions str[]
  *   /kexec     segment u64[2], preload (empty when true), cmdline str
  *   /layout    nodes u64[2n]; kinds str[]; owners str[];
- *              runs u64[4n] (base, size, kind index, owner index + 1 or 0)
+ *              runs u64[4n] (base, size, kind index, owner index + 1 or 0);
+ *              at most MAX_LAYOUT_RUNS: kinds with few runs keep them exact,
+ *              the others are counted per cell of an equal cut of the device
+ *              and laid out by kind in each cell (every byte of every kind kept)
  */
 
 /** "LKST" in byte order. */

@@ -105,7 +105,13 @@ export interface MemoryRun extends StatusRange {
   readonly owner?: string;
 }
 
-/** The device's memory as runs: sorted, disjoint, covering [0, size). */
+/**
+ * The device's memory as runs: sorted, disjoint, covering [0, size). What
+ * owns memory in a few extents (header, pools, scratch, the status area...)
+ * is at its exact bounds; elsewhere the pages of each kind are counted
+ * exactly per cell of the page allocator's census (or of a coarsened
+ * layout's equal cut) and laid out by kind within the cell.
+ */
 export interface MemoryLayout {
   readonly size: number;
   readonly nodes: readonly StatusRange[];

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
-import { COLUMNS, renderSvg } from '../../src/cli/map-picture.js';
+import { COLUMNS, KIND_COLOR, MIN_SEGMENT_PX, renderSvg } from '../../src/cli/map-picture.js';
 import type { MemoryRun, RunKind } from '../../src/status/model.js';
 import { runCli } from '../_helpers/cli.js';
 import { fixture, REPO_ROOT } from '../_helpers/paths.js';
@@ -121,6 +121,27 @@ test('map --html: Chromium renders the legend and the ranges of a live device', 
     // Hover details: the detail line shows the segment under the pointer.
     await page.hover(`.seg[data-start="${0x2000000}"]`);
     assert.match((await page.textContent('#detail')) ?? '', /pmpool \(default\)/);
+    // Every kind in the legend is drawn where it can be seen and hovered, a 4 KiB header too.
+    for (const l of legend) {
+      const seg = segs
+        .filter((s) => s.kinds?.split(' ').includes(l.kind as string))
+        .sort((a, b) => b.width - a.width)[0];
+      assert.ok(seg, `no segment draws ${l.kind}`);
+      if (l.kind === 'free') continue;
+      assert.ok(seg.width >= MIN_SEGMENT_PX - 0.01, `${l.kind} is ${seg.width} px wide`);
+      await page.hover(`.seg[data-start="${seg.start}"]`);
+      const label = l.text?.trim().replace(/:.*/, '') ?? '';
+      const shown = (await page.textContent('#detail')) ?? '';
+      assert.ok(shown.includes(label), `hover ${l.kind}: ${shown} (${JSON.stringify(seg)})`);
+    }
+    const header = segs.find((s) => s.start === 0);
+    assert.equal(header?.kinds, 'header', 'the header is a segment of its own');
+    assert.match(
+      (await page.textContent('.scale-note')) ?? '',
+      new RegExp(
+        `Not to scale: .* narrower than ${MIN_SEGMENT_PX} px is drawn ${MIN_SEGMENT_PX} px wide`,
+      ),
+    );
     mkdirSync(OUTPUT, { recursive: true });
     await page.screenshot({ path: join(OUTPUT, 'memory-map.png'), fullPage: true });
   } finally {
@@ -138,12 +159,24 @@ test('map: a 64 GiB device with a million runs on 4 nodes is drawn with a bounde
     runs.push({ base: i * step, size: step, kind: kinds[(i * 7) % 4] as RunKind });
   }
   runs[0] = { base: 0, size: step, kind: 'header' };
+  runs[777_777] = { base: 777_777 * step, size: step, kind: 'status' };
   const nodes = [0, 1, 2, 3].map((n) => ({ base: n * 16 * GiB, size: 16 * GiB }));
   const svg = renderSvg({ size, nodes, runs }, { title: 't', subtitle: 's' });
   const rects = svg.match(/<rect /g)?.length ?? 0;
   // Per node: at most two segments per column, a rect per kind in each, plus the frame; a legend entry per kind.
   assert.ok(rects <= 4 * (2 * COLUMNS * kinds.length + 1) + 16, `${rects} rects`);
   assert.equal(svg.match(/class="node"/g)?.length, 4);
+  // Gathered with hundreds of runs, the header and the status area still show in their columns, 4 px high or more.
+  for (const kind of ['header', 'status'] as RunKind[]) {
+    const seg = svg
+      .split('<g class="seg" ')
+      .find((g) => new RegExp(`data-kinds="[^"]*\\b${kind}\\b`).test(g));
+    assert.ok(seg, `a segment holds ${kind}`);
+    const height = Number(
+      new RegExp(`height="([\\d.]+)" fill="${KIND_COLOR[kind]}"`).exec(seg)?.[1],
+    );
+    assert.ok(height >= 4, `${kind} drawn ${height} px high`);
+  }
   // Mixed columns show their shares.
   assert.match(
     svg,

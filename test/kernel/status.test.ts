@@ -4,7 +4,10 @@ import { Registry } from 'prom-client';
 import { Kernel, Machine } from '../../src/index.js';
 import { readDeviceHeader } from '../../src/memory/header.js';
 import { E820 } from '../../src/memory/memmap-types.js';
+import type { Folio } from '../../src/mm/folio.js';
+import { CENSUS_CELLS } from '../../src/mm/page-census.js';
 import { readArea } from '../../src/status/area.js';
+import { bytesByKind } from '../../src/status/layout.js';
 import type { MemoryRun } from '../../src/status/model.js';
 import { decodeStatusPayload } from '../../src/status/payload.js';
 
@@ -82,6 +85,33 @@ test('status: the memory layout covers the device and names each owner', () => {
   const seg = k.kexec.loaded?.segment;
   assert.ok(seg);
   assert.equal(kindAt(k.memoryLayout().runs, seg.base), 'boot-block');
+});
+
+test('status: the layout of a fragmented device is bounded by the census, and counts pages exactly', () => {
+  // 256 MiB, every other page of half of it allocated: 32k alternating runs page by page.
+  const m = Machine.create({ size: 256 * MiB, status: true });
+  const k = m.boot('kho=on');
+  const folios = [];
+  for (let i = 0; i < 32768; i++) folios.push(k.allocPages(0) as Folio);
+  for (let i = 0; i < folios.length; i += 2) k.freePages(folios[i] as Folio);
+  for (let i = 1; i < folios.length; i += 64) k.kho.preserveFolio(folios[i] as Folio);
+  const layout = k.memoryLayout();
+  // Six kinds per census cell at most, plus two cuts per painted extent.
+  assert.ok(
+    layout.runs.length <= 6 * CENSUS_CELLS + 64,
+    `${layout.runs.length} runs for ${k.pages.census.cells} cells`,
+  );
+  const bytes = bytesByKind(layout);
+  const stats = k.pages.stats();
+  assert.equal(bytes.get('free'), stats.freePages * 4096);
+  assert.equal(bytes.get('kho'), stats.preservedPages * 4096);
+  assert.equal(bytes.get('allocated'), stats.allocatedPages * 4096);
+  let end = 0;
+  for (const r of layout.runs) {
+    assert.equal(r.base, end);
+    end = r.base + r.size;
+  }
+  assert.equal(end, k.device.size);
 });
 
 test('status: the successor counts the handover, its downtime and way, and keeps the history', () => {

@@ -1,6 +1,6 @@
 /**
  * Scratch given back: transient allocations (never preserved) use KHO
- * scratch, KHO refuses to preserve them, PKRAM copies them out, and kexec
+ * scratch, KHO and PKRAM refuse to preserve them, and kexec
  * segments go to scratch's window or free scratch, never over a live one.
  */
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ import { KHO_SCRATCH_SEGMENT_WINDOW } from '../../src/kho/scratch.js';
 import { Machine } from '../../src/machine.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import type { Folio } from '../../src/mm/folio.js';
+import { PkramError } from '../../src/pkram/errors.js';
 import { code, MiB } from './_helpers.js';
 
 function inScratch(k: Kernel, f: Folio): boolean {
@@ -59,7 +60,7 @@ test('transient folios come from scratch, then from memory; scratch keeps a wind
   assert.throws(() => k.freePages(taken[0]!), /ENOENT/);
 });
 
-test('KHO refuses to preserve a transient folio; PKRAM copies one out of scratch', () => {
+test('KHO and PKRAM refuse to preserve a transient folio, and nothing is recorded', () => {
   const m = Machine.create({ size: 32 * MiB });
   const k1 = m.boot();
   const t = k1.allocPages(1, { transient: true })!;
@@ -67,22 +68,25 @@ test('KHO refuses to preserve a transient folio; PKRAM copies one out of scratch
   assert.throws(() => k1.kho.preserveFolio(t), code('EINVAL'));
   assert.throws(() => k1.kho.preservePages(t.pfn, 2), code('EINVAL'));
   assert.throws(() => k1.kho.preservePageList([t]), code('EINVAL'));
-  k1.folioBytes(t).fill(0x3c);
+  const kept = k1.allocPages(1)!;
+  k1.folioBytes(kept).fill(0x3c);
   const node = k1.pkram.prepareSave('cache');
   const obj = node.prepareSaveObj();
-  obj.saveFolio(t, 0);
+  assert.throws(
+    () => obj.saveFolio(t, 0),
+    (e) => e instanceof PkramError && e.code === 'EINVAL' && /transient/.test(e.message),
+  );
+  obj.saveFolio(kept, 0);
   obj.finishSaveObj();
   node.finishSave();
   k1.kexec.load();
   const k2 = k1.kexec.exec();
   const loaded = k2.pkram.prepareLoad('cache').prepareLoadObj()!;
-  const pages: Folio[] = [];
-  for (let got = loaded.loadFolio(); got; got = loaded.loadFolio()) pages.push(got.folio);
-  assert.equal(pages.length, 2, 'copied as base pages');
-  for (const p of pages) {
-    assert.ok(!inScratch(k2, p), 'the copy lives outside scratch');
-    assert.ok(k2.folioBytes(p).every((b) => b === 0x3c));
-  }
+  const got = loaded.loadFolio();
+  assert.deepEqual(got?.folio, kept, 'only the folio it accepted, in place');
+  assert.equal(got?.index, 0);
+  assert.equal(loaded.loadFolio(), null);
+  assert.ok(k2.folioBytes(kept).every((b) => b === 0x3c));
 });
 
 test('kexec places its segment in the window, never over a live transient folio, and an exec that fails leaves them whole', () => {

@@ -282,3 +282,78 @@ describe('can_finish', () => {
     }
   });
 });
+
+describe('handlers of the program through kernel.liveupdate', () => {
+  test('a registered handler serves outgoing and incoming files: its FLB and canFinish work across an emulated kexec', () => {
+    const m = Machine.create({ size: 16 * MiB, status: true });
+    const k1 = m.boot();
+    const calls: string[] = [];
+    const gated1 = gatedMemfdHandler(() => true);
+    k1.registerLiveUpdateHandler(gated1);
+    const lu1 = k1.liveupdate;
+    lu1.registerFlb(gated1, recordingFlb(calls));
+    const fd = createMemfd('gated', 0);
+    try {
+      lu1.createSession('s').preserveFd(fd, 1);
+      assert.equal(lu1.sessions()[0]?.files()[0]?.compatible, 'test,luo-gated-memfd-v1');
+      k1.kexec.load();
+      const k2 = k1.kexec.exec();
+      assert.deepEqual(calls, ['preserve', 'save']);
+      assert.ok(isCloexec(fd), 'close-on-exec from boot, before any handler is registered');
+      // Status shows the file before the handler is known.
+      assert.deepEqual(
+        k2.publishedStatus().luo?.sessions.map((s) => s.files.map((f) => f.kind)),
+        [['test,luo-gated-memfd-v1']],
+      );
+      // Opened before the handler is registered: refused, and nothing is lost.
+      assert.throws(
+        () => k2.liveupdate,
+        (e) => luoError('EFAULT')(e) && /no handler for "test,luo-gated-memfd-v1"/.test(String(e)),
+      );
+      let ready = false;
+      const gated2 = gatedMemfdHandler(() => ready);
+      k2.registerLiveUpdateHandler(gated2);
+      const lu2 = k2.liveupdate;
+      const flb = recordingFlb(calls);
+      lu2.registerFlb(gated2, flb);
+      assert.deepEqual(lu2.flbGetIncoming(flb).names, []);
+      const s = lu2.retrieveSession('s');
+      assert.equal(s.retrieveFd(1), fd);
+      assert.throws(() => s.finish(), luoError('EBUSY'), 'canFinish holds the session');
+      assert.deepEqual(calls, ['preserve', 'save', 'retrieve']);
+      ready = true;
+      s.finish();
+      assert.deepEqual(calls, ['preserve', 'save', 'retrieve', 'finish ']);
+      assert.throws(
+        () => k2.registerLiveUpdateHandler(gatedMemfdHandler(() => true)),
+        luoError('EBUSY'),
+      );
+      lu2.close();
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  test('registration refuses a taken compatible and a malformed handler', () => {
+    const k = Machine.create({ size: 16 * MiB }).boot();
+    assert.throws(() => k.registerLiveUpdateHandler(memfdHandler), luoError('EEXIST'));
+    assert.throws(
+      () => k.registerLiveUpdateHandler({ ...memfdHandler, compatible: 'bad compatible' }),
+      luoError('EINVAL'),
+    );
+    assert.throws(
+      () =>
+        k.registerLiveUpdateHandler({
+          ...memfdHandler,
+          compatible: 'x,y',
+          retrieve: undefined,
+        } as never),
+      luoError('EINVAL'),
+    );
+    const h = gatedMemfdHandler(() => true);
+    k.registerLiveUpdateHandler(h);
+    assert.throws(() => k.registerLiveUpdateHandler({ ...h }), luoError('EEXIST'));
+    assert.equal(k.liveupdate.handlers[0], h, 'asked before the default handlers');
+    k.liveupdate.close();
+  });
+});

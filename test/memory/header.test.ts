@@ -43,7 +43,7 @@ test('header: format then read round-trips every field', () => {
   const d = formatted();
   const h = readDeviceHeader(d);
   assert.deepEqual(h, {
-    version: 1,
+    version: 2,
     lastCompatVersion: 1,
     size: 16 * PAGE_SIZE,
     pageSize: PAGE_SIZE,
@@ -57,6 +57,7 @@ test('header: format then read round-trips every field', () => {
       { addr: 0, size: PAGE_SIZE, type: E820.RESERVED },
       { addr: PAGE_SIZE, size: 15 * PAGE_SIZE, type: E820.USABLE },
     ],
+    record: { kexecCount: 0, release: '', trial: null, last: null },
   });
   assert.equal(d.view(0, 4).getUint32(0, true), abi.DEVICE_MAGIC);
   assert.equal(new TextDecoder().decode(d.bytes(0, 4)), 'LKXD');
@@ -119,17 +120,27 @@ test('header: every corrupt field is refused with its reason', () => {
     ],
     ['version 0', (v) => v.setUint32(abi.HDR_VERSION, 0, true), /bad format version 0/],
     [
+      'boot record trial state',
+      (v) => v.setUint32(abi.HDR_RECORD + abi.REC_TRIAL_STATE, 7, true),
+      /unknown trial state 7/,
+    ],
+    [
+      'boot record size',
+      (v) => v.setUint32(abi.HDR_RECORD + abi.REC_SIZE, 8, true),
+      /boot record is truncated/,
+    ],
+    [
       'last comp > version',
-      (v) => v.setUint32(abi.HDR_LAST_COMP, 2, true),
-      /bad format version 1 \(last compatible 2\)/,
+      (v) => v.setUint32(abi.HDR_LAST_COMP, 3, true),
+      /bad format version 2 \(last compatible 3\)/,
     ],
     [
       'newer format',
       (v) => {
-        v.setUint32(abi.HDR_VERSION, 3, true);
-        v.setUint32(abi.HDR_LAST_COMP, 2, true);
+        v.setUint32(abi.HDR_VERSION, 4, true);
+        v.setUint32(abi.HDR_LAST_COMP, 3, true);
       },
-      /needs a reader of version 2/,
+      /needs a reader of version 3/,
     ],
     ['header size small', (v) => v.setUint32(abi.HDR_HEADER_SIZE, 8, true), /header size 8/],
     [
@@ -169,7 +180,10 @@ test('header: every corrupt field is refused with its reason', () => {
     ['map count', (v) => v.setUint32(abi.HDR_MAP_COUNT, 1000, true), /1000 entries \(max 128\)/],
     [
       'map count past header',
-      (v) => v.setUint32(abi.HDR_MAP_COUNT, 3, true),
+      (v) => {
+        v.setUint32(abi.HDR_HEADER_SIZE, abi.HDR_MAP + 2 * abi.MAP_ENTRY_SIZE, true);
+        v.setUint32(abi.HDR_MAP_COUNT, 3, true);
+      },
       /overruns the header size/,
     ],
     [
@@ -272,4 +286,49 @@ test('header: a creation time past what a Date holds is refused, so no reader me
     () => formatDevice(new HeapDevice(4 * PAGE_SIZE), { uuid: UUID, now: 2 ** 53 - 1 }),
     (e: unknown) => e instanceof DeviceError && e.code === 'EINVAL',
   );
+});
+
+test('header: the boot record round-trips, a long release is cut at a character boundary, and a version 1 header reads as no record', () => {
+  const d = formatted();
+  const h = readDeviceHeader(d);
+  const record = {
+    kexecCount: 7,
+    release: `svc@${'é'.repeat(40)}`,
+    trial: {
+      state: 'falling-back' as const,
+      bootBlock: 0x3000,
+      baseGeneration: 4,
+      baseBootId: 'ab'.repeat(16),
+      tries: 2,
+      maxTries: 2,
+      pid: 99,
+      deadlineMs: 5000,
+      started: 1_700_000_000_123,
+      release: 'svc@2.0.0',
+      reason: 'exited with status 1',
+    },
+    last: {
+      outcome: 'good' as const,
+      successor: 'svc@1.9',
+      tries: 1,
+      reason: '',
+      at: 1_700_000_000_000,
+    },
+  };
+  writeDeviceHeader(d, { ...h, record });
+  const back = readDeviceHeader(d).record!;
+  assert.deepEqual({ ...back, release: '' }, { ...record, release: '' });
+  assert.ok(Buffer.byteLength(back.release) <= 64 && record.release.startsWith(back.release));
+  assert.equal(back.release.length, 34, 'svc@ and 30 two-byte characters');
+  // A version 1 writer's header: header_size ends at the map, so no record is read.
+  corrupt(d, (v) => {
+    v.setUint32(abi.HDR_VERSION, 1, true);
+    v.setUint32(abi.HDR_HEADER_SIZE, abi.HDR_MAP + 2 * abi.MAP_ENTRY_SIZE, true);
+  });
+  assert.deepEqual(readDeviceHeader(d).record, {
+    kexecCount: 0,
+    release: '',
+    trial: null,
+    last: null,
+  });
 });

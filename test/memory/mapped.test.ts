@@ -7,6 +7,7 @@ import {
   existsSync,
   mkdtempSync,
   openSync,
+  readFileSync,
   rmSync,
   statfsSync,
   statSync,
@@ -202,7 +203,14 @@ test('mapped: missing file, existing file with exclusive, bad sizes', () => {
     () => MappedDevice.open(p, { create: true, exclusive: true, size: PAGE_SIZE }),
     code('EEXIST'),
   );
-  assert.throws(() => MappedDevice.open(p, { size: 4 * PAGE_SIZE }), code('EINVAL'));
+  const grown = MappedDevice.open(p, { size: 4 * PAGE_SIZE });
+  assert.equal(grown.size, 4 * PAGE_SIZE, 'a smaller device grows to the size asked');
+  grown.close();
+  assert.throws(
+    () => MappedDevice.open(p, { size: 2 * PAGE_SIZE }),
+    code('EINVAL'),
+    'never shrinks',
+  );
   const odd = fresh();
   writeFileSync(odd, 'x'.repeat(100), { mode: 0o600 });
   assert.throws(() => MappedDevice.open(odd), code('EINVAL'));
@@ -382,4 +390,32 @@ test('mapped: a device over 4 GiB is reached through windows that agree with eac
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/** This process's shared memory pages mapped, in KiB (RssShmem: tmpfs pages it has mapped). */
+function rssShmemKiB(): number {
+  const m = /RssShmem:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+test('mapped: zap drops this process’s mappings of a range, off the main thread, and keeps every byte', async () => {
+  const size = 32 * 2 ** 20;
+  const d = MappedDevice.open(fresh(), { create: true, size });
+  const before = rssShmemKiB();
+  // Every page written (and so mapped), each with its own marker.
+  for (let p = 0; p < size / PAGE_SIZE; p++)
+    d.bytes(p * PAGE_SIZE, 4).set([p & 0xff, p >> 8, 7, 9]);
+  assert.ok(rssShmemKiB() - before >= (size / 1024) * 0.9, 'the pages are mapped');
+  const zap = d.zap(0, size);
+  assert.ok(zap instanceof Promise, 'zap does not block the caller');
+  await zap;
+  assert.ok(rssShmemKiB() - before < (size / 1024) * 0.1, 'the mappings are gone');
+  // The same views read the same bytes: the pages stayed in the file.
+  for (let p = 0; p < size / PAGE_SIZE; p++) {
+    assert.deepEqual([...d.bytes(p * PAGE_SIZE, 4)], [p & 0xff, p >> 8, 7, 9]);
+  }
+  await assert.rejects(d.zap(size - PAGE_SIZE, 2 * PAGE_SIZE), code('EFAULT'));
+  d.close();
+  // Closed: nothing to drop, and no error.
+  await d.zap(0, size);
 });

@@ -361,3 +361,33 @@ describe('BuddyAllocator targeted allocation and late reservation', () => {
     assert.equal(b.isFree(12), false);
   });
 });
+
+describe('BuddyAllocator allocReserved (restore of preserved blocks)', () => {
+  it('makes reserved blocks allocated in place, and frees them as usual', () => {
+    const b = BuddyAllocator.fromFreeRanges(64, [{ base: 32, count: 32 }]);
+    b.allocReservedBlocks(Float64Array.of(0, 4, 8), Uint8Array.of(2, 0, 3));
+    assert.equal(b.pageState(0), 'allocated');
+    assert.equal(b.pageState(3), 'allocated');
+    assert.equal(b.headOrder(8), 3);
+    assert.equal(b.stats().allocatedPages, 4 + 1 + 8);
+    assert.equal(b.stats().reservedPages, 32 - 13);
+    b.freePages(8, 3);
+    assert.equal(b.pageState(8), 'free');
+    conserved(b);
+  });
+
+  it('is all or nothing: one block that is not all reserved changes nothing', () => {
+    const b = BuddyAllocator.fromFreeRanges(64, [{ base: 32, count: 32 }]);
+    const before = b.stats();
+    // pfn 32 is free; pfn 2 is misaligned for order 2.
+    throwsCode(
+      () => b.allocReservedBlocks(Float64Array.of(0, 32), Uint8Array.of(0, 0)),
+      'ENOENT',
+      32,
+    );
+    throwsCode(() => b.allocReservedBlocks(Float64Array.of(0, 2), Uint8Array.of(0, 2)), 'EINVAL');
+    throwsCode(() => b.allocReservedBlocks(Float64Array.of(16), Uint8Array.of(11)), 'EINVAL');
+    assert.deepEqual(b.stats(), before);
+    assert.equal(b.pageState(0), 'reserved');
+  });
+});

@@ -10,6 +10,7 @@ import {
   SB_OFF_GENERATION,
   SB_OFF_MAGIC,
 } from '../../src/pkram/index.js';
+import { sealPage } from '../../src/pkram/seal.js';
 import {
   bootId,
   folioBytes,
@@ -286,5 +287,50 @@ describe('Pkram handover', () => {
     assert.equal(verified, blocks);
     lo.finishLoadObj();
     ln.finishLoad();
+  });
+
+  it('attach counts the pages no node references, and refuses pages a folio entry names twice', () => {
+    const m = machine(4096, 1, 1);
+    saveSample(m, 'a', 1);
+    saveSample(m, 'b', 2);
+    const superPfn = m.pkram.finalize();
+    const before = Pkram.inspect(m.device, superPfn);
+    assert.equal(before.orphanPages, 0);
+    const b = before.nodes.find((n) => n.name === 'b')!;
+    const bPages =
+      b.metadataPages +
+      b.objects.reduce(
+        (n, o) => n + o.foliosByOrder.reduce((k, count, order) => k + count * 2 ** order, 0),
+        0,
+      );
+    // The node list cut after its first node ('a'), its pages resealed: node
+    // b's pages are orphans.
+    const sb = m.device.view(superPfn * PAGE_SIZE, PAGE_SIZE);
+    assert.equal(before.nodes[0]?.name, 'a');
+    const nodePfn = sb.getUint32(0x20, true);
+    const nodeView = m.device.view(nodePfn * PAGE_SIZE, PAGE_SIZE);
+    const next = nodeView.getUint32(0x08, true);
+    const relink = (nodes: number, to: number): void => {
+      nodeView.setUint32(0x08, to, true);
+      sealPage(m.device, nodePfn, 'node');
+      sb.setUint32(0x34, nodes, true);
+      sb.setUint32(0x48, crc32c(m.device.bytes(superPfn * PAGE_SIZE, 0x48)), true);
+    };
+    relink(1, 0);
+    assert.equal(Pkram.inspect(m.device, superPfn).orphanPages, bPages);
+    relink(2, next);
+    assert.equal(Pkram.inspect(m.device, superPfn).orphanPages, 0);
+    // Node a's third folio entry (order 2) renamed to the first 4 pages of its
+    // order-9 folio, the link page resealed: pages claimed twice.
+    const objPfn = m.device.view(nodePfn * PAGE_SIZE, PAGE_SIZE).getUint32(0x10, true);
+    const linkPfn = m.device.view(objPfn * PAGE_SIZE, PAGE_SIZE).getUint32(0x10, true);
+    const link = m.device.view(linkPfn * PAGE_SIZE, PAGE_SIZE);
+    const big = link.getUint32(0x20 + 16, true) >>> 12;
+    link.setUint32(0x20 + 2 * 16, (big * PAGE_SIZE + 2) >>> 0, true);
+    sealPage(m.device, linkPfn, 'link');
+    assert.throws(
+      () => Pkram.inspect(m.device, superPfn),
+      (e: unknown) => e instanceof PkramError && /referenced twice/.test(e.message),
+    );
   });
 });

@@ -24,16 +24,25 @@ export class Fixture {
   constructor(
     name: string,
     args: string[],
-    options: { env?: NodeJS.ProcessEnv; stdio?: StdioOptions; nodeArgs?: string[] } = {},
+    options: {
+      env?: NodeJS.ProcessEnv;
+      stdio?: StdioOptions;
+      nodeArgs?: string[];
+      /** Starts the fixture another way (a service manager, a wrapper); argv[0] is the script. */
+      start?: (argv: string[], env: NodeJS.ProcessEnv) => ChildProcess;
+    } = {},
   ) {
     const env = { ...process.env, ...options.env };
     delete env.NOTIFY_SOCKET;
     if (options.env?.NOTIFY_SOCKET) env.NOTIFY_SOCKET = options.env.NOTIFY_SOCKET;
     const nodeArgs = options.nodeArgs ?? [];
-    this.child = spawn(process.execPath, [...nodeArgs, fixture('process', name), ...args], {
-      stdio: options.stdio ?? ['pipe', 'pipe', 'pipe'],
-      env,
-    });
+    const argv = [...nodeArgs, fixture('process', name), ...args];
+    this.child =
+      options.start?.(argv, env) ??
+      spawn(process.execPath, argv, {
+        stdio: options.stdio ?? ['pipe', 'pipe', 'pipe'],
+        env,
+      });
     let buf = '';
     this.child.stdout!.setEncoding('utf8');
     this.child.stdout!.on('data', (d: string) => {

@@ -64,6 +64,8 @@ test('an in-place exec that fails before execve never leaves systemd told RELOAD
     bootId: new Uint8Array(16),
     generation: 2,
     preload: false,
+    successor: 'in-place',
+    counting: null,
   };
   assert.throws(() => platform.execute(image), /the keep hook failed/);
   const said = drain(fd);

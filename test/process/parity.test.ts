@@ -62,3 +62,30 @@ test('live update stays on with kho=off: a memfd crosses an in-place exec by tok
   assert.equal(boot.khoEnabled, false);
   assert.equal(boot.text, `from ${boot.predecessorBootId}`);
 });
+
+test('a file handler registered through the kernel serves both sides of an in-place exec, with its FLB and canFinish', {
+  timeout: 60_000,
+}, async () => {
+  const device = tempDevice('luo-handler');
+  const fx = new Fixture('luo-handler.mjs', [device]);
+  cleanups.push(() => {
+    fx.cleanup();
+    removeDevice(device);
+  });
+  const preserved = await fx.waitFor('preserved');
+  const boot = await fx.waitFor('boot');
+  fx.finish();
+  assert.equal(boot.pid, fx.child.pid, fx.report());
+  assert.equal(boot.kind, 'kexec');
+  assert.equal(preserved.kind, 'test,luo-app-memfd-v1', 'preserved through the registered handler');
+  // Before the successor registers its handler: status names the file, the descriptor is close-on-exec.
+  assert.equal(boot.summaryKind, 'test,luo-app-memfd-v1');
+  assert.equal(boot.cloexecAtBoot, true);
+  assert.equal(boot.early, 'EFAULT', 'the orchestrator waits for the handler');
+  assert.equal(boot.sameFd, true);
+  assert.equal(boot.text, `from ${fx.child.pid}`);
+  assert.deepEqual(boot.keys, ['k1']);
+  assert.equal(boot.held, 'EBUSY', 'canFinish held the session');
+  assert.deepEqual(boot.beforeReady, ['retrieve']);
+  assert.deepEqual(boot.calls, ['retrieve', 'finish k1']);
+});

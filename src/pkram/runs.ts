@@ -1,0 +1,79 @@
+/**
+ * A growable list of runs of blocks in typed arrays: `blocks[i]` blocks of
+ * 2^orders[i] pages from pfns[i]. A node keeps the runs it preserves from the
+ * moment its pages are taken (save) or checked (attach), so preserving and
+ * unpreserving it are a few bit fills per run (KhoRadixTree.preserveRun), and
+ * loading it never walks it again. Consecutive blocks of one order extend
+ * the last run: a step and no allocation per block.
+ */
+export class RunList {
+  pfns = new Float64Array(8);
+  blocks = new Float64Array(8);
+  orders = new Uint8Array(8);
+  length = 0;
+  /** Where the last run would continue, and its order. */
+  #next = -1;
+  #order = -1;
+
+  /** Adds one block of 2^order pages (order <= 30: PKRAM's are at most 18). */
+  add(pfn: number, order: number): void {
+    if (pfn === this.#next && order === this.#order) {
+      this.blocks[this.length - 1]++;
+      this.#next += 1 << order;
+    } else this.#start(pfn, order);
+  }
+
+  /** A new run: out of line, so code optimized while runs only grew is not thrown away when one starts. */
+  #start(pfn: number, order: number): void {
+    if (this.length === this.pfns.length) this.#grow();
+    this.pfns[this.length] = pfn;
+    this.blocks[this.length] = 1;
+    this.orders[this.length++] = order;
+    this.#next = pfn + (1 << order);
+    this.#order = order;
+  }
+
+  /** Empties the list (keeping its arrays). */
+  clear(): void {
+    this.length = 0;
+    this.#next = -1;
+    this.#order = -1;
+  }
+
+  /** Adds `blocks` consecutive blocks of 2^order pages from pfn. */
+  addRun(pfn: number, blocks: number, order: number): void {
+    if (blocks === 0) return;
+    this.add(pfn, order);
+    this.blocks[this.length - 1] += blocks - 1;
+    this.#next = pfn + blocks * (1 << order);
+  }
+
+  /** Pages in all runs. */
+  pages(): number {
+    let n = 0;
+    for (let i = 0; i < this.length; i++) n += this.blocks[i] * 2 ** this.orders[i];
+    return n;
+  }
+
+  /** Every block as (pfn, order) pairs (for the rare paths that compare blocks). */
+  blockPairs(out: number[] = []): number[] {
+    for (let i = 0; i < this.length; i++) {
+      const size = 2 ** this.orders[i];
+      for (let b = 0; b < this.blocks[i]; b++) out.push(this.pfns[i] + b * size, this.orders[i]);
+    }
+    return out;
+  }
+
+  #grow(): void {
+    const n = this.pfns.length * 2;
+    const pfns = new Float64Array(n);
+    pfns.set(this.pfns);
+    this.pfns = pfns;
+    const blocks = new Float64Array(n);
+    blocks.set(this.blocks);
+    this.blocks = blocks;
+    const orders = new Uint8Array(n);
+    orders.set(this.orders);
+    this.orders = orders;
+  }
+}

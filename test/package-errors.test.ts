@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { REPO_ROOT } from './_helpers/paths.js';
+
+/**
+ * The package as an installed copy: node_modules/livekexec (package.json and
+ * dist/pkg, with the build's code cache) in a new folder, its dependencies
+ * linked from this checkout.
+ */
+function install(): string {
+  const app = realpathSync(mkdtempSync(join(tmpdir(), 'livekexec-app-')));
+  const pkg = join(app, 'node_modules', 'livekexec');
+  mkdirSync(join(pkg, 'dist'), { recursive: true });
+  cpSync(join(REPO_ROOT, 'package.json'), join(pkg, 'package.json'));
+  cpSync(join(REPO_ROOT, 'dist', 'pkg'), join(pkg, 'dist', 'pkg'), { recursive: true });
+  for (const dep of ['koffi', 'commander', 'cli-progress']) {
+    symlinkSync(join(REPO_ROOT, 'node_modules', dep), join(app, 'node_modules', dep));
+  }
+  return app;
+}
+
+test('an uncaught livekexec error prints its message and a short stack naming the installed files', () => {
+  const app = install();
+  try {
+    writeFileSync(
+      join(app, 'main.mjs'),
+      `import { Machine } from 'livekexec';
+const kernel = Machine.create({ size: 8 * 1024 * 1024 }).boot();
+kernel.kho.restoreFolio(4096);
+`,
+    );
+    const r = spawnSync(process.execPath, ['main.mjs'], { cwd: app, encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    const out = r.stderr;
+    assert.ok(out.length < 2000, `stderr is ${out.length} bytes:\n${out.slice(0, 2000)}`);
+    assert.match(out, /KhoError: ENOENT: this generation was not booted with a KHO handover/);
+    // The line node shows above the message is the throw, not a minified bundle.
+    for (const line of out.split('\n'))
+      assert.ok(line.length <= 200, `a line of ${line.length} bytes`);
+    assert.ok(!out.includes(REPO_ROOT), `the stack names the build's checkout:\n${out}`);
+    const frames = out.split('\n').filter((l) => /^\s+at /.test(l));
+    assert.ok(frames.length >= 2, out);
+    const ours = frames.filter((f) => !f.includes('main.mjs') && !f.includes('node:'));
+    assert.ok(ours.length >= 1, out);
+    for (const f of ours) {
+      assert.match(
+        f,
+        new RegExp(`\\(${app}/node_modules/livekexec/dist/pkg/livekexec\\.cjs:\\d+:\\d+\\)$`),
+        f,
+      );
+    }
+  } finally {
+    rmSync(app, { recursive: true, force: true });
+  }
+});
+
+test('an installed copy writes its own code cache at kexec load, and the next start takes it', () => {
+  const app = install();
+  try {
+    const cache = join(app, 'node_modules', 'livekexec', 'dist', 'pkg', 'livekexec.cache');
+    writeFileSync(
+      join(app, 'main.mjs'),
+      `import { boot } from 'livekexec';
+const { codeCacheState } = await import('./node_modules/livekexec/dist/pkg/livekexec.js');
+const kernel = await boot({ device: process.argv[2], size: '16M', cmdline: '' });
+console.log(codeCacheState());
+kernel.kexec.load();
+kernel.device.close();
+`,
+    );
+    const device = join(app, 'device');
+    const start = () =>
+      spawnSync(process.execPath, ['main.mjs', device], { cwd: app, encoding: 'utf8' });
+    const first = start();
+    assert.equal(first.stdout.trim(), 'foreign', first.stderr);
+    const head = readFileSync(cache).subarray(0, 300).toString('latin1').split('\n')[0];
+    assert.equal(
+      head,
+      `livekexec code cache 1 ${process.version} ${process.arch} cold ${app}/node_modules/livekexec/dist/pkg/livekexec.cjs`,
+    );
+    const second = start();
+    assert.equal(second.stdout.trim(), 'accepted', second.stderr);
+  } finally {
+    rmSync(app, { recursive: true, force: true });
+  }
+});
