@@ -191,10 +191,15 @@ export class PkramCore implements NodeOwner {
   /** finishSave: relocate if needed, preserve what the writer recorded, join the node list. */
   nodeSaved(node: PkramNode, writer: NodeWriter): { pfn: number; relocated: number } {
     let saved = writer;
-    if (this.avoid.length > 0 && runsTouch(writerRuns(writer), this.avoid)) {
+    let runs: RunList[];
+    if (
+      this.avoid.length > 0 &&
+      runsTouch([writer.meta, writer.copies, writer.folios], this.avoid)
+    ) {
       const rebuilt = this.#rebuild(writer.pfn, node.name, node.inherited);
+      runs = writerRuns(rebuilt.writer);
       try {
-        this.preserveAll(this.tree, writerRuns(rebuilt.writer));
+        this.preserveAll(this.tree, runs);
       } catch (err) {
         rebuilt.writer.freePages();
         throw err;
@@ -202,10 +207,10 @@ export class PkramCore implements NodeOwner {
       this.#commitRebuild(writer.pfn, rebuilt);
       saved = rebuilt.writer;
     } else {
-      this.preserveAll(this.tree, writerRuns(writer));
+      runs = writerRuns(writer);
+      this.preserveAll(this.tree, runs);
     }
     this.saving.delete(node.name);
-    const runs = writerRuns(saved);
     this.nodes.push({ pfn: saved.pfn, name: node.name, inherited: node.inherited, runs });
     return { pfn: saved.pfn, relocated: saved === writer ? 0 : saved.relocatedFolios };
   }
@@ -503,8 +508,9 @@ export class PkramCore implements NodeOwner {
   }
 }
 
+/** A writer's runs, compacted: what the table and the node record hold. */
 function writerRuns(w: NodeWriter): RunList[] {
-  return [w.meta, w.copies, w.folios];
+  return [w.meta.compacted(), w.copies.compacted(), w.folios.compacted()];
 }
 
 /**

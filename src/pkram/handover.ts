@@ -247,7 +247,7 @@ export function checkHandover(
     claims.claim(r.folios, `node "${node.name}" folio`);
     names.add(node.name);
     nodes.push(node);
-    nodeRuns.push([r.meta, r.folios]);
+    nodeRuns.push([r.meta.compacted(), r.folios.compacted()]);
     pfn = nodeNext(device, pfn);
   }
   if (pfn !== 0) {
