@@ -116,6 +116,9 @@ export class PkramCore implements NodeOwner {
   metaPreserved = false;
   /** The table's exact runs, as of a tree and its change count. */
   readonly #runs = new RunsCache();
+  /** The tree and its change count the super block was last written for. */
+  #finalTree: KhoRadixTree | null = null;
+  #finalChanges = -1;
 
   constructor(
     readonly device: MemoryDevice,
@@ -258,6 +261,15 @@ export class PkramCore implements NodeOwner {
 
   /** See Pkram.finalize. */
   finalize(generation: number, bootId: Uint8Array): number {
+    // Every change to the nodes or their pages changes the table: unchanged, the super block,
+    // node list and region list written last time stand (a kexec's freeze finalizes twice).
+    if (
+      this.superPfn !== 0 &&
+      this.#finalTree === this.tree &&
+      this.#finalChanges === this.tree.changes
+    ) {
+      return this.superPfn;
+    }
     if (this.superPfn === 0) this.superPfn = this.allocPage();
     if (this.regionPfn === 0) this.regionPfn = this.allocPage();
     if (!this.metaPreserved) {
@@ -288,6 +300,8 @@ export class PkramCore implements NodeOwner {
       tableCrc: treeChecksum(device, this.tree.metadataPages()),
       regionCrc: regionListCrc(device, this.regionPfn, extents.length),
     });
+    this.#finalTree = this.tree;
+    this.#finalChanges = this.tree.changes;
     return this.superPfn;
   }
 
