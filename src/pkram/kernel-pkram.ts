@@ -120,7 +120,7 @@ export class KernelPkram implements HandoverSubsystem {
     }
     let pkram: Pkram | null = null;
     if (early.incoming) {
-      const { superPfn, via, expect } = early.incoming;
+      const { superPfn, via, expect, table } = early.incoming;
       try {
         pkram = Pkram.attach({
           device,
@@ -129,6 +129,7 @@ export class KernelPkram implements HandoverSubsystem {
           expect,
           generation: deps.generation,
           bootId: deps.bootId,
+          table,
         });
         this.#attached = { superPfn, via, nodes: pkram.names().length };
         deps.log(`PKRAM: attached super block at pfn ${superPfn}: ${this.#attached.nodes} nodes`);
