@@ -18,7 +18,10 @@
  * Each folio row runs `--rounds` times (default 3) on a fresh machine, the
  * rounds interleaved with the nothing-saved kexec (two per round): the
  * tables give the best round, and the first round, whose code is cold as a
- * successor's is, beside it.
+ * successor's is, beside it. Between rows the last machine is collected and
+ * its memory given back before anything is timed: V8 frees a 1 GiB device
+ * (every page touched) on a helper thread, which on a pinned vCPU took 10-20
+ * ms from whatever the next row timed.
  *
  * Targets, the PKRAM RFC's per-GiB figures (its 100 GiB tmpfs run divided by
  * 100): save <= 25.3 ms/GiB at order 0 and 0.44 at order 9; load, with
@@ -30,6 +33,9 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { Kernel } from '../src/kernel/kernel.js';
 import { Machine } from '../src/machine.js';
 import { PAGE_SIZE } from '../src/memory/device.js';
@@ -185,6 +191,15 @@ const RFC: Record<number, { save: number; load: number }> = {
   9: { save: 0.44, load: 8.1 },
 };
 
+/** Collects the machines of the rows before, and waits for their memory to be given back. */
+async function settle(): Promise<void> {
+  if (vm.runInNewContext('typeof gc') !== 'function') v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  gc();
+  gc();
+  await sleep(100);
+}
+
 /** A folio row over its rounds: the first (cold) and the best of each figure. */
 interface Rounds {
   order: number;
@@ -280,10 +295,16 @@ export async function run(args: string[]): Promise<void> {
   const runs: Row[][] = cases.map(() => []);
   let empty = Number.POSITIVE_INFINITY;
   for (let r = 0; r < rounds; r++) {
+    await settle();
     empty = Math.min(empty, emptyKexec(bytes));
-    for (const [i, [order, way]] of cases.entries()) runs[i].push(folios(bytes, order, way));
+    for (const [i, [order, way]] of cases.entries()) {
+      await settle();
+      runs[i].push(folios(bytes, order, way));
+    }
+    await settle();
     empty = Math.min(empty, emptyKexec(bytes));
   }
+  await settle();
   const rows: Rounds[] = cases.map(([order, way], i) => ({
     order,
     way,
