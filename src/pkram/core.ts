@@ -31,7 +31,7 @@ import { type HandoverCheck, regionListCrc } from './handover.js';
 import type { NodeOwner, PkramNode } from './node.js';
 import { RunList } from './runs.js';
 import { LinkCursor, pageWords, setWordsU64, wordsU64 } from './stream.js';
-import { writeSuper } from './super.js';
+import { superIntact, writeSuper } from './super.js';
 import { collectNodeBlocks, walkNode } from './walk.js';
 import { NodeWriter, sealNode } from './writer.js';
 
@@ -262,11 +262,13 @@ export class PkramCore implements NodeOwner {
   /** See Pkram.finalize. */
   finalize(generation: number, bootId: Uint8Array): number {
     // Every change to the nodes or their pages changes the table: unchanged, the super block,
-    // node list and region list written last time stand (a kexec's freeze finalizes twice).
+    // node list and region list written last time stand (a kexec's freeze finalizes twice),
+    // unless the super block itself changed since (a successor that attached consumed it).
     if (
       this.superPfn !== 0 &&
       this.#finalTree === this.tree &&
-      this.#finalChanges === this.tree.changes
+      this.#finalChanges === this.tree.changes &&
+      superIntact(this.device, this.superPfn)
     ) {
       return this.superPfn;
     }

@@ -13,6 +13,7 @@ import {
   SB_OFF_MAGIC,
 } from '../../src/pkram/index.js';
 import { sealPage } from '../../src/pkram/seal.js';
+import { consumeSuper } from '../../src/pkram/super.js';
 import {
   bootId,
   folioBytes,
@@ -290,6 +291,23 @@ describe('Pkram handover', () => {
     assert.equal(verified, blocks);
     lo.finishLoadObj();
     ln.finishLoad();
+  });
+
+  it('finalize writes the super block again once a successor consumed it, though nothing else changed', () => {
+    const m = machine(4096, 5, 1);
+    saveSample(m, 'a', 10);
+    const superPfn = m.pkram.finalize();
+    const expect = { generation: 5, predecessorBootId: bootId(1) };
+    assert.equal(m.pkram.finalize(), superPfn);
+    // A successor attached (and consumed it), then this generation went on: its next
+    // finalize must leave a super block a successor can take.
+    consumeSuper(m.device, superPfn);
+    assert.throws(() => Pkram.inspect(m.device, superPfn, expect), refused('EINVAL', 'consumed'));
+    assert.equal(m.pkram.finalize(), superPfn);
+    assert.deepEqual(
+      Pkram.inspect(m.device, superPfn, expect).nodes.map((n) => n.name),
+      ['a'],
+    );
   });
 
   it('attach takes over the table early boot checked, without walking it again', () => {
