@@ -6,7 +6,7 @@
  * anything is wrong it says so and exits 1: the handover stays pending, and
  * the next boot() of the device takes it.
  */
-import { getProcLibc } from './kexec/_libc.js';
+import { getProcLibc } from './sys/socket.js';
 import { decideNext } from './trial-decide.js';
 import { ENV_TRIAL_FAILED, keepStdio } from './trial-fail.js';
 import { trialBootPath, trialPreloadOption } from './trial-options.js';

@@ -8,18 +8,10 @@ import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { BootCounting, KexecCommand } from '../boot/kexec-metadata.js';
-import { errnoName } from '../memory/_libc.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import type { MappedDevice } from '../memory/mapped.js';
-import {
-  F_GETFD,
-  F_SETFD,
-  FD_CLOEXEC,
-  getProcLibc,
-  SIG_IGN,
-  SIGACTION_SIZE,
-  SIGPROF,
-} from './_libc.js';
+import { errnoName, F_GETFD, F_SETFD, FD_CLOEXEC } from '../sys/libc.js';
+import { getProcLibc, SIG_IGN, SIGACTION_SIZE, SIGPROF } from '../sys/socket.js';
 import { saveCodeCache } from './code-cache.js';
 import { ControlChannel } from './control-channel.js';
 import { KexecError } from './errors.js';

@@ -4,7 +4,7 @@
  * node:fs (readSync/writeSync) or these helpers.
  */
 import { closeSync, fstatSync, readSync, writeSync } from 'node:fs';
-import { getLuoLibc, MFD_CLOEXEC } from './_libc.js';
+import { getLibc, MFD_CLOEXEC } from '../sys/libc.js';
 import { LuoError } from './errors.js';
 
 /** memfd_create's limit on the name, in bytes (249 = 255 minus "memfd:"). */
@@ -21,7 +21,7 @@ export function createMemfd(name: string, size = 0): number {
   if (!Number.isSafeInteger(size) || size < 0) {
     throw new LuoError('EINVAL', `memfd size ${size} is not a non-negative integer`);
   }
-  const libc = getLuoLibc();
+  const libc = getLibc();
   const fd = libc.memfdCreate(name, MFD_CLOEXEC);
   if (fd < 0) throw new LuoError('EINVAL', `memfd_create failed (errno ${libc.errno()})`);
   if (size > 0 && libc.ftruncate(fd, size) !== 0) {

@@ -6,7 +6,7 @@
  * the same addresses and the new memory free.
  */
 import { fstatSync } from 'node:fs';
-import { errnoName, getLibc } from './_libc.js';
+import { errnoName, getLibc } from '../sys/libc.js';
 import { DEVICE_MAGIC, HDR_DEVICE_SIZE, HDR_MAGIC } from './abi.js';
 import { type MemoryDevice, PAGE_SIZE, type PhysRange } from './device.js';
 import { DeviceError } from './errors.js';

@@ -24,7 +24,7 @@ import {
   O_NOFOLLOW,
   O_RDONLY,
   O_RDWR,
-} from './_libc.js';
+} from '../sys/libc.js';
 import { checkRange } from './_range.js';
 import { type Window as Mapping, mapWindow, unmapWindow } from './_window.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
