@@ -4,8 +4,7 @@
  * sound: the header, a pending boot block, the KHO handover, the pools.
  */
 
-import { BOOT_BLOCK_HEADER_SIZE, MAX_BOOT_BLOCK_SIZE } from '../boot/abi.js';
-import { decodeBootBlock } from '../boot/bootblock.js';
+import { readPendingBootBlock } from '../kernel/boot-block-read.js';
 import { inspectDeviceHandover } from '../kho/status.js';
 import { readDeviceHeader } from '../memory/header.js';
 import { E820 } from '../memory/memmap-types.js';
@@ -40,16 +39,7 @@ export function checkDevice(path: string): CheckFinding[] {
       out.push({ level: 'ok', part: 'boot block', detail: 'none pending' });
     } else {
       try {
-        const total = d.view(header.bootBlock, BOOT_BLOCK_HEADER_SIZE).getUint32(8, true);
-        const length = Math.min(
-          Math.max(total, BOOT_BLOCK_HEADER_SIZE),
-          MAX_BOOT_BLOCK_SIZE,
-          d.size - header.bootBlock,
-        );
-        const bb = decodeBootBlock(d.bytes(header.bootBlock, length), {
-          generation: header.generation + 1,
-          predecessorBootId: Uint8Array.from(Buffer.from(header.bootId, 'hex')),
-        });
+        const bb = readPendingBootBlock(d, header, header.bootBlock);
         out.push({
           level: 'ok',
           part: 'boot block',
