@@ -7,6 +7,7 @@ import { Fdt } from '../fdt/read.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { readDeviceHeader } from '../memory/header.js';
 import { E820 } from '../memory/memmap-types.js';
+import { readFdtAt } from './device-fdt.js';
 import { KhoError } from './errors.js';
 import type { Kho } from './kho.js';
 import { KhoRadixTree } from './radix.js';
@@ -181,10 +182,9 @@ export function inspectDeviceHandover(device: MemoryDevice): DeviceHandoverStatu
           return r;
         }
         try {
-          const room = 2 ** order * PAGE_SIZE;
-          const size = Math.min(device.view(phys, 8).getUint32(4, false), room);
-          r.size = size;
-          r.dts = dtsOf(device.bytes(phys, size).slice());
+          const fdt = readFdtAt(device, phys, 2 ** order * PAGE_SIZE);
+          r.size = fdt.totalSize;
+          r.dts = toDts(fdt);
         } catch (err) {
           r.error = (err as Error).message;
         }

@@ -18,7 +18,7 @@ import type { EarlyContext } from '../boot/early-context.js';
 import { MEMBLOCK_RSRV_NOINIT } from '../boot/memblock.js';
 import { PKRAM, PKRAM_BAN } from '../boot/params.js';
 import { FdtError } from '../fdt/errors.js';
-import { Fdt } from '../fdt/read.js';
+import { readFdtAt, SMALL_SUBTREE_MAX } from '../kho/device-fdt.js';
 import type { KhoEarly } from '../kho/early.js';
 import type { KhoExtent } from '../kho/radix.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
@@ -209,10 +209,7 @@ function findSuper(
   const phys = kho.incoming?.root.subtrees.get(PKRAM_KHO_SUBTREE);
   if (phys === undefined) return null;
   try {
-    const room = Math.min(64 * 1024, ctx.device.size - phys);
-    const total = room >= 8 ? ctx.device.view(phys, 8).getUint32(4, false) : 0;
-    const fdt = Fdt.from(ctx.device.bytes(phys, Math.min(total, room)).slice());
-    fdt.checkFull();
+    const fdt = readFdtAt(ctx.device, phys, SMALL_SUBTREE_MAX);
     const compatible = fdt.getString(0, 'compatible');
     if (compatible !== PKRAM_KHO_COMPATIBLE) {
       return { superPfn: 0, via: 'kho', error: `subtree compatible is '${compatible}'` };
