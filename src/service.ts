@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { messageOf } from './base/errors.js';
 import { BootError } from './boot/errors.js';
 import { readPendingBootBlock } from './kernel/boot-block-read.js';
 import {
@@ -175,7 +176,7 @@ export function takePendingHandover(device: MappedDevice, discard: boolean): num
   } catch (err) {
     throw new BootError(
       'ESTALE',
-      `${device.path}: a handover is pending at 0x${header.bootBlock.toString(16)} but cannot be booted (${err instanceof Error ? err.message : String(err)}); boot({ discardPending: true }) or 'livekexec device discard-pending ${device.path}' drops it (its preserved memory stays reserved)`,
+      `${device.path}: a handover is pending at 0x${header.bootBlock.toString(16)} but cannot be booted (${messageOf(err)}); boot({ discardPending: true }) or 'livekexec device discard-pending ${device.path}' drops it (its preserved memory stays reserved)`,
     );
   }
   const trial = record.trial;

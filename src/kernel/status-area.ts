@@ -6,6 +6,7 @@
  * the exec's start time in the boot block so the successor can tell the
  * downtime.
  */
+import { messageOf } from '../base/errors.js';
 import { SETUP } from '../boot/abi.js';
 import type { SetupData } from '../boot/bootblock.js';
 import type { EarlyContext } from '../boot/early-context.js';
@@ -246,7 +247,7 @@ export class KernelStatusArea implements HandoverSubsystem {
       this.#lastError = null;
       return true;
     } catch (err) {
-      this.#lastError = err instanceof Error ? err.message : String(err);
+      this.#lastError = messageOf(err);
       return false;
     }
   }

@@ -1,3 +1,4 @@
+import { messageOf } from '../base/errors.js';
 import { SETUP } from '../boot/abi.js';
 import { encodeBootBlock, type SetupData } from '../boot/bootblock.js';
 import type { HandoverPart, HandoverSubsystem, SegmentArena } from '../boot/handover.js';
@@ -453,10 +454,6 @@ export class Kexec<K> {
 
 function randomBootId(): Uint8Array {
   return randomBytes(16);
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** The tries, deadline and requirement of `trial`, with the defaults filled in. @throws KexecError EINVAL */

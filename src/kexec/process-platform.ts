@@ -4,9 +4,11 @@
  * kexec load. The successor finds the device descriptor (and its flock) at
  * the same number and the boot block's address in its environment.
  */
+
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { messageOf } from '../base/errors.js';
 import type { BootCounting, KexecCommand } from '../boot/kexec-metadata.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import type { MappedDevice } from '../memory/mapped.js';
@@ -652,8 +654,4 @@ function tryNotify(fn: () => unknown): void {
   } catch {
     // NOTIFY_SOCKET gone or unwritable: the service manager will notice on its own.
   }
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -1,3 +1,4 @@
+import { messageOf } from '../base/errors.js';
 import { FdtError } from '../fdt/errors.js';
 import { Fdt } from '../fdt/read.js';
 import { FdtWriter } from '../fdt/write.js';
@@ -135,8 +136,4 @@ function pageAddress(v: number | bigint, deviceSize: number, zeroOk: boolean): n
     );
   }
   return v;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
