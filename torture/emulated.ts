@@ -9,6 +9,7 @@ import { closeSync } from 'node:fs';
 import type { Kernel } from '../src/kernel/kernel.js';
 import type { LoadedImage } from '../src/kexec/kexec.js';
 import { Machine } from '../src/machine.js';
+import type { MemoryDevice } from '../src/memory/device.js';
 import { checkSuccessor } from './check.js';
 import { damage } from './damage.js';
 import { type CaseResult, describeError, typed, Verdict } from './outcome.js';
@@ -73,21 +74,48 @@ function snapshot(seed: number): Snapshot {
 
 /** Case `index` of corruption family `family` in the run of `runSeed`. */
 export function runEmulatedCase(family: string, runSeed: number, index: number): CaseResult {
-  const snap = snapshot(scenarioSeed(runSeed, index));
   const rng = new Rng(hash32(runSeed, family, index));
-  const regions = snap.regions.filter((r) => r.family === family);
-  if (regions.length === 0) throw new Error(`scenario ${snap.seed} has no ${family} region`);
+  return bootFaulted(scenarioSeed(runSeed, index), (device, snap) => {
+    const regions = snap.regions.filter((r) => r.family === family);
+    if (regions.length === 0) throw new Error(`scenario ${snap.seed} has no ${family} region`);
+    return damage(device, rng.pick(regions), rng);
+  });
+}
+
+/**
+ * Boots a successor on scenario `seed`'s committed handover after `fault`
+ * changed the device (it returns what it did), and checks it against the
+ * manifest `fault` was given (a copy: a test may change what is expected).
+ */
+export function bootFaulted(
+  seed: number,
+  fault: (
+    device: MemoryDevice,
+    snap: { seed: number; manifest: Manifest; regions: Region[] },
+  ) => string,
+): CaseResult {
+  const snap = snapshot(seed);
   const m = Machine.create({ size: DEVICE_SIZE });
   m.device.bytes(0, DEVICE_SIZE).set(snap.image);
-  const fault = damage(m.device, rng.pick(regions), rng);
+  const manifest = structuredClone(snap.manifest);
+  const what = fault(m.device, { seed: snap.seed, manifest, regions: snap.regions });
+  return bootAndCheck(m, snap.loaded, manifest, what);
+}
+
+function bootAndCheck(
+  m: Machine,
+  loaded: LoadedImage,
+  manifest: Manifest,
+  fault: string,
+): CaseResult {
   let kernel: Kernel;
   try {
-    kernel = m.execute(snap.loaded);
+    kernel = m.execute(loaded);
   } catch (err) {
     return { outcome: typed(err) ? 'refused' : 'untyped', fault, detail: describeError(err) };
   }
   try {
-    return { ...checkSuccessor(kernel, snap.manifest, { sameFd: true }), fault };
+    return { ...checkSuccessor(kernel, manifest, { sameFd: true }), fault };
   } catch (err) {
     if (err instanceof Verdict) return { outcome: err.outcome, fault, detail: err.message };
     // A typed error outside a restore (the pool or the page allocator refusing): still typed.

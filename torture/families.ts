@@ -22,7 +22,11 @@ export class EmulatedRunner {
   constructor(readonly timeoutMs: number) {}
 
   run(job: Job): Promise<CaseResult> {
-    if (this.#worker === null) this.#worker = new Worker(new URL('./worker.js', import.meta.url));
+    // Closing a scenario's memfd from a worker draws a warning about unmanaged descriptors.
+    if (this.#worker === null)
+      this.#worker = new Worker(new URL('./worker.js', import.meta.url), {
+        execArgv: ['--no-warnings'],
+      });
     const worker = this.#worker;
     return new Promise((resolve) => {
       const done = (r: CaseResult, dead: boolean) => {
