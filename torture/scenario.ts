@@ -10,6 +10,7 @@ import { FdtWriter } from '../src/fdt/write.js';
 import type { Kernel } from '../src/kernel/kernel.js';
 import { memfdWrite } from '../src/luo/memfd.js';
 import { PAGE_SIZE } from '../src/memory/device.js';
+import type { Folio } from '../src/mm/folio.js';
 import { fillPattern, hash32, Rng } from './rng.js';
 
 /** The device every scenario runs on, and its command line. */
@@ -147,11 +148,15 @@ export function emptyManifest(generation = 0): Manifest {
   };
 }
 
-/** Saves one PKRAM node of 1..2 objects, each with folios and a byte stream. */
+/**
+ * Saves one PKRAM node of 1..2 objects, each with folios and a byte stream.
+ * The folios stay the caller's (PKRAM does not free them): `folios` gets them.
+ */
 export function savePkramNode(
   kernel: Kernel,
   name: string,
   rng: Rng,
+  folios: Folio[] = [],
 ): { name: string; objects: PkramObjectPlan[] } {
   const node = kernel.pkram.prepareSave(name);
   const objects: PkramObjectPlan[] = [];
@@ -169,6 +174,7 @@ export function savePkramNode(
       fillPattern(kernel.folioBytes(f), folioSeed);
       const index = plan.folios.length * 3 + rng.int(0, 2);
       obj.saveFolio(f, index);
+      folios.push(f);
       plan.folios.push({ index, order, seed: folioSeed, pfn: f.pfn });
     }
     const bytes = new Uint8Array(plan.bytes.length);
