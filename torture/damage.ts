@@ -2,7 +2,8 @@
  * Faults in a region's bytes: bit flips, a zeroed run, or a torn tail (the
  * region truncated: everything past a cut reads as zeros, as after a short
  * write). Positions favour the first 64 bytes of a range, where the fields
- * that matter most (magics, counts, pointers) sit.
+ * that matter most (magics, counts, pointers) sit, then its first 512 (the
+ * first entries of a link page, the first words of a bitmap).
  */
 import type { MemoryDevice } from '../src/memory/device.js';
 import type { Region } from './regions.js';
@@ -14,8 +15,11 @@ export const DAMAGE_KINDS: readonly DamageKind[] = ['flip', 'zero', 'truncate'];
 /** Applies one fault to `region` on `device`; returns what it did, in words. */
 export function damage(device: MemoryDevice, region: Region, rng: Rng): string {
   const range = rng.pick(region.ranges);
-  const offset = () =>
-    rng.chance(0.5) ? rng.below(Math.min(64, range.size)) : rng.below(range.size);
+  // Fields sit at the start of a structure; entries (link pages, bitmaps) right after it.
+  const offset = () => {
+    const p = rng.below(10);
+    return rng.below(Math.min(p < 4 ? 64 : p < 7 ? 512 : range.size, range.size));
+  };
   const kind = rng.pick(DAMAGE_KINDS);
   const where = `${region.name} [0x${range.at.toString(16)}, +${range.size})`;
   const bytes = device.bytes(range.at, range.size);
