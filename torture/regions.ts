@@ -25,6 +25,8 @@ import { E820 } from '../src/memory/memmap-types.js';
 import { SB_OFF_CRC } from '../src/pkram/abi.js';
 import { checkHandover } from '../src/pkram/handover.js';
 import { decodePkramSetup } from '../src/pkram/kernel-early.js';
+import { RunList } from '../src/pkram/runs.js';
+import { isLinkPage, pageWords } from '../src/pkram/stream.js';
 import { walkNode } from '../src/pkram/walk.js';
 import {
   BITMAP_OFFSET,
@@ -140,15 +142,26 @@ export function metadataRegions(device: MemoryDevice, userSubtrees: readonly str
     add('pkram', 'pkram region list', check.sb.regionPfn * PAGE_SIZE, check.sb.nrRegions * 16);
     for (const t of check.tablePhys) add('pkram', 'pkram page table', t, PAGE_SIZE);
     for (const node of check.nodes) {
-      walkNode(
-        device,
-        node.pfn,
-        (pfn, _order, kind) => {
-          if (kind === 'node' || kind === 'object' || kind === 'link')
-            add('pkram', `pkram ${kind} page`, pfn * PAGE_SIZE, PAGE_SIZE);
-        },
-        { left: device.pages },
-      );
+      // The walk lists the node's pages but its folios together: the node and object pages
+      // are named in its summary, link pages carry their magic, the rest hold the byte
+      // streams' data (not metadata: damage there is the program's data, never checked).
+      const runs = { meta: new RunList(), folios: new RunList() };
+      const summary = walkNode(device, node.pfn, runs, { left: device.pages });
+      const objects = new Set(summary.objects.map((o) => o.pfn));
+      for (let r = 0; r < runs.meta.length; r++) {
+        for (let b = 0; b < runs.meta.blocks[r]; b++) {
+          const pfn = runs.meta.pfns[r] + b;
+          const kind =
+            pfn === node.pfn
+              ? 'node'
+              : objects.has(pfn)
+                ? 'object'
+                : isLinkPage(pageWords(device, pfn))
+                  ? 'link'
+                  : null;
+          if (kind !== null) add('pkram', `pkram ${kind} page`, pfn * PAGE_SIZE, PAGE_SIZE);
+        }
+      }
     }
   }
   return out;
