@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import type { PfnRange, PhysRange } from '../src/base/range.js';
 import { exportedNames } from './_helpers/api.js';
 import { REPO_ROOT } from './_helpers/paths.js';
 

@@ -4,6 +4,8 @@
  * (src/memory/abi.ts) is not exported: `livekexec device info|check` read it.
  * @module livekexec/memory
  */
+
+export type { DeviceShrink } from './_truncation.js';
 export { crc32c } from './crc32c.js';
 export { type MemoryDevice, PAGE_SHIFT, PAGE_SIZE } from './device.js';
 export { DeviceError, type DeviceErrorCode, GeneralProtectionFault } from './errors.js';

@@ -14,4 +14,5 @@ export {
 } from './buddy.js';
 export { PageAllocError, type PageAllocErrorCode } from './errors.js';
 export { type Folio, folioPages, folioPhys, folioSize } from './folio.js';
+export type { PageHolder, PageOwnership } from './ownership.js';
 export { ScratchPages, type ScratchPagesStats } from './scratch-pages.js';
