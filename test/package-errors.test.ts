@@ -106,7 +106,7 @@ kernel.device.close();
 const UNCAUGHT: readonly { error: string; code: string; program: string }[] = [
   { error: 'DeviceError', code: 'EINVAL', program: `Machine.create({ size: 3 });` },
   { error: 'BootError', code: 'EINVAL', program: `machine().boot('pmpool=oops');` },
-  { error: 'FdtError', code: 'FDT_ERR_TRUNCATED', program: `fdt.checkHeader(new Uint8Array(16));` },
+  { error: 'FdtError', code: 'FDT_ERR_TRUNCATED', program: `Fdt.from(new Uint8Array(16));` },
   { error: 'KhoError', code: 'ENOENT', program: `machine().boot().kho.restoreFolio(4096);` },
   {
     error: 'PkramError',
@@ -130,7 +130,7 @@ test('an uncaught error of every subsystem prints one readable line of message',
     for (const c of UNCAUGHT) {
       writeFileSync(
         join(app, 'main.mjs'),
-        `import { Machine, fdt } from 'livekexec';
+        `import { Fdt, Machine } from 'livekexec';
 import { openStore } from 'livekexec/store';
 const machine = () => Machine.create({ size: 16 * 1024 * 1024 });
 ${c.program}
