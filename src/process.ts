@@ -7,6 +7,7 @@
 
 import { existsSync, readlinkSync } from 'node:fs';
 import { show } from './base/errors.js';
+import { hex } from './base/hex.js';
 import { memparseExact } from './boot/memparse.js';
 import { FdtWriter } from './fdt/write.js';
 import { Kernel } from './kernel/kernel.js';
@@ -274,7 +275,7 @@ function start(
   if (trial !== null) {
     // Another try or the fallback boots this same handover if this one fails.
     const handover = {
-      [ENV_BOOT]: `${device.path}@0x${(bootBlock ?? 0).toString(16)}`,
+      [ENV_BOOT]: `${device.path}@${hex(bootBlock ?? 0)}`,
       [ENV_DEVICE_FD]: String(device.fd),
       // A try started by a supervisor (a restart handover) falls back to the same program.
       [ENV_FALLBACK_MAIN]: process.env[ENV_FALLBACK_MAIN] || (startedScript() ?? ''),

@@ -1,5 +1,6 @@
 import type { Server } from 'node:net';
 import { show } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 import { SETUP } from '../boot/abi.js';
 import type { Cmdline } from '../boot/cmdline.js';
 import { BootError } from '../boot/errors.js';
@@ -920,7 +921,7 @@ function reserveCrashArea(memblock: Memblock, params: EarlyParamValues): PhysRan
     if (ck.offset % PAGE_SIZE !== 0 || !isFree(memblock, ck.offset, size)) {
       throw new BootError(
         'ERANGE',
-        `[0x${ck.offset.toString(16)}, +0x${size.toString(16)}) is not free memory`,
+        `[${hex(ck.offset)}, +${hex(size)}) is not free memory`,
         'crashkernel',
       );
     }

@@ -1,3 +1,4 @@
+import { hex } from '../base/hex.js';
 import { FdtError } from '../fdt/errors.js';
 import type { Fdt } from '../fdt/read.js';
 import { crc32c } from '../memory/crc32c.js';
@@ -104,13 +105,13 @@ export class KhoIncomingState {
     if (order < 0) {
       throw new KhoError(
         'EINVAL',
-        `no preserved folio at 0x${phys.toString(16)} (never preserved, or restored already)`,
+        `no preserved folio at ${hex(phys)} (never preserved, or restored already)`,
       );
     }
     if (order > MAX_PAGE_ORDER) {
       throw new KhoError(
         'EINVAL',
-        `the block at 0x${phys.toString(16)} has order ${order}: not a folio (restore it as pages)`,
+        `the block at ${hex(phys)} has order ${order}: not a folio (restore it as pages)`,
       );
     }
     this.#claim(pfn, order);
@@ -266,7 +267,7 @@ export class KhoIncomingState {
     if (csum !== d.csum) {
       throw new KhoError(
         'EFAULT',
-        `raw subtree '${name}': checksum 0x${csum.toString(16)}, the handover says 0x${d.csum.toString(16)}`,
+        `raw subtree '${name}': checksum ${hex(csum)}, the handover says ${hex(d.csum)}`,
       );
     }
     return { blob: { compatibles: d.compatibles, compatible, bytes }, descriptor: d };
@@ -433,10 +434,7 @@ export class KhoIncomingState {
       phys % PAGE_SIZE !== 0 ||
       phys >= this.#device.size
     ) {
-      throw new KhoError(
-        'EINVAL',
-        `0x${Number(phys).toString(16)} is not a page address inside the device`,
-      );
+      throw new KhoError('EINVAL', `${hex(Number(phys))} is not a page address inside the device`);
     }
     return phys / PAGE_SIZE;
   }

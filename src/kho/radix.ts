@@ -9,6 +9,7 @@
 
 import { endianness } from 'node:os';
 import { LivekexecError, messageOf } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 import { checkDeviceViews, isPageAligned, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
   KHO_BITMAP_BITS,
@@ -897,10 +898,6 @@ function setBits(bits: Uint8Array, from: number, to: number, fill: number): void
 function highBit(n: number): number {
   const hi = Math.floor(n / TWO_POW_32);
   return hi > 0 ? 63 - Math.clz32(hi) : 31 - Math.clz32(n);
-}
-
-function hex(n: number): string {
-  return `0x${n.toString(16)}`;
 }
 
 /**

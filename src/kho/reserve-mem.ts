@@ -1,4 +1,5 @@
 import { show } from '../base/errors.js';
+import { hexDigits } from '../base/hex.js';
 import type { EarlyContext } from '../boot/early-context.js';
 import { RESERVE_MEM } from '../boot/params.js';
 import { FdtError } from '../fdt/errors.js';
@@ -181,7 +182,7 @@ export class ReserveMem {
     w.beginNode('');
     w.propertyString('compatible', KHO_RESERVE_MEM_COMPATIBLE);
     for (const r of this.#regions.values()) {
-      w.beginNode(`region@${r.phys.toString(16)}`);
+      w.beginNode(`region@${hexDigits(r.phys)}`);
       w.propertyString('label', r.name);
       w.propertyU64('start', r.phys);
       w.propertyU64('size', r.size);

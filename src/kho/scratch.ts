@@ -1,3 +1,4 @@
+import { hex } from '../base/hex.js';
 import type { Memblock } from '../boot/memblock.js';
 import type { KhoScratchValue } from '../boot/params.js';
 import { PAGE_SIZE, type PhysRange } from '../memory/device.js';
@@ -180,7 +181,7 @@ export function decodeScratch(data: Uint8Array, deviceSize: number): ScratchArea
     ) {
       throw new KhoError(
         'EFAULT',
-        `scratch area ${i} [0x${base.toString(16)}, +0x${size.toString(16)}) is not whole pages inside the device`,
+        `scratch area ${i} [${hex(base)}, +${hex(size)}) is not whole pages inside the device`,
       );
     }
     const kind = i === 0 ? 'lowmem' : i === 1 ? 'global' : 'pernode';

@@ -1,7 +1,8 @@
 import { show } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 import { checkRange } from './_range.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
-import { DeviceError, GeneralProtectionFault, hex } from './errors.js';
+import { DeviceError, GeneralProtectionFault } from './errors.js';
 
 /** A range of pages lent to an outside owner. */
 export interface GuardedRange {

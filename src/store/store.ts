@@ -5,6 +5,7 @@
  * entry. Per-entry state is only in the device's pages: the JS object holds
  * views, never one object per entry.
  */
+import { hex } from '../base/hex.js';
 import {
   CLASS_LARGE,
   CLASS_SHIFT,
@@ -429,14 +430,14 @@ export class PreservedStore {
     if (words === undefined || i + 4 > words.length) {
       throw damaged(
         t.slotPhys(s),
-        `table slot ${s} points at 0x${(ref * 16).toString(16)}, outside the device`,
+        `table slot ${s} points at ${hex(ref * 16)}, outside the device`,
       );
     }
     const meta = words[i];
     if (mem.i32[k][i + R_HASH] !== seal(h, meta, words[i + R_VLEN]) || meta === FREE_OBJECT) {
       throw damaged(
         t.slotPhys(s),
-        `table slot ${s} points at 0x${(ref * 16).toString(16)}, which holds no record of its hash`,
+        `table slot ${s} points at ${hex(ref * 16)}, which holds no record of its hash`,
       );
     }
     if ((meta & KEY_MASK) !== klen) return false;
@@ -503,7 +504,7 @@ export class PreservedStore {
     if (!mem.inBounds(ref, REC_HEADER)) {
       throw damaged(
         t.slotPhys(s),
-        `table slot ${s} points at 0x${(ref * 16).toString(16)}, outside the device`,
+        `table slot ${s} points at ${hex(ref * 16)}, outside the device`,
       );
     }
     const meta = mem.get(ref, R_META);
@@ -513,7 +514,7 @@ export class PreservedStore {
     ) {
       throw damaged(
         t.slotPhys(s),
-        `table slot ${s} points at 0x${(ref * 16).toString(16)}, which holds no record of its hash`,
+        `table slot ${s} points at ${hex(ref * 16)}, which holds no record of its hash`,
       );
     }
     this.#value(ref, true);
