@@ -3,6 +3,7 @@
  * destroy it (`device rm`): everything a successor would have found.
  * Reads only; anything unreadable is said, never thrown.
  */
+import { messageOf } from '../base/errors.js';
 import { hex } from '../base/hex.js';
 import { SETUP } from '../boot/abi.js';
 import { readPendingBootBlock } from '../kernel/boot-block-read.js';
@@ -40,7 +41,7 @@ export function describePendingHandover(device: MemoryDevice, header: DeviceHead
       lines.push('the preserved file descriptors (LUO sessions) it records');
     }
   } catch (err) {
-    lines.push(`(the rest cannot be read: ${err instanceof Error ? err.message : String(err)})`);
+    lines.push(`(the rest cannot be read: ${messageOf(err)})`);
   }
   return lines;
 }

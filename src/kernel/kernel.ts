@@ -1,5 +1,5 @@
 import type { Server } from 'node:net';
-import { show } from '../base/errors.js';
+import { messageOf, show } from '../base/errors.js';
 import { hex } from '../base/hex.js';
 import { SETUP } from '../boot/abi.js';
 import type { Cmdline } from '../boot/cmdline.js';
@@ -825,10 +825,7 @@ export class Kernel {
       handoverMemoryMap: () => this.memoryMap.clone(),
       handoverBegan: (image: LoadedImage) => this.#status.handoverBegan(image.preload),
       handoverFailed: (_image: LoadedImage, err: unknown) => {
-        this.#status.handoverFailed(
-          this.generation,
-          err instanceof Error ? err.message : String(err),
-        );
+        this.#status.handoverFailed(this.generation, messageOf(err));
         this.publishStatus();
       },
       checkCanKexec: () => {

@@ -10,6 +10,7 @@
 import { endianness } from 'node:os';
 import { LivekexecError, messageOf } from '../base/errors.js';
 import { hex } from '../base/hex.js';
+import { getU64, setU64 } from '../base/u64.js';
 import { checkDeviceViews, isPageAligned, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
   KHO_BITMAP_BITS,
@@ -475,7 +476,7 @@ export class KhoRadixTree {
     if (l1Key === this.#l1Key) {
       const off = (leafKey - l1Key * KHO_TABLE_ENTRIES) * KHO_TABLE_ENTRY_SIZE;
       const view = this.#l1View;
-      leaf = view.getUint32(off, true) + view.getUint32(off + 4, true) * TWO_POW_32;
+      leaf = getU64(view, off);
       // The cached parent is current (a freed node clears it): an empty slot is an absent leaf.
       if (leaf === 0 && !create) return null;
     }
@@ -505,7 +506,7 @@ export class KhoRadixTree {
       this.#pathIdx[depth] = idx;
       view = this.device.view(node, PAGE_SIZE);
       const off = idx * KHO_TABLE_ENTRY_SIZE;
-      let child = view.getUint32(off, true) + view.getUint32(off + 4, true) * TWO_POW_32;
+      let child = getU64(view, off);
       if (child === 0) {
         if (!create) return 0;
         try {
@@ -514,8 +515,7 @@ export class KhoRadixTree {
           this.#prune(depth); // unwind the nodes this call created
           throw err;
         }
-        view.setUint32(off, child >>> 0, true);
-        view.setUint32(off + 4, Math.floor(child / TWO_POW_32), true);
+        setU64(view, off, child);
         this.#count[this.#slotOf.get(node)!]++;
       }
       node = child;
@@ -540,8 +540,7 @@ export class KhoRadixTree {
       const parent = this.#pathPhys[depth - 1];
       const off = this.#pathIdx[depth - 1] * KHO_TABLE_ENTRY_SIZE;
       const view = this.device.view(parent, PAGE_SIZE);
-      view.setUint32(off, 0, true);
-      view.setUint32(off + 4, 0, true);
+      setU64(view, off, 0);
       this.#count[this.#slotOf.get(parent)!]--;
     }
   }
