@@ -290,12 +290,6 @@ export class Kernel {
       shared: device.ownedForLife === true,
     });
     const next = nextGeneration(request, header, handover, mem, early.base);
-    const { fellBackFrom, kexecCount, previousRelease } = next.boot;
-    if (fellBackFrom)
-      mem.log.push(
-        `boot: fallback: ${fellBackFrom.successor} failed ${fellBackFrom.tries} tries (${fellBackFrom.reason})`,
-      );
-    if (mem.meta) mem.log.push(`kexec from: ${previousRelease || 'unknown'} (count ${kexecCount})`);
     const kernel = new Kernel({
       device,
       boot: next.boot,
