@@ -147,7 +147,12 @@ export class ReserveMem {
     this.#regions = new Map(regions.map((r) => [r.name, r]));
     if (!kho.enabled || regions.length === 0) return;
     if (kho.isKhoBoot() && kho.incoming?.subtreeNames().includes(KHO_RESERVE_MEM_SUBTREE)) {
-      kho.retrieveSubtree(KHO_RESERVE_MEM_SUBTREE);
+      try {
+        kho.retrieveSubtree(KHO_RESERVE_MEM_SUBTREE);
+      } catch (err) {
+        // Damaged: reserveMemEarly already ignored it (and logged why); the boot goes on.
+        if (!(err instanceof KhoError)) throw err;
+      }
     }
     for (const r of regions) {
       if (r.kept) kho.restorePages(r.phys, r.size / PAGE_SIZE);

@@ -23,7 +23,7 @@ import { PKRAM, PKRAM_BAN } from '../boot/params.js';
 import { FdtError } from '../fdt/errors.js';
 import { readFdtAt, SMALL_SUBTREE_MAX } from '../kho/device-fdt.js';
 import type { KhoEarly } from '../kho/early.js';
-import type { KhoExtent } from '../kho/radix.js';
+import type { KhoExtent, KhoTreeCheck } from '../kho/radix.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { E820 } from '../memory/memmap-types.js';
 import {
@@ -66,6 +66,8 @@ export interface PkramEarly {
     expect: PkramExpect;
     /** Exact preserved ranges reserved no-init. */
     reserved: readonly KhoExtent[];
+    /** The preserved-page table as checked here: attach takes it over without walking it again. */
+    table: KhoTreeCheck;
   } | null;
   /** Why a super block that was found was refused (it stays reserved, unused). */
   readonly refused?: string;
@@ -169,9 +171,11 @@ export function pkramEarly(
   };
   let extents: KhoExtent[];
   let exact: KhoExtent[];
+  let table: KhoTreeCheck;
   try {
     // One walk of the table: the marks the predecessor put in the map, and the exact ranges.
-    const { runs, tablePhys } = preservedRuns(ctx.device, found.superPfn, expect);
+    const { runs, tablePhys, table: checked } = preservedRuns(ctx.device, found.superPfn, expect);
+    table = checked;
     extents = runs.extents(tablePhys, PKRAM_MAX_MAP_MARKS);
     exact = runs.extents(tablePhys, Math.max(1, Math.ceil(ctx.device.pages / 2)));
   } catch (err) {
@@ -202,7 +206,7 @@ export function pkramEarly(
   return {
     enabled: true,
     bans,
-    incoming: { superPfn: found.superPfn, via: found.via, expect, reserved: exact },
+    incoming: { superPfn: found.superPfn, via: found.via, expect, reserved: exact, table },
   };
 }
 

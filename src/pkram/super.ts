@@ -65,6 +65,15 @@ export function writeSuper(device: MemoryDevice, pfn: number, sb: SuperBlock): v
   view.setUint32(SB_OFF_CRC, crc32c(bytes.subarray(0, SB_CRC_LEN)), true);
 }
 
+/** Whether the super block at pfn is as writeSuper left it: its magic, and its crc matching. */
+export function superIntact(device: MemoryDevice, pfn: number): boolean {
+  const view = device.view(pfn * PAGE_SIZE, PAGE_SIZE);
+  return (
+    view.getUint32(SB_OFF_MAGIC, true) === PKRAM_MAGIC &&
+    view.getUint32(SB_OFF_CRC, true) === crc32c(device.bytes(pfn * PAGE_SIZE, SB_CRC_LEN))
+  );
+}
+
 /** Marks an attached super block so it can never be attached again (crc left stale on purpose). */
 export function consumeSuper(device: MemoryDevice, pfn: number): void {
   device.view(pfn * PAGE_SIZE, 4).setUint32(SB_OFF_MAGIC, PKRAM_MAGIC_CONSUMED, true);
