@@ -894,7 +894,7 @@ function checkOrder(order: number): void {
 /** crc32c of the header's covered bytes, with `magic` in place of the stored magic word (format writes it last). */
 function headerCrc(header: ArrayBufferView, magic: number): number {
   const copy = new Uint8Array(header.buffer, header.byteOffset, HDR_CRC_BYTES).slice();
-  new DataView(copy.buffer).setUint32(0, magic, true);
+  new DataView(copy.buffer).setUint32(HDR_MAGIC * 4, magic, true);
   return crc32c(copy);
 }
 
