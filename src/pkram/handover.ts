@@ -5,6 +5,7 @@
  * once. Nothing is changed here; Pkram.attach acts only on a full success.
  */
 
+import { getU64 } from '../base/u64.js';
 import { KhoError } from '../kho/errors.js';
 import {
   BlockRuns,
@@ -17,7 +18,6 @@ import {
 import { treeChecksum } from '../kho/tree-csum.js';
 import { crc32c } from '../memory/crc32c.js';
 import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
-import { getU64 } from './_u64.js';
 import { PKRAM_NODE_FL_SAVED, REGION_ENTRY_SIZE, REGION_OFF_PHYS, REGION_OFF_SIZE } from './abi.js';
 import { PkramError } from './errors.js';
 import { RunList } from './runs.js';

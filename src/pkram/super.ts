@@ -1,8 +1,8 @@
 /** Encoding and checking the super block page (layout in abi.ts). */
 
+import { getU64, setU64 } from '../base/u64.js';
 import { crc32c } from '../memory/crc32c.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
-import { getU64, setU64 } from './_u64.js';
 import {
   PKRAM_BOOT_ID_SIZE,
   PKRAM_MAGIC,
