@@ -197,6 +197,8 @@ export class Kernel {
     khoEarly: KhoEarly;
     pmpoolEarly?: PmpoolEarly;
     pkramEarly?: PkramEarly;
+    /** A successor on trial: what it attaches of the predecessor's handover stays as it was. */
+    onTrial?: boolean;
     statusEarly?: StatusEarly;
   }) {
     this.device = init.device;
@@ -243,6 +245,7 @@ export class Kernel {
       early: init.boot.kind === 'crash' ? null : (init.pkramEarly ?? null),
       generation: init.boot.generation,
       bootId: Uint8Array.from(Buffer.from(init.boot.bootId, 'hex')),
+      trial: init.onTrial === true,
       log: (line) => init.log.push(line),
       assertAlive: () => this.assertAlive(),
       ownership: {
@@ -290,6 +293,10 @@ export class Kernel {
       shared: device.ownedForLife === true,
     });
     const next = nextGeneration(request, header, handover, mem, early.base);
+    // On trial, pages of the handover freed from here on (KHO's tree as the subsystems come
+    // up, restored folios freed later) stay unused until markGood: a retry or the fallback
+    // reads them again.
+    if (next.trial) pages.holdFreesIn(preservedPfnRanges(handover.block?.memoryMap ?? []));
     const kernel = new Kernel({
       device,
       boot: next.boot,
@@ -308,9 +315,10 @@ export class Kernel {
       pmpoolEarly: early.pmpool,
       pkramEarly: early.pkram,
       statusEarly: early.status,
+      onTrial: next.trial !== null && next.trial !== undefined,
     });
     kernel.#reserveMem = new ReserveMem(device, kernel.kho, early.reserveMem);
-    kernel.#commitBoot(request, header, next, handover.block?.memoryMap ?? [], early.base);
+    kernel.#commitBoot(request, header, next, early.base);
     return kernel;
   }
 
@@ -322,18 +330,11 @@ export class Kernel {
     request: BootRequest,
     header: DeviceHeader,
     next: NextGeneration,
-    handedOver: readonly MemoryRange[],
     base: { generation: number },
   ): void {
     if (next.trial) {
       const tried = triedHeader(header, next, next.trial);
-      this.#startTrial(
-        tried,
-        next.header,
-        next.trial.record.tries,
-        next.trial.counting,
-        handedOver,
-      );
+      this.#startTrial(tried, next.header, next.trial.record.tries, next.trial.counting);
       writeDeviceHeader(this.device, tried);
     } else {
       writeDeviceHeader(this.device, next.header);
@@ -348,7 +349,6 @@ export class Kernel {
     good: DeviceHeader,
     tries: number,
     counting: BootCounting,
-    handedOver: readonly MemoryRange[],
   ): void {
     this.#header = tried;
     this.#goodHeader = good;
@@ -360,13 +360,6 @@ export class Kernel {
       fallback: counting.fallback,
       successor: counting.successor,
     };
-    // Pages of the handover this generation frees stay unused until it is
-    // marked good: a retry or the fallback reads them again.
-    this.pages.holdFreesIn(
-      handedOver
-        .filter((r) => r.type === E820.PRESERVED)
-        .map((r) => ({ base: r.addr / PAGE_SIZE, count: r.size / PAGE_SIZE })),
-    );
   }
 
   /**
@@ -413,6 +406,7 @@ export class Kernel {
     this.#trial = null;
     this.#goodHeader = null;
     this.pages.releaseHeld();
+    this.pkram.endTrial();
     this.#log.push(`boot: marked good after ${trial.tries} of ${trial.maxTries} tries`);
     this.#platform.markedGood?.(this);
   }
@@ -933,4 +927,11 @@ function isFree(memblock: Memblock, base: number, size: number): boolean {
     if (r.base <= base && base + size <= r.base + r.size) return true;
   }
   return false;
+}
+
+/** The PRESERVED ranges of a handed-over memory map, as page ranges. */
+function preservedPfnRanges(map: readonly MemoryRange[]): { base: number; count: number }[] {
+  return map
+    .filter((r) => r.type === E820.PRESERVED)
+    .map((r) => ({ base: r.addr / PAGE_SIZE, count: r.size / PAGE_SIZE }));
 }
