@@ -22,10 +22,16 @@ import { HDR_MAP, MAP_ENTRY_SIZE } from '../src/memory/abi.js';
 import { type MemoryDevice, PAGE_SIZE } from '../src/memory/device.js';
 import { readDeviceHeader } from '../src/memory/header.js';
 import { E820 } from '../src/memory/memmap-types.js';
-import { SB_OFF_CRC } from '../src/pkram/abi.js';
+import {
+  LINK_OFF_NEXT,
+  NODE_OFF_OBJ,
+  OBJ_OFF_BYTE_HEAD,
+  OBJ_OFF_FOLIO_HEAD,
+  OBJ_OFF_NEXT,
+  SB_OFF_CRC,
+} from '../src/pkram/abi.js';
 import { checkHandover } from '../src/pkram/handover.js';
 import { decodePkramSetup } from '../src/pkram/kernel-early.js';
-import { walkNode } from '../src/pkram/walk.js';
 import {
   BITMAP_OFFSET,
   bitmapLength,
@@ -140,15 +146,34 @@ export function metadataRegions(device: MemoryDevice, userSubtrees: readonly str
     add('pkram', 'pkram region list', check.sb.regionPfn * PAGE_SIZE, check.sb.nrRegions * 16);
     for (const t of check.tablePhys) add('pkram', 'pkram page table', t, PAGE_SIZE);
     for (const node of check.nodes) {
-      walkNode(
-        device,
-        node.pfn,
-        (pfn, _order, kind) => {
-          if (kind === 'node' || kind === 'object' || kind === 'link')
-            add('pkram', `pkram ${kind} page`, pfn * PAGE_SIZE, PAGE_SIZE);
-        },
-        { left: device.pages },
-      );
+      for (const [kind, pfn] of pkramPages(device, node.pfn))
+        add('pkram', `pkram ${kind} page`, pfn * PAGE_SIZE, PAGE_SIZE);
+    }
+  }
+  return out;
+}
+
+/**
+ * A saved node's node, object and link pages, followed through the pointers
+ * pkram/abi.ts names (the node was validated by checkHandover).
+ */
+function pkramPages(device: MemoryDevice, nodePfn: number): [string, number][] {
+  const u64 = (pfn: number, off: number) =>
+    Number(device.view(pfn * PAGE_SIZE + off, 8).getBigUint64(0, true));
+  const out: [string, number][] = [['node', nodePfn]];
+  for (
+    let obj = u64(nodePfn, NODE_OFF_OBJ);
+    obj !== 0 && out.length < device.pages;
+    obj = u64(obj, OBJ_OFF_NEXT)
+  ) {
+    out.push(['object', obj]);
+    for (const head of [OBJ_OFF_FOLIO_HEAD, OBJ_OFF_BYTE_HEAD]) {
+      for (
+        let link = u64(obj, head);
+        link !== 0 && out.length < device.pages;
+        link = u64(link, LINK_OFF_NEXT)
+      )
+        out.push(['link', link]);
     }
   }
   return out;
