@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import { bootFaulted, runEmulatedCase } from '../../torture/emulated.js';
-import { ACCEPTABLE, type Outcome, unacceptable } from '../../torture/outcome.js';
+import { ACCEPTABLE, type Outcome } from '../../torture/outcome.js';
 import { runKill, runProcessDamage } from '../../torture/real.js';
 import { REGION_FAMILIES } from '../../torture/regions.js';
 
