@@ -22,16 +22,12 @@ import { HDR_MAP, MAP_ENTRY_SIZE } from '../src/memory/abi.js';
 import { type MemoryDevice, PAGE_SIZE } from '../src/memory/device.js';
 import { readDeviceHeader } from '../src/memory/header.js';
 import { E820 } from '../src/memory/memmap-types.js';
-import {
-  LINK_OFF_NEXT,
-  NODE_OFF_OBJ,
-  OBJ_OFF_BYTE_HEAD,
-  OBJ_OFF_FOLIO_HEAD,
-  OBJ_OFF_NEXT,
-  SB_OFF_CRC,
-} from '../src/pkram/abi.js';
+import { SB_OFF_CRC } from '../src/pkram/abi.js';
 import { checkHandover } from '../src/pkram/handover.js';
 import { decodePkramSetup } from '../src/pkram/kernel-early.js';
+import { RunList } from '../src/pkram/runs.js';
+import { isLinkPage, pageWords } from '../src/pkram/stream.js';
+import { walkNode } from '../src/pkram/walk.js';
 import {
   BITMAP_OFFSET,
   bitmapLength,
@@ -146,34 +142,26 @@ export function metadataRegions(device: MemoryDevice, userSubtrees: readonly str
     add('pkram', 'pkram region list', check.sb.regionPfn * PAGE_SIZE, check.sb.nrRegions * 16);
     for (const t of check.tablePhys) add('pkram', 'pkram page table', t, PAGE_SIZE);
     for (const node of check.nodes) {
-      for (const [kind, pfn] of pkramPages(device, node.pfn))
-        add('pkram', `pkram ${kind} page`, pfn * PAGE_SIZE, PAGE_SIZE);
-    }
-  }
-  return out;
-}
-
-/**
- * A saved node's node, object and link pages, followed through the pointers
- * pkram/abi.ts names (the node was validated by checkHandover).
- */
-function pkramPages(device: MemoryDevice, nodePfn: number): [string, number][] {
-  const u64 = (pfn: number, off: number) =>
-    Number(device.view(pfn * PAGE_SIZE + off, 8).getBigUint64(0, true));
-  const out: [string, number][] = [['node', nodePfn]];
-  for (
-    let obj = u64(nodePfn, NODE_OFF_OBJ);
-    obj !== 0 && out.length < device.pages;
-    obj = u64(obj, OBJ_OFF_NEXT)
-  ) {
-    out.push(['object', obj]);
-    for (const head of [OBJ_OFF_FOLIO_HEAD, OBJ_OFF_BYTE_HEAD]) {
-      for (
-        let link = u64(obj, head);
-        link !== 0 && out.length < device.pages;
-        link = u64(link, LINK_OFF_NEXT)
-      )
-        out.push(['link', link]);
+      // The walk lists the node's pages but its folios together: the node and object pages
+      // are named in its summary, link pages carry their magic, the rest hold the byte
+      // streams' data (not metadata: damage there is the program's data, never checked).
+      const runs = { meta: new RunList(), folios: new RunList() };
+      const summary = walkNode(device, node.pfn, runs, { left: device.pages });
+      const objects = new Set(summary.objects.map((o) => o.pfn));
+      for (let r = 0; r < runs.meta.length; r++) {
+        for (let b = 0; b < runs.meta.blocks[r]; b++) {
+          const pfn = runs.meta.pfns[r] + b;
+          const kind =
+            pfn === node.pfn
+              ? 'node'
+              : objects.has(pfn)
+                ? 'object'
+                : isLinkPage(pageWords(device, pfn))
+                  ? 'link'
+                  : null;
+          if (kind !== null) add('pkram', `pkram ${kind} page`, pfn * PAGE_SIZE, PAGE_SIZE);
+        }
+      }
     }
   }
   return out;
