@@ -3,15 +3,15 @@
  * the handover a device holds, and whether a successor will understand it.
  */
 import type { Command } from 'commander';
-import { Fdt } from '../fdt/read.js';
 import { checkHandover, knownCompatibles } from '../kho/compat.js';
+import { readFdtAt } from '../kho/device-fdt.js';
 import {
   type DeviceHandoverStatus,
   inspectDeviceHandover,
   pendingKhoSetupData,
 } from '../kho/status.js';
 import { ReadonlyDevice } from '../memory/readonly.js';
-import { ExitCode } from './cli-exit.js';
+import { CliError, ExitCode } from './cli-exit.js';
 
 export function registerKhoCommands(program: Command): void {
   const kho = program.command('kho').description('inspect Kexec HandOver state on a device');
@@ -108,19 +108,17 @@ function check(opts: {
       (name) => {
         const t = subs.get(name);
         if (!t?.dts || t.size === undefined) return null;
-        return Fdt.from(d.bytes(t.phys, t.size).slice());
+        return readFdtAt(d, t.phys, t.size);
       },
       { cmdline: opts.cmdline, compatibles: opts.compatible },
     );
   });
-  if (!report) {
-    process.stderr.write(`livekexec: ${opts.device}: no KHO handover is pending\n`);
-    throw new ExitCode(2);
-  }
+  if (!report) throw new CliError('ENOENT', `${opts.device}: no KHO handover is pending`, 2);
   if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else {
     process.stdout.write(`${report.understood ? 'understood' : 'NOT understood'}\n`);
     for (const r of report.reasons) process.stdout.write(`  ${r}\n`);
+    for (const n of report.notes) process.stdout.write(`  note: ${n}\n`);
   }
   if (!report.understood) throw new ExitCode(1);
 }

@@ -1,5 +1,5 @@
 import { FdtError } from '../fdt/errors.js';
-import { Fdt } from '../fdt/read.js';
+import type { Fdt } from '../fdt/read.js';
 import { crc32c } from '../memory/crc32c.js';
 import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
 import type { BuddyAllocator } from '../mm/buddy.js';
@@ -13,6 +13,7 @@ import {
   type KhoBlob,
   parseBlobDescriptor,
 } from './blob.js';
+import { readFdtAt } from './device-fdt.js';
 import type { KhoIncoming } from './early.js';
 import { KhoError } from './errors.js';
 import { badEntry, entryOrder, entryPfn, readPageListChain } from './page-list.js';
@@ -73,6 +74,27 @@ export class KhoIncomingState {
     return Number.isInteger(pfn) && pfn >= 0 && pfn < this.#marker.length
       ? this.#marker[pfn] - 1
       : -1;
+  }
+
+  /**
+   * The first pfn of [pfn, pfn + count) inside a received block not yet
+   * restored, or -1: looks for a block head at every order that can cover
+   * the range (about twice `count` marker reads).
+   */
+  firstUnclaimedIn(pfn: number, count: number): number {
+    const end = Math.min(pfn + count, this.#marker.length);
+    if (this.#unclaimedBlocks === 0 || !Number.isSafeInteger(pfn) || pfn < 0) return -1;
+    let found = -1;
+    for (let order = 0, size = 1; size < 2 * this.#marker.length; order++, size *= 2) {
+      for (let head = Math.floor(pfn / size) * size; head < end; head += size) {
+        if (this.#marker[head] === order + 1) {
+          const at = Math.max(pfn, head);
+          if (found < 0 || at < found) found = at;
+          break;
+        }
+      }
+    }
+    return found;
   }
 
   /** @throws KhoError EINVAL when no unclaimed preserved block starts at `phys`. */
@@ -273,14 +295,8 @@ export class KhoIncomingState {
     const pfn = phys / PAGE_SIZE;
     const order = this.orderAt(pfn);
     if (order < 0) return null;
-    const room = Math.min(2 ** order * PAGE_SIZE, this.#device.size - phys);
-    const head = this.#device.view(phys, Math.min(8, room));
-    const total = room >= 8 ? head.getUint32(4, false) : 0;
-    const copy = this.#device.bytes(phys, Math.min(Math.max(total, 0), room)).slice();
     try {
-      const fdt = Fdt.from(copy);
-      fdt.checkFull();
-      return fdt;
+      return readFdtAt(this.#device, phys, 2 ** order * PAGE_SIZE);
     } catch (err) {
       if (err instanceof FdtError)
         throw new KhoError('EFAULT', `subtree '${name}': ${err.message}`);
@@ -298,8 +314,8 @@ export class KhoIncomingState {
     try {
       data = this.#readBlob(name, undefined)?.descriptor ?? null;
     } catch (err) {
-      // An FDT subtree, or a damaged raw one: its data, if any, stays unclaimed.
-      if (!(err instanceof KhoError)) throw err;
+      // An FDT subtree, or a damaged raw one (its FDT may even fail to read): its data, if any, stays unclaimed.
+      if (!(err instanceof KhoError || err instanceof FdtError)) throw err;
     }
     this.#drop(name, data);
   }

@@ -302,6 +302,42 @@ export class KhoRadixTree {
     return (bits[bit >>> 3] & (1 << (bit & 7))) !== 0;
   }
 
+  /**
+   * The first pfn of [pfn, pfn + count) that a preserved block of any order
+   * covers, or -1. Only orders in use are looked at, each over the keys of
+   * the blocks that can overlap the range, so a query of a few pages costs a
+   * few bit tests per order in use. Out-of-device parts are never preserved.
+   */
+  firstPreservedIn(pfn: number, count: number): number {
+    const end = Math.min(pfn + count, this.device.pages);
+    if (this.#root === 0 || !Number.isSafeInteger(pfn) || !Number.isSafeInteger(count)) return -1;
+    if (pfn < 0 || pfn >= end) return -1;
+    let found = -1;
+    for (let order = 0; order <= KHO_MAX_ORDER; order++) {
+      if (this.#byOrder[order] === 0) continue;
+      const size = POW2[order];
+      const base = POW2[KHO_ORDER_0_LOG2 - order];
+      const last = Math.floor((end - 1) / size);
+      for (let block = Math.floor(pfn / size); block <= last; block++) {
+        const key = base + block;
+        const leafKey = Math.floor(key / KHO_BITMAP_BITS);
+        const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits : this.#leaf(leafKey, false);
+        if (bits === null) {
+          // No leaf: skip to the first block of the next leaf.
+          block = (leafKey + 1) * KHO_BITMAP_BITS - base - 1;
+          continue;
+        }
+        const bit = key - leafKey * KHO_BITMAP_BITS;
+        if ((bits[bit >>> 3] & (1 << (bit & 7))) !== 0) {
+          const at = Math.max(pfn, block * size);
+          if (found < 0 || at < found) found = at;
+          break;
+        }
+      }
+    }
+    return found;
+  }
+
   /** Physical address of every page the tree uses (inner nodes and leaves). */
   *metadataPages(): IterableIterator<number> {
     yield* this.#slotOf.keys();
@@ -374,9 +410,18 @@ export class KhoRadixTree {
     visit: (pfn: number, blocks: number, order: number) => void,
     limits: KhoWalkLimits = {},
   ): KhoWalkResult {
-    const checked = validateTree(device, rootPhys, limits);
-    visitRuns(checked, visit);
-    return { nodePhys: checked.nodePhys, blocks: checked.blocks, pages: checked.pages };
+    return KhoRadixTree.check(device, rootPhys, limits).visit(visit);
+  }
+
+  /**
+   * Validates an untrusted tree as walk does and keeps what it found: a
+   * KhoTreeCheck that walks (visit) and takes the tree over (adoptChecked)
+   * without validating it again, for a boot that reads the tree early and
+   * takes it over later.
+   * @throws KhoError as walk.
+   */
+  static check(device: MemoryDevice, rootPhys: number, limits: KhoWalkLimits = {}): KhoTreeCheck {
+    return new KhoTreeCheck(device, rootPhys, validateTree(device, rootPhys, limits));
   }
 
   /**
@@ -392,8 +437,25 @@ export class KhoRadixTree {
     visit: ((pfn: number, blocks: number, order: number) => void) | null,
     limits: KhoWalkLimits = {},
   ): { tree: KhoRadixTree; walk: KhoWalkResult } {
-    const checked = validateTree(device, rootPhys, limits);
-    if (visit !== null) visitRuns(checked, visit);
+    return KhoRadixTree.adoptChecked(
+      pageSource,
+      KhoRadixTree.check(device, rootPhys, limits),
+      visit,
+    );
+  }
+
+  /**
+   * adopt, from a check made before: the caller vouches that the tree's
+   * pages did not change since (e.g. by their checksum, treeChecksum).
+   */
+  static adoptChecked(
+    pageSource: KhoPageSource,
+    check: KhoTreeCheck,
+    visit: ((pfn: number, blocks: number, order: number) => void) | null,
+  ): { tree: KhoRadixTree; walk: KhoWalkResult } {
+    const { device, rootPhys } = check;
+    const checked = check.checked;
+    const walk = visit !== null ? check.visit(visit) : check.result();
     const tree = new KhoRadixTree(device, pageSource);
     tree.#root = rootPhys;
     tree.#count = new Int32Array(Math.max(64, checked.nodePhys.length));
@@ -405,10 +467,7 @@ export class KhoRadixTree {
     for (let i = 0; i < checked.runs; i++) {
       tree.#byOrder[checked.runOrder[i]] += checked.runBlocks[i];
     }
-    return {
-      tree,
-      walk: { nodePhys: checked.nodePhys, blocks: checked.blocks, pages: checked.pages },
-    };
+    return { tree, walk };
   }
 
   #key(pfn: number, order: number): number {
@@ -562,7 +621,8 @@ export class KhoRadixTree {
   }
 }
 
-interface CheckedTree {
+/** @internal What validateTree found (KhoTreeCheck holds it). */
+export interface CheckedTree {
   nodePhys: number[];
   /** Per node, as nodePhys: children present (inner) or bits set (leaf). */
   nodeCount: number[];
@@ -573,6 +633,35 @@ interface CheckedTree {
   runs: number;
   blocks: number;
   pages: number;
+}
+
+/**
+ * An untrusted tree that KhoRadixTree.check validated: its blocks and pages
+ * as found then (KhoRadixTree.adoptChecked takes it over from this).
+ */
+export class KhoTreeCheck {
+  /** @internal Made by KhoRadixTree.check. */
+  constructor(
+    readonly device: MemoryDevice,
+    readonly rootPhys: number,
+    /** @internal */ readonly checked: CheckedTree,
+  ) {}
+
+  /** Physical address of every tree node, in walk order. */
+  get nodePhys(): readonly number[] {
+    return this.checked.nodePhys;
+  }
+
+  /** Calls visit for each run of blocks, as walkRuns does. */
+  visit(visit: (pfn: number, blocks: number, order: number) => void): KhoWalkResult {
+    visitRuns(this.checked, visit);
+    return this.result();
+  }
+
+  result(): KhoWalkResult {
+    const c = this.checked;
+    return { nodePhys: c.nodePhys, blocks: c.blocks, pages: c.pages };
+  }
 }
 
 function visitRuns(

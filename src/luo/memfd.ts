@@ -4,7 +4,8 @@
  * node:fs (readSync/writeSync) or these helpers.
  */
 import { closeSync, fstatSync, readSync, writeSync } from 'node:fs';
-import { getLuoLibc, MFD_CLOEXEC } from './_libc.js';
+import { show } from '../base/errors.js';
+import { getLibc, MFD_CLOEXEC } from '../sys/libc.js';
 import { LuoError } from './errors.js';
 
 /** memfd_create's limit on the name, in bytes (249 = 255 minus "memfd:"). */
@@ -19,9 +20,9 @@ export function createMemfd(name: string, size = 0): number {
     throw new LuoError('EINVAL', `memfd name must be at most ${MEMFD_NAME_MAX} bytes, no NUL`);
   }
   if (!Number.isSafeInteger(size) || size < 0) {
-    throw new LuoError('EINVAL', `memfd size ${size} is not a non-negative integer`);
+    throw new LuoError('EINVAL', `memfd size ${show(size)} is not a non-negative integer`);
   }
-  const libc = getLuoLibc();
+  const libc = getLibc();
   const fd = libc.memfdCreate(name, MFD_CLOEXEC);
   if (fd < 0) throw new LuoError('EINVAL', `memfd_create failed (errno ${libc.errno()})`);
   if (size > 0 && libc.ftruncate(fd, size) !== 0) {

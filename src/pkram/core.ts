@@ -17,6 +17,7 @@ import { KhoError } from '../kho/errors.js';
 import { BlockRuns, type KhoExtent, type KhoPageSource, KhoRadixTree } from '../kho/radix.js';
 import { treeChecksum } from '../kho/tree-csum.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import type { PageOwnership } from '../mm/ownership.js';
 import {
   NODE_OFF_FLAGS,
   NODE_OFF_NEXT,
@@ -31,7 +32,7 @@ import { type HandoverCheck, regionListCrc } from './handover.js';
 import type { NodeOwner, PkramNode } from './node.js';
 import { RunList } from './runs.js';
 import { LinkCursor, pageWords, setWordsU64, wordsU64 } from './stream.js';
-import { writeSuper } from './super.js';
+import { superIntact, writeSuper } from './super.js';
 import { collectNodeBlocks, walkNode } from './walk.js';
 import { NodeWriter, sealNode } from './writer.js';
 
@@ -103,6 +104,8 @@ export class PkramCore implements NodeOwner {
   /** Saved nodes: the preserved set, in node-list order. */
   readonly nodes: NodeRecord[] = [];
   readonly saving = new Set<string>();
+  /** The other owners' changes() when each node being saved was started. */
+  readonly #savingSince = new Map<PkramNode, number>();
   /**
    * Avoided pfn ranges as flat [start, end) pairs, sorted. Typed arrays,
    * always: a field that held arrays of other kinds would change the core's
@@ -116,11 +119,16 @@ export class PkramCore implements NodeOwner {
   metaPreserved = false;
   /** The table's exact runs, as of a tree and its change count. */
   readonly #runs = new RunsCache();
+  /** The tree and its change count the super block was last written for. */
+  #finalTree: KhoRadixTree | null = null;
+  #finalChanges = -1;
 
   constructor(
     readonly device: MemoryDevice,
     readonly pages: PkramPageSource,
     readonly disabled: string | null,
+    /** The other owners of preserved pages (KHO, pools), asked before a folio is saved. */
+    readonly ownership: PageOwnership | null = null,
   ) {
     this.tree = new KhoRadixTree(device, this.tablePages);
   }
@@ -188,13 +196,50 @@ export class PkramCore implements NodeOwner {
     return this.tree.anyPreserved(pfn, blocks, order);
   }
 
+  heldByOther(pfn: number, n: number): boolean {
+    return this.ownership !== null && this.ownership.otherHolder(pfn, n) !== null;
+  }
+
+  checkNotHeld(pfn: number, order: number): void {
+    const other = this.ownership?.otherHolder(pfn, 2 ** order);
+    if (other) {
+      throw new PkramError(
+        'EEXIST',
+        `folio pfn ${pfn} order ${order}: pfn ${other.pfn} is already preserved by ${other.holder}`,
+      );
+    }
+  }
+
+  /** prepareSave: remembers the other owners' changes, so finishSave rechecks only when they moved. */
+  savingStarted(node: PkramNode): void {
+    this.#savingSince.set(node, this.ownership?.changes() ?? 0);
+  }
+
   /** finishSave: relocate if needed, preserve what the writer recorded, join the node list. */
   nodeSaved(node: PkramNode, writer: NodeWriter): { pfn: number; relocated: number } {
+    // Another owner may have taken one of the node's pages since it was started.
+    const own = this.ownership;
+    if (own !== null && own.changes() !== this.#savingSince.get(node)) {
+      for (const runs of [writer.meta, writer.copies, writer.folios]) {
+        for (let r = 0; r < runs.length; r++) {
+          const pages = runs.blocks[r] * 2 ** runs.orders[r];
+          if (own.otherHolder(runs.pfns[r], pages) === null) continue;
+          for (let b = 0; b < runs.blocks[r]; b++)
+            this.checkNotHeld(runs.pfns[r] + b * 2 ** runs.orders[r], runs.orders[r]);
+        }
+      }
+      this.#savingSince.set(node, own.changes());
+    }
     let saved = writer;
-    if (this.avoid.length > 0 && runsTouch(writerRuns(writer), this.avoid)) {
+    let runs: RunList[];
+    if (
+      this.avoid.length > 0 &&
+      runsTouch([writer.meta, writer.copies, writer.folios], this.avoid)
+    ) {
       const rebuilt = this.#rebuild(writer.pfn, node.name, node.inherited);
+      runs = writerRuns(rebuilt.writer);
       try {
-        this.preserveAll(this.tree, writerRuns(rebuilt.writer));
+        this.preserveAll(this.tree, runs);
       } catch (err) {
         rebuilt.writer.freePages();
         throw err;
@@ -202,16 +247,18 @@ export class PkramCore implements NodeOwner {
       this.#commitRebuild(writer.pfn, rebuilt);
       saved = rebuilt.writer;
     } else {
-      this.preserveAll(this.tree, writerRuns(writer));
+      runs = writerRuns(writer);
+      this.preserveAll(this.tree, runs);
     }
     this.saving.delete(node.name);
-    const runs = writerRuns(saved);
+    this.#savingSince.delete(node);
     this.nodes.push({ pfn: saved.pfn, name: node.name, inherited: node.inherited, runs });
     return { pfn: saved.pfn, relocated: saved === writer ? 0 : saved.relocatedFolios };
   }
 
   nodeDiscarded(node: PkramNode): void {
     this.saving.delete(node.name);
+    this.#savingSince.delete(node);
   }
 
   // --- what Pkram does ---
@@ -253,6 +300,17 @@ export class PkramCore implements NodeOwner {
 
   /** See Pkram.finalize. */
   finalize(generation: number, bootId: Uint8Array): number {
+    // Every change to the nodes or their pages changes the table: unchanged, the super block,
+    // node list and region list written last time stand (a kexec's freeze finalizes twice),
+    // unless the super block itself changed since (a successor that attached consumed it).
+    if (
+      this.superPfn !== 0 &&
+      this.#finalTree === this.tree &&
+      this.#finalChanges === this.tree.changes &&
+      superIntact(this.device, this.superPfn)
+    ) {
+      return this.superPfn;
+    }
     if (this.superPfn === 0) this.superPfn = this.allocPage();
     if (this.regionPfn === 0) this.regionPfn = this.allocPage();
     if (!this.metaPreserved) {
@@ -283,6 +341,8 @@ export class PkramCore implements NodeOwner {
       tableCrc: treeChecksum(device, this.tree.metadataPages()),
       regionCrc: regionListCrc(device, this.regionPfn, extents.length),
     });
+    this.#finalTree = this.tree;
+    this.#finalChanges = this.tree.changes;
     return this.superPfn;
   }
 
@@ -503,8 +563,9 @@ export class PkramCore implements NodeOwner {
   }
 }
 
+/** A writer's runs, compacted: what the table and the node record hold. */
 function writerRuns(w: NodeWriter): RunList[] {
-  return [w.meta, w.copies, w.folios];
+  return [w.meta.compacted(), w.copies.compacted(), w.folios.compacted()];
 }
 
 /**

@@ -1,10 +1,12 @@
+import { show } from '../base/errors.js';
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { FdtError } from '../fdt/errors.js';
 import { FdtWriter } from '../fdt/write.js';
 import { KhoError } from '../kho/errors.js';
 import type { Kho } from '../kho/kho.js';
-import type { MemoryDevice } from '../memory/device.js';
+import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { E820 } from '../memory/memmap-types.js';
+import type { PageHolder } from '../mm/ownership.js';
 import {
   BITMAP_OFFSET,
   FDT_COMPATIBLE,
@@ -41,34 +43,45 @@ export interface BringUpPlan {
 /**
  * Decides how a pool comes up from what the predecessor left: its v2 node
  * (or why that node is unusable) and whether the map kept the range (v3).
- * A node that does not match the command line is never trusted: the pool is
- * reinitialised and the mismatch reported, as the v2 restore requires.
+ * A node that does not match the command line is never trusted: over a
+ * range the map did not keep, the pool is reinitialised and the mismatch
+ * reported, as the v2 restore requires; over a kept range, what is in place
+ * is attached (v3), since formatting it would free pages that may be held.
  */
 export function planBringUp(range: PmpoolRange, node: PmpoolNode | string | null): BringUpPlan {
-  if (typeof node === 'string') {
-    return { action: 'format', origin: 'reinitialised', reason: `the handed-over node: ${node}` };
-  }
-  if (node !== null) {
-    if (node.base !== range.base || node.size !== range.size) {
+  const unusable = nodeProblem(range, node);
+  if (unusable !== null) {
+    // The node lies outside every checksum; the handed-over map does not. Over
+    // a range the map kept, a node that disagrees is damage, and formatting
+    // would free pages that may be held: attach what is in place (its header
+    // and check words are verified, a damaged pool is rebuilt) and say why.
+    if (range.marked)
       return {
-        action: 'format',
-        origin: 'reinitialised',
-        reason:
-          `base/size mismatch: the predecessor's pool was [${hex(node.base)}, +${hex(node.size)}), ` +
-          `the command line says [${hex(range.base)}, +${hex(range.size)})`,
+        action: 'attach',
+        origin: 'v3',
+        reason: `${unusable}; the node ignored, the map kept the range`,
       };
-    }
-    if (node.bitmap !== range.base + BITMAP_OFFSET) {
-      return {
-        action: 'format',
-        origin: 'reinitialised',
-        reason: `the handed-over bitmap at ${hex(node.bitmap)} is not the pool's own (${hex(range.base + BITMAP_OFFSET)})`,
-      };
-    }
-    return { action: 'attach', origin: 'v2', reason: null };
+    return { action: 'format', origin: 'reinitialised', reason: unusable };
   }
+  if (node !== null) return { action: 'attach', origin: 'v2', reason: null };
   if (range.marked) return { action: 'attach', origin: 'v3', reason: null };
   return { action: 'format', origin: 'fresh', reason: null };
+}
+
+/** Why the predecessor's v2 node cannot be used for `range`, or null (also when there is none). */
+function nodeProblem(range: PmpoolRange, node: PmpoolNode | string | null): string | null {
+  if (typeof node === 'string') return `the handed-over node: ${node}`;
+  if (node === null) return null;
+  if (node.base !== range.base || node.size !== range.size) {
+    return (
+      `base/size mismatch: the predecessor's pool was [${hex(node.base)}, +${hex(node.size)}), ` +
+      `the command line says [${hex(range.base)}, +${hex(range.size)})`
+    );
+  }
+  if (node.bitmap !== range.base + BITMAP_OFFSET) {
+    return `the handed-over bitmap at ${hex(node.bitmap)} is not the pool's own (${hex(range.base + BITMAP_OFFSET)})`;
+  }
+  return null;
 }
 
 /** The KHO subtree name of a pool, or null when the name makes it too long for one. */
@@ -247,6 +260,23 @@ export class Pmpools implements HandoverSubsystem {
     return this.#pools.find((p) => p.name === key);
   }
 
+  /** The pool whose range holds a page of [pfn, pfn + count): every page of a pool is the pool's. */
+  holder(pfn: number, count: number): PageHolder | null {
+    if (!Number.isSafeInteger(pfn) || !Number.isSafeInteger(count))
+      throw new PmpoolError(
+        'EINVAL',
+        `holder: pfn ${show(pfn)} and count ${show(count)} must be integers`,
+      );
+    for (const p of this.#pools) {
+      const first = p.base / PAGE_SIZE;
+      const end = first + p.size / PAGE_SIZE;
+      if (pfn < end && first < pfn + count) {
+        return { holder: `pmpool ${label(p.name)}`, pfn: Math.max(pfn, first) };
+      }
+    }
+    return null;
+  }
+
   /** Every pool, in command-line order. */
   list(): Pmpool[] {
     return [...this.#pools];
@@ -275,11 +305,24 @@ function bringUp(deps: PmpoolsDeps, range: PmpoolRange, assertAlive: () => void)
     try {
       cma = CmaPool.attach(deps.device, range.base, range.size);
       const report = cma.attachReport;
-      if (report && report.problems.length > 0) reason = `recovered: ${report.problems.join('; ')}`;
+      if (report && report.problems.length > 0)
+        reason = [reason, `recovered: ${report.problems.join('; ')}`].filter(Boolean).join('; ');
     } catch (err) {
       if (!(err instanceof PmpoolError)) throw err;
-      origin = 'reinitialised';
-      reason = `${plan.origin} attach failed: ${err.message}`;
+      if (err.code === 'ESTALE') {
+        // A whole, valid pool of another shape: the configuration changed, as a v2 mismatch.
+        origin = 'reinitialised';
+        reason = `${plan.origin} attach failed: ${err.message}`;
+      } else {
+        // Damage: its pages may be held (lent out), so nothing that may be held is freed.
+        cma = CmaPool.rebuild(deps.device, range.base, range.size);
+        const r = cma.attachReport;
+        origin = 'rebuilt';
+        reason =
+          `${plan.origin} attach failed: ${err.message}; rebuilt: ` +
+          `${r?.damagedChunks ?? 0} bitmap chunks damaged, ${r?.markedInUse ?? 0} pages marked in use` +
+          (r && r.problems.length > 0 ? ` (${r.problems.join('; ')})` : '');
+      }
     }
   }
   // Early boot checked the range and its size, so format cannot fail here.

@@ -186,6 +186,35 @@ test('a KHO boot reuses its scratch areas and ignores kho_scratch=', () => {
   }
 });
 
+test("kho_scratch= in the series' older forms: global,pernode (v3, v4) and one global region (v1, v2)", () => {
+  for (const [form, want] of [
+    [
+      '4M,1M',
+      [
+        ['global', 4 * MiB],
+        ['pernode', MiB],
+        ['pernode', MiB],
+      ],
+    ],
+    ['4M', [['global', 4 * MiB]]],
+  ] as const) {
+    const m = Machine.create({ size: 64 * MiB, nodes: 2 });
+    const k1 = m.boot(`kho_scratch=${form}`);
+    assert.deepEqual(
+      k1.kho.scratch.map((a) => [a.kind, a.size]),
+      want,
+    );
+    assert.match(k1.log.join('\n'), /KHO: kho_scratch=: a 4 MiB global area/);
+    const f = k1.allocPages(1)!;
+    k1.kho.preserveFolio(f);
+    k1.kexec.load({ cmdline: `kho_scratch=${form}` });
+    const k2 = k1.kexec.exec();
+    assert.deepEqual(k2.kho.restoreFolio(f.pfn * 4096), f, `${form}: the handover revived`);
+    assert.deepEqual(k2.kho.scratch, k1.kho.scratch);
+    assert.match(k2.log.join('\n'), /kho_scratch= ignored: a KHO boot keeps the scratch areas/);
+  }
+});
+
 test('status shows kho/out and kho/in as DTS, scratch, and preserved bytes by order', () => {
   const m = Machine.create({ size: 32 * MiB });
   const k1 = m.boot();
@@ -256,6 +285,34 @@ test('reserve_mem: a damaged predecessor region is allocated afresh, never half-
     assert.ok(r.phys + r.size <= log.phys || r.phys >= log.phys + log.size, 'not over the old one');
     // The old region's blocks were not claimed by reserve_mem: they are still there to free.
     assert.equal(k2.kho.incoming!.orderAt(log.phys / PAGE_SIZE) >= 0, true, damage);
+  }
+});
+
+test('reserve_mem: a subtree that is no FDT any more never fails the boot (found by npm run torture)', () => {
+  for (const damage of ['magic', 'totalsize', 'structure'] as const) {
+    const m = Machine.create({ size: 32 * MiB });
+    const k1 = m.boot('reserve_mem=64K:4K:log');
+    const log = k1.reserveMem('log');
+    const f = k1.allocPages(0)!;
+    k1.kho.preserveFolio(f);
+    k1.kho.finalize();
+    k1.kexec.load();
+    const phys = parseRootFdt(k1.kho.rootFdt!, k1.device.size).subtrees.get('reserve_mem')!;
+    const v = k1.device.view(phys, PAGE_SIZE);
+    if (damage === 'magic') v.setUint32(0, 0, false);
+    else if (damage === 'totalsize') v.setUint32(4, 0x20000, false);
+    else v.setUint32(v.getUint32(8, false), 0x7, false); // the first structure token
+    const k2 = k1.kexec.exec();
+    assert.equal(k2.boot.kind, 'kexec', damage);
+    const r = k2.reserveMem('log');
+    assert.equal(r.kept, false, damage);
+    assert.ok(r.phys + r.size <= log.phys || r.phys >= log.phys + log.size, 'not over the old one');
+    assert.ok(
+      k2.log.some((l) => /reserve_mem: ignoring the predecessor's regions/.test(l)),
+      damage,
+    );
+    // The rest of the handover is whole.
+    assert.deepEqual(k2.kho.restoreFolio(f.pfn * PAGE_SIZE), f);
   }
 });
 
