@@ -6,7 +6,7 @@ import { PAGE_SIZE } from '../memory/device.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { KHO_MAX_MAP_MARKS } from './abi.js';
 import { KhoError } from './errors.js';
-import { BlockRuns, KhoRadixTree } from './radix.js';
+import { BlockRuns, type KhoBlockRuns, KhoRadixTree } from './radix.js';
 import { type KhoRoot, parseRootFdt } from './root-fdt.js';
 import {
   allocateScratch,
@@ -18,13 +18,10 @@ import {
 import { treeChecksum } from './tree-csum.js';
 
 /** The handover a KHO boot received, read and reserved in early boot. */
-export interface KhoIncoming {
+export interface KhoIncoming extends KhoBlockRuns {
   readonly root: KhoRoot;
   /** The root FDT as received (for status). */
   readonly rootFdt: Uint8Array;
-  /** Every preserved block, in the order the walk met them. */
-  readonly blockPfn: Float64Array;
-  readonly blockOrder: Uint8Array;
   /** Pages of the predecessor's radix tree, freed once the boot is done with them. */
   readonly treePages: readonly number[];
 }
@@ -150,23 +147,13 @@ function revive(
       `preserved-memory map checksum mismatch (handover says 0x${root.memoryMapCsum.toString(16)}, tree has 0x${csum.toString(16)})`,
     );
   }
-  // The walk also validates the whole tree before it visits anything.
-  let n = 0;
-  let pfns = new Float64Array(1024);
-  let orders = new Uint8Array(1024);
+  // The whole tree is validated before anything in it is used; its blocks come as
+  // runs (a million consecutive order-0 blocks are one), never one call per block.
+  const walk = KhoRadixTree.readRuns(device, root.memoryMapPhys);
   const runs = new BlockRuns();
-  const walk =
-    root.memoryMapPhys === 0
-      ? { nodePhys: [] as number[], blocks: 0, pages: 0 }
-      : KhoRadixTree.walk(device, root.memoryMapPhys, (pfn, order) => {
-          if (n === pfns.length) {
-            pfns = grow(pfns);
-            orders = grow(orders);
-          }
-          pfns[n] = pfn;
-          orders[n++] = order;
-          runs.add(pfn, order);
-        });
+  for (let i = 0; i < walk.runs; i++) {
+    runs.addPages(walk.runPfn[i], walk.runBlocks[i] * 2 ** walk.runOrder[i]);
+  }
   if (walk.nodePhys.length !== root.memoryMapPages.length) {
     throw new KhoError(
       'EFAULT',
@@ -175,10 +162,8 @@ function revive(
   }
   // The same extents the predecessor marked, from the blocks already collected.
   const extents = root.memoryMapPhys === 0 ? [] : runs.extents(walk.nodePhys, KHO_MAX_MAP_MARKS);
-  const unseen = new Set([...root.subtrees.values()].map((phys) => phys / PAGE_SIZE));
-  for (let i = 0; i < n && unseen.size > 0; i++) unseen.delete(pfns[i]);
   for (const [name, phys] of root.subtrees) {
-    if (unseen.has(phys / PAGE_SIZE)) {
+    if (!startsBlock(walk, phys / PAGE_SIZE)) {
       throw new KhoError(
         'EFAULT',
         `subtree '${name}' at 0x${phys.toString(16)} is not a preserved block`,
@@ -241,15 +226,21 @@ function revive(
     incoming: {
       root,
       rootFdt,
-      blockPfn: pfns.subarray(0, n),
-      blockOrder: orders.subarray(0, n),
+      runPfn: walk.runPfn,
+      runBlocks: walk.runBlocks,
+      runOrder: walk.runOrder,
+      runs: walk.runs,
       treePages: walk.nodePhys,
     },
   };
 }
 
-function grow<T extends Float64Array | Uint8Array>(a: T): T {
-  const b = new (a.constructor as new (n: number) => T)(a.length * 2);
-  b.set(a);
-  return b;
+/** Whether a block of `r` starts at `pfn`. */
+function startsBlock(r: KhoBlockRuns, pfn: number): boolean {
+  for (let i = 0; i < r.runs; i++) {
+    const size = 2 ** r.runOrder[i];
+    const at = pfn - r.runPfn[i];
+    if (at >= 0 && at < r.runBlocks[i] * size && at % size === 0) return true;
+  }
+  return false;
 }
