@@ -130,7 +130,12 @@ async function main() {
   const text = withoutOwnNames(readFileSync(join(OUT, SCRIPT), 'latin1'));
   const wide = text.search(/[^\x00-\x7f]/);
   if (wide >= 0) throw new Error(`bundle: ${SCRIPT} has a non-ASCII character at ${wide}`);
-  writeFileSync(join(OUT, SCRIPT), text, 'latin1');
+  // One function expression (scripts/pkg/loader.mjs compiles the file as it is read).
+  writeFileSync(
+    join(OUT, SCRIPT),
+    `(function (exports, require, module, __filename, __dirname) {${text}\n})`,
+    'latin1',
+  );
   // Beside the bundle, one level from dist/src: what a successor on trial
   // preloads (trial-boot.cjs, small: it runs before the main module), what a
   // failed try requires at exit, synchronously (trial-fail.cjs, which loads
