@@ -1,7 +1,10 @@
+import { show } from './base/errors.js';
 import { Kernel, type KernelPlatform } from './kernel/kernel.js';
+import { KexecError } from './kexec/errors.js';
 import type { LoadedImage } from './kexec/kexec.js';
 import type { PhysRange } from './kexec/placement.js';
 import { PAGE_SIZE } from './memory/device.js';
+import { DeviceError } from './memory/errors.js';
 import { formatDevice } from './memory/header.js';
 import { HeapDevice } from './memory/heap.js';
 
@@ -38,12 +41,21 @@ export class Machine implements KernelPlatform {
 
   /**
    * A machine with fresh, formatted memory.
-   * @throws DeviceError EINVAL for a bad size; RangeError-free.
+   * @throws DeviceError EINVAL for a bad size, node count or name.
    */
   static create(options: MachineOptions): Machine {
+    if (typeof options !== 'object' || options === null) {
+      throw new DeviceError(
+        'EINVAL',
+        `Machine.create takes { size, nodes? }, got ${show(options)}`,
+      );
+    }
     const nodes = options.nodes ?? 1;
     if (!Number.isInteger(nodes) || nodes < 1 || nodes > 64) {
-      throw new RangeError(`nodes must be an integer in 1..64, got ${nodes}`);
+      throw new DeviceError('EINVAL', `nodes must be an integer in 1..64, got ${show(nodes)}`);
+    }
+    if (options.name !== undefined && typeof options.name !== 'string') {
+      throw new DeviceError('EINVAL', `name must be a string, got ${show(options.name)}`);
     }
     const device = new HeapDevice(options.size, { name: options.name });
     formatDevice(device);
@@ -76,6 +88,14 @@ export class Machine implements KernelPlatform {
 
   /** The platform side of kexec: boots the successor from the committed boot block. */
   execute(image: LoadedImage): Kernel {
+    if (
+      typeof image !== 'object' ||
+      image === null ||
+      typeof image.segment !== 'object' ||
+      image.segment === null
+    ) {
+      throw new KexecError('EINVAL', `execute takes a loaded image, got ${show(image)}`);
+    }
     const old = this.#kernel;
     const next = Kernel.boot({
       device: this.device,

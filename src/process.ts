@@ -4,7 +4,9 @@
  * started (in place by execve, or preloaded and released over the control
  * channel).
  */
+
 import { existsSync, readlinkSync } from 'node:fs';
+import { show } from './base/errors.js';
 import { memparseExact } from './boot/memparse.js';
 import { FdtWriter } from './fdt/write.js';
 import { Kernel } from './kernel/kernel.js';
@@ -28,7 +30,7 @@ import {
 import { sdNotify } from './kexec/sd-notify.js';
 import type { Machine } from './machine.js';
 import { PAGE_SIZE } from './memory/device.js';
-import { formatDevice } from './memory/header.js';
+import { decodeDeviceHeader, formatDevice } from './memory/header.js';
 import { growDeviceFile } from './memory/hotplug.js';
 import { MappedDevice } from './memory/mapped.js';
 import {
@@ -135,6 +137,7 @@ export interface ProcessBootOptions {
  * @throws BootError for a bad command line.
  */
 export async function boot(options: ProcessBootOptions = {}): Promise<ProcessKernel> {
+  checkBootOptions(options);
   const env = process.env;
   mainScriptRealPath(); // now, before a deploy flips a release symlink: the fallback's path
   takeServiceFds();
@@ -149,6 +152,26 @@ export async function boot(options: ProcessBootOptions = {}): Promise<ProcessKer
     return start(MappedDevice.openFd(fd, path), options, bootBlock);
   }
   return startCold(options);
+}
+
+/** @throws KexecError EINVAL for options that are not boot options (boot(42), a numeric device). */
+function checkBootOptions(o: unknown): asserts o is ProcessBootOptions {
+  const bad = (what: string, v: unknown): never => {
+    throw new KexecError('EINVAL', `boot: ${what}, got ${show(v)}`);
+  };
+  if (typeof o !== 'object' || o === null) bad('options must be an object', o);
+  const r = o as Record<string, unknown>;
+  if (r.device !== undefined && (typeof r.device !== 'string' || r.device === ''))
+    bad('device must be a path', r.device);
+  if (r.size !== undefined && typeof r.size !== 'number' && typeof r.size !== 'string')
+    bad('size must be a number of bytes or a memparse string', r.size);
+  if (r.cmdline !== undefined && typeof r.cmdline !== 'string')
+    bad('cmdline must be a string', r.cmdline);
+  for (const flag of ['create', 'discardPending'] as const)
+    if (r[flag] !== undefined && typeof r[flag] !== 'boolean')
+      bad(`${flag} must be a boolean`, r[flag]);
+  if (r.platform !== undefined && (typeof r.platform !== 'object' || r.platform === null))
+    bad('platform must be an object', r.platform);
 }
 
 /** A cold start; a handover still pending on the device (its owner is gone) is booted as its successor. */
@@ -238,6 +261,14 @@ function start(
   setImmediate(() => booted.publishStatus());
   platform.adopt(kernel);
   platforms.set(kernel, platform);
+  // Off the boot path (the watch and the sentinel cost a spawn): see memory/_truncation.ts.
+  setImmediate(() => {
+    try {
+      device.guardTruncation((s) => process.stderr.write(`livekexec: ${s.message}\n`));
+    } catch {
+      // The device was closed before the guard started: nothing left to watch.
+    }
+  });
   if (interval > 0) republish(kernel, interval);
   const trial = kernel.trial;
   if (trial !== null) {
@@ -279,6 +310,12 @@ function openCold(options: ProcessBootOptions): MappedDevice {
   const path = options.device ?? defaultDevicePath();
   const size = options.size === undefined ? undefined : sizeBytes(options.size);
   const absent = !existsSync(path);
+  // An existing file is recognised before it is opened: preallocating a file that is no
+  // device (a sparse one could be any size) would fill the file system for nothing.
+  if (!absent) {
+    const peek = MappedDevice.peek(path);
+    if (!peek.page0.every((b) => b === 0)) decodeDeviceHeader(peek.page0, peek.size, path);
+  }
   const device = MappedDevice.open(path, {
     create: absent || options.create === true,
     size: absent ? (size ?? DEFAULT_SIZE) : size,

@@ -22,7 +22,9 @@ export class LivekexecError<Code extends string = string> extends Error {
    * @param options `cause`: the error this one wraps.
    */
   constructor(code: Code, detail: string, options?: { cause?: unknown }) {
-    super(`${(new.target as typeof LivekexecError).label(code)}: ${detail}`, options);
+    const label =
+      typeof code === 'string' ? (new.target as typeof LivekexecError).label(code) : show(code);
+    super(`${label}: ${text(detail)}`, options);
     this.code = code;
   }
 
@@ -35,4 +37,39 @@ export class LivekexecError<Code extends string = string> extends Error {
 /** The message of anything thrown, for wrapping it in a typed error. */
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A value as an error message shows it, whatever it is: a template literal
+ * throws for an object without a prototype or with a broken toString, and a
+ * refusal must never turn into a TypeError of its own.
+ */
+export function show(v: unknown): string {
+  try {
+    switch (typeof v) {
+      case 'number':
+      case 'boolean':
+      case 'undefined':
+        return String(v);
+      case 'bigint':
+        return `${v}n`;
+      case 'string':
+        return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}...` : v);
+      case 'symbol':
+        return v.toString();
+      case 'function':
+        return 'a function';
+      default:
+        if (v === null) return 'null';
+        if (Array.isArray(v)) return `an array of ${v.length}`;
+        return `an object (${Object.prototype.toString.call(v).slice(8, -1)})`;
+    }
+  } catch {
+    return 'an unprintable value';
+  }
+}
+
+/** A string as it is, anything else as show() prints it: for text that should be a string. */
+export function text(v: unknown): string {
+  return typeof v === 'string' ? v : show(v);
 }

@@ -1,4 +1,4 @@
-import { LivekexecError } from '../base/errors.js';
+import { LivekexecError, text } from '../base/errors.js';
 
 /**
  * Errors of the boot layer: a bad command-line value, a bad boot block. The
@@ -30,6 +30,6 @@ export class BootError extends LivekexecError<BootErrorCode> {
     readonly param?: string,
     options?: { cause?: unknown },
   ) {
-    super(code, param ? `${param}: ${detail}` : detail, options);
+    super(code, param ? `${text(param)}: ${text(detail)}` : detail, options);
   }
 }

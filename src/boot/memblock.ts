@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 import { BootError } from './errors.js';
 import { type MemblockRegion, RegionList } from './memblock-regions.js';
 
@@ -54,8 +55,16 @@ function checkRange(base: number, size: number, what: string): void {
     size < 0 ||
     base + size > ADDR_LIMIT
   ) {
-    throw new BootError('EINVAL', `memblock ${what}: bad range base ${base} size ${size}`);
+    throw new BootError(
+      'EINVAL',
+      `memblock ${what}: bad range base ${show(base)} size ${show(size)}`,
+    );
   }
+}
+
+function checkFlags(flags: number): void {
+  if (!Number.isInteger(flags) || flags < 0 || flags > 0xffffffff)
+    throw new BootError('EINVAL', `memblock: bad flags ${show(flags)}`);
 }
 
 export class Memblock {
@@ -68,6 +77,7 @@ export class Memblock {
   /** memblock_add(). @throws BootError EINVAL for a bad range. */
   addMemory(base: number, size: number, flags = MEMBLOCK_NONE): void {
     checkRange(base, size, 'add');
+    checkFlags(flags);
     if (size > 0) this.memory.add(base, size, flags);
   }
 
@@ -96,6 +106,7 @@ export class Memblock {
    */
   reserve(base: number, size: number, flags = MEMBLOCK_NONE): void {
     checkRange(base, size, 'reserve');
+    checkFlags(flags);
     if (size > 0) this.reserved.add(base, size, flags);
   }
 
@@ -144,7 +155,7 @@ export class Memblock {
   /** memblock_set_current_limit(): the `end` of MEMBLOCK_ALLOC_ACCESSIBLE. */
   setCurrentLimit(limit: number): void {
     if (!Number.isSafeInteger(limit) && limit !== ADDR_LIMIT)
-      throw new BootError('EINVAL', `memblock: bad limit ${limit}`);
+      throw new BootError('EINVAL', `memblock: bad limit ${show(limit)}`);
     this.#currentLimit = limit;
   }
 
@@ -168,10 +179,20 @@ export class Memblock {
     end = MEMBLOCK_ALLOC_ACCESSIBLE,
   ): number | null {
     if (!Number.isSafeInteger(size) || size <= 0)
-      throw new BootError('EINVAL', `memblock alloc: bad size ${size}`);
+      throw new BootError('EINVAL', `memblock alloc: bad size ${show(size)}`);
     if (!Number.isSafeInteger(align) || align <= 0 || 2 ** Math.round(Math.log2(align)) !== align) {
-      throw new BootError('EINVAL', `memblock alloc: alignment ${align} is not a power of two`);
+      throw new BootError(
+        'EINVAL',
+        `memblock alloc: alignment ${show(align)} is not a power of two`,
+      );
     }
+    if (
+      typeof start !== 'number' ||
+      typeof end !== 'number' ||
+      Number.isNaN(start) ||
+      Number.isNaN(end)
+    )
+      throw new BootError('EINVAL', `memblock alloc: bad range ${show(start)}..${show(end)}`);
     const lo = Math.max(start, MEMBLOCK_LOW_LIMIT);
     const hi = Math.min(end === MEMBLOCK_ALLOC_ACCESSIBLE ? this.#currentLimit : end, ADDR_LIMIT);
     const found = this.#bottomUp
@@ -237,7 +258,7 @@ export class Memblock {
    * (as memblock_free_all()); pass `{ scratchOnly: true }` for scratch alone.
    */
   freeRanges(opts: { scratchOnly?: boolean } = {}): IterableIterator<FreeRange> {
-    return this.#free(opts.scratchOnly ?? false, 0);
+    return this.#free(opts?.scratchOnly === true, 0);
   }
 
   /** Reserved regions flagged MEMBLOCK_RSRV_NOINIT. */

@@ -150,18 +150,33 @@ export const KHO: EarlyParamDef<boolean> = {
 export type KhoScratchValue =
   /** `N%`: scratch is N percent of the memory the kernel reserved for itself. */
   | { readonly kind: 'scale'; readonly percent: number }
-  /** `lowmem,global,pernode` sizes in bytes. */
+  /** Sizes in bytes; an area of size 0 is not made. */
   | {
       readonly kind: 'sizes';
       readonly lowmem: number;
       readonly global: number;
       readonly pernode: number;
+      /** Which documented form gave them (see KHO_SCRATCH). */
+      readonly form: KhoScratchForm;
     };
 
+/** The explicit forms of `kho_scratch=`, oldest first. */
+export type KhoScratchForm = 'global' | 'global,pernode' | 'lowmem,global,pernode';
+
 /**
- * `kho_scratch=N%` (N a decimal u32) or `kho_scratch=lowmem,global,pernode`
- * (three memparse sizes, not all zero), as kho_parse_scratch_size().
- * Trailing text after the third size is an error here.
+ * `kho_scratch=`, in every form the KHO series documented:
+ *
+ * - `N%` (v3 on; N a decimal u32): each area is N% of the memory the kernel
+ *   reserved for itself, as kho_parse_scratch_size() scales it.
+ * - `lowmem,global,pernode` (v5 on, the merged form): three memparse sizes,
+ *   not all zero; a zero size makes no area of that kind.
+ * - `global,pernode` (v3, v4: "kho_scratch=512M,256M"): a global area and one
+ *   per node, both non-zero; no lowmem area.
+ * - `global` (v1, v2: "kho_scratch=512M"): the one scratch region those
+ *   versions had, non-zero; no lowmem nor per-node area.
+ *
+ * Trailing text after the last size is an error, as the kernel made it.
+ * A KHO boot reuses its predecessor's scratch areas and ignores all of them.
  */
 export const KHO_SCRATCH: EarlyParamDef<KhoScratchValue> = {
   name: 'kho_scratch',
@@ -174,13 +189,36 @@ export const KHO_SCRATCH: EarlyParamDef<KhoScratchValue> = {
       if (percent > 0xffffffff) bad(name, `${digits}% does not fit in 32 bits`);
       return { kind: 'scale', percent };
     }
-    const parts = text.split(',');
-    if (parts.length !== 3) bad(name, 'expected N% or lowmem,global,pernode');
-    const [lowmem, global, pernode] = parts.map((p) => memparseExact(p, name));
-    if (lowmem + global + pernode === 0) bad(name, 'all three sizes are zero');
-    return { kind: 'sizes', lowmem, global, pernode };
+    const sizes = text.split(',').map((p) => memparseExact(p, name));
+    if (sizes.length === 3) {
+      const [lowmem, global, pernode] = sizes;
+      if (lowmem + global + pernode === 0) bad(name, 'all three sizes are zero');
+      return { kind: 'sizes', lowmem, global, pernode, form: 'lowmem,global,pernode' };
+    }
+    if (sizes.length === 2) {
+      const [global, pernode] = sizes;
+      if (global === 0 || pernode === 0) bad(name, 'global,pernode: both sizes must be non-zero');
+      return { kind: 'sizes', lowmem: 0, global, pernode, form: 'global,pernode' };
+    }
+    if (sizes.length === 1) {
+      if (sizes[0] === 0) bad(name, 'the scratch size is zero');
+      return { kind: 'sizes', lowmem: 0, global: sizes[0], pernode: 0, form: 'global' };
+    }
+    bad(name, 'expected N%, global, global,pernode or lowmem,global,pernode');
   },
 };
+
+/** What a `kho_scratch=` value asks for, in words (boot log, `livekexec kho check`). */
+export function describeKhoScratch(v: KhoScratchValue): string {
+  if (v.kind === 'scale')
+    return `each scratch area ${v.percent}% of the memory the kernel reserved`;
+  const mib = (n: number) => `${+(n / 1024 ** 2).toFixed(2)} MiB`;
+  const parts: string[] = [];
+  if (v.lowmem > 0) parts.push(`a ${mib(v.lowmem)} lowmem area`);
+  if (v.global > 0) parts.push(`a ${mib(v.global)} global area`);
+  if (v.pernode > 0) parts.push(`${mib(v.pernode)} per node`);
+  return `${parts.join(', ')} (the ${v.form} form)`;
+}
 
 // ---------------------------------------------------------------- reserve_mem=
 

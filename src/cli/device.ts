@@ -20,7 +20,10 @@ import { describeSize } from '../memory/heap.js';
 import { MappedDevice } from '../memory/mapped.js';
 import { MemoryMap } from '../memory/memmap.js';
 import { e820TypeName } from '../memory/memmap-types.js';
+import { ReadonlyDevice } from '../memory/readonly.js';
+import { CliError } from './cli-exit.js';
 import { runDeviceCheck } from './device-check.js';
+import { describePendingHandover } from './pending.js';
 
 /** Show a progress bar only once preallocation has run this long (ms). */
 const PROGRESS_AFTER_MS = 300;
@@ -63,7 +66,10 @@ export function registerDeviceCommands(program: Command): void {
     .command('rm')
     .description('remove a device file that no process owns')
     .argument('<path>', 'device file')
-    .option('-f, --force', 'remove it even when its header is not a valid livekexec header')
+    .option(
+      '-f, --force',
+      'remove it even when its header is not a valid livekexec header, or a handover is pending',
+    )
     .action((path: string, opts: { force?: boolean }) => remove(path, opts.force === true));
 }
 
@@ -203,13 +209,37 @@ function discardPending(path: string): void {
   }
 }
 
+/**
+ * Removes a device no process owns, reading it but never mapping or
+ * allocating it. A pending handover (a successor never booted) is lost with
+ * the file: that needs --force, and the lines say what goes.
+ */
 function remove(path: string, force: boolean): void {
-  const dev = MappedDevice.open(path);
+  const hold = MappedDevice.holdIdle(path);
   try {
-    if (!force) readDeviceHeader(dev);
+    let lost: string[] = [];
+    const reader = ReadonlyDevice.open(path);
+    try {
+      let header: ReturnType<typeof readDeviceHeader> | null = null;
+      try {
+        header = readDeviceHeader(reader);
+      } catch (err) {
+        if (!force) throw err;
+      }
+      if (header !== null) lost = describePendingHandover(reader, header);
+    } finally {
+      reader.close();
+    }
+    if (lost.length > 0 && !force) {
+      throw new CliError(
+        'EBUSY',
+        `${path} holds a pending handover; removing it loses:\n${lost.map((l) => `  ${l}`).join('\n')}\nrun 'livekexec kexec --device ${path} -- PROGRAM' to boot it, 'livekexec device discard-pending ${path}' to drop it, or add --force to remove the device anyway`,
+      );
+    }
     unlinkSync(path);
+    process.stdout.write(`removed ${path}\n`);
+    if (lost.length > 0) process.stdout.write(`lost:\n${lost.map((l) => `  ${l}`).join('\n')}\n`);
   } finally {
-    dev.close();
+    hold.release();
   }
-  process.stdout.write(`removed ${path}\n`);
 }

@@ -5,6 +5,7 @@
  * successor never booted), PROGRAM boots from it; otherwise this command
  * boots a generation itself, loads PROGRAM and execs it, like kexec -l / -e.
  */
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ProcessPlatform } from '../kexec/process-platform.js';
 import { decodeDeviceHeader, readDeviceHeader } from '../memory/header.js';
@@ -44,8 +45,9 @@ async function kexec(
 ): Promise<void> {
   const pending = pendingBootBlock(opts.device);
   if (pending !== 0) {
-    // Resume: the committed boot block is the successor's; only exec it.
-    const device = MappedDevice.open(opts.device);
+    // Resume: the committed boot block is the successor's; only exec it. A device
+    // with a pending handover was made whole by livekexec: holes mean damage, never filled.
+    const device = MappedDevice.open(opts.device, { fillHoles: false });
     const header = readDeviceHeader(device);
     const platform = new ProcessPlatform({ device });
     process.stderr.write(`livekexec: resuming the handover pending at 0x${pending.toString(16)}\n`);
@@ -72,12 +74,16 @@ async function kexec(
   kernel.kexec.exec();
 }
 
-/** The pending boot block of an existing device, read without taking it (0 when none or no device). */
+/**
+ * The pending boot block of an existing device, read without taking it (0
+ * when none, or when there is no file yet: boot() creates it). A file that
+ * is there but is not a device is refused here, before anything maps or
+ * allocates it; an empty or all-zero one is left for boot() to format.
+ * @throws DeviceError as MappedDevice.peek and decodeDeviceHeader.
+ */
 function pendingBootBlock(path: string): number {
-  try {
-    const peek = MappedDevice.peek(path);
-    return decodeDeviceHeader(peek.page0, peek.size, path).bootBlock;
-  } catch {
-    return 0;
-  }
+  if (!existsSync(path)) return 0;
+  const peek = MappedDevice.peek(path);
+  if (peek.page0.every((b) => b === 0)) return 0;
+  return decodeDeviceHeader(peek.page0, peek.size, path).bootBlock;
 }

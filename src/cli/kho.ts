@@ -11,7 +11,7 @@ import {
   pendingKhoSetupData,
 } from '../kho/status.js';
 import { ReadonlyDevice } from '../memory/readonly.js';
-import { ExitCode } from './cli-exit.js';
+import { CliError, ExitCode } from './cli-exit.js';
 
 export function registerKhoCommands(program: Command): void {
   const kho = program.command('kho').description('inspect Kexec HandOver state on a device');
@@ -113,14 +113,12 @@ function check(opts: {
       { cmdline: opts.cmdline, compatibles: opts.compatible },
     );
   });
-  if (!report) {
-    process.stderr.write(`livekexec: ${opts.device}: no KHO handover is pending\n`);
-    throw new ExitCode(2);
-  }
+  if (!report) throw new CliError('ENOENT', `${opts.device}: no KHO handover is pending`, 2);
   if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else {
     process.stdout.write(`${report.understood ? 'understood' : 'NOT understood'}\n`);
     for (const r of report.reasons) process.stdout.write(`  ${r}\n`);
+    for (const n of report.notes) process.stdout.write(`  note: ${n}\n`);
   }
   if (!report.understood) throw new ExitCode(1);
 }

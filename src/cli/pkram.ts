@@ -26,7 +26,7 @@ import { ReadonlyDevice } from '../memory/readonly.js';
 import { checkHandover, Pkram, type PkramPageSource } from '../pkram/index.js';
 import { decodePkramSetup } from '../pkram/kernel-early.js';
 import type { PkramExpect } from '../pkram/super.js';
-import { ExitCode } from './cli-exit.js';
+import { CliError } from './cli-exit.js';
 
 export function registerPkramCommands(program: Command): void {
   const pkram = program
@@ -51,7 +51,7 @@ interface Located {
   expect: PkramExpect;
 }
 
-/** @throws ExitCode 1 after saying why there is no PKRAM handover to look at. */
+/** @throws CliError ENOENT when there is no PKRAM handover to look at. */
 function locate(dev: MemoryDevice): Located {
   const header = readDeviceHeader(dev);
   if (header.bootBlock === 0) {
@@ -69,9 +69,8 @@ function locate(dev: MemoryDevice): Located {
   };
 }
 
-function fail(message: string): never {
-  process.stderr.write(`livekexec pkram: ${message}\n`);
-  throw new ExitCode(1);
+function fail(message: string, code = 'ENOENT'): never {
+  throw new CliError(code, message);
 }
 
 /** Reads the device in place (pread, no lock, no mapping), so it works while an owner runs. */
@@ -126,7 +125,15 @@ function recyclingSource(prime: number[]): { source: PkramPageSource; attached()
 }
 
 function remove(path: string, name: string): void {
-  const dev = MappedDevice.open(path);
+  // Read first: only a device whose pending handover carries PKRAM is opened for writing,
+  // and even then a file with holes is refused, never filled.
+  const reader = ReadonlyDevice.open(path);
+  try {
+    locate(reader);
+  } finally {
+    reader.close();
+  }
+  const dev = MappedDevice.open(path, { fillHoles: false });
   try {
     const { superPfn, expect } = locate(dev);
     const check = checkHandover(dev, superPfn, expect);
@@ -148,7 +155,7 @@ function remove(path: string, name: string): void {
       : 0;
     pkram.remove(name);
     const again = pkram.finalize();
-    if (again !== superPfn) fail(`internal: super block moved to pfn ${again}`);
+    if (again !== superPfn) fail(`internal: super block moved to pfn ${again}`, 'EIO');
     dev.flush(0, dev.size);
     process.stdout.write(`removed node "${name}": ${pages} pages freed for the successor\n`);
   } finally {

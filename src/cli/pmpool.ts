@@ -6,12 +6,13 @@
  */
 import type { Command } from 'commander';
 import { PMPOOL } from '../boot/params.js';
-import type { PhysRange } from '../memory/device.js';
+import { PAGE_SIZE, type PhysRange } from '../memory/device.js';
 import { DeviceError } from '../memory/errors.js';
 import { decodeDeviceHeader } from '../memory/header.js';
 import { MappedDevice } from '../memory/mapped.js';
 import { E820 } from '../memory/memmap-types.js';
 import { ReadonlyDevice } from '../memory/readonly.js';
+import { metadataPages } from '../pmpool/abi.js';
 import { formatInspectedPools, inspectPools } from '../pmpool/status.js';
 
 export function registerPmpoolCommands(program: Command): void {
@@ -40,6 +41,15 @@ function status(path: string, poolArgs: readonly string[], json: boolean): void 
     .map((r) => ({ base: r.addr, size: r.size }));
   for (const text of poolArgs) {
     const v = PMPOOL.parse(text, '--pool');
+    if (v.base % PAGE_SIZE !== 0 || v.size % PAGE_SIZE !== 0) {
+      throw new DeviceError('EINVAL', `--pool: ${text} is not whole ${PAGE_SIZE}-byte pages`);
+    }
+    if (v.size / PAGE_SIZE <= metadataPages(v.size / PAGE_SIZE)) {
+      throw new DeviceError(
+        'EINVAL',
+        `--pool: ${text} cannot hold a pool's metadata and one data page`,
+      );
+    }
     if (v.base + v.size > header.size) {
       throw new DeviceError('EINVAL', `--pool: ${text} ends past the ${header.size}-byte device`);
     }

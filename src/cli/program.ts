@@ -3,6 +3,7 @@
  * registers itself here.
  */
 import { Command } from 'commander';
+import { errorJson } from './cli-exit.js';
 import { registerDemoCommand } from './demo.js';
 import { registerDeviceCommands } from './device.js';
 import { registerFdtCommands } from './fdt.js';
@@ -13,6 +14,12 @@ import { registerPmpoolCommands } from './pmpool.js';
 import { registerStatusCommands } from './status.js';
 import { packageVersion } from './version.js';
 
+/** Whether the command line asks for JSON output (`--json` before any `--`). */
+export function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+}
+
 export function buildProgram(): Command {
   const program = new Command('livekexec')
     .description(
@@ -20,9 +27,17 @@ export function buildProgram(): Command {
     )
     .version(packageVersion(), '-V, --version')
     .showHelpAfterError()
-    // Usage errors read like every other error of the tool ("livekexec: ..."); subcommands inherit this.
+    // Usage errors read like every other error of the tool ("livekexec: ..."), or are JSON
+    // under --json; subcommands inherit this.
     .configureOutput({
-      outputError: (text, write) => write(text.replace(/^error: /, 'livekexec: ')),
+      outputError: (text, write) => {
+        if (wantsJson(process.argv)) {
+          const message = text.split('\n')[0].replace(/^error: /, '');
+          process.stdout.write(errorJson(Object.assign(new Error(message), { code: 'EINVAL' })));
+        } else {
+          write(text.replace(/^error: /, 'livekexec: '));
+        }
+      },
     })
     .exitOverride();
   registerFdtCommands(program);

@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 /**
  * Internals shared by the sequential writer (write.ts) and the read-write
  * editor (edit.ts): name checks, UTF-8 encoding straight into a blob, and
@@ -57,6 +58,8 @@ export function hasNul(s: string): boolean {
  * @throws FdtError BADVALUE when the name is not acceptable.
  */
 export function checkNodeName(name: string, isRoot: boolean): void {
+  if (typeof name !== 'string')
+    throw new FdtError('BADVALUE', `a node name is a string, got ${show(name)}`);
   if (isRoot) {
     if (name !== '')
       throw new FdtError('BADVALUE', `the root node must have an empty name, not "${name}"`);
@@ -106,6 +109,8 @@ export function checkPropName(name: string): void {
  * @throws FdtError BADVALUE when the name holds a NUL or a character above 0xff.
  */
 export function checkRawName(name: string): void {
+  if (typeof name !== 'string')
+    throw new FdtError('BADVALUE', `a name is a string, got ${show(name)}`);
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
     if (c === 0 || c > 0xff) {
@@ -131,10 +136,13 @@ const U64_MAX = (1n << 64n) - 1n;
 export function checkU64(v: number | bigint, what: string): void {
   if (typeof v === 'number') {
     if (!Number.isSafeInteger(v) || v < 0) {
-      throw new FdtError('BADVALUE', `${what} ${v} is not an integer in 0..2^53-1 (pass a bigint)`);
+      throw new FdtError(
+        'BADVALUE',
+        `${show(what)} ${show(v)} is not an integer in 0..2^53-1 (pass a bigint)`,
+      );
     }
   } else if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) {
-    throw new FdtError('BADVALUE', `${what} ${v} is not in 0..2^64-1`);
+    throw new FdtError('BADVALUE', `${show(what)} ${show(v)} is not in 0..2^64-1`);
   }
 }
 
@@ -152,9 +160,27 @@ export function setU64(view: DataView, off: number, v: number | bigint): void {
  * Checks a u32 cell value.
  * @throws FdtError BADVALUE when `v` is not an integer in 0..0xffffffff.
  */
+/** @throws FdtError BADVALUE unless `v` is a Uint8Array (a property value). */
+export function checkBytes(v: unknown, what: unknown): asserts v is Uint8Array {
+  if (!(v instanceof Uint8Array))
+    throw new FdtError('BADVALUE', `${show(what)}: a value is a Uint8Array, got ${show(v)}`);
+}
+
+/** @throws FdtError BADVALUE unless `v` is an array or typed array (of cells, checked one by one later). */
+export function checkCells(v: unknown, what: unknown): asserts v is ArrayLike<number> {
+  if (!Array.isArray(v) && !(ArrayBuffer.isView(v) && !(v instanceof DataView)))
+    throw new FdtError('BADVALUE', `${show(what)}: cells are an array of u32, got ${show(v)}`);
+}
+
+/** @throws FdtError BADVALUE unless `v` is an array of strings. */
+export function checkStrings(v: unknown, what: unknown): asserts v is readonly string[] {
+  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string'))
+    throw new FdtError('BADVALUE', `${show(what)}: expected strings, got ${show(v)}`);
+}
+
 export function checkU32(v: number, what: string): void {
   if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-    throw new FdtError('BADVALUE', `${what} ${v} is not a u32`);
+    throw new FdtError('BADVALUE', `${show(what)} ${show(v)} is not a u32`);
   }
 }
 
@@ -164,6 +190,7 @@ export function checkU32(v: number, what: string): void {
  * @throws FdtError BADVALUE when a string holds a NUL.
  */
 export function encodeStringList(list: readonly string[]): Uint8Array {
+  checkStrings(list, 'string list');
   let len = 0;
   for (const s of list) {
     if (hasNul(s)) throw new FdtError('BADVALUE', `string ${JSON.stringify(s)} holds a NUL`);
@@ -184,6 +211,7 @@ export function encodeStringList(list: readonly string[]): Uint8Array {
  * @throws FdtError BADVALUE when a cell is not a u32.
  */
 export function encodeCells(cells: ArrayLike<number>): Uint8Array {
+  checkCells(cells, 'cells');
   const out = new Uint8Array(cells.length * 4);
   const view = new DataView(out.buffer);
   for (let i = 0; i < cells.length; i++) {

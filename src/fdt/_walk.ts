@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 /**
  * The one internal walker over a blob's structure and strings blocks, shared
  * by the reader, the in-place editor and the DTS printer (libfdt's
@@ -151,6 +152,7 @@ export function checkPropOffset(s: StructView, offset: number): number {
  * depth below zero returns the offset after it (as libfdt does).
  */
 export function nextNode(s: StructView, offset: number, depth: Int32Array | null): number {
+  if (typeof offset !== 'number' || Number.isNaN(offset)) return E_BADOFFSET;
   let next = 0;
   if (offset >= 0) {
     next = checkNodeOffset(s, offset);
@@ -235,6 +237,8 @@ export function nameText(u8: Uint8Array, start: number, end: number): string {
 
 /** The bytes of a name given by a caller; undefined if it has a char above 0xff. */
 export function nameBytes(name: string): Uint8Array | undefined {
+  if (typeof name !== 'string')
+    throw new FdtError('BADVALUE', `a name is a string, got ${show(name)}`);
   const out = new Uint8Array(name.length);
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);

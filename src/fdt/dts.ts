@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 /**
  * A DTS printer that prints what `dtc -I dtb -O dts` (dtc 1.6.1) prints for
  * the same blob, byte for byte, so the two outputs compile to equal trees.
@@ -27,6 +28,8 @@ function isStringByte(c: number): boolean {
 
 /** The type dtc 1.6.1 guesses for a value without type markers. */
 export function guessValueType(value: Uint8Array): DtsValueType {
+  if (!(value instanceof Uint8Array))
+    throw new FdtError('BADVALUE', `a value is a Uint8Array, got ${show(value)}`);
   const len = value.length;
   if (len === 0) return 'empty';
   let notString = 0;
@@ -105,11 +108,19 @@ export function formatValue(value: Uint8Array): string {
 
 /** One property line without indentation: `name;` or `name = value;`. */
 export function formatProperty(name: string, value: Uint8Array): string {
+  if (typeof name !== 'string')
+    throw new FdtError('BADVALUE', `a name is a string, got ${show(name)}`);
+  formatValue(value);
   return value.length === 0 ? `${name};` : `${name} = ${formatValue(value)};`;
 }
 
 /** A memory reservation line: `/memreserve/\t0x<16 hex> 0x<16 hex>;`. */
 export function formatReservation(address: bigint, size: bigint): string {
+  if (typeof address !== 'bigint' || typeof size !== 'bigint' || address < 0n || size < 0n)
+    throw new FdtError(
+      'BADVALUE',
+      `a reservation is two non-negative bigints, got ${show(address)}, ${show(size)}`,
+    );
   const h = (n: bigint) => `0x${n.toString(16).padStart(16, '0')}`;
   return `/memreserve/\t${h(address)} ${h(size)};`;
 }
@@ -134,6 +145,8 @@ interface DtsNode {
  *   root (the text would grow with the square of the depth).
  */
 export function toDts(fdt: Fdt): string {
+  if (typeof (fdt as Partial<Fdt> | null)?.checkFull !== 'function')
+    throw new FdtError('BADVALUE', `toDts takes an Fdt, got ${show(fdt)}`);
   fdt.checkFull();
   const out: string[] = ['/dts-v1/;\n\n'];
   for (const r of fdt.reservations()) {

@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 /**
  * Read-write editing of a blob in its buffer, as libfdt's fdt_rw.c does it.
  *
@@ -30,6 +31,7 @@
  */
 
 import {
+  checkBytes,
   checkNodeName,
   checkPropName,
   checkRawName,
@@ -138,7 +140,7 @@ function viewOf(u8: Uint8Array): DataView {
  */
 function openIntoBuffer(blob: Uint8Array, size: number): Uint8Array {
   if (!Number.isSafeInteger(size) || size < 0 || size > INT_MAX) {
-    throw new FdtError('BADVALUE', `buffer size ${size} is not in 0..2^31-1`);
+    throw new FdtError('BADVALUE', `buffer size ${show(size)} is not in 0..2^31-1`);
   }
   checkHeader(blob);
   const view = viewOf(blob);
@@ -304,6 +306,7 @@ export class FdtEditor {
    */
   setProp(node: FdtNodeRef, name: string, value: Uint8Array): void {
     this.#probe();
+    checkBytes(value, name);
     const off = this.#node(node);
     const data = this.#resizeOrAdd(off, name, value.length);
     this.#buf.set(value, data);
@@ -347,6 +350,7 @@ export class FdtEditor {
    */
   appendProp(node: FdtNodeRef, name: string, value: Uint8Array): void {
     this.#probe();
+    checkBytes(value, name);
     const off = this.#node(node);
     const s = this.#struct();
     const prop = this.#findProp(s, off, lookupBytes(name));
@@ -514,7 +518,7 @@ export class FdtEditor {
     this.#probe();
     const n = countReservations(this.#view, this.#total());
     if (!Number.isInteger(index) || index < 0 || index >= n) {
-      throw new FdtError('NOTFOUND', `no reservation ${index} (there are ${n})`);
+      throw new FdtError('NOTFOUND', `no reservation ${show(index)} (there are ${n})`);
     }
     this.#spliceRsv(
       this.#view.getUint32(HDR_OFF_MEM_RSVMAP) + index * FDT_RESERVE_ENTRY_SIZE,
@@ -581,7 +585,9 @@ export class FdtEditor {
   }
 
   #node(node: FdtNodeRef): number {
-    return typeof node === 'string' ? this.fdt.pathOffset(node) : node;
+    if (typeof node === 'string') return this.fdt.pathOffset(node);
+    if (!Number.isInteger(node)) throw new FdtError('BADOFFSET', `no node at ${show(node)}`);
+    return node;
   }
 
   /**

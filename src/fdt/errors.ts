@@ -1,4 +1,4 @@
-import { LivekexecError } from '../base/errors.js';
+import { LivekexecError, show, text } from '../base/errors.js';
 
 /**
  * The one error type of the FDT layer. `code` carries libfdt's name for the
@@ -65,17 +65,20 @@ export class FdtError extends LivekexecError<FdtErrorCode> {
   readonly errno: number;
 
   constructor(code: FdtErrorCode, detail?: string, options?: { cause?: unknown }) {
-    super(code, detail ?? DESCRIPTIONS[code], options);
-    this.errno = FDT_ERR[code];
+    const known = typeof code === 'string' && Object.hasOwn(FDT_ERR, code);
+    super(code, detail ?? (known ? DESCRIPTIONS[code] : 'unknown error'), options);
+    this.errno = known ? FDT_ERR[code] : FDT_ERR.INTERNAL;
   }
 
   /** libfdt's spelling, which fdtget and fdt_strerror() print. */
   static override label(code: string): string {
-    return `FDT_ERR_${code}`;
+    return `FDT_ERR_${text(code)}`;
   }
 
   /** What libfdt's `fdt_strerror()` says, in short. */
   static describe(code: FdtErrorCode): string {
-    return DESCRIPTIONS[code];
+    return typeof code === 'string' && Object.hasOwn(DESCRIPTIONS, code)
+      ? DESCRIPTIONS[code]
+      : `unknown error ${show(code)}`;
   }
 }

@@ -1,3 +1,5 @@
+import { show } from '../base/errors.js';
+import { FdtError } from './errors.js';
 /**
  * The Flattened Device Tree format, as libfdt's fdt.h lays it out. All
  * integers in a blob are big-endian.
@@ -35,6 +37,8 @@ export const HDR_SIZE_DT_STRUCT = 36;
 
 /** Header size by version: v1 28, v2 32, v3..v16 36, v17 40. */
 export function headerSize(version: number): number {
+  if (typeof version !== 'number' || Number.isNaN(version))
+    throw new FdtError('BADVERSION', `version ${show(version)} is not a number`);
   if (version <= 1) return 28;
   if (version <= 2) return 32;
   if (version < 17) return 36;
@@ -71,6 +75,8 @@ export const FDT_MAX_DEPTH = 256;
  * 2^31 does not wrap negative.
  */
 export function alignUp(n: number, align: number): number {
+  if (!Number.isSafeInteger(n) || !Number.isSafeInteger(align) || align < 1)
+    throw new FdtError('BADVALUE', `alignUp(${show(n)}, ${show(align)}): integers expected`);
   return n + (-n & (align - 1));
 }
 

@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 /**
  * The header check, with libfdt's fdt_check_header semantics and codes, plus
  * the buffer-size checks fdt_check_full makes first.
@@ -68,6 +69,8 @@ export function checkHeader(u8: Uint8Array): void {
  *   a block outside [header end, totalsize], or a buffer shorter than the header
  */
 export function checkHeaderFields(u8: Uint8Array): void {
+  if (!(u8 instanceof Uint8Array))
+    throw new FdtError('BADVALUE', `a blob is a Uint8Array, got ${show(u8)}`);
   const buflen = u8.byteLength;
   if (buflen < V1_HEADER_SIZE) {
     throw new FdtError('TRUNCATED', `buffer of ${buflen} bytes is shorter than any header`);

@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 /**
  * Read-only access to a Flattened Device Tree blob, with libfdt's semantics:
  * node and property offsets are offsets into the structure block (the root is
@@ -79,7 +80,14 @@ const DEPTH = new Int32Array(1);
 /** `r` if it is an offset; else throw its error. The detail is built only on failure. */
 function orThrow(r: number, what?: string, at?: number | string): number {
   if (r < 0)
-    throw errorFor(r, what === undefined ? undefined : at === undefined ? what : `${what} ${at}`);
+    throw errorFor(
+      r,
+      what === undefined
+        ? undefined
+        : at === undefined
+          ? what
+          : `${what} ${typeof at === 'string' ? at : show(at)}`,
+    );
   return r;
 }
 
@@ -272,6 +280,8 @@ export class Fdt {
    * @throws FdtError BADOFFSET, TRUNCATED, BADSTRUCTURE
    */
   nextNode(offset: number, depth: number): { offset: number; depth: number } {
+    if (typeof depth !== 'number')
+      throw new FdtError('BADVALUE', `depth ${show(depth)} is not a number`);
     const d = DEPTH;
     d[0] = depth;
     const r = nextNode(this.s, offset, d);
@@ -359,6 +369,7 @@ export class Fdt {
    * @throws FdtError BADOFFSET `parent` is not a node; BADSTRUCTURE, TRUNCATED from the walk
    */
   subnodeOffset(parent: number, name: string): number {
+    if (typeof parent !== 'number') throw new FdtError('BADOFFSET', `no node at ${show(parent)}`);
     const bytes = nameBytes(name);
     const r = bytes ? this.subnodeOffsetBytes(parent, bytes) : this.notFoundUnder(parent);
     return orThrow(r, r === E_NOTFOUND ? `no child ${JSON.stringify(name)}` : undefined);
@@ -388,6 +399,8 @@ export class Fdt {
    * @throws FdtError NOTFOUND no such node; BADSTRUCTURE, TRUNCATED from the walk
    */
   pathOffset(path: string): number {
+    if (typeof path !== 'string')
+      throw new FdtError('BADPATH', `a path is a string, got ${show(path)}`);
     if (path.length === 0) throw new FdtError('BADPATH', 'empty path');
     return orThrow(this.pathOffsetRaw(path, 0), 'path', JSON.stringify(path));
   }
@@ -449,6 +462,8 @@ export class Fdt {
    * (libfdt's fdt_supernode_atdepth_offset).
    */
   private supernode(offset: number, atDepth: number): { depth: number; super: number } {
+    if (typeof offset !== 'number' || typeof atDepth !== 'number')
+      return { depth: -1, super: E_BADOFFSET };
     const d = new Int32Array(1);
     let found = -FDT_ERR.INTERNAL; // until seen
     let off = 0;
@@ -490,6 +505,7 @@ export class Fdt {
    * @throws FdtError BADOFFSET not a node; BADSTRUCTURE, TRUNCATED from the walk
    */
   getPath(offset: number): string {
+    if (typeof offset !== 'number') throw new FdtError('BADOFFSET', `no node at ${show(offset)}`);
     const names: string[] = [];
     const d = new Int32Array(1);
     let off = 0;
@@ -498,8 +514,9 @@ export class Fdt {
       names.push(this.getName(off));
       if (off === offset) return names.length === 1 ? '/' : names.join('/');
     }
-    if (off === E_NOTFOUND || off >= 0) throw new FdtError('BADOFFSET', `no node at ${offset}`);
-    if (off === E_BADOFFSET) throw new FdtError('BADSTRUCTURE', `walk to ${offset} failed`);
+    if (off === E_NOTFOUND || off >= 0)
+      throw new FdtError('BADOFFSET', `no node at ${show(offset)}`);
+    if (off === E_BADOFFSET) throw new FdtError('BADSTRUCTURE', `walk to ${show(offset)} failed`);
     throw errorFor(off);
   }
 
@@ -708,13 +725,13 @@ export class Fdt {
    */
   nodeOffsetByPhandle(phandle: number): number {
     if (!Number.isInteger(phandle) || phandle < 1 || phandle > FDT_MAX_PHANDLE) {
-      throw new FdtError('BADPHANDLE', `phandle ${phandle}`);
+      throw new FdtError('BADPHANDLE', `phandle ${show(phandle)}`);
     }
     let off = nextNode(this.s, -1, null);
     for (; off >= 0; off = nextNode(this.s, off, null)) {
       if (this.getPhandle(off) === phandle) return off;
     }
-    throw errorFor(off, `no node with phandle ${phandle}`);
+    throw errorFor(off, `no node with phandle ${show(phandle)}`);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { show, text } from '../base/errors.js';
 /**
  * Decoders for property values as the devicetree spec lays them out:
  * big-endian cells, NUL-terminated strings, `reg` as (address, size) pairs.
@@ -19,7 +20,15 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** A number when exact, else the bigint. */
 export function exactInt(v: bigint): FdtInt {
+  if (typeof v !== 'bigint')
+    throw new FdtError('BADVALUE', `exactInt takes a bigint, got ${show(v)}`);
   return v <= MAX_SAFE ? Number(v) : v;
+}
+
+/** @throws FdtError BADVALUE unless `v` is a Uint8Array and `name` a string. */
+function checkValue(v: unknown, name: unknown): asserts v is Uint8Array {
+  if (!(v instanceof Uint8Array) || typeof name !== 'string')
+    throw new FdtError('BADVALUE', `${text(name)}: a value is a Uint8Array, got ${show(v)}`);
 }
 
 function be32(v: Uint8Array, at: number): number {
@@ -36,18 +45,21 @@ function cellsInt(v: Uint8Array, at: number, n: number): FdtInt {
 
 /** @throws FdtError BADVALUE the value is not 4 bytes */
 export function decodeU32(v: Uint8Array, name = 'value'): number {
+  checkValue(v, name);
   if (v.length !== 4) throw new FdtError('BADVALUE', `${name} is ${v.length} bytes, not 4`);
   return be32(v, 0);
 }
 
 /** @throws FdtError BADVALUE the value is not 8 bytes */
 export function decodeU64(v: Uint8Array, name = 'value'): FdtInt {
+  checkValue(v, name);
   if (v.length !== 8) throw new FdtError('BADVALUE', `${name} is ${v.length} bytes, not 8`);
   return cellsInt(v, 0, 2);
 }
 
 /** @throws FdtError BADVALUE the length is not a multiple of 4 */
 export function decodeCells(v: Uint8Array, name = 'value'): number[] {
+  checkValue(v, name);
   if (v.length % 4 !== 0) throw new FdtError('BADVALUE', `${name} is ${v.length} bytes, not cells`);
   const out = new Array<number>(v.length / 4);
   for (let i = 0; i < out.length; i++) out[i] = be32(v, i * 4);
@@ -56,6 +68,7 @@ export function decodeCells(v: Uint8Array, name = 'value'): number[] {
 
 /** The first string of the value (UTF-8). @throws FdtError BADVALUE empty or not NUL-terminated */
 export function decodeString(v: Uint8Array, name = 'value'): string {
+  checkValue(v, name);
   if (v.length === 0 || v[v.length - 1] !== 0) {
     throw new FdtError('BADVALUE', `${name} is not a NUL-terminated string`);
   }
@@ -64,6 +77,7 @@ export function decodeString(v: Uint8Array, name = 'value'): string {
 
 /** Every string of the value; an empty value is []. @throws FdtError BADVALUE not NUL-terminated */
 export function decodeStringList(v: Uint8Array, name = 'value'): string[] {
+  checkValue(v, name);
   if (v.length > 0 && v[v.length - 1] !== 0) {
     throw new FdtError('BADVALUE', `${name} is not a NUL-terminated string list`);
   }
@@ -81,6 +95,11 @@ export function decodeStringList(v: Uint8Array, name = 'value'): string[] {
  * @throws FdtError BADVALUE the length is not a whole number of entries
  */
 export function decodeReg(v: Uint8Array, addressCells: number, sizeCells: number): RegEntry[] {
+  checkValue(v, 'reg');
+  for (const n of [addressCells, sizeCells]) {
+    if (!Number.isInteger(n) || n < 0 || n > 4)
+      throw new FdtError('BADNCELLS', `${show(n)} cells is not in 0..4`);
+  }
   const stride = (addressCells + sizeCells) * 4;
   if (stride === 0 || v.length % stride !== 0) {
     throw new FdtError(

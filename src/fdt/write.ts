@@ -23,9 +23,12 @@
  */
 
 import {
+  checkBytes,
+  checkCells,
   checkNodeName,
   checkPropName,
   checkRawName,
+  checkStrings,
   checkU32,
   checkU64,
   hasNul,
@@ -253,6 +256,7 @@ export class FdtWriter {
    *   BADVALUE for a bad name; NOSPACE when a fixed buffer is full.
    */
   property(name: string, value: Uint8Array): void {
+    checkBytes(value, name);
     const off = this.#propHeader(name, value.length);
     this.#buf.set(value, off);
   }
@@ -287,6 +291,7 @@ export class FdtWriter {
    * @throws FdtError BADVALUE when a cell is not a u32; otherwise as `property`.
    */
   propertyCells(name: string, cells: ArrayLike<number>): void {
+    checkCells(cells, name);
     const n = cells.length;
     for (let i = 0; i < n; i++) checkU32(cells[i]!, name);
     let off = this.#propHeader(name, n * 4);
@@ -298,6 +303,7 @@ export class FdtWriter {
    * @throws FdtError BADVALUE when the string holds a NUL; otherwise as `property`.
    */
   propertyString(name: string, value: string): void {
+    checkStrings([value], name);
     if (hasNul(value)) throw new FdtError('BADVALUE', `${name}: string value holds a NUL`);
     const len = utf8Length(value);
     const off = this.#propHeader(name, len + 1);
@@ -310,6 +316,7 @@ export class FdtWriter {
    * @throws FdtError BADVALUE when a string holds a NUL; otherwise as `property`.
    */
   propertyStringList(name: string, values: readonly string[]): void {
+    checkStrings(values, name);
     let total = 0;
     for (const s of values) {
       if (hasNul(s)) throw new FdtError('BADVALUE', `${name}: string value holds a NUL`);

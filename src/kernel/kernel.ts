@@ -1,4 +1,5 @@
 import type { Server } from 'node:net';
+import { show } from '../base/errors.js';
 import { SETUP } from '../boot/abi.js';
 import type { SetupData } from '../boot/bootblock.js';
 import { Cmdline } from '../boot/cmdline.js';
@@ -32,7 +33,8 @@ import { MemoryMap } from '../memory/memmap.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { randomBytes } from '../memory/random.js';
 import { BuddyAllocator, type BuddyStats } from '../mm/buddy.js';
-import type { Folio } from '../mm/folio.js';
+import { PageAllocError } from '../mm/errors.js';
+import { checkFolio, type Folio } from '../mm/folio.js';
 import type { ScratchPagesStats } from '../mm/scratch-pages.js';
 import { type PkramEarly, pkramEarly } from '../pkram/kernel-early.js';
 import { KernelPkram, type KernelPkramStatus } from '../pkram/kernel-pkram.js';
@@ -210,7 +212,17 @@ export class Kernel {
     this.log = init.log;
     this.#log = init.log;
     this.kexec = new Kexec<Kernel>(this.#kexecHost(), init.platform);
-    this.kho = new Kho({ device: init.device, pages: init.pages, early: init.khoEarly });
+    // Each owner of preserved pages asks the others before it takes a page (one owner per page).
+    this.kho = new Kho({
+      device: init.device,
+      pages: init.pages,
+      early: init.khoEarly,
+      ownership: {
+        otherHolder: (pfn, count) =>
+          this.pkram?.holder(pfn, count) ?? this.pmpools?.holder(pfn, count) ?? null,
+        changes: () => this.pkram?.changes ?? 0,
+      },
+    });
     this.addSubsystem(this.kho);
     this.#reserveMem = new ReserveMem(init.device, this.kho, []);
     this.pmpools = new Pmpools({
@@ -231,6 +243,11 @@ export class Kernel {
       bootId: Uint8Array.from(Buffer.from(init.boot.bootId, 'hex')),
       log: (line) => init.log.push(line),
       assertAlive: () => this.assertAlive(),
+      ownership: {
+        otherHolder: (pfn, count) => this.kho.holder(pfn, count) ?? this.pmpools.holder(pfn, count),
+        // Pools are fixed at boot; received KHO blocks only ever leave KHO.
+        changes: () => this.kho.changes,
+      },
     });
     this.addSubsystem(this.pkram);
     this.#luo = new KernelLiveUpdate(
@@ -257,6 +274,7 @@ export class Kernel {
    * @throws DeviceError ENODEV when the device has no valid header.
    */
   static boot(request: BootRequest): Kernel {
+    checkBootRequest(request);
     const { device } = request;
     checkDeviceViews(device);
     // A device that grew since its last boot brings the new memory online first.
@@ -543,7 +561,8 @@ export class Kernel {
    * success; on a failure before the point of no return the servers listen
    * again on their own sockets and the error is thrown (this generation
    * serves on). The successor takes each server back with takeServer(name).
-   * @throws as kexec load and exec, LuoError as preserveServer, and what a hook throws.
+   * @throws KexecError EINVAL for bad options; as kexec load and exec, LuoError as
+   *   preserveServer, and what a hook throws.
    */
   upgrade(options: UpgradeOptions = {}): Promise<Kernel> {
     const kernel = this;
@@ -606,6 +625,11 @@ export class Kernel {
    */
   allocPages(order: number, options: { transient?: boolean } = {}): Folio | null {
     this.assertAlive();
+    if (typeof options !== 'object' || options === null)
+      throw new PageAllocError(
+        'EINVAL',
+        `allocPages options must be an object, got ${show(options)}`,
+      );
     const pfn =
       (options.transient ? this.kho.scratchPages.allocPages(order) : null) ??
       this.pages.allocPages(order);
@@ -615,6 +639,7 @@ export class Kernel {
   /** Frees a folio allocPages returned. @throws PageAllocError on misuse (double free, ...). */
   freePages(folio: Folio): void {
     this.assertAlive();
+    checkFolio(folio);
     if (this.kho.scratchPages.owns(folio.pfn))
       this.kho.scratchPages.freePages(folio.pfn, folio.order);
     else this.pages.freePages(folio.pfn, folio.order);
@@ -622,11 +647,20 @@ export class Kernel {
 
   /** A zero-copy view of a folio's bytes. */
   folioBytes(folio: Folio): Uint8Array {
+    checkFolio(folio);
     return this.device.bytes(folio.pfn * PAGE_SIZE, 2 ** folio.order * PAGE_SIZE);
   }
 
   /** Registers a subsystem that takes part in kexec. */
   addSubsystem(s: HandoverSubsystem): void {
+    const hooks = ['segmentArena', 'segmentsPlaced', 'freeze', 'unfreeze'] as const;
+    if (
+      typeof s !== 'object' ||
+      s === null ||
+      typeof s.name !== 'string' ||
+      hooks.some((h) => s[h] !== undefined && typeof s[h] !== 'function')
+    )
+      throw new KexecError('EINVAL', `a subsystem is { name, freeze?(), ... }, got ${show(s)}`);
     this.subsystems.push(s);
   }
 
@@ -964,6 +998,28 @@ function withHotplugged(
 function parseCommandLine(text: string): { cmdline: Cmdline; params: EarlyParamValues } {
   const cmdline = Cmdline.parse(text);
   return { cmdline, params: defaultEarlyParams().parseAll(cmdline) };
+}
+
+/** @throws BootError EINVAL for a request that is not one (before anything is read). */
+function checkBootRequest(r: BootRequest): void {
+  const bad = (what: string, v: unknown): never => {
+    throw new BootError('EINVAL', `Kernel.boot: ${what}, got ${show(v)}`);
+  };
+  if (typeof r !== 'object' || r === null) bad('the request must be an object', r);
+  const d = r.device as unknown as Record<string, unknown> | null;
+  if (
+    typeof d !== 'object' ||
+    d === null ||
+    typeof d.bytes !== 'function' ||
+    typeof d.view !== 'function'
+  )
+    bad('device must be a MemoryDevice', d);
+  if (r.cmdline !== undefined && typeof r.cmdline !== 'string')
+    bad('cmdline must be a string', r.cmdline);
+  if (r.bootBlock !== undefined && !Number.isSafeInteger(r.bootBlock))
+    bad('bootBlock must be an address', r.bootBlock);
+  if (typeof r.platform !== 'object' || r.platform === null)
+    bad('platform must be an object', r.platform);
 }
 
 function reserveCrashArea(memblock: Memblock, params: EarlyParamValues): PhysRange | null {

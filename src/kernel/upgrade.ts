@@ -9,6 +9,8 @@
  */
 import { createRequire } from 'node:module';
 import type { Server } from 'node:net';
+import { show } from '../base/errors.js';
+import { KexecError } from '../kexec/errors.js';
 import type { KexecLoadOptions } from '../kexec/kexec.js';
 import type { LiveUpdate } from '../luo/liveupdate.js';
 import type { LuoSession } from '../luo/session.js';
@@ -40,6 +42,7 @@ export function serverSession(name: string): string {
 const TOKEN = 1;
 
 export async function upgrade<K>(host: UpgradeHost<K>, options: UpgradeOptions): Promise<K> {
+  checkUpgradeOptions(options);
   const { servers = {}, beforeExec = [], drainTimeoutMs = 5000, ...load } = options;
   host.load(load);
   const kept: { name: string; server: Server; session: LuoSession }[] = [];
@@ -145,4 +148,29 @@ export function takeServer(lu: LiveUpdate, name: string, server?: Server): Serve
   const out = session.retrieveServer(TOKEN, server);
   session.finish();
   return out;
+}
+
+/** @throws KexecError EINVAL for options upgrade cannot use (checked before anything is loaded). */
+function checkUpgradeOptions(o: UpgradeOptions): void {
+  const bad = (what: string, v: unknown): never => {
+    throw new KexecError('EINVAL', `upgrade: ${what}, got ${show(v)}`);
+  };
+  if (typeof o !== 'object' || o === null) bad('options must be an object', o);
+  const { servers, beforeExec, drainTimeoutMs } = o;
+  if (servers !== undefined) {
+    if (typeof servers !== 'object' || servers === null) bad('servers must be an object', servers);
+    for (const [name, s] of Object.entries(servers)) {
+      if (typeof s !== 'object' || s === null || typeof (s as Server).address !== 'function')
+        bad(`servers.${name} must be a net.Server`, s);
+    }
+  }
+  if (beforeExec !== undefined) {
+    if (!Array.isArray(beforeExec) || !beforeExec.every((h) => typeof h === 'function'))
+      bad('beforeExec must be an array of functions', beforeExec);
+  }
+  if (
+    drainTimeoutMs !== undefined &&
+    (typeof drainTimeoutMs !== 'number' || !(drainTimeoutMs >= 0))
+  )
+    bad('drainTimeoutMs must be a number of ms >= 0', drainTimeoutMs);
 }

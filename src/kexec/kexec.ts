@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 import { SETUP } from '../boot/abi.js';
 import { encodeBootBlock, type SetupData } from '../boot/bootblock.js';
 import type { HandoverPart, HandoverSubsystem, SegmentArena } from '../boot/handover.js';
@@ -183,6 +184,8 @@ export class Kexec<K> {
    */
   load(options: KexecLoadOptions = {}): LoadedImage {
     this.host.checkCanKexec();
+    if (typeof options !== 'object' || options === null)
+      throw new KexecError('EINVAL', `load options must be an object, got ${show(options)}`);
     this.host.beforeLoad?.();
     const successor = successorStart(options);
     this.platform.checkLoad?.(successor);

@@ -119,7 +119,9 @@ export const KHO_BLOB_COMPATIBLES_MAX = 16;
 /**
  * Scratch areas travel in the boot block's setup_data chain as an array of
  * `{ u64 phys, u64 size }` (LE), one lowmem area, one global and one per node
- * (the setup_data type numbers belong to the boot block ABI).
+ * (the setup_data type numbers belong to the boot block ABI). A slot of
+ * zeros says there is no area of that kind (`kho_scratch=` forms without
+ * lowmem or per-node areas); successors before it refused such a list.
  */
 export const KHO_SCRATCH_ENTRY_SIZE = 16;
 export const KHO_SCRATCH_OFF_PHYS = 0;

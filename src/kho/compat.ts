@@ -1,5 +1,14 @@
 import { BootError } from '../boot/errors.js';
-import { defaultEarlyParams, KHO } from '../boot/params.js';
+import {
+  CRASHKERNEL,
+  defaultEarlyParams,
+  describeKhoScratch,
+  type EarlyParamValues,
+  KHO,
+  KHO_SCRATCH,
+  PMPOOL,
+  RESERVE_MEM,
+} from '../boot/params.js';
 import type { Fdt } from '../fdt/read.js';
 import { KHO_FDT_COMPATIBLE, KHO_RESERVE_MEM_COMPATIBLE } from './abi.js';
 import { KhoError } from './errors.js';
@@ -19,6 +28,8 @@ export interface CompatReport {
   /** True when the successor will revive the handover (unknown subtrees only stay preserved). */
   readonly understood: boolean;
   readonly reasons: string[];
+  /** What the successor's command line means for this handover (it changes no verdict). */
+  readonly notes: string[];
   readonly subtrees: { name: string; compatible: string[]; known: boolean }[];
 }
 
@@ -47,6 +58,7 @@ export function checkHandover(
 ): CompatReport {
   const known = new Set(config.compatibles ?? KNOWN);
   const reasons: string[] = [];
+  const notes: string[] = [];
   let understood = true;
   try {
     const params = defaultEarlyParams().parseAll(config.cmdline);
@@ -54,6 +66,16 @@ export function checkHandover(
       understood = false;
       reasons.push(
         'the successor boots with kho=off: it boots cold and keeps preserved memory reserved',
+      );
+    }
+    for (const why of sizeProblems(params, deviceSize)) {
+      understood = false;
+      reasons.push(`the successor cannot boot: ${why}`);
+    }
+    const scratch = params.get(KHO_SCRATCH);
+    if (scratch) {
+      notes.push(
+        `kho_scratch=: ${describeKhoScratch(scratch)}; ignored while the successor revives this handover (it keeps the scratch areas it is handed), used if it boots cold`,
       );
     }
   } catch (err) {
@@ -88,5 +110,34 @@ export function checkHandover(
     understood = false;
     reasons.push(err.message);
   }
-  return { understood, reasons, subtrees };
+  return { understood, reasons, notes, subtrees };
+}
+
+/**
+ * Sizes on the command line that cannot fit a device of `deviceSize` bytes:
+ * the successor's boot would stop with a BootError (crashkernel= cannot be
+ * reserved, a pool or reserve_mem= region cannot be placed).
+ */
+function sizeProblems(params: EarlyParamValues, deviceSize: number): string[] {
+  const out: string[] = [];
+  const mib = (n: number) => `${+(n / 1024 ** 2).toFixed(2)} MiB`;
+  const device = `the ${mib(deviceSize)} device`;
+  const ck = params.get(CRASHKERNEL);
+  if (ck && (ck.offset ?? 0) + ck.size > deviceSize) {
+    out.push(
+      `crashkernel= asks for ${mib(ck.size)}${ck.offset === undefined ? '' : ` at ${mib(ck.offset)}`}, more than ${device}`,
+    );
+  }
+  for (const p of params.getAll(PMPOOL)) {
+    if (p.base + p.size > deviceSize) {
+      out.push(
+        `pmpool=${p.name ? `${p.name}:` : ''} [${mib(p.base)}, +${mib(p.size)}) ends past ${device}`,
+      );
+    }
+  }
+  for (const r of params.getAll(RESERVE_MEM)) {
+    if (r.size > deviceSize)
+      out.push(`reserve_mem= '${r.name}' asks for ${mib(r.size)}, more than ${device}`);
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 import { SETUP } from '../boot/abi.js';
 import type { EarlyContext } from '../boot/early-context.js';
 import { MEMBLOCK_RSRV_NOINIT } from '../boot/memblock.js';
-import { KHO, KHO_SCRATCH } from '../boot/params.js';
+import { describeKhoScratch, KHO, KHO_SCRATCH } from '../boot/params.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { KHO_MAX_MAP_MARKS } from './abi.js';
@@ -59,9 +59,13 @@ export function khoEarlyInit(ctx: EarlyContext, options: { disabled?: string } =
     return { enabled: false, disabledReason: why, scratch: [], incoming: null };
   }
   let revivalRefused: string | undefined;
+  const asked = ctx.params.get(KHO_SCRATCH);
   if (rootData) {
     try {
-      return revive(ctx, rootData.data, handedScratch);
+      const revived = revive(ctx, rootData.data, handedScratch);
+      if (asked)
+        ctx.log('KHO: kho_scratch= ignored: a KHO boot keeps the scratch areas it was handed');
+      return revived;
     } catch (err) {
       if (!(err instanceof KhoError)) throw err;
       revivalRefused = err.message;
@@ -71,7 +75,8 @@ export function khoEarlyInit(ctx: EarlyContext, options: { disabled?: string } =
     }
   }
   // Sized now, from the kernel's own reservations; placed after the fixed ranges of other subsystems.
-  const plan = planScratch(ctx.memblock, ctx.nodes, ctx.params.get(KHO_SCRATCH));
+  if (asked) ctx.log(`KHO: kho_scratch=: ${describeKhoScratch(asked)}`);
+  const plan = planScratch(ctx.memblock, ctx.nodes, asked);
   return { enabled: true, revivalRefused, scratch: [], incoming: null, scratchPending: plan };
 }
 

@@ -1,4 +1,4 @@
-import { LivekexecError } from '../base/errors.js';
+import { LivekexecError, show } from '../base/errors.js';
 
 /**
  * The one error type of the KHO layer. `code` is the errno the kernel's KHO
@@ -43,11 +43,20 @@ export class KhoError extends LivekexecError<KhoErrorCode> {
   override name = 'KhoError';
 
   constructor(code: KhoErrorCode, detail?: string, options?: { cause?: unknown }) {
-    super(code, detail ?? DESCRIPTIONS[code], options);
+    super(
+      code,
+      detail ??
+        (typeof code === 'string' && Object.hasOwn(DESCRIPTIONS, code)
+          ? DESCRIPTIONS[code]
+          : 'error'),
+      options,
+    );
   }
 
   /** A short description of a code. */
   static describe(code: KhoErrorCode): string {
-    return DESCRIPTIONS[code];
+    return typeof code === 'string' && Object.hasOwn(DESCRIPTIONS, code)
+      ? DESCRIPTIONS[code]
+      : `unknown error ${show(code)}`;
   }
 }

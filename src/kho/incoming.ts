@@ -63,6 +63,27 @@ export class KhoIncomingState {
       : -1;
   }
 
+  /**
+   * The first pfn of [pfn, pfn + count) inside a received block not yet
+   * restored, or -1: looks for a block head at every order that can cover
+   * the range (about twice `count` marker reads).
+   */
+  firstUnclaimedIn(pfn: number, count: number): number {
+    const end = Math.min(pfn + count, this.#marker.length);
+    if (this.#unclaimedBlocks === 0 || !Number.isSafeInteger(pfn) || pfn < 0) return -1;
+    let found = -1;
+    for (let order = 0, size = 1; size < 2 * this.#marker.length; order++, size *= 2) {
+      for (let head = Math.floor(pfn / size) * size; head < end; head += size) {
+        if (this.#marker[head] === order + 1) {
+          const at = Math.max(pfn, head);
+          if (found < 0 || at < found) found = at;
+          break;
+        }
+      }
+    }
+    return found;
+  }
+
   /** @throws KhoError EINVAL when no unclaimed preserved block starts at `phys`. */
   restoreFolio(phys: number): Folio {
     const pfn = this.#pfnOf(phys);
@@ -286,8 +307,8 @@ export class KhoIncomingState {
     try {
       data = this.#readBlob(name, undefined)?.descriptor ?? null;
     } catch (err) {
-      // An FDT subtree, or a damaged raw one: its data, if any, stays unclaimed.
-      if (!(err instanceof KhoError)) throw err;
+      // An FDT subtree, or a damaged raw one (its FDT may even fail to read): its data, if any, stays unclaimed.
+      if (!(err instanceof KhoError || err instanceof FdtError)) throw err;
     }
     this.#drop(name, data);
   }

@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 import { SETUP } from '../boot/abi.js';
 import type { HandoverPart, HandoverSubsystem, SegmentArena } from '../boot/handover.js';
 import { Fdt } from '../fdt/read.js';
@@ -6,6 +7,7 @@ import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.j
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { type BuddyAllocator, MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
+import type { PageHolder, PageOwnership } from '../mm/ownership.js';
 import { ScratchPages } from '../mm/scratch-pages.js';
 import { KHO_MAX_MAP_MARKS, KHO_MAX_ORDER } from './abi.js';
 import { buildBlobDescriptor, checkBlobCompatibles, type KhoBlob } from './blob.js';
@@ -14,6 +16,7 @@ import type { KhoEarly } from './early.js';
 import { KhoError } from './errors.js';
 import { KhoIncomingState } from './incoming.js';
 import {
+  isPageListEntries,
   type PageListEntries,
   type PageListHost,
   preservePageList,
@@ -78,9 +81,17 @@ export class Kho implements HandoverSubsystem {
   /** Derived from the tree as it was at `changes` (KhoRadixTree.changes). */
   #sum: { changes: number; pages: number[]; csum: number } | null = null;
   #marks: { changes: number; extents: readonly KhoExtent[] } | null = null;
+  readonly #ownership: PageOwnership | null;
 
-  constructor(deps: { device: MemoryDevice; pages: BuddyAllocator; early: KhoEarly }) {
+  constructor(deps: {
+    device: MemoryDevice;
+    pages: BuddyAllocator;
+    early: KhoEarly;
+    /** The other owners of preserved pages (PKRAM, pools), asked before each preservation. */
+    ownership?: PageOwnership;
+  }) {
     this.#device = deps.device;
+    this.#ownership = deps.ownership ?? null;
     this.#pages = deps.pages;
     this.#early = deps.early;
     this.#scratchPages = new ScratchPages(deps.early.scratch, KHO_SCRATCH_SEGMENT_WINDOW, {
@@ -134,11 +145,13 @@ export class Kho implements HandoverSubsystem {
   /**
    * Preserves a folio the page allocator handed out, keeping its order.
    * @throws KhoError EBUSY (finalized), EINVAL (not an allocated folio of that
-   *   order, or inside scratch), EEXIST (already preserved), EOPNOTSUPP (KHO off).
+   *   order, or inside scratch), EEXIST (already preserved, here or by PKRAM
+   *   or a pool), EOPNOTSUPP (KHO off).
    */
   preserveFolio(folio: Folio): void {
     this.#checkMutable();
     this.#checkFolio(folio);
+    this.#checkNotHeld(folio.pfn, 2 ** folio.order);
     if (
       this.#pages.pageState(folio.pfn) !== 'allocated' ||
       this.#pages.headOrder(folio.pfn) !== folio.order
@@ -175,7 +188,7 @@ export class Kho implements HandoverSubsystem {
   /**
    * Preserves `count` pages from `pfn` (allocated or reserved, not free, not
    * scratch), split into naturally aligned blocks. All or nothing.
-   * @throws KhoError EBUSY, EINVAL, EEXIST.
+   * @throws KhoError EBUSY, EINVAL, EEXIST (already preserved, here or by PKRAM or a pool).
    */
   preservePages(pfn: number, count: number): void {
     this.#checkMutable();
@@ -184,6 +197,7 @@ export class Kho implements HandoverSubsystem {
     const free = this.#pages.firstFreeIn(pfn, count);
     if (free >= 0)
       throw new KhoError('EINVAL', `pfn ${free} is free: preserve only memory you own`);
+    this.#checkNotHeld(pfn, count);
     const done: [number, number][] = [];
     try {
       for (const [p, o] of alignedBlocks(pfn, count)) {
@@ -228,16 +242,22 @@ export class Kho implements HandoverSubsystem {
   preservePageList(folios: readonly Folio[] | PageListEntries): number {
     this.#checkMutable();
     if (Array.isArray(folios)) for (const f of folios as readonly Folio[]) this.#checkFolio(f);
-    else {
-      const e = folios as PageListEntries;
+    else if (isPageListEntries(folios)) {
+      const e = folios;
       for (let i = 0; i < e.pfn.length; i++) this.#checkFolio({ pfn: e.pfn[i], order: e.order[i] });
-    }
+    } else
+      throw new KhoError(
+        'EINVAL',
+        `a page list is an array of folios or a page list's entries, got ${show(folios)}`,
+      );
     return preservePageList(this.#pageListHost(), folios);
   }
 
   /** Undoes preservePageList: unpreserves the folios and frees the chunks. */
   unpreservePageList(phys: number): void {
     this.#checkMutable();
+    if (!Number.isSafeInteger(phys) || phys < 0 || phys % PAGE_SIZE !== 0)
+      throw new KhoError('EINVAL', `page list address ${show(phys)} is not a page address`);
     unpreservePageList(this.#pageListHost(), phys, (pfn) => this.#outgoingOrderAt(pfn));
   }
 
@@ -276,7 +296,8 @@ export class Kho implements HandoverSubsystem {
    */
   allocPreserve(size: number): Folio {
     this.#checkMutable();
-    if (!Number.isSafeInteger(size) || size <= 0) throw new KhoError('EINVAL', `bad size ${size}`);
+    if (!Number.isSafeInteger(size) || size <= 0)
+      throw new KhoError('EINVAL', `bad size ${show(size)}`);
     const order = Math.max(0, Math.ceil(Math.log2(Math.ceil(size / PAGE_SIZE))));
     if (order > MAX_PAGE_ORDER) return this.#allocPreserveRun(size, order);
     const pfn = this.#pages.allocPages(order);
@@ -325,11 +346,41 @@ export class Kho implements HandoverSubsystem {
     return folio;
   }
 
+  /** Changes to what this generation preserves (PageOwnership.changes). */
+  get changes(): number {
+    return this.#tree.changes;
+  }
+
+  /**
+   * Whether KHO holds any page of [pfn, pfn + count): preserved by this
+   * generation, or received and not restored yet.
+   */
+  holder(pfn: number, count: number): PageHolder | null {
+    if (!Number.isSafeInteger(pfn) || !Number.isSafeInteger(count))
+      throw new KhoError(
+        'EINVAL',
+        `holder: pfn ${show(pfn)} and count ${show(count)} must be integers`,
+      );
+    const out = this.#tree.firstPreservedIn(pfn, count);
+    if (out >= 0) return { holder: 'KHO', pfn: out };
+    const received = this.#incoming?.firstUnclaimedIn(pfn, count) ?? -1;
+    return received >= 0 ? { holder: 'KHO (received, not restored)', pfn: received } : null;
+  }
+
+  /** @throws KhoError EEXIST when another owner holds a page of the range. */
+  #checkNotHeld(pfn: number, count: number): void {
+    const other = this.#ownership?.otherHolder(pfn, count);
+    if (other) {
+      throw new KhoError('EEXIST', `pfn ${other.pfn} is already preserved by ${other.holder}`);
+    }
+  }
+
   /**
    * Unpreserves and frees what allocPreserve returned.
    * @throws KhoError EBUSY, ENOENT (not preserved), EINVAL.
    */
   unpreserveFree(folio: Folio): void {
+    this.#checkFolio(folio);
     if (folio.order <= MAX_PAGE_ORDER) {
       this.unpreserveFolio(folio);
       this.#pages.freePages(folio.pfn, folio.order);
@@ -366,8 +417,10 @@ export class Kho implements HandoverSubsystem {
    */
   addSubtree(name: string, data: Uint8Array, options: SubtreeOptions = {}): void {
     this.#checkMutable();
-    if (!NODE_NAME.test(name))
-      throw new KhoError('EINVAL', `subtree name '${name}' is not a valid node name`);
+    if (typeof name !== 'string' || !NODE_NAME.test(name))
+      throw new KhoError('EINVAL', `subtree name ${show(name)} is not a valid node name`);
+    if (typeof options !== 'object' || options === null)
+      throw new KhoError('EINVAL', `subtree options must be an object, got ${show(options)}`);
     if (this.#subtrees.has(name)) throw new KhoError('EEXIST', `subtree '${name}' exists`);
     if (options.compatible !== undefined) {
       this.#addBlob(name, data, checkBlobCompatibles(options.compatible));
@@ -417,7 +470,7 @@ export class Kho implements HandoverSubsystem {
   removeSubtree(name: string): void {
     this.#checkMutable();
     const s = this.#subtrees.get(name);
-    if (!s) throw new KhoError('ENOENT', `no subtree '${name}'`);
+    if (!s) throw new KhoError('ENOENT', `no subtree ${show(name)}`);
     this.#subtrees.delete(name);
     if (s.carried) {
       this.#in().dropSubtree(name);
@@ -636,6 +689,13 @@ export class Kho implements HandoverSubsystem {
    * (finalize first, or the root is built just for the check).
    */
   checkSuccessor(config: SuccessorConfig): CompatReport {
+    if (typeof config !== 'object' || config === null || typeof config.cmdline !== 'string')
+      throw new KhoError(
+        'EINVAL',
+        `a successor config is { cmdline, compatibles? }, got ${show(config)}`,
+      );
+    if (config.compatibles !== undefined && !Array.isArray(config.compatibles))
+      throw new KhoError('EINVAL', `compatibles must be an array of strings`);
     const root = this.#rootFdt ?? this.#probeRoot();
     const subtrees = this.#subtrees;
     return checkHandover(
@@ -731,6 +791,9 @@ export class Kho implements HandoverSubsystem {
   }
 
   #checkFolio(f: Folio): void {
+    if (typeof f !== 'object' || f === null) {
+      throw new KhoError('EINVAL', `a folio is an object { pfn, order }, got ${show(f)}`);
+    }
     if (
       !Number.isInteger(f.order) ||
       f.order < 0 ||
@@ -739,7 +802,7 @@ export class Kho implements HandoverSubsystem {
       f.pfn < 0 ||
       f.pfn % 2 ** f.order !== 0
     ) {
-      throw new KhoError('EINVAL', `bad folio pfn ${f.pfn} order ${f.order}`);
+      throw new KhoError('EINVAL', `bad folio pfn ${show(f.pfn)} order ${show(f.order)}`);
     }
     this.#checkRange(f.pfn, 2 ** f.order);
   }
@@ -752,7 +815,10 @@ export class Kho implements HandoverSubsystem {
       count <= 0 ||
       pfn + count > this.#device.pages
     ) {
-      throw new KhoError('EINVAL', `pages [${pfn}, +${count}) are not inside the device`);
+      throw new KhoError(
+        'EINVAL',
+        `pages [${show(pfn)}, +${show(count)}) are not inside the device`,
+      );
     }
     const start = pfn * PAGE_SIZE;
     const end = (pfn + count) * PAGE_SIZE;

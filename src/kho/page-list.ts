@@ -27,6 +27,13 @@ export interface PageListEntries {
   readonly order: Uint8Array;
 }
 
+/** Whether a value is a page list's entries (equal-length pfn and order arrays). */
+export function isPageListEntries(v: unknown): v is PageListEntries {
+  if (typeof v !== 'object' || v === null) return false;
+  const { pfn, order } = v as { pfn?: unknown; order?: unknown };
+  return pfn instanceof Float64Array && order instanceof Uint8Array && pfn.length === order.length;
+}
+
 // Entries and links are u64 (abi.ts), read and written as two little-endian
 // u32 words: a BigInt per entry cost more than the rest of a restore.
 const WORD_ENTRIES = KHO_PAGE_LIST_OFF_ENTRIES / 4;

@@ -323,6 +323,42 @@ export class KhoRadixTree {
     return (bits[bit >>> 3] & (1 << (bit & 7))) !== 0;
   }
 
+  /**
+   * The first pfn of [pfn, pfn + count) that a preserved block of any order
+   * covers, or -1. Only orders in use are looked at, each over the keys of
+   * the blocks that can overlap the range, so a query of a few pages costs a
+   * few bit tests per order in use. Out-of-device parts are never preserved.
+   */
+  firstPreservedIn(pfn: number, count: number): number {
+    const end = Math.min(pfn + count, this.device.pages);
+    if (this.#root === 0 || !Number.isSafeInteger(pfn) || !Number.isSafeInteger(count)) return -1;
+    if (pfn < 0 || pfn >= end) return -1;
+    let found = -1;
+    for (let order = 0; order <= KHO_MAX_ORDER; order++) {
+      if (this.#byOrder[order] === 0) continue;
+      const size = POW2[order];
+      const base = POW2[KHO_ORDER_0_LOG2 - order];
+      const last = Math.floor((end - 1) / size);
+      for (let block = Math.floor(pfn / size); block <= last; block++) {
+        const key = base + block;
+        const leafKey = Math.floor(key / KHO_BITMAP_BITS);
+        const bits = leafKey === this.#cacheLeafKey ? this.#cacheBits : this.#leaf(leafKey, false);
+        if (bits === null) {
+          // No leaf: skip to the first block of the next leaf.
+          block = (leafKey + 1) * KHO_BITMAP_BITS - base - 1;
+          continue;
+        }
+        const bit = key - leafKey * KHO_BITMAP_BITS;
+        if ((bits[bit >>> 3] & (1 << (bit & 7))) !== 0) {
+          const at = Math.max(pfn, block * size);
+          if (found < 0 || at < found) found = at;
+          break;
+        }
+      }
+    }
+    return found;
+  }
+
   /** Physical address of every page the tree uses (inner nodes and leaves). */
   *metadataPages(): IterableIterator<number> {
     yield* this.#slotOf.keys();

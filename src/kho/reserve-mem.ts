@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 import type { EarlyContext } from '../boot/early-context.js';
 import { RESERVE_MEM } from '../boot/params.js';
 import { FdtError } from '../fdt/errors.js';
@@ -179,7 +180,7 @@ export class ReserveMem {
    */
   get(name: string): { phys: number; size: number; bytes: Uint8Array; kept: boolean } {
     const r = this.#regions.get(name);
-    if (!r) throw new KhoError('ENOENT', `no reserve_mem region '${name}'`);
+    if (!r) throw new KhoError('ENOENT', `no reserve_mem region ${show(name)}`);
     return { phys: r.phys, size: r.size, kept: r.kept, bytes: this.#device.bytes(r.phys, r.size) };
   }
 

@@ -130,14 +130,23 @@ export function allocateScratch(
   return areas;
 }
 
-/** The KHO_SCRATCH setup_data payload: `{ u64 phys, u64 size }` per area, lowmem, global, then nodes. */
+/**
+ * The KHO_SCRATCH setup_data payload: `{ u64 phys, u64 size }` per slot:
+ * lowmem, global, then one per node. A kind that has no area (a
+ * `kho_scratch=` form without lowmem or per-node areas) is a slot of zeros,
+ * so every slot keeps its kind.
+ */
 export function encodeScratch(areas: readonly ScratchArea[]): Uint8Array {
-  const out = new Uint8Array(areas.length * KHO_SCRATCH_ENTRY_SIZE);
+  const slotOf = (a: ScratchArea): number =>
+    a.kind === 'lowmem' ? 0 : a.kind === 'global' ? 1 : 2 + (a.node ?? 0);
+  const slots = areas.reduce((n, a) => Math.max(n, slotOf(a) + 1), 0);
+  const out = new Uint8Array(slots * KHO_SCRATCH_ENTRY_SIZE);
   const v = new DataView(out.buffer);
-  areas.forEach((a, i) => {
-    v.setBigUint64(i * KHO_SCRATCH_ENTRY_SIZE + KHO_SCRATCH_OFF_PHYS, BigInt(a.base), true);
-    v.setBigUint64(i * KHO_SCRATCH_ENTRY_SIZE + KHO_SCRATCH_OFF_SIZE, BigInt(a.size), true);
-  });
+  for (const a of areas) {
+    const at = slotOf(a) * KHO_SCRATCH_ENTRY_SIZE;
+    v.setBigUint64(at + KHO_SCRATCH_OFF_PHYS, BigInt(a.base), true);
+    v.setBigUint64(at + KHO_SCRATCH_OFF_SIZE, BigInt(a.size), true);
+  }
   return out;
 }
 
@@ -162,6 +171,7 @@ export function decodeScratch(data: Uint8Array, deviceSize: number): ScratchArea
   for (let i = 0; i < n; i++) {
     const base = Number(v.getBigUint64(i * KHO_SCRATCH_ENTRY_SIZE + KHO_SCRATCH_OFF_PHYS, true));
     const size = Number(v.getBigUint64(i * KHO_SCRATCH_ENTRY_SIZE + KHO_SCRATCH_OFF_SIZE, true));
+    if (base === 0 && size === 0) continue; // a kind without an area
     if (
       size === 0 ||
       base % PAGE_SIZE !== 0 ||
@@ -176,6 +186,7 @@ export function decodeScratch(data: Uint8Array, deviceSize: number): ScratchArea
     const kind = i === 0 ? 'lowmem' : i === 1 ? 'global' : 'pernode';
     areas.push(kind === 'pernode' ? { kind, base, size, node: i - 2 } : { kind, base, size });
   }
+  if (areas.length === 0) throw new KhoError('EFAULT', 'the scratch list holds no area');
   const sorted = [...areas].sort((a, b) => a.base - b.base);
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i].base < sorted[i - 1].base + sorted[i - 1].size) {

@@ -4,6 +4,7 @@
  * letting a libc or Node error escape.
  */
 import { fstatSync, readlinkSync } from 'node:fs';
+import { show } from '../base/errors.js';
 import {
   AF_INET,
   AF_INET6,
@@ -38,7 +39,7 @@ export interface FdStat {
 /** @throws LuoError EINVAL not a descriptor number */
 export function checkFdNumber(fd: unknown): asserts fd is number {
   if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0 || fd > LUO_FD_MAX) {
-    throw new LuoError('EINVAL', `bad file descriptor ${String(fd)}`);
+    throw new LuoError('EINVAL', `bad file descriptor ${show(fd)}`);
   }
 }
 

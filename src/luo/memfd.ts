@@ -4,6 +4,7 @@
  * node:fs (readSync/writeSync) or these helpers.
  */
 import { closeSync, fstatSync, readSync, writeSync } from 'node:fs';
+import { show } from '../base/errors.js';
 import { getLuoLibc, MFD_CLOEXEC } from './_libc.js';
 import { LuoError } from './errors.js';
 
@@ -19,7 +20,7 @@ export function createMemfd(name: string, size = 0): number {
     throw new LuoError('EINVAL', `memfd name must be at most ${MEMFD_NAME_MAX} bytes, no NUL`);
   }
   if (!Number.isSafeInteger(size) || size < 0) {
-    throw new LuoError('EINVAL', `memfd size ${size} is not a non-negative integer`);
+    throw new LuoError('EINVAL', `memfd size ${show(size)} is not a non-negative integer`);
   }
   const libc = getLuoLibc();
   const fd = libc.memfdCreate(name, MFD_CLOEXEC);

@@ -7,6 +7,7 @@
 import { closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Server } from 'node:net';
+import { show } from '../base/errors.js';
 import { checkFdNumber, fdFlags, fdStat, setFdFlags, withCloexec } from './_fd.js';
 import { F_DUPFD_CLOEXEC, getLuoLibc } from './_libc.js';
 import {
@@ -67,7 +68,7 @@ export function checkToken(token: unknown): bigint {
   if (typeof token === 'bigint') t = token;
   else if (typeof token === 'number' && Number.isSafeInteger(token)) t = BigInt(token);
   if (t === undefined || t < 0n || t > LUO_U64_MAX) {
-    throw new LuoError('EINVAL', `bad token ${String(token)}: not an integer in 0..2^64-1`);
+    throw new LuoError('EINVAL', `bad token ${show(token)}: not an integer in 0..2^64-1`);
   }
   return t;
 }
@@ -94,6 +95,8 @@ function createServer(): Server {
 
 /** The descriptor under a listening net.Server. @throws LuoError EINVAL not listening */
 function serverFd(server: Server): number {
+  if (typeof server !== 'object' || server === null)
+    throw new LuoError('EINVAL', `a server is a net.Server, got ${show(server)}`);
   const handle = (server as unknown as { _handle?: { fd?: unknown } | null })._handle;
   const fd = handle?.fd;
   if (!server.listening || typeof fd !== 'number' || fd < 0) {
@@ -257,6 +260,7 @@ export class LuoSession {
    */
   preserveMemfd(name: string, token: bigint | number, size = 0): number {
     this.#check('outgoing');
+    checkToken(token);
     const fd = createMemfd(name, size);
     try {
       this.preserveFd(fd, token);

@@ -28,6 +28,7 @@ export const MAP_SHARED = 1;
 export const MS_SYNC = 4;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
+export const LOCK_UN = 8;
 export const F_GETFD = 1;
 export const F_SETFD = 2;
 export const FD_CLOEXEC = 1;

@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 import { DeviceError, hex } from './errors.js';
 
 /** The longest single view: V8 and koffi both handle 4 GiB, not more. */
@@ -37,5 +38,5 @@ export function checkRange(
 }
 
 function fmt(n: number): string {
-  return Number.isSafeInteger(n) && n >= 0 ? hex(n) : String(n);
+  return Number.isSafeInteger(n) && n >= 0 ? hex(n) : show(n);
 }

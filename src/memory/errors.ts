@@ -1,4 +1,4 @@
-import { LivekexecError } from '../base/errors.js';
+import { LivekexecError, show, text } from '../base/errors.js';
 
 /**
  * Errors of the memory layer. `DeviceError.code` is an errno name, so a
@@ -51,7 +51,7 @@ export class GeneralProtectionFault extends LivekexecError<'EFAULT'> {
   ) {
     super(
       'EFAULT',
-      `general protection fault: access to 0x${phys.toString(16)} (page lent to ${owner})`,
+      `general protection fault: access to ${typeof phys === 'number' ? `0x${phys.toString(16)}` : show(phys)} (page lent to ${text(owner)})`,
     );
   }
 }

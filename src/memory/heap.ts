@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 import { checkRange } from './_range.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
 import { DeviceError, GeneralProtectionFault, hex } from './errors.js';
@@ -39,9 +40,16 @@ export class HeapDevice implements MemoryDevice {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
       throw new DeviceError(
         'EINVAL',
-        `heap device size must be a positive multiple of ${PAGE_SIZE}, got ${size}`,
+        `heap device size must be a positive multiple of ${PAGE_SIZE}, got ${show(size)}`,
       );
     }
+    if (typeof options !== 'object' || options === null)
+      throw new DeviceError(
+        'EINVAL',
+        `heap device options must be an object, got ${show(options)}`,
+      );
+    if (options.name !== undefined && typeof options.name !== 'string')
+      throw new DeviceError('EINVAL', `a heap device name is a string, got ${show(options.name)}`);
     this.pages = size / PAGE_SIZE;
     this.name = options.name ?? `heap ${describeSize(size)}`;
     try {
@@ -83,6 +91,8 @@ export class HeapDevice implements MemoryDevice {
    *   the device, EBUSY when a page is already lent (nothing is changed then).
    */
   guard(phys: number, length: number, owner: string): void {
+    if (typeof owner !== 'string')
+      throw new DeviceError('EINVAL', `${this.name}: a guard owner is a name, got ${show(owner)}`);
     const [first, end] = this.pageSpan(phys, length);
     const table = this.guardTable ?? new Uint16Array(this.pages);
     for (let pfn = first; pfn < end; pfn++) {
@@ -181,7 +191,7 @@ export class HeapDevice implements MemoryDevice {
     ) {
       throw new DeviceError(
         'EINVAL',
-        `${this.name}: guard ranges are whole pages, got [${hex(phys)}, +${length})`,
+        `${this.name}: guard ranges are whole pages, got [${hex(phys)}, +${show(length)})`,
       );
     }
     if (phys + length > this.size) {

@@ -10,6 +10,7 @@ import {
   statfsSync,
   unlinkSync,
 } from 'node:fs';
+import { show } from '../base/errors.js';
 import {
   errnoName,
   F_GETFD,
@@ -25,7 +26,15 @@ import {
   O_RDONLY,
   O_RDWR,
 } from './_libc.js';
+import { checkDeviceFile } from './_owner-rule.js';
 import { checkRange } from './_range.js';
+import {
+  type DeviceShrink,
+  markIdle,
+  markOwned,
+  reclaimAbandoned,
+  TruncationGuard,
+} from './_truncation.js';
 import { type Window as Mapping, mapWindow, unmapWindow } from './_window.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
 import { DeviceError, type DeviceErrorCode } from './errors.js';
@@ -59,6 +68,12 @@ export interface MappedOpenOptions {
   onProgress?: (done: number, total: number) => void;
   /** Preallocation chunk in bytes (default 64 MiB). */
   chunkSize?: number;
+  /**
+   * An existing file with holes is filled before it is mapped (default true).
+   * With false it is refused instead (EINVAL), and nothing is allocated: for
+   * tools that must not grow a file they have not recognised as a device.
+   */
+  fillHoles?: boolean;
 }
 
 /** What `MappedDevice.peek` reads without taking ownership. */
@@ -91,6 +106,7 @@ export class MappedDevice implements MemoryDevice {
   private readonly extra = new Map<string, Mapping>();
   /** The one window of a device up to 4 GiB, while open; null otherwise. */
   private single: Mapping | null = null;
+  private guard: TruncationGuard | null = null;
 
   private constructor(
     readonly path: string,
@@ -115,6 +131,9 @@ export class MappedDevice implements MemoryDevice {
    *   EINVAL bad size or not a regular file; ENOSPC preallocation failed; EIO other.
    */
   static open(path: string, options: MappedOpenOptions = {}): MappedDevice {
+    if (typeof options !== 'object' || options === null) {
+      throw new DeviceError('EINVAL', `open options must be an object, got ${show(options)}`);
+    }
     const existing = lstatOrNull(path);
     if (existing?.isSymbolicLink()) throw refuseSymlink(path);
     if (existing === null && !options.create) {
@@ -127,14 +146,34 @@ export class MappedDevice implements MemoryDevice {
       throw new DeviceError('EINVAL', `${path}: a size is needed to create a device`);
     }
     if (options.size !== undefined) checkSize(path, options.size);
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+      throw new DeviceError(
+        'EINVAL',
+        `onProgress must be a function, got ${show(options.onProgress)}`,
+      );
+    }
+    if (
+      options.chunkSize !== undefined &&
+      (!Number.isSafeInteger(options.chunkSize) || options.chunkSize <= 0)
+    ) {
+      throw new DeviceError(
+        'EINVAL',
+        `chunkSize must be a positive integer, got ${show(options.chunkSize)}`,
+      );
+    }
     const libc = getLibc();
     const flags =
       O_RDWR | O_NOFOLLOW | (options.create ? O_CREAT : 0) | (options.exclusive ? O_EXCL : 0);
-    const fd = libc.open(path, flags, 0o600);
+    let fd = libc.open(path, flags, 0o600);
+    if (fd < 0 && errnoName(libc.errno()) === 'EACCES' && existing !== null) {
+      // Left read-only by an owner that died: writable again unless someone holds it.
+      if (!reclaimAbandoned(path)) throw busy(path, existing);
+      fd = libc.open(path, flags, 0o600);
+    }
     if (fd < 0) throw sysError(`open(${path})`, libc.errno(), path);
     const created = existing === null;
     try {
-      const st = checkOwnership(path, fstatSync(fd));
+      const st = checkDeviceFile(path, fstatSync(fd));
       lockOrBusy(fd, path, st);
       let size = st.size;
       if (options.size !== undefined) {
@@ -153,8 +192,10 @@ export class MappedDevice implements MemoryDevice {
           );
         }
       }
-      if (!created) ensureBacked(fd, path, fstatSync(fd));
-      return MappedDevice.adopt(path, fd, size);
+      if (!created) ensureBacked(fd, path, fstatSync(fd), options.fillHoles ?? true);
+      const dev = MappedDevice.adopt(path, fd, size);
+      markOwned(fd);
+      return dev;
     } catch (err) {
       libc.close(fd);
       if (created) tryUnlink(path);
@@ -169,7 +210,10 @@ export class MappedDevice implements MemoryDevice {
    *   file; ELOOP, EPERM as open(); EBUSY the lock belongs to someone else.
    */
   static openFd(fd: number, path: string): MappedDevice {
-    if (!Number.isSafeInteger(fd) || fd < 0) throw new DeviceError('EBADF', `bad descriptor ${fd}`);
+    if (!Number.isSafeInteger(fd) || fd < 0)
+      throw new DeviceError('EBADF', `bad descriptor ${show(fd)}`);
+    if (typeof path !== 'string' || path === '')
+      throw new DeviceError('EINVAL', `a device path is a non-empty string, got ${show(path)}`);
     let st: Stats;
     try {
       st = fstatSync(fd);
@@ -181,14 +225,16 @@ export class MappedDevice implements MemoryDevice {
     if (named === null || named.dev !== st.dev || named.ino !== st.ino) {
       throw new DeviceError('EINVAL', `descriptor ${fd} is not ${path}`);
     }
-    checkOwnership(path, st);
+    checkDeviceFile(path, st);
     // flock on a description that already holds the lock succeeds; on any other it fails.
     lockOrBusy(fd, path, st);
     const libc = getLibc();
     const fl = libc.fcntl(fd, F_GETFD, 0);
     if (fl >= 0 && fl & FD_CLOEXEC) libc.fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
-    ensureBacked(fd, path, st);
-    return MappedDevice.adopt(path, fd, st.size);
+    ensureBacked(fd, path, st, true);
+    const dev = MappedDevice.adopt(path, fd, st.size);
+    markOwned(fd);
+    return dev;
   }
 
   /**
@@ -196,20 +242,9 @@ export class MappedDevice implements MemoryDevice {
    * @throws DeviceError ELOOP, EPERM, ENOENT, EINVAL as open().
    */
   static peek(path: string): DevicePeek {
-    const existing = lstatOrNull(path);
-    if (existing === null) throw new DeviceError('ENOENT', `${path}: no such device file`);
-    if (existing.isSymbolicLink()) throw refuseSymlink(path);
-    // Before the open: opening a FIFO for reading would block until a writer comes.
-    if (!existing.isFile()) throw new DeviceError('EINVAL', `${path} is not a regular file`);
-    let fd: number;
+    const fd = openReadOnly(path);
     try {
-      fd = openSync(path, O_RDONLY | O_NOFOLLOW | fsConstants.O_NONBLOCK);
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new DeviceError(knownCode(e.code), `open(${path}): ${e.code ?? e.message}`);
-    }
-    try {
-      const st = checkOwnership(path, fstatSync(fd));
+      const st = checkDeviceFile(path, fstatSync(fd));
       const page0 = new Uint8Array(Math.min(st.size, PAGE_SIZE));
       let got = 0;
       while (got < page0.length) {
@@ -221,6 +256,22 @@ export class MappedDevice implements MemoryDevice {
     } finally {
       closeSync(fd);
     }
+  }
+
+  /**
+   * Takes the device's lock without mapping or allocating anything, so it can
+   * be removed knowing no process owns it; `release()` lets it go.
+   * @throws DeviceError ENOENT, ELOOP, EPERM, EINVAL as open(); EBUSY owned (naming the PID).
+   */
+  static holdIdle(path: string): { release(): void } {
+    const fd = openReadOnly(path);
+    try {
+      lockOrBusy(fd, path, checkDeviceFile(path, fstatSync(fd)));
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    return { release: () => closeSync(fd) };
   }
 
   private static adopt(path: string, fd: number, size: number): MappedDevice {
@@ -330,9 +381,27 @@ export class MappedDevice implements MemoryDevice {
   }
 
   /** munmap every window and close the descriptor (releasing the lock). Idempotent. */
+  /**
+   * Watches the file for a shrink by another process (see _truncation.ts):
+   * the size is put back and `onShrink` told; a sentinel explains a SIGBUS
+   * death. Ended by close(). For the owner of a real device.
+   */
+  guardTruncation(onShrink: (s: DeviceShrink) => void): void {
+    if (this.guard !== null) return;
+    this.guard = new TruncationGuard(this.live(), this.path, this.size, onShrink);
+    this.guard.start();
+  }
+
+  /** Whether the file shrank since it was mapped (restoring it and reporting as guardTruncation does). */
+  checkTruncation(): boolean {
+    return this.guard?.check() ?? false;
+  }
+
   close(): void {
     const fd = this.fdOrNull;
     if (fd === null) return;
+    this.guard?.stop();
+    this.guard = null;
     this.fdOrNull = null;
     this.single = null;
     for (const m of [...this.windows, ...this.extra.values()]) {
@@ -341,6 +410,7 @@ export class MappedDevice implements MemoryDevice {
     this.windows.length = 0;
     this.extra.clear();
     getLibc().close(fd);
+    markIdle(this.path);
   }
 
   private live(): number {
@@ -388,7 +458,25 @@ export class MappedDevice implements MemoryDevice {
   }
 }
 
+/** Opens an existing regular file read-only, refusing symlinks and anything else. */
+function openReadOnly(path: string): number {
+  const existing = lstatOrNull(path);
+  if (existing === null) throw new DeviceError('ENOENT', `${path}: no such device file`);
+  if (existing.isSymbolicLink()) throw refuseSymlink(path);
+  // Before the open: opening a FIFO for reading would block until a writer comes.
+  if (!existing.isFile()) throw new DeviceError('EINVAL', `${path} is not a regular file`);
+  try {
+    return openSync(path, O_RDONLY | O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new DeviceError(knownCode(e.code), `open(${path}): ${e.code ?? e.message}`);
+  }
+}
+
 function lstatOrNull(path: string): Stats | null {
+  if (typeof path !== 'string' || path === '' || path.includes('\0')) {
+    throw new DeviceError('EINVAL', `a device path is a non-empty string, got ${show(path)}`);
+  }
   try {
     return lstatSync(path);
   } catch (err) {
@@ -406,28 +494,9 @@ function checkSize(path: string, size: number): void {
   if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
     throw new DeviceError(
       'EINVAL',
-      `${path}: device size must be a positive multiple of ${PAGE_SIZE}, got ${size}`,
+      `${path}: device size must be a positive multiple of ${PAGE_SIZE}, got ${show(size)}`,
     );
   }
-}
-
-/** The checks that keep another user from planting or sharing a device. */
-function checkOwnership(path: string, st: Stats): Stats {
-  if (!st.isFile()) throw new DeviceError('EINVAL', `${path} is not a regular file`);
-  const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid) {
-    throw new DeviceError(
-      'EPERM',
-      `${path} is owned by uid ${st.uid}, not by this user (uid ${uid})`,
-    );
-  }
-  if (st.mode & 0o022) {
-    throw new DeviceError(
-      'EPERM',
-      `${path} is group- or world-writable (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`,
-    );
-  }
-  return st;
 }
 
 function lockOrBusy(fd: number, path: string, st: Stats): void {
@@ -437,8 +506,12 @@ function lockOrBusy(fd: number, path: string, st: Stats): void {
   if (errnoName(errno) !== 'EWOULDBLOCK' && errnoName(errno) !== 'EAGAIN') {
     throw sysError(`flock(${path})`, errno);
   }
+  throw busy(path, st);
+}
+
+function busy(path: string, st: Stats): DeviceError {
   const pid = flockOwner(st);
-  throw new DeviceError(
+  return new DeviceError(
     'EBUSY',
     `device busy: ${path} is owned by ${pid === undefined ? 'another process' : `PID ${pid}`}`,
   );
@@ -511,9 +584,15 @@ function preallocate(fd: number, path: string, size: number, options: MappedOpen
   }
 }
 
-/** An existing file with holes (or a shorter allocation) is filled before mapping. */
-function ensureBacked(fd: number, path: string, st: Stats): void {
+/** An existing file with holes (or a shorter allocation) is filled before mapping, or refused. */
+function ensureBacked(fd: number, path: string, st: Stats, fill: boolean): void {
   if (st.blocks * 512 >= st.size || isHugetlbfs(path)) return;
+  if (!fill) {
+    throw new DeviceError(
+      'EINVAL',
+      `${path} has holes (${st.blocks * 512} of ${st.size} bytes allocated): not a device as livekexec makes them; nothing was allocated`,
+    );
+  }
   const rc = getLibc().posixFallocate(fd, 0, st.size);
   if (rc !== 0) throw sysError(`posix_fallocate(${path})`, rc);
 }

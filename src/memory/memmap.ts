@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 import { DeviceError } from './errors.js';
 import { type E820Type, e820TypeName, isUsableType, type MemoryRange } from './memmap-types.js';
 
@@ -142,6 +143,7 @@ export class MemoryMap {
 
   /** The range holding `addr`, if any (binary search). */
   find(addr: number): MemoryRange | undefined {
+    if (typeof addr !== 'number') return undefined;
     let lo = 0;
     let hi = this.ranges.length;
     while (lo < hi) {
@@ -170,7 +172,7 @@ export class MemoryMap {
    */
   coarsened(max: number): MemoryMap {
     if (!Number.isInteger(max) || max < 1)
-      throw new DeviceError('EINVAL', `bad entry limit ${max}`);
+      throw new DeviceError('EINVAL', `bad entry limit ${show(max)}`);
     const out = this.clone();
     while (out.ranges.length > max) {
       let best = -1;
@@ -199,6 +201,8 @@ export class MemoryMap {
 
   /** Lines as the kernel prints its table: `BIOS-e820: [mem 0x...-0x...] usable` (inclusive end). */
   print(prefix = 'BIOS-e820'): string[] {
+    if (typeof prefix !== 'string')
+      throw new DeviceError('EINVAL', `print: the prefix must be a string, got ${show(prefix)}`);
     return this.ranges.map(
       (r) =>
         `${prefix}: [mem ${hex16(r.addr)}-${hex16(r.addr + r.size - 1)}] ${e820TypeName(r.type)}`,
@@ -225,12 +229,12 @@ function checkArgs(addr: number, size: number): void {
     size < 0 ||
     !Number.isSafeInteger(addr + size)
   ) {
-    throw new DeviceError('EINVAL', `memory map: bad range [${addr}, +${size})`);
+    throw new DeviceError('EINVAL', `memory map: bad range [${show(addr)}, +${show(size)})`);
   }
 }
 
 function checkType(type: E820Type): void {
   if (!Number.isInteger(type) || type < 1 || type > 0xffffffff) {
-    throw new DeviceError('EINVAL', `memory map: bad type ${type} (a u32 above 0)`);
+    throw new DeviceError('EINVAL', `memory map: bad type ${show(type)} (a u32 above 0)`);
   }
 }

@@ -6,6 +6,7 @@ import {
   openSync,
   readSync,
 } from 'node:fs';
+import { checkDeviceFile } from './_owner-rule.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
 import { DeviceError } from './errors.js';
 
@@ -31,7 +32,8 @@ export class ReadonlyDevice implements MemoryDevice {
 
   /**
    * @throws DeviceError ENOENT, ELOOP (symlink), EACCES; EINVAL not a regular
-   *   file (a directory would fail every read, a FIFO would block the open).
+   *   file (a directory would fail every read, a FIFO would block the open);
+   *   EPERM another user's or writable by others, as every owner refuses it.
    */
   static open(path: string): ReadonlyDevice {
     let st: ReturnType<typeof lstatSync>;
@@ -53,9 +55,11 @@ export class ReadonlyDevice implements MemoryDevice {
       );
     }
     const fst = fstatSync(fd);
-    if (!fst.isFile()) {
+    try {
+      checkDeviceFile(path, fst);
+    } catch (err) {
       closeSync(fd);
-      throw new DeviceError('EINVAL', `${path} is not a regular file`);
+      throw err;
     }
     const size = fst.size;
     return new ReadonlyDevice(fd, size - (size % PAGE_SIZE), path);

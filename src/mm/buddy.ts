@@ -1,3 +1,4 @@
+import { show } from '../base/errors.js';
 /**
  * The buddy page allocator, after the kernel's mm/page_alloc.c: free memory is
  * kept as naturally aligned blocks of 2^order pages, order 0..MAX_PAGE_ORDER,
@@ -136,7 +137,7 @@ export class BuddyAllocator {
     const list: PageRange[] = [];
     for (const r of ranges) {
       if (typeof r !== 'object' || r === null) {
-        throw new PageAllocError('EINVAL', `free range ${String(r)} is not a {base, count}`);
+        throw new PageAllocError('EINVAL', `free range ${show(r)} is not a {base, count}`);
       }
       buddy.checkRange(r.base, r.count, 'free range');
       if (r.count > 0) list.push({ base: r.base, count: r.count });
@@ -307,6 +308,15 @@ export class BuddyAllocator {
    * @throws PageAllocError as allocReserved, for the first bad block.
    */
   allocReservedBlocks(pfns: Float64Array, orders: Uint8Array): void {
+    if (
+      !(pfns instanceof Float64Array) ||
+      !(orders instanceof Uint8Array) ||
+      pfns.length !== orders.length
+    )
+      throw new PageAllocError(
+        'EINVAL',
+        `allocReservedBlocks takes a Float64Array of pfns and a Uint8Array of orders of one length, got ${show(pfns)} and ${show(orders)}`,
+      );
     const state = this.state;
     for (let i = 0; i < pfns.length; i++) {
       const pfn = pfns[i];
@@ -433,17 +443,21 @@ export class BuddyAllocator {
   }
 
   /**
-   * What the page is used for; a tail page reports its block's state.
-   * @throws PageAllocError EFAULT when pfn is outside the pages.
-   */
-  /**
    * A successor on trial must leave its predecessor's handover as it found
    * it, so that a retry or the fallback boots it again: blocks freed (or
    * released) inside `ranges` from now on stay out of the free lists, and
    * nothing else hands them out, until releaseHeld(). The pages count as
    * they were (allocated or reserved) meanwhile.
+   * @throws PageAllocError EINVAL (not an array of {base, count}), EFAULT (a range past the pages).
    */
   holdFreesIn(ranges: readonly PageRange[]): void {
+    if (!Array.isArray(ranges))
+      throw new PageAllocError('EINVAL', `held ranges must be an array, got ${show(ranges)}`);
+    for (const r of ranges) {
+      if (typeof r !== 'object' || r === null)
+        throw new PageAllocError('EINVAL', `held range ${show(r)} is not a {base, count}`);
+      this.checkRange(r.base, r.count, 'held range');
+    }
     const sorted = [...ranges].filter((r) => r.count > 0).sort((a, b) => a.base - b.base);
     const out = new Float64Array(sorted.length * 2);
     sorted.forEach((r, i) => {
@@ -527,6 +541,10 @@ export class BuddyAllocator {
     return lo < r.length / 2 && r[2 * lo] < pfn + count;
   }
 
+  /**
+   * What the page is used for; a tail page reports its block's state.
+   * @throws PageAllocError EFAULT when pfn is outside the pages.
+   */
   pageState(pfn: number): PageState {
     this.checkPfn(pfn);
     return STATE_NAMES[this.state[this.compoundHead(pfn)]];
@@ -736,7 +754,7 @@ export class BuddyAllocator {
 
   private checkOrder(order: number): void {
     if (!Number.isInteger(order) || order < 0 || order > MAX_PAGE_ORDER) {
-      throw new PageAllocError('EINVAL', `order ${order} is not in 0..${MAX_PAGE_ORDER}`);
+      throw new PageAllocError('EINVAL', `order ${show(order)} is not in 0..${MAX_PAGE_ORDER}`);
     }
   }
 
@@ -744,7 +762,7 @@ export class BuddyAllocator {
     if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.npages) {
       throw new PageAllocError(
         'EFAULT',
-        `pfn ${pfn} is outside the allocator's pages 0..${this.npages - 1}`,
+        `pfn ${show(pfn)} is outside the allocator's pages 0..${this.npages - 1}`,
       );
     }
   }
@@ -767,7 +785,10 @@ export class BuddyAllocator {
 
   private checkRange(base: number, count: number, what: string): void {
     if (!Number.isInteger(base) || !Number.isInteger(count) || base < 0 || count < 0) {
-      throw new PageAllocError('EINVAL', `${what} base ${base} count ${count} is not valid`);
+      throw new PageAllocError(
+        'EINVAL',
+        `${what} base ${show(base)} count ${show(count)} is not valid`,
+      );
     }
     if (base + count > this.npages) {
       throw new PageAllocError(

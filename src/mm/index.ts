@@ -11,4 +11,5 @@ export {
   type PageState,
 } from './buddy.js';
 export { PageAllocError, type PageAllocErrorCode } from './errors.js';
+export type { PageHolder, PageOwnership } from './ownership.js';
 export { ScratchPages, type ScratchPagesStats } from './scratch-pages.js';

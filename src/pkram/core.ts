@@ -17,6 +17,7 @@ import { KhoError } from '../kho/errors.js';
 import { BlockRuns, type KhoExtent, type KhoPageSource, KhoRadixTree } from '../kho/radix.js';
 import { treeChecksum } from '../kho/tree-csum.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import type { PageOwnership } from '../mm/ownership.js';
 import {
   NODE_OFF_FLAGS,
   NODE_OFF_NEXT,
@@ -103,6 +104,8 @@ export class PkramCore implements NodeOwner {
   /** Saved nodes: the preserved set, in node-list order. */
   readonly nodes: NodeRecord[] = [];
   readonly saving = new Set<string>();
+  /** The other owners' changes() when each node being saved was started. */
+  readonly #savingSince = new Map<PkramNode, number>();
   /**
    * Avoided pfn ranges as flat [start, end) pairs, sorted. Typed arrays,
    * always: a field that held arrays of other kinds would change the core's
@@ -121,6 +124,8 @@ export class PkramCore implements NodeOwner {
     readonly device: MemoryDevice,
     readonly pages: PkramPageSource,
     readonly disabled: string | null,
+    /** The other owners of preserved pages (KHO, pools), asked before a folio is saved. */
+    readonly ownership: PageOwnership | null = null,
   ) {
     this.tree = new KhoRadixTree(device, this.tablePages);
   }
@@ -188,8 +193,40 @@ export class PkramCore implements NodeOwner {
     return this.tree.anyPreserved(pfn, blocks, order);
   }
 
+  heldByOther(pfn: number, n: number): boolean {
+    return this.ownership !== null && this.ownership.otherHolder(pfn, n) !== null;
+  }
+
+  checkNotHeld(pfn: number, order: number): void {
+    const other = this.ownership?.otherHolder(pfn, 2 ** order);
+    if (other) {
+      throw new PkramError(
+        'EEXIST',
+        `folio pfn ${pfn} order ${order}: pfn ${other.pfn} is already preserved by ${other.holder}`,
+      );
+    }
+  }
+
+  /** prepareSave: remembers the other owners' changes, so finishSave rechecks only when they moved. */
+  savingStarted(node: PkramNode): void {
+    this.#savingSince.set(node, this.ownership?.changes() ?? 0);
+  }
+
   /** finishSave: relocate if needed, preserve what the writer recorded, join the node list. */
   nodeSaved(node: PkramNode, writer: NodeWriter): { pfn: number; relocated: number } {
+    // Another owner may have taken one of the node's pages since it was started.
+    const own = this.ownership;
+    if (own !== null && own.changes() !== this.#savingSince.get(node)) {
+      for (const runs of writerRuns(writer)) {
+        for (let r = 0; r < runs.length; r++) {
+          const pages = runs.blocks[r] * 2 ** runs.orders[r];
+          if (own.otherHolder(runs.pfns[r], pages) === null) continue;
+          for (let b = 0; b < runs.blocks[r]; b++)
+            this.checkNotHeld(runs.pfns[r] + b * 2 ** runs.orders[r], runs.orders[r]);
+        }
+      }
+      this.#savingSince.set(node, own.changes());
+    }
     let saved = writer;
     if (this.avoid.length > 0 && runsTouch(writerRuns(writer), this.avoid)) {
       const rebuilt = this.#rebuild(writer.pfn, node.name, node.inherited);
@@ -205,6 +242,7 @@ export class PkramCore implements NodeOwner {
       this.preserveAll(this.tree, writerRuns(writer));
     }
     this.saving.delete(node.name);
+    this.#savingSince.delete(node);
     const runs = writerRuns(saved);
     this.nodes.push({ pfn: saved.pfn, name: node.name, inherited: node.inherited, runs });
     return { pfn: saved.pfn, relocated: saved === writer ? 0 : saved.relocatedFolios };
@@ -212,6 +250,7 @@ export class PkramCore implements NodeOwner {
 
   nodeDiscarded(node: PkramNode): void {
     this.saving.delete(node.name);
+    this.#savingSince.delete(node);
   }
 
   // --- what Pkram does ---

@@ -13,7 +13,7 @@ export type PkramErrorCode =
   | 'ENAMETOOLONG'
   /** No page could be had for metadata, data or a relocated copy. */
   | 'ENOMEM'
-  /** A node of that name is already saved or being saved. */
+  /** A node of that name is already saved or being saved; a page another owner (KHO, a pool) preserves. */
   | 'EEXIST'
   /** No saved node of that name. */
   | 'ENOENT'

@@ -18,4 +18,8 @@ export interface PkramHost extends WriterPages {
   preservesNothing(): boolean;
   /** Whether a block of the run is in the preserved-page table. */
   anyPreserved(pfn: number, blocks: number, order: number): boolean;
+  /** Whether another owner of preserved pages (KHO, a pool) holds a page of [pfn, pfn + n). */
+  heldByOther(pfn: number, n: number): boolean;
+  /** @throws PkramError EEXIST naming the owner when another one holds a page of the block. */
+  checkNotHeld(pfn: number, order: number): void;
 }

@@ -4,7 +4,8 @@
  * RFC), check it against the boot block (generation and boot id) and its own
  * crc, then turn its extents of the handed-over map back into memory and
  * reserve exactly its preserved pages with no-init. A super block that is
- * refused is never used, and its PRESERVED extents stay out of the allocator.
+ * refused is never used, and its PRESERVED extents stay out of the allocator;
+ * so is one whose pages another owner (KHO's handover, a pool) already reserved.
  *
  * When PKRAM is on: in every generation except a crash kernel, when KHO is on
  * (handover through the KHO subtree) or `pkram=` is given (standalone; the
@@ -167,6 +168,15 @@ export function pkramEarly(
   } catch (err) {
     if (!(err instanceof PkramError)) throw err;
     return refuse(err.message);
+  }
+  // One owner per page: what KHO's handover or a pool already reserved is not PKRAM's to hand out.
+  const taken = exact.find((r) => ctx.memblock.isReserved(r.phys, r.size));
+  if (taken !== undefined) {
+    // Refused, but its pages may still be someone's: none of them goes to the allocator.
+    for (const r of exact) ctx.memblock.reserve(r.phys, r.size);
+    return refuse(
+      `its pages [mem 0x${taken.phys.toString(16)}, +0x${taken.size.toString(16)}) are already claimed (a KHO preserved block, a pool or the kernel)`,
+    );
   }
   // The recorded marks equal the extents, unless `pkram rm` freed a node offline: revive them too.
   const revive =

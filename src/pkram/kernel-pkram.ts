@@ -19,6 +19,7 @@
  *   the ban was given.
  */
 
+import { show } from '../base/errors.js';
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { FdtWriter } from '../fdt/write.js';
 import { KhoError } from '../kho/errors.js';
@@ -27,6 +28,7 @@ import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.j
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { type BuddyAllocator, MAX_PAGE_ORDER } from '../mm/buddy.js';
 import type { Folio } from '../mm/folio.js';
+import type { PageHolder, PageOwnership } from '../mm/ownership.js';
 import { addToCells } from '../mm/page-census.js';
 import {
   PKRAM_KHO_COMPATIBLE,
@@ -58,6 +60,8 @@ export interface KernelPkramDeps {
   log(line: string): void;
   /** @throws when the generation was replaced. */
   assertAlive(): void;
+  /** The other owners of preserved pages (KHO, pools). */
+  ownership?: PageOwnership;
 }
 
 export interface KernelPkramStatus {
@@ -109,6 +113,7 @@ export class KernelPkram implements HandoverSubsystem {
         generation: deps.generation,
         bootId: deps.bootId,
         disabled,
+        ownership: deps.ownership,
       });
     this.#bans = [...(early?.bans ?? [])];
     this.#refused = early?.refused;
@@ -129,6 +134,7 @@ export class KernelPkram implements HandoverSubsystem {
           expect,
           generation: deps.generation,
           bootId: deps.bootId,
+          ownership: deps.ownership,
         });
         this.#attached = { superPfn, via, nodes: pkram.names().length };
         deps.log(`PKRAM: attached super block at pfn ${superPfn}: ${this.#attached.nodes} nodes`);
@@ -184,6 +190,16 @@ export class KernelPkram implements HandoverSubsystem {
   /** Pages in preserved blocks. */
   get preservedPages(): number {
     return this.#pkram.preservedPages;
+  }
+
+  /** Changes to what PKRAM preserves (PageOwnership.changes). */
+  get changes(): number {
+    return this.#pkram.tableChanges;
+  }
+
+  /** Whether a saved node holds a page of [pfn, pfn + count). */
+  holder(pfn: number, count: number): PageHolder | null {
+    return this.#pkram.holder(pfn, count);
   }
 
   /**
@@ -251,9 +267,11 @@ export class KernelPkram implements HandoverSubsystem {
   takeFolio(folio: Folio): Folio {
     this.#check();
     const pages = this.#deps.pages;
-    const { pfn, order } = folio;
+    const { pfn, order } = typeof folio === 'object' && folio !== null ? folio : ({} as Folio);
     if (!Number.isSafeInteger(pfn) || pfn < 0 || pfn >= this.#deps.device.pages)
-      throw new PkramError('EINVAL', `folio pfn ${pfn} is outside the device`);
+      throw new PkramError('EINVAL', `folio pfn ${show(pfn)} is outside the device`);
+    if (!Number.isInteger(order) || order < 0)
+      throw new PkramError('EINVAL', `folio order ${show(order)} is not an order`);
     const state = pages.pageState(pfn);
     if (state === 'allocated' && pages.headOrder(pfn) === order) return folio;
     if (state !== 'reserved' || order > MAX_PAGE_ORDER) {
@@ -287,6 +305,8 @@ export class KernelPkram implements HandoverSubsystem {
   /** Keeps PKRAM out of the segments and `pkram_ban=` ranges, moving saved nodes that are in them. */
   segmentsPlaced(segments: readonly PhysRange[]): void {
     if (!this.enabled) return;
+    if (!Array.isArray(segments) || !segments.every((s) => typeof s === 'object' && s !== null))
+      throw new PkramError('EINVAL', `segments must be an array of ranges, got ${show(segments)}`);
     this.#pkram.setAvoidRanges([
       ...segments.map((s) => ({ phys: s.base, size: s.size })),
       ...this.#bans,

@@ -103,6 +103,7 @@ export class PkramNode {
    * Ends the save: the node joins the preserved set (relocating anything that
    * collides with an avoided range first).
    * @throws PkramError EINVAL (not saving, an object is open, a folio saved twice),
+   *   EEXIST (KHO or a pool took a page of the node since: the node stays open),
    *   ENOMEM (the node stays open: discardSave or retry), ENODEV.
    */
   finishSave(): void {

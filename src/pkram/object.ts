@@ -176,12 +176,17 @@ function runsClean(host: PkramHost, runs: RunList): boolean {
     lo = Math.min(lo, runs.pfns[r]);
     hi = Math.max(hi, runs.pfns[r] + runs.blocks[r] * 2 ** runs.orders[r]);
   }
-  const ranges = host.isTransient(lo, hi - lo) || host.collides(lo, hi - lo);
+  const ranges =
+    host.isTransient(lo, hi - lo) || host.collides(lo, hi - lo) || host.heldByOther(lo, hi - lo);
   const table = !host.preservesNothing();
   for (let r = 0; (ranges || table) && r < runs.length; r++) {
     const pfn = runs.pfns[r];
     const pages = runs.blocks[r] * 2 ** runs.orders[r];
-    if (ranges && (host.isTransient(pfn, pages) || host.collides(pfn, pages))) return false;
+    if (
+      ranges &&
+      (host.isTransient(pfn, pages) || host.collides(pfn, pages) || host.heldByOther(pfn, pages))
+    )
+      return false;
     if (table && host.anyPreserved(pfn, runs.blocks[r], runs.orders[r])) return false;
   }
   return true;
@@ -230,9 +235,9 @@ export class PkramObject {
    * not copied, unless it lies in an avoided range: then it is copied into
    * new base pages (order-0 entries with consecutive indexes, flagged relocated).
    * @throws PkramError EINVAL (not saving; a bad pfn, order or index; the folio is
-   *   already preserved, or transient: memory that is never preserved, such as
-   *   `kernel.allocPages(order, { transient: true })` gives), ENOMEM (nothing
-   *   is recorded then), ENODEV.
+   *   already in PKRAM, or transient: memory that is never preserved, such as
+   *   `kernel.allocPages(order, { transient: true })` gives), EEXIST (KHO or a
+   *   pool holds a page of it), ENOMEM (nothing is recorded then), ENODEV.
    */
   saveFolio(folio: Folio, index: number): void {
     const writer = this.#writer;
@@ -242,6 +247,7 @@ export class PkramObject {
     const { pfn, order } = folio ?? ({} as Folio);
     const why = folioRefusal(host, pfn, order, index);
     if (why !== null) throw new PkramError('EINVAL', why);
+    host.checkNotHeld(pfn, order);
     this.#record(writer as ObjectWriter, host, pfn, order, index);
   }
 
@@ -254,7 +260,8 @@ export class PkramObject {
    * cannot be recorded (ENOMEM) leaves the folios before it recorded and
    * the rest not; the message says which folio it was.
    * @throws PkramError EINVAL (not saving; arrays of different lengths; a
-   *   folio saveFolio would refuse), ENOMEM, ENODEV.
+   *   folio saveFolio would refuse), EEXIST (KHO or a pool holds a page of
+   *   a folio), ENOMEM, ENODEV.
    */
   saveFolios(
     pfns: ArrayLike<number>,
@@ -291,6 +298,7 @@ export class PkramObject {
         const o = one ? order : list[i];
         const why = folioRefusal(host, pfns[i], o, indexes[i]);
         if (why !== null) throw new PkramError('EINVAL', `folio ${i} of ${n}: ${why}`);
+        host.checkNotHeld(pfns[i], o);
         try {
           this.#record(w, host, pfns[i], o, indexes[i]);
         } catch (err) {

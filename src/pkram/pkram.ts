@@ -11,10 +11,11 @@
  * saved, and the table's own counters (core.ts), all rebuilt by attach().
  */
 
-import { messageOf } from '../base/errors.js';
+import { messageOf, show } from '../base/errors.js';
 import type { KhoExtent } from '../kho/radix.js';
 import { checkDeviceViews, type MemoryDevice } from '../memory/device.js';
 import { randomBytes } from '../memory/random.js';
+import type { PageHolder, PageOwnership } from '../mm/ownership.js';
 import { PKRAM_BOOT_ID_SIZE, PKRAM_NAME_MAX } from './abi.js';
 import {
   type AvoidRange,
@@ -41,6 +42,8 @@ export interface PkramOptions {
   bootId: Uint8Array;
   /** When set, PKRAM is off (e.g. "crash kernel") and every call is ENODEV with this reason. */
   disabled?: string;
+  /** The other owners of preserved pages (KHO, pools), asked before a folio is saved. */
+  ownership?: PageOwnership;
 }
 
 export interface PkramAttachOptions {
@@ -54,6 +57,8 @@ export interface PkramAttachOptions {
   generation?: number;
   /** This boot's id; default 16 random bytes. */
   bootId?: Uint8Array;
+  /** As PkramOptions.ownership. */
+  ownership?: PageOwnership;
 }
 
 export interface PkramObjectInfo {
@@ -100,7 +105,7 @@ export class Pkram {
     this.device = device;
     this.generation = generation;
     this.bootId = bootId.slice();
-    this.#core = new PkramCore(device, pages, options.disabled ?? null);
+    this.#core = new PkramCore(device, pages, options.disabled ?? null, options.ownership ?? null);
   }
 
   /**
@@ -120,6 +125,7 @@ export class Pkram {
       pages,
       generation: options.generation ?? expect.generation + 1,
       bootId: options.bootId ?? randomBytes(PKRAM_BOOT_ID_SIZE),
+      ownership: options.ownership,
     });
     const core = pkram.#core;
     const check = checkHandover(device, superPfn, expect, core.tablePages);
@@ -218,6 +224,7 @@ export class Pkram {
     }
     const node = new PkramNode(core, name, false, new NodeWriter(core, bytes), 0);
     core.saving.add(name);
+    core.savingStarted(node);
     return node;
   }
 
@@ -300,6 +307,22 @@ export class Pkram {
   relocateCollisions(): RelocateResult {
     this.#core.check();
     return this.#core.relocateCollisions();
+  }
+
+  /**
+   * Whether PKRAM holds any page of [pfn, pfn + count) in its saved nodes
+   * (what the other owners of preserved pages ask before they take one).
+   * @throws PkramError EINVAL (not integers).
+   */
+  holder(pfn: number, count: number): PageHolder | null {
+    if (!Number.isSafeInteger(pfn) || !Number.isSafeInteger(count))
+      throw new PkramError(
+        'EINVAL',
+        `holder: pfn ${show(pfn)} and count ${show(count)} must be integers`,
+      );
+    if (this.#core.disabled !== null) return null;
+    const at = this.#core.tree.firstPreservedIn(pfn, count);
+    return at >= 0 ? { holder: 'PKRAM', pfn: at } : null;
   }
 }
 

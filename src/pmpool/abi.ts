@@ -22,7 +22,9 @@
  *   0x20 bitmap len  bytes, a multiple of 4   |
  *   0x24 meta pages  header + bitmap pages    |
  *   0x28 generation  chosen at format         |
- *   0x2c header crc  crc32c of 0x00..0x2b    /
+ *   0x2c chunk words bitmap words per chunk   |
+ *   0x30 chunks      bitmap chunks            |
+ *   0x34 header crc  crc32c of 0x00..0x33    /
  *
  *   0x40 intent slot: the one in-flight operation (redo/undo record)
  *   0x40 op          INTENT_NONE / ALLOC / RELEASE: the commit word, stored last
@@ -30,7 +32,20 @@
  *   0x48 generation  must equal the header's (a record of another pool is garbage)
  *   0x4c first       first page, as an index into the pool
  *   0x50 count       pages
- *   0x54 crc         crc32c of 0x40..0x53 with op already set
+ *   0x54 check first the check word of the range's first chunk before the operation
+ *   0x58 check last  the check word of the range's last chunk before the operation
+ *   0x5c crc         crc32c of 0x40..0x5b with op already set
+ *
+ *   0x80 check words, one per bitmap chunk (at most CHECK_MAX_CHUNKS): the
+ *        XOR over the chunk's words k of checkMix(k, word k). A chunk is
+ *        chunk words consecutive bitmap words (a power of two, the least
+ *        that fits every chunk's word in the header page). An operation
+ *        updates the words of the chunks it touched, O(words changed); a
+ *        successor recomputes them all, O(bitmap), before it trusts the
+ *        bitmap. checkMix is a bijection of the word for each k, so damage
+ *        inside one word is always seen; damage over several words escapes
+ *        with odds of 2^-32. A chunk that fails is made all "in use" (its
+ *        pages may be held), never guessed free.
  *
  *   bitmap: bit i (word i >> 5, bit i & 31) set = pool page i in use. The
  *   metadata pages are set, and so are the bits past the last page in the
@@ -43,13 +58,17 @@
  * the commit nothing happened; after it, recovery undoes an alloc (clears its
  * bits: the caller never got the pages) or redoes a release (clears its bits:
  * the caller gave them up). Both are idempotent, so a kill during recovery is
- * recovered the same way.
+ * recovered the same way. The check words of the chunks an operation touched
+ * are stored after its bitmap words; recovery checks the untouched chunks as
+ * they are, the range's edge chunks as they were before the operation (the
+ * intent's two check words), and rewrites the check words of the range.
  */
 import { PAGE_SIZE } from '../memory/device.js';
 
 /** "PMPL" read as a little-endian word. */
 export const PMPOOL_MAGIC = 0x4c504d50;
-export const PMPOOL_VERSION = 1;
+/** 2: bitmap check words, the intent's edge checks. */
+export const PMPOOL_VERSION = 2;
 
 /** Word indices (byte offset / 4) of the header fields. */
 export const HDR_MAGIC = 0x00 >> 2;
@@ -63,9 +82,11 @@ export const HDR_BITMAP_OFFSET = 0x1c >> 2;
 export const HDR_BITMAP_LENGTH = 0x20 >> 2;
 export const HDR_META_PAGES = 0x24 >> 2;
 export const HDR_GENERATION = 0x28 >> 2;
-export const HDR_CRC = 0x2c >> 2;
+export const HDR_CHUNK_WORDS = 0x2c >> 2;
+export const HDR_CHUNKS = 0x30 >> 2;
+export const HDR_CRC = 0x34 >> 2;
 /** Bytes of the header covered by its crc. */
-export const HDR_CRC_BYTES = 0x2c;
+export const HDR_CRC_BYTES = 0x34;
 
 /** Word indices of the intent slot. */
 export const INTENT_OP = 0x40 >> 2;
@@ -73,9 +94,16 @@ export const INTENT_SEQ = 0x44 >> 2;
 export const INTENT_GENERATION = 0x48 >> 2;
 export const INTENT_FIRST = 0x4c >> 2;
 export const INTENT_COUNT = 0x50 >> 2;
-export const INTENT_CRC = 0x54 >> 2;
-/** Words of the intent slot covered by its crc (op .. count). */
-export const INTENT_CRC_WORDS = 5;
+export const INTENT_CHECK_FIRST = 0x54 >> 2;
+export const INTENT_CHECK_LAST = 0x58 >> 2;
+export const INTENT_CRC = 0x5c >> 2;
+/** Words of the intent slot covered by its crc (op .. check last). */
+export const INTENT_CRC_WORDS = 7;
+
+/** Word index of the first check word. */
+export const CHECK_WORDS = 0x80 >> 2;
+/** Check words that fit in the header page. */
+export const CHECK_MAX_CHUNKS = (PAGE_SIZE >> 2) - CHECK_WORDS;
 
 export const INTENT_NONE = 0;
 export const INTENT_ALLOC = 1;
@@ -89,6 +117,31 @@ export const MAX_POOL_PAGES = 0xffffffff;
 /** Bytes of bitmap for a pool of `pages` pages: whole 32-bit words. */
 export function bitmapLength(pages: number): number {
   return Math.ceil(pages / 32) * 4;
+}
+
+/** Bitmap words per check chunk: the least power of two that needs at most CHECK_MAX_CHUNKS chunks. */
+export function chunkWords(pages: number): number {
+  const words = bitmapLength(pages) / 4;
+  let n = 1;
+  while (Math.ceil(words / n) > CHECK_MAX_CHUNKS) n *= 2;
+  return n;
+}
+
+/** Check chunks of a pool of `pages` pages. */
+export function checkChunks(pages: number): number {
+  return Math.ceil(bitmapLength(pages) / 4 / chunkWords(pages));
+}
+
+/**
+ * A check word's share for bitmap word `k` holding `value`: for each k a
+ * bijection of the value (xor with a k-dependent constant, then murmur3's
+ * finalizer), so any change to one word changes its chunk's check word.
+ */
+export function checkMix(k: number, value: number): number {
+  let h = (value ^ Math.imul(k + 1, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /** Header page plus bitmap pages. */

@@ -1,13 +1,20 @@
 import { endianness } from 'node:os';
+import { show } from '../base/errors.js';
 import { crc32c } from '../memory/crc32c.js';
 import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
   BITMAP_OFFSET,
   bitmapLength,
+  CHECK_WORDS,
+  checkChunks,
+  checkMix,
+  chunkWords,
   HDR_BASE_HI,
   HDR_BASE_LO,
   HDR_BITMAP_LENGTH,
   HDR_BITMAP_OFFSET,
+  HDR_CHUNK_WORDS,
+  HDR_CHUNKS,
   HDR_CRC,
   HDR_CRC_BYTES,
   HDR_FLAGS,
@@ -18,6 +25,8 @@ import {
   HDR_PAGES,
   HDR_VERSION,
   INTENT_ALLOC,
+  INTENT_CHECK_FIRST,
+  INTENT_CHECK_LAST,
   INTENT_COUNT,
   INTENT_CRC,
   INTENT_CRC_WORDS,
@@ -77,6 +86,10 @@ export interface CheckReport {
   readonly reclaimedPages: number;
   /** True when `repair` was asked and changes were made. */
   readonly repaired: boolean;
+  /** Bitmap chunks whose check word did not match: their pages cannot be trusted. */
+  readonly damagedChunks: number;
+  /** Pages of damaged chunks that read as free and were marked in use (0 without repair). */
+  readonly markedInUse: number;
   /** One line per inconsistency found. */
   readonly problems: readonly string[];
 }
@@ -121,6 +134,10 @@ export class CmaPool {
   /** What attach found and did (null after format). */
   attachReport: CheckReport | null = null;
   private readonly metaBytes: number;
+  /** Bitmap words, words per check chunk (a power of two: log2 kept), and chunks. */
+  private readonly bitmapWords: number;
+  private readonly chunkShift: number;
+  private readonly chunks: number;
   private readonly beforeStore: (() => void) | undefined;
   /** Pool-relative page where the next search starts (CMA's rotating first fit). */
   private hint: number;
@@ -136,6 +153,9 @@ export class CmaPool {
     this.pages = pages;
     this.metadataPages = metadataPages(pages);
     this.metaBytes = this.metadataPages * PAGE_SIZE;
+    this.bitmapWords = bitmapLength(pages) / 4;
+    this.chunkShift = Math.log2(chunkWords(pages));
+    this.chunks = checkChunks(pages);
     this.generation = generation;
     this.beforeStore = options.beforeStore;
     this.hint = this.metadataPages;
@@ -164,34 +184,64 @@ export class CmaPool {
     size: number,
     options: FormatOptions = {},
   ): CmaPool {
-    const pages = checkRange(device, basePhys, size);
+    const pages = checkRoom(checkRange(device, basePhys, size));
     const meta = metadataPages(pages);
-    if (pages <= meta) {
-      throw new PmpoolError(
-        'ENOMEM',
-        `a pool of ${pages} pages cannot hold its ${meta} metadata pages and one data page`,
-      );
-    }
-    const generation = (options.generation ?? Math.floor(Math.random() * 0x100000000)) >>> 0;
+    const generation = (options.generation ?? randomGeneration()) >>> 0;
     const pool = new CmaPool(device, basePhys, pages, generation, options);
     const w = pool.words();
     put(w, HDR_MAGIC, 0);
     new Uint8Array(w.buffer, w.byteOffset + 4, (BM + bitmapLength(pages) / 4 - 1) * 4).fill(0);
+    for (let c = 0; c < pool.chunks; c++) put(w, CHECK_WORDS + c, pool.chunkCheck(w, c));
     pool.setRange(w, 0, meta, true);
     const tail = (bitmapLength(pages) / 4) * 32;
     if (tail > pages) pool.setRange(w, pages, tail - pages, true);
-    put(w, HDR_VERSION, PMPOOL_VERSION);
-    put(w, HDR_PAGE_SIZE, PAGE_SIZE);
-    put(w, HDR_FLAGS, 0);
-    put(w, HDR_BASE_LO, basePhys % 0x100000000);
-    put(w, HDR_BASE_HI, Math.floor(basePhys / 0x100000000));
-    put(w, HDR_PAGES, pages);
-    put(w, HDR_BITMAP_OFFSET, BITMAP_OFFSET);
-    put(w, HDR_BITMAP_LENGTH, bitmapLength(pages));
-    put(w, HDR_META_PAGES, meta);
-    put(w, HDR_GENERATION, generation);
-    put(w, HDR_CRC, headerCrc(w, PMPOOL_MAGIC));
-    put(w, HDR_MAGIC, PMPOOL_MAGIC);
+    writeHeader(w, basePhys, pages, generation);
+    return pool;
+  }
+
+  /**
+   * Brings up a pool whose metadata cannot be trusted whole, never freeing a
+   * page that may be held: a header that is missing, of another version or
+   * corrupt is written anew for this base and size (a fresh generation, the
+   * in-flight record dropped), then check({ repair: true }) marks every page
+   * of a bitmap chunk that fails its check word "in use". Pages nobody holds
+   * in those chunks are lost until the pool is reinitialised; `attachReport`
+   * says how many. For a pool a predecessor kept that attach refused.
+   * @throws PmpoolError EINVAL bad range; ENOMEM too small for a pool.
+   */
+  static rebuild(
+    device: MemoryDevice,
+    basePhys: number,
+    size: number,
+    options: PoolOptions = {},
+  ): CmaPool {
+    const pages = checkRoom(checkRange(device, basePhys, size));
+    let generation: number;
+    let rewritten: string | null = null;
+    try {
+      generation = readHeader(device, basePhys, pages);
+    } catch (err) {
+      if (!(err instanceof PmpoolError)) throw err;
+      rewritten = err.message;
+      generation = randomGeneration();
+    }
+    const pool = new CmaPool(device, basePhys, pages, generation, options);
+    if (rewritten !== null) {
+      const w = pool.words();
+      put(w, HDR_MAGIC, 0);
+      put(w, INTENT_OP, INTENT_NONE);
+      writeHeader(w, basePhys, pages, generation);
+    }
+    const report = pool.check({ repair: true });
+    pool.attachReport =
+      rewritten === null
+        ? report
+        : {
+            ...report,
+            ok: false,
+            repaired: true,
+            problems: [`header rewritten (${rewritten})`, ...report.problems],
+          };
     return pool;
   }
 
@@ -210,55 +260,38 @@ export class CmaPool {
     options: AttachOptions = {},
   ): CmaPool {
     const pages = checkRange(device, basePhys, size);
-    const head = device.bytes(basePhys, PAGE_SIZE);
-    const hw = new Uint32Array(head.buffer, head.byteOffset, PAGE_SIZE / 4);
-    const at = `pmpool at 0x${basePhys.toString(16)}`;
-    if (hw[HDR_MAGIC] !== PMPOOL_MAGIC) {
-      throw new PmpoolError('ENODEV', `${at}: no pool header (magic 0x${hex8(hw[HDR_MAGIC])})`);
-    }
-    if (hw[HDR_VERSION] !== PMPOOL_VERSION) {
-      throw new PmpoolError(
-        'EPROTO',
-        `${at}: layout version ${hw[HDR_VERSION]}, this build knows ${PMPOOL_VERSION}`,
-      );
-    }
-    const crc = headerCrc(hw, PMPOOL_MAGIC);
-    if (hw[HDR_CRC] !== crc) {
-      throw new PmpoolError(
-        'EFAULT',
-        `${at}: header crc 0x${hex8(hw[HDR_CRC])} does not match its contents (0x${hex8(crc)})`,
-      );
-    }
-    if (hw[HDR_PAGE_SIZE] !== PAGE_SIZE) {
-      throw new PmpoolError('EFAULT', `${at}: page size ${hw[HDR_PAGE_SIZE]}, not ${PAGE_SIZE}`);
-    }
-    const recordedBase = hw[HDR_BASE_HI] * 0x100000000 + hw[HDR_BASE_LO];
-    if (recordedBase !== basePhys) {
-      throw new PmpoolError(
-        'ESTALE',
-        `${at}: the pool there was made for base 0x${recordedBase.toString(16)}, not 0x${basePhys.toString(16)}`,
-      );
-    }
-    if (hw[HDR_PAGES] !== pages) {
-      throw new PmpoolError(
-        'ESTALE',
-        `${at}: the pool there has ${hw[HDR_PAGES]} pages, the configured size is ${pages} pages`,
-      );
-    }
-    if (
-      hw[HDR_BITMAP_OFFSET] !== BITMAP_OFFSET ||
-      hw[HDR_BITMAP_LENGTH] !== bitmapLength(pages) ||
-      hw[HDR_META_PAGES] !== metadataPages(pages)
-    ) {
-      throw new PmpoolError(
-        'EFAULT',
-        `${at}: bitmap at +${hw[HDR_BITMAP_OFFSET]} of ${hw[HDR_BITMAP_LENGTH]} bytes in ${hw[HDR_META_PAGES]} pages does not fit a pool of ${pages} pages`,
-      );
-    }
-    const pool = new CmaPool(device, basePhys, pages, hw[HDR_GENERATION], options);
+    const generation = readHeader(device, basePhys, pages);
+    const pool = new CmaPool(device, basePhys, pages, generation, options);
     const report = pool.check({ repair: options.repair ?? true, strict: true });
     pool.attachReport = report;
     return pool;
+  }
+
+  /**
+   * Reads the pool at [basePhys, basePhys + size) without changing a byte:
+   * the header must hold, what check() finds wrong is in `attachReport`.
+   * @throws PmpoolError as attach for the header (EINVAL, ENODEV, EPROTO, EFAULT, ESTALE).
+   */
+  static inspect(device: MemoryDevice, basePhys: number, size: number): CmaPool {
+    const pages = checkRange(device, basePhys, size);
+    const pool = new CmaPool(device, basePhys, pages, readHeader(device, basePhys, pages), {});
+    pool.attachReport = pool.check();
+    return pool;
+  }
+
+  /**
+   * Whether a whole, valid header for exactly this base and size is at basePhys (reads only the header).
+   * @throws PmpoolError EINVAL for a range that is not whole pages of the device.
+   */
+  static headerFits(device: MemoryDevice, basePhys: number, size: number): boolean {
+    const pages = checkRange(device, basePhys, size);
+    try {
+      readHeader(device, basePhys, pages);
+      return true;
+    } catch (err) {
+      if (err instanceof PmpoolError) return false;
+      throw err;
+    }
   }
 
   /**
@@ -270,10 +303,13 @@ export class CmaPool {
    */
   alloc(count: number, align = 1): PageRange | null {
     if (!Number.isSafeInteger(count) || count < 1) {
-      throw new PmpoolError('EINVAL', `alloc: count must be a positive integer, got ${count}`);
+      throw new PmpoolError(
+        'EINVAL',
+        `alloc: count must be a positive integer, got ${show(count)}`,
+      );
     }
     if (!isPowerOfTwo(align)) {
-      throw new PmpoolError('EINVAL', `alloc: align must be a power of two, got ${align}`);
+      throw new PmpoolError('EINVAL', `alloc: align must be a power of two, got ${show(align)}`);
     }
     if (count > this.pages - this.metadataPages) return null;
     const w = this.words();
@@ -302,7 +338,7 @@ export class CmaPool {
     if (!Number.isSafeInteger(pfn) || !Number.isSafeInteger(count) || count < 1) {
       throw new PmpoolError(
         'EINVAL',
-        `release: pfn and count must be integers, count >= 1, got ${pfn}, ${count}`,
+        `release: pfn and count must be integers, count >= 1, got ${show(pfn)}, ${show(count)}`,
       );
     }
     const first = pfn - this.basePfn;
@@ -339,6 +375,7 @@ export class CmaPool {
 
   /** True when `pfn` is a page of this pool that is in use (metadata pages included). */
   isAllocated(pfn: number): boolean {
+    if (typeof pfn !== 'number') return false;
     const i = pfn - this.basePfn;
     if (!Number.isSafeInteger(i) || i < 0 || i >= this.pages) return false;
     return ((get(this.words(), BM + (i >>> 5)) >>> (i & 31)) & 1) === 1;
@@ -370,80 +407,94 @@ export class CmaPool {
   }
 
   /**
-   * Checks the metadata (header crc, metadata and tail bits set, intent slot)
-   * and reports the operation a killed process left in flight. With `repair`,
-   * recovers it (an alloc is undone, a release completed: either way its
-   * pages become free, since its caller never got them or gave them up),
-   * clears a corrupt intent record (its pages, if any, stay leaked rather
-   * than risk a double hand-out), and marks missing metadata bits used.
+   * Checks the metadata (header crc, every bitmap chunk against its check
+   * word, metadata and tail bits set, intent slot) and reports the operation
+   * a killed process left in flight. With `repair`: recovers that operation
+   * (an alloc is undone, a release completed: either way its pages become
+   * free, since its caller never got them or gave them up), clears a corrupt
+   * intent record, marks every page of a damaged chunk in use (its pages may
+   * be held: leaked rather than handed out twice), and marks missing
+   * metadata bits used.
    * @throws PmpoolError EFAULT with `strict` (attach) for corruption.
    */
   check(options: { repair?: boolean; strict?: boolean } = {}): CheckReport {
-    const repair = options.repair ?? false;
+    if (typeof options !== 'object' || options === null)
+      throw new PmpoolError('EINVAL', `check options must be an object, got ${show(options)}`);
+    const repair = options.repair === true;
     const w = this.words();
     const problems: string[] = [];
     let repaired = false;
     const fail = (msg: string): void => {
-      if (options.strict) throw new PmpoolError('EFAULT', `pmpool at 0x${this.at()}: ${msg}`);
+      if (options.strict === true)
+        throw new PmpoolError('EFAULT', `pmpool at 0x${this.at()}: ${msg}`);
       problems.push(msg);
     };
     if (get(w, HDR_MAGIC) !== PMPOOL_MAGIC || get(w, HDR_CRC) !== headerCrc(w, PMPOOL_MAGIC)) {
       fail('header magic or crc is wrong');
     }
+    let intent: PendingIntent | null = null;
+    let intentBad: string | null = null;
+    const op = get(w, INTENT_OP);
+    if (op !== INTENT_NONE) {
+      intentBad = this.intentProblem(w);
+      if (intentBad === null) {
+        intent = {
+          op: op === INTENT_ALLOC ? 'alloc' : 'release',
+          seq: get(w, INTENT_SEQ),
+          pfn: this.basePfn + get(w, INTENT_FIRST),
+          count: get(w, INTENT_COUNT),
+        };
+      }
+    }
     const metaEnd = this.nextZero(w, 0, this.metadataPages);
-    if (metaEnd < this.metadataPages) {
-      fail(`metadata page ${metaEnd} is marked free in the bitmap`);
-      if (repair) {
+    if (metaEnd < this.metadataPages) fail(`metadata page ${metaEnd} is marked free in the bitmap`);
+    const tailEnd = this.bitmapWords * 32;
+    const tailBad = this.nextZero(w, this.pages, tailEnd) < tailEnd;
+    if (tailBad) fail('bitmap bits past the last page are clear');
+    if (intentBad !== null) fail(`intent record is corrupt: ${intentBad}`);
+    const damaged = this.damagedChunks(w, intent);
+    for (const c of damaged) {
+      const [from, to] = this.chunkPages(c);
+      fail(`bitmap chunk ${c} (pool pages ${from}..${to - 1}) does not match its check word`);
+    }
+    if (intent !== null) {
+      problems.push(
+        `${intent.op} of ${intent.count} pages at pfn 0x${intent.pfn.toString(16)} (seq ${intent.seq}) was in flight`,
+      );
+    }
+    let reclaimed = 0;
+    let marked = 0;
+    if (repair) {
+      if (intentBad !== null) {
+        this.store(w, INTENT_OP, INTENT_NONE);
+        repaired = true;
+      }
+      if (intent !== null) {
+        reclaimed = this.recover(w, intent.pfn - this.basePfn, intent.count);
+        repaired = true;
+      }
+      for (const c of damaged) {
+        marked += this.markChunkUsed(w, c);
+        repaired = true;
+      }
+      if (metaEnd < this.metadataPages) {
         this.setRange(w, 0, this.metadataPages, true);
         repaired = true;
       }
-    }
-    const tailEnd = Math.ceil(this.pages / 32) * 32;
-    if (this.nextZero(w, this.pages, tailEnd) < tailEnd) {
-      fail('bitmap bits past the last page are clear');
-      if (repair) {
+      if (tailBad) {
         this.setRange(w, this.pages, tailEnd - this.pages, true);
         repaired = true;
       }
     }
-    let intent: PendingIntent | null = null;
-    let reclaimed = 0;
-    const op = get(w, INTENT_OP);
-    if (op !== INTENT_NONE) {
-      const bad = this.intentProblem(w);
-      if (bad !== null) {
-        fail(`intent record is corrupt: ${bad}`);
-        if (repair) {
-          this.store(w, INTENT_OP, INTENT_NONE);
-          repaired = true;
-        }
-      } else {
-        const first = get(w, INTENT_FIRST);
-        const count = get(w, INTENT_COUNT);
-        intent = {
-          op: op === INTENT_ALLOC ? 'alloc' : 'release',
-          seq: get(w, INTENT_SEQ),
-          pfn: this.basePfn + first,
-          count,
-        };
-        problems.push(
-          `${intent.op} of ${count} pages at pfn 0x${intent.pfn.toString(16)} (seq ${intent.seq}) was in flight`,
-        );
-        if (repair) {
-          for (let i = first; i < first + count; ) {
-            const s = this.nextSet(w, i, first + count);
-            if (s >= first + count) break;
-            const e = this.nextZero(w, s, first + count);
-            reclaimed += e - s;
-            i = e;
-          }
-          this.setRange(w, first, count, false);
-          this.store(w, INTENT_OP, INTENT_NONE);
-          repaired = true;
-        }
-      }
-    }
-    return { ok: problems.length === 0, intent, reclaimedPages: reclaimed, repaired, problems };
+    return {
+      ok: problems.length === 0,
+      intent,
+      reclaimedPages: reclaimed,
+      repaired,
+      damagedChunks: damaged.length,
+      markedInUse: marked,
+      problems,
+    };
   }
 
   /** Makes the metadata durable (msync on a mapped device); not needed against process kills. */
@@ -474,12 +525,16 @@ export class CmaPool {
   /** Fields and crc while op is still NONE, then op: the commit. */
   private beginIntent(w: DataView, op: number, first: number, count: number): void {
     const seq = (get(w, INTENT_SEQ) + 1) >>> 0;
+    const checkFirst = get(w, CHECK_WORDS + this.chunkOf(first));
+    const checkLast = get(w, CHECK_WORDS + this.chunkOf(first + count - 1));
     const s = intentScratch;
     s[0] = op;
     s[1] = seq;
     s[2] = this.generation;
     s[3] = first;
     s[4] = count;
+    s[5] = checkFirst;
+    s[6] = checkLast;
     const crc = crc32c(intentScratchBytes);
     this.store(w, INTENT_SEQ, seq);
     if (get(w, INTENT_GENERATION) !== this.generation) {
@@ -487,8 +542,118 @@ export class CmaPool {
     }
     this.store(w, INTENT_FIRST, first);
     this.store(w, INTENT_COUNT, count);
+    this.store(w, INTENT_CHECK_FIRST, checkFirst);
+    this.store(w, INTENT_CHECK_LAST, checkLast);
     this.store(w, INTENT_CRC, crc);
     this.store(w, INTENT_OP, op);
+  }
+
+  /** The chunk holding pool page `page`. */
+  private chunkOf(page: number): number {
+    return (page >>> 5) >>> this.chunkShift;
+  }
+
+  /** Pool pages [from, to) whose bits lie in chunk c. */
+  private chunkPages(c: number): [number, number] {
+    const from = (c << this.chunkShift) * 32;
+    return [from, Math.min(this.pages, from + (32 << this.chunkShift))];
+  }
+
+  /**
+   * The check word chunk c should have. With `range`, as it was before that
+   * operation: the range's bits taken as clear (an alloc found them free) or
+   * set (a release found them held).
+   */
+  private chunkCheck(
+    w: DataView,
+    c: number,
+    range?: { first: number; end: number; wasSet: boolean },
+  ): number {
+    const k0 = c << this.chunkShift;
+    const k1 = Math.min(this.bitmapWords, k0 + (1 << this.chunkShift));
+    let h = 0;
+    for (let k = k0; k < k1; k++) {
+      let v = get(w, BM + k);
+      if (range !== undefined) {
+        const lo = Math.max(range.first, k * 32);
+        const hi = Math.min(range.end, k * 32 + 32);
+        if (lo < hi) {
+          const n = hi - lo;
+          const mask = n === 32 ? -1 : ((1 << n) - 1) << (lo & 31);
+          v = range.wasSet ? (v | mask) >>> 0 : (v & ~mask) >>> 0;
+        }
+      }
+      h ^= checkMix(k, v);
+    }
+    return h >>> 0;
+  }
+
+  /**
+   * Chunks whose check word does not match their words. With an operation in
+   * flight, the chunks wholly inside its range are not judged (recovery
+   * rewrites them whole) and its edge chunks are judged as they were before it.
+   */
+  private damagedChunks(w: DataView, intent: PendingIntent | null): number[] {
+    const out: number[] = [];
+    let cf = -1;
+    let cl = -1;
+    let range: { first: number; end: number; wasSet: boolean } | undefined;
+    if (intent !== null) {
+      const first = intent.pfn - this.basePfn;
+      range = { first, end: first + intent.count, wasSet: intent.op === 'release' };
+      cf = this.chunkOf(first);
+      cl = this.chunkOf(range.end - 1);
+    }
+    for (let c = 0; c < this.chunks; c++) {
+      if (c > cf && c < cl) continue;
+      let want = get(w, CHECK_WORDS + c);
+      let have: number;
+      if (c === cf || c === cl) {
+        want = get(w, c === cf ? INTENT_CHECK_FIRST : INTENT_CHECK_LAST);
+        have = this.chunkCheck(w, c, range);
+      } else {
+        have = this.chunkCheck(w, c);
+      }
+      if (have !== want) out.push(c);
+    }
+    return out;
+  }
+
+  /** Recovers an operation in flight: its bits cleared, its chunks' check words rewritten. @returns pages freed. */
+  private recover(w: DataView, first: number, count: number): number {
+    let freed = 0;
+    for (let i = first; i < first + count; ) {
+      const s = this.nextSet(w, i, first + count);
+      if (s >= first + count) break;
+      const e = this.nextZero(w, s, first + count);
+      freed += e - s;
+      i = e;
+    }
+    this.setRange(w, first, count, false);
+    const cl = this.chunkOf(first + count - 1);
+    for (let c = this.chunkOf(first); c <= cl; c++) {
+      this.store(w, CHECK_WORDS + c, this.chunkCheck(w, c));
+    }
+    this.store(w, INTENT_OP, INTENT_NONE);
+    return freed;
+  }
+
+  /** Marks every page of chunk c in use and rewrites its check word. @returns data pages that were free. */
+  private markChunkUsed(w: DataView, c: number): number {
+    const [from, to] = this.chunkPages(c);
+    const lo = Math.max(from, this.metadataPages);
+    let free = 0;
+    for (let i = lo; i < to; ) {
+      const z = this.nextZero(w, i, to);
+      if (z >= to) break;
+      const e = this.nextSet(w, z, to);
+      free += e - z;
+      i = e;
+    }
+    const k1 = Math.min(this.bitmapWords, (c + 1) << this.chunkShift);
+    for (let k = c << this.chunkShift; k < k1; k++) this.store(w, BM + k, -1);
+    this.store(w, CHECK_WORDS + c, this.chunkCheck(w, c));
+    return free;
   }
 
   /** Why the committed intent record cannot be trusted, or null when it can. */
@@ -549,27 +714,126 @@ export class CmaPool {
     return Math.min(k * 32 + ctz(bits), end);
   }
 
-  /** Sets or clears bits [first, first + count): one store per word touched. */
+  /**
+   * Sets or clears bits [first, first + count): one store per word changed,
+   * then one per chunk touched for its check word (updated by the words'
+   * change, so a chunk that was wrong stays wrong).
+   */
   private setRange(w: DataView, first: number, count: number, used: boolean): void {
     const end = first + count;
+    let chunk = -1;
+    let delta = 0;
     for (let i = first; i < end; ) {
       const bit = i & 31;
       const n = Math.min(32 - bit, end - i);
-      const k = BM + (i >>> 5);
+      const k = i >>> 5;
+      const cur = get(w, BM + k);
+      let next: number;
       if (n === 32) {
-        this.store(w, k, used ? -1 : 0); // a whole word: no need to read it
+        next = used ? 0xffffffff : 0;
       } else {
         const mask = ((1 << n) - 1) << bit;
-        const cur = get(w, k);
-        this.store(w, k, used ? cur | mask : cur & ~mask);
+        next = (used ? cur | mask : cur & ~mask) >>> 0;
+      }
+      const c = k >>> this.chunkShift;
+      if (c !== chunk) {
+        this.updateCheck(w, chunk, delta);
+        chunk = c;
+        delta = 0;
+      }
+      if (next !== cur) {
+        this.store(w, BM + k, next);
+        delta ^= checkMix(k, cur) ^ checkMix(k, next);
       }
       i += n;
+    }
+    this.updateCheck(w, chunk, delta);
+  }
+
+  private updateCheck(w: DataView, chunk: number, delta: number): void {
+    if (chunk >= 0 && delta !== 0) {
+      this.store(w, CHECK_WORDS + chunk, (get(w, CHECK_WORDS + chunk) ^ delta) >>> 0);
     }
   }
 
   private at(): string {
     return this.basePhys.toString(16);
   }
+}
+
+/**
+ * Checks the header of the pool at basePhys against the configured size.
+ * @returns the generation it records.
+ * @throws PmpoolError ENODEV no magic; EPROTO another version; EFAULT crc,
+ *   page size or bitmap geometry; ESTALE a valid header for another base or size.
+ */
+function readHeader(device: MemoryDevice, basePhys: number, pages: number): number {
+  const head = device.bytes(basePhys, PAGE_SIZE);
+  const hw = new Uint32Array(head.buffer, head.byteOffset, PAGE_SIZE / 4);
+  const at = `pmpool at 0x${basePhys.toString(16)}`;
+  if (hw[HDR_MAGIC] !== PMPOOL_MAGIC) {
+    throw new PmpoolError('ENODEV', `${at}: no pool header (magic 0x${hex8(hw[HDR_MAGIC])})`);
+  }
+  if (hw[HDR_VERSION] !== PMPOOL_VERSION) {
+    throw new PmpoolError(
+      'EPROTO',
+      `${at}: layout version ${hw[HDR_VERSION]}, this build knows ${PMPOOL_VERSION}`,
+    );
+  }
+  const crc = headerCrc(hw, PMPOOL_MAGIC);
+  if (hw[HDR_CRC] !== crc) {
+    throw new PmpoolError(
+      'EFAULT',
+      `${at}: header crc 0x${hex8(hw[HDR_CRC])} does not match its contents (0x${hex8(crc)})`,
+    );
+  }
+  if (hw[HDR_PAGE_SIZE] !== PAGE_SIZE) {
+    throw new PmpoolError('EFAULT', `${at}: page size ${hw[HDR_PAGE_SIZE]}, not ${PAGE_SIZE}`);
+  }
+  const recordedBase = hw[HDR_BASE_HI] * 0x100000000 + hw[HDR_BASE_LO];
+  if (recordedBase !== basePhys) {
+    throw new PmpoolError(
+      'ESTALE',
+      `${at}: the pool there was made for base 0x${recordedBase.toString(16)}, not 0x${basePhys.toString(16)}`,
+    );
+  }
+  if (hw[HDR_PAGES] !== pages) {
+    throw new PmpoolError(
+      'ESTALE',
+      `${at}: the pool there has ${hw[HDR_PAGES]} pages, the configured size is ${pages} pages`,
+    );
+  }
+  if (
+    hw[HDR_BITMAP_OFFSET] !== BITMAP_OFFSET ||
+    hw[HDR_BITMAP_LENGTH] !== bitmapLength(pages) ||
+    hw[HDR_META_PAGES] !== metadataPages(pages) ||
+    hw[HDR_CHUNK_WORDS] !== chunkWords(pages) ||
+    hw[HDR_CHUNKS] !== checkChunks(pages)
+  ) {
+    throw new PmpoolError(
+      'EFAULT',
+      `${at}: bitmap at +${hw[HDR_BITMAP_OFFSET]} of ${hw[HDR_BITMAP_LENGTH]} bytes in ${hw[HDR_META_PAGES]} pages, ${hw[HDR_CHUNKS]} chunks of ${hw[HDR_CHUNK_WORDS]} words, does not fit a pool of ${pages} pages`,
+    );
+  }
+  return hw[HDR_GENERATION];
+}
+
+/** Writes the header words for this base and size, the magic last (format's and rebuild's commit). */
+function writeHeader(w: DataView, basePhys: number, pages: number, generation: number): void {
+  put(w, HDR_VERSION, PMPOOL_VERSION);
+  put(w, HDR_PAGE_SIZE, PAGE_SIZE);
+  put(w, HDR_FLAGS, 0);
+  put(w, HDR_BASE_LO, basePhys % 0x100000000);
+  put(w, HDR_BASE_HI, Math.floor(basePhys / 0x100000000));
+  put(w, HDR_PAGES, pages);
+  put(w, HDR_BITMAP_OFFSET, BITMAP_OFFSET);
+  put(w, HDR_BITMAP_LENGTH, bitmapLength(pages));
+  put(w, HDR_META_PAGES, metadataPages(pages));
+  put(w, HDR_CHUNK_WORDS, chunkWords(pages));
+  put(w, HDR_CHUNKS, checkChunks(pages));
+  put(w, HDR_GENERATION, generation);
+  put(w, HDR_CRC, headerCrc(w, PMPOOL_MAGIC));
+  put(w, HDR_MAGIC, PMPOOL_MAGIC);
 }
 
 /** @throws PmpoolError EINVAL unless [base, base + size) is whole pages inside the device. */
@@ -601,11 +865,27 @@ function checkRange(device: MemoryDevice, basePhys: number, size: number): numbe
   return pages;
 }
 
+/** @throws PmpoolError ENOMEM when `pages` cannot hold the metadata and one data page. */
+function checkRoom(pages: number): number {
+  const meta = metadataPages(pages);
+  if (pages <= meta) {
+    throw new PmpoolError(
+      'ENOMEM',
+      `a pool of ${pages} pages cannot hold its ${meta} metadata pages and one data page`,
+    );
+  }
+  return pages;
+}
+
+function randomGeneration(): number {
+  return Math.floor(Math.random() * 0x100000000) >>> 0;
+}
+
 function checkOrder(order: number): void {
   if (!Number.isInteger(order) || order < 0 || order > MAX_ORDER_ARG) {
     throw new PmpoolError(
       'EINVAL',
-      `order must be an integer in 0..${MAX_ORDER_ARG}, got ${order}`,
+      `order must be an integer in 0..${MAX_ORDER_ARG}, got ${show(order)}`,
     );
   }
 }
@@ -627,6 +907,7 @@ function put(w: DataView, index: number, value: number): void {
 }
 
 function isPowerOfTwo(n: number): boolean {
+  if (typeof n !== 'number') return false;
   if (n >= 1 && n <= 0x40000000) return (n & (n - 1)) === 0;
   return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
 }

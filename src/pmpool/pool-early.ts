@@ -7,7 +7,6 @@ import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { E820, e820TypeName, type MemoryRange } from '../memory/memmap-types.js';
 import { MAX_POOL_PAGES, metadataPages } from './abi.js';
 import { CmaPool } from './cma.js';
-import { PmpoolError } from './errors.js';
 
 /** One `pmpool=` range, validated and reserved in early boot. */
 export interface PmpoolRange {
@@ -145,13 +144,7 @@ function isKeptPool(
 
 /** Whether a valid pool header at `base` was made for exactly this base and size (read-only). */
 function headerRecords(device: MemoryDevice, base: number, size: number): boolean {
-  try {
-    CmaPool.attach(device, base, size, { repair: false });
-    return true;
-  } catch (err) {
-    if (err instanceof PmpoolError) return false;
-    throw err;
-  }
+  return CmaPool.headerFits(device, base, size);
 }
 
 /** @throws BootError ERANGE unless every byte of `w` is free usable memory. */

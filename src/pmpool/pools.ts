@@ -1,10 +1,12 @@
+import { show } from '../base/errors.js';
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { FdtError } from '../fdt/errors.js';
 import { FdtWriter } from '../fdt/write.js';
 import { KhoError } from '../kho/errors.js';
 import type { Kho } from '../kho/kho.js';
-import type { MemoryDevice } from '../memory/device.js';
+import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { E820 } from '../memory/memmap-types.js';
+import type { PageHolder } from '../mm/ownership.js';
 import {
   BITMAP_OFFSET,
   FDT_COMPATIBLE,
@@ -247,6 +249,23 @@ export class Pmpools implements HandoverSubsystem {
     return this.#pools.find((p) => p.name === key);
   }
 
+  /** The pool whose range holds a page of [pfn, pfn + count): every page of a pool is the pool's. */
+  holder(pfn: number, count: number): PageHolder | null {
+    if (!Number.isSafeInteger(pfn) || !Number.isSafeInteger(count))
+      throw new PmpoolError(
+        'EINVAL',
+        `holder: pfn ${show(pfn)} and count ${show(count)} must be integers`,
+      );
+    for (const p of this.#pools) {
+      const first = p.base / PAGE_SIZE;
+      const end = first + p.size / PAGE_SIZE;
+      if (pfn < end && first < pfn + count) {
+        return { holder: `pmpool ${label(p.name)}`, pfn: Math.max(pfn, first) };
+      }
+    }
+    return null;
+  }
+
   /** Every pool, in command-line order. */
   list(): Pmpool[] {
     return [...this.#pools];
@@ -278,8 +297,20 @@ function bringUp(deps: PmpoolsDeps, range: PmpoolRange, assertAlive: () => void)
       if (report && report.problems.length > 0) reason = `recovered: ${report.problems.join('; ')}`;
     } catch (err) {
       if (!(err instanceof PmpoolError)) throw err;
-      origin = 'reinitialised';
-      reason = `${plan.origin} attach failed: ${err.message}`;
+      if (err.code === 'ESTALE') {
+        // A whole, valid pool of another shape: the configuration changed, as a v2 mismatch.
+        origin = 'reinitialised';
+        reason = `${plan.origin} attach failed: ${err.message}`;
+      } else {
+        // Damage: its pages may be held (lent out), so nothing that may be held is freed.
+        cma = CmaPool.rebuild(deps.device, range.base, range.size);
+        const r = cma.attachReport;
+        origin = 'rebuilt';
+        reason =
+          `${plan.origin} attach failed: ${err.message}; rebuilt: ` +
+          `${r?.damagedChunks ?? 0} bitmap chunks damaged, ${r?.markedInUse ?? 0} pages marked in use` +
+          (r && r.problems.length > 0 ? ` (${r.problems.join('; ')})` : '');
+      }
     }
   }
   // Early boot checked the range and its size, so format cannot fail here.

@@ -7,9 +7,12 @@ import { PmpoolError } from './errors.js';
  * How a pool came up in this generation: `v2` re-attached through its KHO
  * FDT node, `v3` re-attached because the memory map kept its range,
  * `fresh` formatted on a range nobody kept, `reinitialised` formatted empty
- * although a predecessor's pool was expected (the reason says why).
+ * although a predecessor's pool was expected (its base or size changed: the
+ * reason says why), `rebuilt` re-attached although its metadata was damaged:
+ * the header written anew if it had to be, every page of a damaged bitmap
+ * chunk marked in use (the reason counts them), nothing that may be held freed.
  */
-export type PmpoolOrigin = 'v2' | 'v3' | 'fresh' | 'reinitialised';
+export type PmpoolOrigin = 'v2' | 'v3' | 'fresh' | 'reinitialised' | 'rebuilt';
 
 /** One pool, as `kernel.pmpools.status()` and `livekexec pmpool status` show it. */
 export interface PmpoolStatus {
@@ -41,8 +44,13 @@ export type InspectedPool =
       readonly base: number;
       readonly size: number;
       readonly stats: PoolStats;
-      /** Operations a killed writer left in flight (a later attach recovers them). */
+      /**
+       * What a later attach recovers or repairs: operations a killed writer
+       * left in flight, damaged bitmap chunks (their pages then marked in use).
+       */
       readonly pending: readonly string[];
+      /** Bitmap chunks that fail their check word. */
+      readonly damagedChunks: number;
     }
   | { readonly ok: false; readonly base: number; readonly size: number; readonly error: string };
 
@@ -84,13 +92,14 @@ export function inspectPoolAt(device: MemoryDevice, base: number, room: number):
         `header says ${pages} pages, the range holds ${Math.floor(room / PAGE_SIZE)}`,
       );
     }
-    const pool = CmaPool.attach(device, base, pages * PAGE_SIZE, { repair: false });
+    const pool = CmaPool.inspect(device, base, pages * PAGE_SIZE);
     return {
       ok: true,
       base,
       size: pool.size,
       stats: pool.stats(),
       pending: pool.attachReport?.problems ?? [],
+      damagedChunks: pool.attachReport?.damagedChunks ?? 0,
     };
   } catch (err) {
     if (!(err instanceof PmpoolError)) throw err;

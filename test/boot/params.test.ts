@@ -95,7 +95,7 @@ test('kho=: kstrtobool forms', () => {
   for (const bad of ['kho', 'kho=', 'kho=o', 'kho=true', 'kho=2']) refused(bad, 'kho');
 });
 
-test('kho_scratch=: N% and lowmem,global,pernode', () => {
+test('kho_scratch=: N%, lowmem,global,pernode, and the older global,pernode and global forms', () => {
   const p = (t: string) => KHO_SCRATCH.parse(t, 'kho_scratch');
   assert.deepEqual(p('200%'), { kind: 'scale', percent: 200 });
   assert.deepEqual(p('16M,512M,256M'), {
@@ -103,8 +103,31 @@ test('kho_scratch=: N% and lowmem,global,pernode', () => {
     lowmem: 16 * M,
     global: 512 * M,
     pernode: 256 * M,
+    form: 'lowmem,global,pernode',
   });
-  assert.deepEqual(p('0,1G,0'), { kind: 'sizes', lowmem: 0, global: G, pernode: 0 });
+  assert.deepEqual(p('0,1G,0'), {
+    kind: 'sizes',
+    lowmem: 0,
+    global: G,
+    pernode: 0,
+    form: 'lowmem,global,pernode',
+  });
+  // The KHO v3/v4 form (the seed's "kho_scratch=512M,256M"): global and per node, no lowmem area.
+  assert.deepEqual(p('512M,256M'), {
+    kind: 'sizes',
+    lowmem: 0,
+    global: 512 * M,
+    pernode: 256 * M,
+    form: 'global,pernode',
+  });
+  // The v1/v2 form ("kho_scratch=512M"): one scratch region.
+  assert.deepEqual(p('512M'), {
+    kind: 'sizes',
+    lowmem: 0,
+    global: 512 * M,
+    pernode: 0,
+    form: 'global',
+  });
   // Dashes and underscores are one name.
   assert.deepEqual(defaultEarlyParams().parseAll('kho-scratch=50%').get(KHO_SCRATCH), {
     kind: 'scale',
@@ -115,7 +138,11 @@ test('kho_scratch=: N% and lowmem,global,pernode', () => {
     'kho_scratch=x%',
     'kho_scratch=4294967296%',
     'kho_scratch=12345678901%',
-    'kho_scratch=1M,2M',
+    'kho_scratch=0,2M',
+    'kho_scratch=1M,0',
+    'kho_scratch=0',
+    'kho_scratch=1M,2Mx',
+    'kho_scratch=1Mx',
     'kho_scratch=0,0,0',
     'kho_scratch=1M,2M,3M,4M',
     'kho_scratch=1M,2M,3Mx',

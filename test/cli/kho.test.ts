@@ -88,6 +88,35 @@ test('kho check says whether a successor understands the handover', () => {
   }
 });
 
+test('kho check reads every kho_scratch= form with its meaning, and refuses sizes past the device', () => {
+  const { path, dir } = deviceWithPendingHandover();
+  try {
+    for (const [form, meaning] of [
+      ['512M,256M', /a 512 MiB global area, 256 MiB per node \(the global,pernode form\)/],
+      ['512M', /a 512 MiB global area \(the global form\)/],
+      ['16M,512M,256M', /a 16 MiB lowmem area, a 512 MiB global area, 256 MiB per node/],
+      ['50%', /each scratch area 50% of the memory the kernel reserved/],
+    ] as const) {
+      const r = runCli(['kho', 'check', '--device', path, '--cmdline', `kho_scratch=${form}`]);
+      assert.equal(r.status, 0, `${form}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /^understood/);
+      assert.match(r.stdout, meaning);
+      assert.match(r.stdout, /ignored while the successor revives this handover/);
+    }
+    const huge = runCli(['kho', 'check', '--device', path, '--cmdline', 'crashkernel=999G']);
+    assert.equal(huge.status, 1);
+    assert.match(
+      huge.stdout,
+      /NOT understood\n.*cannot boot: crashkernel= asks for 1022976 MiB, more than the 16 MiB device/,
+    );
+    const pool = runCli(['kho', 'check', '--device', path, '--cmdline', 'pmpool=12M,8M']);
+    assert.equal(pool.status, 1);
+    assert.match(pool.stdout, /pmpool= \[12 MiB, \+8 MiB\) ends past the 16 MiB device/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('kho status on a fresh device says no handover is pending', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lkx-kho-'));
   try {

@@ -8,50 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Kernel } from '../../src/kernel/kernel.js';
-import type { LoadedImage } from '../../src/kexec/kexec.js';
-import { formatDevice, readDeviceHeader } from '../../src/memory/header.js';
+import { readDeviceHeader } from '../../src/memory/header.js';
 import { MappedDevice } from '../../src/memory/mapped.js';
 import { runCli } from '../_helpers/cli.js';
-import { fillPattern, pattern, readAll } from '../pkram/_setup.js';
+import { pendingPkramDevice } from '../_helpers/pending-device.js';
+import { pattern, readAll } from '../pkram/_setup.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'livekexec-pkram-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A device with nodes "a" (folios + bytes) and "b" (bytes) handed over in a pending boot block. */
 function pendingDevice(name: string, cmdline = ''): { path: string; aFolio: number } {
-  const path = join(dir, name);
-  const dev = MappedDevice.open(path, { create: true, exclusive: true, size: 16 * 1024 * 1024 });
-  formatDevice(dev);
-  let committed: LoadedImage | null = null;
-  const k = Kernel.boot({
-    device: dev,
-    cmdline,
-    platform: {
-      execute(img) {
-        committed = img;
-        return null as unknown as Kernel; // the successor is never started here
-      },
-    },
-  });
-  const a = k.pkram.prepareSave('a');
-  const oa = a.prepareSaveObj();
-  const f = k.allocPages(3);
-  assert.ok(f);
-  fillPattern(k.folioBytes(f), 1);
-  oa.saveFolio(f, 0);
-  oa.write(pattern(5000, 2));
-  oa.finishSaveObj();
-  a.finishSave();
-  const b = k.pkram.prepareSave('b');
-  const ob = b.prepareSaveObj();
-  ob.write(pattern(70, 3));
-  ob.finishSaveObj();
-  b.finishSave();
-  k.kexec.load();
-  k.kexec.exec();
-  assert.ok(committed);
-  dev.close();
-  return { path, aFolio: f.pfn };
+  return pendingPkramDevice(join(dir, name), cmdline);
 }
 
 function bootSuccessor(path: string): { k: Kernel; dev: MappedDevice } {

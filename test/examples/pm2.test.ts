@@ -158,7 +158,9 @@ test('pm2: an app started by pm2 start upgrades in place (same PID, no pm2 resta
 
   // pm2 reload (in fork mode a restart) and pm2 restart: SIGINT, a restart
   // handover, a new process booting as the successor. pm2 keeps no socket:
-  // connections in the gap are refused, none is cut.
+  // connections in the gap are refused; one that reached the listen backlog
+  // just before the server closed is reset by the kernel (Linux resets what
+  // was never accepted), at most one per request loop; none accepted is cut.
   let generation = 4;
   for (const command of ['reload', 'restart']) {
     const before = await described();
@@ -168,7 +170,15 @@ test('pm2: an app started by pm2 start upgrades in place (same PID, no pm2 resta
     assert.equal(now.restarts, before.restarts + 1);
     assert.equal(now.status, 'online');
     const refused = counted.failed.filter((f) => f === 'ECONNREFUSED').length;
-    assert.equal(refused, counted.failed.length, `only refused: ${counted.failed.join(', ')}`);
-    console.log(`pm2 ${command}: ${counted.ok} served, ${refused} refused in the restart's gap`);
+    const reset = counted.failed.filter((f) => f === 'ECONNRESET').length;
+    assert.equal(
+      refused + reset,
+      counted.failed.length,
+      `only refused or reset: ${counted.failed.join(', ')}`,
+    );
+    assert.ok(reset <= 2, `at most one reset per request loop, got ${reset}`);
+    console.log(
+      `pm2 ${command}: ${counted.ok} served, ${refused} refused and ${reset} reset in the restart's gap`,
+    );
   }
 });

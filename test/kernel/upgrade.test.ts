@@ -30,11 +30,12 @@ function recordingHost(steps: string[], listening: () => boolean): UpgradeHost<s
   };
 }
 
-test('upgrade drops the mappings after the load, while the server still listens, and before the hooks and the exec', async () => {
+test('upgrade drops the mappings after the load, while the server still listens, and before the hooks and the exec', async (t) => {
   const steps: string[] = [];
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const host = recordingHost(steps, () => server.listening);
+  t.after(() => host.liveupdate.close());
   const got = await upgrade(host, {
     servers: { web: server },
     beforeExec: [() => steps.push('hook')],

@@ -186,6 +186,35 @@ test('a KHO boot reuses its scratch areas and ignores kho_scratch=', () => {
   }
 });
 
+test("kho_scratch= in the series' older forms: global,pernode (v3, v4) and one global region (v1, v2)", () => {
+  for (const [form, want] of [
+    [
+      '4M,1M',
+      [
+        ['global', 4 * MiB],
+        ['pernode', MiB],
+        ['pernode', MiB],
+      ],
+    ],
+    ['4M', [['global', 4 * MiB]]],
+  ] as const) {
+    const m = Machine.create({ size: 64 * MiB, nodes: 2 });
+    const k1 = m.boot(`kho_scratch=${form}`);
+    assert.deepEqual(
+      k1.kho.scratch.map((a) => [a.kind, a.size]),
+      want,
+    );
+    assert.match(k1.log.join('\n'), /KHO: kho_scratch=: a 4 MiB global area/);
+    const f = k1.allocPages(1)!;
+    k1.kho.preserveFolio(f);
+    k1.kexec.load({ cmdline: `kho_scratch=${form}` });
+    const k2 = k1.kexec.exec();
+    assert.deepEqual(k2.kho.restoreFolio(f.pfn * 4096), f, `${form}: the handover revived`);
+    assert.deepEqual(k2.kho.scratch, k1.kho.scratch);
+    assert.match(k2.log.join('\n'), /kho_scratch= ignored: a KHO boot keeps the scratch areas/);
+  }
+});
+
 test('status shows kho/out and kho/in as DTS, scratch, and preserved bytes by order', () => {
   const m = Machine.create({ size: 32 * MiB });
   const k1 = m.boot();

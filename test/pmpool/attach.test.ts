@@ -65,6 +65,8 @@ describe('CmaPool.attach', () => {
       intent: null,
       reclaimedPages: 0,
       repaired: false,
+      damagedChunks: 0,
+      markedInUse: 0,
       problems: [],
     });
     assert.deepEqual(next.stats(), pool.stats());
@@ -120,8 +122,8 @@ describe('CmaPool.attach', () => {
 
   it('refuses an unknown version (EPROTO)', () => {
     const { device } = setup();
-    poke(device, HDR_VERSION, 2);
-    assert.throws(() => CmaPool.attach(device, BASE, SIZE), refused('EPROTO', /version 2/));
+    poke(device, HDR_VERSION, 3);
+    assert.throws(() => CmaPool.attach(device, BASE, SIZE), refused('EPROTO', /version 3/));
   });
 
   it('refuses a header whose crc does not match (EFAULT)', () => {

@@ -21,7 +21,7 @@ test('a cold boot creates, formats and owns a device of a memparse size; the nex
     assert.equal(k1.generation, 1);
     assert.equal(k1.device.size, 2 * 1024 * 1024);
     assert.equal(k1.boot.cmdline, 'quiet');
-    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.equal(statSync(path).mode & 0o777, 0o400, 'read-only while owned');
     await assert.rejects(
       boot({ device: path }),
       (e: unknown) =>
@@ -30,6 +30,7 @@ test('a cold boot creates, formats and owns a device of a memparse size; the nex
   } finally {
     (k1.device as MappedDevice).close();
   }
+  assert.equal(statSync(path).mode & 0o777, 0o600, 'writable by its user again at rest');
   const k2 = await boot({ device: path });
   (k2.device as MappedDevice).close();
   assert.equal(k2.generation, 2);

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { getProcLibc } from '../../src/kexec/_libc.js';
 import { ControlChannel } from '../../src/kexec/control-channel.js';
 import { KexecError } from '../../src/kexec/errors.js';
+import { startedScript } from '../../src/kexec/main-script.js';
 import { parseBootSpec, placeReceivedFds, successorEnv } from '../../src/kexec/process-platform.js';
 import { getLibc } from '../../src/memory/_libc.js';
 import { tempDevice } from './_fixture.js';
@@ -114,12 +115,24 @@ test('boot specs: the last @ splits path and hex address; anything else is EINVA
   }
 });
 
-test('the successor environment drops stale handover variables', () => {
+test('the successor environment drops stale handover variables and names the script a fallback starts', () => {
   const env = successorEnv(
-    { env: { A: '1', LIVEKEXEC_BOOT: 'old', LIVEKEXEC_PRELOAD: '9', LIVEKEXEC_DEVICE_FD: '3' } },
+    {
+      env: {
+        A: '1',
+        LIVEKEXEC_BOOT: 'old',
+        LIVEKEXEC_PRELOAD: '9',
+        LIVEKEXEC_DEVICE_FD: '3',
+        LIVEKEXEC_MAIN: '/old/release.mjs',
+      },
+    },
     { LIVEKEXEC_BOOT: '/d@0x1000' },
   );
-  assert.deepEqual(env.sort(), ['A=1', 'LIVEKEXEC_BOOT=/d@0x1000']);
+  assert.deepEqual(env.sort(), [
+    'A=1',
+    'LIVEKEXEC_BOOT=/d@0x1000',
+    `LIVEKEXEC_FALLBACK_MAIN=${startedScript()}`,
+  ]);
 });
 
 test('frames of every size in turn, with and without descriptors, arrive whole (sendmsg and recvmsg reuse one block of C memory)', () => {
