@@ -4,9 +4,12 @@
  * activation, the fd store) or a predecessor moved, and a pending handover
  * that a cold start finds (a restart handover, or a try that died).
  */
+
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { messageOf } from './base/errors.js';
+import { getU64 } from './base/u64.js';
 import { BootError } from './boot/errors.js';
 import { readPendingBootBlock } from './kernel/boot-block-read.js';
 import {
@@ -175,7 +178,7 @@ export function takePendingHandover(device: MappedDevice, discard: boolean): num
   } catch (err) {
     throw new BootError(
       'ESTALE',
-      `${device.path}: a handover is pending at 0x${header.bootBlock.toString(16)} but cannot be booted (${err instanceof Error ? err.message : String(err)}); boot({ discardPending: true }) or 'livekexec device discard-pending ${device.path}' drops it (its preserved memory stays reserved)`,
+      `${device.path}: a handover is pending at 0x${header.bootBlock.toString(16)} but cannot be booted (${messageOf(err)}); boot({ discardPending: true }) or 'livekexec device discard-pending ${device.path}' drops it (its preserved memory stays reserved)`,
     );
   }
   const trial = record.trial;
@@ -198,8 +201,9 @@ export function takePendingHandover(device: MappedDevice, discard: boolean): num
  */
 function peekHeader(device: MappedDevice): DeviceHeader {
   const page0 = device.bytes(0, Math.min(device.size, PAGE_SIZE));
-  const recorded = Number(
-    new DataView(page0.buffer, page0.byteOffset, page0.length).getBigUint64(HDR_DEVICE_SIZE, true),
+  const recorded = getU64(
+    new DataView(page0.buffer, page0.byteOffset, page0.length),
+    HDR_DEVICE_SIZE,
   );
   const size = recorded > 0 && recorded < device.size ? recorded : device.size;
   return decodeDeviceHeader(page0, size, device.name);

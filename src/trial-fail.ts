@@ -7,7 +7,8 @@
 import { fstatSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { F_GETFD, F_SETFD, FD_CLOEXEC, getProcLibc } from './kexec/_libc.js';
+import { F_GETFD, F_SETFD, FD_CLOEXEC } from './sys/libc.js';
+import { getProcLibc } from './sys/socket.js';
 import { type Inherited, state, type TrialState } from './trial.js';
 import { trialBootPath, trialPreloadOption } from './trial-options.js';
 

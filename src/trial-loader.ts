@@ -6,7 +6,8 @@
  * anything is wrong it says so and exits 1: the handover stays pending, and
  * the next boot() of the device takes it.
  */
-import { getProcLibc } from './kexec/_libc.js';
+import { messageOf } from './base/errors.js';
+import { getProcLibc } from './sys/socket.js';
 import { decideNext } from './trial-decide.js';
 import { ENV_TRIAL_FAILED, keepStdio } from './trial-fail.js';
 import { trialBootPath, trialPreloadOption } from './trial-options.js';
@@ -25,7 +26,7 @@ try {
   throw new Error(`execve(${next.command.file}) failed (errno ${libc.errno()})`);
 } catch (err) {
   process.stderr.write(
-    `livekexec trial loader: ${err instanceof Error ? err.message : String(err)}; the handover stays pending for the next boot of the device\n`,
+    `livekexec trial loader: ${messageOf(err)}; the handover stays pending for the next boot of the device\n`,
   );
   process.exitCode = 1;
 }

@@ -97,3 +97,58 @@ kernel.device.close();
     rmSync(app, { recursive: true, force: true });
   }
 });
+
+/**
+ * What a newcomer sees when an error of each subsystem goes uncaught: node's
+ * report of the throw, then `Class: CODE: message` on one line, then frames
+ * in the installed package; never a minified line or a page of text.
+ */
+const UNCAUGHT: readonly { error: string; code: string; program: string }[] = [
+  { error: 'DeviceError', code: 'EINVAL', program: `Machine.create({ size: 3 });` },
+  { error: 'BootError', code: 'EINVAL', program: `machine().boot('pmpool=oops');` },
+  { error: 'FdtError', code: 'FDT_ERR_TRUNCATED', program: `fdt.checkHeader(new Uint8Array(16));` },
+  { error: 'KhoError', code: 'ENOENT', program: `machine().boot().kho.restoreFolio(4096);` },
+  {
+    error: 'PkramError',
+    code: 'ENOENT',
+    program: `machine().boot('kho=on').pkram.prepareLoad('nope');`,
+  },
+  {
+    error: 'PmpoolError',
+    code: 'EINVAL',
+    program: `machine().boot('pmpool=0x400000,4M').pmpool.alloc(-1);`,
+  },
+  { error: 'PageAllocError', code: 'EINVAL', program: `machine().boot().pages.allocPages(99);` },
+  { error: 'LuoError', code: 'EINVAL', program: `machine().boot().liveupdate.createSession('');` },
+  { error: 'KexecError', code: 'ENOENT', program: `machine().boot().kexec.exec();` },
+  { error: 'StoreError', code: 'EINVAL', program: `openStore(machine().boot(), '');` },
+];
+
+test('an uncaught error of every subsystem prints one readable line of message', () => {
+  const app = install();
+  try {
+    for (const c of UNCAUGHT) {
+      writeFileSync(
+        join(app, 'main.mjs'),
+        `import { Machine, fdt } from 'livekexec';
+import { openStore } from 'livekexec/store';
+const machine = () => Machine.create({ size: 16 * 1024 * 1024 });
+${c.program}
+`,
+      );
+      const r = spawnSync(process.execPath, ['main.mjs'], { cwd: app, encoding: 'utf8' });
+      const out = r.stderr;
+      assert.equal(r.status, 1, `${c.error}: exit ${r.status}\n${out}`);
+      assert.ok(out.length < 2500, `${c.error}: stderr is ${out.length} bytes`);
+      const lines = out.split('\n');
+      for (const line of lines)
+        assert.ok(line.length <= 200, `${c.error}: a line of ${line.length} bytes`);
+      const at = lines.findIndex((l) => l.startsWith(`${c.error}: ${c.code}: `));
+      assert.ok(at >= 0, `${c.error}: no '${c.error}: ${c.code}: ...' line in\n${out}`);
+      assert.match(lines[at + 1], /^\s+at /, `${c.error}: the message is one line\n${out}`);
+      assert.ok(!out.includes(REPO_ROOT), `${c.error}: the stack names the build's checkout`);
+    }
+  } finally {
+    rmSync(app, { recursive: true, force: true });
+  }
+});

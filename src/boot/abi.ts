@@ -62,8 +62,16 @@ export const BOOT_ID_SIZE = 16;
 
 /** One memory map entry: u64 addr, u64 size, u32 type, u32 reserved. */
 export const MEMMAP_ENTRY_SIZE = 24;
+export const MEMMAP_ADDR = 0x00;
+export const MEMMAP_SIZE = 0x08;
+export const MEMMAP_TYPE = 0x10;
+/** Reserved, 0. */
+export const MEMMAP_RESERVED = 0x14;
 /** A setup_data header: u64 next, u32 type, u32 len. */
 export const SETUP_DATA_HEADER_SIZE = 16;
+export const SETUP_DATA_NEXT = 0x00;
+export const SETUP_DATA_TYPE = 0x08;
+export const SETUP_DATA_LEN = 0x0c;
 export const SETUP_DATA_ALIGN = 8;
 
 // Limits, so that decoding a hostile block is bounded work.

@@ -1,4 +1,7 @@
+import { hex } from '../base/hex.js';
+import { getSafeU64, setU64 } from '../base/u64.js';
 import { crc32c } from '../memory/crc32c.js';
+import type { MemoryDevice } from '../memory/device.js';
 import type { MemoryRange } from '../memory/memmap-types.js';
 import {
   BB_BOOT_ID,
@@ -25,10 +28,17 @@ import {
   MAX_CMDLINE,
   MAX_MEMMAP_ENTRIES,
   MAX_SETUP_DATA_ENTRIES,
+  MEMMAP_ADDR,
   MEMMAP_ENTRY_SIZE,
+  MEMMAP_RESERVED,
+  MEMMAP_SIZE,
+  MEMMAP_TYPE,
   SETUP,
   SETUP_DATA_ALIGN,
   SETUP_DATA_HEADER_SIZE,
+  SETUP_DATA_LEN,
+  SETUP_DATA_NEXT,
+  SETUP_DATA_TYPE,
 } from './abi.js';
 import { BootError } from './errors.js';
 
@@ -79,24 +89,8 @@ const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
 const align8 = (n: number) => Math.ceil(n / SETUP_DATA_ALIGN) * SETUP_DATA_ALIGN;
 
-function hex(n: number): string {
-  return `0x${n.toString(16)}`;
-}
-
 function isU32(n: number): boolean {
   return Number.isInteger(n) && n >= 0 && n < U32;
-}
-
-function setU64(dv: DataView, off: number, v: number): void {
-  dv.setUint32(off, v % U32, true);
-  dv.setUint32(off + 4, Math.floor(v / U32), true);
-}
-
-/** A u64 that must be exact as a JS number; `undefined` when it is not. */
-function getU64(dv: DataView, off: number): number | undefined {
-  const hi = dv.getUint32(off + 4, true);
-  if (hi >= 2 ** 21) return undefined;
-  return hi * U32 + dv.getUint32(off, true);
 }
 
 /** Shared by encode (EINVAL) and decode (EFAULT): the map's ranges are sane. */
@@ -180,15 +174,15 @@ export function encodeBootBlock(input: BootBlockInput): Uint8Array {
   out.set(cmdline, cmdlineOff);
   memoryMap.forEach((r, i) => {
     const o = memmapOff + i * MEMMAP_ENTRY_SIZE;
-    setU64(dv, o, r.addr);
-    setU64(dv, o + 8, r.size);
-    dv.setUint32(o + 16, r.type, true);
+    setU64(dv, o + MEMMAP_ADDR, r.addr);
+    setU64(dv, o + MEMMAP_SIZE, r.size);
+    dv.setUint32(o + MEMMAP_TYPE, r.type, true);
   });
   setupData.forEach((s, i) => {
     const o = setupOffs[i];
-    setU64(dv, o, setupOffs[i + 1] ?? 0);
-    dv.setUint32(o + 8, s.type, true);
-    dv.setUint32(o + 12, s.data.length, true);
+    setU64(dv, o + SETUP_DATA_NEXT, setupOffs[i + 1] ?? 0);
+    dv.setUint32(o + SETUP_DATA_TYPE, s.type, true);
+    dv.setUint32(o + SETUP_DATA_LEN, s.data.length, true);
     out.set(s.data, o + SETUP_DATA_HEADER_SIZE);
   });
   dv.setUint32(BB_CRC32C, blockCrc(out, totalSize), true);
@@ -206,6 +200,24 @@ function sameId(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
+const bad: (m: string) => never = (m) => {
+  throw new BootError('EFAULT', `boot block: ${m}`);
+};
+
+/** What the frame check found: the block's bytes, read through `dv`, are `totalSize` long. */
+export interface BootBlockFrame {
+  readonly bytes: Uint8Array;
+  readonly dv: DataView;
+  readonly totalSize: number;
+}
+
+/** The header's version fields, checked. */
+export interface BootBlockVersion {
+  readonly version: number;
+  readonly lastCompVersion: number;
+  readonly headerSize: number;
+}
+
 /**
  * Reads and validates a boot block at the start of `bytes` (which may run
  * past the block's end).
@@ -216,9 +228,37 @@ function sameId(a: Uint8Array, b: Uint8Array): boolean {
  *   predecessor boot id is not what `expect` says (a repeated or old block).
  */
 export function decodeBootBlock(bytes: Uint8Array, expect: BootBlockExpect = {}): BootBlock {
-  const bad: (m: string) => never = (m) => {
-    throw new BootError('EFAULT', `boot block: ${m}`);
+  const frame = checkFrame(bytes);
+  const v = checkVersion(frame);
+  const generation = getSafeU64(frame.dv, BB_GENERATION);
+  if (generation === undefined) bad('generation past 2^53');
+  const predecessorBootId = bytes.slice(
+    BB_PREDECESSOR_BOOT_ID,
+    BB_PREDECESSOR_BOOT_ID + BOOT_ID_SIZE,
+  );
+  const cmdline = readCmdline(frame, v.headerSize);
+  const memoryMap = readMemoryMap(frame, v.headerSize);
+  const setupData = readSetupData(frame, v.headerSize);
+  checkExpected(generation, predecessorBootId, expect);
+  return {
+    version: v.version,
+    lastCompVersion: v.lastCompVersion,
+    totalSize: frame.totalSize,
+    generation,
+    bootId: bytes.slice(BB_BOOT_ID, BB_BOOT_ID + BOOT_ID_SIZE),
+    predecessorBootId,
+    cmdline,
+    memoryMap,
+    setupData,
   };
+}
+
+/**
+ * The block's frame: a byte array holding the header, the magic, a total
+ * size within bounds and held by `bytes`, and a checksum over it that holds.
+ * @throws BootError EFAULT
+ */
+export function checkFrame(bytes: Uint8Array): BootBlockFrame {
   if (!(bytes instanceof Uint8Array)) bad('not a byte array');
   if (bytes.length < BOOT_BLOCK_HEADER_SIZE)
     bad(`truncated: ${bytes.length} bytes, the header needs ${BOOT_BLOCK_HEADER_SIZE}`);
@@ -233,16 +273,23 @@ export function decodeBootBlock(bytes: Uint8Array, expect: BootBlockExpect = {})
   const crc = dv.getUint32(BB_CRC32C, true);
   const want = blockCrc(bytes, totalSize);
   if (crc !== want) bad(`checksum ${hex(crc)} does not match ${hex(want)}`);
+  return { bytes, dv, totalSize };
+}
 
-  // The checksum holds, so a version we cannot read is a genuine newer block.
+/**
+ * The format version (after the checksum holds, so a version this reader
+ * cannot read is a genuine newer block) and the header's size.
+ * @throws BootError EPROTO a block that needs a newer reader; EFAULT bad fields
+ */
+export function checkVersion({ dv, totalSize }: BootBlockFrame): BootBlockVersion {
   const version = dv.getUint16(BB_VERSION, true);
-  const lastComp = dv.getUint16(BB_LAST_COMP_VERSION, true);
-  if (version === 0 || lastComp === 0 || lastComp > version)
-    bad(`bad version ${version} (last compatible ${lastComp})`);
-  if (lastComp > BOOT_BLOCK_VERSION) {
+  const lastCompVersion = dv.getUint16(BB_LAST_COMP_VERSION, true);
+  if (version === 0 || lastCompVersion === 0 || lastCompVersion > version)
+    bad(`bad version ${version} (last compatible ${lastCompVersion})`);
+  if (lastCompVersion > BOOT_BLOCK_VERSION) {
     throw new BootError(
       'EPROTO',
-      `boot block: version ${version} needs a reader of version ${lastComp}; this one reads ${BOOT_BLOCK_VERSION}`,
+      `boot block: version ${version} needs a reader of version ${lastCompVersion}; this one reads ${BOOT_BLOCK_VERSION}`,
     );
   }
   const headerSize = dv.getUint32(BB_HEADER_SIZE, true);
@@ -250,77 +297,106 @@ export function decodeBootBlock(bytes: Uint8Array, expect: BootBlockExpect = {})
     headerSize < BOOT_BLOCK_HEADER_SIZE ||
     headerSize > totalSize ||
     headerSize % SETUP_DATA_ALIGN
-  ) {
+  )
     bad(`bad header size ${headerSize}`);
-  }
   if (
     version === BOOT_BLOCK_VERSION &&
     (dv.getUint32(BB_FLAGS, true) !== 0 || headerSize !== BOOT_BLOCK_HEADER_SIZE)
   ) {
     bad('version 1 block with flags or a longer header');
   }
-  const generation = getU64(dv, BB_GENERATION);
-  if (generation === undefined) bad('generation past 2^53');
-  const bootId = bytes.slice(BB_BOOT_ID, BB_BOOT_ID + BOOT_ID_SIZE);
-  const predecessorBootId = bytes.slice(
-    BB_PREDECESSOR_BOOT_ID,
-    BB_PREDECESSOR_BOOT_ID + BOOT_ID_SIZE,
-  );
+  return { version, lastCompVersion, headerSize };
+}
 
-  /** `[off, off + len)` lies inside the block, after the header. */
-  const inBlock = (off: number, len: number) => off >= headerSize && len <= totalSize - off;
+/** `[off, off + len)` lies inside the block, after its header of `headerSize` bytes. */
+function inBlock(frame: BootBlockFrame, headerSize: number, off: number, len: number): boolean {
+  return off >= headerSize && len <= frame.totalSize - off;
+}
 
-  const cmdlineOff = dv.getUint32(BB_CMDLINE_OFF, true);
-  const cmdlineLen = dv.getUint32(BB_CMDLINE_LEN, true);
-  if (cmdlineLen > MAX_CMDLINE) bad(`command line of ${cmdlineLen} bytes (limit ${MAX_CMDLINE})`);
-  if (!inBlock(cmdlineOff, cmdlineLen))
-    bad(`command line at ${hex(cmdlineOff)}+${cmdlineLen} is outside the block`);
-  const cmdlineBytes = bytes.subarray(cmdlineOff, cmdlineOff + cmdlineLen);
-  if (cmdlineBytes.includes(0)) bad('command line contains NUL');
-  let cmdline = '';
+/**
+ * The command line: inside the block, within MAX_CMDLINE, UTF-8 without NUL.
+ * @throws BootError EFAULT
+ */
+export function readCmdline(frame: BootBlockFrame, headerSize: number): string {
+  const off = frame.dv.getUint32(BB_CMDLINE_OFF, true);
+  const len = frame.dv.getUint32(BB_CMDLINE_LEN, true);
+  if (len > MAX_CMDLINE) bad(`command line of ${len} bytes (limit ${MAX_CMDLINE})`);
+  if (!inBlock(frame, headerSize, off, len))
+    bad(`command line at ${hex(off)}+${len} is outside the block`);
+  const bytes = frame.bytes.subarray(off, off + len);
+  if (bytes.includes(0)) bad('command line contains NUL');
   try {
-    cmdline = utf8Strict.decode(cmdlineBytes);
+    return utf8Strict.decode(bytes);
   } catch {
-    bad('command line is not UTF-8');
+    return bad('command line is not UTF-8');
   }
+}
 
-  const memmapOff = dv.getUint32(BB_MEMMAP_OFF, true);
-  const memmapNr = dv.getUint32(BB_MEMMAP_NR, true);
-  if (memmapNr > MAX_MEMMAP_ENTRIES)
-    bad(`${memmapNr} memory map entries (limit ${MAX_MEMMAP_ENTRIES})`);
-  if (!inBlock(memmapOff, memmapNr * MEMMAP_ENTRY_SIZE))
-    bad(`memory map at ${hex(memmapOff)} (${memmapNr} entries) is outside the block`);
-  const memoryMap: MemoryRange[] = [];
-  for (let i = 0; i < memmapNr; i++) {
-    const o = memmapOff + i * MEMMAP_ENTRY_SIZE;
-    const addr = getU64(dv, o);
-    const size = getU64(dv, o + 8);
+/**
+ * The memory map: inside the block, at most MAX_MEMMAP_ENTRIES, each entry
+ * exact, its reserved field 0, the ranges sorted and apart (checkMemoryMap).
+ * @throws BootError EFAULT
+ */
+export function readMemoryMap(frame: BootBlockFrame, headerSize: number): MemoryRange[] {
+  const { dv } = frame;
+  const off = dv.getUint32(BB_MEMMAP_OFF, true);
+  const nr = dv.getUint32(BB_MEMMAP_NR, true);
+  if (nr > MAX_MEMMAP_ENTRIES) bad(`${nr} memory map entries (limit ${MAX_MEMMAP_ENTRIES})`);
+  if (!inBlock(frame, headerSize, off, nr * MEMMAP_ENTRY_SIZE))
+    bad(`memory map at ${hex(off)} (${nr} entries) is outside the block`);
+  const map: MemoryRange[] = [];
+  for (let i = 0; i < nr; i++) {
+    const o = off + i * MEMMAP_ENTRY_SIZE;
+    const addr = getSafeU64(dv, o + MEMMAP_ADDR);
+    const size = getSafeU64(dv, o + MEMMAP_SIZE);
     if (addr === undefined || size === undefined) bad(`memory map entry ${i} past 2^53`);
-    if (dv.getUint32(o + 20, true) !== 0) bad(`memory map entry ${i}: reserved field is not 0`);
-    memoryMap.push({ addr, size, type: dv.getUint32(o + 16, true) });
+    if (dv.getUint32(o + MEMMAP_RESERVED, true) !== 0)
+      bad(`memory map entry ${i}: reserved field is not 0`);
+    map.push({ addr, size, type: dv.getUint32(o + MEMMAP_TYPE, true) });
   }
-  checkMemoryMap(memoryMap, bad);
+  checkMemoryMap(map, bad);
+  return map;
+}
 
-  const setupData: SetupData[] = [];
-  let off = dv.getUint32(BB_SETUP_DATA_OFF, true);
-  while (off !== 0) {
-    if (setupData.length === MAX_SETUP_DATA_ENTRIES)
+/**
+ * The setup_data chain: each entry aligned, inside the block, of a type, and
+ * pointing past its own data (so the chain ends), at most
+ * MAX_SETUP_DATA_ENTRIES. The data are copies.
+ * @throws BootError EFAULT
+ */
+export function readSetupData(frame: BootBlockFrame, headerSize: number): SetupData[] {
+  const { dv } = frame;
+  const out: SetupData[] = [];
+  for (let off = dv.getUint32(BB_SETUP_DATA_OFF, true); off !== 0; ) {
+    if (out.length === MAX_SETUP_DATA_ENTRIES)
       bad(`more than ${MAX_SETUP_DATA_ENTRIES} setup_data entries`);
-    if (off % SETUP_DATA_ALIGN || !inBlock(off, SETUP_DATA_HEADER_SIZE))
+    if (off % SETUP_DATA_ALIGN || !inBlock(frame, headerSize, off, SETUP_DATA_HEADER_SIZE))
       bad(`setup_data at ${hex(off)} is outside the block`);
-    const type = dv.getUint32(off + 8, true);
-    const len = dv.getUint32(off + 12, true);
+    const type = dv.getUint32(off + SETUP_DATA_TYPE, true);
+    const len = dv.getUint32(off + SETUP_DATA_LEN, true);
     const dataOff = off + SETUP_DATA_HEADER_SIZE;
-    if (!inBlock(dataOff, len)) bad(`setup_data at ${hex(off)}: ${len} bytes run past the block`);
+    if (!inBlock(frame, headerSize, dataOff, len))
+      bad(`setup_data at ${hex(off)}: ${len} bytes run past the block`);
     if (type === SETUP.NONE) bad(`setup_data at ${hex(off)} has type 0`);
-    const next = getU64(dv, off);
-    // Each entry must point past itself, so the chain cannot loop.
+    const next = getSafeU64(dv, off + SETUP_DATA_NEXT);
     if (next === undefined || (next !== 0 && next < dataOff + len))
       bad(`setup_data at ${hex(off)}: bad next ${next === undefined ? '(huge)' : hex(next)}`);
-    setupData.push({ type, data: bytes.slice(dataOff, dataOff + len) });
+    out.push({ type, data: frame.bytes.slice(dataOff, dataOff + len) });
     off = next;
   }
+  return out;
+}
 
+/**
+ * The block is the one the device expects: of its pending generation,
+ * written by the boot it names (else a repeated or old block).
+ * @throws BootError ESTALE
+ */
+export function checkExpected(
+  generation: number,
+  predecessorBootId: Uint8Array,
+  expect: BootBlockExpect,
+): void {
   if (expect.generation !== undefined && generation !== expect.generation) {
     throw new BootError(
       'ESTALE',
@@ -333,17 +409,28 @@ export function decodeBootBlock(bytes: Uint8Array, expect: BootBlockExpect = {})
   ) {
     throw new BootError('ESTALE', 'boot block was written by another boot than the device names');
   }
-  return {
-    version,
-    lastCompVersion: lastComp,
-    totalSize,
-    generation,
-    bootId,
-    predecessorBootId,
-    cmdline,
-    memoryMap,
-    setupData,
-  };
+}
+
+/**
+ * The boot block at `phys` of `device`: its header's total size says how
+ * much to read (at most MAX_BOOT_BLOCK_SIZE and what the device holds), then
+ * decodeBootBlock. The one way every layer reads a block from device memory.
+ * @throws BootError EFAULT a block outside the device; and decodeBootBlock's
+ */
+export function readBootBlockAt(
+  device: Pick<MemoryDevice, 'size' | 'view' | 'bytes'>,
+  phys: number,
+  expect: BootBlockExpect = {},
+): BootBlock {
+  if (!Number.isSafeInteger(phys) || phys < 0 || phys + BOOT_BLOCK_HEADER_SIZE > device.size)
+    throw new BootError('EFAULT', `boot block at ${hex(phys)} is outside the device`);
+  const total = device.view(phys, BOOT_BLOCK_HEADER_SIZE).getUint32(BB_TOTAL_SIZE, true);
+  const length = Math.min(
+    Math.max(total, BOOT_BLOCK_HEADER_SIZE),
+    MAX_BOOT_BLOCK_SIZE,
+    device.size - phys,
+  );
+  return decodeBootBlock(device.bytes(phys, length), expect);
 }
 
 /** The first setup_data entry of `type`, or undefined. */

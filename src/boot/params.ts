@@ -1,3 +1,4 @@
+import { messageOf } from '../base/errors.js';
 import { Cmdline, parameq } from './cmdline.js';
 import { BootError } from './errors.js';
 import { BUILTIN_EARLY_PARAMS } from './params-builtin.js';
@@ -105,7 +106,7 @@ function wrap<T>(name: string, fn: () => T): T {
       if (e.param !== undefined) throw e;
       throw new BootError(e.code, e.message, name);
     }
-    throw new BootError('EINVAL', e instanceof Error ? e.message : String(e), name);
+    throw new BootError('EINVAL', messageOf(e), name);
   }
 }
 

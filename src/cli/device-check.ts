@@ -3,11 +3,12 @@
  * (no lock, no mapping) and says whether each part a successor would read is
  * sound: the header, a pending boot block, the KHO handover, the pools.
  */
-
-import { BOOT_BLOCK_HEADER_SIZE, MAX_BOOT_BLOCK_SIZE } from '../boot/abi.js';
-import { decodeBootBlock } from '../boot/bootblock.js';
+import { messageOf } from '../base/errors.js';
+import { hex } from '../base/hex.js';
+import { readPendingBootBlock } from '../kernel/boot-block-read.js';
 import { inspectDeviceHandover } from '../kho/status.js';
-import { readDeviceHeader } from '../memory/header.js';
+import type { MemoryDevice } from '../memory/device.js';
+import { type DeviceHeader, readDeviceHeader } from '../memory/header.js';
 import { E820 } from '../memory/memmap-types.js';
 import { ReadonlyDevice } from '../memory/readonly.js';
 import { inspectPools } from '../pmpool/status.js';
@@ -21,93 +22,90 @@ export interface CheckFinding {
 
 /** Every finding about the device at `path`; an error means a successor would refuse or lose something. */
 export function checkDevice(path: string): CheckFinding[] {
-  const out: CheckFinding[] = [];
   const d = ReadonlyDevice.open(path);
   try {
-    let header: ReturnType<typeof readDeviceHeader>;
+    let header: DeviceHeader;
     try {
       header = readDeviceHeader(d);
     } catch (err) {
-      out.push({ level: 'error', part: 'header', detail: (err as Error).message });
-      return out;
+      return [{ level: 'error', part: 'header', detail: messageOf(err) }];
     }
-    out.push({
-      level: 'ok',
-      part: 'header',
-      detail: `generation ${header.generation}, ${header.memmap.length} memory map entries`,
-    });
-    if (header.bootBlock === 0) {
-      out.push({ level: 'ok', part: 'boot block', detail: 'none pending' });
-    } else {
-      try {
-        const total = d.view(header.bootBlock, BOOT_BLOCK_HEADER_SIZE).getUint32(8, true);
-        const length = Math.min(
-          Math.max(total, BOOT_BLOCK_HEADER_SIZE),
-          MAX_BOOT_BLOCK_SIZE,
-          d.size - header.bootBlock,
-        );
-        const bb = decodeBootBlock(d.bytes(header.bootBlock, length), {
-          generation: header.generation + 1,
-          predecessorBootId: Uint8Array.from(Buffer.from(header.bootId, 'hex')),
-        });
-        out.push({
-          level: 'ok',
-          part: 'boot block',
-          detail: `pending at 0x${header.bootBlock.toString(16)} for generation ${bb.generation}`,
-        });
-      } catch (err) {
-        out.push({
-          level: 'error',
-          part: 'boot block',
-          detail: `a successor would refuse it: ${(err as Error).message}`,
-        });
-      }
-      const kho = inspectDeviceHandover(d);
-      if (kho.error) out.push({ level: 'error', part: 'kho', detail: kho.error });
-      else if (kho.handover) {
-        const h = kho.handover;
-        out.push(
-          h.checksumOk
-            ? {
-                level: 'ok',
-                part: 'kho',
-                detail: `${h.preserved.reduce((n, o) => n + o.bytes, 0)} bytes preserved, ${h.subtrees.length} subtrees`,
-              }
-            : {
-                level: 'error',
-                part: 'kho',
-                detail:
-                  'the preserved-memory tree does not match its checksum: a successor will refuse revival',
-              },
-        );
-        for (const t of h.subtrees) {
-          if (t.error)
-            out.push({ level: 'warning', part: `kho subtree ${t.name}`, detail: t.error });
-        }
-      }
-    }
-    const kept = header.memmap
-      .filter((r) => r.type === E820.RESERVED_KERN)
-      .map((r) => ({ base: r.addr, size: r.size }));
-    for (const p of inspectPools(d, kept)) {
-      out.push(
-        p.ok
-          ? {
-              level: 'ok',
-              part: `pmpool at 0x${p.base.toString(16)}`,
-              detail: `${p.stats.usedPages} of ${p.stats.totalPages} pages used${p.pending.length ? `; in flight: ${p.pending.join(', ')}` : ''}`,
-            }
-          : {
-              level: 'warning',
-              part: `range at 0x${p.base.toString(16)}`,
-              detail: `reserved by kernel, not a readable pool: ${p.error}`,
-            },
-      );
-    }
+    const out: CheckFinding[] = [
+      {
+        level: 'ok',
+        part: 'header',
+        detail: `generation ${header.generation}, ${header.memmap.length} memory map entries`,
+      },
+    ];
+    out.push(checkBootBlock(d, header));
+    if (header.bootBlock !== 0) out.push(...checkKhoHandover(d));
+    out.push(...checkPools(d, header));
+    return out;
   } finally {
     d.close();
   }
+}
+
+/** The pending boot block, as a successor would read it (none pending is fine). */
+export function checkBootBlock(device: MemoryDevice, header: DeviceHeader): CheckFinding {
+  const part = 'boot block';
+  if (header.bootBlock === 0) return { level: 'ok', part, detail: 'none pending' };
+  try {
+    const bb = readPendingBootBlock(device, header, header.bootBlock);
+    return {
+      level: 'ok',
+      part,
+      detail: `pending at ${hex(header.bootBlock)} for generation ${bb.generation}`,
+    };
+  } catch (err) {
+    return { level: 'error', part, detail: `a successor would refuse it: ${messageOf(err)}` };
+  }
+}
+
+/** The pending KHO handover: unreadable or a tree checksum that fails is an error, a bad subtree a warning. */
+export function checkKhoHandover(device: MemoryDevice): CheckFinding[] {
+  const kho = inspectDeviceHandover(device);
+  if (kho.error) return [{ level: 'error', part: 'kho', detail: kho.error }];
+  const h = kho.handover;
+  if (!h) return [];
+  const out: CheckFinding[] = [
+    h.checksumOk
+      ? {
+          level: 'ok',
+          part: 'kho',
+          detail: `${h.preserved.reduce((n, o) => n + o.bytes, 0)} bytes preserved, ${h.subtrees.length} subtrees`,
+        }
+      : {
+          level: 'error',
+          part: 'kho',
+          detail:
+            'the preserved-memory tree does not match its checksum: a successor will refuse revival',
+        },
+  ];
+  for (const t of h.subtrees) {
+    if (t.error) out.push({ level: 'warning', part: `kho subtree ${t.name}`, detail: t.error });
+  }
   return out;
+}
+
+/** Each range the map reserves for the kernel: a readable pool, or a warning. */
+export function checkPools(device: MemoryDevice, header: DeviceHeader): CheckFinding[] {
+  const kept = header.memmap
+    .filter((r) => r.type === E820.RESERVED_KERN)
+    .map((r) => ({ base: r.addr, size: r.size }));
+  return inspectPools(device, kept).map((p) =>
+    p.ok
+      ? {
+          level: 'ok',
+          part: `pmpool at ${hex(p.base)}`,
+          detail: `${p.stats.usedPages} of ${p.stats.totalPages} pages used${p.pending.length ? `; in flight: ${p.pending.join(', ')}` : ''}`,
+        }
+      : {
+          level: 'warning',
+          part: `range at ${hex(p.base)}`,
+          detail: `reserved by kernel, not a readable pool: ${p.error}`,
+        },
+  );
 }
 
 export function runDeviceCheck(path: string, json: boolean): void {

@@ -3,8 +3,8 @@
  * the handover a device holds, and whether a successor will understand it.
  */
 import type { Command } from 'commander';
-import { Fdt } from '../fdt/read.js';
 import { checkHandover, knownCompatibles } from '../kho/compat.js';
+import { readFdtAt } from '../kho/device-fdt.js';
 import {
   type DeviceHandoverStatus,
   inspectDeviceHandover,
@@ -108,7 +108,7 @@ function check(opts: {
       (name) => {
         const t = subs.get(name);
         if (!t?.dts || t.size === undefined) return null;
-        return Fdt.from(d.bytes(t.phys, t.size).slice());
+        return readFdtAt(d, t.phys, t.size);
       },
       { cmdline: opts.cmdline, compatibles: opts.compatible },
     );

@@ -1,5 +1,5 @@
-import { BB_TOTAL_SIZE, BOOT_BLOCK_HEADER_SIZE, MAX_BOOT_BLOCK_SIZE } from '../boot/abi.js';
-import { type BootBlock, decodeBootBlock } from '../boot/bootblock.js';
+import { hex } from '../base/hex.js';
+import { type BootBlock, readBootBlockAt } from '../boot/bootblock.js';
 import { BootError } from '../boot/errors.js';
 import type { MemoryDevice } from '../memory/device.js';
 import type { DeviceHeader } from '../memory/header.js';
@@ -22,20 +22,11 @@ export function readPendingBootBlock(
   if (phys !== header.bootBlock) {
     throw new BootError(
       'ESTALE',
-      `boot block at 0x${phys.toString(16)} is not the pending one (0x${header.bootBlock.toString(16)})`,
+      `boot block at ${hex(phys)} is not the pending one (${hex(header.bootBlock)})`,
     );
   }
-  if (!Number.isSafeInteger(phys) || phys < 0 || phys + BOOT_BLOCK_HEADER_SIZE > device.size) {
-    throw new BootError('EFAULT', `boot block at 0x${phys.toString(16)} is outside the device`);
-  }
-  const total = device.view(phys, BOOT_BLOCK_HEADER_SIZE).getUint32(BB_TOTAL_SIZE, true);
-  const length = Math.min(
-    Math.max(total, BOOT_BLOCK_HEADER_SIZE),
-    MAX_BOOT_BLOCK_SIZE,
-    device.size - phys,
-  );
   const base = trialBase(header, phys);
-  return decodeBootBlock(device.bytes(phys, length), {
+  return readBootBlockAt(device, phys, {
     generation: base.generation + 1,
     predecessorBootId: Uint8Array.from(Buffer.from(base.bootId, 'hex')),
   });

@@ -1,26 +1,19 @@
 import type { Server } from 'node:net';
 import { show } from '../base/errors.js';
 import { SETUP } from '../boot/abi.js';
-import type { SetupData } from '../boot/bootblock.js';
-import { Cmdline } from '../boot/cmdline.js';
-import type { EarlyContext } from '../boot/early-context.js';
+import type { Cmdline } from '../boot/cmdline.js';
 import { BootError } from '../boot/errors.js';
 import type { HandoverSubsystem } from '../boot/handover.js';
-import {
-  type BootCounting,
-  decodeKexecMetadata,
-  type KexecCommand,
-  type KexecMetadata,
-} from '../boot/kexec-metadata.js';
+import type { BootCounting, KexecCommand } from '../boot/kexec-metadata.js';
 import type { Memblock } from '../boot/memblock.js';
-import { CRASHKERNEL, defaultEarlyParams, type EarlyParamValues, MEMMAP } from '../boot/params.js';
-import { commandText, fellBack, markedGood, trialStarted } from '../kexec/boot-counting.js';
+import { CRASHKERNEL, type EarlyParamValues } from '../boot/params.js';
+import { commandText, markedGood, trialStarted } from '../kexec/boot-counting.js';
 import { KexecError } from '../kexec/errors.js';
 import { Kexec, type KexecHost, type KexecPlatform, type LoadedImage } from '../kexec/kexec.js';
 import type { PhysRange } from '../kexec/placement.js';
-import { type KhoEarly, khoEarlyInit, khoScratchInit } from '../kho/early.js';
+import type { KhoEarly } from '../kho/early.js';
 import { Kho } from '../kho/kho.js';
-import { ReserveMem, reserveMemEarly } from '../kho/reserve-mem.js';
+import { ReserveMem } from '../kho/reserve-mem.js';
 import type { FileHandler } from '../luo/handlers.js';
 import { KernelLiveUpdate } from '../luo/kernel-luo.js';
 import type { LiveUpdate } from '../luo/liveupdate.js';
@@ -31,14 +24,13 @@ import { type DeviceHeader, readDeviceHeader, writeDeviceHeader } from '../memor
 import { hotplugMemory } from '../memory/hotplug.js';
 import { MemoryMap } from '../memory/memmap.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
-import { randomBytes } from '../memory/random.js';
 import { BuddyAllocator, type BuddyStats } from '../mm/buddy.js';
 import { PageAllocError } from '../mm/errors.js';
 import { checkFolio, type Folio } from '../mm/folio.js';
 import type { ScratchPagesStats } from '../mm/scratch-pages.js';
-import { type PkramEarly, pkramEarly } from '../pkram/kernel-early.js';
+import type { PkramEarly } from '../pkram/kernel-early.js';
 import { KernelPkram, type KernelPkramStatus } from '../pkram/kernel-pkram.js';
-import { type PmpoolEarly, pmpoolEarly } from '../pmpool/pool-early.js';
+import type { PmpoolEarly } from '../pmpool/pool-early.js';
 import { type Pmpool, Pmpools } from '../pmpool/pools.js';
 import type { PmpoolsStatus } from '../pmpool/status.js';
 import { MAX_LAYOUT_RUNS } from '../status/abi.js';
@@ -54,11 +46,20 @@ import type {
   PublishedStatus,
   StatusRange,
 } from '../status/model.js';
-import { readPendingBootBlock, trialBase } from './boot-block-read.js';
 import type { BootInfo } from './boot-info.js';
+import {
+  bootMemory,
+  earlyBoot,
+  type NextGeneration,
+  nextGeneration,
+  parseCommandLine,
+  randomBootId,
+  takeHandover,
+  triedHeader,
+} from './boot-steps.js';
 import { CrashDevice } from './crash-device.js';
 import { buildMemoryMap, freePageRanges, memblockFromMap } from './memory-layout.js';
-import { KernelStatusArea, type StatusEarly, statusEarly } from './status-area.js';
+import { KernelStatusArea, type StatusEarly } from './status-area.js';
 import { buildStatus, kernelLayout, type StatusSources } from './status-snapshot.js';
 import { takeServer, type UpgradeOptions, upgrade } from './upgrade.js';
 
@@ -280,169 +281,71 @@ export class Kernel {
     // A device that grew since its last boot brings the new memory online first.
     const hotplugged = hotplugMemory(device);
     const header = readDeviceHeader(device);
-    let block = null;
-    let coldReason: string | undefined;
-    const log0: string[] = [];
-    if (request.bootBlock !== undefined) {
-      try {
-        block = readPendingBootBlock(device, header, request.bootBlock);
-      } catch (err) {
-        if (!(err instanceof BootError)) throw err;
-        coldReason = err.message;
-      }
-    }
-    let cmdlineText = block ? block.cmdline : (request.cmdline ?? '');
-    let cmdline: Cmdline;
-    let params: EarlyParamValues;
-    try {
-      ({ cmdline, params } = parseCommandLine(cmdlineText));
-    } catch (err) {
-      if (!block || !(err instanceof BootError)) throw err;
-      // A boot block whose command line does not parse is refused like a corrupt one.
-      coldReason = `boot block command line: ${err.message}`;
-      block = null;
-      cmdlineText = request.cmdline ?? '';
-      ({ cmdline, params } = parseCommandLine(cmdlineText));
-    }
-    const meta = block ? readKexecMetadata(block.setupData, log0) : null;
-    const baseMap = block ? withHotplugged(block.memoryMap, hotplugged) : header.memmap;
-    const memoryMap = buildMemoryMap(baseMap, params.getAll(MEMMAP), device.size);
-    const memblock = memblockFromMap(memoryMap);
-    const log: string[] = log0;
-    if (hotplugged) {
-      log.push(
-        `memory: hotplugged [0x${hotplugged.base.toString(16)}, +0x${hotplugged.size.toString(16)})`,
-      );
-    }
-    if (coldReason) log.push(`boot: handover refused, booting cold: ${coldReason}`);
-    const nodes = request.nodes ?? [{ base: 0, size: device.size }];
-    const ctx: EarlyContext = {
-      device,
-      memoryMap,
-      memblock,
-      params,
-      setupData: block ? block.setupData : [],
-      nodes,
-      log: (line) => log.push(line),
-    };
-    let khoEarly = khoEarlyInit(ctx);
-    const pmpool = pmpoolEarly(ctx, khoEarly);
-    // The generation that wrote the block: the header's, or (a retry, a fallback) the trial's base.
-    const base =
-      request.bootBlock !== undefined
-        ? trialBase(header, request.bootBlock)
-        : { generation: header.generation, bootId: header.bootId };
-    const pkram = pkramEarly(
-      ctx,
-      khoEarly,
-      block ? { generation: base.generation, predecessorBootId: block.predecessorBootId } : null,
-    );
-    const reserveMem = reserveMemEarly(ctx, khoEarly);
-    const status = statusEarly(ctx, request.status === true);
-    khoEarly = khoScratchInit(ctx, khoEarly);
-    const crashArea = reserveCrashArea(memblock, params);
-    const pages = BuddyAllocator.fromFreeRanges(device.pages, freePageRanges(memblock), {
+    const handover = takeHandover(request, header);
+    const mem = bootMemory(request, header, handover, hotplugged);
+    const early = earlyBoot(mem.ctx, request, header, handover.block);
+    const crashArea = reserveCrashArea(mem.memblock, handover.params);
+    const pages = BuddyAllocator.fromFreeRanges(device.pages, freePageRanges(mem.memblock), {
       shared: device.ownedForLife === true,
     });
-
-    // Consume the boot block (or the pending one a cold boot ignores): a repeat is then stale.
-    const bootId = block ? Buffer.from(block.bootId).toString('hex') : randomBootId();
-    const record = header.record ?? EMPTY_BOOT_RECORD;
-    const kexecCount = block ? (meta?.kexecCount ?? record.kexecCount + 1) : 0;
-    const release = request.release ?? '';
-    const now = Date.now();
-    // A/B boot counting: a successor on trial boots the handover without
-    // consuming it; the boot after its tries are spent is the fallback's.
-    const counting = meta?.counting ?? null;
-    let trialRecord = block && record.trial?.bootBlock === request.bootBlock ? record.trial : null;
-    const fallback = trialRecord?.state === 'falling-back';
-    const onTrial = block !== null && counting !== null && !fallback;
-    if (onTrial && trialRecord === null) {
-      // An exec that did not record the trial (another writer): this is try 1.
-      trialRecord = trialStarted(
-        record,
-        request.bootBlock ?? 0,
-        counting,
-        process.pid,
-        now,
-        base,
-      ).trial;
-    }
-    const fellBackFrom =
-      fallback && trialRecord ? fellBack(trialRecord, counting?.successor ?? null, now) : undefined;
-    let last = record.last;
-    if (fellBackFrom) last = fellBackFrom;
-    const next: DeviceHeader = {
-      ...header,
-      generation: (block ? base.generation : header.generation) + 1,
-      bootBlock: 0,
-      bootId,
-      ownerPid: process.pid,
-      memmap: keptRanges(header.memmap, memoryMap),
-      record: { kexecCount, release, trial: null, last },
-    };
+    const next = nextGeneration(request, header, handover, mem, early.base);
+    const { fellBackFrom, kexecCount, previousRelease } = next.boot;
     if (fellBackFrom)
-      log.push(
+      mem.log.push(
         `boot: fallback: ${fellBackFrom.successor} failed ${fellBackFrom.tries} tries (${fellBackFrom.reason})`,
       );
-    const boot: BootInfo = {
-      kind: block ? 'kexec' : 'cold',
-      generation: next.generation,
-      bootId,
-      predecessorBootId: block ? Buffer.from(block.predecessorBootId).toString('hex') : undefined,
-      coldReason,
-      bootBlock: block ? request.bootBlock : undefined,
-      setupData: block ? block.setupData : ([] as SetupData[]),
-      cmdline: cmdlineText,
-      kexecCount,
-      previousRelease: meta ? meta.previousRelease : undefined,
-      fellBackFrom,
-    };
-    if (meta) log.push(`kexec from: ${meta.previousRelease || 'unknown'} (count ${kexecCount})`);
+    if (mem.meta) mem.log.push(`kexec from: ${previousRelease || 'unknown'} (count ${kexecCount})`);
     const kernel = new Kernel({
       device,
-      boot,
-      cmdline,
-      params,
-      memoryMap,
-      memblock,
+      boot: next.boot,
+      cmdline: handover.cmdline,
+      params: handover.params,
+      memoryMap: mem.memoryMap,
+      memblock: mem.memblock,
       pages,
-      header: next,
+      header: next.header,
       platform: request.platform,
-      nodes,
+      nodes: mem.ctx.nodes,
       crashArea,
-      log,
-      release,
-      khoEarly,
-      pmpoolEarly: pmpool,
-      pkramEarly: pkram,
-      statusEarly: status,
+      log: mem.log,
+      release: request.release ?? '',
+      khoEarly: early.khoEarly,
+      pmpoolEarly: early.pmpool,
+      pkramEarly: early.pkram,
+      statusEarly: early.status,
     });
-    kernel.#reserveMem = new ReserveMem(device, kernel.kho, reserveMem);
-    // Last: only a boot that nothing refused consumes the boot block.
-    if (onTrial && trialRecord && counting) {
-      // The header names this generation but keeps the boot block pending,
-      // and the device's own map as it was; the trial records who tries it.
-      const tried: DeviceHeader = {
-        ...next,
-        bootBlock: header.bootBlock,
-        memmap: header.memmap,
-        record: {
-          kexecCount,
-          release,
-          last: record.last,
-          trial: { ...trialRecord, pid: process.pid, release },
-        },
-      };
-      kernel.#startTrial(tried, next, trialRecord.tries, counting, block?.memoryMap ?? []);
-      writeDeviceHeader(device, tried);
-    } else {
-      writeDeviceHeader(device, next);
-    }
-    kernel.#statusIntervalMs = request.statusIntervalMs ?? 0;
-    kernel.#status.booted(boot, base.generation);
-    if (request.deferStatus !== true) kernel.publishStatus();
+    kernel.#reserveMem = new ReserveMem(device, kernel.kho, early.reserveMem);
+    kernel.#commitBoot(request, header, next, handover.block?.memoryMap ?? [], early.base);
     return kernel;
+  }
+
+  /**
+   * Last: only a boot that nothing refused consumes the boot block (a
+   * successor on trial keeps it pending), then the first status.
+   */
+  #commitBoot(
+    request: BootRequest,
+    header: DeviceHeader,
+    next: NextGeneration,
+    handedOver: readonly MemoryRange[],
+    base: { generation: number },
+  ): void {
+    if (next.trial) {
+      const tried = triedHeader(header, next, next.trial);
+      this.#startTrial(
+        tried,
+        next.header,
+        next.trial.record.tries,
+        next.trial.counting,
+        handedOver,
+      );
+      writeDeviceHeader(this.device, tried);
+    } else {
+      writeDeviceHeader(this.device, next.header);
+    }
+    this.#statusIntervalMs = request.statusIntervalMs ?? 0;
+    this.#status.booted(next.boot, base.generation);
+    if (request.deferStatus !== true) this.publishStatus();
   }
 
   #startTrial(
@@ -987,19 +890,6 @@ export interface KernelStatus {
   upgrade: UpgradeStatus;
 }
 
-/** The predecessor's map, with memory hotplugged since it was written as usable. */
-function withHotplugged(
-  map: readonly MemoryRange[],
-  added: PhysRange | null,
-): readonly MemoryRange[] {
-  return added === null ? map : [...map, { addr: added.base, size: added.size, type: E820.USABLE }];
-}
-
-function parseCommandLine(text: string): { cmdline: Cmdline; params: EarlyParamValues } {
-  const cmdline = Cmdline.parse(text);
-  return { cmdline, params: defaultEarlyParams().parseAll(cmdline) };
-}
-
 /** @throws BootError EINVAL for a request that is not one (before anything is read). */
 function checkBootRequest(r: BootRequest): void {
   const bad = (what: string, v: unknown): never => {
@@ -1051,35 +941,4 @@ function isFree(memblock: Memblock, base: number, size: number): boolean {
     if (r.base <= base && base + size <= r.base + r.size) return true;
   }
   return false;
-}
-
-/**
- * The device's own map with this boot's kept ranges (pools, reserved by
- * kernel) added, so a later cold boot, or a tool reading the device, keeps
- * out of them even if no kexec ever commits a handover. memmap= edits are
- * per boot and are not written back.
- */
-function keptRanges(deviceMap: readonly MemoryRange[], map: MemoryMap): MemoryRange[] {
-  const out = MemoryMap.from(deviceMap);
-  for (const r of map.entries()) {
-    if (r.type === E820.RESERVED_KERN || r.type === E820.STATUS) out.add(r.addr, r.size, r.type);
-  }
-  const entries = out.coarsened(DEVICE_MAP_MAX).entries();
-  return entries.length <= DEVICE_MAP_MAX ? entries : [...deviceMap];
-}
-
-function randomBootId(): string {
-  return Buffer.from(randomBytes(16)).toString('hex');
-}
-
-/** The boot block's kexec metadata, or null (none, or unreadable: logged; the boot goes on without it). */
-function readKexecMetadata(setupData: readonly SetupData[], log: string[]): KexecMetadata | null {
-  const entry = setupData.find((d) => d.type === SETUP.KEXEC_METADATA);
-  if (!entry) return null;
-  try {
-    return decodeKexecMetadata(entry.data);
-  } catch (err) {
-    log.push(`boot: ${err instanceof Error ? err.message : String(err)}; booting without it`);
-    return null;
-  }
 }

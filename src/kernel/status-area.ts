@@ -6,6 +6,9 @@
  * the exec's start time in the boot block so the successor can tell the
  * downtime.
  */
+
+import { messageOf } from '../base/errors.js';
+import { getU64, setU64 } from '../base/u64.js';
 import { SETUP } from '../boot/abi.js';
 import type { SetupData } from '../boot/bootblock.js';
 import type { EarlyContext } from '../boot/early-context.js';
@@ -104,8 +107,8 @@ const MAX_DOWNTIME_US = 24 * 3600 * 1e6;
 function encodeClock(c: ClockReading, way: number): Uint8Array {
   const out = new Uint8Array(CLOCK_SIZE);
   const v = new DataView(out.buffer);
-  v.setBigUint64(CLOCK_REALTIME_US, BigInt(Math.round(c.realtimeUs)), true);
-  v.setBigUint64(CLOCK_MONOTONIC_US, BigInt(Math.round(c.monotonicUs)), true);
+  setU64(v, CLOCK_REALTIME_US, Math.round(c.realtimeUs));
+  setU64(v, CLOCK_MONOTONIC_US, Math.round(c.monotonicUs));
   v.setUint32(CLOCK_WAY, way, true);
   return out;
 }
@@ -114,8 +117,8 @@ function encodeClock(c: ClockReading, way: number): Uint8Array {
 function decodeClock(data: Uint8Array | undefined): (ClockReading & { way: string }) | null {
   if (data === undefined || data.length < CLOCK_SIZE) return null;
   const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const realtimeUs = Number(v.getBigUint64(CLOCK_REALTIME_US, true));
-  const monotonicUs = Number(v.getBigUint64(CLOCK_MONOTONIC_US, true));
+  const realtimeUs = getU64(v, CLOCK_REALTIME_US);
+  const monotonicUs = getU64(v, CLOCK_MONOTONIC_US);
   const way = HANDOVER_WAYS[v.getUint32(CLOCK_WAY, true)] ?? 'unknown';
   return { realtimeUs, monotonicUs, way };
 }
@@ -246,7 +249,7 @@ export class KernelStatusArea implements HandoverSubsystem {
       this.#lastError = null;
       return true;
     } catch (err) {
-      this.#lastError = err instanceof Error ? err.message : String(err);
+      this.#lastError = messageOf(err);
       return false;
     }
   }

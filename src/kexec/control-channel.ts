@@ -3,12 +3,8 @@
  * successor: a Unix stream socketpair carrying length-prefixed JSON frames,
  * with descriptors passed as SCM_RIGHTS alongside an `fds` frame.
  */
-import { errnoName } from '../memory/_libc.js';
+import { AF_UNIX, errnoName, F_GETFD, F_SETFD, FD_CLOEXEC, SOCK_STREAM } from '../sys/libc.js';
 import {
-  AF_UNIX,
-  F_GETFD,
-  F_SETFD,
-  FD_CLOEXEC,
   getProcLibc,
   MAX_FDS_PER_MESSAGE,
   MSG_CMSG_CLOEXEC,
@@ -19,8 +15,7 @@ import {
   POLLIN,
   rightsOf,
   SOCK_CLOEXEC,
-  SOCK_STREAM,
-} from './_libc.js';
+} from '../sys/socket.js';
 import { KexecError } from './errors.js';
 
 /** What the two generations say to each other. */

@@ -7,17 +7,8 @@
  * A preserved file is stored under a name that says its LUO session and
  * token, so the successor matches it to the handover by name.
  */
-import { errnoName } from '../memory/_libc.js';
-import {
-  AF_UNIX,
-  F_GETFD,
-  F_SETFD,
-  FD_CLOEXEC,
-  getProcLibc,
-  MSG_NOSIGNAL,
-  SOCK_CLOEXEC,
-  SOCK_DGRAM,
-} from './_libc.js';
+import { AF_UNIX, errnoName, F_GETFD, F_SETFD, FD_CLOEXEC } from '../sys/libc.js';
+import { getProcLibc, MSG_NOSIGNAL, SOCK_CLOEXEC, SOCK_DGRAM } from '../sys/socket.js';
 import { KexecError } from './errors.js';
 
 /** The first descriptor a service manager passes (SD_LISTEN_FDS_START). */

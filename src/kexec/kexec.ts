@@ -1,4 +1,4 @@
-import { show } from '../base/errors.js';
+import { messageOf, show } from '../base/errors.js';
 import { SETUP } from '../boot/abi.js';
 import { encodeBootBlock, type SetupData } from '../boot/bootblock.js';
 import type { HandoverPart, HandoverSubsystem, SegmentArena } from '../boot/handover.js';
@@ -183,6 +183,45 @@ export class Kexec<K> {
    * @throws KexecError EINVAL (too large, bad reserveBytes), ENOMEM (no hole), ESRCH (cannot kexec).
    */
   load(options: KexecLoadOptions = {}): LoadedImage {
+    const draft = this.#draft(options);
+    const { segment, inArena } = this.#replace(draft.bytes);
+    const image: LoadedImage = {
+      cmdline: draft.cmdline,
+      segment,
+      inArena,
+      bootId: draft.bootId,
+      generation: draft.generation,
+      program: options.program,
+      argv: options.argv,
+      env: options.env,
+      preload: draft.successor === 'preload',
+      successor: draft.successor,
+      counting: draft.counting,
+    };
+    this.#startPreload(image);
+    this.#image = image;
+    this.#announce(image);
+    try {
+      this.platform.loaded?.(image);
+    } catch {
+      // Only a head start for exec.
+    }
+    return image;
+  }
+
+  /**
+   * Everything load checks before it claims anything: the request, the
+   * platform, the command line, and the block's size (a draft encoded now,
+   * with room for what the handover adds at exec).
+   */
+  #draft(options: KexecLoadOptions): {
+    successor: SuccessorStart;
+    counting: BootCounting | null;
+    cmdline: string;
+    bootId: Uint8Array;
+    generation: number;
+    bytes: number;
+  } {
     this.host.checkCanKexec();
     if (typeof options !== 'object' || options === null)
       throw new KexecError('EINVAL', `load options must be an object, got ${show(options)}`);
@@ -194,21 +233,21 @@ export class Kexec<K> {
     this.host.checkCmdline(cmdline);
     const bootId = randomBootId();
     const generation = this.host.generation + 1;
-    // Encoding now checks the command line and sizes the block before anything is claimed.
-    const draft = this.#encode(
-      cmdline,
-      bootId,
-      generation,
-      this.host.handoverMemoryMap().entries(),
-      [],
-      counting,
-    );
+    const map = this.host.handoverMemoryMap().entries();
+    const draft = this.#encode(cmdline, bootId, generation, map, [], counting);
     const reserve = options.reserveBytes ?? DEFAULT_RESERVE;
     if (!Number.isSafeInteger(reserve) || reserve < 0) {
       throw new KexecError('EINVAL', `kexec load: reserveBytes ${reserve} is not a byte count`);
     }
-    const bytes = draft.length + reserve;
-    // The previous image's memory may take the new one; it is held again when nothing fits.
+    return { successor, counting, cmdline, bootId, generation, bytes: draft.length + reserve };
+  }
+
+  /**
+   * A segment of `bytes` for the new image, in place of the loaded one: the
+   * previous image's memory may take it, and the previous image is held
+   * again (still loaded) when nothing fits or its preload cannot be stopped.
+   */
+  #replace(bytes: number): { segment: PhysRange; inArena: boolean } {
     const previous = this.#image;
     if (previous) this.#release(previous);
     let placed: { segment: PhysRange; inArena: boolean };
@@ -218,49 +257,44 @@ export class Kexec<K> {
       if (previous) this.#hold(previous);
       throw err;
     }
-    const { segment, inArena } = placed;
     if (previous?.preload) {
       try {
         this.platform.cancelPreload?.(previous);
       } catch (err) {
-        this.#release({ segment, inArena });
+        this.#release(placed);
         this.#hold(previous);
         throw err;
       }
     }
     this.#image = null;
-    const image: LoadedImage = {
-      cmdline,
-      segment,
-      inArena,
-      bootId,
-      generation,
-      program: options.program,
-      argv: options.argv,
-      env: options.env,
-      preload: successor === 'preload',
-      successor,
-      counting,
-    };
-    if (image.preload) {
-      if (!this.platform.preload) {
-        this.#release(image);
-        throw new KexecError('EINVAL', 'kexec load: this platform cannot preload a successor');
-      }
-      try {
-        this.platform.preload(image);
-      } catch (err) {
-        this.#release(image);
-        throw err instanceof KexecError
-          ? err
-          : new KexecError('EIO', `kexec load: preload failed: ${messageOf(err)}`, { cause: err });
-      }
+    return placed;
+  }
+
+  /**
+   * Starts a preloaded successor; when it cannot start, nothing stays held.
+   * @throws KexecError EINVAL (the platform cannot preload), EIO (the preload failed)
+   */
+  #startPreload(image: LoadedImage): void {
+    if (!image.preload) return;
+    if (!this.platform.preload) {
+      this.#release(image);
+      throw new KexecError('EINVAL', 'kexec load: this platform cannot preload a successor');
     }
-    this.#image = image;
     try {
-      for (const s of this.host.subsystems) s.segmentsPlaced?.([segment]);
+      this.platform.preload(image);
     } catch (err) {
-      // A subsystem that cannot make room for the segment refuses the load: nothing stays loaded.
+      this.#release(image);
+      throw err instanceof KexecError
+        ? err
+        : new KexecError('EIO', `kexec load: preload failed: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  /** Tells the subsystems where the segment is; one that cannot make room refuses the load, and nothing stays loaded. */
+  #announce(image: LoadedImage): void {
+    try {
+      for (const s of this.host.subsystems) s.segmentsPlaced?.([image.segment]);
+    } catch (err) {
       this.#image = null;
       try {
         if (image.preload) this.platform.cancelPreload?.(image);
@@ -269,12 +303,6 @@ export class Kexec<K> {
       }
       throw err;
     }
-    try {
-      this.platform.loaded?.(image);
-    } catch {
-      // Only a head start for exec.
-    }
-    return image;
   }
 
   /** Frees what load placed. @throws KexecError ENOENT when nothing is loaded. */
@@ -456,10 +484,6 @@ export class Kexec<K> {
 
 function randomBootId(): Uint8Array {
   return randomBytes(16);
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** The tries, deadline and requirement of `trial`, with the defaults filled in. @throws KexecError EINVAL */

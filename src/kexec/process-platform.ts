@@ -4,22 +4,16 @@
  * kexec load. The successor finds the device descriptor (and its flock) at
  * the same number and the boot block's address in its environment.
  */
+
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { messageOf } from '../base/errors.js';
 import type { BootCounting, KexecCommand } from '../boot/kexec-metadata.js';
-import { errnoName } from '../memory/_libc.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import type { MappedDevice } from '../memory/mapped.js';
-import {
-  F_GETFD,
-  F_SETFD,
-  FD_CLOEXEC,
-  getProcLibc,
-  SIG_IGN,
-  SIGACTION_SIZE,
-  SIGPROF,
-} from './_libc.js';
+import { errnoName, F_GETFD, F_SETFD, FD_CLOEXEC } from '../sys/libc.js';
+import { getProcLibc, SIG_IGN, SIGACTION_SIZE, SIGPROF } from '../sys/socket.js';
 import { saveCodeCache } from './code-cache.js';
 import { ControlChannel } from './control-channel.js';
 import { KexecError } from './errors.js';
@@ -660,8 +654,4 @@ function tryNotify(fn: () => unknown): void {
   } catch {
     // NOTIFY_SOCKET gone or unwritable: the service manager will notice on its own.
   }
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

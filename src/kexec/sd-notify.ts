@@ -4,8 +4,8 @@
  * same, as Type=notify-reload expects), MAINPID= when a preloaded successor
  * (another PID) takes over.
  */
-import { errnoName } from '../memory/_libc.js';
-import { AF_UNIX, getProcLibc, MSG_NOSIGNAL, SOCK_CLOEXEC, SOCK_DGRAM } from './_libc.js';
+import { AF_UNIX, errnoName } from '../sys/libc.js';
+import { getProcLibc, MSG_NOSIGNAL, SOCK_CLOEXEC, SOCK_DGRAM } from '../sys/socket.js';
 
 /**
  * Sends `state` (newline-separated KEY=VALUE lines) to $NOTIFY_SOCKET.

@@ -1,12 +1,14 @@
+import { hex } from '../base/hex.js';
 import { SETUP } from '../boot/abi.js';
 import type { EarlyContext } from '../boot/early-context.js';
 import { MEMBLOCK_RSRV_NOINIT } from '../boot/memblock.js';
 import { describeKhoScratch, KHO, KHO_SCRATCH } from '../boot/params.js';
-import { PAGE_SIZE } from '../memory/device.js';
+import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
+import type { MemoryMap } from '../memory/memmap.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { KHO_MAX_MAP_MARKS } from './abi.js';
 import { KhoError } from './errors.js';
-import { BlockRuns, type KhoBlockRuns, KhoRadixTree } from './radix.js';
+import { BlockRuns, type KhoBlockRuns, type KhoExtent, KhoRadixTree } from './radix.js';
 import { type KhoRoot, parseRootFdt } from './root-fdt.js';
 import {
   allocateScratch,
@@ -114,50 +116,110 @@ function unmarkScratch(ctx: EarlyContext): MemoryRange[] {
   return scratch;
 }
 
+/**
+ * Revives a handover: the scratch it was handed, then (scratch-only) the
+ * preserved-memory tree, checked whole before anything is reserved.
+ * @throws KhoError EFAULT anything in the handover that is not sound
+ */
 function revive(
   ctx: EarlyContext,
   rootFdt: Uint8Array,
   handedScratch: readonly MemoryRange[],
 ): KhoEarly {
-  const { device, memblock, memoryMap } = ctx;
+  const scratch = readHandedScratch(ctx, handedScratch);
+  enterScratchOnly(ctx, scratch);
+  // The boot block's crc32c, over its setup_data, matched when it was read.
+  const root = parseRootFdt(rootFdt, ctx.device.size, { crcChecked: true });
+  checkTreeChecksum(ctx.device, root);
+  const walk = walkPreserved(ctx.device, root);
+  checkSubtreesPreserved(root, walk);
+  checkInPreservedMemory(ctx.memoryMap, walk);
+  reservePreserved(ctx, walk);
+  ctx.memblock.setScratchOnly(false);
+  // Scratch stays set aside: the next kexec's boot block goes there.
+  for (const a of scratch) ctx.memblock.reserve(a.base, a.size);
+  ctx.log(
+    `KHO: handover read: ${walk.blocks} preserved blocks (${walk.pages} pages), ${root.subtrees.size} subtrees, ${scratch.length} scratch areas`,
+  );
+  const { runPfn, runBlocks, runOrder, runs } = walk.blockRuns;
+  const incoming = { root, rootFdt, runPfn, runBlocks, runOrder, runs, treePages: walk.nodePhys };
+  return { enabled: true, scratch, incoming };
+}
+
+/**
+ * The scratch areas the boot block hands over: each must be memory, and
+ * scratch in the map the predecessor left.
+ * @throws KhoError EFAULT
+ */
+export function readHandedScratch(
+  ctx: Pick<EarlyContext, 'device' | 'memblock' | 'setupData'>,
+  handedScratch: readonly MemoryRange[],
+): ScratchArea[] {
   const scratchData = ctx.setupData.find((s) => s.type === SETUP.KHO_SCRATCH);
   if (!scratchData) throw new KhoError('EFAULT', 'the boot block carries no KHO scratch areas');
-  const scratch = decodeScratch(scratchData.data, device.size);
+  const scratch = decodeScratch(scratchData.data, ctx.device.size);
   for (const a of scratch) {
     if (
-      !memblock.isMemory(a.base, a.size) ||
+      !ctx.memblock.isMemory(a.base, a.size) ||
       !handedScratch.some((r) => r.addr <= a.base && a.base + a.size <= r.addr + r.size)
     ) {
-      throw new KhoError(
-        'EFAULT',
-        `scratch area 0x${a.base.toString(16)} is not scratch memory in the map`,
-      );
+      throw new KhoError('EFAULT', `scratch area ${hex(a.base)} is not scratch memory in the map`);
     }
   }
-  // Only the areas handed over are scratch in this boot (unmarkScratch cleared the rest).
+  return scratch;
+}
+
+/** Only the areas handed over are scratch in this boot, and until the handover is read only they may be allocated. */
+function enterScratchOnly(ctx: EarlyContext, scratch: readonly ScratchArea[]): void {
   for (const a of scratch) {
-    memoryMap.update(a.base, a.size, E820.USABLE, E820.SCRATCH);
-    memblock.markScratch(a.base, a.size);
+    ctx.memoryMap.update(a.base, a.size, E820.USABLE, E820.SCRATCH);
+    ctx.memblock.markScratch(a.base, a.size);
   }
-  // Until the handover is read, only scratch memory may be allocated.
-  memblock.setScratchOnly(true);
+  ctx.memblock.setScratchOnly(true);
   ctx.log('KHO: memblock is scratch-only until the handover is read');
-  // The boot block's crc32c, over its setup_data, matched when it was read.
-  const root = parseRootFdt(rootFdt, device.size, { crcChecked: true });
-  // Check the tree's pages against the checksum before following any pointer in them.
+}
+
+/**
+ * The tree's pages match the handover's checksum: checked before any
+ * pointer in them is followed.
+ * @throws KhoError EFAULT
+ */
+export function checkTreeChecksum(device: MemoryDevice, root: KhoRoot): void {
   const csum = treeChecksum(device, root.memoryMapPages);
   if (csum !== root.memoryMapCsum) {
     throw new KhoError(
       'EFAULT',
-      `preserved-memory map checksum mismatch (handover says 0x${root.memoryMapCsum.toString(16)}, tree has 0x${csum.toString(16)})`,
+      `preserved-memory map checksum mismatch (handover says ${hex(root.memoryMapCsum)}, tree has ${hex(csum)})`,
     );
   }
-  // The whole tree is validated before anything in it is used; its blocks come as
-  // runs (a million consecutive order-0 blocks are one), never one call per block.
+}
+
+/** Every preserved block of the tree (as the walk's runs of blocks, in typed arrays), its runs of pages and its own pages. */
+export interface PreservedWalk {
+  /** The blocks, a run of consecutive blocks of one order at a time (a million order-0 folios can be one). */
+  readonly blockRuns: KhoBlockRuns;
+  readonly runs: BlockRuns;
+  /** The same extents the predecessor marked, from the blocks collected. */
+  readonly extents: readonly KhoExtent[];
+  readonly nodePhys: number[];
+  readonly blocks: number;
+  readonly pages: number;
+}
+
+/**
+ * Walks the preserved-memory tree (the walk validates the whole tree before
+ * it visits anything); the tree must have the pages the handover lists.
+ * @throws KhoError EFAULT
+ */
+export function walkPreserved(device: MemoryDevice, root: KhoRoot): PreservedWalk {
+  // No call per block: the tree's blocks come as runs.
   const walk = KhoRadixTree.readRuns(device, root.memoryMapPhys);
   const runs = new BlockRuns();
   for (let i = 0; i < walk.runs; i++) {
     runs.addPages(walk.runPfn[i], walk.runBlocks[i] * 2 ** walk.runOrder[i]);
+  }
+  if (root.memoryMapPhys === 0) {
+    return { blockRuns: walk, runs, extents: [], nodePhys: [], blocks: 0, pages: 0 };
   }
   if (walk.nodePhys.length !== root.memoryMapPages.length) {
     throw new KhoError(
@@ -165,79 +227,20 @@ function revive(
       `the tree has ${walk.nodePhys.length} pages, the handover lists ${root.memoryMapPages.length}`,
     );
   }
-  // The same extents the predecessor marked, from the blocks already collected.
-  const extents = root.memoryMapPhys === 0 ? [] : runs.extents(walk.nodePhys, KHO_MAX_MAP_MARKS);
+  const extents = runs.extents(walk.nodePhys, KHO_MAX_MAP_MARKS);
+  const { nodePhys, blocks, pages } = walk;
+  return { blockRuns: walk, runs, extents, nodePhys, blocks, pages };
+}
+
+/**
+ * Each subtree the root names is the head of a preserved block.
+ * @throws KhoError EFAULT
+ */
+export function checkSubtreesPreserved(root: KhoRoot, walk: PreservedWalk): void {
   for (const [name, phys] of root.subtrees) {
-    if (!startsBlock(walk, phys / PAGE_SIZE)) {
-      throw new KhoError(
-        'EFAULT',
-        `subtree '${name}' at 0x${phys.toString(16)} is not a preserved block`,
-      );
-    }
+    if (!startsBlock(walk.blockRuns, phys / PAGE_SIZE))
+      throw new KhoError('EFAULT', `subtree '${name}' at ${hex(phys)} is not a preserved block`);
   }
-  // The map handed over must say "preserved" under every block and tree page: the
-  // extents become memory below, and a block over anything else (the device header,
-  // a kept pool, a hole) would be memory the allocator may one day hand out.
-  const outside = (first: number, end: number) => {
-    const r = memoryMap.find(first);
-    return r === undefined || r.type !== E820.PRESERVED || end > r.addr + r.size;
-  };
-  for (let i = 0; i < runs.starts.length; i++) {
-    if (outside(runs.starts[i] * PAGE_SIZE, runs.ends[i] * PAGE_SIZE)) {
-      throw new KhoError(
-        'EFAULT',
-        `preserved pages at pfn ${runs.starts[i]} are not preserved memory in the map`,
-      );
-    }
-  }
-  for (const p of walk.nodePhys) {
-    if (outside(p, p + PAGE_SIZE)) {
-      throw new KhoError(
-        'EFAULT',
-        `preserved-memory map page 0x${p.toString(16)} is not preserved memory in the map`,
-      );
-    }
-  }
-  // Only the preserved parts of an extent become memory, never a gap of another type.
-  const preserved = memoryMap.entries().filter((r) => r.type === E820.PRESERVED);
-  // Valid: reserve every preserved block and the tree, then give back the extents' gaps.
-  // Reserving runs, not blocks: one call per contiguous run of preserved pages.
-  for (let i = 0; i < runs.starts.length; i++) {
-    memblock.reserve(
-      runs.starts[i] * PAGE_SIZE,
-      (runs.ends[i] - runs.starts[i]) * PAGE_SIZE,
-      MEMBLOCK_RSRV_NOINIT,
-    );
-  }
-  for (const p of walk.nodePhys) memblock.reserve(p, PAGE_SIZE, MEMBLOCK_RSRV_NOINIT);
-  for (const e of extents) {
-    const end = e.phys + e.size;
-    for (const r of preserved) {
-      const a = Math.max(e.phys, r.addr);
-      const b = Math.min(end, r.addr + r.size);
-      if (b > a) memblock.addMemory(a, b - a);
-    }
-    memoryMap.update(e.phys, e.size, E820.PRESERVED, E820.USABLE);
-  }
-  memblock.setScratchOnly(false);
-  // Scratch stays set aside: the next kexec's boot block goes there.
-  for (const a of scratch) memblock.reserve(a.base, a.size);
-  ctx.log(
-    `KHO: handover read: ${walk.blocks} preserved blocks (${walk.pages} pages), ${root.subtrees.size} subtrees, ${scratch.length} scratch areas`,
-  );
-  return {
-    enabled: true,
-    scratch,
-    incoming: {
-      root,
-      rootFdt,
-      runPfn: walk.runPfn,
-      runBlocks: walk.runBlocks,
-      runOrder: walk.runOrder,
-      runs: walk.runs,
-      treePages: walk.nodePhys,
-    },
-  };
 }
 
 /** Whether a block of `r` starts at `pfn`. */
@@ -248,4 +251,62 @@ function startsBlock(r: KhoBlockRuns, pfn: number): boolean {
     if (at >= 0 && at < r.runBlocks[i] * size && at % size === 0) return true;
   }
   return false;
+}
+
+/**
+ * The map handed over says "preserved" under every block and tree page: the
+ * extents become memory, and a block over anything else (the device header,
+ * a kept pool, a hole) would be memory the allocator may one day hand out.
+ * @throws KhoError EFAULT
+ */
+export function checkInPreservedMemory(memoryMap: MemoryMap, walk: PreservedWalk): void {
+  const outside = (first: number, end: number) => {
+    const r = memoryMap.find(first);
+    return r === undefined || r.type !== E820.PRESERVED || end > r.addr + r.size;
+  };
+  const { starts, ends } = walk.runs;
+  for (let i = 0; i < starts.length; i++) {
+    if (outside(starts[i] * PAGE_SIZE, ends[i] * PAGE_SIZE)) {
+      throw new KhoError(
+        'EFAULT',
+        `preserved pages at pfn ${starts[i]} are not preserved memory in the map`,
+      );
+    }
+  }
+  for (const p of walk.nodePhys) {
+    if (outside(p, p + PAGE_SIZE)) {
+      throw new KhoError(
+        'EFAULT',
+        `preserved-memory map page ${hex(p)} is not preserved memory in the map`,
+      );
+    }
+  }
+}
+
+/**
+ * The commit, once everything is checked: every preserved run of pages and
+ * the tree are reserved (no-init), then the extents become memory again,
+ * only where the map says preserved (never a gap of another type).
+ */
+function reservePreserved(ctx: EarlyContext, walk: PreservedWalk): void {
+  const { memblock, memoryMap } = ctx;
+  const preserved = memoryMap.entries().filter((r) => r.type === E820.PRESERVED);
+  const { starts, ends } = walk.runs;
+  for (let i = 0; i < starts.length; i++) {
+    memblock.reserve(
+      starts[i] * PAGE_SIZE,
+      (ends[i] - starts[i]) * PAGE_SIZE,
+      MEMBLOCK_RSRV_NOINIT,
+    );
+  }
+  for (const p of walk.nodePhys) memblock.reserve(p, PAGE_SIZE, MEMBLOCK_RSRV_NOINIT);
+  for (const e of walk.extents) {
+    const end = e.phys + e.size;
+    for (const r of preserved) {
+      const a = Math.max(e.phys, r.addr);
+      const b = Math.min(end, r.addr + r.size);
+      if (b > a) memblock.addMemory(a, b - a);
+    }
+    memoryMap.update(e.phys, e.size, E820.PRESERVED, E820.USABLE);
+  }
 }

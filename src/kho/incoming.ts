@@ -1,5 +1,5 @@
 import { FdtError } from '../fdt/errors.js';
-import { Fdt } from '../fdt/read.js';
+import type { Fdt } from '../fdt/read.js';
 import { crc32c } from '../memory/crc32c.js';
 import { type MemoryDevice, PAGE_SIZE, type PhysRange } from '../memory/device.js';
 import type { BuddyAllocator } from '../mm/buddy.js';
@@ -13,6 +13,7 @@ import {
   type KhoBlob,
   parseBlobDescriptor,
 } from './blob.js';
+import { readFdtAt } from './device-fdt.js';
 import type { KhoIncoming } from './early.js';
 import { KhoError } from './errors.js';
 import { badEntry, entryOrder, entryPfn, readPageListChain } from './page-list.js';
@@ -282,14 +283,8 @@ export class KhoIncomingState {
     const pfn = phys / PAGE_SIZE;
     const order = this.orderAt(pfn);
     if (order < 0) return null;
-    const room = Math.min(2 ** order * PAGE_SIZE, this.#device.size - phys);
-    const head = this.#device.view(phys, Math.min(8, room));
-    const total = room >= 8 ? head.getUint32(4, false) : 0;
-    const copy = this.#device.bytes(phys, Math.min(Math.max(total, 0), room)).slice();
     try {
-      const fdt = Fdt.from(copy);
-      fdt.checkFull();
-      return fdt;
+      return readFdtAt(this.#device, phys, 2 ** order * PAGE_SIZE);
     } catch (err) {
       if (err instanceof FdtError)
         throw new KhoError('EFAULT', `subtree '${name}': ${err.message}`);

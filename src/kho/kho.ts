@@ -12,6 +12,7 @@ import { ScratchPages } from '../mm/scratch-pages.js';
 import { KHO_MAX_MAP_MARKS, KHO_MAX_ORDER } from './abi.js';
 import { buildBlobDescriptor, checkBlobCompatibles, type KhoBlob } from './blob.js';
 import { type CompatReport, checkHandover, type SuccessorConfig } from './compat.js';
+import { readFdtAt } from './device-fdt.js';
 import type { KhoEarly } from './early.js';
 import { KhoError } from './errors.js';
 import { KhoIncomingState } from './incoming.js';
@@ -703,7 +704,7 @@ export class Kho implements HandoverSubsystem {
       this.#device.size,
       (name) => {
         const s = subtrees.get(name);
-        return s ? Fdt.from(this.#device.bytes(s.folio.pfn * PAGE_SIZE, s.size).slice()) : null;
+        return s ? readFdtAt(this.#device, s.folio.pfn * PAGE_SIZE, s.size) : null;
       },
       config,
     );

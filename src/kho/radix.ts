@@ -431,9 +431,18 @@ export class KhoRadixTree {
     visit: (pfn: number, blocks: number, order: number) => void,
     limits: KhoWalkLimits = {},
   ): KhoWalkResult {
-    const checked = validateTree(device, rootPhys, limits);
-    visitRuns(checked, visit);
-    return { nodePhys: checked.nodePhys, blocks: checked.blocks, pages: checked.pages };
+    return KhoRadixTree.check(device, rootPhys, limits).visit(visit);
+  }
+
+  /**
+   * Validates an untrusted tree as walk does and keeps what it found: a
+   * KhoTreeCheck that walks (visit) and takes the tree over (adoptChecked)
+   * without validating it again, for a boot that reads the tree early and
+   * takes it over later.
+   * @throws KhoError as walk.
+   */
+  static check(device: MemoryDevice, rootPhys: number, limits: KhoWalkLimits = {}): KhoTreeCheck {
+    return new KhoTreeCheck(device, rootPhys, validateTree(device, rootPhys, limits));
   }
 
   /**
@@ -462,8 +471,25 @@ export class KhoRadixTree {
     visit: ((pfn: number, blocks: number, order: number) => void) | null,
     limits: KhoWalkLimits = {},
   ): { tree: KhoRadixTree; walk: KhoWalkResult } {
-    const checked = validateTree(device, rootPhys, limits);
-    if (visit !== null) visitRuns(checked, visit);
+    return KhoRadixTree.adoptChecked(
+      pageSource,
+      KhoRadixTree.check(device, rootPhys, limits),
+      visit,
+    );
+  }
+
+  /**
+   * adopt, from a check made before: the caller vouches that the tree's
+   * pages did not change since (e.g. by their checksum, treeChecksum).
+   */
+  static adoptChecked(
+    pageSource: KhoPageSource,
+    check: KhoTreeCheck,
+    visit: ((pfn: number, blocks: number, order: number) => void) | null,
+  ): { tree: KhoRadixTree; walk: KhoWalkResult } {
+    const { device, rootPhys } = check;
+    const checked = check.checked;
+    const walk = visit !== null ? check.visit(visit) : check.result();
     const tree = new KhoRadixTree(device, pageSource);
     tree.#root = rootPhys;
     tree.#count = new Int32Array(Math.max(64, checked.nodePhys.length));
@@ -475,10 +501,7 @@ export class KhoRadixTree {
     for (let i = 0; i < checked.runs; i++) {
       tree.#byOrder[checked.runOrder[i]] += checked.runBlocks[i];
     }
-    return {
-      tree,
-      walk: { nodePhys: checked.nodePhys, blocks: checked.blocks, pages: checked.pages },
-    };
+    return { tree, walk };
   }
 
   #key(pfn: number, order: number): number {
@@ -632,7 +655,8 @@ export class KhoRadixTree {
   }
 }
 
-interface CheckedTree {
+/** @internal What validateTree found (KhoTreeCheck holds it). */
+export interface CheckedTree {
   nodePhys: number[];
   /** Per node, as nodePhys: children present (inner) or bits set (leaf). */
   nodeCount: number[];
@@ -643,6 +667,35 @@ interface CheckedTree {
   runs: number;
   blocks: number;
   pages: number;
+}
+
+/**
+ * An untrusted tree that KhoRadixTree.check validated: its blocks and pages
+ * as found then (KhoRadixTree.adoptChecked takes it over from this).
+ */
+export class KhoTreeCheck {
+  /** @internal Made by KhoRadixTree.check. */
+  constructor(
+    readonly device: MemoryDevice,
+    readonly rootPhys: number,
+    /** @internal */ readonly checked: CheckedTree,
+  ) {}
+
+  /** Physical address of every tree node, in walk order. */
+  get nodePhys(): readonly number[] {
+    return this.checked.nodePhys;
+  }
+
+  /** Calls visit for each run of blocks, as walkRuns does. */
+  visit(visit: (pfn: number, blocks: number, order: number) => void): KhoWalkResult {
+    visitRuns(this.checked, visit);
+    return this.result();
+  }
+
+  result(): KhoWalkResult {
+    const c = this.checked;
+    return { nodePhys: c.nodePhys, blocks: c.blocks, pages: c.pages };
+  }
 }
 
 function visitRuns(

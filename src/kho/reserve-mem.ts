@@ -2,10 +2,10 @@ import { show } from '../base/errors.js';
 import type { EarlyContext } from '../boot/early-context.js';
 import { RESERVE_MEM } from '../boot/params.js';
 import { FdtError } from '../fdt/errors.js';
-import { Fdt } from '../fdt/read.js';
 import { FdtWriter } from '../fdt/write.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { KHO_RESERVE_MEM_COMPATIBLE, KHO_RESERVE_MEM_SUBTREE } from './abi.js';
+import { readFdtAt, SMALL_SUBTREE_MAX } from './device-fdt.js';
 import type { KhoEarly } from './early.js';
 import { KhoError } from './errors.js';
 import type { Kho } from './kho.js';
@@ -123,7 +123,7 @@ function readPrevious(
   const phys = kho.incoming?.root.subtrees.get(KHO_RESERVE_MEM_SUBTREE);
   if (phys === undefined) return out;
   try {
-    const fdt = readFdtAt(ctx.device, phys);
+    const fdt = readFdtAt(ctx.device, phys, SMALL_SUBTREE_MAX);
     for (const off of fdt.subnodes(0)) {
       const name = fdt.getString(off, 'label');
       const start = fdt.getU64(off, 'start');
@@ -136,14 +136,6 @@ function readPrevious(
     ctx.log(`reserve_mem: ignoring the predecessor's regions: ${err.message}`);
   }
   return out;
-}
-
-function readFdtAt(device: MemoryDevice, phys: number): Fdt {
-  const room = Math.min(64 * 1024, device.size - phys);
-  const total = room >= 8 ? device.view(phys, 8).getUint32(4, false) : 0;
-  const fdt = Fdt.from(device.bytes(phys, Math.min(total, room)).slice());
-  fdt.checkFull();
-  return fdt;
 }
 
 /**
@@ -159,7 +151,12 @@ export class ReserveMem {
     this.#regions = new Map(regions.map((r) => [r.name, r]));
     if (!kho.enabled || regions.length === 0) return;
     if (kho.isKhoBoot() && kho.incoming?.subtreeNames().includes(KHO_RESERVE_MEM_SUBTREE)) {
-      kho.retrieveSubtree(KHO_RESERVE_MEM_SUBTREE);
+      try {
+        kho.retrieveSubtree(KHO_RESERVE_MEM_SUBTREE);
+      } catch (err) {
+        // Damaged: reserveMemEarly already ignored it (and logged why); the boot goes on.
+        if (!(err instanceof KhoError)) throw err;
+      }
     }
     for (const r of regions) {
       if (r.kept) kho.restorePages(r.phys, r.size / PAGE_SIZE);

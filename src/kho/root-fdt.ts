@@ -1,3 +1,5 @@
+import { messageOf } from '../base/errors.js';
+import { getSafeU64, setU64 } from '../base/u64.js';
 import { FdtError } from '../fdt/errors.js';
 import { Fdt } from '../fdt/read.js';
 import { FdtWriter } from '../fdt/write.js';
@@ -36,7 +38,7 @@ export function buildRootFdt(root: KhoRoot): Uint8Array {
   const pages = new Uint8Array(root.memoryMapPages.length * 8);
   const pv = new DataView(pages.buffer);
   root.memoryMapPages.forEach((p, i) => {
-    pv.setBigUint64(i * 8, BigInt(p), false);
+    setU64(pv, i * 8, p, false);
   });
   w.property(KHO_FDT_PROP_PRESERVED_MEMORY_PAGES, pages);
   w.propertyU32(KHO_FDT_PROP_PRESERVED_MEMORY_CSUM, root.memoryMapCsum);
@@ -93,13 +95,7 @@ export function parseRootFdt(
     const pv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     const memoryMapPages: number[] = [];
     for (let i = 0; i < raw.length / 8; i++) {
-      const p = pageAddress(
-        pv.getBigUint64(i * 8, false) > BigInt(Number.MAX_SAFE_INTEGER)
-          ? -1n
-          : Number(pv.getBigUint64(i * 8, false)),
-        deviceSize,
-        false,
-      );
+      const p = pageAddress(getSafeU64(pv, i * 8, false) ?? -1n, deviceSize, false);
       if (i > 0 && p <= memoryMapPages[i - 1])
         throw new KhoError('EFAULT', 'tree page list is not ascending');
       memoryMapPages.push(p);
@@ -135,8 +131,4 @@ function pageAddress(v: number | bigint, deviceSize: number, zeroOk: boolean): n
     );
   }
   return v;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -1,5 +1,5 @@
-import { BOOT_BLOCK_HEADER_SIZE, MAX_BOOT_BLOCK_SIZE, SETUP } from '../boot/abi.js';
-import { decodeBootBlock } from '../boot/bootblock.js';
+import { SETUP } from '../boot/abi.js';
+import { readBootBlockAt } from '../boot/bootblock.js';
 import { BootError } from '../boot/errors.js';
 import { toDts } from '../fdt/dts.js';
 import { FdtError } from '../fdt/errors.js';
@@ -7,6 +7,7 @@ import { Fdt } from '../fdt/read.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { readDeviceHeader } from '../memory/header.js';
 import { E820 } from '../memory/memmap-types.js';
+import { readFdtAt } from './device-fdt.js';
 import { KhoError } from './errors.js';
 import type { Kho } from './kho.js';
 import { KhoRadixTree } from './radix.js';
@@ -129,13 +130,7 @@ export function pendingKhoSetupData(
 ): { rootFdt: Uint8Array; scratch?: Uint8Array } | null {
   const header = readDeviceHeader(device);
   if (header.bootBlock === 0) return null;
-  const total = device.view(header.bootBlock, BOOT_BLOCK_HEADER_SIZE).getUint32(8, true);
-  const length = Math.min(
-    Math.max(total, BOOT_BLOCK_HEADER_SIZE),
-    MAX_BOOT_BLOCK_SIZE,
-    device.size - header.bootBlock,
-  );
-  const bb = decodeBootBlock(device.bytes(header.bootBlock, length));
+  const bb = readBootBlockAt(device, header.bootBlock);
   const rootFdt = bb.setupData.find((s) => s.type === SETUP.KHO_FDT)?.data;
   if (!rootFdt) return null;
   return { rootFdt, scratch: bb.setupData.find((s) => s.type === SETUP.KHO_SCRATCH)?.data };
@@ -161,13 +156,7 @@ export function inspectDeviceHandover(device: MemoryDevice): DeviceHandoverStatu
   };
   if (header.bootBlock === 0) return status;
   try {
-    const total = device.view(header.bootBlock, BOOT_BLOCK_HEADER_SIZE).getUint32(8, true);
-    const length = Math.min(
-      Math.max(total, BOOT_BLOCK_HEADER_SIZE),
-      MAX_BOOT_BLOCK_SIZE,
-      device.size - header.bootBlock,
-    );
-    const bb = decodeBootBlock(device.bytes(header.bootBlock, length));
+    const bb = readBootBlockAt(device, header.bootBlock);
     const rootData = bb.setupData.find((s) => s.type === SETUP.KHO_FDT);
     if (!rootData) return status;
     const root = parseRootFdt(rootData.data, device.size);
@@ -193,10 +182,9 @@ export function inspectDeviceHandover(device: MemoryDevice): DeviceHandoverStatu
           return r;
         }
         try {
-          const room = 2 ** order * PAGE_SIZE;
-          const size = Math.min(device.view(phys, 8).getUint32(4, false), room);
-          r.size = size;
-          r.dts = dtsOf(device.bytes(phys, size).slice());
+          const fdt = readFdtAt(device, phys, 2 ** order * PAGE_SIZE);
+          r.size = fdt.totalSize;
+          r.dts = toDts(fdt);
         } catch (err) {
           r.error = (err as Error).message;
         }

@@ -1,3 +1,4 @@
+import { setU64 } from '../base/u64.js';
 import { crc32c } from '../memory/crc32c.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 
@@ -12,7 +13,7 @@ export function treeChecksum(device: MemoryDevice, pages: Iterable<number>): num
   const v = new DataView(addr.buffer);
   let crc = 0;
   for (const p of sorted) {
-    v.setBigUint64(0, BigInt(p), true);
+    setU64(v, 0, p);
     crc = crc32c(addr, crc);
     crc = crc32c(device.bytes(p, PAGE_SIZE), crc);
   }

@@ -12,14 +12,14 @@ import {
   F_GETFD,
   F_SETFD,
   FD_CLOEXEC,
-  getLuoLibc,
+  getLibc,
   SEEK_CUR,
   SO_ACCEPTCONN,
   SO_DOMAIN,
   SO_TYPE,
   SOCK_STREAM,
   SOL_SOCKET,
-} from './_libc.js';
+} from '../sys/libc.js';
 import { LUO_FD_MAX } from './abi.js';
 import { LuoError } from './errors.js';
 
@@ -45,13 +45,13 @@ export function checkFdNumber(fd: unknown): asserts fd is number {
 
 /** F_GETFD flags, or null when `fd` is not open. */
 export function fdFlags(fd: number): number | null {
-  const r = getLuoLibc().fcntl(fd, F_GETFD, 0);
+  const r = getLibc().fcntl(fd, F_GETFD, 0);
   return r < 0 ? null : r;
 }
 
 /** Set F_SETFD flags; false when `fd` is not open. */
 export function setFdFlags(fd: number, flags: number): boolean {
-  return getLuoLibc().fcntl(fd, F_SETFD, flags) === 0;
+  return getLibc().fcntl(fd, F_SETFD, flags) === 0;
 }
 
 /** Flags with FD_CLOEXEC cleared or set. */
@@ -71,7 +71,7 @@ export function fdStat(fd: number): FdStat | null {
 
 /** The current file position, or null (a socket, a closed fd). */
 export function fdPosition(fd: number): bigint | null {
-  const r = getLuoLibc().lseek(fd, 0n, SEEK_CUR);
+  const r = getLibc().lseek(fd, 0n, SEEK_CUR);
   return r < 0n ? null : r;
 }
 
@@ -91,7 +91,7 @@ export type Listener =
 
 /** The listening stream socket behind `fd`, or null when it is anything else. */
 export function fdListener(fd: number): Listener | null {
-  const libc = getLuoLibc();
+  const libc = getLibc();
   if (libc.getsockoptInt(fd, SOL_SOCKET, SO_TYPE) !== SOCK_STREAM) return null;
   if (libc.getsockoptInt(fd, SOL_SOCKET, SO_ACCEPTCONN) !== 1) return null;
   const domain = libc.getsockoptInt(fd, SOL_SOCKET, SO_DOMAIN);

@@ -5,7 +5,7 @@
  */
 import { closeSync, fstatSync, readSync, writeSync } from 'node:fs';
 import { show } from '../base/errors.js';
-import { getLuoLibc, MFD_CLOEXEC } from './_libc.js';
+import { getLibc, MFD_CLOEXEC } from '../sys/libc.js';
 import { LuoError } from './errors.js';
 
 /** memfd_create's limit on the name, in bytes (249 = 255 minus "memfd:"). */
@@ -22,7 +22,7 @@ export function createMemfd(name: string, size = 0): number {
   if (!Number.isSafeInteger(size) || size < 0) {
     throw new LuoError('EINVAL', `memfd size ${show(size)} is not a non-negative integer`);
   }
-  const libc = getLuoLibc();
+  const libc = getLibc();
   const fd = libc.memfdCreate(name, MFD_CLOEXEC);
   if (fd < 0) throw new LuoError('EINVAL', `memfd_create failed (errno ${libc.errno()})`);
   if (size > 0 && libc.ftruncate(fd, size) !== 0) {

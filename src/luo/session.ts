@@ -8,8 +8,8 @@ import { closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Server } from 'node:net';
 import { show } from '../base/errors.js';
+import { F_DUPFD_CLOEXEC, getLibc } from '../sys/libc.js';
 import { checkFdNumber, fdFlags, fdStat, setFdFlags, withCloexec } from './_fd.js';
-import { F_DUPFD_CLOEXEC, getLuoLibc } from './_libc.js';
 import {
   LUO_SESSION_NAME_MAX,
   LUO_TCP_LISTENER_COMPATIBLE,
@@ -219,7 +219,7 @@ export class LuoSession {
     if (this.#files.has(t)) {
       throw new LuoError('EEXIST', `token ${t} is already used in session "${this.name}"`);
     }
-    const fd = getLuoLibc().fcntl(serverFd(server), F_DUPFD_CLOEXEC, 0);
+    const fd = getLibc().fcntl(serverFd(server), F_DUPFD_CLOEXEC, 0);
     if (fd < 0) throw new LuoError('EINVAL', `cannot duplicate the server's descriptor`);
     try {
       this.#preserve(fd, t, true);

@@ -36,7 +36,7 @@ import {
   LOCK_UN,
   O_NOFOLLOW,
   O_RDONLY,
-} from './_libc.js';
+} from '../sys/libc.js';
 
 /** Mode of a device file while a process owns it. */
 export const OWNED_MODE = 0o400;

@@ -11,7 +11,7 @@
  * Where that cannot be had (no WebAssembly, the reservation refused, a window
  * over 4 GiB) the window is a plain mapping seen through koffi.view.
  */
-import { getLibc, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE } from './_libc.js';
+import { getLibc, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE } from '../sys/libc.js';
 
 const PROT_NONE = 0;
 const MAP_PRIVATE = 0x02;

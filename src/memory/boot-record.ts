@@ -3,6 +3,7 @@
  * the device and how many kexec boots it is from a cold boot, and the boot
  * counting of a successor on trial, as A/B bootloaders count tries.
  */
+import { getSafeU64, setU64 } from '../base/u64.js';
 import {
   REASON_MAX,
   REC_KEXEC_COUNT,
@@ -99,9 +100,9 @@ export function encodeBootRecord(v: DataView, at: number, record: BootRecord): v
     v.setUint32(at + REC_TRIAL_MAX_TRIES, u32(t.maxTries), true);
     v.setUint32(at + REC_TRIAL_PID, u32(t.pid), true);
     v.setUint32(at + REC_TRIAL_DEADLINE, u32(t.deadlineMs), true);
-    setU64(v, at + REC_TRIAL_BOOT_BLOCK, t.bootBlock);
-    setU64(v, at + REC_TRIAL_STARTED, t.started);
-    setU64(v, at + REC_TRIAL_BASE_GENERATION, t.baseGeneration);
+    setField64(v, at + REC_TRIAL_BOOT_BLOCK, t.bootBlock);
+    setField64(v, at + REC_TRIAL_STARTED, t.started);
+    setField64(v, at + REC_TRIAL_BASE_GENERATION, t.baseGeneration);
     if (/^[0-9a-f]{32}$/.test(t.baseBootId)) {
       new Uint8Array(v.buffer, v.byteOffset + at + REC_TRIAL_BASE_BOOT_ID, 16).set(
         Buffer.from(t.baseBootId, 'hex'),
@@ -114,7 +115,7 @@ export function encodeBootRecord(v: DataView, at: number, record: BootRecord): v
   if (l !== null) {
     v.setUint32(at + REC_LAST_OUTCOME, l.outcome === 'good' ? 1 : 2, true);
     v.setUint32(at + REC_LAST_TRIES, u32(l.tries), true);
-    setU64(v, at + REC_LAST_AT, l.at);
+    setField64(v, at + REC_LAST_AT, l.at);
     putString(v, at + REC_LAST_SUCCESSOR, 1, RELEASE_MAX, l.successor);
     putString(v, at + REC_LAST_REASON, 2, REASON_MAX, l.reason);
   }
@@ -134,11 +135,16 @@ export function decodeBootRecord(v: DataView, at: number, headerSize: number): B
   const outcome = v.getUint32(at + REC_LAST_OUTCOME, true);
   if (state > 2) return `boot record: unknown trial state ${state}`;
   if (outcome > 2) return `boot record: unknown handover outcome ${outcome}`;
-  const bootBlock = getU64(v, at + REC_TRIAL_BOOT_BLOCK);
-  const started = getU64(v, at + REC_TRIAL_STARTED);
-  const lastAt = getU64(v, at + REC_LAST_AT);
-  const baseGeneration = getU64(v, at + REC_TRIAL_BASE_GENERATION);
-  if (bootBlock === null || started === null || lastAt === null || baseGeneration === null) {
+  const bootBlock = getSafeU64(v, at + REC_TRIAL_BOOT_BLOCK);
+  const started = getSafeU64(v, at + REC_TRIAL_STARTED);
+  const lastAt = getSafeU64(v, at + REC_LAST_AT);
+  const baseGeneration = getSafeU64(v, at + REC_TRIAL_BASE_GENERATION);
+  if (
+    bootBlock === undefined ||
+    started === undefined ||
+    lastAt === undefined ||
+    baseGeneration === undefined
+  ) {
     return 'boot record: a 64-bit field is above 2^53';
   }
   return {
@@ -207,11 +213,7 @@ function u32(x: number): number {
   return Number.isInteger(x) && x >= 0 ? Math.min(x, 0xffffffff) : 0;
 }
 
-function setU64(v: DataView, at: number, x: number): void {
-  v.setBigUint64(at, BigInt(Number.isSafeInteger(x) && x >= 0 ? x : 0), true);
-}
-
-function getU64(v: DataView, at: number): number | null {
-  const x = v.getBigUint64(at, true);
-  return x > BigInt(Number.MAX_SAFE_INTEGER) ? null : Number(x);
+/** A u64 field; what is not a byte count or a time (not a safe integer, negative) is stored as 0. */
+function setField64(v: DataView, at: number, x: number): void {
+  setU64(v, at, Number.isSafeInteger(x) && x >= 0 ? x : 0);
 }

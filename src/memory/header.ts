@@ -1,3 +1,4 @@
+import { getSafeU64, setU64 } from '../base/u64.js';
 import {
   DEVICE_FORMAT_VERSION,
   DEVICE_LAST_COMPAT_VERSION,
@@ -142,19 +143,19 @@ export function encodeDeviceHeader(header: DeviceHeader): Uint8Array {
   v.setUint32(HDR_VERSION, DEVICE_FORMAT_VERSION, true);
   v.setUint32(HDR_LAST_COMP, DEVICE_LAST_COMPAT_VERSION, true);
   v.setUint32(HDR_HEADER_SIZE, headerSize, true);
-  setU64(v, HDR_DEVICE_SIZE, header.size, 'size');
+  setField64(v, HDR_DEVICE_SIZE, header.size, 'size');
   setU32(v, HDR_PAGE_SIZE, header.pageSize, 'pageSize');
   page.set(parseUuid(header.uuid), HDR_UUID);
-  setU64(v, HDR_CREATED, header.created, 'created');
-  setU64(v, HDR_GENERATION, header.generation, 'generation');
-  setU64(v, HDR_BOOT_BLOCK, header.bootBlock, 'bootBlock');
+  setField64(v, HDR_CREATED, header.created, 'created');
+  setField64(v, HDR_GENERATION, header.generation, 'generation');
+  setField64(v, HDR_BOOT_BLOCK, header.bootBlock, 'bootBlock');
   setU32(v, HDR_OWNER_PID, header.ownerPid, 'ownerPid');
   page.set(parseBootId(header.bootId), HDR_BOOT_ID);
   v.setUint32(HDR_MAP_COUNT, count, true);
   header.memmap.forEach((r, i) => {
     const at = HDR_MAP + i * MAP_ENTRY_SIZE;
-    setU64(v, at + MAP_ENTRY_ADDR, r.addr, 'memmap addr');
-    setU64(v, at + MAP_ENTRY_SIZE_FIELD, r.size, 'memmap size');
+    setField64(v, at + MAP_ENTRY_ADDR, r.addr, 'memmap addr');
+    setField64(v, at + MAP_ENTRY_SIZE_FIELD, r.size, 'memmap size');
     setU32(v, at + MAP_ENTRY_TYPE, r.type, 'memmap type');
   });
   encodeBootRecord(v, HDR_RECORD, header.record ?? EMPTY_BOOT_RECORD);
@@ -226,10 +227,7 @@ export function decodeDeviceHeader(
 
 /** The fields after the checksum, or null when a u64 is not exact as a number. */
 function decodeFields(v: DataView): DeviceHeader | null {
-  const u64 = (at: number) => {
-    const x = v.getBigUint64(at, true);
-    return x > BigInt(Number.MAX_SAFE_INTEGER) ? null : Number(x);
-  };
+  const u64 = (at: number) => getSafeU64(v, at) ?? null;
   const count = Math.min(v.getUint32(HDR_MAP_COUNT, true), DEVICE_MAP_MAX);
   const memmap: MemoryRange[] = [];
   for (let i = 0; i < count; i++) {
@@ -293,10 +291,11 @@ function checkFields(h: DeviceHeader | null, deviceSize: number): string | null 
   return null;
 }
 
-function setU64(v: DataView, at: number, x: number, field: string): void {
+/** @throws DeviceError EINVAL a value that is not a safe non-negative integer */
+function setField64(v: DataView, at: number, x: number, field: string): void {
   if (!Number.isSafeInteger(x) || x < 0)
     throw new DeviceError('EINVAL', `header field ${field}: bad value ${x}`);
-  v.setBigUint64(at, BigInt(x), true);
+  setU64(v, at, x);
 }
 
 function setU32(v: DataView, at: number, x: number, field: string): void {

@@ -5,8 +5,10 @@
  * and map change, so a successor (or a cold boot) finds the old memory at
  * the same addresses and the new memory free.
  */
+
 import { fstatSync } from 'node:fs';
-import { errnoName, getLibc } from './_libc.js';
+import { getU64 } from '../base/u64.js';
+import { errnoName, getLibc } from '../sys/libc.js';
 import { DEVICE_MAGIC, HDR_DEVICE_SIZE, HDR_MAGIC } from './abi.js';
 import { type MemoryDevice, PAGE_SIZE, type PhysRange } from './device.js';
 import { DeviceError } from './errors.js';
@@ -50,7 +52,7 @@ export function hotplugMemory(device: MemoryDevice): PhysRange | null {
   const page0 = device.bytes(0, Math.min(device.size, PAGE_SIZE));
   if (page0.length < HDR_DEVICE_SIZE + 8) return null;
   const v = new DataView(page0.buffer, page0.byteOffset, page0.length);
-  const recorded = Number(v.getBigUint64(HDR_DEVICE_SIZE, true));
+  const recorded = getU64(v, HDR_DEVICE_SIZE);
   // Not a header, or not grown: readDeviceHeader says what is wrong, if anything.
   if (v.getUint32(HDR_MAGIC, true) !== DEVICE_MAGIC || recorded === device.size) return null;
   const header = decodeDeviceHeader(page0.slice(), recorded, device.name);

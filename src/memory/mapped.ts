@@ -25,7 +25,7 @@ import {
   O_NOFOLLOW,
   O_RDONLY,
   O_RDWR,
-} from './_libc.js';
+} from '../sys/libc.js';
 import { checkDeviceFile } from './_owner-rule.js';
 import { checkRange } from './_range.js';
 import {

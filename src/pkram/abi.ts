@@ -177,3 +177,6 @@ export const PKRAM_SETUP_OFF_SUPER = 0x00;
 export const PKRAM_SETUP_OFF_NR = 0x08;
 export const PKRAM_SETUP_OFF_MARKS = 0x10;
 export const PKRAM_SETUP_MARK_SIZE = 16;
+/** A mark: u64 phys, u64 size. */
+export const PKRAM_SETUP_MARK_PHYS = 0x00;
+export const PKRAM_SETUP_MARK_BYTES = 0x08;

@@ -32,7 +32,7 @@ import { type HandoverCheck, regionListCrc } from './handover.js';
 import type { NodeOwner, PkramNode } from './node.js';
 import { RunList } from './runs.js';
 import { LinkCursor, pageWords, setWordsU64, wordsU64 } from './stream.js';
-import { writeSuper } from './super.js';
+import { superIntact, writeSuper } from './super.js';
 import { collectNodeBlocks, walkNode } from './walk.js';
 import { NodeWriter, sealNode } from './writer.js';
 
@@ -119,6 +119,9 @@ export class PkramCore implements NodeOwner {
   metaPreserved = false;
   /** The table's exact runs, as of a tree and its change count. */
   readonly #runs = new RunsCache();
+  /** The tree and its change count the super block was last written for. */
+  #finalTree: KhoRadixTree | null = null;
+  #finalChanges = -1;
 
   constructor(
     readonly device: MemoryDevice,
@@ -217,7 +220,7 @@ export class PkramCore implements NodeOwner {
     // Another owner may have taken one of the node's pages since it was started.
     const own = this.ownership;
     if (own !== null && own.changes() !== this.#savingSince.get(node)) {
-      for (const runs of writerRuns(writer)) {
+      for (const runs of [writer.meta, writer.copies, writer.folios]) {
         for (let r = 0; r < runs.length; r++) {
           const pages = runs.blocks[r] * 2 ** runs.orders[r];
           if (own.otherHolder(runs.pfns[r], pages) === null) continue;
@@ -228,10 +231,15 @@ export class PkramCore implements NodeOwner {
       this.#savingSince.set(node, own.changes());
     }
     let saved = writer;
-    if (this.avoid.length > 0 && runsTouch(writerRuns(writer), this.avoid)) {
+    let runs: RunList[];
+    if (
+      this.avoid.length > 0 &&
+      runsTouch([writer.meta, writer.copies, writer.folios], this.avoid)
+    ) {
       const rebuilt = this.#rebuild(writer.pfn, node.name, node.inherited);
+      runs = writerRuns(rebuilt.writer);
       try {
-        this.preserveAll(this.tree, writerRuns(rebuilt.writer));
+        this.preserveAll(this.tree, runs);
       } catch (err) {
         rebuilt.writer.freePages();
         throw err;
@@ -239,11 +247,11 @@ export class PkramCore implements NodeOwner {
       this.#commitRebuild(writer.pfn, rebuilt);
       saved = rebuilt.writer;
     } else {
-      this.preserveAll(this.tree, writerRuns(writer));
+      runs = writerRuns(writer);
+      this.preserveAll(this.tree, runs);
     }
     this.saving.delete(node.name);
     this.#savingSince.delete(node);
-    const runs = writerRuns(saved);
     this.nodes.push({ pfn: saved.pfn, name: node.name, inherited: node.inherited, runs });
     return { pfn: saved.pfn, relocated: saved === writer ? 0 : saved.relocatedFolios };
   }
@@ -292,6 +300,17 @@ export class PkramCore implements NodeOwner {
 
   /** See Pkram.finalize. */
   finalize(generation: number, bootId: Uint8Array): number {
+    // Every change to the nodes or their pages changes the table: unchanged, the super block,
+    // node list and region list written last time stand (a kexec's freeze finalizes twice),
+    // unless the super block itself changed since (a successor that attached consumed it).
+    if (
+      this.superPfn !== 0 &&
+      this.#finalTree === this.tree &&
+      this.#finalChanges === this.tree.changes &&
+      superIntact(this.device, this.superPfn)
+    ) {
+      return this.superPfn;
+    }
     if (this.superPfn === 0) this.superPfn = this.allocPage();
     if (this.regionPfn === 0) this.regionPfn = this.allocPage();
     if (!this.metaPreserved) {
@@ -322,6 +341,8 @@ export class PkramCore implements NodeOwner {
       tableCrc: treeChecksum(device, this.tree.metadataPages()),
       regionCrc: regionListCrc(device, this.regionPfn, extents.length),
     });
+    this.#finalTree = this.tree;
+    this.#finalChanges = this.tree.changes;
     return this.superPfn;
   }
 
@@ -542,8 +563,9 @@ export class PkramCore implements NodeOwner {
   }
 }
 
+/** A writer's runs, compacted: what the table and the node record hold. */
 function writerRuns(w: NodeWriter): RunList[] {
-  return [w.meta, w.copies, w.folios];
+  return [w.meta.compacted(), w.copies.compacted(), w.folios.compacted()];
 }
 
 /**

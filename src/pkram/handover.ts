@@ -5,18 +5,19 @@
  * once. Nothing is changed here; Pkram.attach acts only on a full success.
  */
 
+import { getU64 } from '../base/u64.js';
 import { KhoError } from '../kho/errors.js';
 import {
   BlockRuns,
   type KhoExtent,
   type KhoPageSource,
   KhoRadixTree,
+  type KhoTreeCheck,
   type KhoWalkResult,
 } from '../kho/radix.js';
 import { treeChecksum } from '../kho/tree-csum.js';
 import { crc32c } from '../memory/crc32c.js';
 import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
-import { getU64 } from './_u64.js';
 import { PKRAM_NODE_FL_SAVED, REGION_ENTRY_SIZE, REGION_OFF_PHYS, REGION_OFF_SIZE } from './abi.js';
 import { PkramError } from './errors.js';
 import { RunList } from './runs.js';
@@ -152,7 +153,10 @@ class PageClaims {
  * Walks the super block's preserved-page table (bounded, every pointer
  * checked), or takes it over when `adopt` is given, then checks the pages
  * it went through against the super block's table crc: a flipped bit that
- * still walks is caught before any block is used.
+ * still walks is caught before any block is used. With `early`, the walk
+ * early boot made of the same table (KhoTreeCheck) is used instead of
+ * validating it again: the crc, checked again here, vouches that its pages
+ * did not change since.
  * @throws PkramError EFAULT (reason 'table' or 'crc').
  */
 function walkTable(
@@ -160,14 +164,18 @@ function walkTable(
   sb: SuperBlock,
   onRun: (pfn: number, blocks: number, order: number) => void,
   adopt?: KhoPageSource,
-): { walk: KhoWalkResult; tree: KhoRadixTree | null } {
-  let out: { walk: KhoWalkResult; tree: KhoRadixTree | null };
-  const limits = { maxNodes: device.pages };
+  early?: KhoTreeCheck,
+): { walk: KhoWalkResult; tree: KhoRadixTree | null; check: KhoTreeCheck } {
+  let out: { walk: KhoWalkResult; tree: KhoRadixTree | null; check: KhoTreeCheck };
   try {
+    const check =
+      early !== undefined && early.device === device && early.rootPhys === sb.tableRoot
+        ? early
+        : KhoRadixTree.check(device, sb.tableRoot, { maxNodes: device.pages });
     out =
       adopt === undefined
-        ? { walk: KhoRadixTree.walkRuns(device, sb.tableRoot, onRun, limits), tree: null }
-        : KhoRadixTree.adopt(device, adopt, sb.tableRoot, onRun, limits);
+        ? { walk: check.visit(onRun), tree: null, check }
+        : { ...KhoRadixTree.adoptChecked(adopt, check, onRun), check };
   } catch (err) {
     throw tableError(err);
   }
@@ -194,6 +202,7 @@ export function checkHandover(
   superPfn: number,
   expect?: PkramExpect,
   adopt?: KhoPageSource,
+  early?: KhoTreeCheck,
 ): HandoverCheck {
   const sb = readSuper(device, superPfn, expect);
   if (sb.tableRoot === 0) {
@@ -210,6 +219,7 @@ export function checkHandover(
       runs.push(pfn, blocks, order);
     },
     adopt,
+    early,
   );
   for (const phys of walk.nodePhys) claims.table(phys / PAGE_SIZE);
   const single = (pfn: number): RunList => {
@@ -247,7 +257,7 @@ export function checkHandover(
     claims.claim(r.folios, `node "${node.name}" folio`);
     names.add(node.name);
     nodes.push(node);
-    nodeRuns.push([r.meta, r.folios]);
+    nodeRuns.push([r.meta.compacted(), r.folios.compacted()]);
     pfn = nodeNext(device, pfn);
   }
   if (pfn !== 0) {
@@ -288,20 +298,21 @@ function checkViews(device: MemoryDevice): void {
 /**
  * The exact runs of preserved pages behind a super block (table pages not
  * included) and the table's pages: one walk, from which any number of
- * coalesced range lists are cut (BlockRuns.extents).
+ * coalesced range lists are cut (BlockRuns.extents); and the check of the
+ * table, which checkHandover can take over later without a second walk.
  * @throws PkramError ENODEV, EINVAL (stale), EFAULT.
  */
 export function preservedRuns(
   device: MemoryDevice,
   superPfn: number,
   expect?: PkramExpect,
-): { runs: BlockRuns; tablePhys: number[] } {
+): { runs: BlockRuns; tablePhys: number[]; table: KhoTreeCheck } {
   const sb = readSuper(device, superPfn, expect);
   const runs = new BlockRuns();
-  const { walk } = walkTable(device, sb, (pfn, blocks, order) =>
+  const { walk, check } = walkTable(device, sb, (pfn, blocks, order) =>
     runs.addPages(pfn, blocks * 2 ** order),
   );
-  return { runs, tablePhys: walk.nodePhys };
+  return { runs, tablePhys: walk.nodePhys, table: check };
 }
 
 /**

@@ -13,23 +13,25 @@
  * (page 0 is the device header, never a super block).
  */
 
+import { getU64, setU64 } from '../base/u64.js';
 import { SETUP } from '../boot/abi.js';
 import type { SetupData } from '../boot/bootblock.js';
 import type { EarlyContext } from '../boot/early-context.js';
 import { MEMBLOCK_RSRV_NOINIT } from '../boot/memblock.js';
 import { PKRAM, PKRAM_BAN } from '../boot/params.js';
 import { FdtError } from '../fdt/errors.js';
-import { Fdt } from '../fdt/read.js';
+import { readFdtAt, SMALL_SUBTREE_MAX } from '../kho/device-fdt.js';
 import type { KhoEarly } from '../kho/early.js';
-import type { KhoExtent } from '../kho/radix.js';
+import type { KhoExtent, KhoTreeCheck } from '../kho/radix.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { E820 } from '../memory/memmap-types.js';
-import { getU64, setU64 } from './_u64.js';
 import {
   PKRAM_KHO_COMPATIBLE,
   PKRAM_KHO_PROP_SUPER,
   PKRAM_KHO_SUBTREE,
   PKRAM_MAX_MAP_MARKS,
+  PKRAM_SETUP_MARK_BYTES,
+  PKRAM_SETUP_MARK_PHYS,
   PKRAM_SETUP_MARK_SIZE,
   PKRAM_SETUP_OFF_MARKS,
   PKRAM_SETUP_OFF_NR,
@@ -63,6 +65,8 @@ export interface PkramEarly {
     expect: PkramExpect;
     /** Exact preserved ranges reserved no-init. */
     reserved: readonly KhoExtent[];
+    /** The preserved-page table as checked here: attach takes it over without walking it again. */
+    table: KhoTreeCheck;
   } | null;
   /** Why a super block that was found was refused (it stays reserved, unused). */
   readonly refused?: string;
@@ -83,8 +87,8 @@ export function encodePkramSetup(rec: PkramSetupRecord): SetupData {
   setU64(v, PKRAM_SETUP_OFF_SUPER, rec.superPfn);
   v.setUint32(PKRAM_SETUP_OFF_NR, rec.marks.length, true);
   rec.marks.forEach((m, i) => {
-    setU64(v, PKRAM_SETUP_OFF_MARKS + i * PKRAM_SETUP_MARK_SIZE, m.phys);
-    setU64(v, PKRAM_SETUP_OFF_MARKS + i * PKRAM_SETUP_MARK_SIZE + 8, m.size);
+    setU64(v, PKRAM_SETUP_OFF_MARKS + i * PKRAM_SETUP_MARK_SIZE + PKRAM_SETUP_MARK_PHYS, m.phys);
+    setU64(v, PKRAM_SETUP_OFF_MARKS + i * PKRAM_SETUP_MARK_SIZE + PKRAM_SETUP_MARK_BYTES, m.size);
   });
   return { type: SETUP.PKRAM, data };
 }
@@ -106,8 +110,14 @@ export function decodePkramSetup(data: Uint8Array, device: MemoryDevice): PkramS
     throw bad(`${nr} marks do not fit in ${data.length} bytes`);
   const marks: KhoExtent[] = [];
   for (let i = 0; i < nr; i++) {
-    const phys = getU64(v, PKRAM_SETUP_OFF_MARKS + i * PKRAM_SETUP_MARK_SIZE);
-    const size = getU64(v, PKRAM_SETUP_OFF_MARKS + i * PKRAM_SETUP_MARK_SIZE + 8);
+    const phys = getU64(
+      v,
+      PKRAM_SETUP_OFF_MARKS + i * PKRAM_SETUP_MARK_SIZE + PKRAM_SETUP_MARK_PHYS,
+    );
+    const size = getU64(
+      v,
+      PKRAM_SETUP_OFF_MARKS + i * PKRAM_SETUP_MARK_SIZE + PKRAM_SETUP_MARK_BYTES,
+    );
     if (phys % PAGE_SIZE !== 0 || size % PAGE_SIZE !== 0 || size === 0 || phys + size > device.size)
       throw bad(`mark ${i} [${phys}, +${size}) is not a range of pages of the device`);
     marks.push({ phys, size });
@@ -160,9 +170,11 @@ export function pkramEarly(
   };
   let extents: KhoExtent[];
   let exact: KhoExtent[];
+  let table: KhoTreeCheck;
   try {
     // One walk of the table: the marks the predecessor put in the map, and the exact ranges.
-    const { runs, tablePhys } = preservedRuns(ctx.device, found.superPfn, expect);
+    const { runs, tablePhys, table: checked } = preservedRuns(ctx.device, found.superPfn, expect);
+    table = checked;
     extents = runs.extents(tablePhys, PKRAM_MAX_MAP_MARKS);
     exact = runs.extents(tablePhys, Math.max(1, Math.ceil(ctx.device.pages / 2)));
   } catch (err) {
@@ -193,7 +205,7 @@ export function pkramEarly(
   return {
     enabled: true,
     bans,
-    incoming: { superPfn: found.superPfn, via: found.via, expect, reserved: exact },
+    incoming: { superPfn: found.superPfn, via: found.via, expect, reserved: exact, table },
   };
 }
 
@@ -219,10 +231,7 @@ function findSuper(
   const phys = kho.incoming?.root.subtrees.get(PKRAM_KHO_SUBTREE);
   if (phys === undefined) return null;
   try {
-    const room = Math.min(64 * 1024, ctx.device.size - phys);
-    const total = room >= 8 ? ctx.device.view(phys, 8).getUint32(4, false) : 0;
-    const fdt = Fdt.from(ctx.device.bytes(phys, Math.min(total, room)).slice());
-    fdt.checkFull();
+    const fdt = readFdtAt(ctx.device, phys, SMALL_SUBTREE_MAX);
     const compatible = fdt.getString(0, 'compatible');
     if (compatible !== PKRAM_KHO_COMPATIBLE) {
       return { superPfn: 0, via: 'kho', error: `subtree compatible is '${compatible}'` };

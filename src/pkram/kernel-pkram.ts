@@ -125,7 +125,7 @@ export class KernelPkram implements HandoverSubsystem {
     }
     let pkram: Pkram | null = null;
     if (early.incoming) {
-      const { superPfn, via, expect } = early.incoming;
+      const { superPfn, via, expect, table } = early.incoming;
       try {
         pkram = Pkram.attach({
           device,
@@ -134,6 +134,7 @@ export class KernelPkram implements HandoverSubsystem {
           expect,
           generation: deps.generation,
           bootId: deps.bootId,
+          table,
           ownership: deps.ownership,
         });
         this.#attached = { superPfn, via, nodes: pkram.names().length };

@@ -12,7 +12,7 @@
  */
 
 import { messageOf, show } from '../base/errors.js';
-import type { KhoExtent } from '../kho/radix.js';
+import type { KhoExtent, KhoTreeCheck } from '../kho/radix.js';
 import { checkDeviceViews, type MemoryDevice } from '../memory/device.js';
 import { randomBytes } from '../memory/random.js';
 import type { PageHolder, PageOwnership } from '../mm/ownership.js';
@@ -57,6 +57,12 @@ export interface PkramAttachOptions {
   generation?: number;
   /** This boot's id; default 16 random bytes. */
   bootId?: Uint8Array;
+  /**
+   * The predecessor's preserved-page table as early boot checked it
+   * (PkramEarly.incoming.table): taken over without validating it again,
+   * once its crc32c matches the super block's again.
+   */
+  table?: KhoTreeCheck;
   /** As PkramOptions.ownership. */
   ownership?: PageOwnership;
 }
@@ -128,7 +134,7 @@ export class Pkram {
       ownership: options.ownership,
     });
     const core = pkram.#core;
-    const check = checkHandover(device, superPfn, expect, core.tablePages);
+    const check = checkHandover(device, superPfn, expect, core.tablePages, options.table);
     // Everything checked: from here on nothing fails.
     core.adopt(check, superPfn);
     consumeSuper(device, superPfn);

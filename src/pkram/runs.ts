@@ -6,6 +6,10 @@
  * loading it never walks it again. Consecutive blocks of one order extend
  * the last run: a step and no allocation per block.
  */
+/** compacted() sorts runs by pfn * SORT_INDEX_SPAN + index: exact below these. */
+const SORT_INDEX_SPAN = 2 ** 21;
+const SORT_PFN_LIMIT = 2 ** 32;
+
 export class RunList {
   pfns = new Float64Array(8);
   blocks = new Float64Array(8);
@@ -46,6 +50,37 @@ export class RunList {
     this.add(pfn, order);
     this.blocks[this.length - 1] += blocks - 1;
     this.#next = pfn + blocks * (1 << order);
+  }
+
+  /**
+   * The same blocks with the runs in ascending pfn order, neighbours of one
+   * order merged: how the table holds them, so a node's folios saved in a
+   * scattered order (order-9 folios as the allocator hands them out) are
+   * preserved and unpreserved in a few runs instead of one per folio. This
+   * list itself when it is ascending already (what a save mostly makes), or
+   * when the sort could not tell runs apart (a pfn past 2^32, two runs from
+   * one pfn: then preserving refuses them as it would have).
+   */
+  compacted(): RunList {
+    const n = this.length;
+    let ascending = true;
+    for (let i = 1; i < n && ascending; i++) ascending = this.pfns[i] > this.pfns[i - 1];
+    if (ascending || n >= SORT_INDEX_SPAN) return this;
+    // pfn * 2^21 + i sorts by pfn and keeps i, exactly while pfn < 2^32 and i < 2^21.
+    const keys = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      if (this.pfns[i] >= SORT_PFN_LIMIT) return this;
+      keys[i] = this.pfns[i] * SORT_INDEX_SPAN + i;
+    }
+    keys.sort();
+    const out = new RunList();
+    for (let k = 0; k < n; k++) {
+      const pfn = Math.floor(keys[k] / SORT_INDEX_SPAN);
+      if (k > 0 && pfn === Math.floor(keys[k - 1] / SORT_INDEX_SPAN)) return this;
+      const i = keys[k] - pfn * SORT_INDEX_SPAN;
+      out.addRun(pfn, this.blocks[i], this.orders[i]);
+    }
+    return out;
   }
 
   /** Pages in all runs. */

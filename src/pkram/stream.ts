@@ -135,6 +135,8 @@ function readEntries(
  * first folio refused (not added). `order` >= 0 is every folio's, else
  * orders[i]. The entries only count once the caller commits them. A leaf
  * function, called a link page at a time: V8 optimizes it after a few pages.
+ * Runs are followed in locals and handed to `runs` as each ends: a call per
+ * run, not per folio.
  */
 function writeChecked(
   w: Uint32Array,
@@ -148,31 +150,48 @@ function writeChecked(
   pages: number,
   runs: RunList,
 ): number {
-  for (let i = from, at = W_ENTRIES + count * W_ENTRY; i < to; i++, at += W_ENTRY) {
+  let runPfn = 0;
+  let runBlocks = 0;
+  let runOrder = -1;
+  let next = -1;
+  let i = from;
+  for (let at = W_ENTRIES + count * W_ENTRY; i < to; i++, at += W_ENTRY) {
     const o = order >= 0 ? order : orders[i];
-    if (!Number.isInteger(o) || o < 0 || o > PKRAM_MAX_ORDER) return i;
+    if (!(o >= 0 && o <= PKRAM_MAX_ORDER && (o | 0) === o)) break;
     const pfn = pfns[i];
     const index = indexes[i];
     const size = 1 << o;
+    // Comparisons first (NaN fails them all), so pfn and index are below 2^53 when `&` and
+    // Math.floor test them: `&` reads pfn's low 32 bits, enough for an alignment of 2^18.
     if (
-      !Number.isSafeInteger(pfn) ||
-      pfn < 0 ||
-      Math.floor(pfn / size) * size !== pfn ||
-      pfn + size > pages ||
-      !Number.isSafeInteger(index) ||
-      index < 0 ||
-      index + size > Number.MAX_SAFE_INTEGER
+      !(
+        pfn >= 0 &&
+        pfn <= pages - size &&
+        index >= 0 &&
+        index <= Number.MAX_SAFE_INTEGER - size &&
+        Math.floor(pfn) === pfn &&
+        (pfn & (size - 1)) === 0 &&
+        Math.floor(index) === index
+      )
     ) {
-      return i;
+      break;
     }
     const lo = index >>> 0;
     w[at] = ((pfn << 12) | o) >>> 0;
     w[at + 1] = Math.floor(pfn / TWO_POW_20);
     w[at + W_INDEX] = lo;
     w[at + W_INDEX + 1] = (index - lo) / TWO_POW_32;
-    runs.add(pfn, o);
+    if (pfn === next && o === runOrder) runBlocks++;
+    else {
+      if (runBlocks > 0) runs.addRun(runPfn, runBlocks, runOrder);
+      runPfn = pfn;
+      runBlocks = 1;
+      runOrder = o;
+    }
+    next = pfn + size;
   }
-  return to;
+  if (runBlocks > 0) runs.addRun(runPfn, runBlocks, runOrder);
+  return i;
 }
 
 /** Formats a fresh link page at pfn and returns its words. */

@@ -1,8 +1,8 @@
 /** Encoding and checking the super block page (layout in abi.ts). */
 
+import { getU64, setU64 } from '../base/u64.js';
 import { crc32c } from '../memory/crc32c.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
-import { getU64, setU64 } from './_u64.js';
 import {
   PKRAM_BOOT_ID_SIZE,
   PKRAM_MAGIC,
@@ -62,6 +62,15 @@ export function writeSuper(device: MemoryDevice, pfn: number, sb: SuperBlock): v
   view.setUint32(SB_OFF_TABLE_CRC, sb.tableCrc, true);
   view.setUint32(SB_OFF_REGION_CRC, sb.regionCrc, true);
   view.setUint32(SB_OFF_CRC, crc32c(bytes.subarray(0, SB_CRC_LEN)), true);
+}
+
+/** Whether the super block at pfn is as writeSuper left it: its magic, and its crc matching. */
+export function superIntact(device: MemoryDevice, pfn: number): boolean {
+  const view = device.view(pfn * PAGE_SIZE, PAGE_SIZE);
+  return (
+    view.getUint32(SB_OFF_MAGIC, true) === PKRAM_MAGIC &&
+    view.getUint32(SB_OFF_CRC, true) === crc32c(device.bytes(pfn * PAGE_SIZE, SB_CRC_LEN))
+  );
 }
 
 /** Marks an attached super block so it can never be attached again (crc left stale on purpose). */

@@ -101,6 +101,8 @@ const W_INDEX = LINK_ENTRY_OFF_INDEX / 4;
 const TWO_POW_20 = 2 ** 20;
 /** An index's high word at or past this puts it past 2^53. */
 const INDEX_HI_LIMIT = 2 ** 21;
+/** Where checkEntries counts a page's relocated entries, after the per-order counts. */
+const RELOCATED = PKRAM_MAX_ORDER + 1;
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -205,7 +207,7 @@ function walkObject(
   const nrFolios = wordsU64(words, OBJ_OFF_NR_FOLIOS / 4);
   if (bytes > device.size) throw corrupt(`object ${pfn} claims ${bytes} bytes`);
   if (nrFolios > device.pages) throw corrupt(`object ${pfn} claims ${nrFolios} folios`);
-  const byOrder = new Float64Array(PKRAM_MAX_ORDER + 1);
+  const byOrder = new Float64Array(RELOCATED + 1);
   const folios = walkChain(
     device,
     pfn,
@@ -273,7 +275,7 @@ function walkChain(
     const bad = checkEntries(w, count, device.pages, byOrder === null ? entries : -1, byOrder, out);
     if (bad >= 0)
       throw entryRefusal(w, bad, link, obj, device.pages, entries + bad, byOrder === null);
-    if (byOrder !== null) relocated += countRelocated(w, count);
+    if (byOrder !== null) relocated += byOrder[RELOCATED];
     entries += count;
     link = linkNext(w);
   }
@@ -281,10 +283,11 @@ function walkChain(
 }
 
 /**
- * Checks `count` entries of a link page and adds them to `out`; with
- * `byOrder` counts them per order. For a byte stream (`dataIndex` >= 0)
- * each must be an order-0 page numbered from dataIndex on. Returns the
- * first refused entry, or -1.
+ * Checks `count` entries of a link page and adds them to `out`, a call per
+ * run of consecutive blocks; with `byOrder` counts them per order, and
+ * byOrder[RELOCATED] is set to the page's relocated entries. For a byte
+ * stream (`dataIndex` >= 0) each must be an order-0 page numbered from
+ * dataIndex on. Returns the first refused entry, or -1.
  */
 function checkEntries(
   w: Uint32Array,
@@ -294,33 +297,47 @@ function checkEntries(
   byOrder: Float64Array | null,
   out: RunList | null,
 ): number {
+  let runPfn = 0;
+  let runBlocks = 0;
+  let runOrder = -1;
+  let next = -1;
+  let relocated = 0;
+  let bad = -1;
   for (let i = 0, at = W_ENTRIES; i < count; i++, at += W_ENTRY) {
     const lo = w[at];
     const order = lo & PKRAM_ENTRY_ORDER_MASK;
     if (order > PKRAM_MAX_ORDER || (lo & PKRAM_ENTRY_FLAGS_MASK & ~PKRAM_ENTRY_FLAGS_KNOWN) !== 0) {
-      return i;
+      bad = i;
+      break;
     }
     const pfn = w[at + 1] * TWO_POW_20 + (lo >>> 12);
     const size = 1 << order;
     // `&` keeps the low bits of pfn (it reads pfn modulo 2^32), enough for an alignment of 2^18.
     if ((pfn & (size - 1)) !== 0 || pfn + size > pages || w[at + W_INDEX + 1] >= INDEX_HI_LIMIT) {
-      return i;
+      bad = i;
+      break;
     }
     if (dataIndex >= 0) {
-      if (order !== 0 || w[at + W_INDEX + 1] !== 0 || w[at + W_INDEX] !== dataIndex + i) return i;
-    } else if (byOrder !== null) byOrder[order]++;
-    out?.add(pfn, order);
+      if (order !== 0 || w[at + W_INDEX + 1] !== 0 || w[at + W_INDEX] !== dataIndex + i) {
+        bad = i;
+        break;
+      }
+    } else if (byOrder !== null) {
+      byOrder[order]++;
+      relocated += (lo & PKRAM_ENTRY_FL_RELOCATED) === 0 ? 0 : 1;
+    }
+    if (pfn === next && order === runOrder) runBlocks++;
+    else {
+      if (runBlocks > 0) out?.addRun(runPfn, runBlocks, runOrder);
+      runPfn = pfn;
+      runBlocks = 1;
+      runOrder = order;
+    }
+    next = pfn + size;
   }
-  return -1;
-}
-
-/** Relocated copies among a link page's entries. */
-function countRelocated(w: Uint32Array, count: number): number {
-  let n = 0;
-  for (let i = 0, at = W_ENTRIES; i < count; i++, at += W_ENTRY) {
-    if ((w[at] & PKRAM_ENTRY_FL_RELOCATED) !== 0) n++;
-  }
-  return n;
+  if (runBlocks > 0) out?.addRun(runPfn, runBlocks, runOrder);
+  if (byOrder !== null) byOrder[RELOCATED] = relocated;
+  return bad;
 }
 
 /** What is wrong with entry i, which checkEntries refused. */

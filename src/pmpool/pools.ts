@@ -43,34 +43,45 @@ export interface BringUpPlan {
 /**
  * Decides how a pool comes up from what the predecessor left: its v2 node
  * (or why that node is unusable) and whether the map kept the range (v3).
- * A node that does not match the command line is never trusted: the pool is
- * reinitialised and the mismatch reported, as the v2 restore requires.
+ * A node that does not match the command line is never trusted: over a
+ * range the map did not keep, the pool is reinitialised and the mismatch
+ * reported, as the v2 restore requires; over a kept range, what is in place
+ * is attached (v3), since formatting it would free pages that may be held.
  */
 export function planBringUp(range: PmpoolRange, node: PmpoolNode | string | null): BringUpPlan {
-  if (typeof node === 'string') {
-    return { action: 'format', origin: 'reinitialised', reason: `the handed-over node: ${node}` };
-  }
-  if (node !== null) {
-    if (node.base !== range.base || node.size !== range.size) {
+  const unusable = nodeProblem(range, node);
+  if (unusable !== null) {
+    // The node lies outside every checksum; the handed-over map does not. Over
+    // a range the map kept, a node that disagrees is damage, and formatting
+    // would free pages that may be held: attach what is in place (its header
+    // and check words are verified, a damaged pool is rebuilt) and say why.
+    if (range.marked)
       return {
-        action: 'format',
-        origin: 'reinitialised',
-        reason:
-          `base/size mismatch: the predecessor's pool was [${hex(node.base)}, +${hex(node.size)}), ` +
-          `the command line says [${hex(range.base)}, +${hex(range.size)})`,
+        action: 'attach',
+        origin: 'v3',
+        reason: `${unusable}; the node ignored, the map kept the range`,
       };
-    }
-    if (node.bitmap !== range.base + BITMAP_OFFSET) {
-      return {
-        action: 'format',
-        origin: 'reinitialised',
-        reason: `the handed-over bitmap at ${hex(node.bitmap)} is not the pool's own (${hex(range.base + BITMAP_OFFSET)})`,
-      };
-    }
-    return { action: 'attach', origin: 'v2', reason: null };
+    return { action: 'format', origin: 'reinitialised', reason: unusable };
   }
+  if (node !== null) return { action: 'attach', origin: 'v2', reason: null };
   if (range.marked) return { action: 'attach', origin: 'v3', reason: null };
   return { action: 'format', origin: 'fresh', reason: null };
+}
+
+/** Why the predecessor's v2 node cannot be used for `range`, or null (also when there is none). */
+function nodeProblem(range: PmpoolRange, node: PmpoolNode | string | null): string | null {
+  if (typeof node === 'string') return `the handed-over node: ${node}`;
+  if (node === null) return null;
+  if (node.base !== range.base || node.size !== range.size) {
+    return (
+      `base/size mismatch: the predecessor's pool was [${hex(node.base)}, +${hex(node.size)}), ` +
+      `the command line says [${hex(range.base)}, +${hex(range.size)})`
+    );
+  }
+  if (node.bitmap !== range.base + BITMAP_OFFSET) {
+    return `the handed-over bitmap at ${hex(node.bitmap)} is not the pool's own (${hex(range.base + BITMAP_OFFSET)})`;
+  }
+  return null;
 }
 
 /** The KHO subtree name of a pool, or null when the name makes it too long for one. */
@@ -294,7 +305,8 @@ function bringUp(deps: PmpoolsDeps, range: PmpoolRange, assertAlive: () => void)
     try {
       cma = CmaPool.attach(deps.device, range.base, range.size);
       const report = cma.attachReport;
-      if (report && report.problems.length > 0) reason = `recovered: ${report.problems.join('; ')}`;
+      if (report && report.problems.length > 0)
+        reason = [reason, `recovered: ${report.problems.join('; ')}`].filter(Boolean).join('; ');
     } catch (err) {
       if (!(err instanceof PmpoolError)) throw err;
       if (err.code === 'ESTALE') {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Kernel, type KernelPlatform } from '../../src/kernel/kernel.js';
 import { KexecError } from '../../src/kexec/errors.js';
 import { Machine } from '../../src/machine.js';
 
@@ -49,3 +50,25 @@ for (const cmdline of ['', 'kho=off']) {
     assert.equal(next.boot.cmdline, 'first');
   });
 }
+
+test('a preload the platform cannot start leaves nothing loaded or held: EINVAL without preload, EIO wrapping its error', () => {
+  const m = Machine.create({ size: 16 * MiB });
+  const failure = new Error('no successor today');
+  const platform: KernelPlatform = {
+    execute: () => null as unknown as Kernel,
+  };
+  const k = Kernel.boot({ device: m.device, platform });
+  const free = k.pages.stats().freePages;
+  assert.throws(() => k.kexec.load({ successor: 'preload' }), isKexecError('EINVAL'));
+  assert.equal(k.kexec.loaded, null);
+  assert.equal(k.pages.stats().freePages, free);
+  platform.preload = () => {
+    throw failure;
+  };
+  assert.throws(
+    () => k.kexec.load({ successor: 'preload' }),
+    (e: unknown) => isKexecError('EIO')(e) && (e as KexecError).cause === failure,
+  );
+  assert.equal(k.kexec.loaded, null);
+  assert.equal(k.pages.stats().freePages, free);
+});

@@ -288,6 +288,34 @@ test('reserve_mem: a damaged predecessor region is allocated afresh, never half-
   }
 });
 
+test('reserve_mem: a subtree that is no FDT any more never fails the boot (found by npm run torture)', () => {
+  for (const damage of ['magic', 'totalsize', 'structure'] as const) {
+    const m = Machine.create({ size: 32 * MiB });
+    const k1 = m.boot('reserve_mem=64K:4K:log');
+    const log = k1.reserveMem('log');
+    const f = k1.allocPages(0)!;
+    k1.kho.preserveFolio(f);
+    k1.kho.finalize();
+    k1.kexec.load();
+    const phys = parseRootFdt(k1.kho.rootFdt!, k1.device.size).subtrees.get('reserve_mem')!;
+    const v = k1.device.view(phys, PAGE_SIZE);
+    if (damage === 'magic') v.setUint32(0, 0, false);
+    else if (damage === 'totalsize') v.setUint32(4, 0x20000, false);
+    else v.setUint32(v.getUint32(8, false), 0x7, false); // the first structure token
+    const k2 = k1.kexec.exec();
+    assert.equal(k2.boot.kind, 'kexec', damage);
+    const r = k2.reserveMem('log');
+    assert.equal(r.kept, false, damage);
+    assert.ok(r.phys + r.size <= log.phys || r.phys >= log.phys + log.size, 'not over the old one');
+    assert.ok(
+      k2.log.some((l) => /reserve_mem: ignoring the predecessor's regions/.test(l)),
+      damage,
+    );
+    // The rest of the handover is whole.
+    assert.deepEqual(k2.kho.restoreFolio(f.pfn * PAGE_SIZE), f);
+  }
+});
+
 test('preserved memory in many separate runs still kexecs: the header keeps a coarser copy of the map', () => {
   const m = Machine.create({ size: 64 * MiB });
   const k1 = m.boot();

@@ -5,8 +5,8 @@
  */
 import { writeSync } from 'node:fs';
 import net from 'node:net';
-import { getLuoLibc, SEEK_CUR } from '../../src/luo/_libc.js';
 import { LiveUpdate, memfdRead, memfdSize } from '../../src/luo/index.js';
+import { getLibc, SEEK_CUR } from '../../src/sys/libc.js';
 
 const blob = Buffer.from(process.env.LIVEKEXEC_LUO ?? '', 'base64');
 delete process.env.LIVEKEXEC_LUO;
@@ -28,7 +28,7 @@ const ready = (): void => {
     pid: process.pid,
     memfd,
     size: memfdSize(memfd),
-    position: Number(getLuoLibc().lseek(memfd, 0n, SEEK_CUR)),
+    position: Number(getLibc().lseek(memfd, 0n, SEEK_CUR)),
     text: Buffer.from(memfdRead(memfd, 11, 0)).toString(),
     tcp: tcp.address(),
   };

@@ -8,8 +8,8 @@ import http from 'node:http';
 import type net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { F_SETFD, getLuoLibc } from '../../src/luo/_libc.js';
 import { LiveUpdate, memfdWrite } from '../../src/luo/index.js';
+import { F_SETFD, getLibc } from '../../src/sys/libc.js';
 
 let served = 0;
 const server = http.createServer((_req, res) => {
@@ -37,11 +37,11 @@ process.on('SIGUSR2', () => {
     const env = Object.entries(process.env).map(([k, v]) => `${k}=${v}`);
     env.push(`LIVEKEXEC_LUO=${Buffer.from(lu.serialize()).toString('base64')}`);
     // Node opens even stdio close-on-exec: the successor must keep 0..2.
-    for (const fd of [0, 1, 2]) getLuoLibc().fcntl(fd, F_SETFD, 0);
+    for (const fd of [0, 1, 2]) getLibc().fcntl(fd, F_SETFD, 0);
     const next = join(dirname(fileURLToPath(import.meta.url)), '_gen2.js');
-    getLuoLibc().execve(process.execPath, [process.execPath, next], env);
+    getLibc().execve(process.execPath, [process.execPath, next], env);
     // Only on failure: keep serving as generation 1.
-    writeSync(2, `execve failed: errno ${getLuoLibc().errno()}\n`);
+    writeSync(2, `execve failed: errno ${getLibc().errno()}\n`);
     lu.close();
     process.exit(1);
   });

@@ -3,12 +3,12 @@ import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { F_GETFD, FD_CLOEXEC, getLuoLibc } from '../../src/luo/_libc.js';
 import { LiveUpdate, LuoError, type LuoErrorCode } from '../../src/luo/index.js';
+import { F_GETFD, FD_CLOEXEC, getLibc } from '../../src/sys/libc.js';
 
 /** F_GETFD of `fd` (-1 when closed). */
 export function fdFlagsOf(fd: number): number {
-  return getLuoLibc().fcntl(fd, F_GETFD, 0);
+  return getLibc().fcntl(fd, F_GETFD, 0);
 }
 
 export function isCloexec(fd: number): boolean {

@@ -8,7 +8,6 @@ import { closeSync } from 'node:fs';
 import type net from 'node:net';
 import { describe, test } from 'node:test';
 import { Fdt } from '../../src/fdt/index.js';
-import { F_SETFD, getLuoLibc, SEEK_CUR } from '../../src/luo/_libc.js';
 import {
   buildHandover,
   createMemfd,
@@ -21,6 +20,7 @@ import {
   memfdWrite,
   parseHandover,
 } from '../../src/luo/index.js';
+import { F_SETFD, getLibc, SEEK_CUR } from '../../src/sys/libc.js';
 import {
   closeServer,
   fdFlagsOf,
@@ -41,7 +41,7 @@ describe('freeze and unfreeze', () => {
     const preserved = [openFile(dir, 'a'), createMemfd('b'), openFile(dir, 'c')];
     const bystanders = [openFile(dir, 'd'), createMemfd('e')];
     // One preserved fd starts without FD_CLOEXEC: it must come back without it.
-    assert.equal(getLuoLibc().fcntl(preserved[2]!, F_SETFD, 0), 0);
+    assert.equal(getLibc().fcntl(preserved[2]!, F_SETFD, 0), 0);
     const before = [...preserved, ...bystanders].map(fdFlagsOf);
     assert.deepEqual(before, [1, 1, 0, 1, 1]);
     await withLiveUpdate((lu) => {
@@ -115,7 +115,7 @@ describe('serialize and fromHandover', () => {
     // What the successor would see: descriptors open, FD_CLOEXEC clear.
     const descriptions = lu.sessions().flatMap((s) => s.files().map((f) => f.description));
     lu.close();
-    for (const fd of fds) getLuoLibc().fcntl(fd, F_SETFD, 0);
+    for (const fd of fds) getLibc().fcntl(fd, F_SETFD, 0);
 
     const fdt = Fdt.from(blob);
     assert.equal(fdt.getString(0, 'compatible'), LUO_COMPATIBLE);
@@ -141,7 +141,7 @@ describe('serialize and fromHandover', () => {
       assert.equal(m.fd, memfd);
       assert.equal(m.description, 'memfd:state (8192 bytes at 3)');
       assert.equal(memfdSize(memfd), 8192);
-      assert.equal(getLuoLibc().lseek(memfd, 0n, SEEK_CUR), 3n);
+      assert.equal(getLibc().lseek(memfd, 0n, SEEK_CUR), 3n);
       assert.equal(new TextDecoder().decode(memfdRead(memfd, 16, 100)), 'hello, successor');
       assert.throws(() => st.retrieveFd(0), luoError('EBUSY'));
       st.finish();

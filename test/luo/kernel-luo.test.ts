@@ -4,11 +4,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { fdFlags } from '../../src/luo/_fd.js';
-import { FD_CLOEXEC } from '../../src/luo/_libc.js';
 import { LuoError } from '../../src/luo/errors.js';
 import { KernelLiveUpdate } from '../../src/luo/kernel-luo.js';
 import { createMemfd, memfdRead, memfdWrite } from '../../src/luo/memfd.js';
 import { Machine } from '../../src/machine.js';
+import { FD_CLOEXEC } from '../../src/sys/libc.js';
 
 const MiB = 1024 * 1024;
 

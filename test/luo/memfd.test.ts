@@ -2,7 +2,6 @@
 import assert from 'node:assert/strict';
 import { closeSync } from 'node:fs';
 import { test } from 'node:test';
-import { getLuoLibc, SEEK_CUR } from '../../src/luo/_libc.js';
 import {
   createMemfd,
   MEMFD_NAME_MAX,
@@ -11,6 +10,7 @@ import {
   memfdSize,
   memfdWrite,
 } from '../../src/luo/index.js';
+import { getLibc, SEEK_CUR } from '../../src/sys/libc.js';
 import { isCloexec, luoError } from './_support.js';
 
 test('createMemfd gives a close-on-exec memfd of the size asked, zero-filled', () => {
@@ -29,7 +29,7 @@ test('createMemfd gives a close-on-exec memfd of the size asked, zero-filled', (
 
 test('positional writes leave the file position; sequential ones advance it', () => {
   const fd = createMemfd('io');
-  const pos = () => getLuoLibc().lseek(fd, 0n, SEEK_CUR);
+  const pos = () => getLibc().lseek(fd, 0n, SEEK_CUR);
   try {
     assert.equal(memfdWrite(fd, new Uint8Array([1, 2, 3]), 1000), 3);
     assert.equal(pos(), 0n);

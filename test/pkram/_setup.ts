@@ -49,13 +49,12 @@ export function machine(npages = 2048, generation = 1, id = 1): Machine {
   };
 }
 
-/** Boots a successor on the same device: reserves the preserved ranges, then attaches. */
-export function successor(
+/** A successor's early boot: the preserved ranges reserved, a fresh allocator around them. */
+export function reserve(
   device: HeapDevice,
   superPfn: number,
   expect: PkramExpect,
-  id = 99,
-): Machine {
+): { buddy: BuddyAllocator; pages: PkramPageSource } {
   const npages = device.pages;
   const ranges = Pkram.preservedRanges(device, superPfn, 4096, expect);
   const free: PageRange[] = [];
@@ -67,7 +66,17 @@ export function successor(
   }
   if (at < npages) free.push({ base: at, count: npages - at });
   const buddy = BuddyAllocator.fromFreeRanges(npages, free);
-  const pages = pageSource(buddy);
+  return { buddy, pages: pageSource(buddy) };
+}
+
+/** Boots a successor on the same device: reserves the preserved ranges, then attaches. */
+export function successor(
+  device: HeapDevice,
+  superPfn: number,
+  expect: PkramExpect,
+  id = 99,
+): Machine {
+  const { buddy, pages } = reserve(device, superPfn, expect);
   const pkram = Pkram.attach({ device, pages, superPfn, expect, bootId: bootId(id) });
   return { device, buddy, pages, pkram };
 }

@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { getU64, setU64 } from '../../src/base/u64.js';
 import { KhoRadixTree } from '../../src/kho/radix.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
-import { getU64, setU64 } from '../../src/pkram/_u64.js';
 import {
   LINK_ENTRY_OFF_INDEX,
   LINK_ENTRY_SIZE,

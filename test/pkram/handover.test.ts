@@ -1,16 +1,19 @@
 /** PKRAM across emulated kexecs: attach, stale super blocks, preserved ranges, the block cache. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { KhoRadixTree } from '../../src/kho/radix.js';
 import { crc32c } from '../../src/memory/crc32c.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import {
   type Folio,
+  PKRAM_MAGIC,
   Pkram,
   PkramError,
   SB_OFF_GENERATION,
   SB_OFF_MAGIC,
 } from '../../src/pkram/index.js';
 import { sealPage } from '../../src/pkram/seal.js';
+import { consumeSuper } from '../../src/pkram/super.js';
 import {
   bootId,
   folioBytes,
@@ -19,6 +22,7 @@ import {
   makeFolio,
   pattern,
   readAll,
+  reserve,
   successor,
 } from './_setup.js';
 
@@ -287,6 +291,76 @@ describe('Pkram handover', () => {
     assert.equal(verified, blocks);
     lo.finishLoadObj();
     ln.finishLoad();
+  });
+
+  it('finalize writes the super block again once a successor consumed it, though nothing else changed', () => {
+    const m = machine(4096, 5, 1);
+    saveSample(m, 'a', 10);
+    const superPfn = m.pkram.finalize();
+    const expect = { generation: 5, predecessorBootId: bootId(1) };
+    assert.equal(m.pkram.finalize(), superPfn);
+    // A successor attached (and consumed it), then this generation went on: its next
+    // finalize must leave a super block a successor can take.
+    consumeSuper(m.device, superPfn);
+    assert.throws(() => Pkram.inspect(m.device, superPfn, expect), refused('EINVAL', 'consumed'));
+    assert.equal(m.pkram.finalize(), superPfn);
+    assert.deepEqual(
+      Pkram.inspect(m.device, superPfn, expect).nodes.map((n) => n.name),
+      ['a'],
+    );
+  });
+
+  it('attach takes over the table early boot checked, without walking it again', () => {
+    const expect = { generation: 5, predecessorBootId: bootId(1) };
+    const saved = (seed: number): { m: Machine; superPfn: number } => {
+      const m = machine(4096, 5, 1);
+      saveSample(m, 'a', seed);
+      return { m, superPfn: m.pkram.finalize() };
+    };
+    const a = saved(10);
+    const b = saved(20);
+    const early = KhoRadixTree.check(a.m.device, a.m.pkram.tableRoot);
+    const attach = (s: { m: Machine; superPfn: number }): Pkram => {
+      const { pages } = reserve(s.m.device, s.superPfn, expect);
+      walks = 0;
+      const { device } = s.m;
+      return Pkram.attach({ device, pages, superPfn: s.superPfn, expect, table: early });
+    };
+    const check = KhoRadixTree.check;
+    let walks = 0;
+    KhoRadixTree.check = (...args) => {
+      walks++;
+      return check(...args);
+    };
+    try {
+      const pa = attach(a);
+      assert.equal(walks, 0, "early boot's check is taken as is");
+      assert.equal(pa.prepareLoad('a').prepareLoadObj()?.loadFolio()?.index, 0);
+      // A check of another table is not used: the table is walked.
+      const pb = attach(b);
+      assert.equal(walks, 1);
+      assert.deepEqual(pb.names(), ['a']);
+    } finally {
+      KhoRadixTree.check = check;
+    }
+  });
+
+  it('a table page changed after early boot checked it is refused by its crc32c', () => {
+    const m = machine(4096, 5, 1);
+    saveSample(m, 'a', 10);
+    const superPfn = m.pkram.finalize();
+    const expect = { generation: 5, predecessorBootId: bootId(1) };
+    const table = KhoRadixTree.check(m.device, m.pkram.tableRoot);
+    const { pages } = reserve(m.device, superPfn, expect);
+    // A root slot beyond the key range, set after early boot: a walk would refuse the table
+    // ('table'); attach, which takes early boot's check instead, must refuse it too.
+    m.device.view(m.pkram.tableRoot, PAGE_SIZE).setUint32(4000, PAGE_SIZE, true);
+    const { device } = m;
+    assert.throws(
+      () => Pkram.attach({ device, pages, superPfn, expect, table }),
+      refused('EFAULT', 'crc'),
+    );
+    assert.equal(device.view(superPfn * PAGE_SIZE, 8).getUint32(SB_OFF_MAGIC, true), PKRAM_MAGIC);
   });
 
   it('attach counts the pages no node references, and refuses pages a folio entry names twice', () => {

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { getU64 } from '../../src/base/u64.js';
 import { SETUP } from '../../src/boot/abi.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import type { LoadedImage } from '../../src/kexec/kexec.js';
@@ -12,7 +13,6 @@ import { Machine } from '../../src/machine.js';
 import { crc32c } from '../../src/memory/crc32c.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import type { Folio } from '../../src/mm/folio.js';
-import { getU64 } from '../../src/pkram/_u64.js';
 import {
   LINK_ENTRY_OFF_INDEX,
   LINK_ENTRY_SIZE,

@@ -5,6 +5,7 @@ import { BootError } from '../../src/boot/errors.js';
 import { Fdt } from '../../src/fdt/read.js';
 import type { Kernel } from '../../src/kernel/kernel.js';
 import { KexecError } from '../../src/kexec/errors.js';
+import { parseRootFdt } from '../../src/kho/root-fdt.js';
 import { Machine } from '../../src/machine.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import { readDeviceHeader } from '../../src/memory/header.js';
@@ -280,7 +281,7 @@ describe('planBringUp', () => {
     });
   });
 
-  it('never trusts a mismatching or unusable node, even over a kept range', () => {
+  it('never trusts a mismatching or unusable node: formats a range the map did not keep, attaches one it kept', () => {
     const cases: [typeof node | string, RegExp][] = [
       [{ ...node, base: BASE + PAGE_SIZE }, /base\/size mismatch/],
       [{ ...node, size: 2 * MiB }, /base\/size mismatch/],
@@ -288,10 +289,48 @@ describe('planBringUp', () => {
       ['\'default_pmpool\': no property "base"', /the handed-over node: /],
     ];
     for (const [n, reason] of cases) {
-      const plan = planBringUp(range(true), n);
-      assert.equal(plan.action, 'format');
-      assert.equal(plan.origin, 'reinitialised');
-      assert.match(must(plan.reason), reason);
+      const fresh = planBringUp(range(false), n);
+      assert.equal(fresh.action, 'format');
+      assert.equal(fresh.origin, 'reinitialised');
+      assert.match(must(fresh.reason), reason);
+      // The node lies outside every checksum, the map does not: formatting would free held pages.
+      const kept = planBringUp(range(true), n);
+      assert.equal(kept.action, 'attach');
+      assert.equal(kept.origin, 'v3');
+      assert.match(must(kept.reason), reason);
+      assert.match(must(kept.reason), /the node ignored, the map kept the range/);
+    }
+  });
+
+  it('a damaged v2 node over the kept range: held pages stay held (found by npm run torture)', () => {
+    for (const damage of ['zero the FDT magic', 'flip a bit of base'] as const) {
+      const m = Machine.create({ size: SIZE });
+      const k1 = m.boot(POOL);
+      const held = must(must(k1.pmpool).alloc(40));
+      k1.kho.finalize();
+      k1.kexec.load({ cmdline: POOL });
+      const phys = parseRootFdt(must(k1.kho.rootFdt), SIZE).subtrees.get('default_pmpool')!;
+      const bytes = m.device.bytes(phys, PAGE_SIZE);
+      if (damage === 'zero the FDT magic') {
+        bytes.fill(0, 0, 4);
+      } else {
+        const want = new Uint8Array(8);
+        new DataView(want.buffer).setBigUint64(0, BigInt(BASE), false);
+        const at = Buffer.from(bytes).indexOf(Buffer.from(want));
+        assert.ok(at > 0);
+        bytes[at + 5] ^= 0x10;
+      }
+      const k2 = k1.kexec.exec();
+      const pool = must(k2.pmpool);
+      assert.equal(pool.origin, 'v3', damage);
+      assert.match(must(pool.reason), /the node ignored/);
+      for (let p = held.pfn; p < held.pfn + held.count; p++) assert.ok(pool.isAllocated(p), damage);
+      for (let r = pool.alloc(1); r !== null; r = pool.alloc(1)) {
+        assert.ok(
+          r.pfn < held.pfn || r.pfn >= held.pfn + held.count,
+          `${damage}: pfn ${r.pfn} handed out again`,
+        );
+      }
     }
   });
 });

@@ -6,8 +6,8 @@
  * LISTEN_FDNAMES and LISTEN_PID, from fd 3 on.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { AF_UNIX } from '../../src/sys/libc.js';
 import {
-  AF_UNIX,
   getProcLibc,
   MSG_CMSG_CLOEXEC,
   MSG_DONTWAIT,
@@ -15,7 +15,7 @@ import {
   rightsOf,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
-} from '../../src/kexec/_libc.js';
+} from '../../src/sys/socket.js';
 import { tempDevice } from './_fixture.js';
 
 export class FakeServiceManager {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { fstatSync, openSync, readSync, unlinkSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { getProcLibc } from '../../src/kexec/_libc.js';
 import { ControlChannel } from '../../src/kexec/control-channel.js';
 import { KexecError } from '../../src/kexec/errors.js';
 import { startedScript } from '../../src/kexec/main-script.js';
 import { parseBootSpec, placeReceivedFds, successorEnv } from '../../src/kexec/process-platform.js';
-import { getLibc } from '../../src/memory/_libc.js';
+import { getLibc } from '../../src/sys/libc.js';
+import { getProcLibc } from '../../src/sys/socket.js';
 import { tempDevice } from './_fixture.js';
 
 test('descriptors pass with SCM_RIGHTS and are placed at their old numbers', () => {

@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import {
-  AF_UNIX,
-  getProcLibc,
-  MSG_DONTWAIT,
-  SOCK_CLOEXEC,
-  SOCK_DGRAM,
-} from '../../src/kexec/_libc.js';
 import type { LoadedImage } from '../../src/kexec/kexec.js';
 import { ProcessPlatform } from '../../src/kexec/process-platform.js';
 import { MappedDevice } from '../../src/memory/mapped.js';
+import { AF_UNIX } from '../../src/sys/libc.js';
+import { getProcLibc, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_DGRAM } from '../../src/sys/socket.js';
 import { removeDevice, tempDevice } from './_fixture.js';
 
 const cleanups: (() => void)[] = [];

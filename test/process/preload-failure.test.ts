@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { openSync } from 'node:fs';
 import { after, test } from 'node:test';
-import { AF_UNIX, F_GETFD, getProcLibc, SOCK_CLOEXEC, SOCK_STREAM } from '../../src/kexec/_libc.js';
 import { ControlChannel } from '../../src/kexec/control-channel.js';
 import { ENV_DEVICE_FD, ENV_PRELOAD } from '../../src/kexec/process-platform.js';
 import { formatDevice } from '../../src/memory/header.js';
 import { MappedDevice } from '../../src/memory/mapped.js';
 import { boot } from '../../src/process.js';
+import { AF_UNIX, F_GETFD, SOCK_STREAM } from '../../src/sys/libc.js';
+import { getProcLibc, SOCK_CLOEXEC } from '../../src/sys/socket.js';
 import { removeDevice, tempDevice } from './_fixture.js';
 
 const cleanups: (() => void)[] = [];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { AF_UNIX, SOL_SOCKET } from '../../src/sys/libc.js';
 import {
-  AF_UNIX,
   type Cmsg,
   getProcLibc,
   MSG_DONTWAIT,
@@ -10,8 +10,7 @@ import {
   SO_PASSCRED,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
-  SOL_SOCKET,
-} from '../../src/kexec/_libc.js';
+} from '../../src/sys/socket.js';
 import { Fixture, removeDevice, tempDevice } from './_fixture.js';
 
 const cleanups: (() => void)[] = [];

@@ -1,23 +1,14 @@
 /**
  * What a real process needs to hand over, on the one libc binding in
- * src/memory/_libc.ts: execve, descriptor flags, Unix sockets with ancillary
+ * ./libc.ts: execve, descriptor flags, Unix sockets with ancillary
  * data (SCM_RIGHTS, SCM_CREDENTIALS) and poll. Structures passed by pointer
  * (msghdr, iovec, cmsghdr, pollfd, sockaddr_un) are laid out here by hand,
  * in memory from the binding's alloc, for LP64 Linux (x86-64 and arm64 share
  * these layouts).
  */
 import { constants as osConstants } from 'node:os';
-import { AF_UNIX, getLibc, type Libc, SOL_SOCKET } from '../memory/_libc.js';
-import { KexecError } from './errors.js';
-
-export {
-  AF_UNIX,
-  F_GETFD,
-  F_SETFD,
-  FD_CLOEXEC,
-  SOCK_STREAM,
-  SOL_SOCKET,
-} from '../memory/_libc.js';
+import { LivekexecError } from '../base/errors.js';
+import { AF_UNIX, getLibc, type Libc, SOL_SOCKET } from './libc.js';
 
 export const SOCK_DGRAM = 2;
 export const SOCK_CLOEXEC = 0o2000000;
@@ -256,11 +247,14 @@ function parseCmsgs(ctl: Uint8Array): Cmsg[] {
   return out;
 }
 
-/** struct sockaddr_un for `path`; a leading '@' names the abstract namespace. */
+/**
+ * struct sockaddr_un for `path`; a leading '@' names the abstract namespace.
+ * @throws LivekexecError EINVAL a path that is empty or longer than sun_path
+ */
 function sockaddrUn(path: string): Buffer {
   const name = Buffer.from(path, 'utf8');
   if (name.length === 0 || name.length >= SUN_PATH_MAX) {
-    throw new KexecError('EINVAL', `socket path must be 1..${SUN_PATH_MAX - 1} bytes: ${path}`);
+    throw new LivekexecError('EINVAL', `socket path must be 1..${SUN_PATH_MAX - 1} bytes: ${path}`);
   }
   const abstract = name[0] === 0x40;
   const addr = Buffer.alloc(2 + name.length + (abstract ? 0 : 1));

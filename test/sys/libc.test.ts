@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
-import { getProcLibc } from '../../src/kexec/_libc.js';
-import { getLuoLibc } from '../../src/luo/_libc.js';
-import { getLibc, loadKoffi } from '../../src/memory/_libc.js';
+import { pathToFileURL } from 'node:url';
+import { getLibc, loadKoffi } from '../../src/sys/libc.js';
+import { getProcLibc } from '../../src/sys/socket.js';
 import { REPO_ROOT } from '../_helpers/paths.js';
 
 const SRC = join(REPO_ROOT, 'src');
@@ -18,17 +19,17 @@ function* sources(dir: string): Generator<string> {
   }
 }
 
-test('libc is bound once: only src/memory/_libc.ts loads it and declares functions', () => {
+test('libc is bound once: only src/sys/libc.ts loads it and declares functions', () => {
   const binders: string[] = [];
   for (const file of sources(SRC)) {
     const text = readFileSync(file, 'utf8');
     if (/koffi\.load\(|\.func\(/.test(text)) binders.push(relative(SRC, file));
   }
-  assert.deepEqual(binders, ['memory/_libc.ts']);
+  assert.deepEqual(binders, ['sys/libc.ts']);
 });
 
-test('luo and kexec use the shared binding', () => {
-  assert.equal(getLuoLibc(), getLibc());
+test('the socket layer uses the one binding', () => {
+  assert.equal(getLibc(), getLibc());
   const proc = getProcLibc();
   assert.equal(proc, getProcLibc(), 'one object, so a probe patched on it is the one exec calls');
   // The same descriptor table through either view.
@@ -57,4 +58,22 @@ test('koffi is the pinned version, loaded without its installer on glibc Linux',
     const full = require('koffi') as Record<string, unknown>;
     assert.equal(full.view, koffi.view, 'the entry point reuses the same addon, not a second copy');
   }
+});
+
+test('importing the binding loads nothing: koffi is loaded on the first call', () => {
+  const dist = join(REPO_ROOT, 'dist', 'src', 'sys');
+  const script = `
+    import { createRequire } from 'node:module';
+    const { getLibc } = await import(${JSON.stringify(pathToFileURL(join(dist, 'libc.js')).href)});
+    await import(${JSON.stringify(pathToFileURL(join(dist, 'socket.js')).href)});
+    const koffi = () => Object.keys(createRequire(import.meta.url).cache).filter((f) => f.includes('koffi')).length;
+    const before = koffi();
+    getLibc().errno();
+    console.log(JSON.stringify([before, koffi()]));`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+  });
+  const [before, after] = JSON.parse(out) as [number, number];
+  assert.equal(before, 0, 'no koffi module is loaded by the import');
+  assert.ok(after > 0, 'the first call loads it');
 });

@@ -1,14 +1,15 @@
 /**
  * Every libc call livekexec makes, bound through koffi once, on first use (so
- * that code using only heap devices never loads libc through the FFI): the
- * mapped device's (open, flock, mmap, msync, ...), the live update
- * orchestrator's (descriptor flags, socket options and names, lseek, memfds)
- * and a real process's handover (execve, dup2, Unix sockets, sendmsg,
- * recvmsg, poll). Each function is declared here and nowhere else;
- * src/luo/_libc.ts and src/kexec/_libc.ts add the constants and the
- * structures (msghdr, sockaddr_un, pollfd) their layers need on top of it.
- * Constants are Linux's generic values, the same on x86-64 and arm64, except
- * where Node supplies the right one.
+ * that code using only heap devices never loads libc through the FFI, and
+ * importing this module loads nothing): the mapped device's (open, flock,
+ * mmap, msync, ...), the live update orchestrator's (descriptor flags, socket
+ * options and names, lseek, memfds) and a real process's handover (execve,
+ * dup2, Unix sockets, sendmsg, recvmsg, poll). Each function is declared here
+ * and nowhere else; ./socket.ts lays out the structures passed by pointer
+ * (msghdr, sockaddr_un, pollfd) on top of it. Constants are Linux's generic
+ * values, the same on x86-64 and arm64, except where Node supplies the right
+ * one. Only memory/, luo/, kexec/ and the trial's failure path may import
+ * src/sys/ (test/layers.test.ts).
  */
 import { constants as fsConstants } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -35,6 +36,16 @@ export const FD_CLOEXEC = 1;
 export const SOL_SOCKET = 1;
 export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;
+/** fcntl(F_DUPFD_CLOEXEC): a dup that is not inherited by accident. */
+export const F_DUPFD_CLOEXEC = 1030;
+export const SEEK_SET = 0;
+export const SEEK_CUR = 1;
+export const SO_TYPE = 3;
+export const SO_ACCEPTCONN = 30;
+export const SO_DOMAIN = 39;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const MFD_CLOEXEC = 1;
 /** (void *)-1 as koffi.address() reports it. */
 export const MAP_FAILED = 0xffffffffffffffffn;
 
