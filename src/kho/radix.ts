@@ -51,6 +51,27 @@ export interface KhoWalkResult {
   pages: number;
 }
 
+/**
+ * A tree's blocks as runs, in walk order (leaves in key order): `runBlocks[i]`
+ * blocks of 2^runOrder[i] pages from runPfn[i], `runs` of them. A million
+ * consecutive order-0 blocks are one run.
+ */
+export interface KhoBlockRuns {
+  readonly runPfn: Float64Array;
+  readonly runBlocks: Float64Array;
+  readonly runOrder: Uint8Array;
+  readonly runs: number;
+}
+
+/** Calls `fn` once per block of `r`, in walk order. */
+export function forEachBlock(r: KhoBlockRuns, fn: (pfn: number, order: number) => void): void {
+  for (let i = 0; i < r.runs; i++) {
+    const order = r.runOrder[i];
+    const pfn = r.runPfn[i];
+    for (let b = 0; b < r.runBlocks[i]; b++) fn(pfn + b * POW2[order], order);
+  }
+}
+
 /** A physical range handed to the successor's memory map as preserved. */
 export interface KhoExtent {
   phys: number;
@@ -424,6 +445,19 @@ export class KhoRadixTree {
    */
   static check(device: MemoryDevice, rootPhys: number, limits: KhoWalkLimits = {}): KhoTreeCheck {
     return new KhoTreeCheck(device, rootPhys, validateTree(device, rootPhys, limits));
+  }
+
+  /**
+   * The whole tree validated as walk does, its blocks returned as runs
+   * (no call per block or run): what a successor's boot keeps of the handover.
+   * @throws KhoError as walk.
+   */
+  static readRuns(
+    device: MemoryDevice,
+    rootPhys: number,
+    limits: KhoWalkLimits = {},
+  ): KhoWalkResult & KhoBlockRuns {
+    return validateTree(device, rootPhys, limits);
   }
 
   /**
