@@ -73,6 +73,8 @@ const WAYS: readonly { way: Way; label: string }[] = [
 interface Samples {
   way: Way;
   downtimes: number[];
+  /** CPU time of the downtime where one process spans it (in place, node alone, restart), ms. */
+  cpu: number[];
   phases: [string, number[]][];
 }
 
@@ -82,6 +84,8 @@ interface Result {
   downtime: number;
   min: number;
   max: number;
+  /** Median CPU time of the downtime, ms; NaN where two processes share it (preloaded). */
+  cpu: number;
   /** Median of each phase of the downtime, in order. */
   phases: [string, number][];
 }
@@ -319,10 +323,17 @@ function samplesOf(way: Way, stamps: Stamp[], rounds: number): Samples {
                 ['restore', 'ready'],
               ];
   const downtimes: number[] = [];
+  const cpu: number[] = [];
   const phases: number[][] = names.map(() => []);
   for (let g = 2; g <= rounds + 1; g++) {
     const t0 = at('exec', g - 1);
     downtimes.push(at('ready', g) - t0);
+    // getrusage counts on across execve: one process's stamps subtract.
+    const from = stamps.find((x) => x.event === 'exec' && x.gen === g - 1);
+    const to = stamps.find((x) => x.event === 'ready' && x.gen === g);
+    if (from?.pid === to?.pid && typeof from?.cpu === 'number' && typeof to?.cpu === 'number') {
+      cpu.push((to.cpu - from.cpu) / 1000);
+    }
     let prev = t0;
     names.forEach(([, event], i) => {
       // Phases before exec (a preloaded successor's start-up) are not downtime.
@@ -332,18 +343,20 @@ function samplesOf(way: Way, stamps: Stamp[], rounds: number): Samples {
       prev = t;
     });
   }
-  return { way, downtimes, phases: names.map(([label], i) => [label, phases[i] ?? []]) };
+  return { way, downtimes, cpu, phases: names.map(([label], i) => [label, phases[i] ?? []]) };
 }
 
 /** Medians over every handover of every chain of one way. */
 function summarize(way: Way, chains: Samples[]): Result {
   const downtimes = chains.flatMap((c) => c.downtimes);
+  const cpu = chains.flatMap((c) => c.cpu);
   const labels = chains[0]?.phases.map(([label]) => label) ?? [];
   return {
     way,
     downtime: median(downtimes),
     min: Math.min(...downtimes),
     max: Math.max(...downtimes),
+    cpu: cpu.length > 0 ? median(cpu) : Number.NaN,
     phases: labels.map((label, i) => [
       label,
       median(chains.flatMap((c) => c.phases[i]?.[1] ?? [])),
@@ -353,19 +366,31 @@ function summarize(way: Way, chains: Samples[]): Result {
 
 function report(what: string, results: Result[], rounds: number): void {
   const floor = results.find((r) => r.way === 'restart')?.downtime ?? Number.NaN;
-  const node = results.find((r) => r.way === 'node')?.downtime ?? Number.NaN;
+  const node = results.find((r) => r.way === 'node');
   const ratio = (ms: number, of: number): string =>
-    Number.isNaN(of) ? '-' : `${(ms / of).toFixed(2)}x`;
+    Number.isNaN(of) || Number.isNaN(ms) ? '-' : `${(ms / of).toFixed(2)}x`;
   process.stdout.write(`\n${what} preserved (median of ${rounds} handovers, ms):\n`);
   table(
-    ['way', 'downtime', 'min', 'max', 'x floor', 'x node alone', 'phases (median ms)'],
+    [
+      'way',
+      'downtime',
+      'min',
+      'max',
+      'x floor',
+      'x node alone',
+      'CPU',
+      'CPU x node alone',
+      'phases (median ms)',
+    ],
     results.map((r) => [
       WAYS.find((w) => w.way === r.way)?.label ?? r.way,
       r.downtime,
       r.min,
       r.max,
       ratio(r.downtime, floor),
-      ratio(r.downtime, node),
+      ratio(r.downtime, node?.downtime ?? Number.NaN),
+      Number.isNaN(r.cpu) ? '-' : r.cpu,
+      ratio(r.cpu, node?.cpu ?? Number.NaN),
       r.phases.map(([label, ms]) => `${label} ${ms.toFixed(1)}`).join(', '),
     ]),
   );
@@ -408,6 +433,13 @@ function verdicts(all: { mib: number; results: Result[] }[]): void {
     const node = get(results, 'node');
     const inPlace = get(results, 'inplace') / node;
     lineAlone(`in place / node alone at ${fmtSize(mib)} (<= 1.25x)`, inPlace, inPlace <= 1.25);
+    const cpuOf = (way: Way): number => results.find((x) => x.way === way)?.cpu ?? Number.NaN;
+    const inPlaceCpu = cpuOf('inplace') / cpuOf('node');
+    lineAlone(
+      `in place / node alone at ${fmtSize(mib)}, CPU time (<= 1.25x)`,
+      inPlaceCpu,
+      inPlaceCpu <= 1.25,
+    );
     const pre = get(results, 'preload') / node;
     lineAlone(`preloaded / node alone at ${fmtSize(mib)} (<= 0.1x)`, pre, pre <= 0.1);
   }

@@ -130,7 +130,12 @@ async function main() {
   const text = withoutOwnNames(readFileSync(join(OUT, SCRIPT), 'latin1'));
   const wide = text.search(/[^\x00-\x7f]/);
   if (wide >= 0) throw new Error(`bundle: ${SCRIPT} has a non-ASCII character at ${wide}`);
-  writeFileSync(join(OUT, SCRIPT), text, 'latin1');
+  // One function expression (scripts/pkg/loader.mjs compiles the file as it is read).
+  writeFileSync(
+    join(OUT, SCRIPT),
+    `(function (exports, require, module, __filename, __dirname) {${text}\n})`,
+    'latin1',
+  );
   // Beside the bundle, one level from dist/src: what a successor on trial
   // preloads (trial-boot.cjs, small: it runs before the main module), what a
   // failed try requires at exit, synchronously (trial-fail.cjs, which loads
@@ -175,8 +180,19 @@ async function main() {
  * line keeps its number (the source map stays right).
  */
 function withoutOwnNames(text) {
-  return text.replace(/^([ \t]*)__name\(([A-Za-z_$][\w$]*), "\2"\);$/gm, '$1');
+  return text
+    .replace(/^([ \t]*)__name\(([A-Za-z_$][\w$]*), "\2"\);$/gm, '$1')
+    .replace(ANONYMOUS_CLASS_NAMED, '$1$2$3 = class$4 {\n\n\n');
 }
+
+/**
+ * `X = class {` with a static block `__name(this, "X")`: an anonymous class
+ * assigned to X is named X by the assignment itself (keepNames adds the
+ * block anyway; a class named otherwise, `class _X`, keeps it). The block's
+ * three lines are blanked.
+ */
+const ANONYMOUS_CLASS_NAMED =
+  /^([ \t]*)((?:var |let |const )?)([A-Za-z_$][\w$]*) = class((?: extends [^{\n]+)?) \{\n[ \t]*static \{\n[ \t]*__name\(this, "\3"\);\n[ \t]*\}$/gm;
 
 /**
  * Each exported class and function of the bundle has the name it has in

@@ -6,7 +6,8 @@
  */
 
 import { existsSync, readlinkSync } from 'node:fs';
-import { show } from './base/errors.js';
+import { messageOf, show } from './base/errors.js';
+import { hex } from './base/hex.js';
 import { memparseExact } from './boot/memparse.js';
 import { FdtWriter } from './fdt/write.js';
 import { Kernel } from './kernel/kernel.js';
@@ -274,7 +275,7 @@ function start(
   if (trial !== null) {
     // Another try or the fallback boots this same handover if this one fails.
     const handover = {
-      [ENV_BOOT]: `${device.path}@0x${(bootBlock ?? 0).toString(16)}`,
+      [ENV_BOOT]: `${device.path}@${hex(bootBlock ?? 0)}`,
       [ENV_DEVICE_FD]: String(device.fd),
       // A try started by a supervisor (a restart handover) falls back to the same program.
       [ENV_FALLBACK_MAIN]: process.env[ENV_FALLBACK_MAIN] || (startedScript() ?? ''),
@@ -377,7 +378,7 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<ProcessKernel
       // Another PID becomes the service's main process (systemd needs NotifyAccess=all for it).
       kernel = start(booting, options, bootBlock, `MAINPID=${process.pid}\nREADY=1`);
     } catch (err) {
-      channel.send({ t: 'failed', message: err instanceof Error ? err.message : String(err) });
+      channel.send({ t: 'failed', message: messageOf(err) });
       throw err;
     }
     channel.send({ t: 'took-over', pid: process.pid, generation: kernel.generation });
@@ -451,7 +452,7 @@ function rehearse({ Machine }: MachineModule, runs: number): void {
 function warnNoRehearsal(err: unknown): void {
   if (rehearsalWarned) return;
   rehearsalWarned = true;
-  const why = err instanceof Error ? err.message : String(err);
+  const why = messageOf(err);
   process.emitWarning(
     `handover rehearsal: no emulated machine (${why}); the handover runs cold code`,
     {

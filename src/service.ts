@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { messageOf } from './base/errors.js';
+import { hex, hexDigits } from './base/hex.js';
 import { getU64 } from './base/u64.js';
 import { BootError } from './boot/errors.js';
 import { readPendingBootBlock } from './kernel/boot-block-read.js';
@@ -143,9 +144,7 @@ export function defaultRelease(): string {
 export function defaultDevicePath(): string {
   const main = mainScript();
   const stem = main ? basename(main).replace(/\.[cm]?[jt]s$/, '') : 'node';
-  const tag = crc32c(Buffer.from(main ?? process.execPath, 'utf8'))
-    .toString(16)
-    .padStart(8, '0');
+  const tag = hexDigits(crc32c(Buffer.from(main ?? process.execPath, 'utf8')), 8);
   const name = `livekexec-${stem.replace(/[^A-Za-z0-9._-]/g, '_') || 'node'}-${tag}`;
   return join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), name);
 }
@@ -178,14 +177,14 @@ export function takePendingHandover(device: MappedDevice, discard: boolean): num
   } catch (err) {
     throw new BootError(
       'ESTALE',
-      `${device.path}: a handover is pending at 0x${header.bootBlock.toString(16)} but cannot be booted (${messageOf(err)}); boot({ discardPending: true }) or 'livekexec device discard-pending ${device.path}' drops it (its preserved memory stays reserved)`,
+      `${device.path}: a handover is pending at ${hex(header.bootBlock)} but cannot be booted (${messageOf(err)}); boot({ discardPending: true }) or 'livekexec device discard-pending ${device.path}' drops it (its preserved memory stays reserved)`,
     );
   }
   const trial = record.trial;
   if (trial !== null && trial.bootBlock === header.bootBlock && trial.pid !== 0) {
     // A try ran in a process that is gone (this one holds the lock) without
     // counting itself: killed, or crashed in native code. Count it.
-    process.env[ENV_BOOT] = `${device.path}@0x${header.bootBlock.toString(16)}`;
+    process.env[ENV_BOOT] = `${device.path}@${hex(header.bootBlock)}`;
     process.env[ENV_DEVICE_FD] = String(device.fd);
     Object.assign(process.env, fdMapEnv());
     failTryNow(

@@ -5,6 +5,7 @@
  * from the boot block's kexec metadata. Run inside the failing process
  * (trial.ts requires its bundle synchronously at exit) or by the trial loader.
  */
+import { hex } from './base/hex.js';
 import { SETUP } from './boot/abi.js';
 import { decodeKexecMetadata, type KexecCommand } from './boot/kexec-metadata.js';
 import { readPendingBootBlock } from './kernel/boot-block-read.js';
@@ -53,7 +54,7 @@ export function decideNext(
     const counting = entry ? decodeKexecMetadata(entry.data).counting : null;
     const next = header.record ? tryFailed(header.record, bootBlock, reason, process.pid) : null;
     if (counting === null || next === null) {
-      throw new Error(`the pending handover at 0x${bootBlock.toString(16)} is not on trial`);
+      throw new Error(`the pending handover at ${hex(bootBlock)} is not on trial`);
     }
     writeDeviceHeader(device, { ...header, ownerPid: process.pid, record: next.record });
     const trial = next.record.trial!;

@@ -151,10 +151,10 @@ export async function runProcessDamage(
   const manifest = join(dir, 'manifest.json');
   try {
     const pre = await run([fixture('predecessor'), device, manifest, String(rng.u32())], timeoutMs);
-    if (!pre.events.some((e) => e.event === 'pending'))
+    if (!pre.events.some((e) => e.event === 'pending') || !handoverPending(device))
       return {
         outcome: 'untyped',
-        fault: 'none (the predecessor failed)',
+        fault: 'none (the predecessor left no pending handover)',
         detail: verdictOf(pre, 'the predecessor').detail,
       };
     let fault: string;
@@ -225,6 +225,12 @@ export async function runKill(
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Whether `device` holds a committed handover no boot has taken yet. */
+function handoverPending(device: string): boolean {
+  const peek = MappedDevice.peek(device);
+  return decodeDeviceHeader(peek.page0, peek.size, device).bootBlock !== 0;
 }
 
 /**

@@ -43,11 +43,24 @@ let warmCache = false;
 let saved = false;
 let script = null;
 const module = { exports: {} };
+// The bundle is written as one function expression, its wrapper on its first
+// and last lines (so its line numbers are the source map's): V8 compiles the
+// file's text as read, with no copy of 0.8 MB into a wrapped string (~1.5 ms
+// CPU of every successor's start-up, and young-generation garbage).
+const WRAP_HEAD = '(function (exports, require, module, __filename, __dirname) {';
+const WRAP_TAIL = '\n})';
+const { readFileSync } = require('node:fs');
+const { dirname } = require('node:path');
 if (process.sourceMapsEnabled ?? process.execArgv.includes('--enable-source-maps')) {
-  module.exports = require(file);
+  // Through node's CommonJS compiler, which maps stack traces; the wrapper is its own.
+  const Module = require('node:module');
+  const text = readFileSync(file, 'latin1');
+  const m = new Module(file, null);
+  m.filename = file;
+  m.paths = Module._nodeModulePaths(dirname(file));
+  m._compile(text.slice(WRAP_HEAD.length, text.length - WRAP_TAIL.length), file);
+  module.exports = m.exports;
 } else {
-  const { readFileSync } = require('node:fs');
-  const { dirname } = require('node:path');
   const { Script } = require('node:vm');
   let cachedData;
   if (process.env.LIVEKEXEC_CODE_CACHE !== 'off') {
@@ -66,12 +79,8 @@ if (process.sourceMapsEnabled ?? process.execArgv.includes('--enable-source-maps
       // absent
     }
   }
-  // One line of wrapper, so the script's line numbers are the file's. The
-  // bundle is ASCII (the build checks it): read as latin1, not decoded as UTF-8.
-  script = new Script(
-    `(function (exports, require, module, __filename, __dirname) {${readFileSync(file, 'latin1')}\n})`,
-    { filename: file, cachedData },
-  );
+  // The bundle is ASCII (the build checks it): read as latin1, not decoded as UTF-8.
+  script = new Script(readFileSync(file, 'latin1'), { filename: file, cachedData });
   if (cachedData !== undefined) cacheState = script.cachedDataRejected ? 'rejected' : 'accepted';
   script.runInThisContext()(module.exports, require, module, file, dirname(file));
 }

@@ -131,6 +131,8 @@ export const SETUP = {
  * knows; flags it does not know make it refuse the boot counting, not the boot.
  */
 export const KMETA_VERSION = 1;
+/** Where the version is (KMETA_VERSION is its value). */
+export const KMETA_VERSION_OFF = 0x00;
 export const KMETA_KEXEC_COUNT = 0x04;
 export const KMETA_PREVIOUS_RELEASE = 0x08;
 /** Upstream's __NEW_UTS_LEN + 1. */
@@ -140,6 +142,9 @@ export const KMETA_TRIES = 0x50;
 export const KMETA_DEADLINE_MS = 0x54;
 export const KMETA_SUCCESSOR = 0x58;
 export const KMETA_FALLBACK = 0x60;
+/** A command field: u32 offset of the command in the entry, u32 its length. */
+export const KMETA_COMMAND_OFF = 0x00;
+export const KMETA_COMMAND_LEN = 0x04;
 export const KMETA_HEADER_SIZE = 0x68;
 /** flags: the successor boots on trial, with a fallback. */
 export const KMETA_FLAG_TRIAL = 1;

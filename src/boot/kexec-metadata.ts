@@ -4,7 +4,9 @@
  * with the command to retry and the last good one to fall back to.
  */
 import {
+  KMETA_COMMAND_LEN,
   KMETA_COMMAND_MAX,
+  KMETA_COMMAND_OFF,
   KMETA_DEADLINE_MS,
   KMETA_FALLBACK,
   KMETA_FLAG_REQUIRE_GOOD,
@@ -17,6 +19,7 @@ import {
   KMETA_SUCCESSOR,
   KMETA_TRIES,
   KMETA_VERSION,
+  KMETA_VERSION_OFF,
 } from './abi.js';
 import { BootError } from './errors.js';
 
@@ -62,7 +65,7 @@ export function encodeKexecMetadata(m: KexecMetadata): Uint8Array {
   const fallback = c ? encodeCommand(c.fallback, 'fallback') : new Uint8Array(0);
   const out = new Uint8Array(KMETA_HEADER_SIZE + successor.length + fallback.length);
   const v = new DataView(out.buffer);
-  v.setUint32(0, KMETA_VERSION, true);
+  v.setUint32(KMETA_VERSION_OFF, KMETA_VERSION, true);
   v.setUint32(KMETA_KEXEC_COUNT, u32(m.kexecCount, 'kexec count'), true);
   out.set(release, KMETA_PREVIOUS_RELEASE);
   if (c) {
@@ -73,10 +76,10 @@ export function encodeKexecMetadata(m: KexecMetadata): Uint8Array {
     );
     v.setUint32(KMETA_TRIES, u32(c.tries, 'tries'), true);
     v.setUint32(KMETA_DEADLINE_MS, u32(c.deadlineMs, 'deadline'), true);
-    v.setUint32(KMETA_SUCCESSOR, KMETA_HEADER_SIZE, true);
-    v.setUint32(KMETA_SUCCESSOR + 4, successor.length, true);
-    v.setUint32(KMETA_FALLBACK, KMETA_HEADER_SIZE + successor.length, true);
-    v.setUint32(KMETA_FALLBACK + 4, fallback.length, true);
+    v.setUint32(KMETA_SUCCESSOR + KMETA_COMMAND_OFF, KMETA_HEADER_SIZE, true);
+    v.setUint32(KMETA_SUCCESSOR + KMETA_COMMAND_LEN, successor.length, true);
+    v.setUint32(KMETA_FALLBACK + KMETA_COMMAND_OFF, KMETA_HEADER_SIZE + successor.length, true);
+    v.setUint32(KMETA_FALLBACK + KMETA_COMMAND_LEN, fallback.length, true);
     out.set(successor, KMETA_HEADER_SIZE);
     out.set(fallback, KMETA_HEADER_SIZE + successor.length);
   }
@@ -92,7 +95,7 @@ export function decodeKexecMetadata(bytes: Uint8Array): KexecMetadata {
   if (bytes.length < KMETA_HEADER_SIZE)
     throw bad(`${bytes.length} bytes, at least ${KMETA_HEADER_SIZE} needed`);
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const version = v.getUint32(0, true);
+  const version = v.getUint32(KMETA_VERSION_OFF, true);
   if (version !== KMETA_VERSION)
     throw bad(`version ${version} not supported (expected ${KMETA_VERSION})`);
   const field = bytes.subarray(KMETA_PREVIOUS_RELEASE, KMETA_PREVIOUS_RELEASE + KMETA_RELEASE_SIZE);
@@ -143,8 +146,8 @@ function decodeCommand(
   what: string,
   bad: (why: string) => BootError,
 ): KexecCommand {
-  const off = v.getUint32(at, true);
-  const len = v.getUint32(at + 4, true);
+  const off = v.getUint32(at + KMETA_COMMAND_OFF, true);
+  const len = v.getUint32(at + KMETA_COMMAND_LEN, true);
   if (off < KMETA_HEADER_SIZE || len > KMETA_COMMAND_MAX || off + len > bytes.length) {
     throw bad(`${what} command [${off}, +${len}) is outside the entry`);
   }

@@ -1,4 +1,5 @@
 import { show } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 import { BootError } from './errors.js';
 import { type MemblockRegion, RegionList } from './memblock-regions.js';
 
@@ -41,10 +42,6 @@ const ADDR_LIMIT = 2 ** 53;
 export interface FreeRange {
   readonly base: number;
   readonly size: number;
-}
-
-function hex16(n: number): string {
-  return `0x${n.toString(16).padStart(16, '0')}`;
 }
 
 function checkRange(base: number, size: number, what: string): void {
@@ -213,7 +210,7 @@ export class Memblock {
       const where = this.#scratchOnly ? ' in scratch memory' : '';
       throw new BootError(
         'ENOMEM',
-        `memblock: cannot allocate ${hex16(size)} bytes aligned to ${hex16(align)}${where} in [${hex16(start)}-${hex16(end)}]`,
+        `memblock: cannot allocate ${hex(size, 16)} bytes aligned to ${hex(align, 16)}${where} in [${hex(start, 16)}-${hex(end, 16)}]`,
       );
     }
     return found;
@@ -318,14 +315,14 @@ export class Memblock {
   dump(): string {
     const lines = [
       'MEMBLOCK configuration:',
-      ` memory size = ${hex16(this.memory.totalSize)} reserved size = ${hex16(this.reserved.totalSize)}`,
+      ` memory size = ${hex(this.memory.totalSize, 16)} reserved size = ${hex(this.reserved.totalSize, 16)}`,
     ];
     for (const type of [this.memory, this.reserved]) {
-      lines.push(` ${type.name}.cnt  = 0x${type.cnt.toString(16)}`);
+      lines.push(` ${type.name}.cnt  = ${hex(type.cnt)}`);
       for (let i = 0; i < type.cnt; i++) {
         const r = type.region(i);
         lines.push(
-          ` ${type.name}[0x${i.toString(16)}]\t[${hex16(r.base)}-${hex16(r.base + r.size - 1)}], ${hex16(r.size)} bytes flags: 0x${r.flags.toString(16)}`,
+          ` ${type.name}[${hex(i)}]\t[${hex(r.base, 16)}-${hex(r.base + r.size - 1, 16)}], ${hex(r.size, 16)} bytes flags: ${hex(r.flags)}`,
         );
       }
     }

@@ -1,3 +1,4 @@
+import { hex } from '../base/hex.js';
 import { E820, type E820Type } from '../memory/memmap-types.js';
 import { BootError } from './errors.js';
 import { memparse, memparseExact } from './memparse.js';
@@ -23,8 +24,7 @@ function need(value: string | undefined, name: string): string {
 
 /** `addr + size` must stay exact (at most 2^53 - 1). */
 function checkEnd(addr: number, size: number, name: string): void {
-  if (addr + size > LIMIT)
-    bad(name, `range 0x${addr.toString(16)}+0x${size.toString(16)} ends past 2^53`);
+  if (addr + size > LIMIT) bad(name, `range ${hex(addr)}+${hex(size)} ends past 2^53`);
 }
 
 function isPowerOfTwo(n: number): boolean {
@@ -251,7 +251,7 @@ export const RESERVE_MEM: EarlyParamDef<ReserveMemValue> = {
     const a = memparse(s.rest.slice(1), name);
     if (a.rest[0] !== ':') bad(name, 'expected size:align:name');
     const align = Math.max(a.value, RESERVE_MEM_MIN_ALIGN);
-    if (!isPowerOfTwo(align)) bad(name, `alignment 0x${align.toString(16)} is not a power of two`);
+    if (!isPowerOfTwo(align)) bad(name, `alignment ${hex(align)} is not a power of two`);
     const label = a.rest.slice(1);
     if (label.length === 0 || label.length > RESERVE_MEM_NAME_MAX) {
       bad(name, `name must be 1..${RESERVE_MEM_NAME_MAX} characters`);

@@ -6,6 +6,7 @@
 import { unlinkSync } from 'node:fs';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
+import { hex } from '../base/hex.js';
 import { memparseExact } from '../boot/memparse.js';
 import { type BootRecord, EMPTY_BOOT_RECORD } from '../memory/boot-record.js';
 import { PAGE_SIZE } from '../memory/device.js';
@@ -151,7 +152,7 @@ function info(path: string, json: boolean): void {
     `size:       ${h.size} bytes (${describeSize(h.size)}), ${h.size / h.pageSize} pages of ${h.pageSize} bytes`,
     `created:    ${new Date(h.created).toISOString()}`,
     `generation: ${h.generation}`,
-    `boot block: ${h.bootBlock === 0 ? 'none pending' : `pending at 0x${h.bootBlock.toString(16)}`}`,
+    `boot block: ${h.bootBlock === 0 ? 'none pending' : `pending at ${hex(h.bootBlock)}`}`,
     `owner:      ${peek.ownerPid === undefined ? 'none (not in use)' : `PID ${peek.ownerPid}`}` +
       (h.ownerPid !== 0 ? `; last written by PID ${h.ownerPid}` : ''),
     ...recordLines(h.record ?? EMPTY_BOOT_RECORD, h.generation),
@@ -202,7 +203,7 @@ function discardPending(path: string): void {
     const record = h.record ?? EMPTY_BOOT_RECORD;
     writeDeviceHeader(dev, { ...h, bootBlock: 0, record: { ...record, trial: null } });
     process.stdout.write(
-      `${path}: dropped the handover pending at 0x${h.bootBlock.toString(16)}; its preserved memory stays reserved\n`,
+      `${path}: dropped the handover pending at ${hex(h.bootBlock)}; its preserved memory stays reserved\n`,
     );
   } finally {
     dev.close();

@@ -7,6 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
+import { hex } from '../base/hex.js';
 import { ProcessPlatform } from '../kexec/process-platform.js';
 import { decodeDeviceHeader, readDeviceHeader } from '../memory/header.js';
 import { MappedDevice } from '../memory/mapped.js';
@@ -50,7 +51,7 @@ async function kexec(
     const device = MappedDevice.open(opts.device, { fillHoles: false });
     const header = readDeviceHeader(device);
     const platform = new ProcessPlatform({ device });
-    process.stderr.write(`livekexec: resuming the handover pending at 0x${pending.toString(16)}\n`);
+    process.stderr.write(`livekexec: resuming the handover pending at ${hex(pending)}\n`);
     platform.execute({
       cmdline: opts.cmdline,
       segment: { base: header.bootBlock, size: 0 },

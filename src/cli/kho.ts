@@ -3,6 +3,7 @@
  * the handover a device holds, and whether a successor will understand it.
  */
 import type { Command } from 'commander';
+import { hex } from '../base/hex.js';
 import { checkHandover, knownCompatibles } from '../kho/compat.js';
 import { readFdtAt } from '../kho/device-fdt.js';
 import {
@@ -47,10 +48,6 @@ function withDevice<T>(path: string, fn: (d: ReadonlyDevice) => T): T {
   }
 }
 
-function hex(n: number): string {
-  return `0x${n.toString(16).padStart(16, '0')}`;
-}
-
 function status(path: string, json: boolean): void {
   const s = withDevice(path, inspectDeviceHandover);
   if (json) {
@@ -63,19 +60,19 @@ function status(path: string, json: boolean): void {
 function render(path: string, s: DeviceHandoverStatus): string {
   const out: string[] = [`device: ${path} (generation ${s.generation})`];
   for (const r of s.preservedRanges)
-    out.push(`preserved: [mem ${hex(r.base)}-${hex(r.base + r.size - 1)}]`);
+    out.push(`preserved: [mem ${hex(r.base, 16)}-${hex(r.base + r.size - 1, 16)}]`);
   if (s.pendingBootBlock === 0) {
     out.push('kho/out: no handover pending (none committed, or the successor consumed it)');
     return `${out.join('\n')}\n`;
   }
-  out.push(`boot block: ${hex(s.pendingBootBlock)} (pending)`);
+  out.push(`boot block: ${hex(s.pendingBootBlock, 16)} (pending)`);
   if (s.error) out.push(`kho/out: cannot read the handover: ${s.error}`);
   const h = s.handover;
   if (!h) return `${out.join('\n')}\n`;
   out.push('kho/out/fdt:', h.fdt.trimEnd());
   for (const a of h.scratch) {
     out.push(
-      `kho/out/scratch: ${a.kind}${a.node === undefined ? '' : ` node ${a.node}`} phys ${hex(a.base)} len ${hex(a.size)}`,
+      `kho/out/scratch: ${a.kind}${a.node === undefined ? '' : ` node ${a.node}`} phys ${hex(a.base, 16)} len ${hex(a.size, 16)}`,
     );
   }
   for (const t of h.subtrees) {

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { messageOf } from '../base/errors.js';
 import { CliError, ExitCode, errorJson } from './cli-exit.js';
 import { buildProgram, wantsJson } from './program.js';
 
@@ -14,7 +15,7 @@ async function main(argv: string[]): Promise<number> {
     // Commander has printed usage errors itself (as JSON under --json, see program.ts).
     if (typeof e.code === 'string' && e.code.startsWith('commander.')) return e.exitCode ?? 1;
     if (json) process.stdout.write(errorJson(err));
-    else process.stderr.write(`livekexec: ${err instanceof Error ? err.message : String(err)}\n`);
+    else process.stderr.write(`livekexec: ${messageOf(err)}\n`);
     return err instanceof CliError ? err.exitCode : 1;
   }
 }

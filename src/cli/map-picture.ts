@@ -10,6 +10,7 @@
  * address marks follow), and each share of a stacked segment at least
  * MIN_SHARE_PX high; the picture then says it is not to scale.
  */
+import { hex } from '../base/hex.js';
 import { describeSize } from '../memory/heap.js';
 import type { MemoryLayout, MemoryRun, RunKind, StatusRange } from '../status/model.js';
 import { RUN_KINDS } from '../status/model.js';
@@ -198,10 +199,6 @@ function lowerBound(runs: readonly MemoryRun[], addr: number): number {
 
 function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-function hex(x: number): string {
-  return `0x${x.toString(16)}`;
 }
 
 export function segmentText(s: Segment): string {

@@ -3,6 +3,8 @@
  * destroy it (`device rm`): everything a successor would have found.
  * Reads only; anything unreadable is said, never thrown.
  */
+import { messageOf } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 import { SETUP } from '../boot/abi.js';
 import { readPendingBootBlock } from '../kernel/boot-block-read.js';
 import { inspectDeviceHandover } from '../kho/status.js';
@@ -19,7 +21,7 @@ export function describePendingHandover(device: MemoryDevice, header: DeviceHead
   const sum = (type: number) =>
     header.memmap.filter((r) => r.type === type).reduce((n, r) => n + r.size, 0);
   const lines = [
-    `the handover of generation ${header.generation} to generation ${header.generation + 1} (boot block at 0x${header.bootBlock.toString(16)}), never booted`,
+    `the handover of generation ${header.generation} to generation ${header.generation + 1} (boot block at ${hex(header.bootBlock)}), never booted`,
   ];
   if (sum(E820.PRESERVED) > 0) lines.push(`${mib(sum(E820.PRESERVED))} of preserved memory`);
   if (sum(E820.RESERVED_KERN) > 0) lines.push(`${mib(sum(E820.RESERVED_KERN))} of kept pools`);
@@ -39,7 +41,7 @@ export function describePendingHandover(device: MemoryDevice, header: DeviceHead
       lines.push('the preserved file descriptors (LUO sessions) it records');
     }
   } catch (err) {
-    lines.push(`(the rest cannot be read: ${err instanceof Error ? err.message : String(err)})`);
+    lines.push(`(the rest cannot be read: ${messageOf(err)})`);
   }
   return lines;
 }

@@ -17,6 +17,7 @@
  * back into memory and reserves only what the new table lists.
  */
 import type { Command } from 'commander';
+import { hex } from '../base/hex.js';
 import { SETUP } from '../boot/abi.js';
 import { readPendingBootBlock } from '../kernel/boot-block-read.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
@@ -90,7 +91,7 @@ function list(path: string, json: boolean): void {
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
       return;
     }
-    const lines = [`super block pfn 0x${superPfn.toString(16)}, generation ${info.generation}`];
+    const lines = [`super block pfn ${hex(superPfn)}, generation ${info.generation}`];
     lines.push('NAME\tOBJECTS\tFOLIOS\tBYTES\tPAGES');
     for (const n of info.nodes) {
       const pages = n.metadataPages;

@@ -1,6 +1,7 @@
 /**
  * `livekexec status` and `iomem` as people read them.
  */
+import { hex, hexDigits } from '../base/hex.js';
 import { describeSize } from '../memory/heap.js';
 import { e820TypeName } from '../memory/memmap-types.js';
 import { histogramCount } from '../status/history.js';
@@ -45,10 +46,6 @@ function duration(ms: number): string {
 
 function pages(n: number): string {
   return `${n} (${describeSize(n * 4096)})`;
-}
-
-function hex(x: number): string {
-  return `0x${x.toString(16)}`;
 }
 
 /** Lines of `livekexec status` for a device, at `now` (ms since the epoch). */
@@ -179,9 +176,9 @@ function formatPreserved(s: PublishedStatus): string[] {
  * lists no free memory).
  */
 export function formatIomem(v: DeviceStatusView): string[] {
-  const width = Math.max(8, (v.header.size - 1).toString(16).length);
+  const width = Math.max(8, hexDigits(v.header.size - 1).length);
   const range = (base: number, size: number) =>
-    `${base.toString(16).padStart(width, '0')}-${(base + size - 1).toString(16).padStart(width, '0')}`;
+    `${hexDigits(base, width)}-${hexDigits(base + size - 1, width)}`;
   const out: string[] = [];
   const runs = v.layout.runs;
   let ri = 0;

@@ -1,4 +1,5 @@
 import { show } from '../base/errors.js';
+import { setU64 } from '../base/u64.js';
 /**
  * Internals shared by the sequential writer (write.ts) and the read-write
  * editor (edit.ts): name checks, UTF-8 encoding straight into a blob, and
@@ -146,14 +147,9 @@ export function checkU64(v: number | bigint, what: string): void {
   }
 }
 
-/** Stores a u64 that passed `checkU64` big-endian at `off`. */
-export function setU64(view: DataView, off: number, v: number | bigint): void {
-  if (typeof v === 'number') {
-    view.setUint32(off, Math.floor(v / 0x1_0000_0000));
-    view.setUint32(off + 4, v >>> 0);
-  } else {
-    view.setBigUint64(off, v);
-  }
+/** Stores a u64 that passed `checkU64` big-endian at `off` (FDT cells are big-endian). */
+export function setBeU64(view: DataView, off: number, v: number | bigint): void {
+  setU64(view, off, v, false);
 }
 
 /**
@@ -228,6 +224,6 @@ export function encodeCells(cells: ArrayLike<number>): Uint8Array {
 export function encodeU64(v: number | bigint): Uint8Array {
   checkU64(v, 'u64 value');
   const out = new Uint8Array(8);
-  setU64(new DataView(out.buffer), 0, v);
+  setBeU64(new DataView(out.buffer), 0, v);
   return out;
 }

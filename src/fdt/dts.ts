@@ -1,4 +1,5 @@
 import { show } from '../base/errors.js';
+import { hex, hexDigits } from '../base/hex.js';
 /**
  * A DTS printer that prints what `dtc -I dtb -O dts` (dtc 1.6.1) prints for
  * the same blob, byte for byte, so the two outputs compile to equal trees.
@@ -65,13 +66,9 @@ function quoteString(value: Uint8Array): string {
     const esc = ESCAPES[c];
     if (esc !== undefined) out += esc;
     else if (isPrint(c)) out += String.fromCharCode(c);
-    else out += `\\x${c.toString(16).padStart(2, '0')}`;
+    else out += `\\x${hexDigits(c, 2)}`;
   }
   return `${out}"`;
-}
-
-function hex2(n: number): string {
-  return n.toString(16).padStart(2, '0');
 }
 
 /** Big-endian 32-bit cells as dtc writes them: `<0x01 0xdeadbeef>`. */
@@ -80,7 +77,7 @@ function formatCells(value: Uint8Array): string {
   for (let i = 0; i + 4 <= value.length; i += 4) {
     const cell =
       ((value[i] << 24) | (value[i + 1] << 16) | (value[i + 2] << 8) | value[i + 3]) >>> 0;
-    parts.push(`0x${hex2(cell)}`);
+    parts.push(`${hex(cell, 2)}`);
   }
   return `<${parts.join(' ')}>`;
 }
@@ -88,7 +85,7 @@ function formatCells(value: Uint8Array): string {
 /** Bytes as dtc writes them: `[01 ab]`. */
 function formatBytes(value: Uint8Array): string {
   const parts: string[] = [];
-  for (let i = 0; i < value.length; i++) parts.push(hex2(value[i]));
+  for (let i = 0; i < value.length; i++) parts.push(hexDigits(value[i], 2));
   return `[${parts.join(' ')}]`;
 }
 
@@ -121,7 +118,7 @@ export function formatReservation(address: bigint, size: bigint): string {
       'BADVALUE',
       `a reservation is two non-negative bigints, got ${show(address)}, ${show(size)}`,
     );
-  const h = (n: bigint) => `0x${n.toString(16).padStart(16, '0')}`;
+  const h = (n: bigint) => `${hex(n, 16)}`;
   return `/memreserve/\t${h(address)} ${h(size)};`;
 }
 

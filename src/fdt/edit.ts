@@ -40,7 +40,7 @@ import {
   encodeCells,
   encodeStringList,
   encodeU64,
-  setU64,
+  setBeU64,
 } from './_edit-internal.js';
 import {
   checkNodeOffset,
@@ -505,8 +505,8 @@ export class FdtEditor {
     const n = countReservations(this.#view, this.#total());
     const at = this.#view.getUint32(HDR_OFF_MEM_RSVMAP) + n * FDT_RESERVE_ENTRY_SIZE;
     this.#spliceRsv(at, 0, 1);
-    setU64(this.#view, at, address);
-    setU64(this.#view, at + 8, size);
+    setBeU64(this.#view, at, address);
+    setBeU64(this.#view, at + 8, size);
   }
 
   /**

@@ -1,4 +1,5 @@
 import { show } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 /**
  * The header check, with libfdt's fdt_check_header semantics and codes, plus
  * the buffer-size checks fdt_check_full makes first.
@@ -88,7 +89,7 @@ export function checkHeaderFields(u8: Uint8Array): void {
   }
   const magic = be32(u8, HDR_MAGIC);
   if (magic !== FDT_MAGIC) {
-    throw new FdtError('BADMAGIC', `magic 0x${magic.toString(16)} is not 0xd00dfeed`);
+    throw new FdtError('BADMAGIC', `magic ${hex(magic)} is not 0xd00dfeed`);
   }
   const lastComp = be32(u8, HDR_LAST_COMP_VERSION);
   if (version < FDT_FIRST_SUPPORTED_VERSION || lastComp > FDT_LAST_SUPPORTED_VERSION) {

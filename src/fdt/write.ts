@@ -33,7 +33,7 @@ import {
   checkU32,
   checkU64,
   hasNul,
-  setU64,
+  setBeU64,
   utf8Length,
   writeName,
   writeUtf8,
@@ -287,7 +287,7 @@ export class FdtWriter {
   propertyU64(name: string, value: number | bigint): void {
     checkU64(value, name);
     const off = this.#propHeader(name, 8);
-    setU64(this.#view, off, value);
+    setBeU64(this.#view, off, value);
   }
 
   /**
@@ -418,8 +418,8 @@ export class FdtWriter {
   #writeReservation(address: number | bigint, size: number | bigint): void {
     const end = this.#pos + FDT_RESERVE_ENTRY_SIZE;
     this.#reserve(end, 0);
-    setU64(this.#view, this.#pos, address);
-    setU64(this.#view, this.#pos + 8, size);
+    setBeU64(this.#view, this.#pos, address);
+    setBeU64(this.#view, this.#pos + 8, size);
     this.#pos = end;
   }
 

@@ -204,7 +204,8 @@ export interface NextGeneration {
 
 /**
  * The new generation: the boot block consumed (a repeat is then stale), the
- * kexec count and release, the kept ranges of the device's map, the trial.
+ * kexec count and release, the kept ranges of the device's map, the trial;
+ * a fallback and the kexec count go to the boot log.
  */
 export function nextGeneration(
   ask: BootAsk,
@@ -243,6 +244,11 @@ export function nextGeneration(
     previousRelease: meta ? meta.previousRelease : undefined,
     fellBackFrom,
   };
+  if (fellBackFrom)
+    mem.log.push(
+      `boot: fallback: ${fellBackFrom.successor} failed ${fellBackFrom.tries} tries (${fellBackFrom.reason})`,
+    );
+  if (meta) mem.log.push(`kexec from: ${meta.previousRelease || 'unknown'} (count ${kexecCount})`);
   return { header: next, boot, trial };
 }
 

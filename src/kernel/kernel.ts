@@ -1,6 +1,7 @@
 import type { Server } from 'node:net';
-import { show } from '../base/errors.js';
-import type { PhysRange } from '../base/range.js';
+import { messageOf, show } from '../base/errors.js';
+import { hex } from '../base/hex.js';
+import type { PfnRange, PhysRange } from '../base/range.js';
 import { SETUP } from '../boot/abi.js';
 import type { Cmdline } from '../boot/cmdline.js';
 import { BootError } from '../boot/errors.js';
@@ -197,6 +198,8 @@ export class Kernel {
     khoEarly: KhoEarly;
     pmpoolEarly?: PmpoolEarly;
     pkramEarly?: PkramEarly;
+    /** A successor on trial: what it attaches of the predecessor's handover stays as it was. */
+    onTrial?: boolean;
     statusEarly?: StatusEarly;
   }) {
     this.device = init.device;
@@ -243,6 +246,7 @@ export class Kernel {
       early: init.boot.kind === 'crash' ? null : (init.pkramEarly ?? null),
       generation: init.boot.generation,
       bootId: Uint8Array.from(Buffer.from(init.boot.bootId, 'hex')),
+      trial: init.onTrial === true,
       log: (line) => init.log.push(line),
       assertAlive: () => this.assertAlive(),
       ownership: {
@@ -290,12 +294,10 @@ export class Kernel {
       shared: device.ownedForLife === true,
     });
     const next = nextGeneration(request, header, handover, mem, early.base);
-    const { fellBackFrom, kexecCount, previousRelease } = next.boot;
-    if (fellBackFrom)
-      mem.log.push(
-        `boot: fallback: ${fellBackFrom.successor} failed ${fellBackFrom.tries} tries (${fellBackFrom.reason})`,
-      );
-    if (mem.meta) mem.log.push(`kexec from: ${previousRelease || 'unknown'} (count ${kexecCount})`);
+    // On trial, pages of the handover freed from here on (KHO's tree as the subsystems come
+    // up, restored folios freed later) stay unused until markGood: a retry or the fallback
+    // reads them again.
+    if (next.trial) pages.holdFreesIn(preservedPfnRanges(handover.block?.memoryMap ?? []));
     const kernel = new Kernel({
       device,
       boot: next.boot,
@@ -314,9 +316,10 @@ export class Kernel {
       pmpoolEarly: early.pmpool,
       pkramEarly: early.pkram,
       statusEarly: early.status,
+      onTrial: next.trial !== null && next.trial !== undefined,
     });
     kernel.#reserveMem = new ReserveMem(device, kernel.kho, early.reserveMem);
-    kernel.#commitBoot(request, header, next, handover.block?.memoryMap ?? [], early.base);
+    kernel.#commitBoot(request, header, next, early.base);
     return kernel;
   }
 
@@ -328,18 +331,11 @@ export class Kernel {
     request: BootRequest,
     header: DeviceHeader,
     next: NextGeneration,
-    handedOver: readonly MemoryRange[],
     base: { generation: number },
   ): void {
     if (next.trial) {
       const tried = triedHeader(header, next, next.trial);
-      this.#startTrial(
-        tried,
-        next.header,
-        next.trial.record.tries,
-        next.trial.counting,
-        handedOver,
-      );
+      this.#startTrial(tried, next.header, next.trial.record.tries, next.trial.counting);
       writeDeviceHeader(this.device, tried);
     } else {
       writeDeviceHeader(this.device, next.header);
@@ -354,7 +350,6 @@ export class Kernel {
     good: DeviceHeader,
     tries: number,
     counting: BootCounting,
-    handedOver: readonly MemoryRange[],
   ): void {
     this.#header = tried;
     this.#goodHeader = good;
@@ -366,13 +361,6 @@ export class Kernel {
       fallback: counting.fallback,
       successor: counting.successor,
     };
-    // Pages of the handover this generation frees stay unused until it is
-    // marked good: a retry or the fallback reads them again.
-    this.pages.holdFreesIn(
-      handedOver
-        .filter((r) => r.type === E820.PRESERVED)
-        .map((r) => ({ pfn: r.base / PAGE_SIZE, count: r.size / PAGE_SIZE })),
-    );
   }
 
   /**
@@ -419,6 +407,7 @@ export class Kernel {
     this.#trial = null;
     this.#goodHeader = null;
     this.pages.releaseHeld();
+    this.pkram.endTrial();
     this.#log.push(`boot: marked good after ${trial.tries} of ${trial.maxTries} tries`);
     this.#platform.markedGood?.(this);
   }
@@ -825,10 +814,7 @@ export class Kernel {
       handoverMemoryMap: () => this.memoryMap.clone(),
       handoverBegan: (image: LoadedImage) => this.#status.handoverBegan(image.preload),
       handoverFailed: (_image: LoadedImage, err: unknown) => {
-        this.#status.handoverFailed(
-          this.generation,
-          err instanceof Error ? err.message : String(err),
-        );
+        this.#status.handoverFailed(this.generation, messageOf(err));
         this.publishStatus();
       },
       checkCanKexec: () => {
@@ -921,7 +907,7 @@ function reserveCrashArea(memblock: Memblock, params: EarlyParamValues): PhysRan
     if (ck.offset % PAGE_SIZE !== 0 || !isFree(memblock, ck.offset, size)) {
       throw new BootError(
         'ERANGE',
-        `[0x${ck.offset.toString(16)}, +0x${size.toString(16)}) is not free memory`,
+        `[${hex(ck.offset)}, +${hex(size)}) is not free memory`,
         'crashkernel',
       );
     }
@@ -942,4 +928,11 @@ function isFree(memblock: Memblock, base: number, size: number): boolean {
     if (r.base <= base && base + size <= r.base + r.size) return true;
   }
   return false;
+}
+
+/** The PRESERVED ranges of a handed-over memory map, as page ranges. */
+function preservedPfnRanges(map: readonly MemoryRange[]): PfnRange[] {
+  return map
+    .filter((r) => r.type === E820.PRESERVED)
+    .map((r) => ({ pfn: r.base / PAGE_SIZE, count: r.size / PAGE_SIZE }));
 }

@@ -7,6 +7,7 @@
  * A preserved file is stored under a name that says its LUO session and
  * token, so the successor matches it to the handover by name.
  */
+import { hexDigits } from '../base/hex.js';
 import { AF_UNIX, errnoName, F_GETFD, F_SETFD, FD_CLOEXEC } from '../sys/libc.js';
 import { getProcLibc, MSG_NOSIGNAL, SOCK_CLOEXEC, SOCK_DGRAM } from '../sys/socket.js';
 import { KexecError } from './errors.js';
@@ -32,7 +33,7 @@ export function storeName(session: string, token: bigint): string {
   let enc = '';
   for (const b of Buffer.from(session, 'utf8')) {
     const c = String.fromCharCode(b);
-    enc += /[A-Za-z0-9_-]/.test(c) ? c : `%${b.toString(16).padStart(2, '0')}`;
+    enc += /[A-Za-z0-9_-]/.test(c) ? c : `%${hexDigits(b, 2)}`;
   }
   return `${PREFIX}${enc}.${token}`;
 }

@@ -9,6 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { messageOf } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 import type { BootCounting, KexecCommand } from '../boot/kexec-metadata.js';
 import { PAGE_SIZE } from '../memory/device.js';
 import type { MappedDevice } from '../memory/mapped.js';
@@ -539,7 +540,7 @@ export function successorEnv(
 }
 
 export function bootSpec(path: string, phys: number): string {
-  return `${path}@0x${phys.toString(16)}`;
+  return `${path}@${hex(phys)}`;
 }
 
 /**

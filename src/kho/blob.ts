@@ -1,3 +1,4 @@
+import { hex } from '../base/hex.js';
 import { FdtError } from '../fdt/errors.js';
 import type { Fdt } from '../fdt/read.js';
 import { FdtWriter } from '../fdt/write.js';
@@ -104,10 +105,10 @@ export function parseBlobDescriptor(fdt: Fdt, name: string, deviceSize: number):
     throw bad((err as Error).message);
   }
   if (typeof phys === 'bigint' || phys <= 0 || phys % PAGE_SIZE !== 0 || phys >= deviceSize) {
-    throw bad(`preserved-data 0x${phys.toString(16)} is not a page inside the device`);
+    throw bad(`preserved-data ${hex(phys)} is not a page inside the device`);
   }
   if (typeof size === 'bigint' || size <= 0 || size > deviceSize - phys) {
-    throw bad(`blob-size ${size} does not fit the device from 0x${phys.toString(16)}`);
+    throw bad(`blob-size ${size} does not fit the device from ${hex(phys)}`);
   }
   return { compatibles, base: phys, size, csum };
 }

@@ -9,7 +9,7 @@ import type { MemoryMap } from '../memory/memmap.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
 import { KHO_MAX_MAP_MARKS } from './abi.js';
 import { KhoError } from './errors.js';
-import { BlockRuns, KhoRadixTree } from './radix.js';
+import { BlockRuns, type KhoBlockRuns, KhoRadixTree } from './radix.js';
 import { type KhoRoot, parseRootFdt } from './root-fdt.js';
 import {
   allocateScratch,
@@ -21,13 +21,10 @@ import {
 import { treeChecksum } from './tree-csum.js';
 
 /** The handover a KHO boot received, read and reserved in early boot. */
-export interface KhoIncoming {
+export interface KhoIncoming extends KhoBlockRuns {
   readonly root: KhoRoot;
   /** The root FDT as received (for status). */
   readonly rootFdt: Uint8Array;
-  /** Every preserved block, in the order the walk met them. */
-  readonly blockPfn: Float64Array;
-  readonly blockOrder: Uint8Array;
   /** Pages of the predecessor's radix tree, freed once the boot is done with them. */
   readonly treePages: readonly number[];
 }
@@ -145,13 +142,8 @@ function revive(
   ctx.log(
     `KHO: handover read: ${walk.blocks} preserved blocks (${walk.pages} pages), ${root.subtrees.size} subtrees, ${scratch.length} scratch areas`,
   );
-  const incoming = {
-    root,
-    rootFdt,
-    blockPfn: walk.pfns.subarray(0, walk.n),
-    blockOrder: walk.orders.subarray(0, walk.n),
-    treePages: walk.nodePhys,
-  };
+  const { runPfn, runBlocks, runOrder, runs } = walk.blockRuns;
+  const incoming = { root, rootFdt, runPfn, runBlocks, runOrder, runs, treePages: walk.nodePhys };
   return { enabled: true, scratch, incoming };
 }
 
@@ -203,11 +195,10 @@ export function checkTreeChecksum(device: MemoryDevice, root: KhoRoot): void {
   }
 }
 
-/** Every preserved block of the tree (pfn and order per block, in typed arrays), its runs of pages and its own pages. */
+/** Every preserved block of the tree (as the walk's runs of blocks, in typed arrays), its runs of pages and its own pages. */
 export interface PreservedWalk {
-  readonly n: number;
-  readonly pfns: Float64Array;
-  readonly orders: Uint8Array;
+  /** The blocks, a run of consecutive blocks of one order at a time (a million order-0 folios can be one). */
+  readonly blockRuns: KhoBlockRuns;
   readonly runs: BlockRuns;
   /** The same extents the predecessor marked, from the blocks collected. */
   readonly extents: readonly PhysRange[];
@@ -222,22 +213,15 @@ export interface PreservedWalk {
  * @throws KhoError EFAULT
  */
 export function walkPreserved(device: MemoryDevice, root: KhoRoot): PreservedWalk {
-  let n = 0;
-  let pfns = new Float64Array(1024);
-  let orders = new Uint8Array(1024);
+  // No call per block: the tree's blocks come as runs.
+  const walk = KhoRadixTree.readRuns(device, root.memoryMapPhys);
   const runs = new BlockRuns();
-  if (root.memoryMapPhys === 0) {
-    return { n, pfns, orders, runs, extents: [], nodePhys: [], blocks: 0, pages: 0 };
+  for (let i = 0; i < walk.runs; i++) {
+    runs.addPages(walk.runPfn[i], walk.runBlocks[i] * 2 ** walk.runOrder[i]);
   }
-  const walk = KhoRadixTree.walk(device, root.memoryMapPhys, (pfn, order) => {
-    if (n === pfns.length) {
-      pfns = grow(pfns);
-      orders = grow(orders);
-    }
-    pfns[n] = pfn;
-    orders[n++] = order;
-    runs.add(pfn, order);
-  });
+  if (root.memoryMapPhys === 0) {
+    return { blockRuns: walk, runs, extents: [], nodePhys: [], blocks: 0, pages: 0 };
+  }
   if (walk.nodePhys.length !== root.memoryMapPages.length) {
     throw new KhoError(
       'EFAULT',
@@ -245,7 +229,8 @@ export function walkPreserved(device: MemoryDevice, root: KhoRoot): PreservedWal
     );
   }
   const extents = runs.extents(walk.nodePhys, KHO_MAX_MAP_MARKS);
-  return { ...walk, n, pfns, orders, runs, extents };
+  const { nodePhys, blocks, pages } = walk;
+  return { blockRuns: walk, runs, extents, nodePhys, blocks, pages };
 }
 
 /**
@@ -253,12 +238,20 @@ export function walkPreserved(device: MemoryDevice, root: KhoRoot): PreservedWal
  * @throws KhoError EFAULT
  */
 export function checkSubtreesPreserved(root: KhoRoot, walk: PreservedWalk): void {
-  const unseen = new Set([...root.subtrees.values()].map((phys) => phys / PAGE_SIZE));
-  for (let i = 0; i < walk.n && unseen.size > 0; i++) unseen.delete(walk.pfns[i]);
   for (const [name, phys] of root.subtrees) {
-    if (unseen.has(phys / PAGE_SIZE))
+    if (!startsBlock(walk.blockRuns, phys / PAGE_SIZE))
       throw new KhoError('EFAULT', `subtree '${name}' at ${hex(phys)} is not a preserved block`);
   }
+}
+
+/** Whether a block of `r` starts at `pfn`. */
+function startsBlock(r: KhoBlockRuns, pfn: number): boolean {
+  for (let i = 0; i < r.runs; i++) {
+    const size = 2 ** r.runOrder[i];
+    const at = pfn - r.runPfn[i];
+    if (at >= 0 && at < r.runBlocks[i] * size && at % size === 0) return true;
+  }
+  return false;
 }
 
 /**
@@ -317,10 +310,4 @@ function reservePreserved(ctx: EarlyContext, walk: PreservedWalk): void {
     }
     memoryMap.update(e.base, e.size, E820.PRESERVED, E820.USABLE);
   }
-}
-
-function grow<T extends Float64Array | Uint8Array>(a: T): T {
-  const b = new (a.constructor as new (n: number) => T)(a.length * 2);
-  b.set(a);
-  return b;
 }

@@ -1,3 +1,4 @@
+import { hex } from '../base/hex.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import type { Folio } from '../mm/folio.js';
 import {
@@ -133,7 +134,7 @@ export function readPageListChain(
   const chunks: PageListChunk[] = [];
   let total = 0;
   for (let at = phys; at !== 0; ) {
-    const where = `page list chunk 0x${at.toString(16)}`;
+    const where = `page list chunk ${hex(at)}`;
     if (!Number.isSafeInteger(at) || at % PAGE_SIZE !== 0 || at < 0 || at >= device.size) {
       throw new KhoError('EFAULT', `${where} is not a page inside the device`);
     }

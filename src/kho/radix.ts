@@ -9,7 +9,9 @@
 
 import { endianness } from 'node:os';
 import { LivekexecError, messageOf } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 import type { PhysRange } from '../base/range.js';
+import { getU64, setU64 } from '../base/u64.js';
 import { checkDeviceViews, isPageAligned, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
   KHO_BITMAP_BITS,
@@ -48,6 +50,27 @@ export interface KhoWalkResult {
   blocks: number;
   /** Pages in those blocks (blocks of different orders may overlap; this counts both). */
   pages: number;
+}
+
+/**
+ * A tree's blocks as runs, in walk order (leaves in key order): `runBlocks[i]`
+ * blocks of 2^runOrder[i] pages from runPfn[i], `runs` of them. A million
+ * consecutive order-0 blocks are one run.
+ */
+export interface KhoBlockRuns {
+  readonly runPfn: Float64Array;
+  readonly runBlocks: Float64Array;
+  readonly runOrder: Uint8Array;
+  readonly runs: number;
+}
+
+/** Calls `fn` once per block of `r`, in walk order. */
+export function forEachBlock(r: KhoBlockRuns, fn: (pfn: number, order: number) => void): void {
+  for (let i = 0; i < r.runs; i++) {
+    const order = r.runOrder[i];
+    const pfn = r.runPfn[i];
+    for (let b = 0; b < r.runBlocks[i]; b++) fn(pfn + b * POW2[order], order);
+  }
 }
 
 /**
@@ -420,6 +443,19 @@ export class KhoRadixTree {
   }
 
   /**
+   * The whole tree validated as walk does, its blocks returned as runs
+   * (no call per block or run): what a successor's boot keeps of the handover.
+   * @throws KhoError as walk.
+   */
+  static readRuns(
+    device: MemoryDevice,
+    rootPhys: number,
+    limits: KhoWalkLimits = {},
+  ): KhoWalkResult & KhoBlockRuns {
+    return validateTree(device, rootPhys, limits);
+  }
+
+  /**
    * Takes over a tree another kernel built, in place: validated as walk
    * does, then its pages become this tree's (freed through `pageSource` as
    * they empty). O(tree pages), not O(blocks). `visit` sees its runs as walkRuns.
@@ -492,7 +528,7 @@ export class KhoRadixTree {
     if (l1Key === this.#l1Key) {
       const off = (leafKey - l1Key * KHO_TABLE_ENTRIES) * KHO_TABLE_ENTRY_SIZE;
       const view = this.#l1View;
-      leaf = view.getUint32(off, true) + view.getUint32(off + 4, true) * TWO_POW_32;
+      leaf = getU64(view, off);
       // The cached parent is current (a freed node clears it): an empty slot is an absent leaf.
       if (leaf === 0 && !create) return null;
     }
@@ -522,7 +558,7 @@ export class KhoRadixTree {
       this.#pathIdx[depth] = idx;
       view = this.device.view(node, PAGE_SIZE);
       const off = idx * KHO_TABLE_ENTRY_SIZE;
-      let child = view.getUint32(off, true) + view.getUint32(off + 4, true) * TWO_POW_32;
+      let child = getU64(view, off);
       if (child === 0) {
         if (!create) return 0;
         try {
@@ -531,8 +567,7 @@ export class KhoRadixTree {
           this.#prune(depth); // unwind the nodes this call created
           throw err;
         }
-        view.setUint32(off, child >>> 0, true);
-        view.setUint32(off + 4, Math.floor(child / TWO_POW_32), true);
+        setU64(view, off, child);
         this.#count[this.#slotOf.get(node)!]++;
       }
       node = child;
@@ -557,8 +592,7 @@ export class KhoRadixTree {
       const parent = this.#pathPhys[depth - 1];
       const off = this.#pathIdx[depth - 1] * KHO_TABLE_ENTRY_SIZE;
       const view = this.device.view(parent, PAGE_SIZE);
-      view.setUint32(off, 0, true);
-      view.setUint32(off + 4, 0, true);
+      setU64(view, off, 0);
       this.#count[this.#slotOf.get(parent)!]--;
     }
   }
@@ -945,10 +979,6 @@ function setBits(bits: Uint8Array, from: number, to: number, fill: number): void
 function highBit(n: number): number {
   const hi = Math.floor(n / TWO_POW_32);
   return hi > 0 ? 63 - Math.clz32(hi) : 31 - Math.clz32(n);
-}
-
-function hex(n: number): string {
-  return `0x${n.toString(16)}`;
 }
 
 /**

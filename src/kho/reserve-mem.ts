@@ -1,4 +1,5 @@
 import { show } from '../base/errors.js';
+import { hexDigits } from '../base/hex.js';
 import type { EarlyContext } from '../boot/early-context.js';
 import { RESERVE_MEM } from '../boot/params.js';
 import { FdtError } from '../fdt/errors.js';
@@ -84,14 +85,19 @@ function keptRegions(
   const incoming = kho.incoming;
   if (candidates.length === 0 || !incoming) return out;
   const bad = new Set<string>();
-  const { blockPfn, blockOrder } = incoming;
-  for (let i = 0; i < blockPfn.length; i++) {
-    const pfn = blockPfn[i];
+  for (let i = 0; i < incoming.runs; i++) {
+    const order = incoming.runOrder[i];
+    const first = incoming.runPfn[i];
+    const end = first + incoming.runBlocks[i] * 2 ** order;
     for (const c of candidates) {
-      if (pfn + 2 ** blockOrder[i] <= c.pfn || pfn >= c.end) continue;
-      if (pfn < c.pfn || pfn + 2 ** blockOrder[i] > c.end) bad.add(c.name);
-      // A later block at the same pfn wins, as in KhoIncomingState's markers.
-      else c.blocks.set(pfn, blockOrder[i]);
+      if (end <= c.pfn || first >= c.end) continue;
+      // Only runs that touch a candidate are looked at block by block.
+      for (let pfn = first; pfn < end; pfn += 2 ** order) {
+        if (pfn + 2 ** order <= c.pfn || pfn >= c.end) continue;
+        if (pfn < c.pfn || pfn + 2 ** order > c.end) bad.add(c.name);
+        // A later block at the same pfn wins, as in KhoIncomingState's markers.
+        else c.blocks.set(pfn, order);
+      }
     }
   }
   const taken: { pfn: number; end: number }[] = [];
@@ -186,7 +192,7 @@ export class ReserveMem {
     w.beginNode('');
     w.propertyString('compatible', KHO_RESERVE_MEM_COMPATIBLE);
     for (const r of this.#regions.values()) {
-      w.beginNode(`region@${r.base.toString(16)}`);
+      w.beginNode(`region@${hexDigits(r.base)}`);
       w.propertyString('label', r.name);
       w.propertyU64('start', r.base);
       w.propertyU64('size', r.size);

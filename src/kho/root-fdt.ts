@@ -1,4 +1,5 @@
 import { messageOf } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 import { getSafeU64, setU64 } from '../base/u64.js';
 import { FdtError } from '../fdt/errors.js';
 import { Fdt } from '../fdt/read.js';
@@ -125,10 +126,7 @@ function pageAddress(v: number | bigint, deviceSize: number, zeroOk: boolean): n
     v % PAGE_SIZE !== 0 ||
     v >= deviceSize
   ) {
-    throw new KhoError(
-      'EFAULT',
-      `handover address 0x${v.toString(16)} is not a page inside the device`,
-    );
+    throw new KhoError('EFAULT', `handover address ${hex(v)} is not a page inside the device`);
   }
   return v;
 }

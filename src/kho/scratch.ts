@@ -1,4 +1,6 @@
+import { hex } from '../base/hex.js';
 import type { PhysRange } from '../base/range.js';
+import { getU64, setU64 } from '../base/u64.js';
 import type { Memblock } from '../boot/memblock.js';
 import type { KhoScratchValue } from '../boot/params.js';
 import { PAGE_SIZE } from '../memory/device.js';
@@ -145,8 +147,8 @@ export function encodeScratch(areas: readonly ScratchArea[]): Uint8Array {
   const v = new DataView(out.buffer);
   for (const a of areas) {
     const at = slotOf(a) * KHO_SCRATCH_ENTRY_SIZE;
-    v.setBigUint64(at + KHO_SCRATCH_OFF_PHYS, BigInt(a.base), true);
-    v.setBigUint64(at + KHO_SCRATCH_OFF_SIZE, BigInt(a.size), true);
+    setU64(v, at + KHO_SCRATCH_OFF_PHYS, a.base);
+    setU64(v, at + KHO_SCRATCH_OFF_SIZE, a.size);
   }
   return out;
 }
@@ -170,8 +172,8 @@ export function decodeScratch(data: Uint8Array, deviceSize: number): ScratchArea
     throw new KhoError('EFAULT', `scratch list of ${n} areas (at most ${KHO_SCRATCH_MAX_AREAS})`);
   }
   for (let i = 0; i < n; i++) {
-    const base = Number(v.getBigUint64(i * KHO_SCRATCH_ENTRY_SIZE + KHO_SCRATCH_OFF_PHYS, true));
-    const size = Number(v.getBigUint64(i * KHO_SCRATCH_ENTRY_SIZE + KHO_SCRATCH_OFF_SIZE, true));
+    const base = getU64(v, i * KHO_SCRATCH_ENTRY_SIZE + KHO_SCRATCH_OFF_PHYS);
+    const size = getU64(v, i * KHO_SCRATCH_ENTRY_SIZE + KHO_SCRATCH_OFF_SIZE);
     if (base === 0 && size === 0) continue; // a kind without an area
     if (
       size === 0 ||
@@ -181,7 +183,7 @@ export function decodeScratch(data: Uint8Array, deviceSize: number): ScratchArea
     ) {
       throw new KhoError(
         'EFAULT',
-        `scratch area ${i} [0x${base.toString(16)}, +0x${size.toString(16)}) is not whole pages inside the device`,
+        `scratch area ${i} [${hex(base)}, +${hex(size)}) is not whole pages inside the device`,
       );
     }
     const kind = i === 0 ? 'lowmem' : i === 1 ? 'global' : 'pernode';

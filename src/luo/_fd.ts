@@ -5,6 +5,7 @@
  */
 import { fstatSync, readlinkSync } from 'node:fs';
 import { show } from '../base/errors.js';
+import { hexDigits } from '../base/hex.js';
 import {
   AF_INET,
   AF_INET6,
@@ -103,7 +104,7 @@ export function fdListener(fd: number): Listener | null {
   }
   if (domain === AF_INET6 && sa.length >= 24) {
     const groups: string[] = [];
-    for (let i = 0; i < 8; i++) groups.push(dv.getUint16(8 + i * 2).toString(16));
+    for (let i = 0; i < 8; i++) groups.push(hexDigits(dv.getUint16(8 + i * 2)));
     return { family: 6, address: compressIpv6(groups), port: dv.getUint16(2) };
   }
   if (domain === AF_UNIX) {

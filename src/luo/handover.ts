@@ -3,6 +3,7 @@
  * running generation, parsed and checked by its successor. Parsing trusts
  * nothing: every fault is a LuoError EFAULT saying where and what.
  */
+import { hexDigits } from '../base/hex.js';
 import { Fdt, FdtError, FdtWriter } from '../fdt/index.js';
 import { NodeProps } from './_props.js';
 import {
@@ -65,10 +66,10 @@ export function buildHandover(
   w.beginNode('');
   w.propertyString(PROP_COMPATIBLE, flbs.length > 0 ? LUO_COMPATIBLE_V2 : LUO_COMPATIBLE);
   sessions.forEach((s, i) => {
-    w.beginNode(`${LUO_SESSION_NODE}@${i.toString(16)}`);
+    w.beginNode(`${LUO_SESSION_NODE}@${hexDigits(i)}`);
     w.propertyString(PROP_NAME, s.name);
     s.files.forEach((f, j) => {
-      w.beginNode(`${LUO_FILE_NODE}@${j.toString(16)}`);
+      w.beginNode(`${LUO_FILE_NODE}@${hexDigits(j)}`);
       w.propertyString(PROP_COMPATIBLE, f.handler.compatible);
       w.propertyU64(PROP_TOKEN, f.token);
       w.propertyU32(PROP_FD, f.fd);
@@ -79,7 +80,7 @@ export function buildHandover(
     w.endNode();
   });
   flbs.forEach((f, i) => {
-    w.beginNode(`${LUO_FLB_NODE}@${i.toString(16)}`);
+    w.beginNode(`${LUO_FLB_NODE}@${hexDigits(i)}`);
     w.propertyString(PROP_COMPATIBLE, f.compatible);
     w.property(PROP_DATA, f.data);
     w.propertyU64(PROP_COUNT, BigInt(f.count));

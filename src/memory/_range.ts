@@ -1,5 +1,6 @@
 import { show } from '../base/errors.js';
-import { DeviceError, hex } from './errors.js';
+import { hex } from '../base/hex.js';
+import { DeviceError } from './errors.js';
 
 /** The longest single view: V8 and koffi both handle 4 GiB, not more. */
 export const MAX_VIEW_LENGTH = 2 ** 32;

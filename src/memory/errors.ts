@@ -1,4 +1,5 @@
 import { LivekexecError, show, text } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 
 /**
  * Errors of the memory layer. `DeviceError.code` is an errno name, so a
@@ -51,12 +52,7 @@ export class GeneralProtectionFault extends LivekexecError<'EFAULT'> {
   ) {
     super(
       'EFAULT',
-      `general protection fault: access to ${typeof phys === 'number' ? `0x${phys.toString(16)}` : show(phys)} (page lent to ${text(owner)})`,
+      `general protection fault: access to ${typeof phys === 'number' ? `${hex(phys)}` : show(phys)} (page lent to ${text(owner)})`,
     );
   }
-}
-
-/** Hex with a 0x prefix, for messages. */
-export function hex(n: number): string {
-  return `0x${n.toString(16)}`;
 }

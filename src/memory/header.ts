@@ -1,3 +1,4 @@
+import { hex } from '../base/hex.js';
 import { getSafeU64, setU64 } from '../base/u64.js';
 import {
   DEVICE_FORMAT_VERSION,
@@ -34,7 +35,7 @@ import {
 } from './boot-record.js';
 import { crc32c } from './crc32c.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
-import { DeviceError, hex } from './errors.js';
+import { DeviceError } from './errors.js';
 import { E820, type MemoryRange } from './memmap-types.js';
 import { randomUUID } from './random.js';
 

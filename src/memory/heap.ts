@@ -1,8 +1,9 @@
 import { show } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 import type { PhysRange } from '../base/range.js';
 import { checkRange } from './_range.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
-import { DeviceError, GeneralProtectionFault, hex } from './errors.js';
+import { DeviceError, GeneralProtectionFault } from './errors.js';
 
 /** A range of pages lent to an outside owner. */
 export interface GuardedRange extends PhysRange {

@@ -1,4 +1,5 @@
 import { show } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 import { DeviceError } from './errors.js';
 import { type E820Type, e820TypeName, isUsableType, type MemoryRange } from './memmap-types.js';
 
@@ -205,7 +206,7 @@ export class MemoryMap {
       throw new DeviceError('EINVAL', `print: the prefix must be a string, got ${show(prefix)}`);
     return this.ranges.map(
       (r) =>
-        `${prefix}: [mem ${hex16(r.base)}-${hex16(r.base + r.size - 1)}] ${e820TypeName(r.type)}`,
+        `${prefix}: [mem ${hex(r.base, 16)}-${hex(r.base + r.size - 1, 16)}] ${e820TypeName(r.type)}`,
     );
   }
 }
@@ -215,10 +216,6 @@ function push(out: MemoryRange[], r: MemoryRange): void {
   if (last !== undefined && last.type === r.type && last.base + last.size === r.base) {
     out[out.length - 1] = { base: last.base, size: last.size + r.size, type: r.type };
   } else out.push(r);
-}
-
-function hex16(n: number): string {
-  return `0x${n.toString(16).padStart(16, '0')}`;
 }
 
 function checkArgs(addr: number, size: number): void {

@@ -6,6 +6,7 @@ import {
   openSync,
   readSync,
 } from 'node:fs';
+import { hex } from '../base/hex.js';
 import { checkDeviceFile } from './_owner-rule.js';
 import { type MemoryDevice, PAGE_SIZE } from './device.js';
 import { DeviceError } from './errors.js';
@@ -77,7 +78,7 @@ export class ReadonlyDevice implements MemoryDevice {
     ) {
       throw new DeviceError(
         'EFAULT',
-        `${this.name}: [0x${phys.toString(16)}, +0x${length.toString(16)}) is outside the device`,
+        `${this.name}: [${hex(phys)}, +${hex(length)}) is outside the device`,
       );
     }
     const out = new Uint8Array(length);

@@ -42,8 +42,15 @@ export class PageCensus {
     this.npages = npages;
     this.shift = npages <= CENSUS_CELLS ? 0 : Math.ceil(Math.log2(npages / CENSUS_CELLS));
     this.cells = Math.ceil(npages / 2 ** this.shift);
-    this.counts = new Int32Array(this.cells * 4);
-    for (let c = 0; c < this.cells; c++) this.counts[c * 4 + CENSUS_RESERVED] = this.cellPages(c);
+    const k = new Int32Array(this.cells * 4);
+    this.counts = k;
+    // Every cell full and reserved: one cell written, then copied doubling (native, not a
+    // JS loop per cell, which a successor's boot ran interpreted twice), the last cell fixed.
+    if (this.cells > 0) {
+      k[CENSUS_RESERVED] = 2 ** this.shift;
+      for (let done = 4; done < k.length; done *= 2) k.copyWithin(done, 0, done);
+      k[(this.cells - 1) * 4 + CENSUS_RESERVED] = this.cellPages(this.cells - 1);
+    }
   }
 
   /**

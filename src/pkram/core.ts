@@ -283,6 +283,24 @@ export class PkramCore implements NodeOwner {
     this.superPfn = superPfn;
   }
 
+  /**
+   * As adopt, for a successor on trial: the nodes are taken into a new
+   * table and the predecessor's table, super block and region list are
+   * left untouched (O(runs) instead of O(table pages)).
+   */
+  adoptCopy(check: HandoverCheck): void {
+    const fresh = new KhoRadixTree(this.device, this.tablePages);
+    check.nodes.forEach((n, i) => {
+      this.nodes.push({ pfn: n.pfn, name: n.name, inherited: true, runs: check.nodeRuns[i] });
+    });
+    this.preserveAll(
+      fresh,
+      this.nodes.flatMap((n) => n.runs),
+    );
+    this.tree = fresh;
+    // superPfn stays 0: finalize takes a new page, never the predecessor's super block.
+  }
+
   /** Takes a saved node out of the table for loading. @throws PkramError ENOENT, EFAULT. */
   takeNode(name: string): NodeRecord {
     const i = this.find(name);

@@ -50,8 +50,3 @@ export class PkramError extends LivekexecError<PkramErrorCode> {
     super(code, detail, options);
   }
 }
-
-/** Hex with a 0x prefix, for messages. */
-export function hex(n: number): string {
-  return `0x${n.toString(16)}`;
-}

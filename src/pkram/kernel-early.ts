@@ -13,6 +13,7 @@
  * (page 0 is the device header, never a super block).
  */
 
+import { hex } from '../base/hex.js';
 import type { PhysRange } from '../base/range.js';
 import { getU64, setU64 } from '../base/u64.js';
 import { SETUP } from '../boot/abi.js';
@@ -188,7 +189,7 @@ export function pkramEarly(
     // Refused, but its pages may still be someone's: none of them goes to the allocator.
     for (const r of exact) ctx.memblock.reserve(r.base, r.size);
     return refuse(
-      `its pages [mem 0x${taken.base.toString(16)}, +0x${taken.size.toString(16)}) are already claimed (a KHO preserved block, a pool or the kernel)`,
+      `its pages [mem ${hex(taken.base)}, +${hex(taken.size)}) are already claimed (a KHO preserved block, a pool or the kernel)`,
     );
   }
   // The recorded marks equal the extents, unless `pkram rm` freed a node offline: revive them too.

@@ -57,6 +57,8 @@ export interface KernelPkramDeps {
   assertAlive(): void;
   /** The other owners of preserved pages (KHO, pools). */
   ownership?: PageOwnership;
+  /** This generation boots on trial: the predecessor's PKRAM stays untouched until endTrial(). */
+  trial?: boolean;
 }
 
 export interface KernelPkramStatus {
@@ -131,6 +133,7 @@ export class KernelPkram implements HandoverSubsystem {
           bootId: deps.bootId,
           table,
           ownership: deps.ownership,
+          trial: deps.trial === true,
         });
         this.#attached = { superPfn, via, nodes: pkram.names().length };
         deps.log(`PKRAM: attached super block at pfn ${superPfn}: ${this.#attached.nodes} nodes`);
@@ -186,6 +189,11 @@ export class KernelPkram implements HandoverSubsystem {
   /** Pages in preserved blocks. */
   get preservedPages(): number {
     return this.#pkram.preservedPages;
+  }
+
+  /** The generation on trial was marked good: the predecessor's super block is consumed now. */
+  endTrial(): void {
+    this.#pkram.endTrial();
   }
 
   /** Changes to what PKRAM preserves (PageOwnership.changes). */

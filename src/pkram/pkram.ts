@@ -60,6 +60,13 @@ export interface PkramAttachOptions {
   table?: KhoTreeCheck;
   /** As PkramOptions.ownership. */
   ownership?: PageOwnership;
+  /**
+   * The successor is on trial (boot counting): the predecessor's super
+   * block, table and region list stay as they are, so a retry or the
+   * fallback attaches them again; this kernel works on a copy of the table
+   * until endTrial().
+   */
+  trial?: boolean;
 }
 
 export interface PkramObjectInfo {
@@ -88,6 +95,8 @@ export class Pkram {
   readonly bootId: Uint8Array;
   /** The state, and what nodes and objects may do here (node.ts): nothing of it is public. */
   readonly #core: PkramCore;
+  /** The predecessor's super block, attached on trial and not consumed yet (0: none). */
+  #trialSuper = 0;
 
   /** @throws PkramError EINVAL (bad generation or boot id, a device whose views are not 4-byte aligned). */
   constructor(options: PkramOptions) {
@@ -131,9 +140,25 @@ export class Pkram {
     const core = pkram.#core;
     const check = checkPkramHandover(device, superPfn, expect, core.tablePages, options.table);
     // Everything checked: from here on nothing fails.
-    core.adopt(check, superPfn);
-    consumeSuper(device, superPfn);
+    if (options.trial === true) {
+      core.adoptCopy(check);
+      pkram.#trialSuper = superPfn;
+    } else {
+      core.adopt(check, superPfn);
+      consumeSuper(device, superPfn);
+    }
     return pkram;
+  }
+
+  /**
+   * The successor attached on trial was marked good: the predecessor's super
+   * block is consumed now (its table and region list pages stay unused until
+   * the next handover, which does not preserve them).
+   */
+  endTrial(): void {
+    if (this.#trialSuper === 0) return;
+    consumeSuper(this.device, this.#trialSuper);
+    this.#trialSuper = 0;
   }
 
   /**

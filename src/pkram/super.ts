@@ -1,5 +1,6 @@
 /** Encoding and checking the super block page (layout in abi.ts). */
 
+import { hex } from '../base/hex.js';
 import { getU64, setU64 } from '../base/u64.js';
 import { crc32c } from '../memory/crc32c.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
@@ -23,7 +24,7 @@ import {
   SB_OFF_TABLE_ROOT,
   SB_OFF_VERSION,
 } from './abi.js';
-import { hex, PkramError } from './errors.js';
+import { PkramError } from './errors.js';
 
 export interface SuperBlock {
   generation: number;

@@ -1,5 +1,6 @@
 import { endianness } from 'node:os';
 import { show } from '../base/errors.js';
+import { hex, hexDigits } from '../base/hex.js';
 import type { PfnRange } from '../base/range.js';
 import { crc32c } from '../memory/crc32c.js';
 import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
@@ -454,7 +455,7 @@ export class CmaPool {
     }
     if (intent !== null) {
       problems.push(
-        `${intent.op} of ${intent.count} pages at pfn 0x${intent.pfn.toString(16)} (seq ${intent.seq}) was in flight`,
+        `${intent.op} of ${intent.count} pages at pfn ${hex(intent.pfn)} (seq ${intent.seq}) was in flight`,
       );
     }
     let reclaimed = 0;
@@ -752,7 +753,7 @@ export class CmaPool {
   }
 
   private at(): string {
-    return this.basePhys.toString(16);
+    return hexDigits(this.basePhys);
   }
 }
 
@@ -765,9 +766,9 @@ export class CmaPool {
 function readHeader(device: MemoryDevice, basePhys: number, pages: number): number {
   const head = device.bytes(basePhys, PAGE_SIZE);
   const hw = new Uint32Array(head.buffer, head.byteOffset, PAGE_SIZE / 4);
-  const at = `pmpool at 0x${basePhys.toString(16)}`;
+  const at = `pmpool at ${hex(basePhys)}`;
   if (hw[HDR_MAGIC] !== PMPOOL_MAGIC) {
-    throw new PmpoolError('ENODEV', `${at}: no pool header (magic 0x${hex8(hw[HDR_MAGIC])})`);
+    throw new PmpoolError('ENODEV', `${at}: no pool header (magic ${hex(hw[HDR_MAGIC], 8)})`);
   }
   if (hw[HDR_VERSION] !== PMPOOL_VERSION) {
     throw new PmpoolError(
@@ -779,7 +780,7 @@ function readHeader(device: MemoryDevice, basePhys: number, pages: number): numb
   if (hw[HDR_CRC] !== crc) {
     throw new PmpoolError(
       'EFAULT',
-      `${at}: header crc 0x${hex8(hw[HDR_CRC])} does not match its contents (0x${hex8(crc)})`,
+      `${at}: header crc ${hex(hw[HDR_CRC], 8)} does not match its contents (${hex(crc, 8)})`,
     );
   }
   if (hw[HDR_PAGE_SIZE] !== PAGE_SIZE) {
@@ -789,7 +790,7 @@ function readHeader(device: MemoryDevice, basePhys: number, pages: number): numb
   if (recordedBase !== basePhys) {
     throw new PmpoolError(
       'ESTALE',
-      `${at}: the pool there was made for base 0x${recordedBase.toString(16)}, not 0x${basePhys.toString(16)}`,
+      `${at}: the pool there was made for base ${hex(recordedBase)}, not ${hex(basePhys)}`,
     );
   }
   if (hw[HDR_PAGES] !== pages) {
@@ -850,7 +851,7 @@ function checkRange(device: MemoryDevice, basePhys: number, size: number): numbe
   if (basePhys + size > device.size) {
     throw new PmpoolError(
       'EINVAL',
-      `pool [0x${basePhys.toString(16)}, +0x${size.toString(16)}) is outside ${device.name} (0x${device.size.toString(16)} bytes)`,
+      `pool [${hex(basePhys)}, +${hex(size)}) is outside ${device.name} (${hex(device.size)} bytes)`,
     );
   }
   const pages = size / PAGE_SIZE;
@@ -888,7 +889,7 @@ function checkOrder(order: number): void {
 /** crc32c of the header's covered bytes, with `magic` in place of the stored magic word (format writes it last). */
 function headerCrc(header: ArrayBufferView, magic: number): number {
   const copy = new Uint8Array(header.buffer, header.byteOffset, HDR_CRC_BYTES).slice();
-  new DataView(copy.buffer).setUint32(0, magic, true);
+  new DataView(copy.buffer).setUint32(HDR_MAGIC * 4, magic, true);
   return crc32c(copy);
 }
 
@@ -915,8 +916,4 @@ function popcount(x: number): number {
   let v = x - ((x >>> 1) & 0x55555555);
   v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
   return Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
-}
-
-function hex8(n: number): string {
-  return n.toString(16).padStart(8, '0');
 }

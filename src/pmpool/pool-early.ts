@@ -1,3 +1,4 @@
+import { hex } from '../base/hex.js';
 import type { EarlyContext } from '../boot/early-context.js';
 import { BootError } from '../boot/errors.js';
 import { MEMBLOCK_RSRV_KERN } from '../boot/memblock.js';
@@ -190,8 +191,4 @@ function checkFree(ctx: EarlyContext, kho: KhoEarly, w: PmpoolValue): void {
 
 function notMemory(what: string, at: number, why: string): BootError {
   return new BootError('ERANGE', `${what} overlaps ${why} at ${hex(at)}`, PARAM);
-}
-
-function hex(n: number): string {
-  return `0x${n.toString(16)}`;
 }

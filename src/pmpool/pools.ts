@@ -1,4 +1,5 @@
 import { show } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 import type { PfnRange } from '../base/range.js';
 import type { HandoverPart, HandoverSubsystem } from '../boot/handover.js';
 import { FdtError } from '../fdt/errors.js';
@@ -351,8 +352,4 @@ function claimNode(kho: Kho, name: string | null): PmpoolNode | string | null {
     if (err instanceof FdtError || err instanceof KhoError) return `'${name}': ${err.message}`;
     throw err;
   }
-}
-
-function hex(n: number): string {
-  return `0x${n.toString(16)}`;
 }

@@ -1,3 +1,4 @@
+import { hex } from '../base/hex.js';
 import type { PhysRange } from '../base/range.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { HDR_MAGIC, HDR_PAGES, metadataPages, PMPOOL_MAGIC } from './abi.js';
@@ -84,7 +85,7 @@ export function inspectPoolAt(device: MemoryDevice, base: number, room: number):
     const head = device.view(base, PAGE_SIZE);
     const magic = head.getUint32(HDR_MAGIC * 4, true);
     if (magic !== PMPOOL_MAGIC) {
-      throw new PmpoolError('ENODEV', `no pool header (magic 0x${magic.toString(16)})`);
+      throw new PmpoolError('ENODEV', `no pool header (magic ${hex(magic)})`);
     }
     const pages = head.getUint32(HDR_PAGES * 4, true);
     if (pages <= metadataPages(pages) || pages * PAGE_SIZE > room) {
@@ -133,5 +134,5 @@ export function formatInspectedPools(pools: readonly InspectedPool[]): string[] 
 }
 
 function rangeText(base: number, size: number): string {
-  return `[mem 0x${base.toString(16).padStart(16, '0')}-0x${(base + size - 1).toString(16).padStart(16, '0')}]`;
+  return `[mem ${hex(base, 16)}-${hex(base + size - 1, 16)}]`;
 }

@@ -1,6 +1,7 @@
 /**
  * Reading and writing the status area's two slots (layout in abi.ts).
  */
+import { hex } from '../base/hex.js';
 import { crc32c } from '../memory/crc32c.js';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { E820, type MemoryRange } from '../memory/memmap-types.js';
@@ -42,7 +43,7 @@ function checkArea(area: StatusRange, deviceSize: number): void {
   ) {
     throw new StatusError(
       'EINVAL',
-      `status area [0x${base.toString(16)}, +0x${size.toString(16)}) is not two whole-page slots inside the device`,
+      `status area [${hex(base)}, +${hex(size)}) is not two whole-page slots inside the device`,
     );
   }
 }
@@ -76,7 +77,7 @@ export function decodeSlot(slot: Uint8Array): { sequence: number; payload: Uint8
     throw new StatusError('EINVAL', 'slot shorter than its header');
   const v = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
   const magic = v.getUint32(SLOT_MAGIC, true);
-  if (magic !== STATUS_MAGIC) throw new StatusError('EINVAL', `bad magic 0x${magic.toString(16)}`);
+  if (magic !== STATUS_MAGIC) throw new StatusError('EINVAL', `bad magic ${hex(magic)}`);
   const version = v.getUint32(SLOT_VERSION, true);
   const lastComp = v.getUint32(SLOT_LAST_COMP, true);
   if (version === 0 || lastComp === 0 || lastComp > version)
@@ -100,7 +101,7 @@ export function decodeSlot(slot: Uint8Array): { sequence: number; payload: Uint8
   if (crc !== stored)
     throw new StatusError(
       'EINVAL',
-      `checksum mismatch (stored 0x${stored.toString(16)}, computed 0x${crc.toString(16)})`,
+      `checksum mismatch (stored ${hex(stored)}, computed ${hex(crc)})`,
     );
   const sequence = v.getBigUint64(SLOT_SEQUENCE, true);
   if (sequence > BigInt(Number.MAX_SAFE_INTEGER))

@@ -4,6 +4,7 @@
  * is fully checked, every number must be an exact u64 below 2^53, every
  * list is bounded, and any violation is a StatusError naming the property.
  */
+import { hex } from '../base/hex.js';
 import { FdtError } from '../fdt/errors.js';
 import { Fdt } from '../fdt/read.js';
 import { FdtWriter } from '../fdt/write.js';
@@ -460,7 +461,7 @@ function readLayout(r: Reader, o: number, deviceSize: number): PublishedStatus['
       throw bad(`layout run ${i / 4} names owner ${ownerIndex} of ${owners.length}`);
     if (size === 0 || base < end || base + size > deviceSize)
       throw bad(
-        `layout run ${i / 4} [0x${base.toString(16)}, +0x${size.toString(16)}) is out of order or outside the device`,
+        `layout run ${i / 4} [${hex(base)}, +${hex(size)}) is out of order or outside the device`,
       );
     end = base + size;
     const owner = ownerIndex === 0 ? undefined : owners[ownerIndex - 1];

@@ -4,6 +4,7 @@
  * record is refused, never read as a value.
  */
 import { LivekexecError } from '../base/errors.js';
+import { hex } from '../base/hex.js';
 
 export type StoreErrorCode =
   /** A bad argument: a key or value over the store's limits, a bad option or name. */
@@ -36,7 +37,7 @@ export class StoreError extends LivekexecError<StoreErrorCode> {
 /** An EFAULT naming the page at `phys` (wrapping `cause`, when a lower layer found it). */
 export function damaged(phys: number, what: string, cause?: unknown): StoreError {
   const pfn = Math.floor(phys / 4096);
-  return new StoreError('EFAULT', `${what} (page ${pfn}, address 0x${phys.toString(16)})`, {
+  return new StoreError('EFAULT', `${what} (page ${pfn}, address ${hex(phys)})`, {
     cause,
   });
 }

@@ -6,6 +6,7 @@
  * over). Attaching reads the super block and the extent directory and
  * re-preserves each extent: O(extents), never O(entries).
  */
+import { hex } from '../base/hex.js';
 import { memparseExact } from '../boot/memparse.js';
 import type { Fdt } from '../fdt/read.js';
 import { FdtWriter } from '../fdt/write.js';
@@ -294,7 +295,7 @@ function attach(
   }
   const w = superWords(kernel, root);
   if (w[SB_MAGIC] !== STORE_MAGIC)
-    throw damaged(root, `no store super block (magic 0x${w[SB_MAGIC].toString(16)})`);
+    throw damaged(root, `no store super block (magic ${hex(w[SB_MAGIC])})`);
   if (w[SB_VERSION] !== STORE_VERSION) {
     throw new StoreError(
       'EPROTO',

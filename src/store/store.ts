@@ -5,6 +5,7 @@
  * entry. Per-entry state is only in the device's pages: the JS object holds
  * views, never one object per entry.
  */
+import { hex } from '../base/hex.js';
 import {
   CLASS_LARGE,
   CLASS_SHIFT,
@@ -271,13 +272,38 @@ export class PreservedStore {
     return found;
   }
 
-  /** Removes every entry (one by one: each removal is an operation of its own). */
+  /**
+   * Removes every entry (one by one: each removal is an operation of its
+   * own), in one sweep of the tables: O(slots + entries).
+   * @throws StoreError EFAULT for a damaged entry (those before it are gone).
+   */
   clear(): void {
     this.#writable();
-    for (;;) {
-      const ref = this.#anyRef();
-      if (ref === 0) break;
-      this.#removeRef(ref);
+    // A removal moves later entries of its cluster back into the slot it
+    // emptied (read again), or, for a cluster wrapping past the table's end,
+    // behind the sweep; a resize step moves entries too: what a sweep
+    // leaves, the next one meets.
+    while (this.#mem.sbGet(SB_ENTRIES) > 0) {
+      let removed = 0;
+      for (const t of this.#migrating ? [this.#cur, this.#other as Table] : [this.#cur]) {
+        for (let s = 0; s <= t.mask && (t === this.#cur || t === this.#other); ) {
+          const ref = t.ref(s);
+          if (ref <= SLOT_DELETED) {
+            s++;
+            continue;
+          }
+          this.#checkRecord(t, s, ref);
+          this.#removeRef(ref);
+          if (t.ref(s) === ref) throw damaged(t.slotPhys(s), `table slot ${s} holds a key twice`);
+          removed++;
+        }
+      }
+      if (removed === 0) {
+        throw damaged(
+          this.#mem.sb * 16,
+          `the super block counts ${this.#mem.sbGet(SB_ENTRIES)} entries, the tables hold none`,
+        );
+      }
     }
   }
 
@@ -429,14 +455,14 @@ export class PreservedStore {
     if (words === undefined || i + 4 > words.length) {
       throw damaged(
         t.slotPhys(s),
-        `table slot ${s} points at 0x${(ref * 16).toString(16)}, outside the device`,
+        `table slot ${s} points at ${hex(ref * 16)}, outside the device`,
       );
     }
     const meta = words[i];
     if (mem.i32[k][i + R_HASH] !== seal(h, meta, words[i + R_VLEN]) || meta === FREE_OBJECT) {
       throw damaged(
         t.slotPhys(s),
-        `table slot ${s} points at 0x${(ref * 16).toString(16)}, which holds no record of its hash`,
+        `table slot ${s} points at ${hex(ref * 16)}, which holds no record of its hash`,
       );
     }
     if ((meta & KEY_MASK) !== klen) return false;
@@ -503,7 +529,7 @@ export class PreservedStore {
     if (!mem.inBounds(ref, REC_HEADER)) {
       throw damaged(
         t.slotPhys(s),
-        `table slot ${s} points at 0x${(ref * 16).toString(16)}, outside the device`,
+        `table slot ${s} points at ${hex(ref * 16)}, outside the device`,
       );
     }
     const meta = mem.get(ref, R_META);
@@ -513,7 +539,7 @@ export class PreservedStore {
     ) {
       throw damaged(
         t.slotPhys(s),
-        `table slot ${s} points at 0x${(ref * 16).toString(16)}, which holds no record of its hash`,
+        `table slot ${s} points at ${hex(ref * 16)}, which holds no record of its hash`,
       );
     }
     this.#value(ref, true);
@@ -560,11 +586,6 @@ export class PreservedStore {
       problems.push(`${live} bytes of keys and values, the super block counts ${s.liveBytes}`);
     }
     return { entries, liveBytes: live, problems };
-  }
-
-  #anyRef(): number {
-    for (const ref of this.#refs()) return ref;
-    return 0;
   }
 
   // ------------------------------------------------------------ updates

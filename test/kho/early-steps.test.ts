@@ -16,6 +16,7 @@ import {
   readHandedScratch,
   walkPreserved,
 } from '../../src/kho/early.js';
+import { forEachBlock } from '../../src/kho/radix.js';
 import { parseRootFdt } from '../../src/kho/root-fdt.js';
 import { Machine } from '../../src/machine.js';
 import { MemoryMap } from '../../src/memory/memmap.js';
@@ -73,7 +74,7 @@ test('walkPreserved: every block with its order, and the tree pages the handover
   const { device, root } = handover();
   const walk = walkPreserved(device, root);
   // 8 folios, the subtree's block, and the root-owned blocks the kernel preserves itself.
-  assert.ok(walk.n >= 9, `${walk.n} blocks`);
+  assert.ok(walk.blocks >= 9, `${walk.blocks} blocks`);
   assert.deepEqual(
     [...walk.nodePhys].sort((a, b) => a - b),
     [...root.memoryMapPages],
@@ -81,18 +82,27 @@ test('walkPreserved: every block with its order, and the tree pages the handover
   assert.ok(walk.extents.length > 0);
   const short = { ...root, memoryMapPages: root.memoryMapPages.slice(1) };
   assert.throws(() => walkPreserved(device, short), /the tree has \d+ pages, the handover lists/);
-  assert.equal(walkPreserved(device, { ...root, memoryMapPhys: 0 }).n, 0);
+  assert.equal(walkPreserved(device, { ...root, memoryMapPhys: 0 }).blocks, 0);
 });
 
 test('checkSubtreesPreserved: a subtree that is not a preserved block is refused', () => {
   const { device, root } = handover();
   const walk = walkPreserved(device, root);
   checkSubtreesPreserved(root, walk);
-  const pfns = new Set(walk.pfns.subarray(0, walk.n));
+  const pfns = new Set<number>();
+  forEachBlock(walk.blockRuns, (pfn) => pfns.add(pfn));
   let free = 1;
   while (pfns.has(free)) free++;
   const stray = { ...root, subtrees: new Map([...root.subtrees, ['stray', free * 4096]]) };
   assert.throws(() => checkSubtreesPreserved(stray, walk), /subtree 'stray' at 0x/);
+  // Inside a block of several pages but not at its head: refused too.
+  let inside = -1;
+  forEachBlock(walk.blockRuns, (pfn, order) => {
+    if (order > 0 && inside < 0) inside = pfn + 1;
+  });
+  assert.ok(inside > 0, 'the handover has a block of order > 0');
+  const within = { ...root, subtrees: new Map([...root.subtrees, ['within', inside * 4096]]) };
+  assert.throws(() => checkSubtreesPreserved(within, walk), /subtree 'within' at 0x/);
 });
 
 test('checkInPreservedMemory: every preserved run and tree page lies in preserved memory of the map', () => {

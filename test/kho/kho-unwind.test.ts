@@ -96,3 +96,38 @@ test('blocks preserved at one pfn at two orders: the larger is the block, claime
   assert.equal(k5.pages.stats().freePages, free + 4);
   assert.deepEqual(k5.kho.unclaimed(), { subtrees: [], blocks: 0, bytes: 0 });
 });
+
+test('the memory layout counts what a handover left unclaimed, per page, across runs, cells and orders', () => {
+  // 64 MiB: 16,384 pages in census cells of 8, so runs span cells and an order-5 block crosses them.
+  const k = Machine.create({ size: 64 * MiB }).boot();
+  const blocks: { pfn: number; order: number }[] = [];
+  for (const [order, count] of [
+    [0, 300],
+    [2, 40],
+    [5, 6],
+  ] as const) {
+    for (let i = 0; i < count; i++) {
+      const f = k.allocPages(order)!;
+      k.kho.preserveFolio(f);
+      blocks.push(f);
+    }
+  }
+  // One pfn at two orders: the larger is the block.
+  const twice = k.allocPages(3)!;
+  k.kho.preservePages(twice.pfn, 1);
+  k.kho.preservePages(twice.pfn, 8);
+  k.kexec.load();
+  const k2 = k.kexec.exec();
+  // Claim every third block, so runs of unclaimed blocks have holes.
+  for (let i = 0; i < blocks.length; i += 3) k2.kho.restoreFolio(blocks[i].pfn * PAGE_SIZE);
+  const incoming = (): number =>
+    k2
+      .memoryLayout()
+      .runs.filter((r) => r.kind === 'incoming')
+      .reduce((s, r) => s + r.size, 0);
+  assert.equal(incoming(), k2.kho.unclaimed().bytes);
+  // Kept up to date by later claims.
+  k2.kho.restoreFolio(blocks[1].pfn * PAGE_SIZE);
+  assert.equal(incoming(), k2.kho.unclaimed().bytes);
+  assert.ok(incoming() > 0);
+});

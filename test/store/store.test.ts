@@ -193,6 +193,21 @@ test('clear empties the store and gives its memory back', () => {
   assert.equal(s.get('k1')?.toString(), 'again');
 });
 
+test('clear in the middle of a table resize removes the entries of both tables', () => {
+  const k = Machine.create({ size: 64 * MiB }).boot();
+  const s = openStore(k, { name: 'kv' });
+  let n = 0;
+  while (n < 4000 || !s.stats().resizing) s.put(`k${n++}`, value(n, 40));
+  assert.ok(s.stats().tableSlots > 8192, 'two tables');
+  s.clear();
+  assert.equal(s.size, 0);
+  assert.equal(s.stats().liveBytes, 0);
+  assert.deepEqual(s.check().problems, []);
+  assert.equal([...s.keys()].length, 0);
+  for (let i = 0; i < n; i += 97) s.put(`k${i}`, value(i, 40));
+  assert.deepEqual(s.get('k97'), value(97, 40));
+});
+
 test('PreservedMap keeps structured values through v8.serialize, across a handover', async () => {
   const { PreservedMap } = await import('../../src/store/index.js');
   const m = Machine.create({ size: 32 * MiB });
