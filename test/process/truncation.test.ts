@@ -7,7 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, statSync, truncateSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { removeDevice, tempDevice } from './_fixture.js';
@@ -22,6 +24,29 @@ const cleanups: (() => void)[] = [];
 after(() => {
   for (const c of cleanups) c();
 });
+
+let nodeForUser: string | null = null;
+/**
+ * The node the owner runs as `options`' user: this one, or a copy where that
+ * user may run it (scripts/node-major.sh keeps the other Node.js lines under
+ * root's home, which is 0700).
+ */
+function nodeFor(options: object): string {
+  if (!ROOT || Object.keys(options).length === 0) return process.execPath;
+  if (nodeForUser !== null) return nodeForUser;
+  if (spawnSync(process.execPath, ['-e', ''], USER).error === undefined) {
+    nodeForUser = process.execPath;
+  } else {
+    const dir = mkdtempSync(join(tmpdir(), 'livekexec-node-'));
+    chmodSync(dir, 0o755);
+    const copy = join(dir, 'node');
+    copyFileSync(process.execPath, copy);
+    chmodSync(copy, 0o755);
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    nodeForUser = copy;
+  }
+  return nodeForUser;
+}
 
 interface Owner {
   child: ChildProcess;
@@ -58,7 +83,7 @@ function owner(path: string, options: { uid?: number; gid?: number } = {}): Prom
     process.stdin.on('end', () => { dev.close(); process.exit(0); });
     // Past the sentinel's start, 200 ms after boot.
     setTimeout(() => process.stdout.write('ready\\n'), 500);`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', src], {
+  const child = spawn(nodeFor(options), ['--input-type=module', '-e', src], {
     stdio: ['pipe', 'pipe', 'pipe'],
     ...options,
   });
