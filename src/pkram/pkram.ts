@@ -126,7 +126,8 @@ export class Pkram {
    * place (O(table pages), not O(blocks)), less the super block, the region
    * list and any block no node references. Loaded nodes' pages come back
    * through `pages.freePages`.
-   * @throws PkramError ENODEV (no super block), EINVAL (stale), EFAULT (corrupt).
+   * @throws PkramError ENODEV (no super block), EINVAL (stale), EFAULT (corrupt),
+   *   ENOMEM (on trial: no page for the copy of the table).
    */
   static attach(options: PkramAttachOptions): Pkram {
     const { device, pages, superPfn, expect } = options;
@@ -139,7 +140,8 @@ export class Pkram {
     });
     const core = pkram.#core;
     const check = checkPkramHandover(device, superPfn, expect, core.tablePages, options.table);
-    // Everything checked: from here on nothing fails.
+    // Everything checked: from here on nothing fails, but for the copy of the table
+    // on trial (ENOMEM, with the predecessor's left as it was for a retry).
     if (options.trial === true) {
       core.adoptCopy(check);
       pkram.#trialSuper = superPfn;
