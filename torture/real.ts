@@ -16,6 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { trialBase } from '../src/kernel/boot-block-read.js';
 import { PAGE_SIZE } from '../src/memory/device.js';
 import { decodeDeviceHeader } from '../src/memory/header.js';
 import { MappedDevice } from '../src/memory/mapped.js';
@@ -247,8 +248,9 @@ function checkManifest(
   try {
     const peek = MappedDevice.peek(device);
     const header = decodeDeviceHeader(peek.page0, peek.size, device);
-    generation = header.generation;
     pending = header.bootBlock !== 0;
+    // A generation killed on trial names itself in the header, but the pending block is its predecessor's.
+    generation = pending ? trialBase(header, header.bootBlock).generation : header.generation;
   } catch (err) {
     // Killed before the device was whole: the boot will say what it makes of it.
     void describeError(err);

@@ -34,7 +34,9 @@
  *   0x50 count       pages
  *   0x54 check first the check word of the range's first chunk before the operation
  *   0x58 check last  the check word of the range's last chunk before the operation
- *   0x5c crc         crc32c of 0x40..0x5b with op already set
+ *   0x5c crc         crc32c of 0x40..0x5b with op already set; once retired,
+ *                    the inverse of that crc taken with op = ALLOC, so no
+ *                    damage to op revives a finished record
  *
  *   0x80 check words, one per bitmap chunk (at most CHECK_MAX_CHUNKS): the
  *        XOR over the chunk's words k of checkMix(k, word k). A chunk is
@@ -54,7 +56,7 @@
  * Crash protocol (process level: a killed process, not a lost cache line).
  * Every store is one aligned 32-bit word. An operation writes the intent's
  * fields and crc while op is still NONE, then op (the commit), then the
- * bitmap words, then op = NONE (retire). Every prefix is recoverable: before
+ * bitmap words, then op = NONE and the crc made invalid (retire). Every prefix is recoverable: before
  * the commit nothing happened; after it, recovery undoes an alloc (clears its
  * bits: the caller never got the pages) or redoes a release (clears its bits:
  * the caller gave them up). Both are idempotent, so a kill during recovery is

@@ -317,7 +317,7 @@ export class CmaPool {
     if (first < 0) return null;
     this.beginIntent(w, INTENT_ALLOC, first, count);
     this.setRange(w, first, count, true);
-    this.store(w, INTENT_OP, INTENT_NONE);
+    this.retireIntent(w);
     const next = first + count;
     this.hint = next >= this.pages ? this.metadataPages : next;
     return { pfn: this.basePfn + first, count };
@@ -344,7 +344,7 @@ export class CmaPool {
     this.assertIdle(w);
     this.beginIntent(w, INTENT_RELEASE, first, count);
     this.setRange(w, first, count, false);
-    this.store(w, INTENT_OP, INTENT_NONE);
+    this.retireIntent(w);
     return true;
   }
 
@@ -462,7 +462,7 @@ export class CmaPool {
     let marked = 0;
     if (repair) {
       if (intentBad !== null) {
-        this.store(w, INTENT_OP, INTENT_NONE);
+        this.retireIntent(w);
         repaired = true;
       }
       if (intent !== null) {
@@ -542,6 +542,17 @@ export class CmaPool {
     this.store(w, INTENT_CHECK_LAST, checkLast);
     this.store(w, INTENT_CRC, crc);
     this.store(w, INTENT_OP, op);
+  }
+
+  /**
+   * op = NONE, then a crc that cannot verify: the inverse of the record's crc
+   * as an ALLOC. Damage that turns NONE back into ALLOC then never undoes a
+   * finished alloc (its pages held by the caller); into RELEASE, with odds of
+   * 2^-32. Idempotent; a kill between the two stores leaves a retired record.
+   */
+  private retireIntent(w: DataView): void {
+    this.store(w, INTENT_OP, INTENT_NONE);
+    this.store(w, INTENT_CRC, ~intentCrc(w, INTENT_ALLOC) >>> 0);
   }
 
   /** The chunk holding pool page `page`. */
@@ -630,7 +641,7 @@ export class CmaPool {
     for (let c = this.chunkOf(first); c <= cl; c++) {
       this.store(w, CHECK_WORDS + c, this.chunkCheck(w, c));
     }
-    this.store(w, INTENT_OP, INTENT_NONE);
+    this.retireIntent(w);
     return freed;
   }
 
@@ -656,9 +667,7 @@ export class CmaPool {
   private intentProblem(w: DataView): string | null {
     const op = get(w, INTENT_OP);
     if (op !== INTENT_ALLOC && op !== INTENT_RELEASE) return `unknown op ${op}`;
-    const s = intentScratch;
-    for (let k = 0; k < INTENT_CRC_WORDS; k++) s[k] = get(w, INTENT_OP + k);
-    if (crc32c(intentScratchBytes) !== get(w, INTENT_CRC)) return 'crc mismatch';
+    if (intentCrc(w, op) !== get(w, INTENT_CRC)) return 'crc mismatch';
     if (get(w, INTENT_GENERATION) !== this.generation) {
       return `generation ${get(w, INTENT_GENERATION)} is not the pool's ${this.generation}`;
     }
@@ -894,6 +903,14 @@ function headerCrc(header: ArrayBufferView, magic: number): number {
 }
 
 /** Word `index` of a little-endian metadata view (DataView accesses inline in V8). */
+/** crc32c of the intent record's words as they are, with op taken as `op`. */
+function intentCrc(w: DataView, op: number): number {
+  const s = intentScratch;
+  for (let k = 0; k < INTENT_CRC_WORDS; k++) s[k] = get(w, INTENT_OP + k);
+  s[0] = op;
+  return crc32c(intentScratchBytes);
+}
+
 function get(w: DataView, index: number): number {
   return w.getUint32(index * 4, true);
 }

@@ -12,7 +12,7 @@ import type { Kernel } from '../../src/kernel/kernel.js';
 import { Machine } from '../../src/machine.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import { HeapDevice } from '../../src/memory/heap.js';
-import { BITMAP_OFFSET, CHECK_WORDS } from '../../src/pmpool/abi.js';
+import { BITMAP_OFFSET, CHECK_WORDS, INTENT_OP } from '../../src/pmpool/abi.js';
 import { CmaPool } from '../../src/pmpool/cma.js';
 import { PmpoolError } from '../../src/pmpool/errors.js';
 import { inspectPools } from '../../src/pmpool/status.js';
@@ -137,6 +137,20 @@ describe('CmaPool bitmap checks', () => {
     assert.equal(report.damagedChunks, 1);
     assert.ok(pool.stats().usedPages > before);
     assert.equal(CmaPool.attach(device, base, size).attachReport?.ok, true);
+  });
+
+  it('a flipped bit in a retired intent never revives a finished alloc (its pages stay held)', () => {
+    for (const bit of [0, 1]) {
+      const device = new HeapDevice(4096 * PAGE_SIZE);
+      const pool = CmaPool.format(device, base, size, { generation: 5 });
+      const held = pool.alloc(512)!;
+      // The retired op word is NONE (0): bit 0 reads ALLOC, bit 1 RELEASE.
+      device.bytes(base + INTENT_OP * 4, 1)[0] ^= 1 << bit;
+      const again = CmaPool.rebuild(device, base, size);
+      assert.match(again.attachReport!.problems.join('\n'), /intent record is corrupt/);
+      for (let p = held.pfn; p < held.pfn + held.count; p++) assert.ok(again.isAllocated(p));
+      assert.equal(again.alloc(1)!.pfn >= held.pfn + held.count, true);
+    }
   });
 
   it('pmpool status reports the damaged chunk without changing a byte', () => {
