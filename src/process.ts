@@ -9,7 +9,6 @@ import { existsSync, readlinkSync } from 'node:fs';
 import { messageOf, show } from './base/errors.js';
 import { hex } from './base/hex.js';
 import { memparseExact } from './boot/memparse.js';
-import { FdtWriter } from './fdt/write.js';
 import { Kernel } from './kernel/kernel.js';
 import type { UpgradeOptions } from './kernel/upgrade.js';
 import { ControlChannel, type ControlMessage, type Received } from './kexec/control-channel.js';
@@ -29,11 +28,11 @@ import {
   TAKEOVER_TIMEOUT,
 } from './kexec/process-platform.js';
 import { sdNotify } from './kexec/sd-notify.js';
-import type { Machine } from './machine.js';
 import { PAGE_SIZE } from './memory/device.js';
 import { decodeDeviceHeader, formatDevice } from './memory/header.js';
 import { growDeviceFile } from './memory/hotplug.js';
 import { MappedDevice } from './memory/mapped.js';
+import { rehearseHandovers } from './rehearsal.js';
 import {
   defaultDevicePath,
   defaultRelease,
@@ -67,9 +66,6 @@ const trialLoader = () => new URL('./trial-loader.js', import.meta.url).href;
 const DEFAULT_SIZE = 64 * 1024 * 1024;
 /** How often a process republishes its status by default (ms). */
 const STATUS_INTERVAL_MS = 1000;
-/** The emulated machine handovers are rehearsed on. */
-const REHEARSAL_SIZE = 32 * 1024 * 1024;
-
 export interface ProcessBootOptions {
   /** The device file of a cold boot (default: defaultDevicePath()). */
   device?: string;
@@ -235,9 +231,6 @@ function start(
       options.platform?.markedGood?.();
     },
   });
-  // Loaded in the background once this boot's caller has run on, for a later
-  // preloading kexec load (which cannot wait for it).
-  setImmediate(() => void loadMachine().catch(() => {}));
   let interval = 0;
   let kernel: Kernel;
   try {
@@ -394,107 +387,32 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<ProcessKernel
  * What a preloaded successor does before it says "ready", while the
  * predecessor still serves, so that none of it falls in the downtime: maps
  * the whole device (each mapping of a large device costs a garbage
- * collection), rehearses a handover on a small emulated machine (V8
- * compiles a function at its first call and optimizes it once it ran a
- * while, so the boot would otherwise run cold code), then collects the
- * garbage, so that no collection is due during the boot.
+ * collection), rehearses handovers (V8 compiles a function at its first
+ * call and optimizes it once it ran a while: enough runs that the boot's
+ * code is optimized, and a pause for the compiler threads to finish, so
+ * that no compilation competes with the boot for the CPU), then collects
+ * the garbage, so that no collection is due during the boot.
  */
 async function readyTakeover(device: MappedDevice): Promise<void> {
   mapWhole(device);
-  // Twice: a second run finds compiled code to optimize.
-  rehearse(await loadMachine(), 2);
+  rehearseHandovers(TAKEOVER_REHEARSALS);
+  await new Promise((resolve) => setTimeout(resolve, COMPILER_SETTLE_MS));
   await collectGarbage();
 }
+
+/** Handovers a preloaded successor rehearses: from about 5 on, its boot ran optimized code in every run. */
+const TAKEOVER_REHEARSALS = 10;
+/** How long the compiler threads get to finish the rehearsals' optimizations. */
+const COMPILER_SETTLE_MS = 50;
 
 /**
  * At a preloading kexec load: rehearses, so that exec runs compiled code
  * (in a process booted cold or in place it never ran; in any other, V8 may
  * have dropped it since). It takes this serving process some 5 to 40 ms at
- * load (the most the first time) instead of in exec. Skipped while the
- * emulator module still loads (it is loaded once the boot's caller yields).
+ * load (the most the first time) instead of in exec.
  */
 function readyExec(): void {
-  if (machineModule !== null) rehearse(machineModule, 1);
-}
-
-type MachineModule = typeof import('./machine.js');
-let machineModule: MachineModule | null = null;
-let machineLoading: Promise<MachineModule> | null = null;
-
-function loadMachine(): Promise<MachineModule> {
-  machineLoading ??= import('./machine.js').then((m) => {
-    machineModule = m;
-    return m;
-  });
-  return machineLoading;
-}
-
-/**
- * Only a warm-up: when its 32 MiB emulated machine cannot be had, the
- * handover runs cold code, and says so once as a process warning; that
- * neither refuses a load nor kills a successor before takeover. A rehearsal
- * that fails on the machine it got still throws: a fault in the handover's
- * own code shows here, before "ready", while the predecessor still serves.
- */
-function rehearse({ Machine }: MachineModule, runs: number): void {
-  for (let i = 0; i < runs; i++) {
-    let machine: Machine;
-    try {
-      machine = Machine.create({ size: REHEARSAL_SIZE });
-    } catch (err) {
-      warnNoRehearsal(err);
-      return;
-    }
-    rehearseHandover(machine);
-  }
-}
-
-function warnNoRehearsal(err: unknown): void {
-  if (rehearsalWarned) return;
-  rehearsalWarned = true;
-  const why = messageOf(err);
-  process.emitWarning(
-    `handover rehearsal: no emulated machine (${why}); the handover runs cold code`,
-    {
-      type: 'LivekexecWarning',
-      code: 'LIVEKEXEC_REHEARSAL',
-    },
-  );
-}
-let rehearsalWarned = false;
-
-/**
- * Cold boot, KHO preservation (a page range, folios of orders 0 to 10 so the
- * tree has a leaf per order, a subtree), kexec load and exec, the
- * successor's boot and restores: the takeover's code path, and this
- * process's own exec later.
- */
-function rehearseHandover(machine: Machine): void {
-  const k = machine.boot();
-  const alloc = (order: number) => {
-    const f = k.allocPages(order);
-    if (f === null) throw new Error(`rehearsal: no free block of order ${order}`);
-    return f;
-  };
-  const pages = alloc(2);
-  k.kho.preservePages(pages.pfn, 4);
-  const folios = [];
-  for (let order = 0; order <= 10; order++) {
-    const f = alloc(order);
-    k.kho.preserveFolio(f);
-    folios.push(f);
-  }
-  const w = new FdtWriter();
-  w.finishReservations();
-  w.beginNode('');
-  w.property('pfn', new Uint8Array(8));
-  w.endNode();
-  k.kho.addSubtree('rehearsal', w.finish());
-  k.kexec.load();
-  const next = k.kexec.exec();
-  next.kho.retrieveSubtree('rehearsal').getProp(0, 'pfn');
-  next.kho.restorePages(pages.pfn * PAGE_SIZE, 4);
-  for (const f of folios) next.kho.restoreFolio(f.pfn * PAGE_SIZE);
+  rehearseHandovers(1);
 }
 
 /**
@@ -523,8 +441,8 @@ async function collectGarbage(): Promise<void> {
  * Waits for "go", placing passed descriptors. On the event loop until the
  * predecessor says "prepare" (its exec has begun); from then on blocking,
  * so that "go" wakes this process at once (an asynchronous receive wakes
- * up to milliseconds later: a worker thread, then the event loop). "cancel"
- * goes back to the event loop.
+ * up to milliseconds later: a worker thread, then the event loop), which
+ * "prepared" tells the predecessor. "cancel" goes back to the event loop.
  * @returns the boot spec.
  * @throws KexecError EIO when the channel closes, a frame is unexpected, or
  *   no "go" or "cancel" follows "prepare" within `timeoutMs`.
@@ -550,6 +468,8 @@ async function awaitGo(channel: ControlChannel, timeoutMs: number): Promise<stri
       }
     } else if (msg.t === 'prepare' || msg.t === 'cancel') {
       prepared = msg.t === 'prepare';
+      // The predecessor's exec waits for this (briefly) before it goes on.
+      if (prepared) trySend(channel, { t: 'prepared' });
     } else {
       throw new KexecError('EIO', `control channel: unexpected ${msg.t} before go`);
     }

@@ -25,6 +25,7 @@ const LAYER: Record<string, number> = {
   kernel: 7,
   'machine.ts': 7,
   'process.ts': 7,
+  'rehearsal.ts': 7,
   'trial.ts': 7,
   'service.ts': 7,
   'trial-boot.ts': 7,

@@ -26,6 +26,8 @@ export type ControlMessage =
   | { t: 'fds'; numbers: number[] }
   /** predecessor -> successor: exec has begun; "go" (or "cancel") follows within the takeover timeout. */
   | { t: 'prepare' }
+  /** successor -> predecessor: waits for "go" blocking from now on. */
+  | { t: 'prepared' }
   /** predecessor -> successor: the exec failed before "go"; wait for the next one. */
   | { t: 'cancel' }
   /** predecessor -> successor: boot from `boot` ("<device path>@<boot block hex>"). */
@@ -165,6 +167,9 @@ export class ControlChannel {
     if (n < 0) {
       const e = errnoName(libc.errno());
       if (e === 'EAGAIN' || e === 'EINTR') return;
+      // A peer that closed with frames of ours unread resets the connection: gone all the same.
+      if (e === 'ECONNRESET')
+        throw new KexecError('EIO', 'control channel: the peer hung up (connection reset)');
       throw new KexecError('EIO', `control channel: recvmsg: ${e}`);
     }
     this.#fds.push(...rightsOf(cmsgs));
@@ -223,6 +228,7 @@ function decode(text: string): ControlMessage {
       }
       break;
     case 'prepare':
+    case 'prepared':
     case 'cancel':
       return { t: o.t };
     case 'go':

@@ -351,8 +351,9 @@ export class ProcessPlatform implements KexecPlatform<never> {
 
   /**
    * Tells the preloaded successor that "go" is near, so it waits for it
-   * blocking (woken in microseconds) instead of on the event loop. Advisory:
-   * a successor that is gone is found out by the handover itself.
+   * blocking (woken in microseconds) instead of on the event loop; "go"
+   * is sent once it says it does (or a few ms later). Advisory: a successor
+   * that is gone is found out by the handover itself.
    */
   execBegin(image: LoadedImage): void {
     const pre = this.#preloaded;
@@ -396,7 +397,9 @@ export class ProcessPlatform implements KexecPlatform<never> {
       const r = pre.channel.receiveSync(Math.max(0, deadline - Date.now()));
       if (r === null) return false;
       if (r.msg.t === 'ready') pre.ready = true;
-      else throw new KexecError('EIO', `preloaded successor said ${r.msg.t} before go`);
+      // A late "prepared" of an exec that was cancelled since says nothing new.
+      else if (r.msg.t !== 'prepared')
+        throw new KexecError('EIO', `preloaded successor said ${r.msg.t} before go`);
     }
     return true;
   }
@@ -418,6 +421,7 @@ export class ProcessPlatform implements KexecPlatform<never> {
     tryNotify(notifyReloading);
     let pid: number;
     try {
+      if (pre.prepared) awaitPrepared(pre);
       if (pre.exit !== null) throw new Error(`it ${pre.exit}`);
       this.passFds(this.#keepFds());
       pre.channel.send({ t: 'go', boot: bootSpec(this.device.path, image.segment.base) });
@@ -431,6 +435,9 @@ export class ProcessPlatform implements KexecPlatform<never> {
         { cause: err },
       );
     }
+    // From here on this process only exits: at the lowest priority, its teardown
+    // (unmapping the device, the heap) yields a shared CPU to the successor's first steps.
+    lowerPriority();
     this.#preloaded = null;
     pre.channel.close();
     this.#kernel?.retire(`the preloaded successor (PID ${pid})`);
@@ -654,5 +661,37 @@ function tryNotify(fn: () => unknown): void {
     fn();
   } catch {
     // NOTIFY_SOCKET gone or unwritable: the service manager will notice on its own.
+  }
+}
+
+/**
+ * How long "go" waits for a preloaded successor to say it waits blocking
+ * (ms). It hears "prepare" through a worker thread and then its event loop:
+ * two wake-ups that a CPU busy with the exec delays, and a "go" sent before
+ * them waits for both. Sent at the start of the exec, "prepare" has its
+ * answer by the end of it on a machine with a CPU to spare.
+ */
+const PREPARED_WAIT_MS = 5;
+
+/** Until "prepared" or PREPARED_WAIT_MS; a "ready" on the way is noted, a "failed" ends the wait as the successor's exit. */
+function awaitPrepared(pre: Preloaded): void {
+  const deadline = Date.now() + PREPARED_WAIT_MS;
+  for (;;) {
+    const r = pre.channel.receiveSync(Math.max(0, deadline - Date.now()));
+    if (r === null || r.msg.t === 'prepared') return;
+    if (r.msg.t === 'ready') pre.ready = true;
+    if (r.msg.t === 'failed') {
+      pre.exit ??= `failed: ${r.msg.message}`;
+      return;
+    }
+  }
+}
+
+/** Nice 19 for this process; advisory (a container may refuse it). node:os on first use. */
+function lowerPriority(): void {
+  try {
+    (createRequire(import.meta.url)('node:os') as typeof import('node:os')).setPriority(19);
+  } catch {
+    // Only the successor's share of a busy CPU depends on it.
   }
 }

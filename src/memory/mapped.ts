@@ -19,6 +19,7 @@ import {
   getLibc,
   LOCK_EX,
   LOCK_NB,
+  MFD_CLOEXEC,
   MS_SYNC,
   O_CREAT,
   O_EXCL,
@@ -107,6 +108,8 @@ export class MappedDevice implements MemoryDevice {
   /** The one window of a device up to 4 GiB, while open; null otherwise. */
   private single: Mapping | null = null;
   private guard: TruncationGuard | null = null;
+  /** A memfd (anonymous()): nothing to mark idle at close. */
+  private anonymous = false;
 
   private constructor(
     readonly path: string,
@@ -116,6 +119,40 @@ export class MappedDevice implements MemoryDevice {
     this.fdOrNull = fd;
     this.pages = size / PAGE_SIZE;
     this.name = path;
+  }
+
+  /**
+   * A device in an anonymous file (a memfd): no path, no lock, no owner, gone
+   * with its last mapping. What a handover rehearsal runs on, so that the
+   * code it warms up sees what a real boot sees (this class, shared memmap
+   * arrays) and V8 has no reason to compile it again inside a downtime.
+   * @throws DeviceError EINVAL bad size; EIO memfd_create or ftruncate refused.
+   * @internal
+   */
+  static anonymous(size: number, name = 'livekexec'): MappedDevice {
+    if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
+      throw new DeviceError(
+        'EINVAL',
+        `an anonymous device is a positive multiple of ${PAGE_SIZE} bytes, got ${show(size)}`,
+      );
+    }
+    const libc = getLibc();
+    const fd = libc.memfdCreate(name, MFD_CLOEXEC);
+    if (fd < 0) throw new DeviceError('EIO', `memfd_create: ${errnoName(libc.errno())}`);
+    try {
+      if (libc.ftruncate(fd, size) !== 0) {
+        throw new DeviceError(
+          'EIO',
+          `ftruncate of a memfd to ${size} bytes: ${errnoName(libc.errno())}`,
+        );
+      }
+      const dev = MappedDevice.adopt(`memfd:${name}`, fd, size);
+      dev.anonymous = true;
+      return dev;
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
   }
 
   /** The descriptor holding the mapping's file and its lock (inherited across execve). */
@@ -410,7 +447,7 @@ export class MappedDevice implements MemoryDevice {
     this.windows.length = 0;
     this.extra.clear();
     getLibc().close(fd);
-    markIdle(this.path);
+    if (!this.anonymous) markIdle(this.path);
   }
 
   private live(): number {

@@ -47,6 +47,7 @@ test('a successor told "prepare" and then nothing gives up after the takeover ti
     (e: unknown) =>
       (e as { code?: string }).code === 'EIO' && /no go within 200 ms/.test((e as Error).message),
   );
+  assert.equal(predecessor.receiveSync(5000)?.msg.t, 'prepared', 'it waited blocking, and said so');
   const failed = predecessor.receiveSync(5000)?.msg;
   assert.equal(failed?.t, 'failed');
   assert.match((failed as { message: string }).message, /no go within 200 ms of prepare/);

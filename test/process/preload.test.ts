@@ -96,7 +96,7 @@ test('a successor that crashes right after taking over: the next cold boot succe
   }
 });
 
-test('a handover rehearsal with no memory for its emulated machine neither refuses the load nor stops the takeover: one warning in each process', {
+test('a handover rehearsal with no device to rehearse on neither refuses the load nor stops the takeover: one warning in each process', {
   timeout: 30_000,
 }, async () => {
   const { fx } = start('norehearsal', 'ok', { FAIL_REHEARSAL: '1' });
@@ -115,7 +115,7 @@ test('a handover rehearsal with no memory for its emulated machine neither refus
     assert.equal(mine[0]!.code, 'LIVEKEXEC_REHEARSAL');
     assert.match(
       mine[0]!.message as string,
-      /rehearsal: no emulated machine \(ENOMEM: cannot allocate a heap device of 33554432 bytes\)/,
+      /handover rehearsal: no device to rehearse on \(EIO: memfd_create: EMFILE\)/,
     );
   }
   process.kill(booted.pid as number, 'SIGTERM');
