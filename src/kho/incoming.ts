@@ -18,7 +18,12 @@ import {
 import { readFdtAt } from './device-fdt.js';
 import type { KhoIncoming } from './early.js';
 import { KhoError } from './errors.js';
-import { badEntry, entryOrder, entryPfn, readPageListChain } from './page-list.js';
+import {
+  badEntry,
+  PAGE_LIST_PFN_HI,
+  PAGE_LIST_WORD_ENTRIES,
+  readPageListChain,
+} from './page-list.js';
 import { PageListView } from './page-list-view.js';
 import { forEachBlock, type KhoBlockRuns, type KhoRadixTree } from './radix.js';
 
@@ -180,9 +185,12 @@ export class KhoIncomingState {
     let pages = 0;
     try {
       for (const { words, count } of chain.chunks) {
-        for (let i = 0; i < count; i++, n++) {
-          const order = entryOrder(words, i);
-          const pfn = entryPfn(words, i);
+        // The entries decoded in place (entryPfn and entryOrder, inlined): this runs cold.
+        const end = PAGE_LIST_WORD_ENTRIES + 2 * count;
+        for (let w = PAGE_LIST_WORD_ENTRIES; w < end; w += 2, n++) {
+          const lo = words[w];
+          const order = lo & 0xfff;
+          const pfn = words[w + 1] * PAGE_LIST_PFN_HI + (lo >>> 12);
           // Past the end the marker reads undefined: no order matches.
           if (marker[pfn] !== order + 1) throw badEntry(n, pfn, order, marker[pfn] === CLAIMING);
           if (order > MAX_PAGE_ORDER) {

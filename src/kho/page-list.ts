@@ -37,11 +37,12 @@ export function isPageListEntries(v: unknown): v is PageListEntries {
 
 // Entries and links are u64 (abi.ts), read and written as two little-endian
 // u32 words: a BigInt per entry cost more than the rest of a restore.
-const WORD_ENTRIES = KHO_PAGE_LIST_OFF_ENTRIES / 4;
+/** Word index of a chunk's first entry (low word: pfn low bits << 12 | order; high word: pfn >> 20). */
+export const PAGE_LIST_WORD_ENTRIES = KHO_PAGE_LIST_OFF_ENTRIES / 4;
 const WORD_NEXT = KHO_PAGE_LIST_OFF_NEXT / 4;
 const TWO_32 = 2 ** 32;
 /** An entry is phys | order, order in bits 0..11: pfn = hi * 2^20 + (lo >>> 12). */
-const PFN_HI = 2 ** 20;
+export const PAGE_LIST_PFN_HI = 2 ** 20;
 
 function chunkWords(device: MemoryDevice, phys: number): Uint32Array {
   const b = device.bytes(phys, PAGE_SIZE);
@@ -86,8 +87,9 @@ export function preservePageList(
       w[WORD_NEXT + 1] = Math.floor(next / TWO_32);
       for (let i = 0; i < n; i++) {
         const f = folio(start + i);
-        w[WORD_ENTRIES + 2 * i] = ((f.pfn % PFN_HI) * PAGE_SIZE + f.order) >>> 0;
-        w[WORD_ENTRIES + 2 * i + 1] = Math.floor(f.pfn / PFN_HI);
+        w[PAGE_LIST_WORD_ENTRIES + 2 * i] =
+          ((f.pfn % PAGE_LIST_PFN_HI) * PAGE_SIZE + f.order) >>> 0;
+        w[PAGE_LIST_WORD_ENTRIES + 2 * i + 1] = Math.floor(f.pfn / PAGE_LIST_PFN_HI);
       }
       next = chunk.pfn * PAGE_SIZE;
     }
@@ -152,7 +154,7 @@ export function readPageListChain(
     total += count;
     chunks.push({ pfn, words, count });
     const hi = words[WORD_NEXT + 1];
-    if (hi >= PFN_HI * 2) throw new KhoError('EFAULT', 'page list link is past 2^53');
+    if (hi >= PAGE_LIST_PFN_HI * 2) throw new KhoError('EFAULT', 'page list link is past 2^53');
     at = hi * TWO_32 + words[WORD_NEXT];
   }
   return { chunks, total };
@@ -160,11 +162,14 @@ export function readPageListChain(
 
 /** Entry `i` of a chunk: its pfn and order (order in the low 12 bits of the u64). */
 export function entryPfn(words: Uint32Array, i: number): number {
-  return words[WORD_ENTRIES + 2 * i + 1] * PFN_HI + (words[WORD_ENTRIES + 2 * i] >>> 12);
+  return (
+    words[PAGE_LIST_WORD_ENTRIES + 2 * i + 1] * PAGE_LIST_PFN_HI +
+    (words[PAGE_LIST_WORD_ENTRIES + 2 * i] >>> 12)
+  );
 }
 
 export function entryOrder(words: Uint32Array, i: number): number {
-  return words[WORD_ENTRIES + 2 * i] & 0xfff;
+  return words[PAGE_LIST_WORD_ENTRIES + 2 * i] & 0xfff;
 }
 
 /** Why entry `n` (pfn, order) cannot be restored: the EFAULT to throw. */

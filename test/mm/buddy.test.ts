@@ -390,4 +390,19 @@ describe('BuddyAllocator allocReserved (restore of preserved blocks)', () => {
     assert.deepEqual(b.stats(), before);
     assert.equal(b.pageState(0), 'reserved');
   });
+
+  it('refuses a block named twice, and undoes the blocks taken before it, tails included', () => {
+    const b = BuddyAllocator.fromFreeRanges(64, [{ pfn: 32, count: 32 }]);
+    const before = b.stats();
+    throwsCode(
+      () => b.allocReservedBlocks(Float64Array.of(8, 1, 8), Uint8Array.of(3, 0, 3)),
+      'ENOENT',
+      8,
+    );
+    assert.deepEqual(b.stats(), before);
+    for (const pfn of [1, 8, 9, 15]) assert.equal(b.pageState(pfn), 'reserved');
+    b.allocReservedBlocks(Float64Array.of(8, 1), Uint8Array.of(3, 0));
+    assert.equal(b.headOrder(8), 3);
+    conserved(b);
+  });
 });
