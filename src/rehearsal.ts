@@ -72,8 +72,8 @@ let rehearsalWarned = false;
 
 /**
  * Cold boot, KHO preservation (a page range, folios of orders 0 to 10 so the
- * tree has a leaf per order, a subtree), kexec load and exec, the
- * successor's boot and restores: the takeover's code path, and this
+ * tree has a leaf per order, a page list, a subtree), kexec load and exec,
+ * the successor's boot and restores: the takeover's code path, and this
  * process's own exec later.
  */
 function rehearseHandover(device: MemoryDevice): void {
@@ -92,6 +92,10 @@ function rehearseHandover(device: MemoryDevice): void {
     k.kho.preserveFolio(f);
     folios.push(f);
   }
+  // A page list of order-0 folios, the shape of a program's many small allocations.
+  const small = [];
+  for (let i = 0; i < PAGE_LIST_FOLIOS; i++) small.push(alloc(0));
+  const list = k.kho.preservePageList(small);
   const w = new FdtWriter();
   w.finishReservations();
   w.beginNode('');
@@ -103,4 +107,8 @@ function rehearseHandover(device: MemoryDevice): void {
   next.kho.retrieveSubtree('rehearsal').getProp(0, 'pfn');
   next.kho.restorePages(pages.pfn * PAGE_SIZE, 4);
   for (const f of folios) next.kho.restoreFolio(f.pfn * PAGE_SIZE);
+  next.kho.restorePageListView(list);
 }
+
+/** Folios in the rehearsal's page list: a few chunks' worth, so the restore's loops run hot. */
+const PAGE_LIST_FOLIOS = 2048;
