@@ -152,11 +152,11 @@ export class KhoIncomingState {
   /**
    * Restores every folio of a preserved page list and frees its chunk pages.
    * The list is checked whole first (so a bad one restores nothing) in one
-   * pass over its entries that also claims them: a block's marker is set to
-   * CLAIMING as it is named, so a block named twice, or a chunk named as an
-   * entry, is caught without a second structure. O(folios), with as little
-   * done per folio as possible: a successor runs this before its code is
-   * optimized.
+   * pass over its entries that also claims them: a block's marker is cleared
+   * as it is named (and set back if the list turns out bad), and a chunk's
+   * is CLAIMING, so a block named twice, or a chunk named as an entry, is
+   * caught without a second structure. O(folios), with as little done per
+   * folio as possible: a successor runs this before its code is optimized.
    * @throws KhoError EFAULT (a damaged list, or an entry too large to be a folio).
    */
   restorePageList(phys: number): PageListView {
@@ -181,6 +181,9 @@ export class KhoIncomingState {
     }
     const pfns = new Float64Array(chain.total);
     const orders = new Uint8Array(chain.total);
+    // Only for the error: a chunk of the list, or an entry before this one.
+    const namedTwice = (pfn: number, before: number): boolean =>
+      marker[pfn] === CLAIMING || pfns.subarray(0, before).includes(pfn);
     let n = 0;
     let pages = 0;
     try {
@@ -192,11 +195,11 @@ export class KhoIncomingState {
           const order = lo & 0xfff;
           const pfn = words[w + 1] * PAGE_LIST_PFN_HI + (lo >>> 12);
           // Past the end the marker reads undefined: no order matches.
-          if (marker[pfn] !== order + 1) throw badEntry(n, pfn, order, marker[pfn] === CLAIMING);
+          if (marker[pfn] !== order + 1) throw badEntry(n, pfn, order, namedTwice(pfn, n));
           if (order > MAX_PAGE_ORDER) {
             throw new KhoError('EFAULT', `page list entry ${n} has order ${order}: not a folio`);
           }
-          marker[pfn] = CLAIMING;
+          marker[pfn] = 0;
           pfns[n] = pfn;
           orders[n] = order;
           pages += 1 << order;
@@ -208,7 +211,6 @@ export class KhoIncomingState {
       undo(pfns, orders, n);
       throw err;
     }
-    for (let i = 0; i < n; i++) marker[pfns[i]] = 0;
     this.#unclaimedBlocks -= n;
     this.#unclaimedPages -= pages;
     for (const c of claimed) {

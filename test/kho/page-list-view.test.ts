@@ -175,18 +175,28 @@ test('a page list whose chain loops, or names a chunk or a block twice, is EFAUL
   const v = k2.device.view(list, PAGE_SIZE);
   const second = v.getBigUint64(0x08, true);
   const entry = v.getBigUint64(0x10 + 8 * 7, true);
-  const damages: [string, () => void][] = [
+  const damages: [string, () => void, RegExp][] = [
     [
       'a loop',
       () => k2.device.view(Number(second), PAGE_SIZE).setBigUint64(0x08, BigInt(list), true),
+      /appears twice \(a cycle\)/,
     ],
-    ['a chunk named', () => v.setBigUint64(0x10 + 8 * 7, second, true)],
-    ['a block named twice', () => v.setBigUint64(0x10 + 8 * 7, v.getBigUint64(0x10, true), true)],
+    [
+      'a chunk named',
+      () => v.setBigUint64(0x10 + 8 * 7, second, true),
+      /entry 7 .* is named twice or is a chunk/,
+    ],
+    [
+      'a block named twice',
+      () => v.setBigUint64(0x10 + 8 * 7, v.getBigUint64(0x10, true), true),
+      /entry 7 .* is named twice or is a chunk/,
+    ],
   ];
   const before = k2.kho.unclaimed();
-  for (const [what, damage] of damages) {
+  for (const [what, damage, message] of damages) {
     damage();
     assert.throws(() => k2.kho.restorePageListView(list), code('EFAULT'), what);
+    assert.throws(() => k2.kho.restorePageListView(list), message, what);
     assert.deepEqual(k2.kho.unclaimed(), before, `${what}: nothing claimed`);
     k2.device.view(Number(second), PAGE_SIZE).setBigUint64(0x08, 0n, true);
     v.setBigUint64(0x10 + 8 * 7, entry, true);
