@@ -161,14 +161,14 @@ export function readPageListChain(
 }
 
 /** Entry `i` of a chunk: its pfn and order (order in the low 12 bits of the u64). */
-export function entryPfn(words: Uint32Array, i: number): number {
+function entryPfn(words: Uint32Array, i: number): number {
   return (
     words[PAGE_LIST_WORD_ENTRIES + 2 * i + 1] * PAGE_LIST_PFN_HI +
     (words[PAGE_LIST_WORD_ENTRIES + 2 * i] >>> 12)
   );
 }
 
-export function entryOrder(words: Uint32Array, i: number): number {
+function entryOrder(words: Uint32Array, i: number): number {
   return words[PAGE_LIST_WORD_ENTRIES + 2 * i] & 0xfff;
 }
 
