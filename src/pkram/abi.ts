@@ -21,7 +21,8 @@
  *   0x44 u32 region crc   crc32c of the nr regions entries of the region page
  *   0x48 u32 crc32c       of bytes 0x00..0x47
  *
- * Every node, object and link page carries a crc32c of its used bytes, the
+ * Every node, object and link page carries a CRC-32 (zlib's, seal.ts says why
+ * not crc32c) of its used bytes, the
  * crc field itself excluded, written once the page is complete (a link page
  * when the next one is started or its object finished, an object page when
  * it is finished, a node page at finishSave and whenever finalize links the
@@ -34,7 +35,7 @@
  *   0x08 u64 next node pfn  0x10 u64 first object pfn
  *   0x18 u32 nr objects     0x1c u32 name length (bytes, 1..256)
  *   0x20 u8[256] name (UTF-8, zero-padded)
- *   0x120 u32 crc32c of 0x00..0x11f
+ *   0x120 u32 crc32 of 0x00..0x11f
  *
  * Object page:
  *
@@ -43,13 +44,13 @@
  *   0x10 u64 folio stream: first link page pfn
  *   0x18 u64 byte stream: first link page pfn
  *   0x20 u64 byte length    0x28 u64 folio entries
- *   0x30 u32 crc32c of 0x00..0x2f
+ *   0x30 u32 crc32 of 0x00..0x2f
  *
  * Link page (both streams):
  *
  *   0x00 u32 magic "PKLN"   0x04 u32 nr entries (<= PKRAM_LINK_ENTRIES)
  *   0x08 u64 next link pfn
- *   0x10 u32 crc32c of 0x00..0x0f then the nr entries used
+ *   0x10 u32 crc32 of 0x00..0x0f then the nr entries used
  *   0x14 u32 0 (reserved)   0x18 u64 0 (reserved)
  *   0x20 entries, 16 bytes each:
  *        u64 entry = phys | flags | order     u64 index
@@ -72,8 +73,11 @@ import { PAGE_SIZE } from '../memory/device.js';
 export const PKRAM_MAGIC = 0x706b726d;
 /** Written over the magic by the successor that attached, so a second attach is refused. */
 export const PKRAM_MAGIC_CONSUMED = 0x444d5243;
-/** 2: crc32c in node, object and link pages, table and region crcs in the super block. */
-export const PKRAM_VERSION = 2;
+/**
+ * 2: crc32c in node, object and link pages, table and region crcs in the super block.
+ * 3: node, object and link pages sealed with CRC-32 instead.
+ */
+export const PKRAM_VERSION = 3;
 /** Longest node name, in bytes of UTF-8. */
 export const PKRAM_NAME_MAX = 256;
 /** Largest folio order a folio stream entry may carry (1 GiB folios). */

@@ -124,7 +124,7 @@ function checkSeal(device: MemoryDevice, pfn: number, kind: SealedPage, budget: 
   if (budget.verify === true && !pageSealed(device, pfn, kind)) {
     throw new PkramError(
       'EFAULT',
-      `corrupt PKRAM metadata: ${kind} page ${pfn} fails its crc32c`,
+      `corrupt PKRAM metadata: ${kind} page ${pfn} fails its crc`,
       'crc',
     );
   }
@@ -265,7 +265,7 @@ function walkChain(
     if (budget.verify === true && !linkSealed(device, link)) {
       throw new PkramError(
         'EFAULT',
-        `corrupt PKRAM metadata: link page ${link} fails its crc32c`,
+        `corrupt PKRAM metadata: link page ${link} fails its crc`,
         'crc',
       );
     }

@@ -1,21 +1,26 @@
 /**
- * Every PKRAM metadata page a successor reads is checked against a crc32c
+ * Every PKRAM metadata page a successor reads is checked against a crc
  * before use: a flipped bit that still decodes to something plausible (an
  * index, a byte length, a name, a table bit, a region) is a refusal, never a
  * wrong value handed back as valid.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { crc32 } from 'node:zlib';
 import { getU64, setU64 } from '../../src/base/u64.js';
 import { KhoRadixTree } from '../../src/kho/radix.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import {
   LINK_ENTRY_OFF_INDEX,
   LINK_ENTRY_SIZE,
+  LINK_OFF_COUNT,
+  LINK_OFF_CRC,
   LINK_OFF_ENTRIES,
+  NODE_OFF_CRC,
   NODE_OFF_NAME,
   NODE_OFF_OBJ,
   OBJ_OFF_BYTE_LEN,
+  OBJ_OFF_CRC,
   OBJ_OFF_FOLIO_HEAD,
   REGION_OFF_SIZE,
   SB_OFF_NODE_PFN,
@@ -62,6 +67,23 @@ function crcRefusal(e: unknown): boolean {
 }
 
 describe('PKRAM metadata checksums', () => {
+  it("node, object and link pages carry zlib's CRC-32 of their used bytes (the v3 format)", () => {
+    const { m, superPfn } = saved();
+    const { node, obj, link } = pointers(m, superPfn);
+    const page = (pfn: number) => m.device.bytes(pfn * PAGE_SIZE, PAGE_SIZE);
+    const stored = (pfn: number, off: number) =>
+      m.device.view(pfn * PAGE_SIZE, PAGE_SIZE).getUint32(off, true);
+    assert.equal(stored(node, NODE_OFF_CRC), crc32(page(node).subarray(0, NODE_OFF_CRC)));
+    assert.equal(stored(obj, OBJ_OFF_CRC), crc32(page(obj).subarray(0, OBJ_OFF_CRC)));
+    const used = stored(link, LINK_OFF_COUNT) * LINK_ENTRY_SIZE;
+    assert.equal(used, 3 * LINK_ENTRY_SIZE);
+    const entries = page(link).subarray(LINK_OFF_ENTRIES, LINK_OFF_ENTRIES + used);
+    assert.equal(
+      stored(link, LINK_OFF_CRC),
+      crc32(entries, crc32(page(link).subarray(0, LINK_OFF_CRC))),
+    );
+  });
+
   it("a flipped bit in a folio entry's index is refused, not loaded as another index", () => {
     const { m, superPfn } = saved();
     const { link } = pointers(m, superPfn);
