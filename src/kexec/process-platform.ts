@@ -687,10 +687,18 @@ function awaitPrepared(pre: Preloaded): void {
   }
 }
 
-/** Nice 19 for this process; advisory (a container may refuse it). node:os on first use. */
+/**
+ * Nice 19 for this process, then the CPU handed on: woken by "took over",
+ * this process ran ahead of the successor it woke from (a wake-up preempts),
+ * and a lowered priority alone takes effect at the scheduler's next tick
+ * (up to 4 ms at HZ=250) on a CPU the two share. Advisory: a container may
+ * refuse it. Through libc, already bound: node:os would be loaded cold here.
+ */
 function lowerPriority(): void {
   try {
-    (createRequire(import.meta.url)('node:os') as typeof import('node:os')).setPriority(19);
+    const libc = getProcLibc();
+    libc.setNice(19);
+    libc.schedYield();
   } catch {
     // Only the successor's share of a busy CPU depends on it.
   }

@@ -39,6 +39,7 @@ export const SOCK_STREAM = 1;
 /** fcntl(F_DUPFD_CLOEXEC): a dup that is not inherited by accident. */
 export const F_DUPFD_CLOEXEC = 1030;
 export const SEEK_SET = 0;
+const PRIO_PROCESS = 0;
 export const SEEK_CUR = 1;
 export const SO_TYPE = 3;
 export const SO_ACCEPTCONN = 30;
@@ -115,6 +116,9 @@ export interface Libc {
   recvmsg(fd: number, msg: unknown, flags: number): number;
   /** `fds` holds `n` struct pollfd. */
   poll(fds: Uint8Array, n: number, timeoutMs: number): number;
+  /** setpriority(PRIO_PROCESS, 0, nice): this process's nice value. */
+  setNice(nice: number): number;
+  schedYield(): number;
   /** poll on a worker thread, so the event loop keeps running. */
   pollAsync(fds: Uint8Array, n: number, timeoutMs: number): Promise<number>;
   /** C memory of `size` bytes (for structures holding pointers); give it back with `free`. */
@@ -158,7 +162,7 @@ export function getLibc(): Libc {
   if (libc !== null) return libc;
   const koffi = loadKoffi();
   const lib = koffi.load('libc.so.6');
-  // Bound on first call: a successor's boot uses a handful of the 26, and
+  // Bound on first call: a successor's boot uses a handful of the 28, and
   // each declaration parsed costs ~20 us of its start-up.
   const fn = (decl: string): Fn => {
     let f: Fn | null = null;
@@ -204,6 +208,8 @@ export function getLibc(): Libc {
   const sendmsg = fn('intptr_t sendmsg(int fd, void *msg, int flags)');
   const recvmsg = fn('intptr_t recvmsg(int fd, void *msg, int flags)');
   const poll = fn('int poll(void *fds, unsigned long n, int timeout)');
+  const setpriority = fn('int setpriority(int which, uint32_t who, int prio)');
+  const schedYield = fn('int sched_yield(void)');
   libc = {
     open: (path, flags, mode) => open(path, flags, 'uint32_t', mode) as number,
     close: (fd) => close(fd) as number,
@@ -256,6 +262,8 @@ export function getLibc(): Libc {
     sendmsg: (fd, msg, flags) => Number(sendmsg(fd, msg, flags)),
     recvmsg: (fd, msg, flags) => Number(recvmsg(fd, msg, flags)),
     poll: (fds, n, timeoutMs) => poll(fds, n, timeoutMs) as number,
+    setNice: (nice) => setpriority(PRIO_PROCESS, 0, nice) as number,
+    schedYield: () => schedYield() as number,
     pollAsync: (fds, n, timeoutMs) =>
       new Promise((resolve, reject) => {
         poll.async(fds, n, timeoutMs, (err: unknown, rc: number) => {

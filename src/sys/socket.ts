@@ -70,6 +70,9 @@ export interface ProcLibc {
   /** poll on a worker thread, so the event loop keeps running. */
   pollAsync(fd: number, events: number, timeoutMs: number): Promise<number>;
   errno(): number;
+  /** This process's nice value (setpriority). */
+  setNice(nice: number): number;
+  schedYield(): number;
 }
 
 let procLibc: ProcLibc | null = null;
@@ -79,6 +82,8 @@ export function getProcLibc(): ProcLibc {
   const libc = getLibc();
   procLibc = {
     execve: (path, argv, envp) => libc.execve(path, argv, envp),
+    setNice: (nice) => libc.setNice(nice),
+    schedYield: () => libc.schedYield(),
     signal: (sig, handler) => libc.signal(sig, handler),
     sigaction: (sig, act, oldact) => libc.sigaction(sig, act, oldact),
     fcntl: (fd, cmd, arg) => libc.fcntl(fd, cmd, arg),
