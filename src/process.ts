@@ -32,7 +32,7 @@ import { PAGE_SIZE } from './memory/device.js';
 import { decodeDeviceHeader, formatDevice } from './memory/header.js';
 import { growDeviceFile } from './memory/hotplug.js';
 import { MappedDevice } from './memory/mapped.js';
-import { rehearseHandovers } from './rehearsal.js';
+import { rehearseControlChannel, rehearseHandovers } from './rehearsal.js';
 import {
   defaultDevicePath,
   defaultRelease,
@@ -390,12 +390,14 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<ProcessKernel
  * collection), rehearses handovers (V8 compiles a function at its first
  * call and optimizes it once it ran a while: enough runs that the boot's
  * code is optimized, and a pause for the compiler threads to finish, so
- * that no compilation competes with the boot for the CPU), then collects
+ * that no compilation competes with the boot for the CPU) and the control
+ * channel's exchange (receiving "prepare" as it will), then collects
  * the garbage, so that no collection is due during the boot.
  */
 async function readyTakeover(device: MappedDevice): Promise<void> {
   mapWhole(device);
   rehearseHandovers(TAKEOVER_REHEARSALS);
+  await rehearseControlChannel(true);
   await new Promise((resolve) => setTimeout(resolve, COMPILER_SETTLE_MS));
   await collectGarbage();
 }
@@ -413,6 +415,8 @@ const COMPILER_SETTLE_MS = 50;
  */
 function readyExec(): void {
   rehearseHandovers(1);
+  // Without `waiting` it runs to its end before it returns; a fault of the channel shows in exec.
+  rehearseControlChannel(false).catch(() => {});
 }
 
 /**

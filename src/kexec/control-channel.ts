@@ -149,6 +149,12 @@ export class ControlChannel {
     }
   }
 
+  /** Closes descriptors a frame handed out that the receiver will not keep. */
+  static closeReceived(fds: readonly number[]): void {
+    const libc = getProcLibc();
+    for (const f of fds) libc.close(f);
+  }
+
   /** Closes this end and any received descriptors not yet handed out. Idempotent. */
   close(): void {
     const fd = this.#fd;
