@@ -390,14 +390,17 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<ProcessKernel
  * collection), rehearses handovers (V8 compiles a function at its first
  * call and optimizes it once it ran a while: enough runs that the boot's
  * code is optimized, and a pause for the compiler threads to finish, so
- * that no compilation competes with the boot for the CPU) and the control
- * channel's exchange (receiving "prepare" as it will), then collects
+ * that no compilation competes with the boot for the CPU) and, before them,
+ * the control channel's exchange (receiving "prepare" as it will), then collects
  * the garbage, so that no collection is due during the boot.
  */
 async function readyTakeover(device: MappedDevice): Promise<void> {
   mapWhole(device);
-  rehearseHandovers(TAKEOVER_REHEARSALS);
+  // The channel first: on Node.js 24 the first frame this process sent deoptimized some 35
+  // functions the handover rehearsals had optimized (V8: "dependent prototype chain
+  // changed"), and the real boot ran them cold again (KHO's tree walked in 4 ms, not 0.3).
   await rehearseControlChannel(true);
+  rehearseHandovers(TAKEOVER_REHEARSALS);
   await new Promise((resolve) => setTimeout(resolve, COMPILER_SETTLE_MS));
   await collectGarbage();
 }
@@ -414,9 +417,10 @@ const COMPILER_SETTLE_MS = 50;
  * load (the most the first time) instead of in exec.
  */
 function readyExec(): void {
-  rehearseHandovers(1);
-  // Without `waiting` it runs to its end before it returns; a fault of the channel shows in exec.
+  // Without `waiting` it runs to its end before it returns; a fault of the channel shows in
+  // exec. First, as in readyTakeover.
   rehearseControlChannel(false).catch(() => {});
+  rehearseHandovers(1);
 }
 
 /**
