@@ -15,6 +15,7 @@ import { messageOf } from './base/errors.js';
 import { FdtWriter } from './fdt/write.js';
 import { Kernel, type KernelPlatform } from './kernel/kernel.js';
 import { ControlChannel } from './kexec/control-channel.js';
+import { KexecError } from './kexec/errors.js';
 import type { LoadedImage } from './kexec/kexec.js';
 import { type MemoryDevice, PAGE_SIZE } from './memory/device.js';
 import { formatDevice } from './memory/header.js';
@@ -83,7 +84,7 @@ function rehearseHandover(device: MemoryDevice): void {
   const k = Kernel.boot({ device, platform });
   const alloc = (order: number) => {
     const f = k.allocPages(order);
-    if (f === null) throw new Error(`rehearsal: no free block of order ${order}`);
+    if (f === null) throw new KexecError('EIO', `rehearsal: no free block of order ${order}`);
     return f;
   };
   const pages = alloc(2);
@@ -139,7 +140,10 @@ export async function rehearseControlChannel(waiting: boolean): Promise<void> {
       far.send({ t: 'fds', numbers: [far.fd] }, [far.fd]);
       const got = waiting ? await near.receive() : near.receiveSync(CHANNEL_WAIT_MS);
       if (got === null || got.msg.t !== 'fds' || got.fds.length !== 1) {
-        throw new Error(`control channel rehearsal: the fds frame came back as ${frame(got)}`);
+        throw new KexecError(
+          'EIO',
+          `control channel rehearsal: the fds frame came back as ${frame(got)}`,
+        );
       }
       ControlChannel.closeReceived(got.fds);
       far.send({ t: 'prepare' });
@@ -149,7 +153,8 @@ export async function rehearseControlChannel(waiting: boolean): Promise<void> {
       far.send({ t: 'go', boot: 'rehearsal@0' });
       const go = near.receiveSync(CHANNEL_WAIT_MS);
       if (prepare?.msg.t !== 'prepare' || prepared?.msg.t !== 'prepared' || go?.msg.t !== 'go') {
-        throw new Error(
+        throw new KexecError(
+          'EIO',
           `control channel rehearsal: got ${frame(prepare)}, ${frame(prepared)}, ${frame(go)}`,
         );
       }
