@@ -5,6 +5,7 @@
 // (systemctl restart, pm2 reload, a container restart).
 // argv: <device> <port>
 import http from 'node:http';
+import net from 'node:net';
 import { boot } from 'livekexec';
 import { VERSION } from './version.mjs';
 
@@ -42,10 +43,12 @@ process.on('SIGHUP', () => upgrade('in-place', { http: server }));
 // A restart: SIGTERM (systemd, docker, the kubelet) or SIGINT (pm2's stop
 // signal). The socket can wait only in a service manager's fd store
 // (systemd); without one the server finishes what it accepted, the next
-// start listens anew, and the memory still goes across.
+// start listens anew, and the memory still goes across. Only the listener is
+// closed (net.Server's close): http.Server's also closes idle connections, and
+// Node.js 26 counts one whose request was not read yet as idle (reset).
 const restart = () => {
   if (process.env.NOTIFY_SOCKET) return upgrade('restart', { http: server });
-  server.close(() => upgrade('restart', {}));
+  net.Server.prototype.close.call(server, () => upgrade('restart', {}));
 };
 process.on('SIGTERM', restart);
 process.on('SIGINT', restart);

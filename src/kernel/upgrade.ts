@@ -7,13 +7,13 @@
  * own sockets, which never closed, and the error is thrown: this generation
  * goes on serving. The successor takes each server back by name.
  */
-import { createRequire } from 'node:module';
 import type { Server } from 'node:net';
 import { show } from '../base/errors.js';
 import { KexecError } from '../kexec/errors.js';
 import type { KexecLoadOptions } from '../kexec/kexec.js';
 import type { LiveUpdate } from '../luo/liveupdate.js';
 import type { LuoSession } from '../luo/session.js';
+import { drain } from './drain.js';
 
 export interface UpgradeOptions extends KexecLoadOptions {
   /** Listening servers (net.Server, http.Server) to hand over, by a name the successor takes them back with. */
@@ -77,60 +77,6 @@ export async function upgrade<K>(host: UpgradeHost<K>, options: UpgradeOptions):
     }
     throw err;
   }
-}
-
-/** How often a drain closes the connections that went idle (ms). */
-const REAP_INTERVAL_MS = 20;
-
-/**
- * Stops accepting (the preserved duplicate keeps the socket and its
- * backlog for the successor) and waits for the open connections to end,
- * closing them all after `timeoutMs`.
- *
- * Not http.Server.close(): it closes the idle connections at once, and
- * Node.js 26 counts as idle a connection accepted whose request has not
- * been read yet (nodejs/node#63470), whose client then sees ECONNRESET
- * although it sent its request in time. So the listening handle is closed
- * alone, and idle connections (keep-alive ones between requests) are
- * closed only from the next turn of the event loop on, once the requests
- * already sent on new connections were read, and then every
- * REAP_INTERVAL_MS, as responses end.
- */
-function drain(server: Server, timeoutMs: number): Promise<void> {
-  if (!server.listening) return Promise.resolve();
-  const http = server as Server & {
-    closeIdleConnections?: () => void;
-    closeAllConnections?: () => void;
-  };
-  return new Promise((resolve) => {
-    let closed = false;
-    let reaper: ReturnType<typeof setInterval> | null = null;
-    const timer = setTimeout(() => http.closeAllConnections?.(), timeoutMs);
-    netServerClose().call(server, () => {
-      closed = true;
-      clearTimeout(timer);
-      if (reaper !== null) clearInterval(reaper);
-      resolve();
-    });
-    if (http.closeIdleConnections === undefined) return;
-    // Two turns: the first check phase may come before this turn's reads.
-    setImmediate(() =>
-      setImmediate(() => {
-        if (closed) return;
-        http.closeIdleConnections?.();
-        if (!closed) reaper = setInterval(() => http.closeIdleConnections?.(), REAP_INTERVAL_MS);
-      }),
-    );
-  });
-}
-
-/**
- * net.Server's own close: stops listening, without http.Server's closing of
- * idle connections (node:net on demand: a successor's boot needs none of it).
- */
-function netServerClose(): Server['close'] {
-  return (createRequire(import.meta.url)('node:net') as typeof import('node:net')).Server.prototype
-    .close;
 }
 
 /**

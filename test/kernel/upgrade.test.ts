@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
-import { type AddressInfo, createServer } from 'node:net';
+import { type AddressInfo, createConnection, createServer } from 'node:net';
 import { test } from 'node:test';
 import { type UpgradeHost, upgrade } from '../../src/kernel/upgrade.js';
 import { Machine } from '../../src/machine.js';
@@ -83,6 +83,7 @@ test('kernel.upgrade: requests on connections accepted right before the upgrade 
   });
   const replies = Promise.all([get(port), get(port), get(port), get(port)]);
   const next = await upgraded;
+  t.after(() => next.liveupdate.close());
   const taken = next.takeServer(
     'web',
     http.createServer((_req, res) => res.end('new')),
@@ -92,4 +93,76 @@ test('kernel.upgrade: requests on connections accepted right before the upgrade 
   if (!taken.listening) await once(taken, 'listening');
   assert.deepEqual(await replies, ['old', 'old', 'old', 'old']);
   assert.equal(await get(port), 'new', 'the successor serves on the same socket');
+});
+
+/** A raw connection that sends one GET after `delayMs`: the response's body, or the error. */
+function lateGet(port: number, delayMs: number, accepted: () => void): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = createConnection(port, '127.0.0.1');
+    let reply = '';
+    socket.setEncoding('utf8');
+    socket.on('connect', () => {
+      accepted();
+      setTimeout(
+        () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+        delayMs,
+      );
+    });
+    socket.on('data', (d: string) => {
+      reply += d;
+    });
+    socket.on('end', () => resolve(reply.slice(reply.indexOf('\r\n\r\n') + 4)));
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve(`error: ${err.code}`));
+  });
+}
+
+test('kernel.upgrade: a request sent 200 ms after its connection was accepted, the drain under way, is answered, not reset', {
+  timeout: 20_000,
+}, async (t) => {
+  const k = Machine.create({ size: 32 * 1024 * 1024 }).boot();
+  const old = http.createServer((_req, res) => res.end('old'));
+  t.after(() => old.close());
+  old.listen(0, '127.0.0.1');
+  await once(old, 'listening');
+  const { port } = old.address() as AddressInfo;
+  const acceptedByServer = once(old, 'connection');
+  let upgraded: Promise<unknown> = Promise.resolve();
+  const reply = lateGet(port, 200, () => {
+    upgraded = acceptedByServer.then(() => k.upgrade({ servers: { web: old } }));
+  });
+  assert.equal(await reply, 'old');
+  const next = (await upgraded) as Awaited<ReturnType<typeof k.upgrade>>;
+  next.takeServer('web')?.close();
+  next.liveupdate.close();
+});
+
+test('kernel.upgrade: a keep-alive connection idle between requests is closed at once, the upgrade does not wait for the drain timeout', {
+  timeout: 20_000,
+}, async (t) => {
+  const k = Machine.create({ size: 32 * 1024 * 1024 }).boot();
+  const old = http.createServer((_req, res) => res.end('old'));
+  t.after(() => old.close());
+  old.listen(0, '127.0.0.1');
+  await once(old, 'listening');
+  const { port } = old.address() as AddressInfo;
+  const agent = new http.Agent({ keepAlive: true });
+  t.after(() => agent.destroy());
+  const body = await new Promise<string>((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+        let b = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          b += d;
+        });
+        res.on('end', () => resolve(b));
+      })
+      .on('error', reject);
+  });
+  assert.equal(body, 'old');
+  const started = performance.now();
+  const next = await k.upgrade({ servers: { web: old }, drainTimeoutMs: 10_000 });
+  assert.ok(performance.now() - started < 5_000, 'closed long before the 10 s drain timeout');
+  next.takeServer('web')?.close();
+  next.liveupdate.close();
 });
