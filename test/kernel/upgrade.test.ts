@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
 import { type AddressInfo, createConnection, createServer } from 'node:net';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
+import type { Kernel } from '../../src/kernel/kernel.js';
 import { type UpgradeHost, upgrade } from '../../src/kernel/upgrade.js';
 import { Machine } from '../../src/machine.js';
 
@@ -65,15 +66,20 @@ function get(port: number): Promise<string> {
   });
 }
 
-test('kernel.upgrade: requests on connections accepted right before the upgrade are served, not reset (Node.js 26 closes accepted connections whose request was not read yet as idle)', {
-  timeout: 20_000,
-}, async (t) => {
+/** A booted emulated kernel and an HTTP server answering "old" on a free port, closed after the test. */
+async function oldServer(t: TestContext): Promise<{ k: Kernel; old: http.Server; port: number }> {
   const k = Machine.create({ size: 32 * 1024 * 1024 }).boot();
   const old = http.createServer((_req, res) => res.end('old'));
   t.after(() => old.close());
   old.listen(0, '127.0.0.1');
   await once(old, 'listening');
-  const { port } = old.address() as AddressInfo;
+  return { k, old, port: (old.address() as AddressInfo).port };
+}
+
+test('kernel.upgrade: requests on connections accepted right before the upgrade are served, not reset (Node.js 26 closes accepted connections whose request was not read yet as idle)', {
+  timeout: 20_000,
+}, async (t) => {
+  const { k, old, port } = await oldServer(t);
   // The upgrade starts as the server accepts the connections: their requests are not read yet.
   const upgraded = new Promise<Awaited<ReturnType<typeof k.upgrade>>>((resolve, reject) => {
     let seen = 0;
@@ -119,12 +125,7 @@ function lateGet(port: number, delayMs: number, accepted: () => void): Promise<s
 test('kernel.upgrade: a request sent 200 ms after its connection was accepted, the drain under way, is answered, not reset', {
   timeout: 20_000,
 }, async (t) => {
-  const k = Machine.create({ size: 32 * 1024 * 1024 }).boot();
-  const old = http.createServer((_req, res) => res.end('old'));
-  t.after(() => old.close());
-  old.listen(0, '127.0.0.1');
-  await once(old, 'listening');
-  const { port } = old.address() as AddressInfo;
+  const { k, old, port } = await oldServer(t);
   const acceptedByServer = once(old, 'connection');
   let upgraded: Promise<unknown> = Promise.resolve();
   const reply = lateGet(port, 200, () => {
@@ -139,12 +140,7 @@ test('kernel.upgrade: a request sent 200 ms after its connection was accepted, t
 test('kernel.upgrade: a keep-alive connection idle between requests is closed at once, the upgrade does not wait for the drain timeout', {
   timeout: 20_000,
 }, async (t) => {
-  const k = Machine.create({ size: 32 * 1024 * 1024 }).boot();
-  const old = http.createServer((_req, res) => res.end('old'));
-  t.after(() => old.close());
-  old.listen(0, '127.0.0.1');
-  await once(old, 'listening');
-  const { port } = old.address() as AddressInfo;
+  const { k, old, port } = await oldServer(t);
   const agent = new http.Agent({ keepAlive: true });
   t.after(() => agent.destroy());
   const body = await new Promise<string>((resolve, reject) => {
