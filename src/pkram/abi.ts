@@ -21,13 +21,13 @@
  *   0x44 u32 region crc   crc32c of the nr regions entries of the region page
  *   0x48 u32 crc32c       of bytes 0x00..0x47
  *
- * Every node, object and link page carries a CRC-32 (zlib's, seal.ts says why
- * not crc32c) of its used bytes, the
- * crc field itself excluded, written once the page is complete (a link page
- * when the next one is started or its object finished, an object page when
- * it is finished, a node page at finishSave and whenever finalize links the
- * node list). A successor checks them all before it uses any entry, so a
- * damaged index or count is a refusal, never a wrong value.
+ * Every node, object and link page carries a CRC-32 (zlib's; seal.ts says
+ * why not crc32c) of its used bytes, the crc field itself excluded, written
+ * once the page is complete (a link page when the next one is started or
+ * its object finished, an object page when it is finished, a node page at
+ * finishSave and whenever finalize links the node list). A successor checks
+ * them all before it uses any entry, so a damaged index or count is a
+ * refusal, never a wrong value.
  *
  * Node page:
  *
