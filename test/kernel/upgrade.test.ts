@@ -1,12 +1,16 @@
 /** kernel.upgrade: the order of its steps, and what it does to connections it drains. */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { type AddressInfo, createConnection, createServer } from 'node:net';
 import { type TestContext, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import type { Kernel } from '../../src/kernel/kernel.js';
 import { type UpgradeHost, upgrade } from '../../src/kernel/upgrade.js';
 import { Machine } from '../../src/machine.js';
+import { fixture } from '../_helpers/paths.js';
 
 /** A host that records what upgrade asks of it, in order. */
 function recordingHost(steps: string[], listening: () => boolean): UpgradeHost<string> {
@@ -66,15 +70,25 @@ function get(port: number): Promise<string> {
   });
 }
 
-/** A booted emulated kernel and an HTTP server answering "old" on a free port, closed after the test. */
-async function oldServer(t: TestContext): Promise<{ k: Kernel; old: http.Server; port: number }> {
+/** A booted emulated kernel and an HTTP (or, with `tls`, https) server answering "old" on a free port, closed after the test. */
+async function oldServer(
+  t: TestContext,
+  tls = false,
+): Promise<{ k: Kernel; old: http.Server; port: number }> {
   const k = Machine.create({ size: 32 * 1024 * 1024 }).boot();
-  const old = http.createServer((_req, res) => res.end('old'));
+  const answer = (_req: http.IncomingMessage, res: http.ServerResponse) => res.end('old');
+  const old = tls ? https.createServer(TLS_FIXTURE, answer) : http.createServer(answer);
   t.after(() => old.close());
   old.listen(0, '127.0.0.1');
   await once(old, 'listening');
   return { k, old, port: (old.address() as AddressInfo).port };
 }
+
+/** A self-signed certificate for localhost (test/fixtures/tls/README.md). */
+const TLS_FIXTURE = {
+  key: readFileSync(fixture('tls', 'key.pem')),
+  cert: readFileSync(fixture('tls', 'cert.pem')),
+};
 
 test('kernel.upgrade: requests on connections accepted right before the upgrade are served, not reset (Node.js 26 closes accepted connections whose request was not read yet as idle)', {
   timeout: 20_000,
@@ -101,14 +115,16 @@ test('kernel.upgrade: requests on connections accepted right before the upgrade 
   assert.equal(await get(port), 'new', 'the successor serves on the same socket');
 });
 
-/** A raw connection that sends one GET after `delayMs`: the response's body, or the error. */
-function lateGet(port: number, delayMs: number, accepted: () => void): Promise<string> {
+/** A raw connection (TLS with `tls`) that sends one GET `delayMs` after it is up: the response's body, or the error. */
+function lateGet(port: number, delayMs: number, up: () => void, tls = false): Promise<string> {
   return new Promise((resolve) => {
-    const socket = createConnection(port, '127.0.0.1');
+    const socket = tls
+      ? tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+      : createConnection(port, '127.0.0.1');
     let reply = '';
     socket.setEncoding('utf8');
-    socket.on('connect', () => {
-      accepted();
+    socket.on(tls ? 'secureConnect' : 'connect', () => {
+      up();
       setTimeout(
         () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
         delayMs,
@@ -122,20 +138,28 @@ function lateGet(port: number, delayMs: number, accepted: () => void): Promise<s
   });
 }
 
-test('kernel.upgrade: a request sent 200 ms after its connection was accepted, the drain under way, is answered, not reset', {
-  timeout: 20_000,
-}, async (t) => {
-  const { k, old, port } = await oldServer(t);
-  const acceptedByServer = once(old, 'connection');
-  let upgraded: Promise<unknown> = Promise.resolve();
-  const reply = lateGet(port, 200, () => {
-    upgraded = acceptedByServer.then(() => k.upgrade({ servers: { web: old } }));
+for (const tls of [false, true]) {
+  test(`kernel.upgrade: a request sent 200 ms after its ${tls ? 'TLS ' : ''}connection was accepted, the drain under way, is answered, not reset`, {
+    timeout: 20_000,
+  }, async (t) => {
+    const { k, old, port } = await oldServer(t, tls);
+    // http.Server takes a TLS connection up once its handshake is done.
+    const acceptedByServer = once(old, tls ? 'secureConnection' : 'connection');
+    let upgraded: Promise<unknown> = Promise.resolve();
+    const reply = lateGet(
+      port,
+      200,
+      () => {
+        upgraded = acceptedByServer.then(() => k.upgrade({ servers: { web: old } }));
+      },
+      tls,
+    );
+    assert.equal(await reply, 'old');
+    const next = (await upgraded) as Awaited<ReturnType<typeof k.upgrade>>;
+    next.takeServer('web')?.close();
+    next.liveupdate.close();
   });
-  assert.equal(await reply, 'old');
-  const next = (await upgraded) as Awaited<ReturnType<typeof k.upgrade>>;
-  next.takeServer('web')?.close();
-  next.liveupdate.close();
-});
+}
 
 test('kernel.upgrade: a keep-alive connection idle between requests is closed at once, the upgrade does not wait for the drain timeout', {
   timeout: 20_000,
