@@ -280,23 +280,18 @@ function verdicts(rows: readonly Rounds[], gib: number, empty: number, rounds: n
   );
 }
 
-function roundsArg(args: string[]): number {
-  const a = args.find((x) => x.startsWith('--rounds='));
-  const n = a === undefined ? 3 : Number(a.slice('--rounds='.length));
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--rounds takes a positive integer, not ${a}`);
-  return n;
-}
-
-function gibArg(args: string[]): number {
-  const a = args.find((x) => x.startsWith('--gib='));
-  const n = a === undefined ? 1 : Number(a.slice('--gib='.length));
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`--gib takes 1..64, not ${a}`);
+/** `--name=N`, a whole number in 1..max, or `fallback` when absent. */
+function intOption(args: string[], name: string, fallback: number, max: number): number {
+  const a = args.find((x) => x.startsWith(`--${name}=`));
+  const n = a === undefined ? fallback : Number(a.slice(name.length + 3));
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new Error(`--${name} takes 1..${max}, not ${a}`);
   return n;
 }
 
 export async function run(args: string[]): Promise<void> {
-  const bytes = args.includes('--quick') ? 64 * MiB : gibArg(args) * 1024 * MiB;
-  const rounds = roundsArg(args);
+  const bytes = args.includes('--quick') ? 64 * MiB : intOption(args, 'gib', 1, 64) * 1024 * MiB;
+  const rounds = intOption(args, 'rounds', 3, Number.MAX_SAFE_INTEGER);
   const gib = bytes / (1024 * MiB);
   const data = new Uint8Array(CHUNK);
   for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;

@@ -391,8 +391,8 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<ProcessKernel
  * call and optimizes it once it ran a while: enough runs that the boot's
  * code is optimized, and a pause for the compiler threads to finish, so
  * that no compilation competes with the boot for the CPU) and, before them,
- * the control channel's exchange (receiving "prepare" as it will), then collects
- * the garbage, so that no collection is due during the boot.
+ * the control channel's exchange (receiving "prepare" as it will), then
+ * collects the garbage, so that no collection is due during the boot.
  */
 async function readyTakeover(device: MappedDevice): Promise<void> {
   mapWhole(device);

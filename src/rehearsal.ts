@@ -50,7 +50,7 @@ export function rehearseHandovers(runs: number): void {
   try {
     device = MappedDevice.anonymous(REHEARSAL_SIZE, 'livekexec-rehearsal');
   } catch (err) {
-    warnNoRehearsal(err);
+    warnNoRehearsal('device', err);
     return;
   }
   try {
@@ -63,11 +63,12 @@ export function rehearseHandovers(runs: number): void {
   }
 }
 
-function warnNoRehearsal(err: unknown): void {
+/** What a rehearsal could not have ('device', 'socketpair'), said once per process. */
+function warnNoRehearsal(what: string, err: unknown): void {
   if (rehearsalWarned) return;
   rehearsalWarned = true;
   process.emitWarning(
-    `handover rehearsal: no device to rehearse on (${messageOf(err)}); the handover runs cold code`,
+    `handover rehearsal: no ${what} to rehearse on (${messageOf(err)}); the handover runs cold code`,
     { type: 'LivekexecWarning', code: 'LIVEKEXEC_REHEARSAL' },
   );
 }
@@ -130,7 +131,7 @@ export async function rehearseControlChannel(waiting: boolean): Promise<void> {
   try {
     pair = ControlChannel.pair();
   } catch (err) {
-    warnNoRehearsal(err);
+    warnNoRehearsal('socketpair', err);
     return;
   }
   const near = pair.channel;

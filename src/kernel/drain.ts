@@ -71,7 +71,7 @@ interface ListedConnection {
  * bytesRead counts the request's bytes, not the handshake's (Node.js 26: 0
  * after a handshake, 65 after one GET), so the same test holds there.
  */
-export function closeServedIdle(server: HttpServer): void {
+function closeServedIdle(server: HttpServer): void {
   const list = connectionList(server);
   if (list === null) {
     server.closeIdleConnections?.();

@@ -688,7 +688,8 @@ function awaitPrepared(pre: Preloaded): void {
 }
 
 /**
- * Nice 19 for this process, then the CPU handed on: woken by "took over",
+ * Nice 19 for the main thread (Linux keeps nice per thread: this is the one
+ * that runs the exit), then the CPU handed on: woken by "took over",
  * this process ran ahead of the successor it woke from (a wake-up preempts),
  * and a lowered priority alone takes effect at the scheduler's next tick
  * (up to 4 ms at HZ=250) on a CPU the two share. Advisory: a container may

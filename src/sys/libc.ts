@@ -4,7 +4,7 @@
  * importing this module loads nothing): the mapped device's (open, flock,
  * mmap, msync, ...), the live update orchestrator's (descriptor flags, socket
  * options and names, lseek, memfds) and a real process's handover (execve,
- * dup2, Unix sockets, sendmsg, recvmsg, poll). Each function is declared here
+ * dup2, Unix sockets, sendmsg, recvmsg, poll, setpriority, sched_yield). Each function is declared here
  * and nowhere else; ./socket.ts lays out the structures passed by pointer
  * (msghdr, sockaddr_un, pollfd) on top of it. Constants are Linux's generic
  * values, the same on x86-64 and arm64, except where Node supplies the right
@@ -39,7 +39,6 @@ export const SOCK_STREAM = 1;
 /** fcntl(F_DUPFD_CLOEXEC): a dup that is not inherited by accident. */
 export const F_DUPFD_CLOEXEC = 1030;
 export const SEEK_SET = 0;
-const PRIO_PROCESS = 0;
 export const SEEK_CUR = 1;
 export const SO_TYPE = 3;
 export const SO_ACCEPTCONN = 30;
@@ -49,6 +48,8 @@ export const AF_INET6 = 10;
 export const MFD_CLOEXEC = 1;
 /** (void *)-1 as koffi.address() reports it. */
 export const MAP_FAILED = 0xffffffffffffffffn;
+/** setpriority(2)'s `which` for one task (who 0: the caller). */
+const PRIO_PROCESS = 0;
 
 type Fn = ((...args: unknown[]) => unknown) & {
   async: (...args: unknown[]) => void;
@@ -116,7 +117,7 @@ export interface Libc {
   recvmsg(fd: number, msg: unknown, flags: number): number;
   /** `fds` holds `n` struct pollfd. */
   poll(fds: Uint8Array, n: number, timeoutMs: number): number;
-  /** setpriority(PRIO_PROCESS, 0, nice): this process's nice value. */
+  /** setpriority(PRIO_PROCESS, 0, nice): the calling thread's nice value (per thread on Linux). */
   setNice(nice: number): number;
   schedYield(): number;
   /** poll on a worker thread, so the event loop keeps running. */

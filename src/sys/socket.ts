@@ -70,7 +70,7 @@ export interface ProcLibc {
   /** poll on a worker thread, so the event loop keeps running. */
   pollAsync(fd: number, events: number, timeoutMs: number): Promise<number>;
   errno(): number;
-  /** This process's nice value (setpriority). */
+  /** The calling thread's nice value (setpriority; per thread on Linux). */
   setNice(nice: number): number;
   schedYield(): number;
 }
