@@ -80,6 +80,7 @@ export class BuddyAllocator {
   private readonly next: Int32Array;
   private readonly prev: Int32Array;
   private readonly freeHead = new Int32Array(NR_PAGE_ORDERS).fill(NIL);
+  private readonly freeTail = new Int32Array(NR_PAGE_ORDERS).fill(NIL);
   private readonly nrFreeBlocks = new Float64Array(NR_PAGE_ORDERS);
 
   private nrFree = 0;
@@ -650,11 +651,17 @@ export class BuddyAllocator {
 
   // --- internals ---
 
-  /** Carves [base, end) (already marked TAIL) into maximal aligned free blocks. */
+  /**
+   * Carves [base, end) (already marked TAIL) into maximal aligned free blocks,
+   * each put at the tail of its list, as the kernel's __free_pages_core()
+   * does at boot (FPI_TO_TAIL): allocations then go up from the lowest
+   * address, so blocks taken one after another are neighbours (a save of
+   * them is a few runs), where head insertion handed out the last carved first.
+   */
   private carveFree(base: number, end: number): void {
     for (let p = base; p < end; ) {
       const o = maxBlockOrder(p, end);
-      this.pushFree(p, o);
+      this.pushFreeTail(p, o);
       p += 2 ** o;
     }
   }
@@ -701,7 +708,20 @@ export class BuddyAllocator {
     this.next[pfn] = first;
     this.prev[pfn] = NIL;
     if (first !== NIL) this.prev[first] = pfn;
+    else this.freeTail[order] = pfn;
     this.freeHead[order] = pfn;
+    this.nrFreeBlocks[order]++;
+  }
+
+  private pushFreeTail(pfn: number, order: number): void {
+    this.state[pfn] = PG_FREE;
+    this.order[pfn] = order;
+    const last = this.freeTail[order];
+    this.prev[pfn] = last;
+    this.next[pfn] = NIL;
+    if (last !== NIL) this.next[last] = pfn;
+    else this.freeHead[order] = pfn;
+    this.freeTail[order] = pfn;
     this.nrFreeBlocks[order]++;
   }
 
@@ -711,6 +731,7 @@ export class BuddyAllocator {
     if (p === NIL) this.freeHead[order] = n;
     else this.next[p] = n;
     if (n !== NIL) this.prev[n] = p;
+    else this.freeTail[order] = p;
     this.nrFreeBlocks[order]--;
   }
 

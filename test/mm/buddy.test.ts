@@ -191,6 +191,28 @@ describe('BuddyAllocator alloc and free', () => {
     assert.equal(b.allocPages(1), null);
     assert.equal(b.allocPages(0) !== null, true);
   });
+
+  it('hands out a fresh range from its lowest address up, as FPI_TO_TAIL does at boot', () => {
+    // Four max-order blocks: head insertion handed out the last carved first, so order-9
+    // blocks came in descending pairs and a save of them was a run per folio, not one run.
+    const max = 2 ** MAX_PAGE_ORDER;
+    const b = BuddyAllocator.fromFreeRanges(4 * max, [{ pfn: 0, count: 4 * max }]);
+    const got: number[] = [];
+    for (let p = b.allocPages(9); p !== null; p = b.allocPages(9)) got.push(p);
+    assert.deepEqual(
+      got,
+      Array.from({ length: 8 }, (_, i) => i * 512),
+    );
+    // Order 0 from a fresh allocator too: one ascending run.
+    const c = BuddyAllocator.fromFreeRanges(3 * max, [{ pfn: 5, count: 3 * max - 5 }]);
+    let last = c.allocPages(0) as number;
+    assert.equal(last, 5);
+    for (let p = c.allocPages(0); p !== null; p = c.allocPages(0)) {
+      assert.equal(p, last + 1);
+      last = p;
+    }
+    conserved(c);
+  });
 });
 
 describe('BuddyAllocator misuse', () => {
