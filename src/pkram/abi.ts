@@ -16,9 +16,9 @@
  *   0x30 u32 nr regions   entries used in the region page
  *   0x34 u32 nr nodes     nodes on the node list
  *   0x38 u64 table root   phys of the preserved-page table (a KHO radix tree)
- *   0x40 u32 table crc    crc32c of the table's pages (KHO's tree checksum: ascending,
- *                         each page's u64 LE address then its bytes)
- *   0x44 u32 region crc   crc32c of the nr regions entries of the region page
+ *   0x40 u32 table crc    CRC-32 of the table's pages (KHO's tree checksum, with
+ *                         zlib's crc: ascending, each page's u64 LE address then its bytes)
+ *   0x44 u32 region crc   CRC-32 of the nr regions entries of the region page
  *   0x48 u32 crc32c       of bytes 0x00..0x47
  *
  * Every node, object and link page carries a CRC-32 (zlib's; seal.ts says
@@ -76,8 +76,9 @@ export const PKRAM_MAGIC_CONSUMED = 0x444d5243;
 /**
  * 2: crc32c in node, object and link pages, table and region crcs in the super block.
  * 3: node, object and link pages sealed with CRC-32 instead.
+ * 4: the table and region crcs CRC-32 too (the super block's own stays crc32c).
  */
-export const PKRAM_VERSION = 3;
+export const PKRAM_VERSION = 4;
 /** Longest node name, in bytes of UTF-8. */
 export const PKRAM_NAME_MAX = 256;
 /** Largest folio order a folio stream entry may carry (1 GiB folios). */

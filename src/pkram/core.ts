@@ -12,6 +12,7 @@
  * walk it again.
  */
 
+import { crc32 } from 'node:zlib';
 import { messageOf } from '../base/errors.js';
 import type { PhysRange } from '../base/range.js';
 import { KhoError } from '../kho/errors.js';
@@ -351,7 +352,7 @@ export class PkramCore implements NodeOwner {
       nrRegions: extents.length,
       nrNodes: nodes.length,
       tableRoot: this.tree.rootPhys,
-      tableCrc: treeChecksum(device, this.tree.metadataPages()),
+      tableCrc: treeChecksum(device, this.tree.metadataPages(), crc32),
       regionCrc: regionListCrc(device, this.regionPfn, extents.length),
     });
     this.#finalTree = this.tree;

@@ -5,6 +5,7 @@
  * once. Nothing is changed here; Pkram.attach acts only on a full success.
  */
 
+import { crc32 } from 'node:zlib';
 import type { PhysRange } from '../base/range.js';
 import { getU64 } from '../base/u64.js';
 import { KhoError } from '../kho/errors.js';
@@ -16,7 +17,6 @@ import {
   type KhoWalkResult,
 } from '../kho/radix.js';
 import { treeChecksum } from '../kho/tree-csum.js';
-import { crc32c } from '../memory/crc32c.js';
 import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { PKRAM_NODE_FL_SAVED, REGION_ENTRY_SIZE, REGION_OFF_PHYS, REGION_OFF_SIZE } from './abi.js';
 import { PkramError } from './errors.js';
@@ -179,15 +179,15 @@ function walkTable(
   } catch (err) {
     throw tableError(err);
   }
-  if (treeChecksum(device, out.walk.nodePhys) !== sb.tableCrc) {
-    throw new PkramError('EFAULT', 'preserved-page table fails its crc32c', 'crc');
+  if (treeChecksum(device, out.walk.nodePhys, crc32) !== sb.tableCrc) {
+    throw new PkramError('EFAULT', 'preserved-page table fails its crc32', 'crc');
   }
   return out;
 }
 
-/** crc32c of the region list's first nr entries. */
+/** zlib's crc32 of the region list's first nr entries. */
 export function regionListCrc(device: MemoryDevice, regionPfn: number, nr: number): number {
-  return crc32c(device.bytes(regionPfn * PAGE_SIZE, nr * REGION_ENTRY_SIZE));
+  return crc32(device.bytes(regionPfn * PAGE_SIZE, nr * REGION_ENTRY_SIZE));
 }
 
 /**
@@ -230,7 +230,7 @@ export function checkPkramHandover(
   claims.claim(single(superPfn), 'super');
   if (sb.regionPfn !== 0) claims.claim(single(sb.regionPfn), 'regions');
   if (sb.regionPfn !== 0 && regionListCrc(device, sb.regionPfn, sb.nrRegions) !== sb.regionCrc) {
-    throw new PkramError('EFAULT', 'the region list fails its crc32c', 'crc');
+    throw new PkramError('EFAULT', 'the region list fails its crc32', 'crc');
   }
   const budget = { left: 2 * device.pages + 1, verify: true };
   const nodes: NodeSummary[] = [];
@@ -347,7 +347,7 @@ export function readRegionList(
   const sb = readSuper(device, superPfn, expect);
   if (sb.regionPfn === 0) return [];
   if (regionListCrc(device, sb.regionPfn, sb.nrRegions) !== sb.regionCrc) {
-    throw new PkramError('EFAULT', 'the region list fails its crc32c', 'crc');
+    throw new PkramError('EFAULT', 'the region list fails its crc32', 'crc');
   }
   const view = device.view(sb.regionPfn * PAGE_SIZE, PAGE_SIZE);
   const out: PhysRange[] = [];

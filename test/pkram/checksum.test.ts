@@ -22,9 +22,13 @@ import {
   OBJ_OFF_BYTE_LEN,
   OBJ_OFF_CRC,
   OBJ_OFF_FOLIO_HEAD,
+  REGION_ENTRY_SIZE,
   REGION_OFF_SIZE,
   SB_OFF_NODE_PFN,
+  SB_OFF_NR_REGIONS,
+  SB_OFF_REGION_CRC,
   SB_OFF_REGION_PFN,
+  SB_OFF_TABLE_CRC,
   SB_OFF_TABLE_ROOT,
 } from '../../src/pkram/abi.js';
 import { Pkram, PkramError } from '../../src/pkram/index.js';
@@ -67,7 +71,7 @@ function crcRefusal(e: unknown): boolean {
 }
 
 describe('PKRAM metadata checksums', () => {
-  it("node, object and link pages carry zlib's CRC-32 of their used bytes (the v3 format)", () => {
+  it("node, object and link pages carry zlib's CRC-32 of their used bytes (since v3)", () => {
     const { m, superPfn } = saved();
     const { node, obj, link } = pointers(m, superPfn);
     const page = (pfn: number) => m.device.bytes(pfn * PAGE_SIZE, PAGE_SIZE);
@@ -81,6 +85,26 @@ describe('PKRAM metadata checksums', () => {
     assert.equal(
       stored(link, LINK_OFF_CRC),
       crc32(entries, crc32(page(link).subarray(0, LINK_OFF_CRC))),
+    );
+  });
+
+  it("the super block's table and region crcs are zlib's CRC-32 too (the v4 format)", () => {
+    const { m, superPfn } = saved();
+    const { root, region } = pointers(m, superPfn);
+    const sb = m.device.view(superPfn * PAGE_SIZE, PAGE_SIZE);
+    // The table: its pages ascending, each one's u64 LE address, then its bytes.
+    let table = 0;
+    const addr = new Uint8Array(8);
+    for (const phys of KhoRadixTree.walk(m.device, root, () => {}).nodePhys.sort((a, b) => a - b)) {
+      setU64(new DataView(addr.buffer), 0, phys);
+      table = crc32(m.device.bytes(phys, PAGE_SIZE), crc32(addr, table));
+    }
+    assert.equal(sb.getUint32(SB_OFF_TABLE_CRC, true), table);
+    const regions = sb.getUint32(SB_OFF_NR_REGIONS, true);
+    assert.ok(regions >= 1);
+    assert.equal(
+      sb.getUint32(SB_OFF_REGION_CRC, true),
+      crc32(m.device.bytes(region * PAGE_SIZE, regions * REGION_ENTRY_SIZE)),
     );
   });
 

@@ -340,7 +340,7 @@ describe('Pkram handover', () => {
     }
   });
 
-  it('a table page changed after early boot checked it is refused by its crc32c', () => {
+  it('a table page changed after early boot checked it is refused by its crc', () => {
     const m = machine(4096, 5, 1);
     saveSample(m, 'a', 10);
     const superPfn = m.pkram.finalize();
