@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- pkram [--quick] [--gib=N] [--rounds=N]`: PKRAM save and
+ * `npm run bench -- pkram [--quick] [--gib=N] [--rounds=N] [--orders=0,9]`: PKRAM save and
  * load of 1 GiB (`--gib=N`: N GiB) on an emulated machine (a HeapDevice), as
  * folios of order 0 and order 9 and through the byte stream, side by side in
  * the same run with writing the same bytes to a tmpfs file and reading them
@@ -29,7 +29,9 @@
  * attach's validation at kexec, <= 92.4 and 8.1. A 1 GiB run divides a
  * node's fixed costs (its pages, the table's, the checksums) by 1 where the
  * RFC's divided them by 100: `--gib=N` measures nearer the RFC's size, and
- * BENCHMARKS.md gives both. Load is judged two ways,
+ * BENCHMARKS.md gives both. `--orders=9` runs the order-9 folio rows only, and
+ * then not the byte-stream and tmpfs rows (16 GiB of order 9 is 32 MiB of
+ * touched pages, of order 0 or a tmpfs copy 16 GiB of RAM). Load is judged two ways,
  * side by side: with what PKRAM adds to the kexec (the kexec minus the best
  * nothing-saved kexec), and, stricter, with the whole kexec.
  */
@@ -289,18 +291,31 @@ function intOption(args: string[], name: string, fallback: number, max: number):
   return n;
 }
 
+/** `--orders=0,9`: which folio orders get rows (both when absent). */
+function ordersOption(args: string[]): number[] {
+  const a = args.find((x) => x.startsWith('--orders='));
+  if (a === undefined) return [0, 9];
+  const list = [...new Set(a.slice('--orders='.length).split(',').map(Number))];
+  if (list.length === 0 || list.some((o) => o !== 0 && o !== 9))
+    throw new Error(`--orders takes 0, 9 or 0,9, not ${a}`);
+  return list;
+}
+
 export async function run(args: string[]): Promise<void> {
   const bytes = args.includes('--quick') ? 64 * MiB : intOption(args, 'gib', 1, 64) * 1024 * MiB;
   const rounds = intOption(args, 'rounds', 3, Number.MAX_SAFE_INTEGER);
   const gib = bytes / (1024 * MiB);
   const data = new Uint8Array(CHUNK);
   for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
-  const cases: [number, Way][] = [
-    [0, 'batch'],
-    [9, 'batch'],
-    [0, 'each'],
-    [9, 'each'],
-  ];
+  const orders = ordersOption(args);
+  const cases = (
+    [
+      [0, 'batch'],
+      [9, 'batch'],
+      [0, 'each'],
+      [9, 'each'],
+    ] as [number, Way][]
+  ).filter(([order]) => orders.includes(order));
   const runs: Row[][] = cases.map(() => []);
   let empty = Number.POSITIVE_INFINITY;
   for (let r = 0; r < rounds; r++) {
@@ -320,9 +335,10 @@ export async function run(args: string[]): Promise<void> {
     first: runs[i][0],
     best: bestOf(runs[i]),
   }));
-  const others = [stream(bytes, data)];
-  const file = tmpfs(bytes, data);
-  others.push(file);
+  const peers = orders.length === 2;
+  const others = peers ? [stream(bytes, data)] : [];
+  const file = peers ? tmpfs(bytes, data) : null;
+  if (file !== null) others.push(file);
   process.stdout.write(
     `${bytes / MiB} MiB per row; ms; folio rows: best of ${rounds} rounds (first round in brackets)\n`,
   );
@@ -338,8 +354,9 @@ export async function run(args: string[]): Promise<void> {
       ...others.map((r) => [r.what, fmtMs(r.saveMs), fmtMs(r.kexecMs), fmtMs(r.loadMs)]),
     ],
   );
-  process.stdout.write(
-    `tmpfs: save = write(2) of the file; load = the new process's read+checksum; spawn included: ${file.childMs.toFixed(1)} ms\n`,
-  );
+  if (file !== null)
+    process.stdout.write(
+      `tmpfs: save = write(2) of the file; load = the new process's read+checksum; spawn included: ${file.childMs.toFixed(1)} ms\n`,
+    );
   verdicts(rows, gib, empty, rounds);
 }
