@@ -476,7 +476,7 @@ async function awaitGo(channel: ControlChannel, timeoutMs: number): Promise<stri
       }
     } else if (msg.t === 'prepare' || msg.t === 'cancel') {
       prepared = msg.t === 'prepare';
-      // The predecessor's exec waits for this (briefly) before it goes on.
+      // Said for the record (the predecessor's exec does not wait for it): it shows the switch.
       if (prepared) trySend(channel, { t: 'prepared' });
     } else {
       throw new KexecError('EIO', `control channel: unexpected ${msg.t} before go`);

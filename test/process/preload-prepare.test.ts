@@ -53,6 +53,23 @@ test('a successor told "prepare" and then nothing gives up after the takeover ti
   assert.match((failed as { message: string }).message, /no go within 200 ms of prepare/);
 });
 
+test('"go" sent right behind "prepare", before the successor waits blocking, is the one it takes', async () => {
+  const predecessor = successorHere('prepare-go');
+  // A successor that missed the queued "go" would end with its timeout's message instead.
+  const booting = boot({ platform: { takeoverTimeoutMs: 10_000 } });
+  assert.equal((await predecessor.receive()).msg.t, 'ready');
+  // As a predecessor's exec sends them: "go" does not wait for "prepared".
+  predecessor.send({ t: 'prepare' });
+  predecessor.send({ t: 'go', boot: 'not-a-boot-spec' });
+  await assert.rejects(
+    booting,
+    (e: unknown) =>
+      (e as { code?: string }).code === 'EINVAL' &&
+      /expected <device>@0x<address>, got 'not-a-boot-spec'/.test((e as Error).message),
+  );
+  assert.equal(predecessor.receiveSync(5000)?.msg.t, 'prepared');
+});
+
 test('"cancel" after "prepare" puts the successor back on the event loop', async () => {
   const predecessor = successorHere('prepare-cancel');
   // Long enough that a successor still blocking would fail this test with its timeout message.
