@@ -96,6 +96,9 @@ const SHM = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 /** Files and processes to remove if the run is interrupted. */
 const live = { files: new Set<string>(), pids: new Set<number>() };
 
+/** The options run() reads (`--NAME` or `--NAME=VALUE`); main.ts refuses others. */
+export const options: readonly string[] = ['ways', 'sizes', 'allocs', 'rounds', 'chains'];
+
 export async function run(args: string[]): Promise<void> {
   const rounds = intOption(args, 'rounds') ?? DEFAULT_ROUNDS;
   const chains = intOption(args, 'chains') ?? 1;

@@ -433,6 +433,9 @@ function handovers(rounds: number, quick: boolean, only: string | undefined): vo
   }
 }
 
+/** The options run() reads (`--NAME` or `--NAME=VALUE`); main.ts refuses others. */
+export const options: readonly string[] = ['quick', 'rounds', 'case'];
+
 export async function run(args: string[]): Promise<void> {
   const quick = args.includes('--quick');
   const roundsArg = args.find((a) => a.startsWith('--rounds='));

@@ -301,6 +301,9 @@ function ordersOption(args: string[]): number[] {
   return list;
 }
 
+/** The options run() reads (`--NAME` or `--NAME=VALUE`); main.ts refuses others. */
+export const options: readonly string[] = ['quick', 'gib', 'rounds', 'orders'];
+
 export async function run(args: string[]): Promise<void> {
   const bytes = args.includes('--quick') ? 64 * MiB : intOption(args, 'gib', 1, 64) * 1024 * MiB;
   const rounds = intOption(args, 'rounds', 3, Number.MAX_SAFE_INTEGER);

@@ -153,6 +153,19 @@ function load(): string {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
+/** The options run() reads (`--NAME` or `--NAME=VALUE`); main.ts refuses others. */
+export const options: readonly string[] = [
+  'sizes',
+  'attach',
+  'values',
+  'peers',
+  'map-sizes',
+  'rounds',
+  'modes',
+  'parts',
+  'device',
+];
+
 /**
  * Runs the benchmark and puts the build's code cache back: a generation
  * started with NODE_OPTIONS' flags has V8 refuse it and writes its own at
