@@ -48,7 +48,7 @@ for (const flag of flags) {
   const name = flag.replace(/^--?/, '').split('=')[0];
   if (![...mods.values()].some((m) => m.options.includes(name))) {
     process.stderr.write(
-      `bench: no benchmark of ${names.join(', ')} takes ${flag} (npm run bench -- ${names.join(' ')} --help lists their options)\n`,
+      `bench: no benchmark of ${names.join(', ')} takes ${flag} (npm run bench -- ${[...wanted, '--help'].join(' ')} lists their options)\n`,
     );
     process.exit(2);
   }
