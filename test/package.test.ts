@@ -569,14 +569,20 @@ test('under --enable-source-maps, stack traces from the package point at src/*.t
   assert.match(stack.split('\n')[1] ?? '', /\bsrc\/fdt\/header\.ts:\d+:\d+\)$/, stack);
 });
 
-test('importing the package loads no node:crypto, node:net or node:child_process (a successor needs none to boot)', () => {
+test('importing the package loads no node:crypto, node:net, node:child_process, node:zlib or node:stream (a successor needs none to boot)', () => {
   const loaded = run(`
     const before = new Set(process.moduleLoadList);
     await import('livekexec');
     console.log(JSON.stringify(process.moduleLoadList.filter((m) => !before.has(m))));`);
   const added = JSON.parse(loaded) as string[];
   assert.ok(added.length > 0);
-  for (const m of ['NativeModule crypto', 'NativeModule net', 'NativeModule child_process']) {
+  for (const m of [
+    'NativeModule crypto',
+    'NativeModule net',
+    'NativeModule child_process',
+    'NativeModule zlib',
+    'NativeModule stream',
+  ]) {
     assert.ok(!added.includes(m), `${m} was loaded`);
   }
 });

@@ -12,7 +12,6 @@
  * walk it again.
  */
 
-import { crc32 } from 'node:zlib';
 import { messageOf } from '../base/errors.js';
 import type { PhysRange } from '../base/range.js';
 import { KhoError } from '../kho/errors.js';
@@ -29,6 +28,7 @@ import {
   PKRAM_REGIONS_MAX,
   REGION_ENTRY_SIZE,
 } from './abi.js';
+import { crc32 } from './crc32.js';
 import { PkramError } from './errors.js';
 import { type HandoverCheck, regionListCrc } from './handover.js';
 import type { NodeOwner, PkramNode } from './node.js';

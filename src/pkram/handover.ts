@@ -5,7 +5,6 @@
  * once. Nothing is changed here; Pkram.attach acts only on a full success.
  */
 
-import { crc32 } from 'node:zlib';
 import type { PhysRange } from '../base/range.js';
 import { getU64 } from '../base/u64.js';
 import { KhoError } from '../kho/errors.js';
@@ -19,6 +18,7 @@ import {
 import { treeChecksum } from '../kho/tree-csum.js';
 import { checkDeviceViews, type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import { PKRAM_NODE_FL_SAVED, REGION_ENTRY_SIZE, REGION_OFF_PHYS, REGION_OFF_SIZE } from './abi.js';
+import { crc32 } from './crc32.js';
 import { PkramError } from './errors.js';
 import { RunList } from './runs.js';
 import { type PkramExpect, readSuper, type SuperBlock } from './super.js';

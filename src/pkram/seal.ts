@@ -17,7 +17,6 @@
  * kind it had not seen comes.
  */
 
-import { crc32 } from 'node:zlib';
 import { type MemoryDevice, PAGE_SIZE } from '../memory/device.js';
 import {
   LINK_ENTRY_SIZE,
@@ -28,6 +27,7 @@ import {
   OBJ_OFF_CRC,
   PKRAM_LINK_ENTRIES,
 } from './abi.js';
+import { crc32 } from './crc32.js';
 
 export type SealedPage = 'node' | 'object' | 'link';
 
