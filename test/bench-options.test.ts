@@ -27,4 +27,5 @@ test('npm run bench -- --help lists every benchmark with its options', () => {
   assert.match(r.stdout, /^ {2}handover +--ways --sizes --allocs --rounds --chains$/m);
   assert.match(r.stdout, /^ {2}pkram +--quick --gib --rounds --orders$/m);
   assert.match(r.stdout, /^ {2}kho-radix +\(no options\)$/m);
+  assert.match(r.stdout, /^ {2}startup +--rounds$/m);
 });

@@ -1,0 +1,129 @@
+/**
+ * `npm run bench -- startup [--rounds=N]`: what livekexec adds to a node
+ * process's start-up before a successor can boot, two ways side by side in
+ * the same run: importing the package (its bundle through V8's code cache,
+ * as every successor does), and a user-land startup snapshot holding
+ * livekexec already evaluated (`node --snapshot-blob`, built here with
+ * `node --build-snapshot` from the same bundle), which issue 14 proposed
+ * for the in-place successor. Beside them: node alone (the same program,
+ * nothing of ours) and node started from a snapshot of nothing of ours,
+ * which is what a user-land snapshot costs by itself.
+ *
+ * Each way is a new process running bench/fixtures/startup-app.mjs, timed
+ * from spawn to exit; the ways are interleaved round by round (default 21
+ * rounds) and the table gives medians. Neither way loads koffi (the import
+ * leaves it to boot(), and no snapshot can hold a native addon).
+ *
+ * The code cache is per node: build with the node that runs the benchmark
+ * (`npm run build`), or the import way runs without it (the table says
+ * which). Run it pinned and without NODE_EXTRA_CA_CERTS, as the handover
+ * benchmark.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { table } from './_harness.js';
+
+export const options = ['rounds'] as const;
+
+const APP = fileURLToPath(new URL('../../bench/fixtures/startup-app.mjs', import.meta.url));
+const BUILDER = fileURLToPath(
+  new URL('../../bench/fixtures/startup-snapshot.cjs', import.meta.url),
+);
+const BUNDLE = fileURLToPath(new URL('../../dist/pkg/livekexec.cjs', import.meta.url));
+
+interface Way {
+  label: string;
+  args: string[];
+}
+
+function roundsOption(args: readonly string[]): number {
+  const word = args.find((a) => a.startsWith('--rounds='));
+  if (word === undefined) return 21;
+  const n = Number(word.slice('--rounds='.length));
+  if (!Number.isSafeInteger(n) || n < 1 || n > 1000) {
+    throw new Error(`startup: --rounds takes a whole number from 1 to 1000, got ${word}`);
+  }
+  return n;
+}
+
+/** Builds a snapshot blob (of the bundle, or of nothing of ours when `bundle` is ''). */
+function buildSnapshot(blob: string, bundle: string): void {
+  const r = spawnSync(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', BUILDER], {
+    env: { ...process.env, LKX_BUNDLE: bundle },
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) {
+    throw new Error(`startup: node --build-snapshot failed (${r.status}): ${r.stderr.trim()}`);
+  }
+}
+
+/** Milliseconds from spawn to exit of one run of the program. */
+function timeOnce(way: Way): number {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, way.args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) {
+    throw new Error(`startup: ${way.label} exited ${r.status}: ${String(r.stderr).trim()}`);
+  }
+  return ms;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+export async function run(args: string[]): Promise<void> {
+  const rounds = roundsOption(args);
+  const dir = mkdtempSync(join(tmpdir(), 'livekexec-startup-'));
+  try {
+    const ours = join(dir, 'livekexec.blob');
+    const none = join(dir, 'empty.blob');
+    buildSnapshot(ours, BUNDLE);
+    buildSnapshot(none, '');
+    const cache = spawnSync(process.execPath, [APP, 'import', 'state'], { encoding: 'utf8' });
+    if (cache.status !== 0) throw new Error(`startup: importing livekexec failed: ${cache.stderr}`);
+    const ways: Way[] = [
+      { label: 'node alone', args: [APP, 'node'] },
+      { label: 'import livekexec (code cache)', args: [APP, 'import'] },
+      {
+        label: 'snapshot of nothing of ours',
+        args: ['--snapshot-blob', none, APP, 'empty-snapshot'],
+      },
+      { label: 'snapshot holding livekexec', args: ['--snapshot-blob', ours, APP, 'snapshot'] },
+    ];
+    const times = ways.map(() => [] as number[]);
+    for (const w of ways) timeOnce(w); // the files into the page cache
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < ways.length; i++) times[i].push(timeOnce(ways[i]));
+    }
+    process.stdout.write(
+      `node ${process.version}; ${rounds} rounds, interleaved; code cache: ${cache.stdout.trim()}; ` +
+        `snapshot blobs: ${(statSync(ours).size / 2 ** 20).toFixed(1)} MiB (livekexec), ` +
+        `${(statSync(none).size / 2 ** 20).toFixed(1)} MiB (nothing of ours)\n`,
+    );
+    const alone = median(times[0]);
+    table(
+      ['way', 'median ms', 'min', 'max', 'x node alone', 'over node alone'],
+      ways.map((w, i) => [
+        w.label,
+        median(times[i]).toFixed(1),
+        Math.min(...times[i]).toFixed(1),
+        Math.max(...times[i]).toFixed(1),
+        `${(median(times[i]) / alone).toFixed(2)}x`,
+        i === 0 ? '-' : `${(median(times[i]) - alone).toFixed(1)} ms`,
+      ]),
+    );
+    const imported = median(times[1]);
+    const snap = median(times[3]);
+    process.stdout.write(
+      `the snapshot ${snap < imported ? 'saves' : 'costs'} ${Math.abs(imported - snap).toFixed(1)} ms ` +
+        `against the import (median ${snap.toFixed(1)} vs ${imported.toFixed(1)})\n`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
