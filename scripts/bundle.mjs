@@ -220,7 +220,8 @@ function warmUp() {
   const device = join(tmpdir(), `livekexec-warm-up-${process.pid}`);
   const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'pkg', 'warm.mjs'), OUT, device], {
     stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...process.env, LIVEKEXEC_CODE_CACHE: 'off' },
+    // No NODE_OPTIONS: the build's cache is the one for programs started without options.
+    env: { ...process.env, LIVEKEXEC_CODE_CACHE: 'off', NODE_OPTIONS: '' },
   });
   rmSync(device, { force: true });
   if (r.status !== 0) {

@@ -4,6 +4,7 @@ import {
   cpSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   realpathSync,
   rmSync,
@@ -67,32 +68,82 @@ kernel.kho.restoreFolio(4096);
   }
 });
 
-test('an installed copy writes its own code cache at kexec load, and the next start takes it', () => {
-  const app = install();
-  try {
-    const cache = join(app, 'node_modules', 'livekexec', 'dist', 'pkg', 'livekexec.cache');
-    writeFileSync(
-      join(app, 'main.mjs'),
-      `import { boot } from 'livekexec';
+/**
+ * A program in the installed copy that boots a device, prints the code
+ * cache state its import found, and loads a kexec (where it writes a cache
+ * when it took none as good). Returns a function that starts it with node
+ * options; its stdout is the state.
+ */
+function cacheProgram(app: string): (execArgv?: string[], nodeOptions?: string) => string {
+  writeFileSync(
+    join(app, 'main.mjs'),
+    `import { boot } from 'livekexec';
 const { codeCacheState } = await import('./node_modules/livekexec/dist/pkg/livekexec.js');
 const kernel = await boot({ device: process.argv[2], size: '16M', cmdline: '' });
 console.log(codeCacheState());
 kernel.kexec.load();
 kernel.device.close();
 `,
-    );
-    const device = join(app, 'device');
-    const start = () =>
-      spawnSync(process.execPath, ['main.mjs', device], { cwd: app, encoding: 'utf8' });
-    const first = start();
-    assert.equal(first.stdout.trim(), 'foreign', first.stderr);
+  );
+  const device = join(app, 'device');
+  return (execArgv = [], nodeOptions = '') => {
+    const r = spawnSync(process.execPath, [...execArgv, 'main.mjs', device], {
+      cwd: app,
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: nodeOptions },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+}
+
+test('an installed copy writes its own code cache at kexec load, and the next start takes it', () => {
+  const app = install();
+  try {
+    const cache = join(app, 'node_modules', 'livekexec', 'dist', 'pkg', 'livekexec.cache');
+    const start = cacheProgram(app);
+    assert.equal(start(), 'foreign');
     const head = readFileSync(cache).subarray(0, 300).toString('latin1').split('\n')[0];
     assert.equal(
       head,
       `livekexec code cache 1 ${process.version} ${process.arch} cold ${app}/node_modules/livekexec/dist/pkg/livekexec.cjs`,
     );
-    const second = start();
-    assert.equal(second.stdout.trim(), 'accepted', second.stderr);
+    assert.equal(start(), 'accepted');
+  } finally {
+    rmSync(app, { recursive: true, force: true });
+  }
+});
+
+test("a program started with V8 options writes its own code cache beside the build's, takes it next time, and leaves the build's to the rest", () => {
+  const app = install();
+  try {
+    const pkgDir = join(app, 'node_modules', 'livekexec', 'dist', 'pkg');
+    const script = `${pkgDir}/livekexec.cjs`;
+    const start = cacheProgram(app);
+    // A cache of the build's kind, made here: programs without options take it.
+    assert.equal(start(), 'foreign');
+    const built = readFileSync(join(pkgDir, 'livekexec.cache'));
+    assert.equal(start(), 'accepted');
+    // V8 refuses it under --max-old-space-size: the program writes its own at kexec load.
+    const flagged = ['--max-old-space-size=512'];
+    assert.equal(start(flagged), 'rejected');
+    const own = readdirSync(pkgDir).filter((f) => /^livekexec\.[0-9a-f]{8}\.cache$/.test(f));
+    assert.equal(own.length, 1, `caches: ${readdirSync(pkgDir).join(' ')}`);
+    const head = readFileSync(join(pkgDir, own[0]!)).subarray(0, 400).toString('latin1');
+    assert.equal(
+      head.split('\n')[0],
+      `livekexec code cache 1 ${process.version} ${process.arch} cold ${script} "--max-old-space-size=512"`,
+    );
+    assert.equal(start(flagged), 'accepted');
+    // The same option through NODE_OPTIONS is the same file; other options have their own.
+    assert.equal(start([], '--max-old-space-size=512'), 'accepted');
+    assert.equal(start(['--stack-size=900']), 'rejected');
+    assert.equal(start(['--stack-size=900']), 'accepted');
+    assert.equal(start(flagged), 'accepted');
+    // The build's cache is as it was, and still taken without options, or with ones V8 ignores.
+    assert.deepEqual(readFileSync(join(pkgDir, 'livekexec.cache')), built);
+    assert.equal(start(), 'accepted');
+    assert.equal(start(['--no-warnings']), 'accepted');
   } finally {
     rmSync(app, { recursive: true, force: true });
   }

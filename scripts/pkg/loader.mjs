@@ -20,6 +20,15 @@
 // 18-28 and 11-24 ms with this cache (node 22, 4 interleaved runs each, a
 // loaded machine).
 //
+// V8 refuses a cache made under other V8 flags (--max-old-space-size,
+// --stack-size, ... on the command line or in NODE_OPTIONS). With one file,
+// programs started with different options took turns writing it at their
+// kexec loads, and a successor that found the other's compiled the whole
+// bundle (17 ms more start-up on node 20 here). So a program started with
+// options keeps its own cache beside the build's (livekexec.<hash>.cache,
+// the options in its first line), and takes the build's while it has none
+// (options V8 ignores, such as --require or --no-warnings, leave it good).
+//
 // LIVEKEXEC_CODE_CACHE=off skips it, and so do source maps (--enable-source-maps):
 // node maps stack traces of what its own loaders compiled, never of a vm.Script.
 // The hook for saving sits on globalThis under Symbol.for('livekexec.codeCache').
@@ -30,16 +39,36 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const { fileURLToPath } = require('node:url');
 const file = fileURLToPath(new URL('./livekexec.cjs', import.meta.url));
-const cacheFile = file.replace(/\.cjs$/, '.cache');
 const MAGIC = 'livekexec code cache 1';
+/** The options node started with, as given: '' for none. */
+const options = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(' ')]
+  .filter((w) => w !== '')
+  .join(' ');
+const buildCacheFile = file.replace(/\.cjs$/, '.cache');
+/** Where this process reads its cache first and writes one: its options' own file, if any. */
+const cacheFile =
+  options === '' ? buildCacheFile : file.replace(/\.cjs$/, `.${fnv1a(options)}.cache`);
 
-/** The first line of a cache made here; `warm` says a handover's boot had run. */
-function header(warm) {
-  return `${MAGIC} ${process.version} ${process.arch} ${warm ? 'warm' : 'cold'} ${file}\n`;
+/** FNV-1a of a string's UTF-16 units, 8 hex digits: a file name, checked against the first line. */
+function fnv1a(text) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+/**
+ * The first line of a cache made here; `warm` says a handover's boot had
+ * run; `own` names this process's options (the build's cache has none).
+ */
+function header(warm, own) {
+  const made = `${MAGIC} ${process.version} ${process.arch} ${warm ? 'warm' : 'cold'} ${file}`;
+  return `${made}${own && options !== '' ? ` ${JSON.stringify(options)}` : ''}\n`;
 }
 
 let cacheState = 'off';
 let warmCache = false;
+/** The bytes V8 is offered: this process's own cache, else the build's. */
+let cachedData;
 let saved = false;
 let script = null;
 const module = { exports: {} };
@@ -62,27 +91,33 @@ if (process.sourceMapsEnabled ?? process.execArgv.includes('--enable-source-maps
   module.exports = m.exports;
 } else {
   const { Script } = require('node:vm');
-  let cachedData;
   if (process.env.LIVEKEXEC_CODE_CACHE !== 'off') {
     cacheState = 'absent';
-    try {
-      const bytes = readFileSync(cacheFile);
-      const nl = bytes.indexOf(10);
-      const line = nl < 0 ? '' : bytes.subarray(0, nl + 1).toString('latin1');
-      if (line === header(true) || line === header(false)) {
-        cachedData = bytes.subarray(nl + 1);
-        warmCache = line === header(true);
-      } else {
-        cacheState = 'foreign';
-      }
-    } catch {
-      // absent
-    }
+    readCache(cacheFile, true);
+    if (cachedData === undefined && cacheFile !== buildCacheFile) readCache(buildCacheFile, false);
   }
   // The bundle is ASCII (the build checks it): read as latin1, not decoded as UTF-8.
   script = new Script(readFileSync(file, 'latin1'), { filename: file, cachedData });
   if (cachedData !== undefined) cacheState = script.cachedDataRejected ? 'rejected' : 'accepted';
   script.runInThisContext()(module.exports, require, module, file, dirname(file));
+}
+
+/** Takes the cache in `path` if its first line is one `header(_, own)` writes here. */
+function readCache(path, own) {
+  let bytes;
+  try {
+    bytes = readFileSync(path);
+  } catch {
+    return; // absent
+  }
+  const nl = bytes.indexOf(10);
+  const line = nl < 0 ? '' : bytes.subarray(0, nl + 1).toString('latin1');
+  if (line === header(true, own) || line === header(false, own)) {
+    cachedData = bytes.subarray(nl + 1);
+    warmCache = line === header(true, own);
+  } else {
+    cacheState = 'foreign';
+  }
 }
 
 const parts = new Map();
@@ -129,12 +164,12 @@ export function saveCodeCache(warm) {
   return saved;
 }
 
-/** Writes the code cache of what was compiled so far, for this node and place. */
+/** Writes the code cache of what was compiled so far, for this node, place and options. */
 export function writeCodeCache(warm) {
   const { renameSync, rmSync, writeFileSync } = require('node:fs');
   const tmp = `${cacheFile}.${process.pid}.tmp`;
   try {
-    const data = Buffer.concat([Buffer.from(header(warm), 'latin1'), createCodeCache()]);
+    const data = Buffer.concat([Buffer.from(header(warm, true), 'latin1'), createCodeCache()]);
     writeFileSync(tmp, data, { mode: 0o644 });
     renameSync(tmp, cacheFile);
     return true;
