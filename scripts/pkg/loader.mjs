@@ -20,11 +20,12 @@
 // 18-28 and 11-24 ms with this cache (node 22, 4 interleaved runs each, a
 // loaded machine).
 //
-// V8 refuses a cache made under other V8 flags (--max-old-space-size,
-// --stack-size, ... on the command line or in NODE_OPTIONS). With one file,
-// programs started with different options took turns writing it at their
-// kexec loads, and a successor that found the other's compiled the whole
-// bundle (17 ms more start-up on node 20 here). So a program started with
+// V8 refuses a cache made under other V8 flags (--stack-size, --expose-gc,
+// on node 20 and 22 even --max-old-space-size; on the command line or in
+// NODE_OPTIONS). With one file, programs started with different options
+// took turns writing it at their kexec loads, and a successor that found
+// the other's compiled the whole bundle (18 ms more start-up on node 20
+// here). So a program started with
 // options keeps its own cache beside the build's (livekexec.<hash>.cache,
 // the options in its first line), and takes the build's while it has none
 // (options V8 ignores, such as --require or --no-warnings, leave it good).
