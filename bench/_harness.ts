@@ -64,3 +64,22 @@ export function readStamps(file: string): Stamp[] {
     .filter((l) => l.length > 0)
     .map((l) => JSON.parse(l) as Stamp);
 }
+
+/** `--name=N`, a whole number in 1..max, or `fallback` when absent. */
+export function intOption(
+  args: readonly string[],
+  name: string,
+  fallback: number,
+  max: number,
+): number {
+  const a = args.find((x) => x.startsWith(`--${name}=`));
+  const n = a === undefined ? fallback : Number(a.slice(name.length + 3));
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new Error(`--${name} takes 1..${max}, not ${a}`);
+  return n;
+}
+
+/** The median (the upper one of an even count). */
+export function median(xs: readonly number[]): number {
+  return [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
+}

@@ -46,7 +46,7 @@ import type { Kernel } from '../src/kernel/kernel.js';
 import { Machine } from '../src/machine.js';
 import { PAGE_SIZE } from '../src/memory/device.js';
 import type { Folio } from '../src/mm/folio.js';
-import { table } from './_harness.js';
+import { intOption, table } from './_harness.js';
 
 const MiB = 1024 * 1024;
 const CHUNK = MiB;
@@ -280,15 +280,6 @@ function verdicts(rows: readonly Rounds[], gib: number, empty: number, rounds: n
     ],
     out,
   );
-}
-
-/** `--name=N`, a whole number in 1..max, or `fallback` when absent. */
-function intOption(args: string[], name: string, fallback: number, max: number): number {
-  const a = args.find((x) => x.startsWith(`--${name}=`));
-  const n = a === undefined ? fallback : Number(a.slice(name.length + 3));
-  if (!Number.isInteger(n) || n < 1 || n > max)
-    throw new Error(`--${name} takes 1..${max}, not ${a}`);
-  return n;
 }
 
 /** `--orders=0,9`: which folio orders get rows (both when absent). */

@@ -9,6 +9,9 @@
  * nothing of ours) and node started from a snapshot of nothing of ours,
  * which is what a user-land snapshot costs by itself.
  *
+ * A row imports without the code cache (LIVEKEXEC_CODE_CACHE=off): what a
+ * successor pays when V8 refuses the cache.
+ *
  * Each way is a new process running bench/fixtures/startup-app.mjs, timed
  * from spawn to exit; the ways are interleaved round by round (default 21
  * rounds) and the table gives medians. Neither way loads koffi (the import
@@ -24,9 +27,10 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { table } from './_harness.js';
+import { intOption, median, table } from './_harness.js';
 
-export const options = ['rounds'] as const;
+/** The options run() reads (`--NAME` or `--NAME=VALUE`); main.ts refuses others. */
+export const options: readonly string[] = ['rounds'];
 
 const APP = fileURLToPath(new URL('../../bench/fixtures/startup-app.mjs', import.meta.url));
 const BUILDER = fileURLToPath(
@@ -37,16 +41,7 @@ const BUNDLE = fileURLToPath(new URL('../../dist/pkg/livekexec.cjs', import.meta
 interface Way {
   label: string;
   args: string[];
-}
-
-function roundsOption(args: readonly string[]): number {
-  const word = args.find((a) => a.startsWith('--rounds='));
-  if (word === undefined) return 21;
-  const n = Number(word.slice('--rounds='.length));
-  if (!Number.isSafeInteger(n) || n < 1 || n > 1000) {
-    throw new Error(`startup: --rounds takes a whole number from 1 to 1000, got ${word}`);
-  }
-  return n;
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Builds a snapshot blob (of the bundle, or of nothing of ours when `bundle` is ''). */
@@ -63,7 +58,10 @@ function buildSnapshot(blob: string, bundle: string): void {
 /** Milliseconds from spawn to exit of one run of the program. */
 function timeOnce(way: Way): number {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, way.args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync(process.execPath, way.args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: way.env ?? process.env,
+  });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) {
     throw new Error(`startup: ${way.label} exited ${r.status}: ${String(r.stderr).trim()}`);
@@ -71,13 +69,8 @@ function timeOnce(way: Way): number {
   return ms;
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-}
-
 export async function run(args: string[]): Promise<void> {
-  const rounds = roundsOption(args);
+  const rounds = intOption(args, 'rounds', 21, 1000);
   const dir = mkdtempSync(join(tmpdir(), 'livekexec-startup-'));
   try {
     const ours = join(dir, 'livekexec.blob');
@@ -89,6 +82,12 @@ export async function run(args: string[]): Promise<void> {
     const ways: Way[] = [
       { label: 'node alone', args: [APP, 'node'] },
       { label: 'import livekexec (code cache)', args: [APP, 'import'] },
+      // What a cache V8 refuses (made under other flags) costs: the whole compilation.
+      {
+        label: 'import livekexec, no code cache',
+        args: [APP, 'import'],
+        env: { ...process.env, LIVEKEXEC_CODE_CACHE: 'off' },
+      },
       {
         label: 'snapshot of nothing of ours',
         args: ['--snapshot-blob', none, APP, 'empty-snapshot'],
@@ -118,7 +117,7 @@ export async function run(args: string[]): Promise<void> {
       ]),
     );
     const imported = median(times[1]);
-    const snap = median(times[3]);
+    const snap = median(times[4]);
     process.stdout.write(
       `the snapshot ${snap < imported ? 'saves' : 'costs'} ${Math.abs(imported - snap).toFixed(1)} ms ` +
         `against the import (median ${snap.toFixed(1)} vs ${imported.toFixed(1)})\n`,

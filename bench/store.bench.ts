@@ -55,7 +55,7 @@ import { fileURLToPath } from 'node:url';
 import { Machine } from '../src/machine.js';
 import { CLASS_SIZES, classOf } from '../src/store/classes.js';
 import { openStore } from '../src/store/index.js';
-import { readStamps, type Stamp, table } from './_harness.js';
+import { median, readStamps, type Stamp, table } from './_harness.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FIXTURES = join(ROOT, 'bench', 'fixtures');
@@ -151,8 +151,6 @@ function load(): string {
     .join(' ');
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-
 /** The options run() reads (`--NAME` or `--NAME=VALUE`); main.ts refuses others. */
 export const options: readonly string[] = [
   'sizes',
@@ -167,26 +165,11 @@ export const options: readonly string[] = [
 ];
 
 /**
- * Runs the benchmark and puts the build's code cache back: a generation
- * started with NODE_OPTIONS' flags has V8 refuse it and writes its own at
- * kexec load, which programs without those flags (the tests) then refuse.
+ * Runs the benchmark. A generation started with NODE_OPTIONS' flags that V8
+ * counts writes its own code cache beside the build's (scripts/pkg/loader.mjs),
+ * which stays for programs without them (the tests).
  */
 export async function run(args: string[]): Promise<void> {
-  const cacheFile = join(ROOT, 'dist', 'pkg', 'livekexec.cache');
-  let built: Buffer | null = null;
-  try {
-    built = readFileSync(cacheFile);
-  } catch {
-    // No cache to put back.
-  }
-  try {
-    await runStore(args);
-  } finally {
-    if (built !== null) writeFileSync(cacheFile, built);
-  }
-}
-
-async function runStore(args: string[]): Promise<void> {
   const sizes = option(args, 'sizes', '10k,1M').map(parseCount);
   if (args.includes('--attach')) {
     attachOnOneMachine(sizes, Number(option(args, 'rounds', '5')[0]));

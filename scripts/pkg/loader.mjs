@@ -24,7 +24,7 @@
 // on node 20 and 22 even --max-old-space-size; on the command line or in
 // NODE_OPTIONS). With one file, programs started with different options
 // took turns writing it at their kexec loads, and a successor that found
-// the other's compiled the whole bundle (18 ms more start-up on node 20
+// the other's compiled the whole bundle (16 ms more start-up on node 20
 // here). So a program started with
 // options keeps its own cache beside the build's (livekexec.<hash>.cache,
 // the options in its first line), and takes the build's while it has none
