@@ -123,8 +123,10 @@ export interface ProcessBootOptions {
  * boot of `options.device`, created and formatted when it does not exist.
  * With `LIVEKEXEC_BOOT=<path>@0x<addr>` and `LIVEKEXEC_DEVICE_FD`: a kexec
  * boot on the inherited, already locked descriptor. With `LIVEKEXEC_PRELOAD`:
- * first waits for the predecessor's "go" (without blocking the event loop
- * until the predecessor's exec has begun, then blocking).
+ * first waits for the predecessor's "go", blocking, so that "go" wakes it at
+ * once: until the predecessor's exec has begun the event loop takes a turn
+ * every 50 ms (timers and signal handlers run up to that late), then it
+ * blocks until "go".
  * The handover variables are removed from process.env. Under systemd
  * (NOTIFY_SOCKET) READY=1 is sent once booted.
  * @throws DeviceError EBUSY when another process owns the device (the message
@@ -403,7 +405,7 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<ProcessKernel
  * call and optimizes it once it ran a while: enough runs that the boot's
  * code is optimized, and a pause for the compiler threads to finish, so
  * that no compilation competes with the boot for the CPU) and, before them,
- * the control channel's exchange (receiving "prepare" as it will), then
+ * the control channel's exchange (receiving "prepare" and "go" as it will), then
  * collects the garbage, so that no collection is due during the boot.
  */
 async function readyTakeover(device: MappedDevice): Promise<void> {
@@ -411,11 +413,34 @@ async function readyTakeover(device: MappedDevice): Promise<void> {
   // The channel first: on Node.js 24 the first frame this process sent deoptimized some 35
   // functions the handover rehearsals had optimized (V8: "dependent prototype chain
   // changed"), and the real boot ran them cold again (KHO's tree walked in 4 ms, not 0.3).
-  await rehearseControlChannel(true);
+  await rehearseControlChannel();
   rehearseHandovers(TAKEOVER_REHEARSALS);
+  warmNodeTimers();
   await new Promise((resolve) => setTimeout(resolve, COMPILER_SETTLE_MS));
   await collectGarbage();
 }
+
+/**
+ * Node's own functions that start() calls after "go" and a preloaded
+ * successor had not called yet (timers of two durations, an immediate, a
+ * listener added and removed), called now with nothing to do: node
+ * compiles its library lazily too, about 0.2 ms inside the downtime.
+ */
+function warmNodeTimers(): void {
+  const nothing = (): void => {};
+  clearImmediate(setImmediate(nothing));
+  const a = setInterval(nothing, 2 ** 30);
+  const b = setTimeout(nothing, 2 ** 29);
+  a.unref();
+  b.unref();
+  clearInterval(a);
+  clearTimeout(b);
+  process.on(WARM_EVENT, nothing);
+  process.off(WARM_EVENT, nothing);
+}
+
+/** An event nothing emits. */
+const WARM_EVENT = 'livekexec:warm-up';
 
 /** Handovers a preloaded successor rehearses: from about 5 on, its boot ran optimized code in every run. */
 const TAKEOVER_REHEARSALS = 10;
@@ -431,7 +456,7 @@ const COMPILER_SETTLE_MS = 50;
 function readyExec(): void {
   // Without `waiting` it runs to its end before it returns; a fault of the channel shows in
   // exec. First, as in readyTakeover.
-  rehearseControlChannel(false).catch(() => {});
+  rehearseControlChannel().catch(() => {});
   rehearseHandovers(1);
 }
 
@@ -458,11 +483,14 @@ async function collectGarbage(): Promise<void> {
 }
 
 /**
- * Waits for "go", placing passed descriptors. On the event loop until the
- * predecessor says "prepare" (its exec has begun); from then on blocking,
- * so that "go" wakes this process at once (an asynchronous receive wakes
- * up to milliseconds later: a worker thread, then the event loop), which
- * "prepared" tells the predecessor. "cancel" goes back to the event loop.
+ * Waits for "go", placing passed descriptors. Blocking, so that "go" wakes
+ * this process at once (an asynchronous receive took a worker thread's
+ * wake-up, then the event loop's: 0.6-0.9 ms of a 5 ms handover on one
+ * vCPU); until "prepare" (the predecessor's exec has begun) in slices of
+ * WAIT_SLICE_MS with a turn of the event loop between them, so that timers,
+ * signal handlers and I/O of a waiting successor still run, up to a slice
+ * late. From "prepare" on it blocks until "go" ("prepared" tells the
+ * predecessor); "cancel" goes back to the slices.
  * @returns the boot spec.
  * @throws KexecError EIO when the channel closes, a frame is unexpected, or
  *   no "go" or "cancel" follows "prepare" within `timeoutMs`.
@@ -470,10 +498,12 @@ async function collectGarbage(): Promise<void> {
 async function awaitGo(channel: ControlChannel, timeoutMs: number): Promise<string> {
   let prepared = false;
   for (;;) {
-    const got: Received | null = prepared
-      ? channel.receiveSync(timeoutMs)
-      : await channel.receive();
+    const got: Received | null = channel.receiveSync(prepared ? timeoutMs : WAIT_SLICE_MS);
     if (got === null) {
+      if (!prepared) {
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
       const message = `control channel: no go within ${timeoutMs} ms of prepare`;
       trySend(channel, { t: 'failed', message });
       throw new KexecError('EIO', message);
@@ -495,6 +525,9 @@ async function awaitGo(channel: ControlChannel, timeoutMs: number): Promise<stri
     }
   }
 }
+
+/** How long a waiting successor blocks at a time before its event loop takes a turn (ms). */
+const WAIT_SLICE_MS = 50;
 
 function trySend(channel: ControlChannel, msg: ControlMessage): void {
   try {

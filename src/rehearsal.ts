@@ -76,9 +76,9 @@ let rehearsalWarned = false;
 
 /**
  * Cold boot, KHO preservation (a page range, folios of orders 0 to 10 so the
- * tree has a leaf per order, a page list, a subtree), kexec load and exec,
- * the successor's boot and restores: the takeover's code path, and this
- * process's own exec later.
+ * tree has a leaf per order, a page list, a subtree), kexec load (with boot
+ * counting) and exec, the successor's boot on trial and restores: the
+ * takeover's code path, and this process's own exec later.
  */
 function rehearseHandover(device: MemoryDevice): void {
   const platform = new RehearsalPlatform(device);
@@ -106,7 +106,9 @@ function rehearseHandover(device: MemoryDevice): void {
   w.property('pfn', new Uint8Array(8));
   w.endNode();
   k.kho.addSubtree('rehearsal', w.finish());
-  k.kexec.load();
+  // On trial, as a real successor boots by default (boot counting): its
+  // boot's trial steps and this process's exec that records the trial.
+  k.kexec.load({ trial: {} });
   const next = k.kexec.exec();
   next.kho.retrieveSubtree('rehearsal').getProp(0, 'pfn');
   next.kho.restorePages(pages.pfn * PAGE_SIZE, 4);
@@ -119,14 +121,13 @@ const PAGE_LIST_FOLIOS = 2048;
 
 /**
  * Rehearses the control channel's side of a handover on a socketpair of its
- * own: frames with and without a descriptor, received blocking and (with
- * `waiting`, as a preloaded successor waits for "prepare") on a worker
- * thread. Cold, a successor's handling of "prepare" and "go" (the first
- * recvmsg and poll bound, the frame code interpreted) took about 1 ms of a
- * 6 ms preloaded handover on one vCPU. Only a warm-up: when no socketpair
- * can be had, it says so once, as rehearseHandovers does.
+ * own: frames with and without a descriptor, received blocking, as both
+ * sides receive them. Cold, a successor's handling of "prepare" and "go"
+ * (the first recvmsg and poll bound, the frame code interpreted) took about
+ * 1 ms of a 6 ms preloaded handover on one vCPU. Only a warm-up: when no
+ * socketpair can be had, it says so once, as rehearseHandovers does.
  */
-export async function rehearseControlChannel(waiting: boolean): Promise<void> {
+export async function rehearseControlChannel(): Promise<void> {
   let pair: { channel: ControlChannel; peerFd: number };
   try {
     pair = ControlChannel.pair();
@@ -139,7 +140,7 @@ export async function rehearseControlChannel(waiting: boolean): Promise<void> {
   try {
     for (let i = 0; i < CHANNEL_ROUNDS; i++) {
       far.send({ t: 'fds', numbers: [far.fd] }, [far.fd]);
-      const got = waiting ? await near.receive() : near.receiveSync(CHANNEL_WAIT_MS);
+      const got = near.receiveSync(CHANNEL_WAIT_MS);
       if (got === null || got.msg.t !== 'fds' || got.fds.length !== 1) {
         throw new KexecError(
           'EIO',
@@ -148,7 +149,7 @@ export async function rehearseControlChannel(waiting: boolean): Promise<void> {
       }
       ControlChannel.closeReceived(got.fds);
       far.send({ t: 'prepare' });
-      const prepare = waiting ? await near.receive() : near.receiveSync(CHANNEL_WAIT_MS);
+      const prepare = near.receiveSync(CHANNEL_WAIT_MS);
       near.send({ t: 'prepared' });
       const prepared = far.receiveSync(CHANNEL_WAIT_MS);
       far.send({ t: 'go', boot: 'rehearsal@0' });

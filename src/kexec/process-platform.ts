@@ -95,6 +95,10 @@ interface Preloaded {
   exit: string | null;
 }
 
+/** A preloading image #handOver (through execute) returns on at once, and a successor #awaitTakeover does. */
+const PRIME = Object.freeze({ preload: true }) as LoadedImage;
+const PRIME_PRELOADED = Object.freeze({}) as Preloaded;
+
 /**
  * Starts successors of a real process.
  *
@@ -344,9 +348,28 @@ export class ProcessPlatform implements KexecPlatform<never> {
     mapWhole(this.device);
     try {
       this.#options.readyHandover?.();
+      this.#primeHandOver();
     } catch {
       // Only an optimization: exec works without it, a little later.
     }
+  }
+
+  /**
+   * Calls, so that they do nothing, the steps of a preloaded exec that no
+   * rehearsal reaches (execute and #handOver with PRIME, #awaitTakeover with
+   * PRIME_PRELOADED; the others with no descriptors, a non-preloading image,
+   * no NOTIFY_SOCKET): V8 compiles
+   * a function at its first call, and these compilations fell inside the
+   * downtime (about 0.3 ms of a 5 ms handover on one vCPU).
+   */
+  #primeHandOver(): void {
+    this.#awaitTakeover(PRIME_PRELOADED);
+    this.execBegin({ ...PRIME, preload: false });
+    this.passFds([]);
+    this.#kernel?.preservedFds();
+    bootSpec(this.device.path, 0);
+    tryNotify(() => notifyReloading({}));
+    this.execute(PRIME);
   }
 
   /**
@@ -419,6 +442,7 @@ export class ProcessPlatform implements KexecPlatform<never> {
   }
 
   #handOver(image: LoadedImage): never {
+    if (image === PRIME) return undefined as never;
     const pre = this.#preloaded;
     if (!pre) throw new KexecError('EIO', 'kexec exec: the preloaded successor is gone');
     tryNotify(notifyReloading);
@@ -449,6 +473,7 @@ export class ProcessPlatform implements KexecPlatform<never> {
   }
 
   #awaitTakeover(pre: Preloaded): number {
+    if (pre === PRIME_PRELOADED) return 0;
     const deadline = Date.now() + (this.#options.takeoverTimeoutMs ?? TAKEOVER_TIMEOUT);
     for (;;) {
       const r = pre.channel.receiveSync(Math.max(0, deadline - Date.now()));

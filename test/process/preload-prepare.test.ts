@@ -121,3 +121,25 @@ test('a predecessor that dies while its successor waits blocking for go: the suc
   assert.match(failed.message as string, /control channel: the peer (hung up|closed it)/);
   assert.equal((await fx.exited).code, 1);
 });
+
+test('a successor waiting for go (before "prepare") still runs its timers, and takes "go" from its blocking wait', async () => {
+  const predecessor = successorHere('wait-slices');
+  const booting = boot({ platform: { takeoverTimeoutMs: 10_000 } });
+  assert.equal((await predecessor.receive()).msg.t, 'ready');
+  // The wait blocks this thread in slices: the timer fires between them (a wait that
+  // never let the event loop turn would leave it at 0).
+  let ticks = 0;
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      if (++ticks === 4) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 5);
+  });
+  // No "prepare": the slice it is blocking in takes "go" as it comes.
+  predecessor.send({ t: 'go', boot: 'not-a-boot-spec' });
+  await assert.rejects(booting, (e: unknown) =>
+    /expected <device>@0x<address>, got 'not-a-boot-spec'/.test((e as Error).message),
+  );
+});
