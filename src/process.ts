@@ -278,7 +278,11 @@ function start(
       ...fdMapEnv(),
     };
     // trialBooted adds the handover's names to the environment armTrial copies.
-    armTrial(trialLoader(), process.env, [device.fd, ...movedFds()], failTry);
+    // A preloaded successor's preserved files came by the channel (received), not
+    // across an exec that listed them (LIVEKEXEC_TRIAL_FDS): its tries keep them too.
+    const kept = new Set([...movedFds(), ...received.values()]);
+    kept.delete(device.fd);
+    armTrial(trialLoader(), process.env, [device.fd, ...kept], failTry);
     trialBooted(() => kernel.markGood(), trial.deadlineMs, trial.requireGood, handover, failTry);
   } else if (kernel.boot.kind === 'kexec') {
     forgetStoredFds();

@@ -15,6 +15,7 @@ after(() => {
 async function upgradeTo(
   kind: string,
   tries: number,
+  how: 'in place' | 'preload' = 'in place',
 ): Promise<{
   fx: Fx;
   back: Record<string, unknown>;
@@ -23,19 +24,23 @@ async function upgradeTo(
   device: string;
 }> {
   const device = tempDevice(`fallback-${kind}`);
-  const fx = new Fixture('fallback.mjs', [device, kind, String(tries)]);
+  const fx = new Fixture('fallback.mjs', [device, kind, String(tries), how]);
   cleanups.push(() => {
     fx.cleanup();
     removeDevice(device);
   });
   const first = await fx.waitFor('serving');
   const traffic = requestLoop(first.port as number);
-  const exec = await fx.waitFor('exec');
-  const back = await fx.waitFor((e) => e.event === 'serving' && e.generation === 2, 20_000);
-  // Serve a little longer under load, then stop.
-  await new Promise((r) => setTimeout(r, 200));
-  const counted = await traffic.stop();
-  return { fx, back, ms: back.t - exec.t, load: counted, device };
+  try {
+    const exec = await fx.waitFor('exec');
+    const back = await fx.waitFor((e) => e.event === 'serving' && e.generation === 2, 20_000);
+    // Serve a little longer under load, then stop.
+    await new Promise((r) => setTimeout(r, 200));
+    return { fx, back, ms: back.t - exec.t, load: await traffic.stop(), device };
+  } finally {
+    // A failed wait leaves no request loop running: it would keep the test process alive.
+    await traffic.stop();
+  }
 }
 
 /** How long `node -e 0` takes here now (the median of three). */
@@ -130,4 +135,26 @@ test('boot counting: with 1 try the fallback comes at the first failure; the bad
   );
   fx3.finish();
   await fx3.exited;
+});
+
+test('a preloaded successor on trial that fails after it took over: its tries and the fallback run in its place, with its environment and descriptors; the old program serves again on the same socket', {
+  timeout: 40_000,
+}, async () => {
+  const { fx, back, load: counted } = await upgradeTo('exit1', 2, 'preload');
+  const tried = fx.all('bad-booted');
+  assert.deepEqual(
+    tried.map((e) => e.tries),
+    [1, 2],
+  );
+  assert.notEqual(tried[0]!.pid, fx.child.pid, 'the first try was the preloaded process');
+  assert.equal(tried[1]!.pid, tried[0]!.pid, 'the second try ran in its place');
+  assert.equal(back.pid, tried[0]!.pid, 'and so did the fallback');
+  assert.equal(back.kind, 'kexec');
+  assert.equal(back.kept, true, 'the preserved folio came back whole');
+  const from = back.fellBackFrom as { outcome: string; tries: number; reason: string };
+  assert.equal(from.outcome, 'fell-back');
+  assert.equal(from.tries, 2);
+  assert.match(from.reason, /^exited with status 1$/);
+  assert.deepEqual(counted.failed, [], `no request may fail; ${fx.report()}`);
+  assert.ok(counted.ok > 0);
 });
