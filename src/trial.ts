@@ -78,14 +78,15 @@ export function trialSuccessorEnv(
 /**
  * Arms the trial of this process, once: records the environment and the
  * inherited descriptors, and fails the try at a bad exit. `env` is what the
- * next try starts with; `inherited` the descriptors it must keep (when
- * undefined, those `env` names in LIVEKEXEC_TRIAL_FDS, else every open one
- * without FD_CLOEXEC: what crossed the exec).
+ * next try starts with; `inherited` the descriptors it must keep, numbers
+ * or described already (describeFds) (when undefined, those `env` names in
+ * LIVEKEXEC_TRIAL_FDS, else every open one without FD_CLOEXEC: what crossed
+ * the exec).
  */
 export function armTrial(
   loaderUrl: string,
   env: NodeJS.ProcessEnv,
-  inherited?: readonly number[],
+  inherited?: readonly (number | Inherited)[],
   fail: ((reason: string) => void) | null = null,
 ): void {
   if (state()?.armed) return;
@@ -256,9 +257,14 @@ function parseFds(text: string | undefined): Inherited[] | null {
   });
 }
 
-function describeFds(fds: readonly number[]): Inherited[] {
+/** Each descriptor's identity; one described already is taken as it is. */
+export function describeFds(fds: readonly (number | Inherited)[]): Inherited[] {
   const out: Inherited[] = [];
   for (const fd of fds) {
+    if (typeof fd !== 'number') {
+      out.push(fd);
+      continue;
+    }
     try {
       const st = fstatSync(fd);
       out.push({ fd, dev: st.dev, ino: st.ino });
