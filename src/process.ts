@@ -32,6 +32,7 @@ import { PAGE_SIZE } from './memory/device.js';
 import { decodeDeviceHeader, formatDevice } from './memory/header.js';
 import { growDeviceFile } from './memory/hotplug.js';
 import { MappedDevice } from './memory/mapped.js';
+import { makePageArraysAhead } from './mm/page-array.js';
 import { rehearseControlChannel, rehearseHandovers } from './rehearsal.js';
 import {
   defaultDevicePath,
@@ -387,6 +388,7 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<ProcessKernel
     // predecessor still serves, so that none of it falls in the downtime.
     device = MappedDevice.openFd(fd, devicePathOf(fd));
     await readyTakeover(device);
+    makePageArraysAhead(device.pages);
     // What start() reads from files and names, read now rather than after "go" (0.3-0.4 ms
     // on one vCPU): the release from package.json, the trial loader's URL, the main script.
     const release = options.release ?? defaultRelease();

@@ -13,11 +13,56 @@
 
 /** A zeroed byte per page. */
 export function pageBytes(pages: number, shared: boolean): Uint8Array {
-  return new Uint8Array(shared ? new SharedArrayBuffer(pages) : new ArrayBuffer(pages));
+  const made = shared ? takeAhead(ahead.bytes, pages) : undefined;
+  return made ?? new Uint8Array(shared ? new SharedArrayBuffer(pages) : new ArrayBuffer(pages));
 }
 
 /** A zeroed int32 per page. */
 export function pageInts(pages: number, shared: boolean): Int32Array {
+  const made = shared ? takeAhead(ahead.ints, pages) : undefined;
+  if (made !== undefined) return made;
   const bytes = pages * Int32Array.BYTES_PER_ELEMENT;
   return new Int32Array(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+}
+
+/** Arrays made by makePageArraysAhead and not taken yet. */
+const ahead: { bytes: Uint8Array[]; ints: Int32Array[] } = { bytes: [], ints: [] };
+
+/** The per-page arrays a boot makes for the life of the process: the memmap's and KHO's markers. */
+const BOOT_BYTE_ARRAYS = 3;
+const BOOT_INT_ARRAYS = 2;
+
+/**
+ * Makes, ahead of a boot, the per-page arrays a boot of a `pages`-page device
+ * keeps for the life of the process (`shared`), and faults their memory in
+ * (a write per page of memory): a preloaded successor knows its device
+ * before "go", and allocating ~10 bytes a device page of fresh memory was
+ * ~0.3 ms of a 1 GiB handover on one vCPU. pageBytes and pageInts hand
+ * them out when the length matches; any left over are garbage. Replaces
+ * what an earlier call made.
+ */
+export function makePageArraysAhead(pages: number): void {
+  const touch = (a: Uint8Array | Int32Array): void => {
+    const step = 4096 / a.BYTES_PER_ELEMENT;
+    for (let i = 0; i < a.length; i += step) a[i] = 0;
+  };
+  ahead.bytes = Array.from(
+    { length: BOOT_BYTE_ARRAYS },
+    () => new Uint8Array(new SharedArrayBuffer(pages)),
+  );
+  ahead.ints = Array.from(
+    { length: BOOT_INT_ARRAYS },
+    () => new Int32Array(new SharedArrayBuffer(pages * Int32Array.BYTES_PER_ELEMENT)),
+  );
+  for (const a of [...ahead.bytes, ...ahead.ints]) touch(a);
+}
+
+/** How many arrays made ahead are still to be handed out. */
+export function pageArraysAhead(): number {
+  return ahead.bytes.length + ahead.ints.length;
+}
+
+function takeAhead<T extends Uint8Array | Int32Array>(list: T[], pages: number): T | undefined {
+  const i = list.findIndex((a) => a.length === pages);
+  return i < 0 ? undefined : list.splice(i, 1)[0];
 }
