@@ -483,8 +483,8 @@ const COMPILER_SETTLE_MS = 50;
  * load (the most the first time) instead of in exec.
  */
 function readyExec(): void {
-  // Without `waiting` it runs to its end before it returns; a fault of the channel shows in
-  // exec. First, as in readyTakeover.
+  // It runs to its end before it returns (its receives block); a fault of the channel shows
+  // in exec. First, as in readyTakeover.
   rehearseControlChannel().catch(() => {});
   rehearseHandovers(1);
 }

@@ -356,11 +356,11 @@ export class ProcessPlatform implements KexecPlatform<never> {
 
   /**
    * Calls, so that they do nothing, the steps of a preloaded exec that no
-   * rehearsal reaches (execute and #handOver with PRIME, #awaitTakeover with
-   * PRIME_PRELOADED; the others with no descriptors, a non-preloading image,
-   * no NOTIFY_SOCKET): V8 compiles
-   * a function at its first call, and these compilations fell inside the
-   * downtime (about 0.3 ms of a 5 ms handover on one vCPU).
+   * rehearsal reaches (execute and #handOver with PRIME, #awaitTakeover
+   * with PRIME_PRELOADED; the others with no descriptors, a non-preloading
+   * image, no NOTIFY_SOCKET): V8 compiles a function at its first call, and
+   * these compilations fell inside the downtime (about 0.3 ms of a 5 ms
+   * handover on one vCPU).
    */
   #primeHandOver(): void {
     this.#awaitTakeover(PRIME_PRELOADED, 0);
@@ -375,8 +375,8 @@ export class ProcessPlatform implements KexecPlatform<never> {
 
   /**
    * Tells the preloaded successor that "go" is near, so it waits for it
-   * blocking (woken in microseconds) instead of on the event loop, while
-   * this process freezes. "go" does not wait for its answer: a successor
+   * blocking until it comes (no more turns of its event loop between
+   * slices of its wait), while this process freezes. "go" does not wait for its answer: a successor
    * still on its way to waiting finds "go" queued, and on a CPU the two
    * share, waiting for "prepared" cost a round trip of wake-ups (about 1 ms
    * of a 6 ms handover on one vCPU). Advisory: a successor that is gone is
