@@ -145,9 +145,13 @@ test("the memmap is kept out of V8's accounting only on a device owned for the p
     const platform = { execute() { throw new Error('never'); } };
     const boot = (device) => (formatDevice(device), Kernel.boot({ device, cmdline: 'kho=off', platform }));`;
   // 256 Ki pages: a memmap of 2.5 MiB.
-  assert.ok(externalGrowth(prelude, 'boot(new OwnedHeapDevice(2 ** 30))') < 2 ** 30 + MiB);
+  const owned = externalGrowth(prelude, 'boot(new OwnedHeapDevice(2 ** 30))');
+  assert.ok(owned < 2 ** 30 + MiB, `owned: ${owned - 2 ** 30} bytes over the device`);
   // Emulated machines boot many generations in one process: dead ones' memmaps must count.
-  assert.ok(externalGrowth(prelude, 'boot(new HeapDevice(2 ** 30))') >= 2 ** 30 + 2 * MiB);
+  // Against the owned boot, not a fixed figure: the import and the boot also free some
+  // external memory of their own (0.4-0.5 MiB here, more or less from run to run).
+  const counted = externalGrowth(prelude, 'boot(new HeapDevice(2 ** 30))');
+  assert.ok(counted - owned >= 2 * MiB, `counted: ${counted - owned} bytes over the owned boot`);
 });
 
 test('a device whose page views are not 4-byte aligned (a third-party MemoryDevice) is refused with EINVAL, not a RangeError later', () => {
