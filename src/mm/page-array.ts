@@ -28,7 +28,7 @@ export function pageInts(pages: number, shared: boolean): Int32Array {
 /** Arrays made by makePageArraysAhead and not taken yet. */
 const ahead: { bytes: Uint8Array[]; ints: Int32Array[] } = { bytes: [], ints: [] };
 
-/** The per-page arrays a boot makes for the life of the process: the memmap's and KHO's markers. */
+/** The per-page arrays a boot makes for the life of the process: mm/buddy.ts's state, order, next and prev; kho/incoming.ts's markers. */
 const BOOT_BYTE_ARRAYS = 3;
 const BOOT_INT_ARRAYS = 2;
 

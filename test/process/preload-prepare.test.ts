@@ -25,6 +25,19 @@ function device(tag: string): number {
   return openSync(path, 'r+');
 }
 
+/** Resolves once an interval timer of `ms` has fired `n` times: the event loop kept turning. */
+function intervalTicks(n: number, ms: number): Promise<void> {
+  let ticks = 0;
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      if (++ticks === n) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, ms);
+  });
+}
+
 /** This process as a preloaded successor: boot() waits on the returned predecessor end. */
 function successorHere(tag: string): ControlChannel {
   const pair = getProcLibc().socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC);
@@ -70,7 +83,7 @@ test('"go" sent right behind "prepare", before the successor waits blocking, is 
   assert.equal(predecessor.receiveSync(5000)?.msg.t, 'prepared');
 });
 
-test('"cancel" after "prepare" puts the successor back on the event loop', async () => {
+test('"cancel" after "prepare" puts the successor back to waiting in slices, its event loop turning', async () => {
   const predecessor = successorHere('prepare-cancel');
   // Long enough that a successor still blocking would fail this test with its timeout message.
   const booting = boot({ platform: { takeoverTimeoutMs: 10_000 } });
@@ -78,15 +91,7 @@ test('"cancel" after "prepare" puts the successor back on the event loop', async
   assert.equal((await predecessor.receive()).msg.t, 'ready');
   predecessor.send({ t: 'prepare' });
   predecessor.send({ t: 'cancel' });
-  let ticks = 0;
-  await new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      if (++ticks === 5) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 10);
-  });
+  await intervalTicks(5, 10);
   predecessor.close();
   await assert.rejects(booting, (e: unknown) =>
     /the peer (hung up|closed it)/.test((e as Error).message),
@@ -127,16 +132,8 @@ test('a successor waiting for go (before "prepare") still runs its timers, and t
   const booting = boot({ platform: { takeoverTimeoutMs: 10_000 } });
   assert.equal((await predecessor.receive()).msg.t, 'ready');
   // The wait blocks this thread in slices: the timer fires between them (a wait that
-  // never let the event loop turn would leave it at 0).
-  let ticks = 0;
-  await new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      if (++ticks === 4) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 5);
-  });
+  // never let the event loop turn would never get there).
+  await intervalTicks(4, 5);
   // No "prepare": the slice it is blocking in takes "go" as it comes.
   predecessor.send({ t: 'go', boot: 'not-a-boot-spec' });
   await assert.rejects(booting, (e: unknown) =>
