@@ -114,7 +114,12 @@ export type SlotRead =
   | { ok: true; sequence: number; slot: 0 | 1; payload: Uint8Array }
   | { ok: false; error: StatusError };
 
-/** Reads both slots (copies) and picks the valid one with the higher sequence. */
+/**
+ * Reads both slots (copies of what their headers claim) and picks the valid
+ * one with the higher sequence. Every boot reads the area: a slot never
+ * written (magic 0) is passed over without an error object, and a slot is
+ * copied as far as its header's length, not whole (2 x 32 KiB).
+ */
 export function readArea(device: MemoryDevice, area: StatusRange): SlotRead {
   try {
     checkArea(area, device.size);
@@ -125,8 +130,13 @@ export function readArea(device: MemoryDevice, area: StatusRange): SlotRead {
   let best: Extract<SlotRead, { ok: true }> | null = null;
   let firstError: StatusError | null = null;
   for (const i of [0, 1] as const) {
+    const live = device.bytes(area.base + i * half, half);
+    const head = new DataView(live.buffer, live.byteOffset, SLOT_HEADER_SIZE);
+    if (head.getUint32(SLOT_MAGIC, true) === 0) continue;
+    // The length is read again from the copy, and checked there: the copy is what counts.
+    const claimed = head.getUint32(SLOT_PAYLOAD_LEN, true);
     try {
-      const d = decodeSlot(device.bytes(area.base + i * half, half).slice());
+      const d = decodeSlot(live.slice(0, Math.min(half, SLOT_HEADER_SIZE + claimed)));
       if (best === null || d.sequence > best.sequence) best = { ok: true, slot: i, ...d };
     } catch (err) {
       if (!(err instanceof StatusError)) throw err;
@@ -134,12 +144,11 @@ export function readArea(device: MemoryDevice, area: StatusRange): SlotRead {
     }
   }
   if (best) return best;
+  // Not valid, so one was blank or failed.
+  const why = firstError?.message ?? 'bad magic 0x0 (never written)';
   return {
     ok: false,
-    error: new StatusError(
-      firstError?.code ?? 'EINVAL',
-      `no valid status slot: ${firstError?.message}`,
-    ),
+    error: new StatusError(firstError?.code ?? 'EINVAL', `no valid status slot: ${why}`),
   };
 }
 

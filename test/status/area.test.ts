@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { Machine } from '../../src/index.js';
 import { E820 } from '../../src/memory/memmap-types.js';
-import { SLOT_HEADER_SIZE } from '../../src/status/abi.js';
+import { SLOT_HEADER_SIZE, SLOT_PAYLOAD_LEN } from '../../src/status/abi.js';
 import { decodeSlot, encodeSlot, findStatusArea, readArea } from '../../src/status/area.js';
 import { StatusError } from '../../src/status/errors.js';
 import { decodeStatusPayload, encodeStatusPayload } from '../../src/status/payload.js';
@@ -51,6 +51,33 @@ test('status area: the newest valid slot wins, a torn or damaged slot falls back
   const none = readArea(m.device, area);
   assert.equal(none.ok, false);
   assert.match(String(!none.ok && none.error.message), /no valid status slot: .*(magic|checksum)/);
+});
+
+test('status area: a slot never written is passed over, one whose length overruns it is refused, neither is read as a status', () => {
+  const { m, k } = published();
+  const area = k.status().statusArea;
+  assert.ok(area);
+  const half = area.size / 2;
+  m.device.bytes(area.base, area.size).fill(0);
+  const blank = readArea(m.device, area);
+  assert.equal(blank.ok, false);
+  assert.match(String(!blank.ok && blank.error.message), /no valid status slot: bad magic 0x0/);
+  // One valid slot beside a blank one: that slot, read whole.
+  const payload = Uint8Array.from({ length: 300 }, (_, i) => i & 0xff);
+  m.device.bytes(area.base + half, half).set(encodeSlot(payload, 7, half));
+  const one = readArea(m.device, area);
+  assert.ok(one.ok);
+  assert.equal(one.slot, 1);
+  assert.equal(one.sequence, 7);
+  assert.deepEqual(one.payload, payload);
+  // A header claiming more payload than the slot holds: refused, the other slot wins.
+  const older = encodeSlot(payload, 6, half);
+  new DataView(older.buffer).setUint32(SLOT_PAYLOAD_LEN, half, true);
+  m.device.bytes(area.base, older.length).set(older);
+  m.device.bytes(area.base + half, half).fill(0);
+  const over = readArea(m.device, area);
+  assert.equal(over.ok, false);
+  assert.match(String(!over.ok && over.error.message), /overruns the \d+-byte slot/);
 });
 
 test('status area: found by its memory map type; a range that cannot hold two slots is refused', () => {
