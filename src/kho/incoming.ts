@@ -284,7 +284,10 @@ export class KhoIncomingState {
     const fdt = this.peekSubtree(name);
     if (!fdt)
       throw new KhoError('ENOENT', `no subtree '${name}' in the handover (or retrieved already)`);
-    this.dropSubtree(name);
+    // An FDT subtree has no data block: forgotten without reading and checking it again
+    // (and without dropSubtree's "not a raw blob" error, made and caught, in every restore).
+    if (isBlobDescriptor(fdt)) this.dropSubtree(name);
+    else this.#drop(name, null);
     return fdt;
   }
 

@@ -130,6 +130,26 @@ test('a preserved folio that nobody restores is carried to the next generation, 
   assert.throws(() => k3.kho.restoreFolio(f.pfn * PAGE_SIZE), code('EINVAL'));
 });
 
+test('retrieving a subtree gives its pages back, and a raw subtree its data block too', () => {
+  const m = Machine.create({ size: 32 * MiB });
+  const k1 = m.boot();
+  k1.kho.addSubtree('tree', smallFdt('app,tree-v1'));
+  k1.kho.addSubtree('raw', new Uint8Array(3 * PAGE_SIZE).fill(1), { compatible: 'app,raw-v1' });
+  k1.kexec.load();
+  const k2 = k1.kexec.exec();
+  const held = k2.kho.unclaimed().bytes / PAGE_SIZE;
+  const free = k2.pages.stats().freePages;
+  assert.equal(k2.kho.retrieveSubtree('tree').getString(0, 'compatible'), 'app,tree-v1');
+  const treePages = k2.pages.stats().freePages - free;
+  assert.ok(treePages >= 1, 'the FDT subtree pages are free');
+  assert.equal(k2.kho.unclaimed().bytes / PAGE_SIZE, held - treePages);
+  // Retrieved as an FDT, a raw subtree's descriptor and the block it names both go back.
+  assert.equal(k2.kho.retrieveSubtree('raw').getString(0, 'compatible'), 'app,raw-v1');
+  assert.deepEqual(k2.kho.unclaimed(), { subtrees: [], blocks: 0, bytes: 0 });
+  assert.equal(k2.pages.stats().freePages, free + held);
+  assert.throws(() => k2.kho.retrieveSubtree('tree'), code('ENOENT'));
+});
+
 test('subtrees: EEXIST, ENOENT, bad names and bad FDTs are refused', () => {
   const m = Machine.create({ size: 16 * MiB });
   const k = m.boot();
