@@ -265,7 +265,7 @@ export class Kernel {
     this.addSubsystem(this.#luo);
     this.#status = new KernelStatusArea(
       init.device,
-      init.statusEarly ?? { area: null, previous: null, slot: null, sequence: 0 },
+      init.statusEarly ?? { area: null, history: null, slot: null, sequence: 0 },
     );
     this.addSubsystem(this.#status);
   }
@@ -668,7 +668,7 @@ export class Kernel {
    * @returns false when the device has no status area or the write failed.
    */
   publishStatus(): boolean {
-    if (!this.alive) return false;
+    if (!this.alive || this.#status.area === null) return false;
     const layout = this.memoryLayout();
     return this.#status.publish((maxRuns) => buildStatus(this.#statusSources(layout), maxRuns));
   }
@@ -806,8 +806,13 @@ export class Kernel {
       get kexecCount() {
         return kernel.boot.kexecCount;
       },
-      // Loading a successor is a generation's own judgement that it works.
-      beforeLoad: () => this.markGood(),
+      // Loading a successor is a generation's own judgement that it works. A generation that
+      // has not published yet (boot() defers its first publish to the next turn of the event
+      // loop) does now, outside the downtime: the successor carries the history on from there.
+      beforeLoad: () => {
+        this.markGood();
+        if (!this.#status.published) this.publishStatus();
+      },
       get subsystems() {
         return kernel.subsystems;
       },

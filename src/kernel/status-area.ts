@@ -34,13 +34,13 @@ import type {
   PublishedStatus,
   StatusRange,
 } from '../status/model.js';
-import { decodeStatusPayload, encodeStatusPayload } from '../status/payload.js';
+import { decodeStatusHistory, encodeStatusPayload } from '../status/payload.js';
 import type { BootInfo } from './boot-info.js';
 
 export interface StatusEarly {
   readonly area: StatusRange | null;
-  /** What the previous generation last published there. */
-  readonly previous: PublishedStatus | null;
+  /** The handover history the previous generation last published there. */
+  readonly history: HandoverHistory | null;
   readonly slot: 0 | 1 | null;
   readonly sequence: number;
 }
@@ -52,7 +52,7 @@ export interface StatusEarly {
  * A damaged area is logged and read as empty: status never fails a boot.
  */
 export function statusEarly(ctx: EarlyContext, want: boolean): StatusEarly {
-  const none: StatusEarly = { area: null, previous: null, slot: null, sequence: 0 };
+  const none: StatusEarly = { area: null, history: null, slot: null, sequence: 0 };
   let area: StatusRange | null;
   try {
     area = findStatusArea(ctx.memoryMap.entries(), ctx.device.size);
@@ -68,8 +68,9 @@ export function statusEarly(ctx: EarlyContext, want: boolean): StatusEarly {
       return { ...none, area };
     }
     try {
-      const previous = decodeStatusPayload(read.payload);
-      return { area, previous, slot: read.slot, sequence: read.sequence };
+      // Only the history goes on: the rest of a status is the generation's own.
+      const history = decodeStatusHistory(read.payload);
+      return { area, history, slot: read.slot, sequence: read.sequence };
     } catch (err) {
       if (!(err instanceof StatusError)) throw err;
       ctx.log(`status: the previous status cannot be read: ${err.message}`);
@@ -137,6 +138,7 @@ export class KernelStatusArea implements HandoverSubsystem {
   #history: HandoverHistory;
   #began: (ClockReading & { way: number }) | null = null;
   #lastError: string | null = null;
+  #published = false;
 
   readonly #device: MemoryDevice;
 
@@ -145,7 +147,12 @@ export class KernelStatusArea implements HandoverSubsystem {
     this.area = early.area;
     this.#slot = early.slot;
     this.#sequence = early.sequence;
-    this.#history = early.previous?.handover ?? emptyHistory();
+    this.#history = early.history ?? emptyHistory();
+  }
+
+  /** Whether this generation has written its status into the area yet. */
+  get published(): boolean {
+    return this.#published;
   }
 
   get history(): HandoverHistory {
@@ -246,6 +253,7 @@ export class KernelStatusArea implements HandoverSubsystem {
       }
       this.#sequence += 1;
       this.#slot = writeArea(this.#device, area, payload, this.#sequence, this.#slot);
+      this.#published = true;
       this.#lastError = null;
       return true;
     } catch (err) {

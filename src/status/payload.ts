@@ -181,6 +181,24 @@ export function encodeStatusPayload(s: PublishedStatus): Uint8Array {
  * @throws StatusError EINVAL naming what is wrong.
  */
 export function decodeStatusPayload(bytes: Uint8Array): PublishedStatus {
+  return readPayload(bytes, readTree);
+}
+
+/**
+ * Only the handover history of a payload: what a booting generation carries
+ * on from its predecessor's status (the rest it builds itself), checked as
+ * decodeStatusPayload checks the tree.
+ * @throws StatusError as decodeStatusPayload.
+ */
+export function decodeStatusHistory(bytes: Uint8Array): HandoverHistory {
+  return readPayload(bytes, (r) => {
+    checkCompatible(r.fdt);
+    return readHandover(r, r.node(0, NODE.handover));
+  });
+}
+
+/** Checks the tree whole, then reads it with `read`; any fault of the tree is a StatusError. */
+function readPayload<T>(bytes: Uint8Array, read: (r: Reader) => T): T {
   let fdt: Fdt;
   try {
     fdt = Fdt.from(bytes);
@@ -189,7 +207,7 @@ export function decodeStatusPayload(bytes: Uint8Array): PublishedStatus {
     throw new StatusError('EINVAL', `status tree: ${(err as Error).message}`, { cause: err });
   }
   try {
-    return readTree(new Reader(fdt));
+    return read(new Reader(fdt));
   } catch (err) {
     if (err instanceof StatusError) throw err;
     if (err instanceof FdtError)
@@ -301,8 +319,7 @@ function bad(why: string): StatusError {
   return new StatusError('EINVAL', `status tree: ${why}`);
 }
 
-function readTree(r: Reader): PublishedStatus {
-  const fdt = r.fdt;
+function checkCompatible(fdt: Fdt): void {
   const compatible = fdt.getStringList(0, PROP.compatible);
   if (!compatible.includes(STATUS_COMPATIBLE)) {
     throw new StatusError(
@@ -310,6 +327,11 @@ function readTree(r: Reader): PublishedStatus {
       `status tree is ${JSON.stringify(compatible)}, not ${STATUS_COMPATIBLE}`,
     );
   }
+}
+
+function readTree(r: Reader): PublishedStatus {
+  const fdt = r.fdt;
+  checkCompatible(fdt);
   const bootIdBytes = fdt.getProp(0, PROP.bootId);
   if (bootIdBytes.length !== 16) throw bad(`boot-id is ${bootIdBytes.length} bytes, not 16`);
   const deviceSize = r.u64(0, PROP.deviceSize);

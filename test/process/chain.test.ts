@@ -62,6 +62,12 @@ test('five in-place generations of one process: same PID, chained boot ids, stdi
     [1, 2, 3, 4, 5],
   );
   assert.equal(fx.all('exec').length, 4);
+  // Each generation execs in the turn it booted in, before boot()'s deferred first status
+  // publish: the history still goes on (published at kexec load), none of it dropped.
+  assert.deepEqual(
+    boots.map((b) => b.handovers),
+    [0, 1, 2, 3, 4],
+  );
   // The tracing hook ran right before each execve, in the generation that exec'd.
   assert.deepEqual(
     fx.all('execve').map((e) => e.generation),
