@@ -273,12 +273,12 @@ function start(
   setImmediate(() => booted.publishStatus());
   platform.adopt(kernel);
   platforms.set(kernel, platform);
-  // Off the boot path (the watch and the sentinel cost a spawn): see memory/_truncation.ts.
+  // Off the boot path (the size checks start a timer, the sentinel a spawn): see memory/_truncation.ts.
   setImmediate(() => {
     try {
       device.guardTruncation((s) => process.stderr.write(`livekexec: ${s.message}\n`));
     } catch {
-      // The device was closed before the guard started: nothing left to watch.
+      // The device was closed before the guard started: nothing left to guard.
     }
   });
   if (interval > 0) republish(kernel, interval);

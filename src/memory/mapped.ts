@@ -417,11 +417,11 @@ export class MappedDevice implements MemoryDevice {
     }
   }
 
-  /** munmap every window and close the descriptor (releasing the lock). Idempotent. */
   /**
-   * Watches the file for a shrink by another process (see _truncation.ts):
-   * the size is put back and `onShrink` told; a sentinel explains a SIGBUS
-   * death. Ended by close(). For the owner of a real device.
+   * Guards the file against a shrink by another process (see _truncation.ts):
+   * its size is looked at every 100 ms, put back and `onShrink` told; a
+   * sentinel explains a SIGBUS death. Ended by close(). For the owner of a
+   * real device.
    */
   guardTruncation(onShrink: (s: DeviceShrink) => void): void {
     if (this.guard !== null) return;
@@ -434,6 +434,7 @@ export class MappedDevice implements MemoryDevice {
     return this.guard?.check() ?? false;
   }
 
+  /** munmap every window and close the descriptor (releasing the lock). Idempotent. */
   close(): void {
     const fd = this.fdOrNull;
     if (fd === null) return;

@@ -7,7 +7,9 @@ import {
   existsSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statfsSync,
   statSync,
@@ -151,6 +153,40 @@ test('mapped: without WebAssembly a window is a plain mapping, and behaves the s
   );
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'undefined true 1,2,3');
+});
+
+/** This process's inotify instances. */
+function inotifyInstances(): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:inotify';
+    } catch {
+      return false; // closed since the listing
+    }
+  }).length;
+}
+
+test('mapped: the truncation guard puts a shrunk file back without an inotify instance (closing one at execve waits for an SRCU grace period, in the downtime)', async () => {
+  const before = inotifyInstances();
+  const path = fresh();
+  const d = MappedDevice.open(path, { create: true, size: 4 * PAGE_SIZE });
+  const shrinks: { found: number; restored: boolean }[] = [];
+  try {
+    d.guardTruncation((s) => shrinks.push(s));
+    assert.equal(inotifyInstances(), before);
+    chmodSync(path, 0o600); // the owner's own 0400 stops no one who means it
+    truncateSync(path, PAGE_SIZE);
+    for (let i = 0; i < 100 && shrinks.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(
+      shrinks.map((s) => [s.found, s.restored]),
+      [[PAGE_SIZE, true]],
+    );
+    assert.equal(statSync(path).size, 4 * PAGE_SIZE);
+  } finally {
+    d.close();
+  }
 });
 
 test('mapped: a symlink is refused with ELOOP', () => {
