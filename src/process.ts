@@ -33,7 +33,7 @@ import { decodeDeviceHeader, formatDevice } from './memory/header.js';
 import { growDeviceFile } from './memory/hotplug.js';
 import { MappedDevice } from './memory/mapped.js';
 import { makePageArraysAhead } from './mm/page-array.js';
-import { rehearseControlChannel, rehearseHandovers } from './rehearsal.js';
+import { rehearseControlChannel, rehearseHandovers, rehearseStatusRead } from './rehearsal.js';
 import {
   defaultDevicePath,
   defaultRelease,
@@ -436,8 +436,9 @@ async function bootPreloaded(options: ProcessBootOptions): Promise<ProcessKernel
  * call and optimizes it once it ran a while: enough runs that the boot's
  * code is optimized, and a pause for the compiler threads to finish, so
  * that no compilation competes with the boot for the CPU) and, before them,
- * the control channel's exchange (receiving "prepare" and "go" as it will), then
- * collects the garbage, so that no collection is due during the boot.
+ * the control channel's exchange (receiving "prepare" and "go" as it will),
+ * and the read of the predecessor's status (which they have no area for),
+ * then collects the garbage, so that no collection is due during the boot.
  */
 async function readyTakeover(device: MappedDevice): Promise<void> {
   mapWhole(device);
@@ -446,6 +447,7 @@ async function readyTakeover(device: MappedDevice): Promise<void> {
   // changed"), and the real boot ran them cold again (KHO's tree walked in 4 ms, not 0.3).
   await rehearseControlChannel();
   rehearseHandovers(TAKEOVER_REHEARSALS);
+  rehearseStatusRead(device);
   warmNodeTimers();
   await new Promise((resolve) => setTimeout(resolve, COMPILER_SETTLE_MS));
   await collectGarbage();
