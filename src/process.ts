@@ -27,6 +27,7 @@ import {
   placeReceivedFds,
   TAKEOVER_TIMEOUT,
 } from './kexec/process-platform.js';
+import { ENV_REAP, reapInherited, reapListFor } from './kexec/reap.js';
 import { sdNotify } from './kexec/sd-notify.js';
 import { PAGE_SIZE } from './memory/device.js';
 import { decodeDeviceHeader, formatDevice } from './memory/header.js';
@@ -50,6 +51,7 @@ import {
   armTrial,
   describeFds,
   type Inherited,
+  setTrialEnv,
   trialBooted,
   trialGood,
   trialSuccessorEnv,
@@ -149,6 +151,7 @@ export async function boot(options: ProcessBootOptions = {}): Promise<ProcessKer
   const env = process.env;
   mainScriptRealPath(); // now, before a deploy flips a release symlink: the fallback's path
   takeServiceFds();
+  reapInherited(env);
   if (env[ENV_PRELOAD] !== undefined) return bootPreloaded(options);
   const spec = env[ENV_BOOT];
   if (spec !== undefined) {
@@ -276,7 +279,11 @@ function start(
   // Off the boot path (the size checks start a timer, the sentinel a spawn): see memory/_truncation.ts.
   setImmediate(() => {
     try {
-      device.guardTruncation((s) => process.stderr.write(`livekexec: ${s.message}\n`));
+      device.guardTruncation(
+        (s) => process.stderr.write(`livekexec: ${s.message}\n`),
+        // A failed try execs the next one in place: it reaps this sentinel too.
+        (pid) => setTrialEnv(ENV_REAP, reapListFor([pid])),
+      );
     } catch {
       // The device was closed before the guard started: nothing left to guard.
     }

@@ -171,6 +171,12 @@ export function trialGood(): void {
   s.deadline = null;
 }
 
+/** Sets a variable of the environment a failed try starts the next try or the fallback with. */
+export function setTrialEnv(name: string, value: string): void {
+  const s = state();
+  if (s?.armed) s.env[name] = value;
+}
+
 /** True while this process runs a handover on trial not yet marked good. */
 export function onTrial(): boolean {
   const s = state();

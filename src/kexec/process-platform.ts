@@ -27,6 +27,7 @@ import {
   trialDefaults,
 } from './kexec.js';
 import { ENV_FALLBACK_MAIN, ENV_MAIN, mainScriptRealPath, startedScript } from './main-script.js';
+import { ENV_REAP, reapListFor } from './reap.js';
 import { notifyMainPid, notifyReady, notifyReloading } from './sd-notify.js';
 
 export { mainScriptRealPath } from './main-script.js';
@@ -175,6 +176,9 @@ export class ProcessPlatform implements KexecPlatform<never> {
       [ENV_BOOT]: bootSpec(this.device.path, image.segment.base),
       [ENV_DEVICE_FD]: String(this.device.fd),
     };
+    // Children of this program that outlive the execve, for the successor to reap.
+    const reap = reapListFor(this.device.guardChildren());
+    if (reap !== '') extra[ENV_REAP] = reap;
     // The IPC channel to a parent (process.send: pm2, fork()) stays open and the successor's node takes it up.
     const channel = ipcChannelFd();
     if (channel !== null) extra.NODE_CHANNEL_FD = String(channel);
@@ -568,7 +572,7 @@ export function successorEnv(
   extra: Readonly<Record<string, string>>,
 ): string[] {
   const base: Record<string, string | undefined> = { ...(image.env ?? process.env) };
-  for (const k of [ENV_BOOT, ENV_DEVICE_FD, ENV_PRELOAD, ENV_MAIN]) delete base[k];
+  for (const k of [ENV_BOOT, ENV_DEVICE_FD, ENV_PRELOAD, ENV_MAIN, ENV_REAP]) delete base[k];
   base[ENV_FALLBACK_MAIN] = startedScript();
   Object.assign(base, extra);
   const out: string[] = [];

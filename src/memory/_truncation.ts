@@ -141,6 +141,7 @@ export class TruncationGuard {
     private readonly path: string,
     private readonly size: number,
     private readonly onShrink: (s: DeviceShrink) => void,
+    private readonly onSentinel?: (pid: number) => void,
   ) {}
 
   #timer: ReturnType<typeof setTimeout> | null = null;
@@ -178,11 +179,20 @@ export class TruncationGuard {
       child.unref();
       (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
       this.#sentinel = child;
+      if (child.pid !== undefined) this.onSentinel?.(child.pid);
     } catch {
       this.#sentinel = null;
     } finally {
       if (flags >= 0) libc.fcntl(this.fd, F_SETFD, flags);
     }
+  }
+
+  /** The sentinel's PID while it runs: it outlives an in-place execve, and the next program reaps it. */
+  get sentinelPid(): number | null {
+    const child = this.#sentinel;
+    return child !== null && child.exitCode === null && child.signalCode === null
+      ? (child.pid ?? null)
+      : null;
   }
 
   /** Looks at the file's size now; a shrink is put back and reported. @returns whether it had shrunk. */

@@ -420,13 +420,19 @@ export class MappedDevice implements MemoryDevice {
   /**
    * Guards the file against a shrink by another process (see _truncation.ts):
    * its size is looked at every 100 ms, put back and `onShrink` told; a
-   * sentinel explains a SIGBUS death. Ended by close(). For the owner of a
-   * real device.
+   * sentinel explains a SIGBUS death (`onSentinel` is told its PID). Ended
+   * by close(). For the owner of a real device.
    */
-  guardTruncation(onShrink: (s: DeviceShrink) => void): void {
+  guardTruncation(onShrink: (s: DeviceShrink) => void, onSentinel?: (pid: number) => void): void {
     if (this.guard !== null) return;
-    this.guard = new TruncationGuard(this.live(), this.path, this.size, onShrink);
+    this.guard = new TruncationGuard(this.live(), this.path, this.size, onShrink, onSentinel);
     this.guard.start();
+  }
+
+  /** The PIDs of the guard's child processes (its sentinel), which outlive an in-place execve. */
+  guardChildren(): number[] {
+    const pid = this.guard?.sentinelPid ?? null;
+    return pid === null ? [] : [pid];
   }
 
   /** Whether the file shrank since it was mapped (restoring it and reporting as guardTruncation does). */

@@ -46,6 +46,7 @@ export const SO_DOMAIN = 39;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const MFD_CLOEXEC = 1;
+export const WNOHANG = 1;
 /** (void *)-1 as koffi.address() reports it. */
 export const MAP_FAILED = 0xffffffffffffffffn;
 /** setpriority(2)'s `which` for one task (who 0: the caller). */
@@ -120,6 +121,8 @@ export interface Libc {
   /** setpriority(PRIO_PROCESS, 0, nice): the calling thread's nice value (per thread on Linux). */
   setNice(nice: number): number;
   schedYield(): number;
+  /** waitpid(2) without the status: the child's PID, 0 (WNOHANG, still running) or -1 (errno). */
+  waitpid(pid: number, options: number): number;
   /** poll on a worker thread, so the event loop keeps running. */
   pollAsync(fds: Uint8Array, n: number, timeoutMs: number): Promise<number>;
   /** C memory of `size` bytes (for structures holding pointers); give it back with `free`. */
@@ -211,6 +214,7 @@ export function getLibc(): Libc {
   const poll = fn('int poll(void *fds, unsigned long n, int timeout)');
   const setpriority = fn('int setpriority(int which, uint32_t who, int prio)');
   const schedYield = fn('int sched_yield(void)');
+  const waitpid = fn('int waitpid(int pid, void *status, int options)');
   libc = {
     open: (path, flags, mode) => open(path, flags, 'uint32_t', mode) as number,
     close: (fd) => close(fd) as number,
@@ -265,6 +269,7 @@ export function getLibc(): Libc {
     poll: (fds, n, timeoutMs) => poll(fds, n, timeoutMs) as number,
     setNice: (nice) => setpriority(PRIO_PROCESS, 0, nice) as number,
     schedYield: () => schedYield() as number,
+    waitpid: (pid, options) => waitpid(pid, null, options) as number,
     pollAsync: (fds, n, timeoutMs) =>
       new Promise((resolve, reject) => {
         poll.async(fds, n, timeoutMs, (err: unknown, rc: number) => {

@@ -73,6 +73,8 @@ export interface ProcLibc {
   /** The calling thread's nice value (setpriority; per thread on Linux). */
   setNice(nice: number): number;
   schedYield(): number;
+  /** waitpid(2) without the status: the child's PID, 0 (WNOHANG, still running) or -1 (errno). */
+  waitpid(pid: number, options: number): number;
 }
 
 let procLibc: ProcLibc | null = null;
@@ -84,6 +86,7 @@ export function getProcLibc(): ProcLibc {
     execve: (path, argv, envp) => libc.execve(path, argv, envp),
     setNice: (nice) => libc.setNice(nice),
     schedYield: () => libc.schedYield(),
+    waitpid: (pid, options) => libc.waitpid(pid, options),
     signal: (sig, handler) => libc.signal(sig, handler),
     sigaction: (sig, act, oldact) => libc.sigaction(sig, act, oldact),
     fcntl: (fd, cmd, arg) => libc.fcntl(fd, cmd, arg),
