@@ -8,7 +8,9 @@
  * - node alone (a reference): node execve'd into itself, no livekexec code
  *   in the successor, "ready" at its first statement: node's own start-up;
  * - in place: kexec exec replaces the process by execve (same PID); the
- *   successor boots from LIVEKEXEC_BOOT and restores the memory with KHO;
+ *   successor boots from LIVEKEXEC_BOOT and restores the memory with KHO
+ *   (each generation serves a turn of its event loop before its exec, as a
+ *   program does);
  *   with boot counting on (the default), so the successor preloads
  *   trial-boot.cjs and boots on trial;
  * - in place, no boot counting: the same with kexec.load({ trial: false }),
