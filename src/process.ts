@@ -27,7 +27,7 @@ import {
   placeReceivedFds,
   TAKEOVER_TIMEOUT,
 } from './kexec/process-platform.js';
-import { ENV_REAP, reapInherited, reapListFor } from './kexec/reap.js';
+import { ENV_REAP, reapEnv, reapInherited, reapListFor } from './kexec/reap.js';
 import { sdNotify } from './kexec/sd-notify.js';
 import { PAGE_SIZE } from './memory/device.js';
 import { decodeDeviceHeader, formatDevice } from './memory/header.js';
@@ -298,6 +298,7 @@ function start(
       // A try started by a supervisor (a restart handover) falls back to the same program.
       [ENV_FALLBACK_MAIN]: process.env[ENV_FALLBACK_MAIN] || (startedScript() ?? ''),
       ...fdMapEnv(),
+      ...reapEnv(),
     };
     // trialBooted adds the handover's names to the environment armTrial copies.
     // A preloaded successor's preserved files came by the channel (received), not

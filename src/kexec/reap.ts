@@ -38,13 +38,15 @@ export function reapListFor(children: readonly number[]): string {
 }
 
 /**
- * Reaps the children ENV_REAP names: those that have exited now, the others
- * as they exit (a timer that keeps nothing alive). Leaves ENV_REAP in the
- * environment: a trial's next try, started from a copy of it, reaps what
- * this one could not.
+ * Takes ENV_REAP out of the environment (the program's own children have
+ * nothing to reap) and reaps the children it names: those that have exited
+ * now, the others as they exit (a timer that keeps nothing alive). A trial
+ * armed before (trial-boot) keeps its own copy; one armed after gets
+ * reapEnv().
  */
 export function reapInherited(env: NodeJS.ProcessEnv = process.env): void {
   pending = parseReapList(env[ENV_REAP]);
+  delete env[ENV_REAP];
   reapExited();
   if (pending.length === 0) return;
   let tries = 0;
@@ -53,6 +55,11 @@ export function reapInherited(env: NodeJS.ProcessEnv = process.env): void {
     if (pending.length === 0 || ++tries >= REAP_TRIES) clearInterval(timer);
   }, REAP_EVERY_MS);
   timer.unref();
+}
+
+/** ENV_REAP for a failed try's next try or fallback: what this program has still to reap. */
+export function reapEnv(): Record<string, string> {
+  return pending.length === 0 ? {} : { [ENV_REAP]: pending.join(',') };
 }
 
 /** waitpid for each pending child that is this process's and has exited; drops those that are not. */

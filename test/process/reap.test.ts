@@ -31,6 +31,31 @@ test('in-place generations that served leave no zombie: each reaps the sentinel 
   assert.equal((await fx.exited).code, 0, fx.report());
 });
 
+test('a try that failed after serving leaves no zombie either: the next try reaps its sentinel', {
+  timeout: 60_000,
+}, async () => {
+  const device = tempDevice('reap-trial');
+  const marker = `${device}.failed`;
+  const fx = new Fixture('reap.mjs', [device, '3', marker]);
+  cleanups.push(() => {
+    fx.cleanup();
+    removeDevice(device);
+    removeDevice(marker);
+  });
+  const last = await fx.waitFor('children', 40_000);
+  assert.equal(fx.all('fail').length, 1, fx.report());
+  assert.equal(last.generation, 3, fx.report());
+  const children = last.children as [number, string, string][];
+  assert.deepEqual(
+    children.filter(([, state]) => state === 'Z'),
+    [],
+    `zombies among ${JSON.stringify(children)}`,
+  );
+  assert.ok(children.length <= 1, JSON.stringify(children));
+  fx.finish();
+  assert.equal((await fx.exited).code, 0, fx.report());
+});
+
 test(`${ENV_REAP} is untrusted: only decimal PIDs of other processes are taken, once each`, () => {
   const self = String(process.pid);
   const cases: [string | undefined, number[]][] = [
