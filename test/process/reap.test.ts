@@ -8,52 +8,43 @@ after(() => {
   for (const c of cleanups) c();
 });
 
-test('in-place generations that served leave no zombie: each reaps the sentinel its predecessor left running at execve', {
-  timeout: 60_000,
-}, async () => {
-  const device = tempDevice('reap');
-  const fx = new Fixture('reap.mjs', [device, '4']);
+/** Runs reap.mjs to its last generation; returns that generation's children ([pid, state, comm]). */
+async function lastChildren(name: string, last: number, marker?: string) {
+  const device = tempDevice(name);
+  const fx = new Fixture('reap.mjs', [device, String(last), ...(marker ? [marker] : [])]);
   cleanups.push(() => {
     fx.cleanup();
     removeDevice(device);
+    if (marker) removeDevice(marker);
   });
-  const last = await fx.waitFor('children', 30_000);
-  assert.equal(last.generation, 4, fx.report());
-  const children = last.children as [number, string, string][];
+  const end = await fx.waitFor('children', 40_000);
+  assert.equal(end.generation, last, fx.report());
+  const children = end.children as [number, string, string][];
   assert.deepEqual(
     children.filter(([, state]) => state === 'Z'),
     [],
     `zombies among ${JSON.stringify(children)}`,
   );
-  // This generation's own sentinel only: the three before it are gone.
-  assert.ok(children.length <= 1, JSON.stringify(children));
   fx.finish();
   assert.equal((await fx.exited).code, 0, fx.report());
+  return { children, fails: fx.all('fail').length };
+}
+
+test('in-place generations that served leave no zombie: each reaps the sentinel its predecessor left running at execve', {
+  timeout: 60_000,
+}, async () => {
+  const { children } = await lastChildren('reap', 4);
+  // This generation's own sentinel only: the three before it are gone.
+  assert.ok(children.length <= 1, JSON.stringify(children));
 });
 
 test('a try that failed after serving leaves no zombie either: the next try reaps its sentinel', {
   timeout: 60_000,
 }, async () => {
-  const device = tempDevice('reap-trial');
-  const marker = `${device}.failed`;
-  const fx = new Fixture('reap.mjs', [device, '3', marker]);
-  cleanups.push(() => {
-    fx.cleanup();
-    removeDevice(device);
-    removeDevice(marker);
-  });
-  const last = await fx.waitFor('children', 40_000);
-  assert.equal(fx.all('fail').length, 1, fx.report());
-  assert.equal(last.generation, 3, fx.report());
-  const children = last.children as [number, string, string][];
-  assert.deepEqual(
-    children.filter(([, state]) => state === 'Z'),
-    [],
-    `zombies among ${JSON.stringify(children)}`,
-  );
+  const device = tempDevice('reap-trial-marker');
+  const { children, fails } = await lastChildren('reap-trial', 3, `${device}.failed`);
+  assert.equal(fails, 1, 'the first try of generation 2 failed');
   assert.ok(children.length <= 1, JSON.stringify(children));
-  fx.finish();
-  assert.equal((await fx.exited).code, 0, fx.report());
 });
 
 test(`${ENV_REAP} is untrusted: only decimal PIDs of other processes are taken, once each`, () => {
