@@ -6,7 +6,11 @@ import { E820 } from '../../src/memory/memmap-types.js';
 import { SLOT_HEADER_SIZE, SLOT_PAYLOAD_LEN } from '../../src/status/abi.js';
 import { decodeSlot, encodeSlot, findStatusArea, readArea } from '../../src/status/area.js';
 import { StatusError } from '../../src/status/errors.js';
-import { decodeStatusPayload, encodeStatusPayload } from '../../src/status/payload.js';
+import {
+  decodeStatusHistory,
+  decodeStatusPayload,
+  encodeStatusPayload,
+} from '../../src/status/payload.js';
 
 const MiB = 1024 * 1024;
 
@@ -21,9 +25,10 @@ function published() {
   return { m, k, status };
 }
 
-test('status payload: what is encoded decodes to the same status', () => {
+test('status payload: what is encoded decodes to the same status, and its history alone to the same history', () => {
   const { status } = published();
   assert.deepEqual(decodeStatusPayload(encodeStatusPayload(status)), status);
+  assert.deepEqual(decodeStatusHistory(encodeStatusPayload(status)), status.handover);
 });
 
 test('status area: the newest valid slot wins, a torn or damaged slot falls back to the other', () => {
@@ -133,6 +138,13 @@ test('status decoders: any damage to a slot or its tree is a StatusError or a va
         try {
           const s = decodeStatusPayload(tree);
           for (const r of s.layout.runs) assert.ok(r.base + r.size <= s.deviceSize);
+        } catch (err) {
+          assert.ok(err instanceof StatusError, String(err));
+        }
+        // What a booting generation reads of it: the history alone, the same checks.
+        try {
+          const h = decodeStatusHistory(tree);
+          assert.ok(Number.isSafeInteger(h.handovers) && h.handovers >= 0);
         } catch (err) {
           assert.ok(err instanceof StatusError, String(err));
         }
