@@ -286,7 +286,7 @@ export class KhoIncomingState {
       throw new KhoError('ENOENT', `no subtree '${name}' in the handover (or retrieved already)`);
     // An FDT subtree has no data block: forgotten without reading and checking it again
     // (and without dropSubtree's "not a raw blob" error, made and caught, in every restore).
-    if (isBlobDescriptor(fdt)) this.dropSubtree(name);
+    if (hasBlobData(fdt)) this.dropSubtree(name);
     else this.#drop(name, null);
     return fdt;
   }
@@ -510,5 +510,19 @@ export class KhoIncomingState {
       throw new KhoError('EINVAL', `${hex(Number(phys))} is not a page address inside the device`);
     }
     return phys / PAGE_SIZE;
+  }
+}
+
+/**
+ * Whether a valid FDT is a raw subtree's descriptor. Valid is not the same as
+ * shaped as expected: a tree whose structure begins with a NOP has no node
+ * at offset 0, and that is no descriptor either (an FdtError from a reader).
+ */
+function hasBlobData(fdt: Fdt): boolean {
+  try {
+    return isBlobDescriptor(fdt);
+  } catch (err) {
+    if (err instanceof FdtError) return false;
+    throw err;
   }
 }

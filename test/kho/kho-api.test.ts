@@ -1,5 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import {
+  FDT_NOP,
+  FDT_TAGSIZE,
+  HDR_OFF_DT_STRINGS,
+  HDR_OFF_DT_STRUCT,
+  HDR_SIZE_DT_STRUCT,
+  HDR_TOTALSIZE,
+} from '../../src/fdt/format.js';
 import { KhoError } from '../../src/kho/errors.js';
 import { parseRootFdt } from '../../src/kho/root-fdt.js';
 import { Machine } from '../../src/machine.js';
@@ -148,6 +156,36 @@ test('retrieving a subtree gives its pages back, and a raw subtree its data bloc
   assert.deepEqual(k2.kho.unclaimed(), { subtrees: [], blocks: 0, bytes: 0 });
   assert.equal(k2.pages.stats().freePages, free + held);
   assert.throws(() => k2.kho.retrieveSubtree('tree'), code('ENOENT'));
+});
+
+/** `blob` with a NOP token before its root node: a valid FDT with no node at offset 0. */
+function withLeadingNop(blob: Uint8Array): Uint8Array {
+  const v = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
+  const struct = v.getUint32(HDR_OFF_DT_STRUCT);
+  const out = new Uint8Array(blob.length + FDT_TAGSIZE);
+  out.set(blob.subarray(0, struct));
+  new DataView(out.buffer).setUint32(struct, FDT_NOP);
+  out.set(blob.subarray(struct), struct + FDT_TAGSIZE);
+  const o = new DataView(out.buffer);
+  o.setUint32(HDR_TOTALSIZE, out.length);
+  o.setUint32(HDR_OFF_DT_STRINGS, v.getUint32(HDR_OFF_DT_STRINGS) + FDT_TAGSIZE);
+  o.setUint32(HDR_SIZE_DT_STRUCT, v.getUint32(HDR_SIZE_DT_STRUCT) + FDT_TAGSIZE);
+  return out;
+}
+
+test('a subtree whose tree starts with a NOP is retrieved (no node at offset 0 is no raw blob either), and its pages go back', () => {
+  const m = Machine.create({ size: 32 * MiB });
+  const k1 = m.boot();
+  k1.kho.addSubtree('nop', withLeadingNop(smallFdt('app,nop-v1')));
+  k1.kexec.load();
+  const k2 = k1.kexec.exec();
+  const free = k2.pages.stats().freePages;
+  const fdt = k2.kho.retrieveSubtree('nop');
+  const root = fdt.nextNode(-1, 0).offset; // past the NOP, as libfdt's fdt_next_node
+  assert.equal(root, FDT_TAGSIZE);
+  assert.equal(fdt.getString(root, 'compatible'), 'app,nop-v1');
+  assert.ok(k2.pages.stats().freePages > free, 'its pages are free');
+  assert.deepEqual(k2.kho.unclaimed(), { subtrees: [], blocks: 0, bytes: 0 });
 });
 
 test('subtrees: EEXIST, ENOENT, bad names and bad FDTs are refused', () => {
