@@ -13,8 +13,9 @@
  *    program touches the hole if the check gets there first. Not an inotify
  *    watch: the watch's descriptor is closed at execve, and closing an
  *    inotify instance that held a watch waits for an SRCU grace period in
- *    the kernel (fsnotify's mark reaper): 7-16 ms added to every in-place
- *    execve here, in the downtime. An fstat every 100 ms costs nothing like it.
+ *    the kernel (fsnotify's mark reaper): 12-23 ms of every in-place
+ *    handover here, in the downtime (BENCHMARKS.md, session 13). An fstat
+ *    every 100 ms costs nothing like it.
  * 3. A sentinel process (a few lines of sh) that outlives the owner: when the
  *    owner is gone and the file is shorter than the owner mapped it, it
  *    prints why on the owner's stderr, so a SIGBUS death never goes unexplained.
