@@ -98,6 +98,7 @@ export interface DevicePeek {
  */
 export class MappedDevice implements MemoryDevice {
   readonly pageSize = PAGE_SIZE;
+  readonly size: number;
   readonly pages: number;
   readonly name: string;
   readonly ownedForLife = true;
@@ -114,10 +115,14 @@ export class MappedDevice implements MemoryDevice {
   private constructor(
     readonly path: string,
     fd: number,
-    readonly size: number,
+    size: number,
   ) {
     this.fdOrNull = fd;
-    this.pages = size / PAGE_SIZE;
+    // Small integers (Smis) whatever gave them: fstat's sizes come boxed (read from a
+    // Float64Array), a rehearsal's device's unboxed, and V8's code optimized on the one
+    // deoptimizes on the other inside a downtime. Math.trunc unboxes what fits.
+    this.size = Math.trunc(size);
+    this.pages = Math.trunc(size / PAGE_SIZE);
     this.name = path;
   }
 
