@@ -13,7 +13,7 @@ import { commandText, markedGood, trialStarted } from '../kexec/boot-counting.js
 import { KexecError } from '../kexec/errors.js';
 import { Kexec, type KexecHost, type KexecPlatform, type LoadedImage } from '../kexec/kexec.js';
 
-import type { KhoEarly } from '../kho/early.js';
+import { type KhoEarly, khoEarly } from '../kho/early.js';
 import { Kho } from '../kho/kho.js';
 import { ReserveMem } from '../kho/reserve-mem.js';
 import type { FileHandler } from '../luo/handlers.js';
@@ -606,7 +606,12 @@ export class Kernel {
       nodes: this.nodes,
       crashArea: null,
       log: [`crash kernel: ${reason}`],
-      khoEarly: { enabled: false, disabledReason: 'crash kernel', scratch: [], incoming: null },
+      khoEarly: khoEarly({
+        enabled: false,
+        disabledReason: 'crash kernel',
+        scratch: [],
+        incoming: null,
+      }),
     });
     this.#platform.adopt?.(crash);
     return crash;

@@ -42,6 +42,23 @@ export interface KhoEarly {
 }
 
 /**
+ * A KhoEarly with every field, in one order: the object literals of a cold
+ * boot, a revival and a disabled KHO had three shapes, and KHO's code that
+ * rehearsals optimized on one deoptimized on another in a successor's
+ * restore.
+ */
+export function khoEarly(e: KhoEarly): KhoEarly {
+  return {
+    enabled: e.enabled,
+    disabledReason: e.disabledReason,
+    revivalRefused: e.revivalRefused,
+    scratch: e.scratch,
+    incoming: e.incoming,
+    scratchPending: e.scratchPending,
+  };
+}
+
+/**
  * KHO's part of early boot. A KHO boot (root FDT and scratch in setup_data,
  * `kho=on`) runs memblock scratch-only while it reads the handover, reserves
  * every preserved block with no-init, turns the preserved extents of the
@@ -59,7 +76,7 @@ export function khoEarlyInit(ctx: EarlyContext, options: { disabled?: string } =
     const why = options.disabled ?? 'kho=off';
     if (rootData)
       ctx.log(`KHO: ${why}: not reviving the handover; preserved memory stays reserved`);
-    return { enabled: false, disabledReason: why, scratch: [], incoming: null };
+    return khoEarly({ enabled: false, disabledReason: why, scratch: [], incoming: null });
   }
   let revivalRefused: string | undefined;
   const asked = ctx.params.get(KHO_SCRATCH);
@@ -80,7 +97,13 @@ export function khoEarlyInit(ctx: EarlyContext, options: { disabled?: string } =
   // Sized now, from the kernel's own reservations; placed after the fixed ranges of other subsystems.
   if (asked) ctx.log(`KHO: kho_scratch=: ${describeKhoScratch(asked)}`);
   const plan = planScratch(ctx.memblock, ctx.nodes, asked);
-  return { enabled: true, revivalRefused, scratch: [], incoming: null, scratchPending: plan };
+  return khoEarly({
+    enabled: true,
+    revivalRefused,
+    scratch: [],
+    incoming: null,
+    scratchPending: plan,
+  });
 }
 
 /**
@@ -93,17 +116,17 @@ export function khoScratchInit(ctx: EarlyContext, early: KhoEarly): KhoEarly {
   try {
     const scratch = allocateScratch(ctx.memblock, ctx.nodes, early.scratchPending);
     for (const a of scratch) ctx.memoryMap.add(a.base, a.size, E820.SCRATCH);
-    return { ...early, scratch, scratchPending: undefined };
+    return khoEarly({ ...early, scratch, scratchPending: undefined });
   } catch (err) {
     if (!(err instanceof KhoError)) throw err;
     ctx.log(`KHO: ${err.message}: disabling kexec handover`);
-    return {
+    return khoEarly({
       ...early,
       enabled: false,
       disabledReason: err.message,
       scratch: [],
       scratchPending: undefined,
-    };
+    });
   }
 }
 
@@ -144,7 +167,7 @@ function revive(
   );
   const { runPfn, runBlocks, runOrder, runs } = walk.blockRuns;
   const incoming = { root, rootFdt, runPfn, runBlocks, runOrder, runs, treePages: walk.nodePhys };
-  return { enabled: true, scratch, incoming };
+  return khoEarly({ enabled: true, scratch, incoming });
 }
 
 /**

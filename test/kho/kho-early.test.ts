@@ -4,7 +4,7 @@ import { decodeBootBlock } from '../../src/boot/bootblock.js';
 import { defaultEarlyParams } from '../../src/boot/params.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { memblockFromMap } from '../../src/kernel/memory-layout.js';
-import { khoEarlyInit } from '../../src/kho/early.js';
+import { khoEarlyInit, khoScratchInit } from '../../src/kho/early.js';
 import { Machine } from '../../src/machine.js';
 import { MemoryMap } from '../../src/memory/memmap.js';
 import { E820 } from '../../src/memory/memmap-types.js';
@@ -43,16 +43,17 @@ function earlyWith(
   edit(map, preserved, gaps);
   const memblock = memblockFromMap(map);
   const log: string[] = [];
-  const early = khoEarlyInit({
+  const ctx = {
     device: k1.device,
     memoryMap: map,
     memblock,
     params: defaultEarlyParams().parseAll(''),
     setupData: block.setupData,
     nodes: [{ base: 0, size: k1.device.size }],
-    log: (l) => log.push(l),
-  });
-  return { early, memblock, map, preserved, log };
+    log: (l: string) => log.push(l),
+  };
+  const early = khoEarlyInit(ctx);
+  return { early, memblock, map, preserved, log, ctx };
 }
 
 test('KHO early: preserved blocks where the map says reserved refuse revival; nothing becomes memory', () => {
@@ -78,4 +79,21 @@ test('KHO early: only the preserved parts of an extent become memory, not a rese
   });
   assert.ok(early.incoming !== null, early.revivalRefused);
   assert.equal(memblock.isMemory(hole.addr, hole.size), false);
+});
+
+test('KHO early: a revival, a refusal, a cold boot and KHO off all decide the same fields, in one order', () => {
+  // Code optimized on one shape deoptimizes on another: a successor's restore ran KHO's
+  // checks compiled, by its rehearsals, for a shape it did not have (one deopt a handover).
+  const revived = earlyWith(() => {}).early;
+  const refused = earlyWith((map, preserved) => {
+    for (const r of preserved) map.update(r.base, r.size, E820.PRESERVED, E820.RESERVED);
+  });
+  const cold = khoScratchInit(refused.ctx, refused.early);
+  const off = khoEarlyInit(refused.ctx, { disabled: 'kho=off' });
+  assert.ok(revived.incoming !== null, revived.revivalRefused);
+  assert.ok(refused.early.revivalRefused);
+  assert.ok(cold.scratch.length > 0);
+  assert.equal(off.enabled, false);
+  const fields = Object.keys(revived);
+  for (const e of [refused.early, cold, off]) assert.deepEqual(Object.keys(e), fields);
 });
