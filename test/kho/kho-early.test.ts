@@ -83,7 +83,7 @@ test('KHO early: only the preserved parts of an extent become memory, not a rese
 
 test('KHO early: a revival, a refusal, a cold boot and KHO off all decide the same fields, in one order', () => {
   // Code optimized on one shape deoptimizes on another: a successor's restore ran KHO's
-  // checks compiled, by its rehearsals, for a shape it did not have (one deopt a handover).
+  // checks compiled, by its rehearsals, for a shape it did not have (a deopt every handover).
   const revived = earlyWith(() => {}).early;
   const refused = earlyWith((map, preserved) => {
     for (const r of preserved) map.update(r.base, r.size, E820.PRESERVED, E820.RESERVED);
