@@ -125,8 +125,10 @@ const PAGE_LIST_FOLIOS = 2048;
  * Reads, as a booting generation reads its predecessor's, the status the
  * device's owner has published (the area keeps its address for the life of
  * the device; the device header's map names it), and drops it: the handover
- * rehearsals have no status area, and cold, that read took 0.6-0.8 ms of a
- * preloaded successor's boot on one vCPU. Only a warm-up: the owner may be
+ * rehearsals have no status area. A generation reads it at its first use
+ * (the first publish, just after boot() returns, or a program's own
+ * `kernel.status()`); cold, that read took 0.6-0.8 ms on one vCPU, in the
+ * downtime when it was part of the boot. Only a warm-up: the owner may be
  * writing, and nothing read here is kept.
  */
 export function rehearseStatusRead(device: MemoryDevice): void {

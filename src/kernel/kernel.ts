@@ -61,7 +61,7 @@ import {
 } from './boot-steps.js';
 import { CrashDevice } from './crash-device.js';
 import { buildMemoryMap, freePageRanges, memblockFromMap } from './memory-layout.js';
-import { KernelStatusArea, type StatusEarly } from './status-area.js';
+import { KernelStatusArea, NO_STATUS, type StatusEarly } from './status-area.js';
 import { buildStatus, kernelLayout, type StatusSources } from './status-snapshot.js';
 import { takeServer, type UpgradeOptions, upgrade } from './upgrade.js';
 
@@ -263,10 +263,7 @@ export class Kernel {
         : { inheritedFd: init.platform.inheritedFd?.bind(init.platform) },
     );
     this.addSubsystem(this.#luo);
-    this.#status = new KernelStatusArea(
-      init.device,
-      init.statusEarly ?? { area: null, history: null, slot: null, sequence: 0 },
-    );
+    this.#status = new KernelStatusArea(init.device, init.statusEarly ?? NO_STATUS);
     this.addSubsystem(this.#status);
   }
 

@@ -39,54 +39,79 @@ import type { BootInfo } from './boot-info.js';
 
 export interface StatusEarly {
   readonly area: StatusRange | null;
-  /** The handover history the previous generation last published there. */
+  /**
+   * What the previous generation last published there, read when first
+   * needed (the first publish, or a read of the history), not in the boot:
+   * checking and decoding it ran cold in every successor's downtime.
+   */
+  readonly previous: () => PreviousStatus;
+}
+
+/** The previous generation's status, as far as it goes on: the history, and the slot to write after. */
+export interface PreviousStatus {
   readonly history: HandoverHistory | null;
   readonly slot: 0 | 1 | null;
   readonly sequence: number;
 }
 
+const NO_PREVIOUS: PreviousStatus = { history: null, slot: null, sequence: 0 };
+
+/** An early status with no area. */
+export const NO_STATUS: StatusEarly = { area: null, previous: () => NO_PREVIOUS };
+
 /**
  * Finds the status area in the memory map (it keeps its address for the
- * life of the device) and reads the previous generation's status from it;
- * makes one, top-down in memblock, when there is none and `want` is set.
- * A damaged area is logged and read as empty: status never fails a boot.
+ * life of the device); makes one, top-down in memblock, when there is none
+ * and `want` is set. The previous generation's status in it is read later
+ * (StatusEarly.previous). A damaged area is logged and read as empty:
+ * status never fails a boot.
  */
 export function statusEarly(ctx: EarlyContext, want: boolean): StatusEarly {
-  const none: StatusEarly = { area: null, history: null, slot: null, sequence: 0 };
   let area: StatusRange | null;
   try {
     area = findStatusArea(ctx.memoryMap.entries(), ctx.device.size);
   } catch (err) {
     if (!(err instanceof StatusError)) throw err;
     ctx.log(`status: ignoring the status area: ${err.message}`);
-    return none;
+    return NO_STATUS;
   }
   if (area) {
-    const read = readArea(ctx.device, area);
-    if (!read.ok) {
-      ctx.log(`status: the previous status cannot be read: ${read.error.message}`);
-      return { ...none, area };
-    }
-    try {
-      // Only the history goes on: the rest of a status is the generation's own.
-      const history = decodeStatusHistory(read.payload);
-      return { area, history, slot: read.slot, sequence: read.sequence };
-    } catch (err) {
-      if (!(err instanceof StatusError)) throw err;
-      ctx.log(`status: the previous status cannot be read: ${err.message}`);
-      return { ...none, area, slot: read.slot, sequence: read.sequence };
-    }
+    const { device, log } = ctx;
+    const found = area;
+    return { area, previous: () => readPrevious(device, found, log) };
   }
-  if (!want) return none;
+  if (!want) return NO_STATUS;
   const base = ctx.memblock.tryAlloc(STATUS_AREA_SIZE, PAGE_SIZE);
   if (base === null) {
     ctx.log(`status: no room for a ${STATUS_AREA_SIZE}-byte status area; not publishing`);
-    return none;
+    return NO_STATUS;
   }
   ctx.memoryMap.add(base, STATUS_AREA_SIZE, E820.STATUS);
   // Whatever the pages held before is not a status.
   ctx.device.bytes(base, STATUS_AREA_SIZE).fill(0);
-  return { ...none, area: { base, size: STATUS_AREA_SIZE } };
+  return { area: { base, size: STATUS_AREA_SIZE }, previous: () => NO_PREVIOUS };
+}
+
+/** Reads the newest valid slot of an area; what cannot be read is logged and read as nothing. */
+function readPrevious(
+  device: MemoryDevice,
+  area: StatusRange,
+  log: (line: string) => void,
+): PreviousStatus {
+  const read = readArea(device, area);
+  if (!read.ok) {
+    log(`status: the previous status cannot be read: ${read.error.message}`);
+    return NO_PREVIOUS;
+  }
+  try {
+    // Only the history goes on: the rest of a status is the generation's own.
+    const history = decodeStatusHistory(read.payload);
+    return { history, slot: read.slot, sequence: read.sequence };
+  } catch (err) {
+    if (!(err instanceof StatusError)) throw err;
+    log(`status: the previous status cannot be read: ${err.message}`);
+    return { history: null, slot: read.slot, sequence: read.sequence };
+  }
 }
 
 /** A clock reading: wall time for people, the monotonic clock for durations. */
@@ -133,9 +158,12 @@ export class KernelStatusArea implements HandoverSubsystem {
   readonly name = 'status';
   readonly area: StatusRange | null;
   readonly bootedAtMs = Date.now();
-  #slot: 0 | 1 | null;
-  #sequence: number;
-  #history: HandoverHistory;
+  #slot: 0 | 1 | null = null;
+  #sequence = 0;
+  #history: HandoverHistory = emptyHistory();
+  /** Set until the previous status is read; what happened before goes on top of it then. */
+  #previous: (() => PreviousStatus) | null;
+  #recordedEarly: LastHandover[] = [];
   #began: (ClockReading & { way: number }) | null = null;
   #lastError: string | null = null;
   #published = false;
@@ -145,9 +173,28 @@ export class KernelStatusArea implements HandoverSubsystem {
   constructor(device: MemoryDevice, early: StatusEarly) {
     this.#device = device;
     this.area = early.area;
-    this.#slot = early.slot;
-    this.#sequence = early.sequence;
-    this.#history = early.history ?? emptyHistory();
+    this.#previous = early.previous;
+  }
+
+  /** Reads the previous status, once: its history, then what this generation recorded before. */
+  #readPrevious(): void {
+    const read = this.#previous;
+    if (read === null) return;
+    this.#previous = null;
+    let previous: PreviousStatus;
+    try {
+      previous = read();
+    } catch (err) {
+      // Status never fails its generation (a device closed since, say): counted from nothing.
+      this.#lastError = messageOf(err);
+      previous = NO_PREVIOUS;
+    }
+    this.#slot = previous.slot;
+    this.#sequence = previous.sequence;
+    let history = previous.history ?? emptyHistory();
+    for (const last of this.#recordedEarly) history = recordHandover(history, last);
+    this.#history = history;
+    this.#recordedEarly = [];
   }
 
   /** Whether this generation has written its status into the area yet. */
@@ -156,6 +203,7 @@ export class KernelStatusArea implements HandoverSubsystem {
   }
 
   get history(): HandoverHistory {
+    this.#readPrevious();
     return this.#history;
   }
 
@@ -223,7 +271,8 @@ export class KernelStatusArea implements HandoverSubsystem {
   }
 
   #record(last: LastHandover): void {
-    this.#history = recordHandover(this.#history, last);
+    if (this.#previous !== null) this.#recordedEarly.push(last);
+    else this.#history = recordHandover(this.#history, last);
   }
 
   freeze(): HandoverPart {
@@ -244,6 +293,8 @@ export class KernelStatusArea implements HandoverSubsystem {
     if (!area) return false;
     const room = area.size / 2 - SLOT_HEADER_SIZE;
     try {
+      // The slot and sequence to write after, and the history the status carries.
+      this.#readPrevious();
       let payload: Uint8Array | null = null;
       for (let runs = MAX_LAYOUT_RUNS; payload === null; runs = Math.floor(runs / 2)) {
         const bytes = encodeStatusPayload(build(runs));

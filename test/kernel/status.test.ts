@@ -222,3 +222,34 @@ test('metrics: a prom-client Registry takes livekexec collectors and prints what
   assert.deepEqual(samples(fromRegistry), samples(k.metrics()));
   assert.match(fromRegistry, /# TYPE livekexec_handover_downtime_seconds histogram/);
 });
+
+test('status: a booting generation reads its predecessor status when first needed, not in the boot; a damaged one is logged then and counted from nothing', () => {
+  const { m, k } = bootWithEverything();
+  k.kexec.load();
+  const k2 = k.kexec.exec();
+  assert.ok(k2.publishStatus());
+  const area = k2.status().statusArea;
+  assert.ok(area);
+  // As a real process boots (its first publish deferred): a refused boot block records before the read.
+  const boot = (bootBlock?: number) =>
+    Kernel.boot({ device: m.device, bootBlock, platform: m, status: true, deferStatus: true });
+  const refused = boot(k2.boot.bootBlock as number);
+  assert.equal(refused.boot.kind, 'cold');
+  const h = refused.status().handover;
+  assert.equal(h.handovers, 1, 'the history read from the area');
+  assert.equal(h.refused, 1, 'the refusal recorded in the boot, on top of it');
+  assert.equal(h.last?.outcome, 'refused');
+  assert.ok(refused.publishStatus());
+  assert.equal(published(m).handover.refused, 1);
+  // Damaged after the boot and before its first use: the read happens then, and says so.
+  const next = boot();
+  assert.ok(!next.log.some((l) => l.startsWith('status:')), next.log.join('\n'));
+  m.device.bytes(area.base, area.size).fill(0xa5);
+  assert.equal(next.status().handover.handovers, 0);
+  assert.ok(
+    next.log.some((l) => l.startsWith('status: the previous status cannot be read')),
+    next.log.join('\n'),
+  );
+  assert.ok(next.publishStatus(), 'the area is written again');
+  assert.equal(published(m).generation, next.generation);
+});
