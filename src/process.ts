@@ -483,8 +483,17 @@ function warmNodeTimers(): void {
 /** An event nothing emits. */
 const WARM_EVENT = 'livekexec:warm-up';
 
-/** Handovers a preloaded successor rehearses: from about 5 on, its boot ran optimized code in every run. */
-const TAKEOVER_REHEARSALS = 10;
+/**
+ * Handovers a preloaded successor rehearses: from about 5 on, its boot ran
+ * optimized code in every run on V8 11 (Node.js 20). V8 13 and later
+ * (Node.js 24, 26) tier up later (Maglev, then TurboFan): after 10, the
+ * last compilations of the boot's code fell inside its downtime, on a
+ * compiler thread that shares one vCPU with it (Node.js 24, medians of 15
+ * at 64 MiB and 1 GiB: 3.9-6.7 ms, the slowest 9-14; after 30, 3.8-4.3,
+ * the slowest 5.2-6.6). On V8 11 and 12 (Node.js 20, 22) 30 made it slower
+ * (node 20: 3.6-4.1 -> 4.3-4.9 ms; node 22: 4.2-5.7 -> 5.2-6.4).
+ */
+const TAKEOVER_REHEARSALS = Number(process.versions.v8.split('.')[0]) >= 13 ? 30 : 10;
 /** How long the compiler threads get to finish the rehearsals' optimizations. */
 const COMPILER_SETTLE_MS = 50;
 

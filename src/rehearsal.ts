@@ -20,6 +20,7 @@ import type { LoadedImage } from './kexec/kexec.js';
 import { type MemoryDevice, PAGE_SIZE } from './memory/device.js';
 import { formatDevice, readDeviceHeader } from './memory/header.js';
 import { MappedDevice } from './memory/mapped.js';
+import { makePageArraysAhead } from './mm/page-array.js';
 import { findStatusArea, readArea } from './status/area.js';
 import { decodeStatusHistory } from './status/payload.js';
 
@@ -111,6 +112,8 @@ function rehearseHandover(device: MemoryDevice): void {
   // On trial, as a real successor boots by default (boot counting): its
   // boot's trial steps and this process's exec that records the trial.
   k.kexec.load({ trial: {} });
+  // Its per-page arrays made ahead, as a preloaded successor's are: the boot's hand-out runs hot.
+  makePageArraysAhead(device.pages);
   const next = k.kexec.exec();
   next.kho.retrieveSubtree('rehearsal').getProp(0, 'pfn');
   next.kho.restorePages(pages.pfn * PAGE_SIZE, 4);

@@ -89,10 +89,20 @@ export const CRC32C_MODULE =
 const DATA_OFF = 8 * 1024;
 const CHUNK = 32 * 1024;
 
-interface WasmCrc {
-  bytes: Uint8Array;
-  /** (state, address, length) -> state. */
-  run(c: number, at: number, n: number): number;
+/**
+ * The instantiated module. A class, not an object literal: every literal of
+ * two properties whose first is `bytes` shares V8's hidden class (and its
+ * field's constness) with this one, and when another such object's `bytes`
+ * was written again (mm/page-array.ts's, once a preloaded successor had
+ * rehearsed), the optimized crc32c was thrown away and compiled again in
+ * the handover's downtime.
+ */
+class WasmCrc {
+  constructor(
+    readonly bytes: Uint8Array,
+    /** (state, address, length) -> state. */
+    readonly run: (c: number, at: number, n: number) => number,
+  ) {}
 }
 
 let wasm: WasmCrc | null | undefined;
@@ -111,7 +121,7 @@ function loadWasm(): WasmCrc | null {
     const { exports } = new api.Instance(module);
     const bytes = new Uint8Array((exports.mem as { buffer: ArrayBuffer }).buffer);
     new Uint32Array(bytes.buffer, 0, TABLES.length).set(TABLES);
-    return { bytes, run: exports.crc as WasmCrc['run'] };
+    return new WasmCrc(bytes, exports.crc as WasmCrc['run']);
   } catch {
     return null;
   }

@@ -87,7 +87,11 @@ export class BuddyAllocator {
   /** Pages by state per cell, for memory layouts. */
   private readonly pageCensus: PageCensus;
   private nrAllocated = 0;
-  /** Sorted [start, end) pfn pairs whose freed blocks are held back (see holdFreesIn). */
+  /**
+   * Sorted [start, end) pfn pairs whose freed blocks are held back (see
+   * holdFreesIn), then [Infinity, Infinity): a last range every search ends
+   * in, so that holds() runs the same operations on every call.
+   */
   private holdRanges: Float64Array | null = null;
   /** Held blocks: pfn, then the order (>= 0, from freePages) or -count (from releaseRange). */
   private held: number[] = [];
@@ -476,7 +480,7 @@ export class BuddyAllocator {
       this.checkRange(r.pfn, r.count, 'held range');
     }
     const sorted = [...ranges].filter((r) => r.count > 0).sort((a, b) => a.pfn - b.pfn);
-    const out = new Float64Array(sorted.length * 2);
+    const out = new Float64Array(sorted.length * 2 + 2).fill(Number.POSITIVE_INFINITY);
     sorted.forEach((r, i) => {
       out[2 * i] = r.pfn;
       out[2 * i + 1] = r.pfn + r.count;
@@ -544,18 +548,26 @@ export class BuddyAllocator {
     this.held.push(pfn, -count);
   }
 
-  /** Whether [pfn, pfn + count) meets a held range (binary search over the sorted pairs). */
+  /**
+   * Whether [pfn, pfn + count) meets a held range: a binary search for the
+   * first range that ends after pfn (the last, endless, one if none). Every
+   * operation runs whatever the answer: V8 throws optimized code away at
+   * an operation it never saw run, and a preloaded successor's rehearsals
+   * (their frees below or past the held ranges) had not run all of them;
+   * the first free that did, inside its boot, had it compiled again there.
+   */
   private holds(pfn: number, count: number): boolean {
     const r = this.holdRanges;
     if (r === null) return false;
     let lo = 0;
-    let hi = r.length / 2;
+    let hi = r.length / 2 - 1;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (r[2 * mid + 1] <= pfn) lo = mid + 1;
+      const above = mid + 1;
+      if (r[2 * mid + 1] <= pfn) lo = above;
       else hi = mid;
     }
-    return lo < r.length / 2 && r[2 * lo] < pfn + count;
+    return r[2 * lo] < pfn + count;
   }
 
   /**

@@ -25,8 +25,25 @@ export function pageInts(pages: number, shared: boolean): Int32Array {
   return new Int32Array(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
 }
 
-/** Arrays made by makePageArraysAhead and not taken yet. */
-const ahead: { bytes: Uint8Array[]; ints: Int32Array[] } = { bytes: [], ints: [] };
+/**
+ * Arrays made by makePageArraysAhead and not taken yet. The lists are
+ * changed in place, never replaced, and hold objects from the start: a
+ * preloaded successor's rehearsals optimize the code that reads them before
+ * the arrays are made, and a field written again (V8 had it constant) or a
+ * list of another kind (an empty literal's small integers) threw that code
+ * away inside the handover's downtime, where it was compiled again.
+ */
+const ahead = {
+  bytes: listOf<Uint8Array>(new Uint8Array(0)),
+  ints: listOf<Int32Array>(new Int32Array(0)),
+};
+
+/** An empty array of V8's kind for objects: made with one, which is taken out. */
+function listOf<T extends object>(kind: T): T[] {
+  const list = [kind];
+  list.pop();
+  return list;
+}
 
 /** The per-page arrays a boot makes for the life of the process: mm/buddy.ts's state, order, next and prev; kho/incoming.ts's markers. */
 const BOOT_BYTE_ARRAYS = 3;
@@ -46,14 +63,12 @@ export function makePageArraysAhead(pages: number): void {
     const step = 4096 / a.BYTES_PER_ELEMENT;
     for (let i = 0; i < a.length; i += step) a[i] = 0;
   };
-  ahead.bytes = Array.from(
-    { length: BOOT_BYTE_ARRAYS },
-    () => new Uint8Array(new SharedArrayBuffer(pages)),
-  );
-  ahead.ints = Array.from(
-    { length: BOOT_INT_ARRAYS },
-    () => new Int32Array(new SharedArrayBuffer(pages * Int32Array.BYTES_PER_ELEMENT)),
-  );
+  ahead.bytes.length = 0;
+  ahead.ints.length = 0;
+  for (let i = 0; i < BOOT_BYTE_ARRAYS; i++)
+    ahead.bytes.push(new Uint8Array(new SharedArrayBuffer(pages)));
+  for (let i = 0; i < BOOT_INT_ARRAYS; i++)
+    ahead.ints.push(new Int32Array(new SharedArrayBuffer(pages * Int32Array.BYTES_PER_ELEMENT)));
   for (const a of [...ahead.bytes, ...ahead.ints]) touch(a);
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import {
   makePageArraysAhead,
@@ -55,4 +56,33 @@ test('per-page arrays made ahead are handed out once each, zeroed, to a boot of 
   const more = pageBytes(5000, true);
   assert.ok(!bytes.some((b) => b.buffer === more.buffer));
   assert.ok(more.every((v) => v === 0));
+});
+
+test('making per-page arrays ahead leaves what V8 optimized before optimized: the checksum, and the hand-out', () => {
+  // A preloaded successor rehearses handovers (V8 optimizes), then makes its
+  // arrays, then boots in its downtime: code thrown away here was compiled
+  // again there. V8's own view, in a fresh process (--allow-natives-syntax).
+  const src = `import { crc32c } from ${JSON.stringify(srcUrl('memory/crc32c.js'))};
+    import { makePageArraysAhead, pageBytes } from ${JSON.stringify(srcUrl('mm/page-array.js'))};
+    const data = new Uint8Array(64);
+    const run = () => { crc32c(data); pageBytes(7, true); };
+    const fns = [crc32c, pageBytes];
+    for (const f of fns) %PrepareFunctionForOptimization(f);
+    run(); run();
+    for (const f of fns) %OptimizeFunctionOnNextCall(f);
+    run();
+    const optimized = () => fns.map((f) => %ActiveTierIsTurbofan(f));
+    const before = optimized();
+    makePageArraysAhead(16);
+    run();
+    process.stdout.write(JSON.stringify({ before, after: optimized() }));`;
+  const r = spawnSync(
+    process.execPath,
+    ['--allow-natives-syntax', '--input-type=module', '-e', src],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const { before, after } = JSON.parse(r.stdout) as { before: boolean[]; after: boolean[] };
+  assert.deepEqual(before, [true, true], 'optimized first');
+  assert.deepEqual(after, [true, true], '[crc32c, pageBytes] still optimized');
 });
