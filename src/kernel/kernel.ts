@@ -462,6 +462,7 @@ export class Kernel {
           return kernel.liveupdate;
         },
         load: (o) => this.kexec.load(o),
+        ready: (ms) => this.kexec.ready(ms),
         zapMappings: async () => this.device.zap?.(0, this.device.size),
         unload: () => this.kexec.unload(),
         exec: () => this.kexec.exec(),

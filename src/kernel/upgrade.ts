@@ -22,12 +22,20 @@ export interface UpgradeOptions extends KexecLoadOptions {
   beforeExec?: readonly (() => unknown)[];
   /** How long open connections may take to finish before they are closed (ms, default 5000). */
   drainTimeoutMs?: number;
+  /**
+   * How long a preloaded successor (`successor: 'preload'`) may take to
+   * start up, while this generation serves on, before the upgrade gives up
+   * (ms, default 30000; KexecError ETIMEDOUT, the successor is stopped).
+   */
+  readyTimeoutMs?: number;
 }
 
 /** What upgrade needs of a generation. */
 export interface UpgradeHost<K> {
   readonly liveupdate: LiveUpdate;
   load(options: KexecLoadOptions): void;
+  /** Resolves when the loaded successor is ready to take over (Kexec.ready). */
+  ready?(timeoutMs?: number): Promise<void>;
   /** Drops the process's mappings of the device ahead of the exec, while it still serves (MemoryDevice.zap). */
   zapMappings?(): Promise<void>;
   unload(): void;
@@ -43,10 +51,12 @@ const TOKEN = 1;
 
 export async function upgrade<K>(host: UpgradeHost<K>, options: UpgradeOptions): Promise<K> {
   checkUpgradeOptions(options);
-  const { servers = {}, beforeExec = [], drainTimeoutMs = 5000, ...load } = options;
+  const { servers = {}, beforeExec = [], drainTimeoutMs = 5000, readyTimeoutMs, ...load } = options;
   host.load(load);
   const kept: { name: string; server: Server; session: LuoSession }[] = [];
   try {
+    // A preloaded successor starts up while this generation serves: not in the downtime.
+    await host.ready?.(readyTimeoutMs);
     // Still serving: the exec's own teardown of these mappings would be downtime.
     await host.zapMappings?.();
     for (const [name, server] of Object.entries(servers)) {
@@ -119,4 +129,10 @@ function checkUpgradeOptions(o: UpgradeOptions): void {
     (typeof drainTimeoutMs !== 'number' || !(drainTimeoutMs >= 0))
   )
     bad('drainTimeoutMs must be a number of ms >= 0', drainTimeoutMs);
+  const { readyTimeoutMs } = o;
+  if (
+    readyTimeoutMs !== undefined &&
+    (typeof readyTimeoutMs !== 'number' || !(readyTimeoutMs >= 0))
+  )
+    bad('readyTimeoutMs must be a number of ms >= 0', readyTimeoutMs);
 }

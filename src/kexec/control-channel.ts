@@ -149,6 +149,22 @@ export class ControlChannel {
     }
   }
 
+  /**
+   * Waits up to `timeoutMs` for one frame without blocking the event loop:
+   * no poll of this channel is left running on a worker thread after it
+   * settles, so a blocking receive may follow it.
+   * @returns null on timeout.
+   * @throws KexecError EIO when the peer closed or sent a bad frame.
+   */
+  async receiveWithin(timeoutMs: number): Promise<Received | null> {
+    const libc = getProcLibc();
+    const got = this.#parse();
+    if (got !== null) return got;
+    const rev = await libc.pollAsync(this.fd, POLLIN, Math.max(0, Math.floor(timeoutMs)));
+    if (rev > 0) this.#read(rev);
+    return this.#parse();
+  }
+
   /** Closes descriptors a frame handed out that the receiver will not keep. */
   static closeReceived(fds: readonly number[]): void {
     const libc = getProcLibc();

@@ -13,7 +13,9 @@ export type KexecErrorCode =
   /** A subsystem refused to freeze; the handover was cancelled (LUO's EAGAIN). */
   | 'EAGAIN'
   /** The platform could not start the successor. */
-  | 'EIO';
+  | 'EIO'
+  /** A preloaded successor did not get ready in time (it was stopped; nothing was handed over). */
+  | 'ETIMEDOUT';
 
 export class KexecError extends LivekexecError<KexecErrorCode> {
   override name = 'KexecError';

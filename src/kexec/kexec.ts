@@ -123,6 +123,11 @@ export interface KexecPlatform<K> {
   execute(image: LoadedImage): K;
   /** load({ preload: true }): start the successor now, up to "ready to take over". */
   preload?(image: LoadedImage): void;
+  /**
+   * Resolves once the preloaded successor is ready to take over (Kexec.ready).
+   * @throws KexecError EIO (it died first), ETIMEDOUT.
+   */
+  preloadReady?(image: LoadedImage, timeoutMs?: number): Promise<void>;
   /** An image is loaded: get ready for its exec (advisory: what it throws is ignored). */
   loaded?(image: LoadedImage): void;
   /** unload (or a new load) of a preloaded image: stop the waiting successor. */
@@ -304,6 +309,29 @@ export class Kexec<K> {
       }
       throw err;
     }
+  }
+
+  /**
+   * Resolves when the loaded successor is ready to take over: a preloaded
+   * one once it has started up and waits for "go", while this generation
+   * serves on; any other at once. Awaited before exec, what it waits for is
+   * not part of the downtime (kernel.upgrade awaits it).
+   * @param timeoutMs how long a preloaded successor may take (default 30000).
+   * @throws KexecError ENOENT (nothing loaded), EINVAL (a bad timeout), EIO
+   *   (the preloaded successor died first), ETIMEDOUT (still loaded: unload
+   *   stops it).
+   */
+  async ready(timeoutMs?: number): Promise<void> {
+    const image = this.#image;
+    if (!image) throw new KexecError('ENOENT', 'kexec ready: no image is loaded');
+    if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0)) {
+      throw new KexecError(
+        'EINVAL',
+        `kexec ready: timeoutMs must be a number of ms >= 0, got ${show(timeoutMs)}`,
+      );
+    }
+    if (!image.preload || !this.platform.preloadReady) return;
+    await this.platform.preloadReady(image, timeoutMs);
   }
 
   /** Frees what load placed. @throws KexecError ENOENT when nothing is loaded. */

@@ -16,7 +16,7 @@ import type { MappedDevice } from '../memory/mapped.js';
 import { errnoName, F_GETFD, F_SETFD, FD_CLOEXEC } from '../sys/libc.js';
 import { getProcLibc, SIG_IGN, SIGACTION_SIZE, SIGPROF } from '../sys/socket.js';
 import { saveCodeCache } from './code-cache.js';
-import { ControlChannel } from './control-channel.js';
+import { ControlChannel, type Received } from './control-channel.js';
 import { KexecError } from './errors.js';
 import { storeFd, storeName } from './fd-store.js';
 import {
@@ -41,6 +41,20 @@ export const ENV_PRELOAD = 'LIVEKEXEC_PRELOAD';
 
 /** How long a takeover may take by default, from "go" (or a successor's "prepare") on (ms). */
 export const TAKEOVER_TIMEOUT = 10_000;
+/** How long a preloaded successor may take to start up by default, until "ready" (ms). */
+export const READY_TIMEOUT = 30_000;
+/** How long each poll of an asynchronous wait for "ready" lasts at most (ms). */
+const READY_SLICE_MS = 50;
+/** How long a wait for "ready" whose channel closed waits to hear how the successor exited (ms). */
+const EXIT_WAIT_MS = 1000;
+
+/** How the preloaded process exited, once node reports it within `ms`; null if it has not. */
+async function exitOf(pre: { exit: string | null }, ms: number): Promise<string | null> {
+  for (const end = Date.now() + ms; pre.exit === null && Date.now() < end; ) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return pre.exit;
+}
 /** How long a killed successor may take to die before exec reports failure anyway. */
 const REAP_TIMEOUT = 5_000;
 
@@ -94,6 +108,8 @@ interface Preloaded {
   /** Told "prepare" and not yet "go" or "cancel": it waits blocking. */
   prepared: boolean;
   exit: string | null;
+  /** An asynchronous wait for "ready" in flight (preloadReady), shared by its callers. */
+  readyWait: Promise<void> | null;
 }
 
 /** A preloading image #handOver (through execute) returns on at once, and a successor #awaitTakeover does. */
@@ -339,7 +355,14 @@ export class ProcessPlatform implements KexecPlatform<never> {
       });
     }
     getProcLibc().close(peerFd);
-    const pre: Preloaded = { child, channel, ready: false, prepared: false, exit: null };
+    const pre: Preloaded = {
+      child,
+      channel,
+      ready: false,
+      prepared: false,
+      exit: null,
+      readyWait: null,
+    };
     // A spawn failure (ENOENT, ...) arrives here and, for exec, as the channel's end.
     child.on('error', (err) => {
       pre.exit ??= messageOf(err);
@@ -433,6 +456,58 @@ export class ProcessPlatform implements KexecPlatform<never> {
         throw new KexecError('EIO', `preloaded successor said ${r.msg.t} before go`);
     }
     return true;
+  }
+
+  /**
+   * Resolves once the preloaded successor has finished its start-up and
+   * waits for "go", without blocking: this process's event loop (it still
+   * serves, and V8 finishes its own work in it) runs meanwhile. Callers of
+   * one successor share one wait.
+   * @throws KexecError ENOENT when nothing is preloaded; EIO when the
+   *   successor died first or its channel failed; ETIMEDOUT after `timeoutMs`.
+   */
+  preloadReady(image: LoadedImage, timeoutMs = READY_TIMEOUT): Promise<void> {
+    if (!image.preload) return Promise.resolve();
+    const pre = this.#preloaded;
+    if (!pre) return Promise.reject(new KexecError('ENOENT', 'no preloaded successor'));
+    if (pre.ready) return Promise.resolve();
+    pre.readyWait ??= this.#awaitReady(pre, timeoutMs).finally(() => {
+      pre.readyWait = null;
+    });
+    return pre.readyWait;
+  }
+
+  async #awaitReady(pre: Preloaded, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pre.ready) {
+      if (this.#preloaded !== pre)
+        throw new KexecError('EIO', 'the preloaded successor was stopped');
+      if (pre.exit !== null) {
+        throw new KexecError('EIO', `the preloaded successor ${pre.exit} before it was ready`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new KexecError(
+          'ETIMEDOUT',
+          `the preloaded successor was not ready within ${timeoutMs} ms`,
+        );
+      }
+      // In slices: no poll of the channel outlives the wait (exec receives from it blocking).
+      let r: Received | null;
+      try {
+        r = await pre.channel.receiveWithin(Math.min(left, READY_SLICE_MS));
+      } catch (err) {
+        // The channel closes as the process dies: say how it died, once node has heard.
+        const why = (await exitOf(pre, EXIT_WAIT_MS)) ?? `closed its channel (${messageOf(err)})`;
+        throw new KexecError('EIO', `the preloaded successor ${why} before it was ready`, {
+          cause: err,
+        });
+      }
+      if (r === null) continue;
+      if (r.msg.t === 'ready') pre.ready = true;
+      else if (r.msg.t !== 'prepared')
+        throw new KexecError('EIO', `preloaded successor said ${r.msg.t} before go`);
+    }
   }
 
   /**

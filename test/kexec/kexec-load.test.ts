@@ -72,3 +72,36 @@ test('a preload the platform cannot start leaves nothing loaded or held: EINVAL 
   assert.equal(k.kexec.loaded, null);
   assert.equal(k.pages.stats().freePages, free);
 });
+
+test('ready(): ENOENT with nothing loaded, EINVAL for a bad timeout; at once for a successor that is not preloaded', async () => {
+  const k = Machine.create({ size: 16 * MiB }).boot('');
+  await assert.rejects(k.kexec.ready(), isKexecError('ENOENT'));
+  k.kexec.load();
+  for (const bad of [-1, Number.NaN, '5', null]) {
+    await assert.rejects(k.kexec.ready(bad as number), isKexecError('EINVAL'), String(bad));
+  }
+  await k.kexec.ready();
+  await k.kexec.ready(0);
+  assert.equal(k.kexec.exec().generation, 2, 'still loaded, and exec runs after it');
+});
+
+test("ready(): a preloaded successor's readiness is the platform's to tell, and its failure is ready()'s", async () => {
+  const m = Machine.create({ size: 16 * MiB });
+  let asked: number | undefined = -1;
+  let outcome: Promise<void> = Promise.resolve();
+  const platform: KernelPlatform = {
+    execute: (image) => m.execute(image),
+    preload: () => {},
+    preloadReady: (_image, timeoutMs) => {
+      asked = timeoutMs;
+      return outcome;
+    },
+  };
+  const k = Kernel.boot({ device: m.device, platform });
+  k.kexec.load({ preload: true });
+  await k.kexec.ready(1234);
+  assert.equal(asked, 1234);
+  outcome = Promise.reject(new KexecError('ETIMEDOUT', 'not ready within 1 ms'));
+  await assert.rejects(k.kexec.ready(1), isKexecError('ETIMEDOUT'));
+  assert.ok(k.kexec.loaded, 'a failed wait leaves the image loaded (unload stops the successor)');
+});

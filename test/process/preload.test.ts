@@ -121,3 +121,42 @@ test('a handover rehearsal with no device to rehearse on neither refuses the loa
   process.kill(booted.pid as number, 'SIGTERM');
   await fx.ended();
 });
+
+test('upgrade({ successor: "preload" }) waits, serving, until its successor is ready: one that dies or never gets ready fails the upgrade, and the old generation serves on', {
+  timeout: 40_000,
+}, async () => {
+  const device = tempDevice('preload-upgrade');
+  const fx = new Fixture('preload-upgrade.mjs', [device, 'crash,hang,slow']);
+  cleanups.push(() => {
+    fx.cleanup();
+    removeDevice(device);
+  });
+  const old = fx.child.pid!;
+  const [crash, hang] = [
+    await fx.waitFor((e) => e.event === 'upgrade-failed' && e.step === 'crash'),
+    await fx.waitFor((e) => e.event === 'upgrade-failed' && e.step === 'hang', 20_000),
+  ];
+  assert.equal(crash.code, 'EIO', fx.report());
+  assert.match(crash.message as string, /exited with status 3 before it was ready/);
+  assert.equal(hang.code, 'ETIMEDOUT', fx.report());
+  assert.match(hang.message as string, /not ready within 500 ms/);
+  for (const f of [crash, hang]) {
+    assert.equal(f.listening, true, 'the server listens on');
+    assert.equal(f.loaded, false, 'nothing stays loaded');
+  }
+  assert.ok((hang.ticks as number) > 10, `the event loop turned while it waited (${hang.ticks})`);
+  const hung = fx.all('starting').find((e) => e.role === 'hang')!;
+  assert.ok(!running(hung.pid as number), 'the successor that never got ready was stopped');
+  // The slow one: ready before the exec began, so its start-up was not downtime.
+  const before = await fx.waitFor((e) => e.event === 'before-exec' && e.step === 'slow');
+  assert.equal(before.ready, true, fx.report());
+  const slow = fx.all('starting').find((e) => e.role === 'slow')!;
+  const booted = await fx.waitFor((e) => e.event === 'boot' && e.pid === slow.pid);
+  assert.equal(booted.kind, 'kexec');
+  const took = await fx.waitFor((e) => e.event === 'took-server' && e.pid === slow.pid);
+  assert.equal(took.listening, true, 'the server was handed over');
+  assert.equal((await fx.exited).code, 0, 'the old process exits after the takeover');
+  assert.notEqual(slow.pid, old);
+  process.kill(slow.pid as number, 'SIGTERM');
+  await fx.ended();
+});
