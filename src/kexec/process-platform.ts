@@ -440,6 +440,8 @@ export class ProcessPlatform implements KexecPlatform<never> {
   /**
    * Waits (blocking) until the preloaded successor has finished its start-up
    * and waits for "go": call it before exec so the downtime excludes start-up.
+   * It blocks this process's event loop (and V8's own work in it) meanwhile;
+   * `await kernel.kexec.ready()` waits without, as kernel.upgrade() does.
    * @returns false on timeout.
    * @throws KexecError ENOENT when nothing is preloaded; EIO when the successor died.
    */
