@@ -48,13 +48,6 @@ const READY_SLICE_MS = 50;
 /** How long a wait for "ready" whose channel closed waits to hear how the successor exited (ms). */
 const EXIT_WAIT_MS = 1000;
 
-/** How the preloaded process exited, once node reports it within `ms`; null if it has not. */
-async function exitOf(pre: { exit: string | null }, ms: number): Promise<string | null> {
-  for (const end = Date.now() + ms; pre.exit === null && Date.now() < end; ) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return pre.exit;
-}
 /** How long a killed successor may take to die before exec reports failure anyway. */
 const REAP_TIMEOUT = 5_000;
 
@@ -784,6 +777,14 @@ function tryNotify(fn: () => unknown): void {
  */
 function stepAside(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** How the preloaded process exited, once node reports it within `ms`; null if it has not. */
+async function exitOf(pre: { exit: string | null }, ms: number): Promise<string | null> {
+  for (const end = Date.now() + ms; pre.exit === null && Date.now() < end; ) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return pre.exit;
 }
 
 /** How long the old process leaves the CPU to its successor after "go" (ms). */
