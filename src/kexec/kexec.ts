@@ -378,9 +378,9 @@ export class Kexec<K> {
         }
         frozen.push(s);
       }
-      const map = this.host.handoverMemoryMap();
-      for (const p of parts) for (const m of p.marks ?? []) map.add(m.base, m.size, m.type);
-      const memoryMap = map.sanitize().entries();
+      // One sweep for all the marks (KHO alone marks up to KHO_MAX_MAP_MARKS extents).
+      const map = this.host.handoverMemoryMap().addAll(parts.flatMap((p) => p.marks ?? []));
+      const memoryMap = map.entries();
       const setupData = parts.flatMap((p) => p.setupData ?? []);
       const block = this.#encode(
         image.cmdline,

@@ -195,10 +195,8 @@ export function readHandedScratch(
 
 /** Only the areas handed over are scratch in this boot, and until the handover is read only they may be allocated. */
 function enterScratchOnly(ctx: EarlyContext, scratch: readonly ScratchArea[]): void {
-  for (const a of scratch) {
-    ctx.memoryMap.update(a.base, a.size, E820.USABLE, E820.SCRATCH);
-    ctx.memblock.markScratch(a.base, a.size);
-  }
+  ctx.memoryMap.updateAll(scratch, E820.USABLE, E820.SCRATCH);
+  for (const a of scratch) ctx.memblock.markScratch(a.base, a.size);
   ctx.memblock.setScratchOnly(true);
   ctx.log('KHO: memblock is scratch-only until the handover is read');
 }
@@ -331,6 +329,6 @@ function reservePreserved(ctx: EarlyContext, walk: PreservedWalk): void {
       const b = Math.min(end, r.base + r.size);
       if (b > a) memblock.addMemory(a, b - a);
     }
-    memoryMap.update(e.base, e.size, E820.PRESERVED, E820.USABLE);
   }
+  memoryMap.updateAll(walk.extents, E820.PRESERVED, E820.USABLE);
 }

@@ -1,5 +1,6 @@
 import { show } from '../base/errors.js';
 import { hex } from '../base/hex.js';
+import type { PhysRange } from '../base/range.js';
 import { DeviceError } from './errors.js';
 import { type E820Type, e820TypeName, isUsableType, type MemoryRange } from './memmap-types.js';
 
@@ -40,6 +41,24 @@ export class MemoryMap {
   }
 
   /**
+   * Adds every range, then sanitizes once: e820__range_add() for each and
+   * one e820__update_table(), as the kernel's setup code does. Each add()
+   * sweeps the whole map, so a loop of them is quadratic in the map's length.
+   * @throws DeviceError EINVAL as add(), before anything is added.
+   */
+  addAll(ranges: Iterable<MemoryRange>): this {
+    const added: MemoryRange[] = [];
+    for (const r of ranges) {
+      checkArgs(r.base, r.size);
+      checkType(r.type);
+      if (r.size > 0) added.push({ base: r.base, size: r.size, type: r.type });
+    }
+    if (added.length === 0) return this;
+    for (const r of added) this.ranges.push(r);
+    return this.sanitize();
+  }
+
+  /**
    * Removes [addr, addr + size) from the map, or only the parts of type `type`
    * when given (e820__range_remove).
    * @throws DeviceError EINVAL as add().
@@ -71,12 +90,28 @@ export class MemoryMap {
     checkArgs(addr, size);
     checkType(oldType);
     checkType(newType);
-    if (oldType === newType) {
-      throw new DeviceError(
-        'EINVAL',
-        `memory map update: old and new type are both ${e820TypeName(oldType)}`,
-      );
-    }
+    checkRetype(oldType, newType);
+    this.#retype(addr, size, oldType, newType);
+    return this.sanitize();
+  }
+
+  /**
+   * update() of every range, then one sanitize (as addAll does for add).
+   * @throws DeviceError EINVAL as update(), before anything is retyped.
+   */
+  updateAll(ranges: Iterable<PhysRange>, oldType: E820Type, newType: E820Type): this {
+    checkType(oldType);
+    checkType(newType);
+    checkRetype(oldType, newType);
+    const list = [...ranges];
+    for (const r of list) checkArgs(r.base, r.size);
+    if (list.length === 0) return this;
+    for (const r of list) this.#retype(r.base, r.size, oldType, newType);
+    return this.sanitize();
+  }
+
+  /** Retypes without sanitizing: the ranges stay disjoint, only splits and runs of one type are left to merge. */
+  #retype(addr: number, size: number, oldType: E820Type, newType: E820Type): void {
     const end = addr + size;
     const out: MemoryRange[] = [];
     for (const r of this.ranges) {
@@ -92,7 +127,6 @@ export class MemoryMap {
       if (rEnd > b) out.push({ base: b, size: rEnd - b, type: r.type });
     }
     this.ranges = out;
-    return this.sanitize();
   }
 
   /**
@@ -227,6 +261,15 @@ function checkArgs(addr: number, size: number): void {
     !Number.isSafeInteger(addr + size)
   ) {
     throw new DeviceError('EINVAL', `memory map: bad range [${show(addr)}, +${show(size)})`);
+  }
+}
+
+function checkRetype(oldType: E820Type, newType: E820Type): void {
+  if (oldType === newType) {
+    throw new DeviceError(
+      'EINVAL',
+      `memory map update: old and new type are both ${e820TypeName(oldType)}`,
+    );
   }
 }
 

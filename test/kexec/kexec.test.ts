@@ -9,6 +9,7 @@ import type { LoadedImage } from '../../src/kexec/kexec.js';
 import { Machine } from '../../src/machine.js';
 import { PAGE_SIZE } from '../../src/memory/device.js';
 import { readDeviceHeader } from '../../src/memory/header.js';
+import { MemoryMap } from '../../src/memory/memmap.js';
 import { E820 } from '../../src/memory/memmap-types.js';
 import { allocateAll, MiB } from '../kernel/_helpers.js';
 
@@ -287,4 +288,48 @@ test('a subsystem that cannot make room for the placed segment refuses the load:
   k.subsystems.pop();
   k.kexec.load();
   assert.equal(k.kexec.exec().generation, 2);
+});
+
+test('exec hands over a map with every preserved extent marked, in as many sweeps for 40 extents as for 2', () => {
+  const handOver = (extents: number): { sweeps: number; marked: number } => {
+    const m = Machine.create({ size: 64 * MiB });
+    const k = m.boot();
+    const pages: number[] = [];
+    for (let i = 0; i < 2 * extents; i++) {
+      const f = k.allocPages(0);
+      assert.ok(f);
+      pages.push(f.pfn);
+    }
+    pages.sort((a, b) => a - b);
+    const kept = pages.filter((_, i) => i % 2 === 0);
+    for (const pfn of kept) k.kho.preservePages(pfn, 1);
+    k.kexec.load();
+    k.kho.finalize();
+    // Every sweep of a map, and the most preserved extents a swept map held.
+    const proto = MemoryMap.prototype;
+    const sanitize = proto.sanitize;
+    let sweeps = 0;
+    let marked = 0;
+    proto.sanitize = function (this: MemoryMap) {
+      sweeps++;
+      sanitize.call(this);
+      const n = this.entries().filter((r) => r.type === E820.PRESERVED).length;
+      marked = Math.max(marked, n);
+      return this;
+    };
+    let next: Kernel;
+    try {
+      next = k.kexec.exec();
+    } finally {
+      proto.sanitize = sanitize;
+    }
+    for (const pfn of kept) next.kho.restorePages(pfn * PAGE_SIZE, 1);
+    assert.equal(next.kho.status().in?.unclaimed.blocks, 0);
+    return { sweeps, marked };
+  };
+  const few = handOver(2);
+  const many = handOver(40);
+  // Beside the kept pages, KHO's own pages (its tree) are marked too.
+  assert.equal(many.marked - few.marked, 38);
+  assert.equal(many.sweeps, few.sweeps);
 });

@@ -167,6 +167,84 @@ test('memmap: after any history the map is sanitized and matches a per-byte mode
   );
 });
 
+test('memmap: addAll and updateAll equal add and update one range at a time, sanitizing once', () => {
+  const types = [USABLE, RESERVED, RESERVED_KERN, PRESERVED, SCRATCH];
+  const range = fc.record({
+    base: fc.integer({ min: 0, max: 63 }),
+    size: fc.integer({ min: 0, max: 24 }),
+    type: fc.constantFrom(...types),
+  });
+  fc.assert(
+    fc.property(
+      fc.array(range, { maxLength: 12 }),
+      fc.array(range, { maxLength: 12 }),
+      fc.constantFrom(...types),
+      fc.constantFrom(...types),
+      (start, batch, from, to) => {
+        const one = MemoryMap.from(start);
+        const all = MemoryMap.from(start);
+        for (const r of batch) one.add(r.base, r.size, r.type);
+        const sweeps = countSweeps(() => all.addAll(batch));
+        assert.deepEqual(all.entries(), one.entries());
+        assert.ok(sweeps <= 1, `${sweeps} sweeps for ${batch.length} ranges`);
+        if (from === to) return;
+        for (const r of batch) one.update(r.base, r.size, from, to);
+        const retypes = countSweeps(() => all.updateAll(batch, from, to));
+        assert.deepEqual(all.entries(), one.entries());
+        assert.ok(retypes <= 1, `${retypes} sweeps for ${batch.length} ranges`);
+      },
+    ),
+  );
+});
+
+test('memmap: a bad range anywhere in addAll or updateAll is EINVAL and changes nothing', () => {
+  const m = new MemoryMap().add(0, 0x10000, USABLE);
+  const before = m.entries();
+  const bad = (fn: () => unknown) =>
+    assert.throws(fn, (e: unknown) => e instanceof DeviceError && e.code === 'EINVAL');
+  bad(() =>
+    m.addAll([
+      { base: 0x1000, size: 0x1000, type: RESERVED },
+      { base: -1, size: 1, type: RESERVED },
+    ]),
+  );
+  bad(() =>
+    m.addAll([
+      { base: 0x1000, size: 0x1000, type: RESERVED },
+      { base: 0, size: 1, type: 0 },
+    ]),
+  );
+  bad(() =>
+    m.updateAll(
+      [
+        { base: 0, size: 0x1000 },
+        { base: 0.5, size: 1 },
+      ],
+      USABLE,
+      RESERVED,
+    ),
+  );
+  bad(() => m.updateAll([{ base: 0, size: 0x1000 }], USABLE, USABLE));
+  assert.deepEqual(m.entries(), before);
+});
+
+/** How many times fn sanitizes a map (each sanitize sweeps the whole map). */
+function countSweeps(fn: () => unknown): number {
+  const proto = MemoryMap.prototype;
+  const original = proto.sanitize;
+  let n = 0;
+  proto.sanitize = function (this: MemoryMap) {
+    n++;
+    return original.call(this);
+  };
+  try {
+    fn();
+  } finally {
+    proto.sanitize = original;
+  }
+  return n;
+}
+
 test('memmap: coarsened gives the smallest usable gaps between kept ranges to them, never losing a kept byte', () => {
   const map = new MemoryMap();
   map.add(0, 0x100000, E820.USABLE);
