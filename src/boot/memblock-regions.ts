@@ -11,10 +11,19 @@ export interface MemblockRegion {
   readonly flags: number;
 }
 
+/**
+ * Room for this many regions before a list first doubles (the kernel's
+ * INIT_MEMBLOCK_REGIONS; memblock_double_array() grows it after). A list that
+ * grows replaces its arrays, and V8 then throws away code compiled for the
+ * arrays a list was made with: at 16, a successor whose predecessor's
+ * preserved pages made 16 reservations did that in its boot, in the downtime.
+ */
+const INIT_MEMBLOCK_REGIONS = 128;
+
 export class RegionList {
-  #base = new Float64Array(16);
-  #size = new Float64Array(16);
-  #flags = new Uint32Array(16);
+  #base = new Float64Array(INIT_MEMBLOCK_REGIONS);
+  #size = new Float64Array(INIT_MEMBLOCK_REGIONS);
+  #flags = new Uint32Array(INIT_MEMBLOCK_REGIONS);
   #cnt = 0;
   #total = 0;
 

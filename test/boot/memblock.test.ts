@@ -230,3 +230,19 @@ test('dump prints like memblock=debug', () => {
     ].join('\n'),
   );
 });
+
+test('memblock: reservations past the initial room (128 regions) double it and keep every region', () => {
+  const mb = withMemory();
+  const n = 300;
+  for (let i = n - 1; i >= 0; i--)
+    mb.reserve(i * 2 * 4 * K, 4 * K, i % 2 === 0 ? 0 : MEMBLOCK_RSRV_NOINIT);
+  assert.equal(mb.reserved.cnt, n);
+  assert.equal(mb.reserved.totalSize, n * 4 * K);
+  for (let i = 0; i < n; i++) {
+    assert.equal(mb.isReserved(i * 2 * 4 * K, 4 * K), true);
+    assert.equal(mb.isReserved((i * 2 + 1) * 4 * K, 4 * K), false);
+  }
+  for (let i = 0; i < n; i += 2) mb.free(i * 2 * 4 * K, 4 * K);
+  assert.equal(mb.reserved.cnt, n / 2);
+  assert.equal(mb.reserved.totalSize, (n / 2) * 4 * K);
+});
