@@ -48,7 +48,7 @@ export class MemoryMap {
    */
   addAll(ranges: Iterable<MemoryRange>): this {
     const added: MemoryRange[] = [];
-    for (const r of ranges) {
+    for (const r of rangesOf(ranges, 'addAll')) {
       checkArgs(r.base, r.size);
       checkType(r.type);
       if (r.size > 0) added.push({ base: r.base, size: r.size, type: r.type });
@@ -103,7 +103,7 @@ export class MemoryMap {
     checkType(oldType);
     checkType(newType);
     checkRetype(oldType, newType);
-    const list = [...ranges];
+    const list = rangesOf(ranges, 'updateAll');
     for (const r of list) checkArgs(r.base, r.size);
     if (list.length === 0) return this;
     for (const r of list) this.#retype(r.base, r.size, oldType, newType);
@@ -132,12 +132,12 @@ export class MemoryMap {
   /**
    * Resolves overlaps (larger type wins), drops empty ranges, merges adjacent
    * ranges of one type and sorts: e820__update_table(), by a sweep over the
-   * change points in O(n log n). Typed arrays and plain loops: a kexec runs
-   * this in its downtime, and V8 compiles it there when its turn comes (a
-   * sweep built of a Map, objects and a sort callback took 5-20 ms to compile
-   * with TurboFan, on a CPU the successor shares).
+   * change points in O(n log n).
    */
   sanitize(): this {
+    // Typed arrays and plain loops: a kexec runs this in its downtime, and V8
+    // compiles it there when its turn comes (built of a Map, point objects and
+    // a sort callback, its TurboFan compile took 5-20 ms on a CPU the successor shares).
     const src = this.ranges;
     // The distinct types (a handful) and every range's two change points.
     const types: number[] = [];
@@ -288,6 +288,24 @@ function checkArgs(addr: number, size: number): void {
   ) {
     throw new DeviceError('EINVAL', `memory map: bad range [${show(addr)}, +${show(size)})`);
   }
+}
+
+/** The ranges of an iterable, each an object. @throws DeviceError EINVAL */
+function rangesOf<T extends PhysRange>(ranges: Iterable<T>, what: string): T[] {
+  if (
+    typeof ranges !== 'object' ||
+    ranges === null ||
+    typeof (ranges as Partial<Iterable<T>>)[Symbol.iterator] !== 'function'
+  ) {
+    throw new DeviceError('EINVAL', `memory map ${what}: expected ranges, got ${show(ranges)}`);
+  }
+  const list = [...ranges];
+  for (const r of list) {
+    if (typeof r !== 'object' || r === null) {
+      throw new DeviceError('EINVAL', `memory map ${what}: expected a range, got ${show(r)}`);
+    }
+  }
+  return list;
 }
 
 function checkRetype(oldType: E820Type, newType: E820Type): void {

@@ -225,6 +225,9 @@ test('memmap: a bad range anywhere in addAll or updateAll is EINVAL and changes 
     ),
   );
   bad(() => m.updateAll([{ base: 0, size: 0x1000 }], USABLE, USABLE));
+  bad(() => m.addAll(42 as never));
+  bad(() => m.addAll([{ base: 0x1000, size: 0x1000, type: RESERVED }, null as never]));
+  bad(() => m.updateAll(undefined as never, USABLE, RESERVED));
   assert.deepEqual(m.entries(), before);
 });
 
