@@ -139,13 +139,17 @@ export class MemoryMap {
     // compiles it there when its turn comes (built of a Map, point objects and
     // a sort callback, its TurboFan compile took 5-20 ms on a CPU the successor shares).
     const src = this.ranges;
-    // The distinct types (a handful) and every range's two change points.
+    // Every range's type (an index into the distinct types: a handful) and its two change points.
     const types: number[] = [];
+    const typeOf = new Int32Array(src.length);
     const points = new Float64Array(2 * src.length);
     let n = 0;
-    for (const r of src) {
+    for (let i = 0; i < src.length; i++) {
+      const r = src[i];
       if (r.size <= 0) continue;
-      if (!types.includes(r.type)) types.push(r.type);
+      let t = types.indexOf(r.type);
+      if (t < 0) t = types.push(r.type) - 1;
+      typeOf[i] = t;
       points[n++] = r.base;
       points[n++] = r.base + r.size;
     }
@@ -153,25 +157,40 @@ export class MemoryMap {
     let distinct = 0;
     for (let i = 0; i < n; i++)
       if (distinct === 0 || at[i] !== at[distinct - 1]) at[distinct++] = at[i];
-    // How many ranges of each type start (+1) and end (-1) at each point.
-    const width = types.length;
-    const delta = new Int32Array(distinct * width);
-    for (const r of src) {
+    // Each range starts (+1) and ends (-1) a count of its type at a point: the
+    // events grouped by point (a counting sort), those of point p at [first[p], first[p + 1]).
+    const first = new Int32Array(distinct + 1);
+    const startAt = new Int32Array(src.length);
+    const endAt = new Int32Array(src.length);
+    for (let i = 0; i < src.length; i++) {
+      const r = src[i];
       if (r.size <= 0) continue;
-      const t = types.indexOf(r.type);
-      delta[pointIndex(at, distinct, r.base) * width + t]++;
-      delta[pointIndex(at, distinct, r.base + r.size) * width + t]--;
+      startAt[i] = pointIndex(at, distinct, r.base);
+      endAt[i] = pointIndex(at, distinct, r.base + r.size);
+      first[startAt[i] + 1]++;
+      first[endAt[i] + 1]++;
     }
-    const active = new Int32Array(width);
+    for (let p = 0; p < distinct; p++) first[p + 1] += first[p];
+    const next = first.slice(0, distinct);
+    const eventType = new Int32Array(n);
+    const eventDelta = new Int8Array(n);
+    for (let i = 0; i < src.length; i++) {
+      if (src[i].size <= 0) continue;
+      let e = next[startAt[i]]++;
+      eventType[e] = typeOf[i];
+      eventDelta[e] = 1;
+      e = next[endAt[i]]++;
+      eventType[e] = typeOf[i];
+      eventDelta[e] = -1;
+    }
+    const active = new Int32Array(types.length);
     const out: MemoryRange[] = [];
     let current = 0;
     let from = 0;
     for (let p = 0; p < distinct; p++) {
+      for (let e = first[p]; e < first[p + 1]; e++) active[eventType[e]] += eventDelta[e];
       let top = 0;
-      for (let t = 0; t < width; t++) {
-        active[t] += delta[p * width + t];
-        if (active[t] > 0 && types[t] > top) top = types[t];
-      }
+      for (let t = 0; t < types.length; t++) if (active[t] > 0 && types[t] > top) top = types[t];
       if (top === current) continue;
       if (current !== 0) push(out, { base: from, size: at[p] - from, type: current });
       current = top;

@@ -231,6 +231,17 @@ test('memmap: a bad range anywhere in addAll or updateAll is EINVAL and changes 
   assert.deepEqual(m.entries(), before);
 });
 
+test('memmap: thousands of overlapping ranges of distinct types resolve like the kernel', () => {
+  const n = 4000;
+  const ranges = Array.from({ length: n }, (_, i) => ({ base: 2 * i, size: 3, type: i + 1 }));
+  const e = MemoryMap.from(ranges).entries();
+  assert.equal(e.length, n);
+  // Each range loses its last byte to the next one, of a larger type.
+  assert.deepEqual(e[0], { base: 0, size: 2, type: 1 });
+  assert.deepEqual(e[1234], { base: 2468, size: 2, type: 1235 });
+  assert.deepEqual(e[n - 1], { base: 2 * (n - 1), size: 3, type: n });
+});
+
 /** How many times fn sanitizes a map (each sanitize sweeps the whole map). */
 function countSweeps(fn: () => unknown): number {
   const proto = MemoryMap.prototype;
