@@ -31,6 +31,36 @@ import { forEachBlock, type KhoBlockRuns, type KhoRadixTree } from './radix.js';
 const CLAIMING = 0xff;
 
 /**
+ * Takes a page-list chunk's `count` entries into pfns/orders from position
+ * `n` on: each must name a preserved block of its order not taken yet (its
+ * marker is order + 1; past the device's end the marker reads undefined),
+ * and is marked taken (0). Returns the next position, or -(position + 1) of
+ * the first entry refused (nothing of it taken). A leaf, so that V8 compiles
+ * the per-entry loop on its own: it runs cold in an in-place successor, where
+ * a 100,000-entry list had restorePageList's whole body compiled for it.
+ */
+function takeEntries(
+  words: Uint32Array,
+  count: number,
+  marker: Uint8Array,
+  pfns: Float64Array,
+  orders: Uint8Array,
+  n: number,
+): number {
+  const end = PAGE_LIST_WORD_ENTRIES + 2 * count;
+  for (let w = PAGE_LIST_WORD_ENTRIES; w < end; w += 2, n++) {
+    const lo = words[w];
+    const order = lo & 0xfff;
+    const pfn = words[w + 1] * PAGE_LIST_PFN_HI + (lo >>> 12);
+    if (marker[pfn] !== order + 1 || order > MAX_PAGE_ORDER) return -(n + 1);
+    marker[pfn] = 0;
+    pfns[n] = pfn;
+    orders[n] = order;
+  }
+  return n;
+}
+
+/**
  * What a KHO boot received and has not yet handed to its owners. Each
  * preserved block head carries a marker (its order + 1, the kernel's "KHOP"
  * magic) in a typed array indexed by pfn; restoring clears it, so a block is
@@ -188,25 +218,21 @@ export class KhoIncomingState {
     let pages = 0;
     try {
       for (const { words, count } of chain.chunks) {
-        // The entries decoded in place (entryPfn and entryOrder, inlined): this runs cold.
-        const end = PAGE_LIST_WORD_ENTRIES + 2 * count;
-        for (let w = PAGE_LIST_WORD_ENTRIES; w < end; w += 2, n++) {
-          const lo = words[w];
-          const order = lo & 0xfff;
-          const pfn = words[w + 1] * PAGE_LIST_PFN_HI + (lo >>> 12);
-          // Past the end the marker reads undefined: no order matches.
-          if (marker[pfn] !== order + 1) throw badEntry(n, pfn, order, namedTwice(pfn, n));
-          if (order > MAX_PAGE_ORDER) {
-            throw new KhoError('EFAULT', `page list entry ${n} has order ${order}: not a folio`);
-          }
-          marker[pfn] = 0;
-          pfns[n] = pfn;
-          orders[n] = order;
-          pages += 1 << order;
+        const next = takeEntries(words, count, marker, pfns, orders, n);
+        if (next < 0) {
+          // Entry `bad` was refused and nothing of it taken: decoded again to say why.
+          const bad = -next - 1;
+          const w = PAGE_LIST_WORD_ENTRIES + 2 * (bad - n);
+          const order = words[w] & 0xfff;
+          const pfn = words[w + 1] * PAGE_LIST_PFN_HI + (words[w] >>> 12);
+          n = bad;
+          if (marker[pfn] !== order + 1) throw badEntry(bad, pfn, order, namedTwice(pfn, bad));
+          throw new KhoError('EFAULT', `page list entry ${bad} has order ${order}: not a folio`);
         }
+        n = next;
       }
       // Reserved since early boot: made allocated blocks in place (all or nothing).
-      this.#pages.allocReservedBlocks(pfns, orders);
+      pages = this.#pages.allocReservedBlocks(pfns, orders);
     } catch (err) {
       undo(pfns, orders, n);
       throw err;

@@ -136,20 +136,19 @@ export function readPageListChain(
   const chunks: PageListChunk[] = [];
   let total = 0;
   for (let at = phys; at !== 0; ) {
-    const where = `page list chunk ${hex(at)}`;
     if (!Number.isSafeInteger(at) || at % PAGE_SIZE !== 0 || at < 0 || at >= device.size) {
-      throw new KhoError('EFAULT', `${where} is not a page inside the device`);
+      throw new KhoError('EFAULT', `${chunkName(at)} is not a page inside the device`);
     }
     const pfn = at / PAGE_SIZE;
     const refused = take(pfn);
-    if (refused !== null) throw new KhoError('EFAULT', `${where} ${refused}`);
+    if (refused !== null) throw new KhoError('EFAULT', `${chunkName(at)} ${refused}`);
     const words = chunkWords(device, at);
     if (words[KHO_PAGE_LIST_OFF_MAGIC / 4] !== KHO_PAGE_LIST_MAGIC) {
-      throw new KhoError('EFAULT', `${where} has a bad magic`);
+      throw new KhoError('EFAULT', `${chunkName(at)} has a bad magic`);
     }
     const count = words[KHO_PAGE_LIST_OFF_COUNT / 4];
     if (count > KHO_PAGE_LIST_ENTRIES_PER_CHUNK) {
-      throw new KhoError('EFAULT', `${where} claims ${count} entries`);
+      throw new KhoError('EFAULT', `${chunkName(at)} claims ${count} entries`);
     }
     total += count;
     chunks.push({ pfn, words, count });
@@ -158,6 +157,11 @@ export function readPageListChain(
     at = hi * TWO_32 + words[WORD_NEXT];
   }
   return { chunks, total };
+}
+
+/** A chunk's name for an error, made only then: a list of a million entries has ~2,000 chunks. */
+function chunkName(at: number): string {
+  return `page list chunk ${hex(at)}`;
 }
 
 /** Entry `i` of a chunk: its pfn and order (order in the low 12 bits of the u64). */

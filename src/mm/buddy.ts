@@ -305,10 +305,10 @@ export class BuddyAllocator {
   /**
    * allocReserved for many blocks in one loop (a restored page list): all
    * or nothing (a bad block, or one named twice, undoes the blocks taken
-   * before it).
+   * before it). Returns the pages taken.
    * @throws PageAllocError as allocReserved, for the first bad block.
    */
-  allocReservedBlocks(pfns: Float64Array, orders: Uint8Array): void {
+  allocReservedBlocks(pfns: Float64Array, orders: Uint8Array): number {
     if (
       !(pfns instanceof Float64Array) ||
       !(orders instanceof Uint8Array) ||
@@ -351,6 +351,7 @@ export class BuddyAllocator {
     if (i < pfns.length) this.undoReservedBlocks(pfns, orders, i);
     this.nrReserved -= pages;
     this.nrAllocated += pages;
+    return pages;
   }
 
   /** Block `bad` of allocReservedBlocks failed: its precise error, thrown once the blocks before it are reserved again. */

@@ -208,3 +208,45 @@ test('a page list whose chain loops, or names a chunk or a block twice, is EFAUL
   );
   assert.equal(k2.kho.unclaimed().blocks, 0);
 });
+
+test('a refused entry in a later chunk is named by its place in the whole list, and nothing is claimed', () => {
+  const k1 = Machine.create({ size: 64 * MiB }).boot();
+  // A preserved block larger than any folio (order 11), for an entry to name.
+  const big = k1.kho.allocPreserve(8 * MiB);
+  assert.equal(big.order, 11);
+  const folios = Array.from({ length: 1200 }, () => k1.allocPages(0)!);
+  const { k2, list } = handOver(k1, folios);
+  // The third chunk: entries 1020 on (510 a chunk).
+  const second = Number(k2.device.view(list, PAGE_SIZE).getBigUint64(0x08, true));
+  const third = Number(k2.device.view(second, PAGE_SIZE).getBigUint64(0x08, true));
+  const v = k2.device.view(third, PAGE_SIZE);
+  const at = 0x10 + 8 * 5;
+  const entry = v.getBigUint64(at, true);
+  const damages: [string, bigint, RegExp][] = [
+    ['a block named twice', v.getBigUint64(0x10, true), /entry 1025 \(pfn \d+\) is named twice/],
+    [
+      'a block not preserved',
+      entry + (1n << 12n) * 4096n,
+      /entry 1025 \(pfn \d+, order 0\) is not a preserved block/,
+    ],
+    [
+      'a block larger than a folio',
+      (BigInt(big.pfn) << 12n) | 11n,
+      /entry 1025 has order 11: not a folio/,
+    ],
+  ];
+  const before = k2.kho.unclaimed();
+  const free = k2.pages.stats().freePages;
+  for (const [what, bad, message] of damages) {
+    v.setBigUint64(at, bad, true);
+    assert.throws(() => k2.kho.restorePageListView(list), message, what);
+    assert.deepEqual(k2.kho.unclaimed(), before, `${what}: nothing claimed`);
+    assert.equal(k2.pages.stats().freePages, free, `${what}: no page taken`);
+    v.setBigUint64(at, entry, true);
+  }
+  const view = k2.kho.restorePageListView(list);
+  assert.deepEqual(
+    [...view.pfn],
+    folios.map((f) => f.pfn),
+  );
+});
