@@ -18,13 +18,8 @@ export class MemoryMap {
   /** A map holding `ranges`, sanitized. @throws DeviceError EINVAL for a bad range. */
   static from(ranges: Iterable<MemoryRange>): MemoryMap {
     const map = new MemoryMap();
-    for (const r of ranges) {
-      checkArgs(r.base, r.size);
-      checkType(r.type);
-      if (r.size > 0) map.ranges.push({ base: r.base, size: r.size, type: r.type });
-    }
-    map.sanitize();
-    return map;
+    map.ranges = checkedRanges(ranges, 'from');
+    return map.sanitize();
   }
 
   /**
@@ -47,12 +42,7 @@ export class MemoryMap {
    * @throws DeviceError EINVAL as add(), before anything is added.
    */
   addAll(ranges: Iterable<MemoryRange>): this {
-    const added: MemoryRange[] = [];
-    for (const r of rangesOf(ranges, 'addAll')) {
-      checkArgs(r.base, r.size);
-      checkType(r.type);
-      if (r.size > 0) added.push({ base: r.base, size: r.size, type: r.type });
-    }
+    const added = checkedRanges(ranges, 'addAll');
     if (added.length === 0) return this;
     for (const r of added) this.ranges.push(r);
     return this.sanitize();
@@ -325,6 +315,17 @@ function rangesOf<T extends PhysRange>(ranges: Iterable<T>, what: string): T[] {
     }
   }
   return list;
+}
+
+/** Copies of the non-empty ranges, each checked as add() checks it. @throws DeviceError EINVAL */
+function checkedRanges(ranges: Iterable<MemoryRange>, what: string): MemoryRange[] {
+  const out: MemoryRange[] = [];
+  for (const r of rangesOf(ranges, what)) {
+    checkArgs(r.base, r.size);
+    checkType(r.type);
+    if (r.size > 0) out.push({ base: r.base, size: r.size, type: r.type });
+  }
+  return out;
 }
 
 function checkRetype(oldType: E820Type, newType: E820Type): void {

@@ -229,6 +229,10 @@ test('memmap: a bad range anywhere in addAll or updateAll is EINVAL and changes 
   bad(() => m.addAll([{ base: 0x1000, size: 0x1000, type: RESERVED }, null as never]));
   bad(() => m.updateAll(undefined as never, USABLE, RESERVED));
   assert.deepEqual(m.entries(), before);
+  // MemoryMap.from checks its ranges the same way.
+  bad(() => MemoryMap.from(42 as never));
+  bad(() => MemoryMap.from([{ base: 0, size: 0x1000, type: RESERVED }, null as never]));
+  bad(() => MemoryMap.from([{ base: 0, size: 0x1000, type: 0 }]));
 });
 
 test('memmap: thousands of overlapping ranges of distinct types resolve like the kernel', () => {
